@@ -1,0 +1,3 @@
+"""edgeproxy: a lean LLM API sidecar proxy."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,147 @@
+"""Assembling and running the proxy: providers, pipeline, listeners and their lifecycle.
+
+Long-lived resources open once: each provider's connection pool opens when the data app
+starts and closes after in-flight requests have finished (or the grace period ran out) and
+background work has drained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from edgeproxy.admin import build_admin_app
+from edgeproxy.background import Background
+from edgeproxy.config import Config
+from edgeproxy.handlers import ProxyHandlers
+from edgeproxy.pipeline import Pipeline, build_pipeline
+from edgeproxy.providers import build_provider
+from edgeproxy.providers.base import Provider
+from edgeproxy.routing.router import ModelTable
+from edgeproxy.telemetry.access import AccessLog
+
+log = logging.getLogger("edgeproxy")
+
+
+@dataclass(eq=False)
+class ProxyState:
+    """Everything built from one configuration."""
+
+    config: Config
+    providers: dict[str, Provider]
+    table: ModelTable
+    pipeline: Pipeline
+    background: Background = field(default_factory=Background)
+    pools_open: bool = False
+    draining: bool = False
+
+    @property
+    def ready(self) -> bool:
+        return self.pools_open and not self.draining
+
+
+STATE = web.AppKey("state", ProxyState)
+
+
+def build_state(config: Config) -> ProxyState:
+    providers = {name: build_provider(p) for name, p in config.providers.items()}
+    table = ModelTable(config.models, providers)
+    return ProxyState(config, providers, table, build_pipeline(table))
+
+
+async def _provider_pools(app: web.Application) -> AsyncIterator[None]:
+    state = app[STATE]
+    await asyncio.gather(*(p.open() for p in state.providers.values()))
+    state.pools_open = True
+    yield
+    state.pools_open = False
+    await state.background.drain(state.config.server.shutdown_grace)
+    await asyncio.gather(*(p.close() for p in state.providers.values()))
+
+
+def build_data_app(state: ProxyState) -> web.Application:
+    server = state.config.server
+    app = web.Application(client_max_size=server.max_body_bytes)
+    app[STATE] = state
+    access_log = AccessLog() if server.access_log else None
+    ProxyHandlers(state.pipeline, state.table, server.max_body_bytes, access_log).register(app)
+    app.cleanup_ctx.append(_provider_pools)
+    return app
+
+
+class ProxyServer:
+    """The data and admin listeners, started and stopped together."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.state = build_state(config)
+        server = config.server
+        self._data = web.AppRunner(
+            build_data_app(self.state),
+            handler_cancellation=True,
+            access_log=None,
+            keepalive_timeout=server.keepalive_timeout,
+            shutdown_timeout=server.shutdown_grace,
+        )
+        self._admin = web.AppRunner(
+            build_admin_app(lambda: self.state.ready),
+            access_log=None,
+            shutdown_timeout=1.0,
+        )
+        self.data_address: tuple[str, int] = (server.host, server.port)
+        self.admin_address: tuple[str, int] | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.data_address
+        return f"http://{host}:{port}"
+
+    @property
+    def admin_url(self) -> str:
+        assert self.admin_address is not None, "the admin listener is disabled"
+        host, port = self.admin_address
+        return f"http://{host}:{port}"
+
+    async def start(self) -> None:
+        server, admin = self.config.server, self.config.admin
+        await self._data.setup()
+        await web.TCPSite(self._data, server.host, server.port).start()
+        self.data_address = self._data.addresses[0][:2]
+        if admin.enabled:
+            await self._admin.setup()
+            await web.TCPSite(self._admin, admin.host, admin.port).start()
+            self.admin_address = self._admin.addresses[0][:2]
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish within the grace period, close pools."""
+        self.state.draining = True
+        await self._data.cleanup()
+        await self._admin.cleanup()
+
+
+async def serve(config: Config) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    proxy = ProxyServer(config)
+    await proxy.start()
+    log.info(
+        "edgeproxy listening",
+        extra={
+            "url": proxy.url,
+            "admin": proxy.admin_url if proxy.admin_address else None,
+            "providers": sorted(config.providers),
+            "disabled_providers": list(config.disabled_providers),
+            "models": [m.name for m in config.models],
+        },
+    )
+    await stop.wait()
+    log.info("shutting down", extra={"grace_s": config.server.shutdown_grace})
+    await proxy.stop()

@@ -1,0 +1,68 @@
+"""Command line: `edgeproxy [serve]`, `edgeproxy check-config PATH`, `print-default-config`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from edgeproxy.config import Config, ConfigError, default_config_text, load
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="edgeproxy", description="LLM API sidecar proxy")
+    commands = parser.add_subparsers(dest="command")
+    serve = commands.add_parser("serve", help="run the proxy (the default command)")
+    serve.add_argument(
+        "--config",
+        help="YAML file (default: $EDGEPROXY_CONFIG, else the embedded defaults)",
+    )
+    check = commands.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("path")
+    commands.add_parser("print-default-config", help="print the embedded defaults")
+    return parser
+
+
+def _report(err: ConfigError) -> int:
+    print("edgeproxy: invalid configuration:", file=sys.stderr)
+    for problem in err.problems:
+        print(f"  {problem}", file=sys.stderr)
+    return 1
+
+
+def _secrets(config: Config) -> list[str]:
+    found = [p.api_key.reveal() for p in config.providers.values() if p.api_key]
+    if config.admin.token:
+        found.append(config.admin.token.reveal())
+    return found
+
+
+def _serve(path: str | None) -> int:
+    import uvloop
+
+    from edgeproxy.app import serve
+    from edgeproxy.telemetry.logging import configure
+
+    try:
+        config = load(path or os.environ.get("EDGEPROXY_CONFIG") or None, os.environ)
+    except ConfigError as err:
+        return _report(err)
+    configure(config.logging.level, config.logging.format, _secrets(config))
+    uvloop.run(serve(config))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "check-config":
+        try:
+            config = load(args.path, os.environ)
+        except ConfigError as err:
+            return _report(err)
+        print(f"{args.path}: ok ({len(config.providers)} providers, {len(config.models)} models)")
+        return 0
+    if args.command == "print-default-config":
+        sys.stdout.write(default_config_text())
+        return 0
+    return _serve(getattr(args, "config", None))

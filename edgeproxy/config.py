@@ -1,0 +1,627 @@
+"""Configuration: YAML in, frozen typed dataclasses out, every error naming its field path.
+
+`load(path, env)` reads a file (or the embedded defaults), substitutes `${VAR}` and
+`${VAR:-default}` from `env` inside string values, reads secrets from files where asked,
+validates everything and applies the per-pod overrides `EDGEPROXY_HOST`, `EDGEPROXY_PORT` and
+`EDGEPROXY_LOG_LEVEL`. All problems are collected and raised together as a `ConfigError`, so a
+process never starts half-configured and an operator sees every mistake in one go.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+PROVIDER_KINDS = ("openai", "anthropic", "mock")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
+
+
+class ConfigError(Exception):
+    """Every problem found in one configuration, each line starting with its field path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class Secret:
+    """A credential that never shows itself in a repr, a log line or an error message."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Upstream deadlines in seconds. `total` bounds a whole exchange; None means unbounded."""
+
+    connect: float = 5.0
+    first_byte: float = 120.0
+    idle: float = 60.0
+    total: float | None = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class MockSettings:
+    """How the built-in mock provider answers: deterministic, offline, with usage."""
+
+    reply: str = "Hello from edgeproxy's mock provider. It answers without any network access."
+    latency: float = 0.0
+    chunk_interval: float = 0.0
+    stream_chunks: int = 8
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    embedding_dims: int = 16
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    name: str
+    kind: str
+    base_url: str
+    api_key: Secret | None
+    headers: Mapping[str, str]
+    max_connections: int
+    timeouts: Timeouts
+    anthropic_version: str = DEFAULT_ANTHROPIC_VERSION
+    mock: MockSettings = field(default_factory=MockSettings)
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentConfig:
+    """One place a model is served: `model` None forwards the name the client asked for."""
+
+    provider: str
+    model: str | None
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    """A public model name (or a `*` glob such as `claude-*`) and where it is served."""
+
+    name: str
+    deployments: tuple[DeploymentConfig, ...]
+
+    @property
+    def is_pattern(self) -> bool:
+        return "*" in self.name or "?" in self.name
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """The data listener the application talks to, on loopback by default."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 32 * 1024 * 1024
+    keepalive_timeout: float = 75.0
+    shutdown_grace: float = 20.0
+    access_log: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AdminConfig:
+    """Probes and admin actions, on all interfaces: kubelet and Prometheus reach the pod IP."""
+
+    enabled: bool = True
+    host: str = "0.0.0.0"
+    port: int = 9090
+    token: Secret | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    level: str = "info"
+    format: Literal["json", "text"] = "json"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server: ServerConfig
+    admin: AdminConfig
+    logging: LoggingConfig
+    providers: Mapping[str, ProviderConfig]
+    models: tuple[ModelConfig, ...]
+    disabled_providers: tuple[str, ...] = ()
+
+
+# --- reading values -------------------------------------------------------------------------
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$")
+_SIZE_UNITS = {
+    None: 1,
+    "B": 1,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "KiB": 1024,
+    "MiB": 1024**2,
+    "GiB": 1024**3,
+}
+_DURATION_UNITS = {None: 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "h": 3600.0}
+_MISSING = object()
+
+
+class _FromEnv(str):
+    """A string produced by `${...}` substitution: numeric fields may parse it."""
+
+    __slots__ = ()
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return '"' + value + '"'
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+class _Reader:
+    """Walks the raw YAML, collecting problems with their field paths instead of stopping."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.problems.append(f"{path}: {message}")
+
+    def substitute(self, path: str, value: Any) -> Any:
+        if not isinstance(value, str) or "${" not in value:
+            return value
+
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            found = self.env.get(name)
+            if found:
+                return found
+            if default is not None:
+                return default
+            self.fail(path, f"environment variable {name} is not set")
+            return ""
+
+        return _FromEnv(_ENV_REF.sub(replace, value))
+
+    def section(self, raw: Any, path: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            self.fail(path, f"expected a mapping, got {_show(raw)}")
+            return {}
+        for key in raw:
+            if key not in allowed:
+                where = f"{path}.{key}" if path else str(key)
+                self.fail(where, f"unknown field (allowed: {', '.join(allowed)})")
+        return raw
+
+    def get(
+        self,
+        raw: dict[str, Any],
+        path: str,
+        key: str,
+        parse: Callable[[str, Any], T],
+        default: T | object = _MISSING,
+    ) -> T:
+        where = f"{path}.{key}" if path else key
+        if key not in raw or raw[key] is None:
+            if default is _MISSING:
+                self.fail(where, "required")
+                return None  # type: ignore[return-value]
+            return default  # type: ignore[return-value]
+        return parse(where, self.substitute(where, raw[key]))
+
+    # parsers: each returns a value of its type, or records a problem and returns a neutral one
+
+    def text(self, path: str, value: Any) -> str:
+        if isinstance(value, str):
+            return str(value)
+        self.fail(path, f"expected a string, got {_show(value)}")
+        return ""
+
+    def nonempty_text(self, path: str, value: Any) -> str:
+        text = self.text(path, value)
+        if isinstance(value, str) and not text.strip():
+            self.fail(path, "expected a non-empty string")
+        return text
+
+    def boolean(self, path: str, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, _FromEnv) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        self.fail(path, f"expected true or false, got {_show(value)}")
+        return False
+
+    def _number(self, value: Any) -> float | None:
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, _FromEnv):
+            try:
+                return float(value)
+            except ValueError:
+                return None
+        return None
+
+    def positive_number(self, path: str, value: Any) -> float:
+        number = self._number(value)
+        if number is None or number <= 0:
+            self.fail(path, f"expected a number > 0, got {_show(value)}")
+            return 1.0
+        return number
+
+    def count(self, path: str, value: Any, minimum: int = 1) -> int:
+        number = self._number(value)
+        if number is None or number != int(number) or number < minimum:
+            self.fail(path, f"expected an integer >= {minimum}, got {_show(value)}")
+            return minimum
+        return int(number)
+
+    def optional_count(self, path: str, value: Any) -> int | None:
+        return self.count(path, value, minimum=0)
+
+    def port(self, path: str, value: Any) -> int:
+        number = self._number(value)
+        if number is None or number != int(number) or not 0 <= number <= 65535:
+            self.fail(path, f"expected a port number 0-65535, got {_show(value)}")
+            return 0
+        return int(number)
+
+    def _seconds(self, value: Any) -> float | None:
+        number = self._number(value)
+        if number is not None and not isinstance(value, _FromEnv):
+            return number if number >= 0 else None
+        match = _DURATION.match(value) if isinstance(value, str) else None
+        return float(match.group(1)) * _DURATION_UNITS[match.group(2)] if match else None
+
+    def duration(self, path: str, value: Any) -> float:
+        seconds = self._seconds(value)
+        if seconds is None:
+            self.fail(
+                path,
+                f'expected a duration such as 30, "250ms", "5s" or "2m", got {_show(value)}',
+            )
+            return 0.0
+        return seconds
+
+    def positive_duration(self, path: str, value: Any) -> float:
+        seconds = self._seconds(value)
+        if not seconds:
+            self.fail(
+                path, f'expected a duration > 0 such as 30, "250ms" or "5s", got {_show(value)}'
+            )
+            return 1.0
+        return seconds
+
+    def size(self, path: str, value: Any) -> int:
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+        match = _SIZE.match(value) if isinstance(value, str) else None
+        if match is None or int(match.group(1)) == 0:
+            self.fail(path, f'expected a size > 0 such as 1048576 or "32MiB", got {_show(value)}')
+            return 1
+        return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+
+    def choice(self, options: tuple[str, ...]) -> Callable[[str, Any], str]:
+        def parse(path: str, value: Any) -> str:
+            if isinstance(value, str) and value.lower() in options:
+                return value.lower()
+            self.fail(path, f"expected one of {', '.join(options)}, got {_show(value)}")
+            return options[0]
+
+        return parse
+
+    def url(self, path: str, value: Any) -> str:
+        text = self.text(path, value)
+        if isinstance(value, str) and not re.match(r"^https?://[^/\s]+", text):
+            self.fail(path, f"expected an http:// or https:// URL, got {_show(value)}")
+        return text.rstrip("/")
+
+    def string_map(self, path: str, value: Any) -> dict[str, str]:
+        if not isinstance(value, dict):
+            self.fail(path, f"expected a mapping of strings, got {_show(value)}")
+            return {}
+        return {
+            str(k): self.text(f"{path}.{k}", self.substitute(f"{path}.{k}", v))
+            for k, v in value.items()
+        }
+
+    def secret(self, raw: dict[str, Any], path: str, key: str) -> Secret | None:
+        """A credential given inline (usually `${ENV}`) or as `<key>_file` (a secret mount)."""
+        file_key = f"{key}_file"
+        inline = self.get(raw, path, key, self.text, None)
+        file_path = self.get(raw, path, file_key, self.text, None)
+        if inline and file_path:
+            self.fail(f"{path}.{key}", f"give either {key} or {file_key}, not both")
+            return None
+        if file_path:
+            try:
+                value = Path(file_path).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                self.fail(f"{path}.{file_key}", f"cannot read {file_path}: {exc.strerror}")
+                return None
+            return Secret(value) if value else None
+        return Secret(inline) if inline else None
+
+
+# --- sections ---------------------------------------------------------------------------------
+
+
+def _server(r: _Reader, raw: Any) -> ServerConfig:
+    s = r.section(
+        raw,
+        "server",
+        ("host", "port", "max_body", "keepalive_timeout", "shutdown_grace", "access_log"),
+    )
+    d = ServerConfig()
+    return ServerConfig(
+        host=r.get(s, "server", "host", r.nonempty_text, d.host),
+        port=r.get(s, "server", "port", r.port, d.port),
+        max_body_bytes=r.get(s, "server", "max_body", r.size, d.max_body_bytes),
+        keepalive_timeout=r.get(s, "server", "keepalive_timeout", r.duration, d.keepalive_timeout),
+        shutdown_grace=r.get(s, "server", "shutdown_grace", r.duration, d.shutdown_grace),
+        access_log=r.get(s, "server", "access_log", r.boolean, d.access_log),
+    )
+
+
+def _admin(r: _Reader, raw: Any) -> AdminConfig:
+    s = r.section(raw, "admin", ("enabled", "host", "port", "token", "token_file"))
+    d = AdminConfig()
+    return AdminConfig(
+        enabled=r.get(s, "admin", "enabled", r.boolean, d.enabled),
+        host=r.get(s, "admin", "host", r.nonempty_text, d.host),
+        port=r.get(s, "admin", "port", r.port, d.port),
+        token=r.secret(s, "admin", "token"),
+    )
+
+
+def _logging(r: _Reader, raw: Any) -> LoggingConfig:
+    s = r.section(raw, "logging", ("level", "format"))
+    d = LoggingConfig()
+    fmt = r.get(s, "logging", "format", r.choice(("json", "text")), d.format)
+    return LoggingConfig(
+        level=r.get(s, "logging", "level", r.choice(LOG_LEVELS), d.level),
+        format="text" if fmt == "text" else "json",
+    )
+
+
+def _timeouts(r: _Reader, raw: Any, path: str) -> Timeouts:
+    s = r.section(raw, path, ("connect", "first_byte", "idle", "total"))
+    d = Timeouts()
+    total = d.total
+    if "total" in s:
+        total = None if s["total"] is None else r.get(s, path, "total", r.positive_duration)
+    return Timeouts(
+        connect=r.get(s, path, "connect", r.positive_duration, d.connect),
+        first_byte=r.get(s, path, "first_byte", r.positive_duration, d.first_byte),
+        idle=r.get(s, path, "idle", r.positive_duration, d.idle),
+        total=total,
+    )
+
+
+def _mock(r: _Reader, raw: Any, path: str) -> MockSettings:
+    s = r.section(
+        raw,
+        path,
+        (
+            "reply",
+            "latency",
+            "chunk_interval",
+            "stream_chunks",
+            "prompt_tokens",
+            "completion_tokens",
+            "embedding_dims",
+        ),
+    )
+    d = MockSettings()
+    return MockSettings(
+        reply=r.get(s, path, "reply", r.nonempty_text, d.reply),
+        latency=r.get(s, path, "latency", r.duration, d.latency),
+        chunk_interval=r.get(s, path, "chunk_interval", r.duration, d.chunk_interval),
+        stream_chunks=r.get(s, path, "stream_chunks", r.count, d.stream_chunks),
+        prompt_tokens=r.get(s, path, "prompt_tokens", r.optional_count, d.prompt_tokens),
+        completion_tokens=r.get(
+            s, path, "completion_tokens", r.optional_count, d.completion_tokens
+        ),
+        embedding_dims=r.get(s, path, "embedding_dims", r.count, d.embedding_dims),
+    )
+
+
+_DEFAULT_BASE_URLS = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+    "mock": "http://mock.invalid",
+}
+_PROVIDER_FIELDS = (
+    "kind",
+    "enabled",
+    "base_url",
+    "api_key",
+    "api_key_file",
+    "headers",
+    "max_connections",
+    "timeouts",
+    "anthropic_version",
+    "mock",
+)
+
+
+def _provider(r: _Reader, name: str, raw: Any) -> ProviderConfig | None:
+    """Parse one provider; None when it is switched off (`enabled: false`, or `auto` sans key)."""
+    path = f"providers.{name}"
+    s = r.section(raw, path, _PROVIDER_FIELDS)
+    kind = r.get(s, path, "kind", r.choice(PROVIDER_KINDS))
+    enabled = r.get(s, path, "enabled", r.choice(("true", "false", "auto")), "true")
+    api_key = r.secret(s, path, "api_key")
+    if kind != "mock" and api_key is None:
+        if enabled == "auto":
+            return None
+        if enabled == "true":
+            r.fail(f"{path}.api_key", "required for this kind (give api_key or api_key_file)")
+    if enabled == "false":
+        return None
+    if kind == "openai" and "anthropic_version" in s:
+        r.fail(f"{path}.anthropic_version", "only applies to kind anthropic")
+    if kind != "mock" and "mock" in s:
+        r.fail(f"{path}.mock", "only applies to kind mock")
+    return ProviderConfig(
+        name=name,
+        kind=kind or "mock",
+        base_url=r.get(s, path, "base_url", r.url, _DEFAULT_BASE_URLS.get(kind or "", "")),
+        api_key=api_key,
+        headers=r.get(s, path, "headers", r.string_map, {}),
+        max_connections=r.get(s, path, "max_connections", r.count, 100),
+        timeouts=_timeouts(r, s.get("timeouts"), f"{path}.timeouts"),
+        anthropic_version=r.get(
+            s, path, "anthropic_version", r.nonempty_text, DEFAULT_ANTHROPIC_VERSION
+        ),
+        mock=_mock(r, s.get("mock"), f"{path}.mock"),
+    )
+
+
+def _deployment(r: _Reader, raw: Any, path: str, known: set[str]) -> DeploymentConfig:
+    s = r.section(raw, path, ("provider", "model", "weight"))
+    provider = r.get(s, path, "provider", r.nonempty_text)
+    if provider and provider not in known:
+        r.fail(
+            f"{path}.provider",
+            f'unknown provider "{provider}" (configured: {", ".join(sorted(known)) or "none"})',
+        )
+    return DeploymentConfig(
+        provider=provider,
+        model=r.get(s, path, "model", r.nonempty_text, None),
+        weight=r.get(s, path, "weight", r.positive_number, 1.0),
+    )
+
+
+def _models(r: _Reader, raw: Any, declared: set[str], enabled: set[str]) -> tuple[ModelConfig, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        r.fail("models", f"expected a mapping of model name to settings, got {_show(raw)}")
+        return ()
+    models = []
+    for name, entry in raw.items():
+        path = f"models.{name}"
+        s = r.section(entry, path, ("deployments",))
+        items = s.get("deployments")
+        if not isinstance(items, list) or not items:
+            r.fail(f"{path}.deployments", f"expected a non-empty list, got {_show(items)}")
+            continue
+        deployments = tuple(
+            _deployment(r, item, f"{path}.deployments[{i}]", declared)
+            for i, item in enumerate(items)
+        )
+        live = tuple(d for d in deployments if d.provider in enabled)
+        if live:
+            models.append(ModelConfig(name=str(name), deployments=live))
+    return tuple(models)
+
+
+def _providers(r: _Reader, raw: Any) -> tuple[dict[str, ProviderConfig], set[str]]:
+    if raw is None:
+        return {}, set()
+    if not isinstance(raw, dict):
+        r.fail("providers", f"expected a mapping of provider name to settings, got {_show(raw)}")
+        return {}, set()
+    enabled = {}
+    for name, entry in raw.items():
+        provider = _provider(r, str(name), entry)
+        if provider is not None:
+            enabled[str(name)] = provider
+    return enabled, {str(n) for n in raw}
+
+
+def _env_overrides(
+    r: _Reader, server: ServerConfig, log: LoggingConfig, env: Mapping[str, str]
+) -> tuple[ServerConfig, LoggingConfig]:
+    """The few settings operators change per pod without editing the ConfigMap."""
+    if env.get("EDGEPROXY_HOST"):
+        server = replace(server, host=env["EDGEPROXY_HOST"])
+    if env.get("EDGEPROXY_PORT"):
+        server = replace(server, port=r.port("EDGEPROXY_PORT", _FromEnv(env["EDGEPROXY_PORT"])))
+    if env.get("EDGEPROXY_LOG_LEVEL"):
+        level = r.choice(LOG_LEVELS)("EDGEPROXY_LOG_LEVEL", env["EDGEPROXY_LOG_LEVEL"])
+        log = replace(log, level=level)
+    return server, log
+
+
+def parse(raw: Any, env: Mapping[str, str]) -> Config:
+    """Validate an already-parsed YAML document; raises ConfigError listing every problem."""
+    r = _Reader(env)
+    top = r.section(raw, "", ("server", "admin", "logging", "providers", "models"))
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(r.problems)
+    server = _server(r, top.get("server"))
+    admin = _admin(r, top.get("admin"))
+    logging_ = _logging(r, top.get("logging"))
+    providers, declared = _providers(r, top.get("providers"))
+    models = _models(r, top.get("models"), declared, set(providers))
+    server, logging_ = _env_overrides(r, server, logging_, env)
+    if r.problems:
+        raise ConfigError(r.problems)
+    return Config(
+        server=server,
+        admin=admin,
+        logging=logging_,
+        providers=providers,
+        models=models,
+        disabled_providers=tuple(sorted(declared - set(providers))),
+    )
+
+
+def default_config_text() -> str:
+    """The embedded defaults, shipped inside the package (configs/edgeproxy.yaml is a copy)."""
+    return resources.files("edgeproxy").joinpath("default_config.yaml").read_text("utf-8")
+
+
+def load(path: str | Path | None, env: Mapping[str, str]) -> Config:
+    """Load `path`, or the embedded defaults when None; raises ConfigError naming each field."""
+    if path is None:
+        text, source = default_config_text(), "<embedded defaults>"
+    else:
+        try:
+            text, source = Path(path).read_text(encoding="utf-8"), str(path)
+        except OSError as exc:
+            raise ConfigError([f"{path}: cannot read the file: {exc.strerror}"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError([f"{source}: not valid YAML{at}: {problem}"]) from None
+    return parse(raw, env)

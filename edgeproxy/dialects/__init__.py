@@ -1,0 +1,14 @@
+"""Client-facing wire formats, as pure codecs (no aiohttp, no I/O).
+
+`Dialect` names the API a client speaks; `codec_for` gives the module-level functions that
+render errors, build replies and read usage in that dialect.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Dialect(Enum):
+    OPENAI = "openai"
+    ANTHROPIC = "anthropic"

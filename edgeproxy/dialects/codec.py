@@ -1,0 +1,38 @@
+"""What the edge needs from a dialect module, and which module serves which dialect."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from edgeproxy.dialects import Dialect, anthropic, openai
+from edgeproxy.dialects.neutral import Usage
+from edgeproxy.errors import ProxyError
+from edgeproxy.sse import SSEEvent
+
+
+class UsageWatcher(Protocol):
+    usage: Usage | None
+
+    def observe(self, event: SSEEvent) -> None: ...
+
+
+class Codec(Protocol):
+    """Implemented by the modules `edgeproxy.dialects.openai` and `.anthropic`."""
+
+    @property
+    def StreamUsage(self) -> Callable[[], UsageWatcher]:  # the module's class, read-only
+        ...
+
+    def render_error(self, err: ProxyError) -> bytes: ...
+
+    def error_event(self, err: ProxyError) -> bytes: ...
+
+    def usage_of_body(self, body: bytes) -> Usage | None: ...
+
+
+_CODECS: dict[Dialect, Codec] = {Dialect.OPENAI: openai, Dialect.ANTHROPIC: anthropic}
+
+
+def codec_for(dialect: Dialect) -> Codec:
+    return _CODECS[dialect]

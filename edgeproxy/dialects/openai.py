@@ -1,0 +1,229 @@
+"""OpenAI's wire format: error bodies, replies and stream chunks, and usage extraction."""
+
+from __future__ import annotations
+
+import base64
+import struct
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import orjson
+
+from edgeproxy.dialects.neutral import TextReply, Usage, split_text
+from edgeproxy.errors import ProxyError
+from edgeproxy.sse import SSEEvent
+
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+DONE = b"data: [DONE]\n\n"
+
+
+def error_object(err: ProxyError) -> dict[str, Any]:
+    kind = _ERROR_TYPES.get(
+        err.status, "api_error" if err.status >= 500 else "invalid_request_error"
+    )
+    return {"message": err.message, "type": kind, "param": err.param, "code": err.code}
+
+
+def render_error(err: ProxyError) -> bytes:
+    return orjson.dumps({"error": error_object(err)})
+
+
+def error_event(err: ProxyError) -> bytes:
+    """The final frame of a stream that failed after it started: the SDKs raise on it."""
+    return b"data: " + orjson.dumps({"error": error_object(err)}) + b"\n\n"
+
+
+def _usage(usage: Usage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": usage.cached_tokens, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": usage.reasoning_tokens,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def read_usage(obj: dict[str, Any]) -> Usage | None:
+    """Usage from a chat/completions/embeddings body or chunk, if it carries one."""
+    raw = obj.get("usage")
+    if not isinstance(raw, dict):
+        return None
+    prompt_details = raw.get("prompt_tokens_details") or {}
+    completion_details = raw.get("completion_tokens_details") or {}
+    return Usage(
+        input_tokens=int(raw.get("prompt_tokens") or 0),
+        output_tokens=int(raw.get("completion_tokens") or 0),
+        cached_tokens=int(prompt_details.get("cached_tokens") or 0),
+        reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+    )
+
+
+def usage_of_body(body: bytes) -> Usage | None:
+    """Usage from a complete non-streaming response body; None if it has none or is not JSON."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return read_usage(payload) if isinstance(payload, dict) else None
+
+
+class StreamUsage:
+    """Watches relayed OpenAI SSE events for the usage chunk without re-encoding anything."""
+
+    __slots__ = ("usage",)
+
+    def __init__(self) -> None:
+        self.usage: Usage | None = None
+
+    def observe(self, event: SSEEvent) -> None:
+        data = event.data
+        if b'"usage"' in data and b'"usage":null' not in data and data != b"[DONE]":
+            try:
+                self.usage = read_usage(orjson.loads(data)) or self.usage
+            except orjson.JSONDecodeError:
+                return
+
+
+def chat_completion(reply: TextReply) -> bytes:
+    return orjson.dumps(
+        {
+            "id": reply.id,
+            "object": "chat.completion",
+            "created": reply.created,
+            "model": reply.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": reply.text,
+                        "refusal": None,
+                        "annotations": [],
+                    },
+                    "logprobs": None,
+                    "finish_reason": reply.finish,
+                }
+            ],
+            "usage": _usage(reply.usage),
+            "service_tier": "default",
+            "system_fingerprint": None,
+        }
+    )
+
+
+def _chunk(
+    reply: TextReply, choices: list[dict[str, Any]], with_usage: bool, usage: Usage | None = None
+) -> bytes:
+    chunk: dict[str, Any] = {
+        "id": reply.id,
+        "object": "chat.completion.chunk",
+        "created": reply.created,
+        "model": reply.model,
+        "system_fingerprint": None,
+        "choices": choices,
+    }
+    if with_usage:
+        chunk["usage"] = _usage(usage) if usage else None
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+def chat_stream(reply: TextReply, pieces: int, include_usage: bool) -> Iterator[bytes]:
+    """The exact frame sequence the SDK expects: role first, deltas, finish, usage, [DONE]."""
+
+    def choice(delta: dict[str, Any], finish: str | None = None) -> list[dict[str, Any]]:
+        return [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+
+    yield _chunk(
+        reply, choice({"role": "assistant", "content": "", "refusal": None}), include_usage
+    )
+    for part in split_text(reply.text, pieces):
+        yield _chunk(reply, choice({"content": part}), include_usage)
+    yield _chunk(reply, choice({}, reply.finish), include_usage)
+    if include_usage:
+        yield _chunk(reply, [], True, reply.usage)
+    yield DONE
+
+
+def text_completion(reply: TextReply) -> bytes:
+    return orjson.dumps(
+        {
+            "id": reply.id,
+            "object": "text_completion",
+            "created": reply.created,
+            "model": reply.model,
+            "choices": [
+                {"text": reply.text, "index": 0, "logprobs": None, "finish_reason": reply.finish}
+            ],
+            "usage": _usage(reply.usage),
+        }
+    )
+
+
+def completion_stream(reply: TextReply, pieces: int, include_usage: bool) -> Iterator[bytes]:
+    def frame(text: str, finish: str | None, usage: Usage | None = None) -> bytes:
+        body: dict[str, Any] = {
+            "id": reply.id,
+            "object": "text_completion",
+            "created": reply.created,
+            "model": reply.model,
+            "choices": []
+            if usage
+            else [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish}],
+        }
+        if usage:
+            body["usage"] = _usage(usage)
+        return b"data: " + orjson.dumps(body) + b"\n\n"
+
+    for part in split_text(reply.text, pieces):
+        yield frame(part, None)
+    yield frame("", reply.finish)
+    if include_usage:
+        yield frame("", None, reply.usage)
+    yield DONE
+
+
+def embeddings(
+    model: str, vectors: Sequence[Sequence[float]], encoding: str, usage: Usage
+) -> bytes:
+    """An embeddings list; `base64` packs little-endian float32 as the SDK requests by default."""
+
+    def encode(vector: Sequence[float]) -> Any:
+        if encoding != "base64":
+            return list(vector)
+        return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+
+    return orjson.dumps(
+        {
+            "object": "list",
+            "data": [
+                {"object": "embedding", "index": i, "embedding": encode(v)}
+                for i, v in enumerate(vectors)
+            ],
+            "model": model,
+            "usage": {"prompt_tokens": usage.input_tokens, "total_tokens": usage.input_tokens},
+        }
+    )
+
+
+def model_list(names: Sequence[str]) -> bytes:
+    return orjson.dumps(
+        {
+            "object": "list",
+            "data": [
+                {"id": n, "object": "model", "created": 0, "owned_by": "edgeproxy"} for n in names
+            ],
+        }
+    )

@@ -1,0 +1,119 @@
+"""Errors as small values: a status, a dialect-neutral code and a client-safe message.
+
+Stages return a `ProxyError` as their reply; I/O code may raise one. Either way it is rendered
+only at the edge, in the dialect the client speaks (see `edgeproxy.dialects`). `detail` is for
+the log and never reaches the client; neither field may ever hold a credential.
+"""
+
+from __future__ import annotations
+
+
+class ProxyError(Exception):
+    """A failure the proxy answers with, carrying everything the edge needs to render it."""
+
+    __slots__ = ("code", "detail", "message", "param", "retry_after", "retryable", "status")
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        param: str | None = None,
+        retry_after: float | None = None,
+        retryable: bool = False,
+        detail: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.param = param
+        self.retry_after = retry_after
+        self.retryable = retryable
+        self.detail = detail
+
+    def __repr__(self) -> str:
+        return f"ProxyError({self.status}, {self.code!r}, {self.message!r})"
+
+
+def bad_request(message: str, *, param: str | None = None) -> ProxyError:
+    return ProxyError(400, "invalid_request", message, param=param)
+
+
+def invalid_json(detail: str) -> ProxyError:
+    return ProxyError(400, "invalid_json", "The request body is not valid JSON.", detail=detail)
+
+
+def missing_field(field: str, expected: str) -> ProxyError:
+    return ProxyError(400, "invalid_request", f"{field}: {expected}", param=field.partition(".")[0])
+
+
+def payload_too_large(limit: int) -> ProxyError:
+    return ProxyError(
+        413,
+        "request_too_large",
+        f"The request body is larger than this proxy accepts ({limit} bytes).",
+    )
+
+
+def route_not_found(path: str) -> ProxyError:
+    return ProxyError(404, "not_found", f"No such endpoint: {path}")
+
+
+def method_not_allowed(method: str, path: str) -> ProxyError:
+    return ProxyError(405, "method_not_allowed", f"{method} is not allowed on {path}")
+
+
+def model_not_found(model: str) -> ProxyError:
+    return ProxyError(
+        404,
+        "model_not_found",
+        f"The model '{model}' is not configured on this proxy.",
+        param="model",
+    )
+
+
+def unsupported_route(model: str, provider: str, endpoint: str) -> ProxyError:
+    return ProxyError(
+        400,
+        "unsupported_endpoint",
+        f"The model '{model}' is served by provider '{provider}', which cannot answer "
+        f"{endpoint}; translating between API dialects is not available on this proxy yet.",
+        param="model",
+    )
+
+
+def upstream_unreachable(provider: str, detail: str) -> ProxyError:
+    return ProxyError(
+        502,
+        "upstream_unreachable",
+        f"Provider '{provider}' could not be reached.",
+        retryable=True,
+        detail=detail,
+    )
+
+
+def upstream_broken(provider: str, detail: str) -> ProxyError:
+    return ProxyError(
+        502,
+        "upstream_protocol_error",
+        f"Provider '{provider}' ended the response abnormally.",
+        retryable=True,
+        detail=detail,
+    )
+
+
+def upstream_timeout(provider: str, phase: str, seconds: float) -> ProxyError:
+    return ProxyError(
+        504,
+        "upstream_timeout",
+        f"Provider '{provider}' did not answer in time ({phase} timeout of {seconds:g}s).",
+        retryable=True,
+    )
+
+
+def internal_error(detail: str) -> ProxyError:
+    return ProxyError(
+        500, "internal_error", "The proxy failed to handle the request.", detail=detail
+    )

@@ -1,0 +1,217 @@
+"""The HTTP edge: request in, Exchange through the pipeline, JSON or an SSE stream out.
+
+Errors are rendered here and only here, in the client's dialect. Once a stream has started,
+a failure becomes a final SSE error event, never a second status line. Upstream SSE is relayed
+whole event by whole event as it arrives (a partial event is held until its end arrives, which
+costs the client nothing since it could not use half an event), so a failure mid-stream always
+leaves the client with a clean, parseable error event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from edgeproxy import errors, inbound
+from edgeproxy.dialects import Dialect, anthropic, openai
+from edgeproxy.dialects.codec import Codec, codec_for
+from edgeproxy.errors import ProxyError
+from edgeproxy.operations import CLIENT_PATHS, Operation
+from edgeproxy.pipeline import Exchange, Pipeline
+from edgeproxy.providers.base import Upstream
+from edgeproxy.routing.router import ModelTable
+from edgeproxy.sse import EventAligner, SSEDecoder
+from edgeproxy.telemetry.access import AccessLog
+
+log = logging.getLogger("edgeproxy.proxy")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def client_dialect(request: web.Request) -> Dialect:
+    """The dialect to answer in when the endpoint alone does not say."""
+    if request.path.startswith("/v1/messages") or "anthropic-version" in request.headers:
+        return Dialect.ANTHROPIC
+    return Dialect.OPENAI
+
+
+def error_response(err: ProxyError, codec: Codec, request_id: str) -> web.Response:
+    headers = {"x-request-id": request_id}
+    if err.retry_after is not None:
+        headers["retry-after"] = str(math.ceil(err.retry_after))
+    return web.Response(
+        status=err.status,
+        body=codec.render_error(err),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+class ProxyHandlers:
+    """Request handlers bound once to the pipeline, model table and limits."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        table: ModelTable,
+        max_body: int,
+        access_log: AccessLog | None,
+    ) -> None:
+        self._pipeline = pipeline
+        self._table = table
+        self._max_body = max_body
+        self._access_log = access_log
+
+    def register(self, app: web.Application) -> None:
+        for path, operation in CLIENT_PATHS.items():
+            app.router.add_post(path, self._handler_for(operation))
+        app.router.add_get("/v1/models", self.models)
+        app.router.add_route("*", "/{tail:.*}", self.not_found)
+
+    def _handler_for(self, operation: Operation) -> Handler:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            return await self.handle(request, operation)
+
+        return handle
+
+    async def models(self, request: web.Request) -> web.Response:
+        names = self._table.public_names
+        if client_dialect(request) is Dialect.ANTHROPIC:
+            body = anthropic.model_list(names)
+        else:
+            body = openai.model_list(names)
+        return web.Response(
+            body=body,
+            content_type="application/json",
+            headers={"x-request-id": inbound.request_id(request.headers)},
+        )
+
+    async def not_found(self, request: web.Request) -> web.Response:
+        codec = codec_for(client_dialect(request))
+        known = request.path in CLIENT_PATHS or request.path == "/v1/models"
+        err = (
+            errors.method_not_allowed(request.method, request.path)
+            if known
+            else errors.route_not_found(request.path)
+        )
+        response = error_response(err, codec, inbound.request_id(request.headers))
+        if known:
+            response.headers["allow"] = "GET" if request.path == "/v1/models" else "POST"
+        return response
+
+    async def handle(self, request: web.Request, operation: Operation) -> web.StreamResponse:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        request_id = inbound.request_id(request.headers)
+        codec = codec_for(operation.dialect)
+        try:
+            body = await self._read_body(request)
+            payload, model, stream = inbound.parse_body(body, operation)
+        except ProxyError as err:
+            return self._fail(err, codec, request_id, None)
+        exchange = Exchange(
+            request_id=request_id,
+            operation=operation,
+            headers=request.headers,
+            body=body,
+            payload=payload,
+            model=model,
+            stream=stream,
+            started=started,
+        )
+        reply = await self._pipeline.run(exchange)
+        if isinstance(reply, ProxyError):
+            return self._fail(reply, codec, request_id, exchange)
+        try:
+            return await self._relay(request, exchange, reply, codec)
+        finally:
+            reply.close()
+            if self._access_log is not None:
+                self._access_log.record(exchange, loop.time())
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        length = request.content_length
+        if length is not None and length > self._max_body:
+            raise errors.payload_too_large(self._max_body)
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise errors.payload_too_large(self._max_body) from None
+
+    def _fail(
+        self, err: ProxyError, codec: Codec, request_id: str, exchange: Exchange | None
+    ) -> web.Response:
+        if err.status >= 500:
+            log.warning(
+                "request failed: %s %s",
+                err.code,
+                err.detail or err.message,
+                extra={"request_id": request_id},
+            )
+        if exchange is not None:
+            exchange.status = err.status
+            if self._access_log is not None:
+                self._access_log.record(exchange, asyncio.get_running_loop().time())
+        return error_response(err, codec, request_id)
+
+    async def _relay(
+        self, request: web.Request, exchange: Exchange, upstream: Upstream, codec: Codec
+    ) -> web.StreamResponse:
+        headers = upstream.headers
+        headers["x-request-id"] = exchange.request_id
+        if exchange.deployment is not None:
+            headers["x-edgeproxy-provider"] = exchange.deployment.provider.name
+        exchange.status = upstream.status
+        if exchange.stream and upstream.status == 200 and upstream.is_event_stream:
+            return await self._stream(request, exchange, upstream, codec, headers)
+        try:
+            body = await upstream.read()
+        except ProxyError as err:
+            return self._fail(err, codec, exchange.request_id, exchange)
+        if self._access_log is not None and upstream.status == 200:
+            exchange.usage = codec.usage_of_body(body)
+        return web.Response(status=upstream.status, body=body, headers=headers)
+
+    async def _stream(
+        self,
+        request: web.Request,
+        exchange: Exchange,
+        upstream: Upstream,
+        codec: Codec,
+        headers: dict[str, str],
+    ) -> web.StreamResponse:
+        headers.update(_SSE_HEADERS)
+        response = web.StreamResponse(status=upstream.status, headers=headers)
+        await response.prepare(request)
+        aligner = EventAligner()
+        decoder = SSEDecoder()
+        usage = codec.StreamUsage()
+        try:
+            while chunk := await upstream.next_chunk():
+                whole = aligner.whole_events(chunk)
+                if whole:
+                    await response.write(whole)
+                    for event in decoder.feed(whole):
+                        usage.observe(event)
+            if rest := aligner.rest():
+                await response.write(rest)
+        except ProxyError as err:
+            log.warning(
+                "stream failed after it started: %s %s",
+                err.code,
+                err.detail or err.message,
+                extra={"request_id": exchange.request_id},
+            )
+            exchange.status = err.status
+            await response.write(codec.error_event(err))
+        except ConnectionResetError:
+            exchange.status = 499
+            return response
+        exchange.usage = usage.usage
+        await response.write_eof()
+        return response

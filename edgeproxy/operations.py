@@ -1,0 +1,36 @@
+"""The API operations the proxy serves: which dialect each speaks and what its body must hold."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from edgeproxy.dialects import Dialect
+
+
+class Operation(Enum):
+    """One endpoint of one dialect. `path` is relative to the provider's API root."""
+
+    CHAT = ("chat", Dialect.OPENAI, "/chat/completions")
+    COMPLETIONS = ("completions", Dialect.OPENAI, "/completions")
+    EMBEDDINGS = ("embeddings", Dialect.OPENAI, "/embeddings")
+    MESSAGES = ("messages", Dialect.ANTHROPIC, "/v1/messages")
+    COUNT_TOKENS = ("count_tokens", Dialect.ANTHROPIC, "/v1/messages/count_tokens")
+
+    def __init__(self, label: str, dialect: Dialect, path: str) -> None:
+        self.label = label
+        self.dialect = dialect
+        self.path = path
+
+    @property
+    def streams(self) -> bool:
+        """Whether `"stream": true` is meaningful for this operation."""
+        return self in (Operation.CHAT, Operation.COMPLETIONS, Operation.MESSAGES)
+
+
+CLIENT_PATHS = {
+    "/v1/chat/completions": Operation.CHAT,
+    "/v1/completions": Operation.COMPLETIONS,
+    "/v1/embeddings": Operation.EMBEDDINGS,
+    "/v1/messages": Operation.MESSAGES,
+    "/v1/messages/count_tokens": Operation.COUNT_TOKENS,
+}

@@ -1,0 +1,26 @@
+"""Anthropic's Messages API: `x-api-key` auth and a default `anthropic-version`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from edgeproxy.operations import Operation
+from edgeproxy.providers.http import HttpProvider
+
+if TYPE_CHECKING:
+    from edgeproxy.pipeline import Exchange
+
+
+class AnthropicProvider(HttpProvider):
+    operations = frozenset({Operation.MESSAGES, Operation.COUNT_TOKENS})
+
+    def auth_headers(self) -> dict[str, str]:
+        key = self.config.api_key
+        return {"x-api-key": key.reveal()} if key else {}
+
+    def request_headers(self, exchange: Exchange) -> dict[str, str]:
+        """The client's `anthropic-version` and `anthropic-beta` pass through unchanged."""
+        headers = super().request_headers(exchange)
+        if "anthropic-version" not in exchange.headers:
+            headers["anthropic-version"] = self.config.anthropic_version
+        return headers

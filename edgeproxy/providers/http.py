@@ -1,0 +1,181 @@
+"""Forwarding over HTTP: one keep-alive pool per provider and the upstream deadlines.
+
+Deadlines (from the provider's `timeouts`): `connect` for the TCP/TLS handshake, `first_byte`
+until the response headers arrive, `idle` for the longest gap between body chunks and `total`
+for the whole exchange. aiohttp's own `total=300` default is switched off: it would cut long
+streams and never notice a stalled one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import abstractmethod
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from edgeproxy import errors
+from edgeproxy.config import ProviderConfig, Timeouts
+from edgeproxy.operations import Operation
+from edgeproxy.providers.base import Provider, forwarded_headers, relayed_headers
+
+if TYPE_CHECKING:
+    from edgeproxy.pipeline import Exchange
+
+
+class HttpUpstream:
+    """An aiohttp response being relayed, with the idle and total deadlines applied to reads."""
+
+    __slots__ = (
+        "_deadline",
+        "_finished",
+        "_idle",
+        "_loop",
+        "_provider",
+        "_response",
+        "_timeouts",
+        "headers",
+    )
+
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        provider: str,
+        timeouts: Timeouts,
+        deadline: float | None,
+    ) -> None:
+        self._response = response
+        self._provider = provider
+        self._timeouts = timeouts
+        self._idle = timeouts.idle
+        self._deadline = deadline
+        self._loop = asyncio.get_running_loop()
+        self._finished = False
+        self.headers = relayed_headers(response.headers)
+
+    @property
+    def status(self) -> int:
+        return self._response.status
+
+    @property
+    def is_event_stream(self) -> bool:
+        return self._response.content_type == "text/event-stream"
+
+    async def read(self) -> bytes:
+        try:
+            async with asyncio.timeout_at(self._deadline):
+                body = await self._response.read()
+        except TimeoutError:
+            raise self._timed_out("total") from None
+        except aiohttp.ClientError as exc:
+            raise errors.upstream_broken(self._provider, repr(exc)) from None
+        self._finished = True
+        return body
+
+    async def next_chunk(self) -> bytes:
+        until = self._loop.time() + self._idle
+        deadline = self._deadline
+        if deadline is not None and deadline < until:
+            until = deadline
+        try:
+            async with asyncio.timeout_at(until):
+                chunk = await self._response.content.readany()
+        except TimeoutError:
+            raise self._timed_out("total" if until == deadline else "idle") from None
+        except aiohttp.ClientError as exc:
+            raise errors.upstream_broken(self._provider, repr(exc)) from None
+        if not chunk:
+            self._finished = True
+        return chunk
+
+    def _timed_out(self, phase: str) -> errors.ProxyError:
+        seconds = self._idle if phase == "idle" else self._timeouts.total or 0.0
+        return errors.upstream_timeout(self._provider, phase, seconds)
+
+    def close(self) -> None:
+        if self._finished:
+            self._response.release()
+        else:
+            self._response.close()
+
+
+class HttpProvider(Provider):
+    """Shared by every HTTP provider kind; subclasses name their paths and auth headers."""
+
+    def __init__(self, config: ProviderConfig) -> None:
+        super().__init__(config)
+        self._urls = {op: config.base_url + self.path_for(op) for op in self.operations}
+        self._fixed_headers = {
+            "content-type": "application/json",
+            **config.headers,
+            **self.auth_headers(),
+        }
+        self._session: aiohttp.ClientSession | None = None
+        self._timeouts = config.timeouts
+
+    def path_for(self, operation: Operation) -> str:
+        return operation.path
+
+    @abstractmethod
+    def auth_headers(self) -> dict[str, str]:
+        """Credential headers for this provider, computed once at load."""
+
+    def request_headers(self, exchange: Exchange) -> dict[str, str]:
+        headers = forwarded_headers(exchange.headers, self._fixed_headers)
+        headers["x-request-id"] = exchange.request_id
+        return headers
+
+    async def open(self) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=self.config.max_connections,
+            limit_per_host=0,
+            keepalive_timeout=30,
+            enable_cleanup_closed=True,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._timeouts.connect),
+            raise_for_status=False,
+            trust_env=False,
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def in_use(self) -> int:
+        """Connections currently lent out of the pool (for leak checks and readiness)."""
+        if self._session is None:
+            return 0
+        connector = self._session.connector
+        return 0 if connector is None else len(connector._acquired)
+
+    async def send(self, exchange: Exchange) -> HttpUpstream:
+        session = self._session
+        if session is None:
+            raise errors.upstream_unreachable(self.name, "provider pool is not open")
+        loop = asyncio.get_running_loop()
+        timeouts = self._timeouts
+        deadline = None if timeouts.total is None else exchange.started + timeouts.total
+        first_byte = loop.time() + timeouts.first_byte
+        try:
+            async with asyncio.timeout_at(
+                first_byte if deadline is None else min(first_byte, deadline)
+            ):
+                response = await session.post(
+                    self._urls[exchange.operation],
+                    data=exchange.upstream_body,
+                    headers=self.request_headers(exchange),
+                    allow_redirects=False,
+                )
+        except aiohttp.ConnectionTimeoutError:
+            raise errors.upstream_timeout(self.name, "connect", timeouts.connect) from None
+        except TimeoutError:
+            raise errors.upstream_timeout(self.name, "first byte", timeouts.first_byte) from None
+        except aiohttp.ClientConnectorError as exc:
+            raise errors.upstream_unreachable(self.name, repr(exc)) from None
+        except aiohttp.ClientError as exc:
+            raise errors.upstream_broken(self.name, repr(exc)) from None
+        return HttpUpstream(response, self.name, timeouts, deadline)

@@ -1,0 +1,145 @@
+"""A real provider kind that answers offline: deterministic replies, usage, latency, chunking.
+
+It speaks both client dialects natively, so a newcomer can try the proxy with no key and no
+network, and load tests or an application's CI can use it as a stand-in for a paid API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from edgeproxy.dialects import anthropic, openai
+from edgeproxy.dialects.neutral import TextReply, Usage
+from edgeproxy.operations import Operation
+from edgeproxy.providers.base import Provider
+
+if TYPE_CHECKING:
+    from edgeproxy.pipeline import Exchange
+
+_JSON = {"content-type": "application/json"}
+_SSE = {"content-type": "text/event-stream; charset=utf-8"}
+
+
+def estimate_tokens(text: str) -> int:
+    """About four characters a token: the usual rule of thumb, good enough for a mock."""
+    return max(1, math.ceil(len(text) / 4))
+
+
+def _text_of(value: Any) -> str:
+    """All the prompt text in a message list, prompt or input, whatever its shape."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return " ".join(_text_of(v) for v in value)
+    if isinstance(value, dict):
+        return " ".join(_text_of(value[k]) for k in ("content", "text", "system") if k in value)
+    return ""
+
+
+def _embedding(text: str, dims: int) -> list[float]:
+    """A deterministic unit vector derived from the text."""
+    seed = hashlib.sha256(text.encode()).digest()
+    raw = [(seed[i % len(seed)] / 127.5 - 1.0) * (1 + i // len(seed)) for i in range(dims)]
+    norm = math.sqrt(sum(x * x for x in raw)) or 1.0
+    return [x / norm for x in raw]
+
+
+class MockUpstream:
+    """A generated answer behind the same interface as an HTTP upstream."""
+
+    __slots__ = ("_body", "_frames", "_interval", "_started", "headers", "status")
+
+    def __init__(self, body: bytes, frames: Iterator[bytes] | None, interval: float) -> None:
+        self.status = 200
+        self.headers = dict(_SSE if frames is not None else _JSON)
+        self._body = body
+        self._frames = frames
+        self._interval = interval
+        self._started = False
+
+    @property
+    def is_event_stream(self) -> bool:
+        return self._frames is not None
+
+    async def read(self) -> bytes:
+        return self._body
+
+    async def next_chunk(self) -> bytes:
+        if self._frames is None:
+            return b""
+        if self._started and self._interval:
+            await asyncio.sleep(self._interval)
+        self._started = True
+        return next(self._frames, b"")
+
+    def close(self) -> None:
+        self._frames = None
+
+
+class MockProvider(Provider):
+    operations = frozenset(Operation)
+
+    async def send(self, exchange: Exchange) -> MockUpstream:
+        settings = self.config.mock
+        if settings.latency:
+            await asyncio.sleep(settings.latency)
+        payload = exchange.payload
+        model = exchange.upstream_model
+        operation = exchange.operation
+        prompt = _text_of(
+            payload.get("messages") or payload.get("prompt") or payload.get("input") or ""
+        ) + _text_of(payload.get("system") or "")
+        prompt_tokens = settings.prompt_tokens or estimate_tokens(prompt)
+        if operation is Operation.COUNT_TOKENS:
+            return MockUpstream(anthropic.token_count(prompt_tokens), None, 0)
+        if operation is Operation.EMBEDDINGS:
+            return self._embeddings(payload, model, prompt_tokens)
+        reply = TextReply(
+            id=("msg_" if operation is Operation.MESSAGES else "chatcmpl-")
+            + exchange.request_id[:24],
+            model=model,
+            text=settings.reply,
+            finish="stop",
+            usage=Usage(
+                input_tokens=prompt_tokens,
+                output_tokens=settings.completion_tokens or estimate_tokens(settings.reply),
+            ),
+            created=int(time.time()),
+        )
+        return self._reply(exchange, reply)
+
+    def _reply(self, exchange: Exchange, reply: TextReply) -> MockUpstream:
+        pieces = self.config.mock.stream_chunks
+        interval = self.config.mock.chunk_interval
+        operation = exchange.operation
+        if not exchange.stream:
+            render = {
+                Operation.CHAT: openai.chat_completion,
+                Operation.COMPLETIONS: openai.text_completion,
+                Operation.MESSAGES: anthropic.message,
+            }[operation]
+            return MockUpstream(render(reply), None, 0)
+        options = exchange.payload.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        if operation is Operation.MESSAGES:
+            frames = anthropic.message_stream(reply, pieces)
+        elif operation is Operation.CHAT:
+            frames = openai.chat_stream(reply, pieces, include_usage)
+        else:
+            frames = openai.completion_stream(reply, pieces, include_usage)
+        return MockUpstream(b"", frames, interval)
+
+    def _embeddings(self, payload: dict[str, Any], model: str, tokens: int) -> MockUpstream:
+        raw = payload.get("input")
+        inputs = raw if isinstance(raw, list) and raw and not isinstance(raw[0], int) else [raw]
+        dims = payload.get("dimensions")
+        size = dims if isinstance(dims, int) and dims > 0 else self.config.mock.embedding_dims
+        vectors = [_embedding(_text_of(item) or str(item), size) for item in inputs]
+        encoding = payload.get("encoding_format") or "float"
+        body = openai.embeddings(model, vectors, encoding, Usage(input_tokens=tokens))
+        return MockUpstream(body, None, 0)

@@ -1,0 +1,1 @@
+"""Logs now; metrics, cost and traces as they arrive."""

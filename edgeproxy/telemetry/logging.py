@@ -1,0 +1,59 @@
+"""Log setup: JSON or text lines on stderr, with every configured secret masked.
+
+Nothing in edgeproxy logs a header or a body, but a redacting formatter is a second wall: any
+configured credential that still reached a message (say, inside an exception from a library)
+is replaced before the line is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+
+import orjson
+
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+MASK = "********"
+
+
+class RedactingFormatter(logging.Formatter):
+    """Formats a record as JSON or text and masks every known secret in the result."""
+
+    def __init__(self, fmt: str, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self._json = fmt == "json"
+        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        extra = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+        if record.exc_info:
+            extra["exception"] = self.formatException(record.exc_info)
+        if self._json:
+            line = orjson.dumps(
+                {
+                    "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+                    "level": record.levelname.lower(),
+                    "logger": record.name,
+                    "msg": message,
+                    **extra,
+                },
+                default=str,
+            ).decode()
+        else:
+            fields = " ".join(f"{k}={v}" for k, v in extra.items())
+            line = f"{record.levelname.lower():7} {record.name}: {message} {fields}".rstrip()
+        for secret in self._secrets:
+            line = line.replace(secret, MASK)
+        return line
+
+
+def configure(level: str, fmt: str, secrets: Iterable[str]) -> None:
+    """Route every logger to stderr through the redacting formatter."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter(fmt, secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("aiohttp.access").disabled = True
