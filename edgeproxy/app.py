@@ -91,6 +91,7 @@ class ProxyServer:
         self._admin = web.AppRunner(
             build_admin_app(lambda: self.state.ready),
             access_log=None,
+            keepalive_timeout=10.0,  # reachable from the pod network: keep slow clients short
             shutdown_timeout=1.0,
         )
         self.data_address: tuple[str, int] = (server.host, server.port)
