@@ -1,0 +1,192 @@
+"""Presenting results: a markdown table for people, JSON lines with every field for tools."""
+
+from __future__ import annotations
+
+import datetime
+import math
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from bench.procs import CLOCK_TICKS, Pinning
+from bench.runner import Settings
+
+# Measured elsewhere with the same method, so a run can be read against them at a glance.
+REFERENCES = (
+    "LiteLLM 1.106.2: ≈ 10.5 ms CPU per non-streaming request (≈ 93 RPS/core), +10.3 ms p50 at "
+    "c=1; ≈ 31 ms CPU per 20-chunk stream.",
+    "Bare 60-line aiohttp pass-through: ≈ 0.23 ms CPU per request (≈ 4,300 RPS/core), +0.3 ms "
+    "p50 at c=1.",
+)
+TARGET_CPU_MS = 0.45  # per non-streaming request
+TARGET_ADDED_P50_MS = 0.5  # at c=1
+
+_COLUMNS = (
+    ("scenario", "scenario", None),
+    ("c", "concurrency", None),
+    ("RPS direct", "rps_direct", 0),
+    ("RPS proxy", "rps_proxy", 0),
+    ("proxy/direct", "rps_ratio", 2),
+    ("p50 direct ms", "p50_direct_ms", 2),
+    ("p50 proxy ms", "p50_proxy_ms", 2),
+    ("+p50 ms", "p50_added_ms", 2),
+    ("p99 direct ms", "p99_direct_ms", 2),
+    ("p99 proxy ms", "p99_proxy_ms", 2),
+    ("+p99 ms", "p99_added_ms", 2),
+    ("proxy CPU ms/req", "proxy_cpu_ms_per_request", 3),
+    ("proxy CPU ms/chunk", "proxy_cpu_ms_per_chunk", 4),
+    ("proxy core busy", "proxy_core_busy", 2),
+    ("proxy RSS MiB", "proxy_rss_mib", 1),
+)
+
+
+def _cell(value: Any, digits: int | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if digits is None:
+        return str(value)
+    return f"{value:,.{digits}f}"
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=root, capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip()
+
+
+def _git_commit(root: Path) -> str | None:
+    """HEAD, marked `-dirty` when tracked files differ from it (numbers then describe the tree)."""
+    head = _git(root, "rev-parse", "HEAD")
+    if head is None:
+        return None
+    return head + ("-dirty" if _git(root, "status", "--porcelain", "--untracked-files=no") else "")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def metadata(root: Path, settings: Settings, pinning: Pinning, quick: bool) -> dict[str, Any]:
+    return {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "git_commit": _git_commit(root),
+        "cpu_model": _cpu_model(),
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "aiohttp": aiohttp.__version__,
+        "repetitions": settings.repeat,
+        "run_max_requests": settings.run.requests,
+        "run_max_seconds": settings.run.seconds,
+        "warmup_max_requests": settings.warmup.requests,
+        "warmup_max_seconds": settings.warmup.seconds,
+        "quick": quick,
+        "pinning": pinning.as_dict(),
+        "clock_ticks_per_second": CLOCK_TICKS,
+        "argv": sys.argv[1:],
+    }
+
+
+def _tidy(value: Any) -> Any:
+    """Floats to 4 decimals: nanosecond digits of a noisy measurement are not information."""
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {key: _tidy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_tidy(item) for item in value]
+    return value
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+    """One self-contained line per scenario: its fields plus the run's metadata."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [orjson.dumps(_tidy({**row, **meta})) for row in rows]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+
+
+def _verdicts(rows: list[dict[str, Any]]) -> list[str]:
+    by_name = {row["scenario"]: row for row in rows}
+    lines = []
+    for name in ("nonstream-c16", "nonstream-c1", "passthrough-c16"):
+        cpu = by_name.get(name, {}).get("proxy_cpu_ms_per_request")
+        if cpu:
+            met = "met" if cpu <= TARGET_CPU_MS else "MISSED"
+            lines.append(
+                f"- Target CPU ≤ {TARGET_CPU_MS} ms per non-streaming request: {name} "
+                f"{cpu:.3f} ms (≈ {1000 / cpu:,.0f} RPS/core) — {met}."
+            )
+    added = by_name.get("nonstream-c1", {}).get("p50_added_ms")
+    if added is not None:
+        met = "met" if added <= TARGET_ADDED_P50_MS else "MISSED"
+        lines.append(
+            f"- Target ≤ +{TARGET_ADDED_P50_MS} ms p50 at c=1: "
+            f"nonstream-c1 +{added:.2f} ms — {met}."
+        )
+    stream = by_name.get("stream-c16", {})
+    if stream.get("proxy_cpu_ms_per_request"):
+        lines.append(
+            f"- Streaming: {stream['proxy_cpu_ms_per_request']:.3f} ms CPU per stream of "
+            f"{stream['events_per_stream']:.0f} SSE events (LiteLLM ≈ 31 ms)."
+        )
+    return lines
+
+
+def markdown(
+    rows: list[dict[str, Any]], meta: dict[str, Any], settings: Settings, pinning: Pinning
+) -> str:
+    header = "| " + " | ".join(title for title, _, _ in _COLUMNS) + " |"
+    rule = "|" + "|".join("---" if digits is None else "---:" for _, _, digits in _COLUMNS) + "|"
+    body = [
+        "| " + " | ".join(_cell(row.get(key), digits) for _, key, digits in _COLUMNS) + " |"
+        for row in rows
+    ]
+    run, warm = settings.run, settings.warmup
+    notes = [
+        "",
+        f"edgeproxy {meta['git_commit'] or '(no git)'} on {meta['cpu_model']}, "
+        f"{meta['cpus']} CPUs, {meta['date']}.",
+        f"Medians of {settings.repeat} repetitions per side, direct and proxy interleaved "
+        f"(ABBA order); each run stops at {run.requests:,} requests or {run.seconds:g} s, after "
+        f"a discarded warm-up ({warm.requests:,} requests or {warm.seconds:g} s). +p50/+p99 are "
+        "medians of the per-repetition differences.",
+        pinning.describe(),
+        f"Proxy CPU is utime+stime from /proc/<pid>/stat ({CLOCK_TICKS} ticks/s) over each proxy "
+        "run, divided by the requests completed; a chunk is one relayed SSE event. Core busy = "
+        "proxy CPU seconds per wall second (1.00 = its core saturated). RSS after the scenario.",
+        "",
+        "Reference points:",
+        *(f"- {ref}" for ref in REFERENCES),
+        "",
+        "Against the targets:",
+        *_verdicts(rows),
+    ]
+    problems = [
+        f"- {row['scenario']}: errors direct {row['errors_direct']}, proxy {row['errors_proxy']}; "
+        f"stalled direct {row['stalled_direct']}, proxy {row['stalled_proxy']}; "
+        f"samples: {row['error_samples']}"
+        for row in rows
+        if row["errors_direct"]
+        or row["errors_proxy"]
+        or row["stalled_direct"]
+        or row["stalled_proxy"]
+    ]
+    if problems:
+        notes += ["", "PROBLEMS:", *problems]
+    return "\n".join([header, rule, *body, *notes])

@@ -1,0 +1,235 @@
+"""Scenarios, and measuring each one: direct and via the proxy, interleaved and repeated.
+
+Interleaving in ABBA order (direct, proxy, proxy, direct, ...) on the same machine at the same
+time means slow drift and noisy neighbours hit both sides alike; medians over the repetitions
+then discard the odd disturbed run.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from bench import load
+from bench.load import Limits, RunResult
+from bench.procs import Child
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    concurrency: int
+    stream: bool
+    model: str
+    about: str
+
+    def body(self) -> bytes:
+        """A small but realistic chat request, the shape most sidecar traffic has."""
+        payload: dict[str, Any] = {
+            "model": self.model,
+            "messages": [
+                {"role": "system", "content": "You are a concise assistant. Answer in one line."},
+                {"role": "user", "content": "Summarise why sidecar proxies must be cheap."},
+            ],
+            "max_tokens": 64,
+            "temperature": 0.2,
+        }
+        if self.stream:
+            payload["stream"] = True
+        return orjson.dumps(payload)
+
+
+STREAM_CHUNKS = 20  # content chunks the fake upstream sends per stream
+
+SCENARIOS = {
+    s.name: s
+    for s in (
+        Scenario("nonstream-c1", 1, False, "bench-model", "JSON, model name mapped, c=1"),
+        Scenario("nonstream-c16", 16, False, "bench-model", "JSON, model name mapped, c=16"),
+        Scenario("stream-c16", 16, True, "bench-model", "SSE read to the end, mapped, c=16"),
+        Scenario("passthrough-c16", 16, False, "gpt-4o-mini", "JSON, body forwarded as is, c=16"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    repeat: int
+    run: Limits
+    warmup: Limits
+
+
+@dataclass
+class Sample:
+    """One measured run, with the CPU seconds each party spent during it."""
+
+    target: str
+    result: RunResult
+    proxy_cpu: float
+    upstream_cpu: float
+    load_cpu: float
+
+    @property
+    def proxy_cpu_ms_per_request(self) -> float | None:
+        if self.target != "proxy" or not self.result.completed:
+            return None
+        return self.proxy_cpu * 1000 / self.result.completed
+
+
+class Bench:
+    """The running upstream and proxy, and how to measure one scenario against them."""
+
+    def __init__(
+        self, direct_url: str, proxy_url: str, upstream: Child, proxy: Child, settings: Settings
+    ) -> None:
+        self._urls = {
+            "direct": direct_url + "/v1/chat/completions",
+            "proxy": proxy_url + "/v1/chat/completions",
+        }
+        self._upstream = upstream
+        self._proxy = proxy
+        self.settings = settings
+
+    async def measure(self, scenario: Scenario) -> dict[str, Any]:
+        body = scenario.body()
+        clients = {target: load.session(scenario.concurrency) for target in self._urls}
+        samples: list[Sample] = []
+        rss_kib: list[int] = []
+        try:
+            for target, client in clients.items():  # warm-up: connections, caches; discarded
+                await self._run(scenario, target, client, body, self.settings.warmup)
+            for rep in range(self.settings.repeat):
+                order = ("direct", "proxy") if rep % 2 == 0 else ("proxy", "direct")
+                samples.extend([await self._sample(scenario, t, clients[t], body) for t in order])
+                rss_kib.append(self._proxy.rss_kib())
+        finally:
+            for client in clients.values():
+                await client.close()
+        return summarize(scenario, self.settings, samples, rss_kib)
+
+    async def _run(
+        self,
+        scenario: Scenario,
+        target: str,
+        client: aiohttp.ClientSession,
+        body: bytes,
+        limits: Limits,
+    ) -> RunResult:
+        return await load.run(
+            client,
+            self._urls[target],
+            body,
+            stream=scenario.stream,
+            concurrency=scenario.concurrency,
+            limits=limits,
+        )
+
+    async def _sample(
+        self, scenario: Scenario, target: str, client: aiohttp.ClientSession, body: bytes
+    ) -> Sample:
+        proxy_before = self._proxy.cpu_seconds()
+        upstream_before = self._upstream.cpu_seconds()
+        load_before = time.process_time()
+        result = await self._run(scenario, target, client, body, self.settings.run)
+        sample = Sample(
+            target,
+            result,
+            proxy_cpu=self._proxy.cpu_seconds() - proxy_before,
+            upstream_cpu=self._upstream.cpu_seconds() - upstream_before,
+            load_cpu=time.process_time() - load_before,
+        )
+        self._proxy.check_alive()
+        self._upstream.check_alive()
+        return sample
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _rps(runs: list[Sample]) -> float | None:
+    return _median([s.result.rps for s in runs])
+
+
+def _pct(runs: list[Sample], pct: float) -> float | None:
+    return _median([s.result.percentile_ms(pct) for s in runs])
+
+
+def _busy(runs: list[Sample], *parties: str) -> float | None:
+    """Median share of one core that `parties` (Sample CPU fields) kept busy during the runs."""
+    return _median(
+        [sum(getattr(s, p) for p in parties) / s.result.seconds for s in runs if s.result.seconds]
+    )
+
+
+def summarize(
+    scenario: Scenario, settings: Settings, samples: list[Sample], rss_kib: list[int]
+) -> dict[str, Any]:
+    """Per-scenario medians; added latency is the median of per-repetition differences."""
+    direct = [s for s in samples if s.target == "direct"]
+    proxy = [s for s in samples if s.target == "proxy"]
+    rps_direct, rps_proxy = _rps(direct), _rps(proxy)
+    cpu_per_request = _median([v for s in proxy if (v := s.proxy_cpu_ms_per_request) is not None])
+    completed = sum(s.result.completed for s in proxy)
+    events_per_stream = (
+        sum(s.result.events for s in proxy) / completed if scenario.stream and completed else None
+    )
+    cpu_per_chunk = (
+        cpu_per_request / events_per_stream if cpu_per_request and events_per_stream else None
+    )
+
+    def added(pct: float) -> float | None:
+        pairs = zip(direct, proxy, strict=True)
+        return _median(
+            [p.result.percentile_ms(pct) - d.result.percentile_ms(pct) for d, p in pairs]
+        )
+
+    return {
+        "scenario": scenario.name,
+        "description": scenario.about,
+        "concurrency": scenario.concurrency,
+        "stream": scenario.stream,
+        "model": scenario.model,
+        "repetitions": settings.repeat,
+        "requests_direct": sum(s.result.completed for s in direct),
+        "requests_proxy": completed,
+        "rps_direct": rps_direct,
+        "rps_proxy": rps_proxy,
+        "rps_ratio": rps_proxy / rps_direct if rps_direct and rps_proxy is not None else None,
+        "p50_direct_ms": _pct(direct, 50),
+        "p50_proxy_ms": _pct(proxy, 50),
+        "p50_added_ms": added(50),
+        "p99_direct_ms": _pct(direct, 99),
+        "p99_proxy_ms": _pct(proxy, 99),
+        "p99_added_ms": added(99),
+        "proxy_cpu_ms_per_request": cpu_per_request,
+        "proxy_cpu_ms_per_chunk": cpu_per_chunk,
+        "events_per_stream": events_per_stream,
+        "proxy_core_busy": _busy(proxy, "proxy_cpu"),
+        "load_core_busy_direct": _busy(direct, "upstream_cpu", "load_cpu"),
+        "load_core_busy_proxy": _busy(proxy, "upstream_cpu", "load_cpu"),
+        "proxy_rss_mib": rss_kib[-1] / 1024 if rss_kib else None,
+        "proxy_rss_mib_per_repetition": [round(k / 1024, 1) for k in rss_kib],
+        "errors_direct": sum(s.result.errors for s in direct),
+        "errors_proxy": sum(s.result.errors for s in proxy),
+        "stalled_direct": sum(s.result.stalled for s in direct),
+        "stalled_proxy": sum(s.result.stalled for s in proxy),
+        "error_samples": sorted({e for s in samples for e in s.result.error_samples}),
+        "runs": [
+            {
+                "target": s.target,
+                "requests": s.result.completed,
+                "seconds": round(s.result.seconds, 3),
+                "rps": round(s.result.rps, 1),
+                "p50_ms": round(s.result.percentile_ms(50), 3),
+                "p99_ms": round(s.result.percentile_ms(99), 3),
+                "proxy_cpu_ms_per_request": s.proxy_cpu_ms_per_request,
+            }
+            for s in samples
+        ],
+    }

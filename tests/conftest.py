@@ -1,0 +1,62 @@
+"""Shared fixtures: a fake upstream with the proxy in front, in the test's loop or a thread."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.loop_thread import LoopThread
+from tests.support.stack import Stack, start_stack, stop_stack
+
+StackFactory = Callable[..., Awaitable[Stack]]
+
+
+async def _settled(stack: Stack) -> None:
+    """After a test: every upstream connection is back in its pool and no work is pending."""
+    for _ in range(100):
+        if stack.connections_in_use() == 0 and stack.proxy.state.background.pending == 0:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(
+        f"leaked: {stack.connections_in_use()} upstream connections still in use, "
+        f"{stack.proxy.state.background.pending} background tasks pending"
+    )
+
+
+@pytest.fixture
+async def make_stack() -> AsyncIterator[StackFactory]:
+    """Start stacks with custom config; each is checked for leaks and stopped after the test."""
+    started: list[Stack] = []
+    before = asyncio.all_tasks()
+
+    async def factory(**config: Any) -> Stack:
+        stack = await start_stack(**config)
+        started.append(stack)
+        return stack
+
+    yield factory
+    for stack in started:
+        await _settled(stack)
+        await stop_stack(stack)
+    leftover = {t for t in asyncio.all_tasks() - before if t is not asyncio.current_task()}
+    assert not leftover, f"tasks left running after the test: {leftover}"
+
+
+@pytest.fixture
+async def stack(make_stack: StackFactory) -> Stack:
+    return await make_stack()
+
+
+@pytest.fixture
+def thread_stack() -> Iterator[Stack]:
+    """The stack on its own event loop, for the SDKs' blocking clients."""
+    with LoopThread() as loop:
+        stack = loop.run(start_stack())
+        try:
+            yield stack
+            loop.run(_settled(stack))
+        finally:
+            loop.run(stop_stack(stack))

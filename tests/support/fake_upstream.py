@@ -1,0 +1,674 @@
+"""A fake of the OpenAI and Anthropic HTTP APIs, faithful to their wire formats.
+
+Tests script its behaviour per route (`script`, `default`) and read what it saw (`calls`,
+`requests`, `disconnects`). Streams can be cut into TCP writes at odd byte offsets, stalled,
+dropped or ended with the provider's own error event. Also runnable on its own for benchmarks:
+`python -m tests.support.fake_upstream --port 0 --chunks 20 --split frames`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import random
+import signal
+import struct
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+from multidict import CIMultiDict
+
+ROUTES = {
+    ("POST", "/v1/chat/completions"): "chat",
+    ("POST", "/v1/completions"): "completions",
+    ("POST", "/v1/embeddings"): "embeddings",
+    ("POST", "/v1/messages"): "messages",
+    ("POST", "/v1/messages/count_tokens"): "count_tokens",
+    ("GET", "/v1/models"): "models",
+}
+ANTHROPIC_ROUTES = frozenset({"messages", "count_tokens"})
+OPENAI_ERRORS = {
+    400: ("invalid_request_error", None, "Invalid request."),
+    401: ("invalid_request_error", "invalid_api_key", "Incorrect API key provided."),
+    403: ("invalid_request_error", "unsupported_country_region_territory", "Forbidden."),
+    404: ("invalid_request_error", "model_not_found", "The model does not exist."),
+    429: ("requests", "rate_limit_exceeded", "Rate limit reached for requests."),
+    500: ("server_error", None, "The server had an error while processing your request."),
+    503: ("server_error", None, "The engine is currently overloaded."),
+}
+ANTHROPIC_ERRORS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+OPENAI_STOP = {"stop": "stop", "tool": "tool_calls"}
+ANTHROPIC_STOP = {"stop": "end_turn", "tool": "tool_use"}
+
+
+@dataclass
+class ToolCall:
+    id: str
+    name: str
+    arguments_json: str
+
+
+@dataclass
+class Reply:
+    """A successful answer; streaming when the request body says `"stream": true`."""
+
+    text: str = "Hello from the fake upstream."
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: str | None = None
+    prompt_tokens: int = 11
+    completion_tokens: int | None = None
+    chunks: int = 5
+    split: str = "odd"
+    first_byte_delay: float = 0.0
+    chunk_delay: float = 0.0
+    stall_after: int | None = None
+    drop_after: int | None = None
+    error_event_after: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    embedding_dims: int = 8
+
+
+@dataclass
+class Fail:
+    """An error answer in the route's provider format."""
+
+    status: int
+    type: str | None = None
+    message: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    code: str | None = None
+
+
+@dataclass
+class RecordedRequest:
+    route: str
+    method: str
+    path: str
+    query: str
+    headers: CIMultiDict[str]
+    body: bytes
+    json: Any
+
+
+def pieces(text: str, count: int) -> list[str]:
+    if not text:
+        return []
+    count = max(1, min(count, len(text)))
+    size, extra = divmod(len(text), count)
+    out, start = [], 0
+    for i in range(count):
+        end = start + size + (1 if i < extra else 0)
+        out.append(text[start:end])
+        start = end
+    return out
+
+
+def sse(payload: Any, event: str | None = None) -> bytes:
+    head = f"event: {event}\n".encode() if event else b""
+    data = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    return head + b"data: " + data + b"\n\n"
+
+
+class FakeUpstream:
+    """The fake server. Every behaviour is scripted; nothing is random but the seeded ids."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self._rng = random.Random(seed)
+        self._counter = 0
+        self.default: dict[str, Reply] = {route: Reply() for route in ROUTES.values()}
+        self._scripts: dict[str, deque[Reply | Fail]] = defaultdict(deque)
+        self.calls: dict[str, int] = defaultdict(int)
+        self.requests: list[RecordedRequest] = []
+        self.disconnects = 0
+        self._disconnected = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    # --- control -----------------------------------------------------------------------
+
+    def script(self, route: str, *steps: Reply | Fail) -> None:
+        self._scripts[route].extend(steps)
+
+    def reset(self) -> None:
+        self._scripts.clear()
+        self.calls.clear()
+        self.requests.clear()
+        self.disconnects = 0
+
+    async def wait_for_disconnects(self, n: int, timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout):
+            while self.disconnects < n:
+                self._disconnected.clear()
+                await self._disconnected.wait()
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+        bound_host, bound_port = self._runner.addresses[0][:2]
+        self.url = f"http://{bound_host}:{bound_port}"
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # --- serving -------------------------------------------------------------------------
+
+    def _next_id(self, prefix: str) -> str:
+        self._counter += 1
+        return f"{prefix}{self._rng.getrandbits(64):016x}{self._counter:04d}"
+
+    def _gone(self) -> None:
+        self.disconnects += 1
+        self._disconnected.set()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        route = ROUTES.get((request.method, request.path))
+        anthropic = request.path.startswith("/v1/messages")
+        if route is None:
+            return self._error(Fail(404, message=f"Unknown path {request.path}"), anthropic)
+        body = await request.read()
+        try:
+            payload = orjson.loads(body) if body else None
+        except orjson.JSONDecodeError:
+            payload = None
+        self.calls[route] += 1
+        self.requests.append(
+            RecordedRequest(
+                route,
+                request.method,
+                request.path,
+                request.query_string,
+                CIMultiDict(request.headers),
+                body,
+                payload,
+            )
+        )
+        step = self._scripts[route].popleft() if self._scripts[route] else self.default[route]
+        if isinstance(step, Fail):
+            return self._error(step, route in ANTHROPIC_ROUTES)
+        try:
+            return await self._reply(request, route, payload or {}, step)
+        except asyncio.CancelledError:
+            self._gone()
+            raise
+        except ConnectionResetError:
+            self._gone()
+            raise
+
+    def _headers(self, anthropic: bool, extra: dict[str, str]) -> dict[str, str]:
+        name = "request-id" if anthropic else "x-request-id"
+        return {name: self._next_id("req_"), **extra}
+
+    def _error(self, fail: Fail, anthropic: bool) -> web.Response:
+        if anthropic:
+            kind = fail.type or ANTHROPIC_ERRORS.get(fail.status, "api_error")
+            message = fail.message or {"overloaded_error": "Overloaded"}.get(kind, kind)
+            body: dict[str, Any] = {
+                "type": "error",
+                "error": {"type": kind, "message": message},
+                "request_id": self._next_id("req_"),
+            }
+        else:
+            kind, code, message = OPENAI_ERRORS.get(fail.status, ("server_error", None, "Error"))
+            body = {
+                "error": {
+                    "message": fail.message or message,
+                    "type": fail.type or kind,
+                    "param": None,
+                    "code": fail.code or code,
+                }
+            }
+        headers = self._headers(anthropic, fail.headers)
+        if fail.status >= 500 or fail.status == 429:
+            headers.setdefault("x-should-retry", "true")
+        return web.Response(
+            status=fail.status,
+            body=orjson.dumps(body),
+            content_type="application/json",
+            headers=headers,
+        )
+
+    async def _reply(
+        self, request: web.Request, route: str, payload: dict[str, Any], reply: Reply
+    ) -> web.StreamResponse:
+        if reply.first_byte_delay:
+            await asyncio.sleep(reply.first_byte_delay)
+        if reply.stall_after == 0:
+            await asyncio.Event().wait()
+        anthropic = route in ANTHROPIC_ROUTES
+        headers = self._headers(anthropic, reply.headers)
+        model = payload.get("model", "unknown")
+        usage_out = reply.completion_tokens
+        if usage_out is None:
+            usage_out = max(1, len(pieces(reply.text, reply.chunks)) + len(reply.tool_calls))
+        stream = payload.get("stream") is True and route in ("chat", "completions", "messages")
+        if not stream:
+            body = self._body(route, payload, model, reply, usage_out)
+            return web.Response(body=body, content_type="application/json", headers=headers)
+        frames = {
+            "chat": self._chat_frames,
+            "completions": self._completion_frames,
+            "messages": self._message_frames,
+        }[route](payload, model, reply, usage_out)
+        return await self._stream(request, frames, reply, headers, anthropic)
+
+    async def _stream(
+        self,
+        request: web.Request,
+        frames: list[bytes],
+        reply: Reply,
+        headers: dict[str, str],
+        anthropic: bool,
+    ) -> web.StreamResponse:
+        limit = min(
+            (n for n in (reply.stall_after, reply.drop_after, reply.error_event_after) if n),
+            default=len(frames),
+        )
+        response = web.StreamResponse(
+            headers={**headers, "content-type": "text/event-stream; charset=utf-8"}
+        )
+        await response.prepare(request)
+        for piece in self._cut(frames[:limit], reply):
+            await response.write(piece)
+            if reply.chunk_delay:
+                await asyncio.sleep(reply.chunk_delay)
+        if reply.stall_after and limit == reply.stall_after:
+            await asyncio.Event().wait()
+        if reply.drop_after and limit == reply.drop_after:
+            assert request.transport is not None
+            request.transport.abort()
+            return response
+        if reply.error_event_after and limit == reply.error_event_after:
+            if anthropic:
+                error = {
+                    "type": "error",
+                    "error": {"type": "overloaded_error", "message": "Overloaded"},
+                }
+                await response.write(sse(error, "error"))
+            else:
+                error = {
+                    "error": {
+                        "message": "The server had an error while processing your request.",
+                        "type": "server_error",
+                        "param": None,
+                        "code": None,
+                    }
+                }
+                await response.write(sse(error))
+        await response.write_eof()
+        return response
+
+    def _cut(self, frames: list[bytes], reply: Reply) -> list[bytes]:
+        if reply.split == "frames" or reply.chunk_delay:
+            return frames
+        data = b"".join(frames)
+        if reply.split.startswith("bytes:"):
+            size = int(reply.split.partition(":")[2])
+            return [data[i : i + size] for i in range(0, len(data), size)]
+        cuts, position = [], 0
+        while position < len(data):
+            step = self._rng.randint(1, 17)
+            cuts.append(data[position : position + step])
+            position += step
+        return cuts
+
+    # --- bodies ----------------------------------------------------------------------------
+
+    def _openai_usage(self, reply: Reply, out: int) -> dict[str, Any]:
+        return {
+            "prompt_tokens": reply.prompt_tokens,
+            "completion_tokens": out,
+            "total_tokens": reply.prompt_tokens + out,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        }
+
+    def _anthropic_usage(self, reply: Reply, out: int) -> dict[str, Any]:
+        return {
+            "input_tokens": reply.prompt_tokens,
+            "output_tokens": out,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+        }
+
+    def _finish(self, reply: Reply, table: dict[str, str]) -> str:
+        return reply.finish_reason or table["tool" if reply.tool_calls else "stop"]
+
+    def _body(
+        self, route: str, payload: dict[str, Any], model: str, reply: Reply, out: int
+    ) -> bytes:
+        if route == "models":
+            return orjson.dumps(
+                {
+                    "object": "list",
+                    "data": [
+                        {"id": "gpt-4o", "object": "model", "created": 0, "owned_by": "openai"}
+                    ],
+                }
+            )
+        if route == "count_tokens":
+            return orjson.dumps({"input_tokens": reply.prompt_tokens})
+        if route == "embeddings":
+            return self._embeddings(payload, model, reply)
+        if route == "messages":
+            content: list[dict[str, Any]] = (
+                [{"type": "text", "text": reply.text}] if reply.text else []
+            )
+            content += [
+                {
+                    "type": "tool_use",
+                    "id": c.id,
+                    "name": c.name,
+                    "input": orjson.loads(c.arguments_json),
+                }
+                for c in reply.tool_calls
+            ]
+            return orjson.dumps(
+                {
+                    "id": self._next_id("msg_"),
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": content,
+                    "stop_reason": self._finish(reply, ANTHROPIC_STOP),
+                    "stop_sequence": None,
+                    "usage": self._anthropic_usage(reply, out),
+                }
+            )
+        if route == "completions":
+            return orjson.dumps(
+                {
+                    "id": self._next_id("cmpl-"),
+                    "object": "text_completion",
+                    "created": 1700000000,
+                    "model": model,
+                    "choices": [
+                        {"text": reply.text, "index": 0, "logprobs": None, "finish_reason": "stop"}
+                    ],
+                    "usage": self._openai_usage(reply, out),
+                }
+            )
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": reply.text or None,
+            "refusal": None,
+            "annotations": [],
+        }
+        if reply.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments_json},
+                }
+                for c in reply.tool_calls
+            ]
+        return orjson.dumps(
+            {
+                "id": self._next_id("chatcmpl-"),
+                "object": "chat.completion",
+                "created": 1700000000,
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": message,
+                        "logprobs": None,
+                        "finish_reason": self._finish(reply, OPENAI_STOP),
+                    }
+                ],
+                "usage": self._openai_usage(reply, out),
+                "service_tier": "default",
+                "system_fingerprint": "fp_fake",
+            }
+        )
+
+    def _embeddings(self, payload: dict[str, Any], model: str, reply: Reply) -> bytes:
+        raw = payload.get("input", "")
+        inputs = raw if isinstance(raw, list) and raw and not isinstance(raw[0], int) else [raw]
+        data = []
+        for index, item in enumerate(inputs):
+            digest = hashlib.sha256(str(item).encode()).digest()
+            vector = [digest[i % 32] / 255.0 - 0.5 for i in range(reply.embedding_dims)]
+            encoded: Any = vector
+            if payload.get("encoding_format") == "base64":
+                encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            data.append({"object": "embedding", "index": index, "embedding": encoded})
+        tokens = reply.prompt_tokens
+        return orjson.dumps(
+            {
+                "object": "list",
+                "data": data,
+                "model": model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
+
+    def _chat_frames(
+        self, payload: dict[str, Any], model: str, reply: Reply, out: int
+    ) -> list[bytes]:
+        chunk_id = self._next_id("chatcmpl-")
+        options = payload.get("stream_options") or {}
+        with_usage = options.get("include_usage") is True
+
+        def frame(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            chunk: dict[str, Any] = {
+                "id": chunk_id,
+                "object": "chat.completion.chunk",
+                "created": 1700000000,
+                "model": model,
+                "system_fingerprint": "fp_fake",
+                "choices": [
+                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+                ],
+            }
+            if with_usage:
+                chunk["usage"] = None
+            return sse(chunk)
+
+        frames = [frame({"role": "assistant", "content": "", "refusal": None})]
+        frames += [frame({"content": part}) for part in pieces(reply.text, reply.chunks)]
+        for index, call in enumerate(reply.tool_calls):
+            frames.append(
+                frame(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": index,
+                                "id": call.id,
+                                "type": "function",
+                                "function": {"name": call.name, "arguments": ""},
+                            }
+                        ]
+                    }
+                )
+            )
+            for part in pieces(call.arguments_json, 3):
+                frames.append(
+                    frame({"tool_calls": [{"index": index, "function": {"arguments": part}}]})
+                )
+        frames.append(frame({}, self._finish(reply, OPENAI_STOP)))
+        if with_usage:
+            frames.append(
+                sse(
+                    {
+                        "id": chunk_id,
+                        "object": "chat.completion.chunk",
+                        "created": 1700000000,
+                        "model": model,
+                        "system_fingerprint": "fp_fake",
+                        "choices": [],
+                        "usage": self._openai_usage(reply, out),
+                    }
+                )
+            )
+        return [*frames, b"data: [DONE]\n\n"]
+
+    def _completion_frames(
+        self, payload: dict[str, Any], model: str, reply: Reply, out: int
+    ) -> list[bytes]:
+        completion_id = self._next_id("cmpl-")
+
+        def frame(text: str, finish: str | None) -> bytes:
+            return sse(
+                {
+                    "id": completion_id,
+                    "object": "text_completion",
+                    "created": 1700000000,
+                    "model": model,
+                    "choices": [
+                        {"text": text, "index": 0, "logprobs": None, "finish_reason": finish}
+                    ],
+                }
+            )
+
+        frames = [frame(part, None) for part in pieces(reply.text, reply.chunks)]
+        return [*frames, frame("", "stop"), b"data: [DONE]\n\n"]
+
+    def _message_frames(
+        self, payload: dict[str, Any], model: str, reply: Reply, out: int
+    ) -> list[bytes]:
+        start_usage = {**self._anthropic_usage(reply, 1)}
+        frames = [
+            sse(
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": self._next_id("msg_"),
+                        "type": "message",
+                        "role": "assistant",
+                        "model": model,
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": start_usage,
+                    },
+                },
+                "message_start",
+            )
+        ]
+        index = 0
+        if reply.text:
+            frames.append(
+                sse(
+                    {
+                        "type": "content_block_start",
+                        "index": 0,
+                        "content_block": {"type": "text", "text": ""},
+                    },
+                    "content_block_start",
+                )
+            )
+        frames.append(sse({"type": "ping"}, "ping"))
+        if reply.text:
+            for part in pieces(reply.text, reply.chunks):
+                frames.append(
+                    sse(
+                        {
+                            "type": "content_block_delta",
+                            "index": 0,
+                            "delta": {"type": "text_delta", "text": part},
+                        },
+                        "content_block_delta",
+                    )
+                )
+            frames.append(sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
+            index = 1
+        for offset, call in enumerate(reply.tool_calls):
+            block = index + offset
+            frames.append(
+                sse(
+                    {
+                        "type": "content_block_start",
+                        "index": block,
+                        "content_block": {
+                            "type": "tool_use",
+                            "id": call.id,
+                            "name": call.name,
+                            "input": {},
+                        },
+                    },
+                    "content_block_start",
+                )
+            )
+            for part in pieces(call.arguments_json, 3):
+                frames.append(
+                    sse(
+                        {
+                            "type": "content_block_delta",
+                            "index": block,
+                            "delta": {"type": "input_json_delta", "partial_json": part},
+                        },
+                        "content_block_delta",
+                    )
+                )
+            frames.append(sse({"type": "content_block_stop", "index": block}, "content_block_stop"))
+        frames.append(
+            sse(
+                {
+                    "type": "message_delta",
+                    "delta": {
+                        "stop_reason": self._finish(reply, ANTHROPIC_STOP),
+                        "stop_sequence": None,
+                    },
+                    "usage": {"output_tokens": out},
+                },
+                "message_delta",
+            )
+        )
+        frames.append(sse({"type": "message_stop"}, "message_stop"))
+        return frames
+
+
+async def _serve(port: int, chunks: int, split: str) -> None:
+    fake = FakeUpstream()
+    for route in ("chat", "completions", "messages"):
+        fake.default[route] = Reply(
+            text=" ".join(f"word{i}" for i in range(chunks)), chunks=chunks, split=split
+        )
+    await fake.start(port=port)
+    print(f"READY {fake.url}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await fake.close()
+
+
+def main() -> None:
+    import uvloop
+
+    parser = argparse.ArgumentParser(description="fake OpenAI/Anthropic upstream")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--chunks", type=int, default=20)
+    parser.add_argument("--split", default="frames")
+    args = parser.parse_args()
+    uvloop.run(_serve(args.port, args.chunks, args.split))
+
+
+if __name__ == "__main__":
+    main()

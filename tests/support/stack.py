@@ -1,0 +1,87 @@
+"""A fake upstream and a proxy in front of it, configured the way the tests need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from edgeproxy.app import ProxyServer
+from edgeproxy.config import Config, parse
+from tests.support.fake_upstream import FakeUpstream
+
+OPENAI_KEY = "sk-upstream-openai-0123456789abcdef"
+ANTHROPIC_KEY = "sk-ant-upstream-0123456789abcdef"
+CLIENT_KEY = "sk-client-key-must-not-travel"
+
+
+def proxy_config(
+    upstream_url: str,
+    *,
+    timeouts: dict[str, Any] | None = None,
+    server: dict[str, Any] | None = None,
+    mock: dict[str, Any] | None = None,
+) -> Config:
+    """Providers pointing at the fake upstream; public names mapped to upstream names."""
+    provider_timeouts = {"connect": "2s", "first_byte": "10s", "idle": "10s", "total": "30s"}
+    provider_timeouts.update(timeouts or {})
+    raw = {
+        "server": {"host": "127.0.0.1", "port": 0, "shutdown_grace": "5s", **(server or {})},
+        "admin": {"host": "127.0.0.1", "port": 0},
+        "providers": {
+            "openai-up": {
+                "kind": "openai",
+                "base_url": upstream_url + "/v1",
+                "api_key": OPENAI_KEY,
+                "timeouts": provider_timeouts,
+            },
+            "anthropic-up": {
+                "kind": "anthropic",
+                "base_url": upstream_url,
+                "api_key": ANTHROPIC_KEY,
+                "timeouts": provider_timeouts,
+            },
+            "mock": {"kind": "mock", "mock": mock or {}},
+        },
+        "models": {
+            "gpt-4o": {"deployments": [{"provider": "openai-up", "model": "gpt-4o-2024-08-06"}]},
+            "claude-sonnet": {
+                "deployments": [{"provider": "anthropic-up", "model": "claude-sonnet-4-5"}]
+            },
+            "edgeproxy-mock": {"deployments": [{"provider": "mock"}]},
+            "claude-*": {"deployments": [{"provider": "anthropic-up"}]},
+            "*": {"deployments": [{"provider": "openai-up"}]},
+        },
+    }
+    return parse(raw, {})
+
+
+@dataclass
+class Stack:
+    fake: FakeUpstream
+    proxy: ProxyServer
+
+    @property
+    def openai_url(self) -> str:
+        return self.proxy.url + "/v1"
+
+    @property
+    def anthropic_url(self) -> str:
+        return self.proxy.url
+
+    def connections_in_use(self) -> int:
+        return sum(
+            getattr(provider, "in_use", 0) for provider in self.proxy.state.providers.values()
+        )
+
+
+async def start_stack(**config: Any) -> Stack:
+    fake = FakeUpstream(seed=0)
+    await fake.start()
+    proxy = ProxyServer(proxy_config(fake.url, **config))
+    await proxy.start()
+    return Stack(fake, proxy)
+
+
+async def stop_stack(stack: Stack) -> None:
+    await stack.proxy.stop()
+    await stack.fake.close()

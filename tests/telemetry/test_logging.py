@@ -1,0 +1,95 @@
+"""Logs carry what a request did and never a credential."""
+
+from __future__ import annotations
+
+import logging
+
+import aiohttp
+import orjson
+import pytest
+
+from edgeproxy.telemetry.logging import MASK, RedactingFormatter
+from tests.conftest import StackFactory
+from tests.support.fake_upstream import Fail, Reply
+from tests.support.stack import ANTHROPIC_KEY, CLIENT_KEY, OPENAI_KEY
+
+SECRETS = (OPENAI_KEY, ANTHROPIC_KEY, CLIENT_KEY)
+
+
+def test_the_formatter_masks_configured_secrets_in_json_and_text() -> None:
+    record = logging.makeLogRecord(
+        {"msg": "upstream said %s", "args": (f"bad key {OPENAI_KEY}",), "levelname": "ERROR"}
+    )
+    record.__dict__["detail"] = f"Bearer {OPENAI_KEY}"
+    for fmt in ("json", "text"):
+        line = RedactingFormatter(fmt, [OPENAI_KEY]).format(record)
+        assert OPENAI_KEY not in line
+        assert MASK in line
+    assert orjson.loads(RedactingFormatter("json", []).format(record))["level"] == "error"
+
+
+async def test_no_credential_reaches_any_log_record_even_on_failures(
+    make_stack: StackFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    stack = await make_stack(
+        timeouts={"first_byte": "200ms", "idle": "200ms"}, server={"access_log": True}
+    )
+    stack.fake.script("chat", Fail(401), Reply(stall_after=0), Reply(chunks=4, drop_after=2))
+    stack.fake.script("messages", Fail(500), Reply(chunks=4, stall_after=2))
+    headers = {"authorization": f"Bearer {CLIENT_KEY}", "x-api-key": CLIENT_KEY}
+    chat = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+    messages = {**chat, "model": "claude-sonnet", "max_tokens": 5}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        for path, body in [
+            ("/v1/chat/completions", chat),
+            ("/v1/chat/completions", chat),
+            ("/v1/chat/completions", {**chat, "stream": True}),
+            ("/v1/messages", messages),
+            ("/v1/messages", {**messages, "stream": True}),
+        ]:
+            async with session.post(stack.proxy.url + path, json=body) as response:
+                await response.read()
+    await stack.fake.close()
+    async with aiohttp.ClientSession(headers=headers) as session:
+        async with session.post(stack.proxy.url + "/v1/chat/completions", json=chat) as response:
+            assert response.status == 502
+    assert len(caplog.records) >= 6
+    for record in caplog.records:
+        rendered = record.getMessage() + repr(record.__dict__)
+        assert not any(secret in rendered for secret in SECRETS), rendered
+
+
+async def test_access_log_records_usage_watched_on_streams(
+    make_stack: StackFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="edgeproxy.access")
+    stack = await make_stack(server={"access_log": True})
+    stack.fake.default["messages"] = Reply(prompt_tokens=21, completion_tokens=4, chunks=4)
+    stack.fake.default["chat"] = Reply(prompt_tokens=13, completion_tokens=2, chunks=2)
+    async with aiohttp.ClientSession() as session:
+        for path, body in [
+            (
+                "/v1/messages",
+                {"model": "claude-sonnet", "max_tokens": 5, "stream": True, "messages": []},
+            ),
+            (
+                "/v1/chat/completions",
+                {
+                    "model": "gpt-4o",
+                    "messages": [],
+                    "stream": True,
+                    "stream_options": {"include_usage": True},
+                },
+            ),
+            ("/v1/chat/completions", {"model": "gpt-4o", "messages": []}),
+        ]:
+            async with session.post(stack.proxy.url + path, json=body) as response:
+                await response.read()
+    lines = [r.__dict__ for r in caplog.records if r.name == "edgeproxy.access"]
+    assert [(x["provider"], x["stream"], x["status"]) for x in lines] == [
+        ("anthropic-up", True, 200),
+        ("openai-up", True, 200),
+        ("openai-up", False, 200),
+    ]
+    assert [(x["input_tokens"], x["output_tokens"]) for x in lines] == [(21, 4), (13, 2), (13, 2)]
