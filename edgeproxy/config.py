@@ -571,8 +571,9 @@ def _env_overrides(
     """The few settings operators change per pod without editing the ConfigMap."""
     if env.get("EDGEPROXY_HOST"):
         server = replace(server, host=env["EDGEPROXY_HOST"])
-    if env.get("EDGEPROXY_PORT"):
-        server = replace(server, port=r.port("EDGEPROXY_PORT", _FromEnv(env["EDGEPROXY_PORT"])))
+    port = env.get("EDGEPROXY_PORT", "")
+    if port and not port.startswith("tcp://"):  # tcp://... is a Service link, not ours
+        server = replace(server, port=r.port("EDGEPROXY_PORT", _FromEnv(port)))
     if env.get("EDGEPROXY_LOG_LEVEL"):
         level = r.choice(LOG_LEVELS)("EDGEPROXY_LOG_LEVEL", env["EDGEPROXY_LOG_LEVEL"])
         log = replace(log, level=level)

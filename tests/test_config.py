@@ -266,3 +266,8 @@ models:
         {},
     )
     assert [m.is_pattern for m in config.models] == [True, False]
+
+
+def test_a_kubernetes_service_link_named_edgeproxy_does_not_override_the_port() -> None:
+    env = {"EDGEPROXY_PORT": "tcp://10.0.0.7:9090"}
+    assert parse(minimal(), env).server.port == 8080
