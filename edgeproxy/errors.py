@@ -111,9 +111,3 @@ def upstream_timeout(provider: str, phase: str, seconds: float) -> ProxyError:
         f"Provider '{provider}' did not answer in time ({phase} timeout of {seconds:g}s).",
         retryable=True,
     )
-
-
-def internal_error(detail: str) -> ProxyError:
-    return ProxyError(
-        500, "internal_error", "The proxy failed to handle the request.", detail=detail
-    )

@@ -170,8 +170,7 @@ async def test_malformed_json_is_a_400_in_the_clients_dialect(stack: Stack, dial
 async def test_an_unconfigured_model_is_a_404_naming_it(
     make_stack: StackFactory, dialect: str
 ) -> None:
-    stack = await make_stack()
-    stack.proxy.state.table._patterns.clear()
+    stack = await make_stack(catch_all=False)
     path, body, _ = ROUTES[dialect]
     status, _, reply = await post(stack, path, {**body, "model": "no-such-model"})
     assert status == 404

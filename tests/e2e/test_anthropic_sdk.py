@@ -109,20 +109,19 @@ async def test_upstream_errors_raise_the_sdks_own_exception_types(
             await sdk.messages.create(model="claude-sonnet", max_tokens=64, messages=MESSAGES)
 
 
-async def test_an_error_event_mid_stream_raises_in_the_sdk(stack: Stack) -> None:
-    stack.fake.script("messages", Reply(chunks=5, error_event_after=3))
+@pytest.mark.parametrize(
+    ("failure", "message"),
+    [
+        (Reply(chunks=5, error_event_after=3), "Overloaded"),
+        (Reply(chunks=6, drop_after=3), "ended the response abnormally"),
+    ],
+)
+async def test_a_failure_mid_stream_raises_in_the_sdk(
+    stack: Stack, failure: Reply, message: str
+) -> None:
+    stack.fake.script("messages", failure)
     async with async_client(stack) as sdk:
-        with pytest.raises(anthropic.APIStatusError, match="Overloaded"):
-            async with sdk.messages.stream(
-                model="claude-sonnet", max_tokens=64, messages=MESSAGES
-            ) as stream:
-                await stream.get_final_message()
-
-
-async def test_a_dropped_upstream_mid_stream_raises_in_the_sdk(stack: Stack) -> None:
-    stack.fake.script("messages", Reply(chunks=6, drop_after=3))
-    async with async_client(stack) as sdk:
-        with pytest.raises(anthropic.APIStatusError, match="ended the response abnormally"):
+        with pytest.raises(anthropic.APIStatusError, match=message):
             async with sdk.messages.stream(
                 model="claude-sonnet", max_tokens=64, messages=MESSAGES
             ) as stream:

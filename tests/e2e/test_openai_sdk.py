@@ -146,8 +146,7 @@ async def test_upstream_errors_raise_the_sdks_own_exception_types(
 
 
 async def test_unknown_model_is_not_found(make_stack) -> None:  # type: ignore[no-untyped-def]
-    stack = await make_stack()
-    stack.proxy.state.table._patterns.clear()
+    stack = await make_stack(catch_all=False)
     async with async_client(stack) as sdk:
         with pytest.raises(openai.NotFoundError, match="no-such-model"):
             await sdk.chat.completions.create(model="no-such-model", messages=MESSAGES)

@@ -20,8 +20,13 @@ def proxy_config(
     timeouts: dict[str, Any] | None = None,
     server: dict[str, Any] | None = None,
     mock: dict[str, Any] | None = None,
+    catch_all: bool = True,
 ) -> Config:
-    """Providers pointing at the fake upstream; public names mapped to upstream names."""
+    """Providers pointing at the fake upstream; public names mapped to upstream names.
+
+    `catch_all` adds the pass-through patterns `claude-*` and `*`; without them an unknown
+    model name is a 404.
+    """
     provider_timeouts = {"connect": "2s", "first_byte": "10s", "idle": "10s", "total": "30s"}
     provider_timeouts.update(timeouts or {})
     raw = {
@@ -48,10 +53,11 @@ def proxy_config(
                 "deployments": [{"provider": "anthropic-up", "model": "claude-sonnet-4-5"}]
             },
             "edgeproxy-mock": {"deployments": [{"provider": "mock"}]},
-            "claude-*": {"deployments": [{"provider": "anthropic-up"}]},
-            "*": {"deployments": [{"provider": "openai-up"}]},
         },
     }
+    if catch_all:
+        raw["models"]["claude-*"] = {"deployments": [{"provider": "anthropic-up"}]}
+        raw["models"]["*"] = {"deployments": [{"provider": "openai-up"}]}
     return parse(raw, {})
 
 
