@@ -25,6 +25,7 @@ from bench.runner import SCENARIOS, STREAM_CHUNKS, Bench, Scenario, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
+FLOOR_SCENARIOS = ["nonstream-c1", "nonstream-c16"]  # the floor only maps and forwards JSON
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--requests", type=int, help="request cap per measured run (default 20000; quick 2000)"
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="measure the bare aiohttp pass-through (bench/floor.py) in the proxy's place",
     )
     parser.add_argument(
         "--scenario",
@@ -94,7 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     settings = _settings(parser, args)
-    scenarios = [SCENARIOS[name] for name in dict.fromkeys(args.scenario or SCENARIOS)]
+    default = FLOOR_SCENARIOS if args.floor else list(SCENARIOS)
+    scenarios = [SCENARIOS[name] for name in dict.fromkeys(args.scenario or default)]
     RESULTS.mkdir(parents=True, exist_ok=True)
     pinning = Pinning.plan()
     if pinning.load is not None:
@@ -105,7 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             port = free_port()
             config = RESULTS / "proxy.yaml"
             config.write_text(_proxy_config(port, upstream_url))
-            proxy = children.proxy(config, port, pinning.proxy)
+            if args.floor:
+                proxy = children.floor(upstream_url, port, pinning.proxy)
+            else:
+                proxy = children.proxy(config, port, pinning.proxy)
             rss_start_mib = proxy.rss_kib() / 1024
             bench = Bench(upstream_url, f"http://127.0.0.1:{port}", upstream, proxy, settings)
             rows = uvloop.run(_measure_all(bench, scenarios))
@@ -119,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench: {err}", file=sys.stderr)
         return 1
     meta = metadata(ROOT, settings, pinning, args.quick)
+    meta["measured"] = "bench.floor (bare aiohttp)" if args.floor else "edgeproxy"
     meta["proxy_rss_mib_at_start"] = round(rss_start_mib, 1)
     print(markdown(rows, meta, settings, pinning))
     output = RESULTS / "latest.jsonl"

@@ -204,11 +204,20 @@ class Children:
     ) -> Child:
         """The proxy from its CLI, as deployed; ready once GET /v1/models answers 200."""
         argv = [sys.executable, "-m", "edgeproxy", "serve", "--config", str(config)]
-        child = self._spawn("proxy", argv, cores)
+        return self._await_ready(self._spawn("proxy", argv, cores), port, timeout)
+
+    def floor(
+        self, upstream_url: str, port: int, cores: frozenset[int] | None, timeout: float = 20.0
+    ) -> Child:
+        """The bare aiohttp pass-through (`bench.floor`), in the proxy's place."""
+        argv = [sys.executable, "-m", "bench.floor", str(port), upstream_url]
+        return self._await_ready(self._spawn("floor", argv, cores), port, timeout)
+
+    def _await_ready(self, child: Child, port: int, timeout: float) -> Child:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if _answers(port, "/v1/models"):
                 return child
             child.check_alive()
             time.sleep(0.05)
-        raise RuntimeError(f"proxy not ready after {timeout:.0f}s:\n{child.log_tail()}")
+        raise RuntimeError(f"{child.name} not ready after {timeout:.0f}s:\n{child.log_tail()}")

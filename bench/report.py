@@ -22,7 +22,8 @@ REFERENCES = (
     "LiteLLM 1.106.2: ≈ 10.5 ms CPU per non-streaming request (≈ 93 RPS/core), +10.3 ms p50 at "
     "c=1; ≈ 31 ms CPU per 20-chunk stream.",
     "Bare 60-line aiohttp pass-through: ≈ 0.23 ms CPU per request (≈ 4,300 RPS/core), +0.3 ms "
-    "p50 at c=1.",
+    "p50 at c=1 when the issue was written; `--floor` measures it (bench/floor.py) in this run's "
+    "conditions.",
 )
 TARGET_CPU_MS = 0.45  # per non-streaming request
 TARGET_ADDED_P50_MS = 0.5  # at c=1
@@ -160,6 +161,7 @@ def markdown(
     run, warm = settings.run, settings.warmup
     notes = [
         "",
+        f"Measured in the proxy's place: {meta['measured']}.",
         f"edgeproxy {meta['git_commit'] or '(no git)'} on {meta['cpu_model']}, "
         f"{meta['cpus']} CPUs, {meta['date']}.",
         f"Medians of {settings.repeat} repetitions per side, direct and proxy interleaved "
