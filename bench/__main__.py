@@ -70,15 +70,19 @@ def _settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Sett
 
 
 def _proxy_config(port: int, upstream_url: str) -> str:
-    """`bench-model` is mapped (the body is re-encoded); any other name passes through as is."""
+    """`bench-model` is mapped (the body is re-encoded); `bench-claude` goes to an Anthropic
+    upstream (translated both ways); any other name passes through as is."""
     return f"""\
 server: {{host: 127.0.0.1, port: {port}, access_log: false, shutdown_grace: 2s}}
 admin: {{enabled: false}}
 logging: {{level: warning}}
 providers:
   up: {{kind: openai, base_url: "{upstream_url}/v1", api_key: sk-bench, max_connections: 64}}
+  up-anthropic:
+    {{kind: anthropic, base_url: "{upstream_url}", api_key: sk-bench, max_connections: 64}}
 models:
   bench-model: {{deployments: [{{provider: up, model: bench-upstream-model}}]}}
+  bench-claude: {{deployments: [{{provider: up-anthropic, model: claude-bench}}]}}
   "*": {{deployments: [{{provider: up}}]}}
 """
 

@@ -53,6 +53,13 @@ SCENARIOS = {
         Scenario("nonstream-c16", 16, False, "bench-model", "JSON, model name mapped, c=16"),
         Scenario("stream-c16", 16, True, "bench-model", "SSE read to the end, mapped, c=16"),
         Scenario("passthrough-c16", 16, False, "gpt-4o-mini", "JSON, body forwarded as is, c=16"),
+        Scenario(
+            "stream-xdialect-c16",
+            16,
+            True,
+            "bench-claude",
+            "SSE, OpenAI client to an Anthropic upstream: every event translated, c=16",
+        ),
     )
 }
 

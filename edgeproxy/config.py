@@ -20,9 +20,10 @@ import yaml
 
 T = TypeVar("T")
 
-PROVIDER_KINDS = ("openai", "anthropic", "mock")
+PROVIDER_KINDS = ("openai", "azure", "anthropic", "gemini", "bedrock", "mock")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
+DEFAULT_AZURE_API_VERSION = "2024-10-21"
 
 
 class ConfigError(Exception):
@@ -80,6 +81,16 @@ class MockSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AwsSettings:
+    """Bedrock's region and credentials; keys left out come from the standard AWS chain."""
+
+    region: str = ""
+    access_key_id: str | None = None
+    secret_access_key: Secret | None = None
+    session_token: Secret | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderConfig:
     name: str
     kind: str
@@ -89,6 +100,11 @@ class ProviderConfig:
     max_connections: int
     timeouts: Timeouts
     anthropic_version: str = DEFAULT_ANTHROPIC_VERSION
+    default_max_tokens: int = 4096
+    max_tokens_field: str = "max_tokens"
+    api_version: str = DEFAULT_AZURE_API_VERSION
+    bearer_token: Secret | None = None
+    aws: AwsSettings = field(default_factory=AwsSettings)
     mock: MockSettings = field(default_factory=MockSettings)
 
 
@@ -103,10 +119,15 @@ class DeploymentConfig:
 
 @dataclass(frozen=True, slots=True)
 class ModelConfig:
-    """A public model name (or a `*` glob such as `claude-*`) and where it is served."""
+    """A public model name (or a `*` glob such as `claude-*`) and where it is served.
+
+    `unsupported_params` says what a cross-dialect route does with a request field the
+    provider cannot express: `drop` it (named in `x-edgeproxy-dropped-params`) or `reject`.
+    """
 
     name: str
     deployments: tuple[DeploymentConfig, ...]
+    unsupported_params: Literal["drop", "reject"] = "drop"
 
     @property
     def is_pattern(self) -> bool:
@@ -460,9 +481,11 @@ def _mock(r: _Reader, raw: Any, path: str) -> MockSettings:
     )
 
 
+OPENAI_URL = "https://api.openai.com"
 _DEFAULT_BASE_URLS = {
-    "openai": "https://api.openai.com/v1",
+    "openai": OPENAI_URL + "/v1",
     "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com/v1beta",
     "mock": "http://mock.invalid",
 }
 _PROVIDER_FIELDS = (
@@ -475,32 +498,123 @@ _PROVIDER_FIELDS = (
     "max_connections",
     "timeouts",
     "anthropic_version",
+    "default_max_tokens",
+    "max_tokens_field",
+    "api_version",
+    "bearer_token",
+    "bearer_token_file",
+    "aws",
     "mock",
 )
+# Fields that mean something for some kinds only, and the kinds they apply to.
+_KIND_FIELDS = {
+    "anthropic_version": ("anthropic",),
+    "default_max_tokens": ("anthropic",),
+    "max_tokens_field": ("openai", "azure"),
+    "api_version": ("azure",),
+    "bearer_token": ("azure",),
+    "bearer_token_file": ("azure",),
+    "aws": ("bedrock",),
+    "mock": ("mock",),
+}
+_AWS_FIELDS = (
+    "region",
+    "access_key_id",
+    "secret_access_key",
+    "secret_access_key_file",
+    "session_token",
+    "session_token_file",
+)
+
+
+def _aws(r: _Reader, raw: Any, path: str) -> AwsSettings:
+    s = r.section(raw, path, _AWS_FIELDS)
+    region = r.get(s, path, "region", r.nonempty_text, "") or (
+        r.env.get("AWS_REGION") or r.env.get("AWS_DEFAULT_REGION") or ""
+    )
+    if not region:
+        r.fail(f"{path}.region", "required (or set AWS_REGION in the environment)")
+    settings = AwsSettings(
+        region=region,
+        access_key_id=r.get(s, path, "access_key_id", r.nonempty_text, None),
+        secret_access_key=r.secret(s, path, "secret_access_key"),
+        session_token=r.secret(s, path, "session_token"),
+    )
+    if (settings.access_key_id is None) != (settings.secret_access_key is None):
+        r.fail(path, "give access_key_id and secret_access_key together, or neither")
+    return settings
+
+
+def aws_chain_available(env: Mapping[str, str]) -> bool:
+    """Whether credentials can come from outside the config: the environment, or botocore's
+    standard chain (IRSA web identity, profiles, instance roles) when the extra is installed."""
+    if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+        return True
+    from importlib.util import find_spec
+
+    return find_spec("botocore") is not None
+
+
+def _has_credentials(
+    r: _Reader, kind: str, s: dict[str, Any], keys: tuple[Secret | None, ...]
+) -> bool:
+    """Whether a provider of `kind` has what it needs to authenticate (`keys`: api_key, token)."""
+    if kind == "mock":
+        return True
+    if kind == "bedrock":
+        aws = s.get("aws")
+        return (isinstance(aws, dict) and bool(aws.get("access_key_id"))) or aws_chain_available(
+            r.env
+        )
+    if kind == "azure":
+        return any(k is not None for k in keys)
+    if kind == "openai" and not str(s.get("base_url", OPENAI_URL)).startswith(OPENAI_URL):
+        return True  # a self-hosted OpenAI-compatible server may need no key
+    return keys[0] is not None
+
+
+def _missing_credentials(kind: str) -> tuple[str, str]:
+    if kind == "bedrock":
+        return "aws", (
+            "no AWS credentials: give aws.access_key_id and aws.secret_access_key, set "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or install edgeproxy[bedrock] for the "
+            "standard AWS chain (IRSA, profiles, instance roles)"
+        )
+    if kind == "azure":
+        return "api_key", "required for this kind (give api_key, api_key_file or bearer_token)"
+    return "api_key", "required for this kind (give api_key or api_key_file)"
 
 
 def _provider(r: _Reader, name: str, raw: Any) -> ProviderConfig | None:
     """Parse one provider; None when it is switched off (`enabled: false`, or `auto` sans key)."""
     path = f"providers.{name}"
     s = r.section(raw, path, _PROVIDER_FIELDS)
-    kind = r.get(s, path, "kind", r.choice(PROVIDER_KINDS))
+    kind = r.get(s, path, "kind", r.choice(PROVIDER_KINDS)) or "mock"
     enabled = r.get(s, path, "enabled", r.choice(("true", "false", "auto")), "true")
     api_key = r.secret(s, path, "api_key")
-    if kind != "mock" and api_key is None:
+    token = r.secret(s, path, "bearer_token")
+    if not _has_credentials(r, kind, s, (api_key, token)):
         if enabled == "auto":
             return None
         if enabled == "true":
-            r.fail(f"{path}.api_key", "required for this kind (give api_key or api_key_file)")
+            r.fail(f"{path}.{_missing_credentials(kind)[0]}", _missing_credentials(kind)[1])
     if enabled == "false":
         return None
-    if kind == "openai" and "anthropic_version" in s:
-        r.fail(f"{path}.anthropic_version", "only applies to kind anthropic")
-    if kind != "mock" and "mock" in s:
-        r.fail(f"{path}.mock", "only applies to kind mock")
+    for key, kinds in _KIND_FIELDS.items():
+        if key in s and kind not in kinds:
+            r.fail(f"{path}.{key}", f"only applies to kind {' or '.join(kinds)}")
+    if kind == "azure" and "base_url" not in s:
+        r.fail(f"{path}.base_url", "required for kind azure (https://<resource>.openai.azure.com)")
+    aws = _aws(r, s.get("aws"), f"{path}.aws") if kind == "bedrock" else AwsSettings()
+    default_url = _DEFAULT_BASE_URLS.get(kind, "")
+    if kind == "bedrock":
+        default_url = f"https://bedrock-runtime.{aws.region}.amazonaws.com"
+    base_url = r.get(s, path, "base_url", r.url, default_url)
+    official = base_url.startswith(OPENAI_URL)
     return ProviderConfig(
         name=name,
-        kind=kind or "mock",
-        base_url=r.get(s, path, "base_url", r.url, _DEFAULT_BASE_URLS.get(kind or "", "")),
+        kind=kind,
+        base_url=base_url,
         api_key=api_key,
         headers=r.get(s, path, "headers", r.string_map, {}),
         max_connections=r.get(s, path, "max_connections", r.count, 100),
@@ -508,6 +622,17 @@ def _provider(r: _Reader, name: str, raw: Any) -> ProviderConfig | None:
         anthropic_version=r.get(
             s, path, "anthropic_version", r.nonempty_text, DEFAULT_ANTHROPIC_VERSION
         ),
+        default_max_tokens=r.get(s, path, "default_max_tokens", r.count, 4096),
+        max_tokens_field=r.get(
+            s,
+            path,
+            "max_tokens_field",
+            r.choice(("max_tokens", "max_completion_tokens")),
+            "max_completion_tokens" if kind == "azure" or official else "max_tokens",
+        ),
+        api_version=r.get(s, path, "api_version", r.nonempty_text, DEFAULT_AZURE_API_VERSION),
+        bearer_token=token,
+        aws=aws,
         mock=_mock(r, s.get("mock"), f"{path}.mock"),
     )
 
@@ -536,7 +661,7 @@ def _models(r: _Reader, raw: Any, declared: set[str], enabled: set[str]) -> tupl
     models = []
     for name, entry in raw.items():
         path = f"models.{name}"
-        s = r.section(entry, path, ("deployments",))
+        s = r.section(entry, path, ("deployments", "unsupported_params"))
         items = s.get("deployments")
         if not isinstance(items, list) or not items:
             r.fail(f"{path}.deployments", f"expected a non-empty list, got {_show(items)}")
@@ -546,8 +671,15 @@ def _models(r: _Reader, raw: Any, declared: set[str], enabled: set[str]) -> tupl
             for i, item in enumerate(items)
         )
         live = tuple(d for d in deployments if d.provider in enabled)
+        policy = r.get(s, path, "unsupported_params", r.choice(("drop", "reject")), "drop")
         if live:
-            models.append(ModelConfig(name=str(name), deployments=live))
+            models.append(
+                ModelConfig(
+                    name=str(name),
+                    deployments=live,
+                    unsupported_params="reject" if policy == "reject" else "drop",
+                )
+            )
     return tuple(models)
 
 

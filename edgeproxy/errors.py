@@ -79,7 +79,7 @@ def unsupported_route(model: str, provider: str, endpoint: str) -> ProxyError:
         400,
         "unsupported_endpoint",
         f"The model '{model}' is served by provider '{provider}', which cannot answer "
-        f"{endpoint}; translating between API dialects is not available on this proxy yet.",
+        f"{endpoint} (its API has no such endpoint, natively or by translation).",
         param="model",
     )
 
@@ -110,4 +110,58 @@ def upstream_timeout(provider: str, phase: str, seconds: float) -> ProxyError:
         "upstream_timeout",
         f"Provider '{provider}' did not answer in time ({phase} timeout of {seconds:g}s).",
         retryable=True,
+    )
+
+
+def unsupported_parameter(field: str, provider: str, why: str = "") -> ProxyError:
+    reason = f" ({why})" if why else ""
+    return ProxyError(
+        400,
+        "unsupported_parameter",
+        f"{field}: not supported by provider '{provider}'{reason}.",
+        param=field.partition(".")[0].partition("[")[0],
+    )
+
+
+# Codes of errors a provider answered with, in neutral terms (set by each dialect's
+# `parse_error`, rendered in the client's dialect): invalid_request, authentication_error,
+# permission_denied, not_found, request_too_large, context_length_exceeded, rate_limited,
+# overloaded, upstream_error, upstream_timeout.
+UPSTREAM_CODES = frozenset(
+    {
+        "invalid_request",
+        "authentication_error",
+        "permission_denied",
+        "not_found",
+        "request_too_large",
+        "context_length_exceeded",
+        "rate_limited",
+        "overloaded",
+        "upstream_error",
+        "upstream_timeout",
+    }
+)
+
+
+def from_upstream(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    retry_after: float | None = None,
+    detail: str = "",
+) -> ProxyError:
+    """An error a provider answered with, to be rendered in the client's dialect.
+
+    `message` is the provider's own text, which is client-safe (providers never echo a full
+    credential); `code` is one of UPSTREAM_CODES.
+    """
+    assert code in UPSTREAM_CODES, code
+    return ProxyError(
+        status,
+        code,
+        message,
+        retry_after=retry_after,
+        retryable=status in (408, 409, 429) or status >= 500,
+        detail=detail,
     )

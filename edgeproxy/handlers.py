@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 
 from aiohttp import web
 
 from edgeproxy import errors, inbound
 from edgeproxy.dialects import Dialect, anthropic, openai
 from edgeproxy.dialects.codec import Codec, codec_for
+from edgeproxy.dialects.neutral import ChatRequest, EmbeddingRequest
+from edgeproxy.dialects.translation import EmbeddingTranslator, StreamRelay, Translator
 from edgeproxy.errors import ProxyError
 from edgeproxy.operations import CLIENT_PATHS, Operation
 from edgeproxy.pipeline import Exchange, Pipeline
@@ -31,6 +33,8 @@ log = logging.getLogger("edgeproxy.proxy")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+_SSE_TYPE = "text/event-stream; charset=utf-8"
+_JSON_TYPE = "application/json"
 
 
 def client_dialect(request: web.Request) -> Dialect:
@@ -45,7 +49,7 @@ def error_response(err: ProxyError, codec: Codec, request_id: str) -> web.Respon
     if err.retry_after is not None:
         headers["retry-after"] = str(math.ceil(err.retry_after))
     return web.Response(
-        status=err.status,
+        status=codec.status_for(err),
         body=codec.render_error(err),
         content_type="application/json",
         headers=headers,
@@ -125,12 +129,14 @@ class ProxyHandlers:
             started=started,
         )
         reply = await self._pipeline.run(exchange)
-        if isinstance(reply, ProxyError):
-            return self._fail(reply, codec, request_id, exchange)
         try:
-            return await self._relay(request, exchange, reply, codec)
+            if isinstance(reply, ProxyError):
+                return self._fail(reply, codec, request_id, exchange)
+            try:
+                return await self._relay(request, exchange, reply, codec)
+            finally:
+                reply.close()
         finally:
-            reply.close()
             if self._access_log is not None:
                 self._access_log.record(exchange, loop.time())
 
@@ -153,11 +159,12 @@ class ProxyHandlers:
                 err.detail or err.message,
                 extra={"request_id": request_id},
             )
+        response = error_response(err, codec, request_id)
         if exchange is not None:
-            exchange.status = err.status
-            if self._access_log is not None:
-                self._access_log.record(exchange, asyncio.get_running_loop().time())
-        return error_response(err, codec, request_id)
+            exchange.status = response.status
+            if exchange.deployment is not None:
+                response.headers["x-edgeproxy-provider"] = exchange.deployment.provider.name
+        return response
 
     async def _relay(
         self, request: web.Request, exchange: Exchange, upstream: Upstream, codec: Codec
@@ -167,6 +174,8 @@ class ProxyHandlers:
         if exchange.deployment is not None:
             headers["x-edgeproxy-provider"] = exchange.deployment.provider.name
         exchange.status = upstream.status
+        if exchange.translator is not None:
+            return await self._translate(request, exchange, exchange.translator, upstream, codec)
         if exchange.stream and upstream.status == 200 and upstream.is_event_stream:
             return await self._stream(request, exchange, upstream, codec, headers)
         try:
@@ -177,13 +186,22 @@ class ProxyHandlers:
             exchange.usage = codec.usage_of_body(body)
         return web.Response(status=upstream.status, body=body, headers=headers)
 
+    def _log_stream_failure(self, exchange: Exchange, err: ProxyError) -> None:
+        log.warning(
+            "stream failed after it started: %s %s",
+            err.code,
+            err.detail or err.message,
+            extra={"request_id": exchange.request_id},
+        )
+        exchange.status = err.status
+
     async def _stream(
         self,
         request: web.Request,
         exchange: Exchange,
         upstream: Upstream,
         codec: Codec,
-        headers: dict[str, str],
+        headers: MutableMapping[str, str],
     ) -> web.StreamResponse:
         headers.update(_SSE_HEADERS)
         response = web.StreamResponse(status=upstream.status, headers=headers)
@@ -201,13 +219,7 @@ class ProxyHandlers:
             if rest := aligner.rest():
                 await response.write(rest)
         except ProxyError as err:
-            log.warning(
-                "stream failed after it started: %s %s",
-                err.code,
-                err.detail or err.message,
-                extra={"request_id": exchange.request_id},
-            )
-            exchange.status = err.status
+            self._log_stream_failure(exchange, err)
             await response.write(codec.error_event(err))
         except ConnectionResetError:
             exchange.status = 499
@@ -215,3 +227,92 @@ class ProxyHandlers:
         exchange.usage = usage.usage
         await response.write_eof()
         return response
+
+    async def _translate(
+        self,
+        request: web.Request,
+        exchange: Exchange,
+        translator: Translator,
+        upstream: Upstream,
+        codec: Codec,
+    ) -> web.StreamResponse:
+        """A cross-dialect answer: decoded from the provider's dialect, rendered in the client's."""
+        try:
+            if not 200 <= upstream.status < 300:
+                body = await upstream.read()
+                raise translator.error(upstream.status, upstream.headers, body)
+            model = exchange.upstream_model
+            if isinstance(translator, EmbeddingTranslator):
+                assert isinstance(exchange.neutral, EmbeddingRequest)
+                body = await upstream.read()
+                out, exchange.usage = translator.response(body, exchange.neutral, model)
+                content_type = _JSON_TYPE
+            else:
+                assert isinstance(exchange.neutral, ChatRequest), "a chat translator parsed it"
+                if exchange.stream and upstream.is_event_stream:
+                    relay = translator.stream(exchange.neutral, model)
+                    return await self._stream_translated(request, exchange, upstream, codec, relay)
+                body = await upstream.read()
+                if exchange.stream:
+                    out, exchange.usage = translator.response_as_stream(
+                        body, exchange.neutral, model
+                    )
+                    content_type = _SSE_TYPE
+                else:
+                    out, exchange.usage = translator.response(body, exchange.neutral, model)
+                    content_type = _JSON_TYPE
+        except ProxyError as err:
+            return self._fail(err, codec, exchange.request_id, exchange)
+        headers = _translated_headers(exchange, upstream, content_type)
+        return web.Response(status=200, body=out, headers=headers)
+
+    async def _stream_translated(
+        self,
+        request: web.Request,
+        exchange: Exchange,
+        upstream: Upstream,
+        codec: Codec,
+        relay: StreamRelay,
+    ) -> web.StreamResponse:
+        """Relay a translated stream. The client's headers go out with the first translated
+        bytes, so a provider that fails before producing any gets a proper error status."""
+        response = web.StreamResponse(
+            status=200, headers=_translated_headers(exchange, upstream, _SSE_TYPE)
+        )
+        try:
+            while chunk := await upstream.next_chunk():
+                if out := relay.feed(chunk):
+                    if not response.prepared:
+                        await response.prepare(request)
+                    await response.write(out)
+            out = relay.finish()
+        except ProxyError as err:
+            if not response.prepared:
+                return self._fail(err, codec, exchange.request_id, exchange)
+            self._log_stream_failure(exchange, err)
+            out = relay.error(err)
+        except ConnectionResetError:
+            exchange.status = 499
+            return response
+        if not response.prepared:
+            await response.prepare(request)
+        await response.write(out)
+        exchange.usage = relay.usage
+        await response.write_eof()
+        return response
+
+
+def _translated_headers(
+    exchange: Exchange, upstream: Upstream, content_type: str
+) -> dict[str, str]:
+    """The provider's informative headers (rate limits, ids) with our framing and markers."""
+    headers = {k: v for k, v in upstream.headers.items() if k.lower() != "content-type"}
+    headers["content-type"] = content_type
+    headers["x-request-id"] = exchange.request_id
+    if exchange.deployment is not None:
+        headers["x-edgeproxy-provider"] = exchange.deployment.provider.name
+    if exchange.dropped:
+        headers["x-edgeproxy-dropped-params"] = ", ".join(exchange.dropped)
+    if content_type == _SSE_TYPE:
+        headers.update(_SSE_HEADERS)
+    return headers

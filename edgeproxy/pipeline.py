@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from edgeproxy import errors
-from edgeproxy.dialects.neutral import Usage
+from edgeproxy.dialects.neutral import ChatRequest, EmbeddingRequest, Usage
+from edgeproxy.dialects.translation import Translator
 from edgeproxy.errors import ProxyError
 from edgeproxy.operations import Operation
 from edgeproxy.providers.base import Upstream
@@ -57,6 +58,9 @@ class Exchange:
     stream: bool
     started: float
     deployment: Deployment | None = None
+    translator: Translator | None = None
+    neutral: ChatRequest | EmbeddingRequest | None = None
+    dropped: list[str] = field(default_factory=list)
     upstream_body: bytes = b""
     usage: Usage | None = None
     status: int = 0
@@ -83,11 +87,22 @@ class Route:
         if group is None:
             return errors.model_not_found(exchange.model)
         deployment = group.pick(self._random())
-        if not deployment.provider.supports(exchange.operation):
+        routes = deployment.routes
+        if exchange.operation not in routes:
             return errors.unsupported_route(
                 exchange.model, deployment.provider.name, exchange.operation.path
             )
         exchange.deployment = deployment
+        translator = routes[exchange.operation]
+        if translator is not None:
+            exchange.translator = translator
+            try:
+                exchange.neutral, exchange.upstream_body, exchange.dropped = translator.request(
+                    exchange.payload, exchange.upstream_model
+                )
+            except ProxyError as err:
+                return err
+            return None
         upstream_model = deployment.model
         if upstream_model is None or upstream_model == exchange.model:
             exchange.upstream_body = exchange.body

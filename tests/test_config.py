@@ -90,7 +90,8 @@ def test_weight_error_names_the_field_path_and_the_bad_value() -> None:
         ),
         (
             minimal(providers={"x": {"kind": "grpc"}}),
-            'providers.x.kind: expected one of openai, anthropic, mock, got "grpc"',
+            "providers.x.kind: expected one of openai, azure, anthropic, gemini, bedrock, mock, "
+            'got "grpc"',
         ),
         (
             minimal(providers={"o": {"kind": "openai"}}, models={}),

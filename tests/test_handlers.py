@@ -227,9 +227,11 @@ async def test_unknown_paths_and_wrong_methods(stack: Stack) -> None:
 
 
 async def test_an_endpoint_the_provider_cannot_serve_is_a_clear_400(stack: Stack) -> None:
-    status, _, body = await post(stack, "/v1/chat/completions", {**CHAT, "model": "claude-sonnet"})
+    legacy = {"model": "claude-sonnet", "prompt": "Say hello"}
+    status, _, body = await post(stack, "/v1/completions", legacy)
     assert status == 400
-    assert "cannot answer /chat/completions" in openai_error(body)["message"]
+    assert "cannot answer /completions" in openai_error(body)["message"]
+    assert stack.fake.calls["messages"] == 0
 
 
 # --- upstream failures ---------------------------------------------------------------------
@@ -390,7 +392,15 @@ async def test_models_lists_the_configured_public_names_in_each_dialect(stack: S
             stack.proxy.url + "/v1/models", headers={"anthropic-version": "2023-06-01"}
         ) as response:
             anthropic_listing = orjson.loads(await response.read())
-    names = ["gpt-4o", "claude-sonnet", "edgeproxy-mock"]
+    names = [
+        "gpt-4o",
+        "claude-sonnet",
+        "edgeproxy-mock",
+        "gemini-flash",
+        "bedrock-claude",
+        "gemini-embed",
+        "titan-embed",
+    ]
     assert [m["id"] for m in listing["data"]] == names
     assert [m["id"] for m in anthropic_listing["data"]] == names
     assert anthropic_listing["data"][0]["type"] == "model"

@@ -10,5 +10,9 @@ from enum import Enum
 
 
 class Dialect(Enum):
+    """The wire format a client or a provider speaks (clients speak the first two only)."""
+
     OPENAI = "openai"
     ANTHROPIC = "anthropic"
+    GEMINI = "gemini"
+    BEDROCK = "bedrock"

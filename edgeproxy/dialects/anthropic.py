@@ -24,7 +24,22 @@ _ERROR_TYPES = {
     504: "timeout_error",
     529: "overloaded_error",
 }
-_STOP_REASONS = {
+# Neutral codes of provider failures (errors.UPSTREAM_CODES) as the error type Anthropic's own
+# API gives them, whatever status the provider used (an OpenAI 503 is Anthropic's overload).
+_UPSTREAM_TYPES = {
+    "invalid_request": "invalid_request_error",
+    "context_length_exceeded": "invalid_request_error",
+    "authentication_error": "authentication_error",
+    "permission_denied": "permission_error",
+    "not_found": "not_found_error",
+    "request_too_large": "request_too_large",
+    "rate_limited": "rate_limit_error",
+    "overloaded": "overloaded_error",
+    "upstream_timeout": "timeout_error",
+    "upstream_error": "api_error",
+}
+# Neutral finish reasons as Anthropic's stop_reason (a matched stop string is "stop_sequence").
+STOP_REASONS = {
     "stop": "end_turn",
     "length": "max_tokens",
     "tool_calls": "tool_use",
@@ -32,8 +47,14 @@ _STOP_REASONS = {
 }
 
 
+def status_for(err: ProxyError) -> int:
+    """The HTTP status an Anthropic client gets: an overloaded provider is Anthropic's 529,
+    which the SDK retries and reports as overloaded, whatever status the provider used."""
+    return 529 if err.code == "overloaded" else err.status
+
+
 def error_object(err: ProxyError) -> dict[str, Any]:
-    kind = _ERROR_TYPES.get(
+    kind = _UPSTREAM_TYPES.get(err.code) or _ERROR_TYPES.get(
         err.status, "api_error" if err.status >= 500 else "invalid_request_error"
     )
     return {"type": "error", "error": {"type": kind, "message": err.message}}
@@ -52,25 +73,46 @@ def _event(name: str, payload: dict[str, Any]) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
 
-def _usage(usage: Usage) -> dict[str, Any]:
+def usage_object(usage: Usage) -> dict[str, Any]:
+    """Neutral usage in Anthropic's terms, where `input_tokens` counts only the part of the
+    prompt neither read from nor written to the cache."""
     return {
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cache_creation_input_tokens": 0,
+        "input_tokens": max(0, usage.input_tokens - usage.cached_tokens - usage.cache_write_tokens),
+        "cache_creation_input_tokens": usage.cache_write_tokens,
         "cache_read_input_tokens": usage.cached_tokens,
+        "output_tokens": usage.output_tokens,
     }
+
+
+def _count(raw: dict[str, Any], name: str) -> int:
+    value = raw.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def usage_of(raw: dict[str, Any]) -> Usage:
+    """A `usage` object in neutral terms: the whole prompt, cached parts included."""
+    read = _count(raw, "cache_read_input_tokens")
+    written = _count(raw, "cache_creation_input_tokens")
+    return Usage(
+        input_tokens=_count(raw, "input_tokens") + read + written,
+        output_tokens=_count(raw, "output_tokens"),
+        cached_tokens=read,
+        cache_write_tokens=written,
+    )
+
+
+def usage_after_delta(start: Usage | None, raw: dict[str, Any]) -> Usage:
+    """The usage once a message_delta's counts (cumulative totals) are applied to the one
+    message_start gave: output always, input counts only where the delta names them."""
+    base = usage_object(start) if start is not None else {}
+    merged = {**base, **{k: v for k, v in raw.items() if v is not None}}
+    return usage_of(merged)
 
 
 def read_usage(obj: dict[str, Any]) -> Usage | None:
     """Usage from a Messages body (or the `message` inside message_start)."""
     raw = obj.get("usage")
-    if not isinstance(raw, dict):
-        return None
-    return Usage(
-        input_tokens=int(raw.get("input_tokens") or 0),
-        output_tokens=int(raw.get("output_tokens") or 0),
-        cached_tokens=int(raw.get("cache_read_input_tokens") or 0),
-    )
+    return usage_of(raw) if isinstance(raw, dict) else None
 
 
 def usage_of_body(body: bytes) -> Usage | None:
@@ -99,11 +141,8 @@ class StreamUsage:
             return
         if event.event == "message_start":
             self.usage = read_usage(payload.get("message") or {})
-        elif (delta := read_usage(payload)) is not None:
-            usage = self.usage or Usage()
-            usage.output_tokens = delta.output_tokens
-            usage.input_tokens = delta.input_tokens or usage.input_tokens
-            self.usage = usage
+        elif isinstance(raw := payload.get("usage"), dict):
+            self.usage = usage_after_delta(self.usage, raw)
 
 
 def message(reply: TextReply) -> bytes:
@@ -114,9 +153,9 @@ def message(reply: TextReply) -> bytes:
             "role": "assistant",
             "model": reply.model,
             "content": [{"type": "text", "text": reply.text}],
-            "stop_reason": _STOP_REASONS[reply.finish],
+            "stop_reason": STOP_REASONS[reply.finish],
             "stop_sequence": None,
-            "usage": _usage(reply.usage),
+            "usage": usage_object(reply.usage),
         }
     )
 
@@ -136,7 +175,7 @@ def message_stream(reply: TextReply, pieces: int) -> Iterator[bytes]:
                 "content": [],
                 "stop_reason": None,
                 "stop_sequence": None,
-                "usage": _usage(start_usage),
+                "usage": usage_object(start_usage),
             },
         },
     )
@@ -159,7 +198,7 @@ def message_stream(reply: TextReply, pieces: int) -> Iterator[bytes]:
         "message_delta",
         {
             "type": "message_delta",
-            "delta": {"stop_reason": _STOP_REASONS[reply.finish], "stop_sequence": None},
+            "delta": {"stop_reason": STOP_REASONS[reply.finish], "stop_sequence": None},
             "usage": {"output_tokens": reply.usage.output_tokens},
         },
     )

@@ -26,6 +26,9 @@ class Codec(Protocol):
 
     def render_error(self, err: ProxyError) -> bytes: ...
 
+    def status_for(self, err: ProxyError) -> int:
+        """The HTTP status this dialect's clients expect for `err` (e.g. 529 vs 503)."""
+
     def error_event(self, err: ProxyError) -> bytes: ...
 
     def usage_of_body(self, body: bytes) -> Usage | None: ...

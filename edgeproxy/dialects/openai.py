@@ -22,14 +22,30 @@ _ERROR_TYPES = {
     413: "invalid_request_error",
     429: "rate_limit_error",
 }
+# Neutral codes of provider failures that OpenAI words differently: (type, code) as OpenAI's
+# own API sends them, so code written against OpenAI (retry on `rate_limit_exceeded`, alert on
+# `invalid_api_key`) works unchanged behind the proxy. Other codes keep the status's type.
+_UPSTREAM_ERRORS = {
+    "authentication_error": ("invalid_request_error", "invalid_api_key"),
+    "rate_limited": ("requests", "rate_limit_exceeded"),
+    "overloaded": ("server_error", "overloaded"),
+    "upstream_error": ("server_error", "upstream_error"),
+}
 DONE = b"data: [DONE]\n\n"
 
 
+def status_for(err: ProxyError) -> int:
+    """The HTTP status an OpenAI client gets: Anthropic's 529 (overloaded) is not an HTTP
+    status OpenAI uses, so it becomes 503, which the SDK retries the same way."""
+    return 503 if err.status == 529 else err.status
+
+
 def error_object(err: ProxyError) -> dict[str, Any]:
-    kind = _ERROR_TYPES.get(
-        err.status, "api_error" if err.status >= 500 else "invalid_request_error"
+    kind, code = _UPSTREAM_ERRORS.get(err.code) or (
+        _ERROR_TYPES.get(err.status, "api_error" if err.status >= 500 else "invalid_request_error"),
+        err.code,
     )
-    return {"message": err.message, "type": kind, "param": err.param, "code": err.code}
+    return {"message": err.message, "type": kind, "param": err.param, "code": code}
 
 
 def render_error(err: ProxyError) -> bytes:
@@ -41,7 +57,8 @@ def error_event(err: ProxyError) -> bytes:
     return b"data: " + orjson.dumps({"error": error_object(err)}) + b"\n\n"
 
 
-def _usage(usage: Usage) -> dict[str, Any]:
+def usage_object(usage: Usage) -> dict[str, Any]:
+    """The `usage` object of a chat completion (or its final stream chunk)."""
     return {
         "prompt_tokens": usage.input_tokens,
         "completion_tokens": usage.output_tokens,
@@ -117,7 +134,7 @@ def chat_completion(reply: TextReply) -> bytes:
                     "finish_reason": reply.finish,
                 }
             ],
-            "usage": _usage(reply.usage),
+            "usage": usage_object(reply.usage),
             "service_tier": "default",
             "system_fingerprint": None,
         }
@@ -136,7 +153,7 @@ def _chunk(
         "choices": choices,
     }
     if with_usage:
-        chunk["usage"] = _usage(usage) if usage else None
+        chunk["usage"] = usage_object(usage) if usage else None
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
@@ -167,7 +184,7 @@ def text_completion(reply: TextReply) -> bytes:
             "choices": [
                 {"text": reply.text, "index": 0, "logprobs": None, "finish_reason": reply.finish}
             ],
-            "usage": _usage(reply.usage),
+            "usage": usage_object(reply.usage),
         }
     )
 
@@ -184,7 +201,7 @@ def completion_stream(reply: TextReply, pieces: int, include_usage: bool) -> Ite
             else [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish}],
         }
         if usage:
-            body["usage"] = _usage(usage)
+            body["usage"] = usage_object(usage)
         return b"data: " + orjson.dumps(body) + b"\n\n"
 
     for part in split_text(reply.text, pieces):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
+from edgeproxy.dialects import anthropic_messages
+from edgeproxy.dialects.translation import BuildChat, UpstreamChat
 from edgeproxy.operations import Operation
 from edgeproxy.providers.http import HttpProvider
 
@@ -13,6 +16,17 @@ if TYPE_CHECKING:
 
 class AnthropicProvider(HttpProvider):
     operations = frozenset({Operation.MESSAGES, Operation.COUNT_TOKENS})
+    native_chat = Operation.MESSAGES
+
+    @property
+    def chat_codec(self) -> UpstreamChat:
+        return anthropic_messages
+
+    @property
+    def build_chat(self) -> BuildChat:
+        return partial(
+            anthropic_messages.build_chat, default_max_tokens=self.config.default_max_tokens
+        )
 
     def auth_headers(self) -> dict[str, str]:
         key = self.config.api_key
@@ -21,6 +35,6 @@ class AnthropicProvider(HttpProvider):
     def request_headers(self, exchange: Exchange) -> dict[str, str]:
         """The client's `anthropic-version` and `anthropic-beta` pass through unchanged."""
         headers = super().request_headers(exchange)
-        if "anthropic-version" not in exchange.headers:
+        if exchange.translator is not None or "anthropic-version" not in exchange.headers:
             headers["anthropic-version"] = self.config.anthropic_version
         return headers

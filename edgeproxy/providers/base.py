@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING, Protocol
 
+from multidict import CIMultiDict
+
 from edgeproxy.config import ProviderConfig
+from edgeproxy.dialects import anthropic_messages, openai_chat
+from edgeproxy.dialects.params import UnsupportedParams
+from edgeproxy.dialects.translation import (
+    BuildChat,
+    ChatTranslator,
+    ClientChat,
+    EmbeddingTranslator,
+    Translator,
+    UpstreamChat,
+)
 from edgeproxy.operations import Operation
 
 if TYPE_CHECKING:
@@ -51,6 +63,11 @@ NOT_RELAYED = HOP_BY_HOP | {
     "x-request-id",
 }
 UPSTREAM_REQUEST_ID = "x-edgeproxy-upstream-request-id"
+# The client dialects' chat endpoints, and the module that parses and renders each.
+CLIENT_CHAT: dict[Operation, ClientChat] = {
+    Operation.CHAT: openai_chat,
+    Operation.MESSAGES: anthropic_messages,
+}
 
 
 def forwarded_headers(client: Mapping[str, str], fixed: Mapping[str, str]) -> dict[str, str]:
@@ -68,9 +85,12 @@ def forwarded_headers(client: Mapping[str, str], fixed: Mapping[str, str]) -> di
     return headers
 
 
-def relayed_headers(upstream: Mapping[str, str]) -> dict[str, str]:
-    """Upstream response headers the client should see (rate limits, retry hints, ids)."""
-    headers = {name: value for name, value in upstream.items() if name.lower() not in NOT_RELAYED}
+def relayed_headers(upstream: Mapping[str, str]) -> CIMultiDict[str]:
+    """Upstream response headers the client should see (rate limits, retry hints, ids),
+    case-insensitive as HTTP has them."""
+    headers = CIMultiDict(
+        (name, value) for name, value in upstream.items() if name.lower() not in NOT_RELAYED
+    )
     if upstream_id := upstream.get("x-request-id"):
         headers[UPSTREAM_REQUEST_ID] = upstream_id
     return headers
@@ -79,7 +99,9 @@ def relayed_headers(upstream: Mapping[str, str]) -> dict[str, str]:
 class Upstream(Protocol):
     """An upstream answer whose headers have arrived; the body is read or streamed after."""
 
-    headers: dict[str, str]
+    @property
+    def headers(self) -> MutableMapping[str, str]:
+        """The response headers to relay (case-insensitive), ours added by the edge."""
 
     @property
     def status(self) -> int: ...
@@ -106,8 +128,36 @@ class Provider(ABC):
         self.config = config
         self.name = config.name
 
-    def supports(self, operation: Operation) -> bool:
-        return operation in self.operations
+    def routes(self, mode: UnsupportedParams) -> dict[Operation, Translator | None]:
+        """What this provider serves: its own operations as they are (None), and the other
+        client dialects' chat endpoints through a translator when it has a chat codec."""
+        routes: dict[Operation, Translator | None] = dict.fromkeys(self.operations)
+        codec = self.chat_codec
+        if codec is not None:
+            for operation, client in CLIENT_CHAT.items():
+                if operation not in routes:
+                    routes[operation] = ChatTranslator(
+                        client, codec, self.name, mode, self.build_chat
+                    )
+        if Operation.EMBEDDINGS not in routes:
+            embeddings = self.embedding_translator(mode)
+            if embeddings is not None:
+                routes[Operation.EMBEDDINGS] = embeddings
+        return routes
+
+    def embedding_translator(self, mode: UnsupportedParams) -> EmbeddingTranslator | None:
+        """How OpenAI embeddings requests reach this provider's own embeddings API, if any."""
+        return None
+
+    @property
+    def chat_codec(self) -> UpstreamChat | None:
+        """The dialect module that encodes chat requests for this provider (None: native only)."""
+        return None
+
+    @property
+    def build_chat(self) -> BuildChat | None:
+        """`chat_codec.build_chat` with this provider's options bound (None: the plain one)."""
+        return None
 
     async def open(self) -> None:  # noqa: B027 - a hook: most kinds have nothing to open
         """Open long-lived resources (connection pools). Called once at startup."""

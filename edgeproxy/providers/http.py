@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import asyncio
 from abc import abstractmethod
+from collections.abc import MutableMapping
 from typing import TYPE_CHECKING
 
 import aiohttp
+from yarl import URL
 
 from edgeproxy import errors
 from edgeproxy.config import ProviderConfig, Timeouts
 from edgeproxy.operations import Operation
-from edgeproxy.providers.base import Provider, forwarded_headers, relayed_headers
+from edgeproxy.providers.base import CLIENT_CHAT, Provider, forwarded_headers, relayed_headers
 
 if TYPE_CHECKING:
     from edgeproxy.pipeline import Exchange
+
+# Bodies relayed as they arrive rather than read whole: SSE, and AWS's binary event stream.
+STREAM_TYPES = frozenset({"text/event-stream", "application/vnd.amazon.eventstream"})
 
 
 class HttpUpstream:
@@ -108,12 +113,41 @@ class HttpUpstream:
             self._response.close()
 
 
+class BufferedUpstream:
+    """A complete answer assembled by the proxy (e.g. from several upstream calls)."""
+
+    __slots__ = ("_body", "headers", "status")
+
+    def __init__(self, status: int, headers: MutableMapping[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self._body = body
+
+    @property
+    def is_event_stream(self) -> bool:
+        return False
+
+    async def read(self) -> bytes:
+        return self._body
+
+    async def next_chunk(self) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        """Nothing to release: the connections went back to the pool when the bodies were read."""
+
+
 class HttpProvider(Provider):
     """Shared by every HTTP provider kind; subclasses name their paths and auth headers."""
+
+    native_chat: Operation | None = None  # the chat endpoint translated requests go to
 
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
         self._urls = {op: config.base_url + self.path_for(op) for op in self.operations}
+        if self.native_chat is not None:  # other dialects' chat is translated into ours
+            for operation in CLIENT_CHAT:
+                self._urls.setdefault(operation, self._urls[self.native_chat])
         self._fixed_headers = {
             "content-type": "application/json",
             **config.headers,
@@ -130,9 +164,17 @@ class HttpProvider(Provider):
         """Credential headers for this provider, computed once at load."""
 
     def request_headers(self, exchange: Exchange) -> dict[str, str]:
-        headers = forwarded_headers(exchange.headers, self._fixed_headers)
+        """The client's forwardable headers on a same-dialect route; on a translated route
+        they mean nothing to the provider, so only the provider's own are sent."""
+        if exchange.translator is None:
+            headers = forwarded_headers(exchange.headers, self._fixed_headers)
+        else:
+            headers = dict(self._fixed_headers)
         headers["x-request-id"] = exchange.request_id
         return headers
+
+    def url_for(self, exchange: Exchange) -> str:
+        return self._urls[exchange.operation]
 
     async def open(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -162,7 +204,18 @@ class HttpProvider(Provider):
         connector = self._session.connector
         return 0 if connector is None else len(connector._acquired)
 
-    async def send(self, exchange: Exchange) -> HttpUpstream:
+    async def send(self, exchange: Exchange) -> HttpUpstream | BufferedUpstream:
+        return await self.post(exchange, self.url_for(exchange), self.request_headers(exchange))
+
+    async def post(
+        self,
+        exchange: Exchange,
+        url: str | URL,
+        headers: dict[str, str],
+        body: bytes | None = None,
+    ) -> HttpUpstream:
+        """POST the exchange's upstream body under its deadlines; returns once headers arrive
+        (with the body too, unless it is a stream)."""
         session = self._session
         if session is None:
             raise errors.upstream_unreachable(self.name, "provider pool is not open")
@@ -176,12 +229,12 @@ class HttpProvider(Provider):
         try:
             async with asyncio.timeout_at(first_byte) as window:
                 response = await session.post(
-                    self._urls[exchange.operation],
-                    data=exchange.upstream_body,
-                    headers=self.request_headers(exchange),
+                    url,
+                    data=exchange.upstream_body if body is None else body,
+                    headers=headers,
                     allow_redirects=False,
                 )
-                if response.content_type == "text/event-stream":
+                if response.content_type in STREAM_TYPES:
                     return HttpUpstream(response, self.name, timeouts, deadline)
                 phase = "total"
                 window.reschedule(deadline)

@@ -8,17 +8,24 @@ from dataclasses import dataclass
 from fnmatch import translate
 
 from edgeproxy.config import ModelConfig
+from edgeproxy.dialects.translation import Translator
+from edgeproxy.operations import Operation
 from edgeproxy.providers.base import Provider
 from edgeproxy.routing.balancer import WeightedChoice
 
 
 @dataclass(frozen=True, slots=True)
 class Deployment:
-    """A provider and the upstream model name (None: forward the name the client asked for)."""
+    """A provider and the upstream model name (None: forward the name the client asked for).
+
+    `routes` maps each operation this deployment can serve to None (same dialect: bytes are
+    forwarded) or the translator between the client's dialect and the provider's.
+    """
 
     provider: Provider
     model: str | None
     weight: float
+    routes: Mapping[Operation, Translator | None]
 
 
 class ModelGroup:
@@ -46,12 +53,12 @@ class ModelTable:
         self._exact: dict[str, ModelGroup] = {}
         self._patterns: list[tuple[Callable[[str], re.Match[str] | None], ModelGroup]] = []
         for model in models:
-            group = ModelGroup(
-                model.name,
-                tuple(
-                    Deployment(providers[d.provider], d.model, d.weight) for d in model.deployments
-                ),
-            )
+            deployments = []
+            for d in model.deployments:
+                provider = providers[d.provider]
+                routes = provider.routes(model.unsupported_params)
+                deployments.append(Deployment(provider, d.model, d.weight, routes))
+            group = ModelGroup(model.name, tuple(deployments))
             if model.is_pattern:
                 self._patterns.append((re.compile(translate(model.name)).match, group))
             else:

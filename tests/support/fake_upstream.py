@@ -2,7 +2,9 @@
 
 Tests script its behaviour per route (`script`, `default`) and read what it saw (`calls`,
 `requests`, `disconnects`). Streams can be cut into TCP writes at odd byte offsets, stalled,
-dropped or ended with the provider's own error event. Also runnable on its own for benchmarks:
+dropped or ended with the provider's own error event. Google Gemini (`fake.gemini`) and AWS
+Bedrock (`fake.bedrock`) are served by the same server as `Mode`s kept in their own modules.
+Also runnable on its own for benchmarks:
 `python -m tests.support.fake_upstream --port 0 --chunks 20 --split frames`.
 """
 
@@ -17,11 +19,15 @@ import signal
 import struct
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from aiohttp import web
 from multidict import CIMultiDict
+
+if TYPE_CHECKING:
+    from tests.support.fake_bedrock import FakeBedrock
+    from tests.support.fake_gemini import FakeGemini
 
 ROUTES = {
     ("POST", "/v1/chat/completions"): "chat",
@@ -80,11 +86,13 @@ class Reply:
     error_event_after: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
     embedding_dims: int = 8
+    thinking: str | None = None  # reasoning text; rendered by the Gemini and Bedrock modes only
+    cached_tokens: int = 0  # prompt tokens read from the provider's cache (Gemini, Bedrock)
 
 
 @dataclass
 class Fail:
-    """An error answer in the route's provider format."""
+    """An error answer in the route's provider format (`type`: the provider's error kind)."""
 
     status: int
     type: str | None = None
@@ -102,6 +110,37 @@ class RecordedRequest:
     headers: CIMultiDict[str]
     body: bytes
     json: Any
+    raw_path: str = ""  # as sent, percent-encoding kept (Bedrock model ids carry %3A)
+
+
+@dataclass
+class Frames:
+    """A streamed answer from a `Mode`: its frames and the provider's own mid-stream error."""
+
+    frames: list[bytes]
+    headers: dict[str, str]
+    content_type: str
+    error: bytes
+
+
+class Mode(Protocol):
+    """A provider served beside OpenAI and Anthropic; see fake_gemini.py and fake_bedrock.py."""
+
+    routes: tuple[str, ...]
+
+    def owns(self, request: web.Request) -> bool: ...
+
+    def route(self, request: web.Request) -> str | None: ...
+
+    def admit(
+        self, request: web.Request, route: str, body: bytes, payload: Any
+    ) -> web.Response | None: ...
+
+    def error(self, fail: Fail, request: web.Request) -> web.Response: ...
+
+    def answer(
+        self, request: web.Request, route: str, payload: dict[str, Any], reply: Reply
+    ) -> web.Response | Frames: ...
 
 
 def pieces(text: str, count: int) -> list[str]:
@@ -116,6 +155,12 @@ def pieces(text: str, count: int) -> list[str]:
         out.append(text[start:end])
         start = end
     return out
+
+
+def embedding_vector(item: Any, dims: int) -> list[float]:
+    """A deterministic vector in [-0.5, 0.5] per input, the same across providers."""
+    digest = hashlib.sha256(str(item).encode()).digest()
+    return [digest[i % 32] / 255.0 - 0.5 for i in range(dims)]
 
 
 def sse(payload: Any, event: str | None = None) -> bytes:
@@ -138,6 +183,15 @@ class FakeUpstream:
         self._disconnected = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.url = ""
+        # Imported here: those modules import Reply, Fail and pieces from this one.
+        from tests.support.fake_bedrock import FakeBedrock
+        from tests.support.fake_gemini import FakeGemini
+
+        self.gemini: FakeGemini = FakeGemini(self._rng)
+        self.bedrock: FakeBedrock = FakeBedrock(self._rng)
+        self.modes: tuple[Mode, ...] = (self.gemini, self.bedrock)
+        for mode in self.modes:
+            self.default.update({route: Reply() for route in mode.routes})
 
     # --- control -----------------------------------------------------------------------
 
@@ -181,10 +235,12 @@ class FakeUpstream:
         self._disconnected.set()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        route = ROUTES.get((request.method, request.path))
+        mode = next((m for m in self.modes if m.owns(request)), None)
+        route = mode.route(request) if mode else ROUTES.get((request.method, request.path))
         anthropic = request.path.startswith("/v1/messages")
         if route is None:
-            return self._error(Fail(404, message=f"Unknown path {request.path}"), anthropic)
+            unknown = Fail(404, message=f"Unknown path {request.path}")
+            return mode.error(unknown, request) if mode else self._error(unknown, anthropic)
         body = await request.read()
         try:
             payload = orjson.loads(body) if body else None
@@ -200,12 +256,20 @@ class FakeUpstream:
                 CIMultiDict(request.headers),
                 body,
                 payload,
+                request.raw_path.partition("?")[0],
             )
         )
+        refused = mode.admit(request, route, body, payload) if mode else None
+        if refused is not None:
+            return refused
         step = self._scripts[route].popleft() if self._scripts[route] else self.default[route]
         if isinstance(step, Fail):
+            if mode is not None:
+                return mode.error(step, request)
             return self._error(step, route in ANTHROPIC_ROUTES)
         try:
+            if mode is not None:
+                return await self._mode_reply(mode, request, route, payload, step)
             return await self._reply(request, route, payload or {}, step)
         except asyncio.CancelledError:
             self._gone()
@@ -271,6 +335,26 @@ class FakeUpstream:
         }[route](payload, model, reply, usage_out)
         return await self._stream(request, frames, reply, headers, anthropic)
 
+    async def _mode_reply(
+        self, mode: Mode, request: web.Request, route: str, payload: Any, reply: Reply
+    ) -> web.StreamResponse:
+        if reply.first_byte_delay:
+            await asyncio.sleep(reply.first_byte_delay)
+        if reply.stall_after == 0:
+            await asyncio.Event().wait()
+        answer = mode.answer(request, route, payload, reply)
+        if isinstance(answer, web.StreamResponse):
+            return answer
+        return await self._stream(
+            request,
+            answer.frames,
+            reply,
+            answer.headers,
+            anthropic=False,
+            error_frame=answer.error,
+            content_type=answer.content_type,
+        )
+
     async def _stream(
         self,
         request: web.Request,
@@ -278,14 +362,15 @@ class FakeUpstream:
         reply: Reply,
         headers: dict[str, str],
         anthropic: bool,
+        *,
+        error_frame: bytes | None = None,
+        content_type: str = "text/event-stream; charset=utf-8",
     ) -> web.StreamResponse:
         limit = min(
             (n for n in (reply.stall_after, reply.drop_after, reply.error_event_after) if n),
             default=len(frames),
         )
-        response = web.StreamResponse(
-            headers={**headers, "content-type": "text/event-stream; charset=utf-8"}
-        )
+        response = web.StreamResponse(headers={**headers, "content-type": content_type})
         await response.prepare(request)
         for piece in self._cut(frames[:limit], reply):
             await response.write(piece)
@@ -298,7 +383,9 @@ class FakeUpstream:
             request.transport.abort()
             return response
         if reply.error_event_after and limit == reply.error_event_after:
-            if anthropic:
+            if error_frame is not None:
+                await response.write(error_frame)
+            elif anthropic:
                 error = {
                     "type": "error",
                     "error": {"type": "overloaded_error", "message": "Overloaded"},
@@ -452,8 +539,7 @@ class FakeUpstream:
         inputs = raw if isinstance(raw, list) and raw and not isinstance(raw[0], int) else [raw]
         data = []
         for index, item in enumerate(inputs):
-            digest = hashlib.sha256(str(item).encode()).digest()
-            vector = [digest[i % 32] / 255.0 - 0.5 for i in range(reply.embedding_dims)]
+            vector = embedding_vector(item, reply.embedding_dims)
             encoded: Any = vector
             if payload.get("encoding_format") == "base64":
                 encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
@@ -646,7 +732,7 @@ class FakeUpstream:
 
 async def _serve(port: int, chunks: int, split: str) -> None:
     fake = FakeUpstream()
-    for route in ("chat", "completions", "messages"):
+    for route in ("chat", "completions", "messages", "gemini_stream", "bedrock_converse_stream"):
         fake.default[route] = Reply(
             text=" ".join(f"word{i}" for i in range(chunks)), chunks=chunks, split=split
         )
@@ -663,7 +749,7 @@ async def _serve(port: int, chunks: int, split: str) -> None:
 def main() -> None:
     import uvloop
 
-    parser = argparse.ArgumentParser(description="fake OpenAI/Anthropic upstream")
+    parser = argparse.ArgumentParser(description="fake OpenAI/Anthropic/Gemini/Bedrock upstream")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--chunks", type=int, default=20)
     parser.add_argument("--split", default="frames")

@@ -7,11 +7,15 @@ from typing import Any
 
 from edgeproxy.app import ProxyServer
 from edgeproxy.config import Config, parse
+from tests.support.fake_aws import AwsKeys
 from tests.support.fake_upstream import FakeUpstream
 
 OPENAI_KEY = "sk-upstream-openai-0123456789abcdef"
 ANTHROPIC_KEY = "sk-ant-upstream-0123456789abcdef"
+GEMINI_KEY = "AIza-upstream-gemini-0123456789abcdef"
+AWS_KEYS = AwsKeys("AKIDUPSTREAMBEDROCK", "aws-secret-upstream-0123456789abcdef")
 CLIENT_KEY = "sk-client-key-must-not-travel"
+BEDROCK_CLAUDE = "anthropic.claude-3-7-sonnet-20250219-v1:0"
 
 
 def proxy_config(
@@ -21,6 +25,7 @@ def proxy_config(
     server: dict[str, Any] | None = None,
     mock: dict[str, Any] | None = None,
     catch_all: bool = True,
+    unsupported_params: str = "drop",
 ) -> Config:
     """Providers pointing at the fake upstream; public names mapped to upstream names.
 
@@ -45,14 +50,43 @@ def proxy_config(
                 "api_key": ANTHROPIC_KEY,
                 "timeouts": provider_timeouts,
             },
+            "gemini-up": {
+                "kind": "gemini",
+                "base_url": upstream_url + "/v1beta",
+                "api_key": GEMINI_KEY,
+                "timeouts": provider_timeouts,
+            },
+            "bedrock-up": {
+                "kind": "bedrock",
+                "base_url": upstream_url,
+                "aws": {
+                    "region": AWS_KEYS.region,
+                    "access_key_id": AWS_KEYS.access_key,
+                    "secret_access_key": AWS_KEYS.secret_key,
+                },
+                "timeouts": provider_timeouts,
+            },
             "mock": {"kind": "mock", "mock": mock or {}},
         },
         "models": {
             "gpt-4o": {"deployments": [{"provider": "openai-up", "model": "gpt-4o-2024-08-06"}]},
             "claude-sonnet": {
-                "deployments": [{"provider": "anthropic-up", "model": "claude-sonnet-4-5"}]
+                "unsupported_params": unsupported_params,
+                "deployments": [{"provider": "anthropic-up", "model": "claude-sonnet-4-5"}],
             },
             "edgeproxy-mock": {"deployments": [{"provider": "mock"}]},
+            "gemini-flash": {
+                "deployments": [{"provider": "gemini-up", "model": "gemini-2.5-flash"}]
+            },
+            "bedrock-claude": {
+                "deployments": [{"provider": "bedrock-up", "model": BEDROCK_CLAUDE}]
+            },
+            "gemini-embed": {
+                "deployments": [{"provider": "gemini-up", "model": "gemini-embedding-001"}]
+            },
+            "titan-embed": {
+                "deployments": [{"provider": "bedrock-up", "model": "amazon.titan-embed-text-v2:0"}]
+            },
         },
     }
     if catch_all:
@@ -82,6 +116,8 @@ class Stack:
 
 async def start_stack(**config: Any) -> Stack:
     fake = FakeUpstream(seed=0)
+    fake.gemini.api_key = GEMINI_KEY
+    fake.bedrock.credentials = AWS_KEYS
     await fake.start()
     proxy = ProxyServer(proxy_config(fake.url, **config))
     await proxy.start()
