@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
-from edgeproxy.dialects.neutral import TextReply, Usage, split_text
+from edgeproxy.dialects.neutral import Usage
 from edgeproxy.errors import ProxyError
 from edgeproxy.sse import SSEEvent
 
@@ -143,66 +142,6 @@ class StreamUsage:
             self.usage = read_usage(payload.get("message") or {})
         elif isinstance(raw := payload.get("usage"), dict):
             self.usage = usage_after_delta(self.usage, raw)
-
-
-def message(reply: TextReply) -> bytes:
-    return orjson.dumps(
-        {
-            "id": reply.id,
-            "type": "message",
-            "role": "assistant",
-            "model": reply.model,
-            "content": [{"type": "text", "text": reply.text}],
-            "stop_reason": STOP_REASONS[reply.finish],
-            "stop_sequence": None,
-            "usage": usage_object(reply.usage),
-        }
-    )
-
-
-def message_stream(reply: TextReply, pieces: int) -> Iterator[bytes]:
-    """The event sequence the SDK's stream helpers reassemble into the same message."""
-    start_usage = Usage(input_tokens=reply.usage.input_tokens, output_tokens=1)
-    yield _event(
-        "message_start",
-        {
-            "type": "message_start",
-            "message": {
-                "id": reply.id,
-                "type": "message",
-                "role": "assistant",
-                "model": reply.model,
-                "content": [],
-                "stop_reason": None,
-                "stop_sequence": None,
-                "usage": usage_object(start_usage),
-            },
-        },
-    )
-    yield _event(
-        "content_block_start",
-        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-    )
-    yield _event("ping", {"type": "ping"})
-    for part in split_text(reply.text, pieces):
-        yield _event(
-            "content_block_delta",
-            {
-                "type": "content_block_delta",
-                "index": 0,
-                "delta": {"type": "text_delta", "text": part},
-            },
-        )
-    yield _event("content_block_stop", {"type": "content_block_stop", "index": 0})
-    yield _event(
-        "message_delta",
-        {
-            "type": "message_delta",
-            "delta": {"stop_reason": STOP_REASONS[reply.finish], "stop_sequence": None},
-            "usage": {"output_tokens": reply.usage.output_tokens},
-        },
-    )
-    yield _event("message_stop", {"type": "message_stop"})
 
 
 def token_count(input_tokens: int) -> bytes:

@@ -49,14 +49,13 @@ from edgeproxy.dialects.neutral import (
     ToolResult,
     Usage,
 )
-from edgeproxy.dialects.openai_chat import effort_for
+from edgeproxy.dialects.openai_chat import Effort, effort_for
 from edgeproxy.dialects.params import ParamPolicy
 from edgeproxy.errors import ProxyError
 
-Effort = Literal["minimal", "low", "medium", "high"]
 # output_config.effort to neutral: "xhigh" and "max" (the newest models) become "high", the
 # most any other provider's effort scale gives.
-_EFFORTS: dict[object, Effort] = {
+_EFFORTS: dict[str, Effort] = {
     "low": "low",
     "medium": "medium",
     "high": "high",
@@ -311,7 +310,7 @@ def _effort(payload: dict[str, Any]) -> Effort | None:
     effort = _object(config, "output_config").get("effort") if config is not None else None
     if effort is None:
         return None
-    if effort not in _EFFORTS:
+    if not isinstance(effort, str) or effort not in _EFFORTS:
         raise _invalid("output_config.effort", 'expected "low", "medium", "high", "xhigh" or "max"')
     return _EFFORTS[effort]
 

@@ -56,19 +56,18 @@ def finish_of(reason: object, called_tools: bool) -> Finish:
 
 def stop_reason_of(finish: Finish, stop_sequence: str | None) -> str:
     """Anthropic's stop_reason; a stop that matched one of the client's strings says so."""
-    return (
-        "stop_sequence"
-        if stop_sequence is not None and finish == "stop"
-        else (anthropic.STOP_REASONS[finish])
-    )
+    if stop_sequence is not None and finish == "stop":
+        return "stop_sequence"
+    return anthropic.STOP_REASONS[finish]
 
 
 class MessageStreamDecoder:
     """Anthropic's Messages event stream, fed in chunks cut anywhere, to neutral events.
 
     Tool calls are numbered in order of appearance and their content block indexes mapped to
-    those numbers. `event: error` is raised once the events before it in the same feed have
-    been returned, so the client sees the same answer however the bytes were cut. Unknown
+    those numbers. `event: error` (or a broken event) is raised once the events before it in
+    the same feed have been returned, so the client sees the same answer however the bytes
+    were cut. Unknown
     events and blocks (citations, server tools, new kinds) are skipped, to stay forward
     compatible; redacted thinking has no stream event in neutral form and is skipped too.
     """
@@ -89,7 +88,7 @@ class MessageStreamDecoder:
         self._provider = provider
         self._read_error = read_error
         self._sse = SSEDecoder()
-        self._tools: dict[object, int] = {}  # content block index -> tool call number
+        self._tools: dict[int | None, int] = {}  # content block index -> tool call number
         self._usage: Usage | None = None
         self._started = False
         self._stopped = False
@@ -102,7 +101,11 @@ class MessageStreamDecoder:
         events: list[StreamEvent] = []
         for event in self._sse.feed(chunk):
             if not self._done and event.event != "ping":
-                self._event(event, events)
+                try:
+                    self._event(event, events)
+                except ProxyError as err:
+                    self._failure = err
+                    self._done = True
         if self._failure is not None and not events:
             raise self._failure
         return events
@@ -136,6 +139,8 @@ class MessageStreamDecoder:
         handle(self, payload, events)
 
     def _message_start(self, payload: dict[str, Any], events: list[StreamEvent]) -> None:
+        if self._started:
+            return  # Start comes once
         message = payload.get("message")
         if not isinstance(message, dict):
             raise errors.upstream_broken(self._provider, "message_start without a message")
@@ -156,10 +161,11 @@ class MessageStreamDecoder:
             _thinking(block.get("thinking"), block.get("signature"), events)
         elif kind == "tool_use":
             number = len(self._tools)
-            self._tools[payload.get("index")] = number
+            self._tools[_index(payload)] = number
             call_id = str(block.get("id") or f"toolu_{number}")
             events.append(ToolCallStart(number, call_id, str(block.get("name") or "")))
-            if arguments := block.get("input"):  # compatible servers that send it whole
+            arguments = block.get("input")
+            if arguments and isinstance(arguments, dict):  # compatible servers send it whole
                 events.append(ToolCallDelta(number, orjson.dumps(arguments).decode()))
 
     def _block_delta(self, payload: dict[str, Any], events: list[StreamEvent]) -> None:
@@ -170,7 +176,7 @@ class MessageStreamDecoder:
         if kind == "text_delta":
             _text(delta.get("text"), events)
         elif kind == "input_json_delta":
-            number = self._tools.get(payload.get("index"))
+            number = self._tools.get(_index(payload))
             partial = delta.get("partial_json")
             if number is not None and partial and isinstance(partial, str):
                 events.append(ToolCallDelta(number, partial))
@@ -181,12 +187,11 @@ class MessageStreamDecoder:
 
     def _message_delta(self, payload: dict[str, Any], events: list[StreamEvent]) -> None:
         delta = payload.get("delta")
-        reason = delta.get("stop_reason") if isinstance(delta, dict) else None
-        if reason and not self._stopped:
+        if isinstance(delta, dict) and delta.get("stop_reason") and not self._stopped:
             self._stopped = True
-            sequence = delta.get("stop_sequence") if isinstance(delta, dict) else None
-            stop_sequence = sequence if isinstance(sequence, str) else None
-            events.append(Stop(finish_of(reason, bool(self._tools)), stop_sequence))
+            sequence = delta.get("stop_sequence")
+            finish = finish_of(delta["stop_reason"], bool(self._tools))
+            events.append(Stop(finish, sequence if isinstance(sequence, str) else None))
         raw = payload.get("usage")
         if isinstance(raw, dict):
             self._usage = anthropic.usage_after_delta(self._usage, raw)
@@ -199,8 +204,7 @@ class MessageStreamDecoder:
             events.append(Stop(finish_of(None, bool(self._tools))))
 
     def _error(self, payload: dict[str, Any], events: list[StreamEvent]) -> None:
-        self._failure = self._read_error(payload)
-        self._done = True
+        raise self._read_error(payload)
 
     _HANDLERS: ClassVar[
         dict[str, Callable[[MessageStreamDecoder, dict[str, Any], list[StreamEvent]], None]]
@@ -212,6 +216,11 @@ class MessageStreamDecoder:
         "message_stop": _message_stop,
         "error": _error,
     }
+
+
+def _index(payload: dict[str, Any]) -> int | None:
+    index = payload.get("index")
+    return index if isinstance(index, int) else None
 
 
 def _text(text: object, events: list[StreamEvent]) -> None:

@@ -188,18 +188,6 @@ class ChatResponse:
         return "".join(p.text for p in self.parts if isinstance(p, Text))
 
 
-@dataclass(slots=True, frozen=True)
-class TextReply:
-    """A complete plain-text answer: what the mock provider produces."""
-
-    id: str
-    model: str
-    text: str
-    finish: Finish
-    usage: Usage
-    created: int
-
-
 # --- stream events (see the contract in the module docstring) ---------------------------------
 
 
@@ -282,8 +270,9 @@ def split_text(text: str, pieces: int) -> list[str]:
     return parts
 
 
-def events_of(response: ChatResponse) -> list[StreamEvent]:
-    """A complete answer as the stream events that would have produced it.
+def events_of(response: ChatResponse, text_pieces: int = 1) -> list[StreamEvent]:
+    """A complete answer as the stream events that would have produced it, each text part
+    cut into `text_pieces` deltas.
 
     Lets a non-streamed answer (or a stored one) be sent to a client that asked for a stream.
     """
@@ -291,7 +280,7 @@ def events_of(response: ChatResponse) -> list[StreamEvent]:
     tool_index = 0
     for part in response.parts:
         if isinstance(part, Text):
-            events.append(TextDelta(part.text))
+            events.extend(TextDelta(piece) for piece in split_text(part.text, text_pieces))
         elif isinstance(part, Thinking):
             events.append(ThinkingDelta(part.text, part.signature))
         else:

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from edgeproxy.dialects.neutral import TextReply, Usage, split_text
+from edgeproxy.dialects.neutral import ChatResponse, Usage, split_text
 from edgeproxy.errors import ProxyError
 from edgeproxy.sse import SSEEvent
 
@@ -114,67 +114,8 @@ class StreamUsage:
                 return
 
 
-def chat_completion(reply: TextReply) -> bytes:
-    return orjson.dumps(
-        {
-            "id": reply.id,
-            "object": "chat.completion",
-            "created": reply.created,
-            "model": reply.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {
-                        "role": "assistant",
-                        "content": reply.text,
-                        "refusal": None,
-                        "annotations": [],
-                    },
-                    "logprobs": None,
-                    "finish_reason": reply.finish,
-                }
-            ],
-            "usage": usage_object(reply.usage),
-            "service_tier": "default",
-            "system_fingerprint": None,
-        }
-    )
-
-
-def _chunk(
-    reply: TextReply, choices: list[dict[str, Any]], with_usage: bool, usage: Usage | None = None
-) -> bytes:
-    chunk: dict[str, Any] = {
-        "id": reply.id,
-        "object": "chat.completion.chunk",
-        "created": reply.created,
-        "model": reply.model,
-        "system_fingerprint": None,
-        "choices": choices,
-    }
-    if with_usage:
-        chunk["usage"] = usage_object(usage) if usage else None
-    return b"data: " + orjson.dumps(chunk) + b"\n\n"
-
-
-def chat_stream(reply: TextReply, pieces: int, include_usage: bool) -> Iterator[bytes]:
-    """The exact frame sequence the SDK expects: role first, deltas, finish, usage, [DONE]."""
-
-    def choice(delta: dict[str, Any], finish: str | None = None) -> list[dict[str, Any]]:
-        return [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
-
-    yield _chunk(
-        reply, choice({"role": "assistant", "content": "", "refusal": None}), include_usage
-    )
-    for part in split_text(reply.text, pieces):
-        yield _chunk(reply, choice({"content": part}), include_usage)
-    yield _chunk(reply, choice({}, reply.finish), include_usage)
-    if include_usage:
-        yield _chunk(reply, [], True, reply.usage)
-    yield DONE
-
-
-def text_completion(reply: TextReply) -> bytes:
+def text_completion(reply: ChatResponse) -> bytes:
+    """A legacy `/v1/completions` answer (what the mock gives that endpoint)."""
     return orjson.dumps(
         {
             "id": reply.id,
@@ -189,7 +130,7 @@ def text_completion(reply: TextReply) -> bytes:
     )
 
 
-def completion_stream(reply: TextReply, pieces: int, include_usage: bool) -> Iterator[bytes]:
+def completion_stream(reply: ChatResponse, pieces: int, include_usage: bool) -> Iterator[bytes]:
     def frame(text: str, finish: str | None, usage: Usage | None = None) -> bytes:
         body: dict[str, Any] = {
             "id": reply.id,

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from edgeproxy.dialects import anthropic, openai
-from edgeproxy.dialects.neutral import TextReply, Usage
+from edgeproxy.dialects.neutral import ChatRequest, ChatResponse, Text, Usage, events_of
 from edgeproxy.operations import Operation
-from edgeproxy.providers.base import Provider
+from edgeproxy.providers.base import CLIENT_CHAT, Provider
 
 if TYPE_CHECKING:
     from edgeproxy.pipeline import Exchange
@@ -99,11 +99,11 @@ class MockProvider(Provider):
             return MockUpstream(anthropic.token_count(prompt_tokens), None, 0)
         if operation is Operation.EMBEDDINGS:
             return self._embeddings(payload, model, prompt_tokens)
-        reply = TextReply(
+        reply = ChatResponse(
             id=("msg_" if operation is Operation.MESSAGES else "chatcmpl-")
             + exchange.request_id[:24],
             model=model,
-            text=settings.reply,
+            parts=[Text(settings.reply)],
             finish="stop",
             usage=Usage(
                 input_tokens=prompt_tokens,
@@ -113,26 +113,26 @@ class MockProvider(Provider):
         )
         return self._reply(exchange, reply)
 
-    def _reply(self, exchange: Exchange, reply: TextReply) -> MockUpstream:
+    def _reply(self, exchange: Exchange, reply: ChatResponse) -> MockUpstream:
+        """The answer rendered by the client dialect's own codec, as an upstream of that
+        dialect would send it."""
         pieces = self.config.mock.stream_chunks
-        interval = self.config.mock.chunk_interval
-        operation = exchange.operation
-        if not exchange.stream:
-            render = {
-                Operation.CHAT: openai.chat_completion,
-                Operation.COMPLETIONS: openai.text_completion,
-                Operation.MESSAGES: anthropic.message,
-            }[operation]
-            return MockUpstream(render(reply), None, 0)
         options = exchange.payload.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        if operation is Operation.MESSAGES:
-            frames = anthropic.message_stream(reply, pieces)
-        elif operation is Operation.CHAT:
-            frames = openai.chat_stream(reply, pieces, include_usage)
-        else:
+        if exchange.operation is Operation.COMPLETIONS:
+            if not exchange.stream:
+                return MockUpstream(openai.text_completion(reply), None, 0)
             frames = openai.completion_stream(reply, pieces, include_usage)
-        return MockUpstream(b"", frames, interval)
+            return MockUpstream(b"", frames, self.config.mock.chunk_interval)
+        codec = CLIENT_CHAT[exchange.operation]
+        if not exchange.stream:
+            return MockUpstream(codec.render_chat(reply), None, 0)
+        request = ChatRequest(reply.model, [], stream=True, include_usage=include_usage)
+        encoder = codec.chat_stream_encoder(request)
+        encoded = [encoder.encode(event) for event in events_of(reply, pieces)]
+        encoded.append(encoder.finish())
+        frames = iter([frame for frame in encoded if frame])
+        return MockUpstream(b"", frames, self.config.mock.chunk_interval)
 
     def _embeddings(self, payload: dict[str, Any], model: str, tokens: int) -> MockUpstream:
         raw = payload.get("input")

@@ -352,6 +352,7 @@ UNTRANSLATABLE = "cannot be translated for this model's provider"
         ),
         ({"thinking": {"type": "enabled"}}, "thinking.budget_tokens: expected an integer"),
         ({"output_config": {"effort": "extreme"}}, "output_config.effort: expected"),
+        ({"output_config": {"effort": ["low"]}}, "output_config.effort: expected"),
         (
             {"output_config": {"format": {"type": "json_schema"}}},
             "output_config.format.schema: expected an object",

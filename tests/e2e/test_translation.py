@@ -151,14 +151,23 @@ async def test_tool_results_go_back_in_the_providers_own_shape(stack: Stack, mod
         assert sent["messages"][-1]["content"][0]["toolResult"]["toolUseId"] == "call_1"
 
 
-async def test_anthropic_client_reaches_an_openai_upstream(stack: Stack) -> None:
-    stack.fake.default["chat"] = Reply(
-        text="Bonjour!", prompt_tokens=7, completion_tokens=2, chunks=5
-    )
+ANTHROPIC_CLIENT_UPSTREAMS = {
+    "gpt-4o": ("chat", "chat"),
+    "gemini-flash": ("gemini_generate", "gemini_stream"),
+    "bedrock-claude": ("bedrock_converse", "bedrock_converse_stream"),
+}
+
+
+@pytest.mark.parametrize("model", list(ANTHROPIC_CLIENT_UPSTREAMS))
+async def test_anthropic_client_reaches_other_providers(stack: Stack, model: str) -> None:
+    for route in ANTHROPIC_CLIENT_UPSTREAMS[model]:
+        stack.fake.default[route] = Reply(
+            text="Bonjour!", prompt_tokens=7, completion_tokens=2, chunks=5
+        )
     async with anthropic_client(stack) as sdk:
-        plain = await sdk.messages.create(model="gpt-4o", max_tokens=64, messages=MESSAGES)  # type: ignore[arg-type]
+        plain = await sdk.messages.create(model=model, max_tokens=64, messages=MESSAGES)  # type: ignore[arg-type]
         async with sdk.messages.stream(
-            model="gpt-4o",
+            model=model,
             max_tokens=64,
             messages=MESSAGES,  # type: ignore[arg-type]
         ) as stream:
@@ -169,6 +178,18 @@ async def test_anthropic_client_reaches_an_openai_upstream(stack: Stack) -> None
     assert [b.model_dump() for b in final.content] == [b.model_dump() for b in plain.content]
     assert final.stop_reason == plain.stop_reason
     assert final.usage.output_tokens == plain.usage.output_tokens
+
+
+async def test_openai_upstream_is_asked_for_stream_usage_and_the_mapped_model(
+    stack: Stack,
+) -> None:
+    async with anthropic_client(stack) as sdk:
+        async with sdk.messages.stream(
+            model="gpt-4o",
+            max_tokens=64,
+            messages=MESSAGES,  # type: ignore[arg-type]
+        ) as stream:
+            await stream.get_final_message()
     sent = stack.fake.requests[-1].json
     assert sent["model"] == "gpt-4o-2024-08-06"
     assert sent["stream_options"] == {"include_usage": True}
