@@ -24,7 +24,7 @@ from typing import Any, Literal
 import orjson
 
 from edgeproxy import errors
-from edgeproxy.dialects import anthropic
+from edgeproxy.dialects import anthropic, fields
 from edgeproxy.dialects.anthropic_stream import (
     MessageStreamDecoder,
     MessageStreamEncoder,
@@ -51,6 +51,8 @@ from edgeproxy.dialects.neutral import (
 )
 from edgeproxy.dialects.openai_chat import Effort, effort_for
 from edgeproxy.dialects.params import ParamPolicy
+from edgeproxy.dialects.turns import add_message, alternating, call_arguments
+from edgeproxy.dialects.upstream import code_for_status, retry_after
 from edgeproxy.errors import ProxyError
 
 # output_config.effort to neutral: "xhigh" and "max" (the newest models) become "high", the
@@ -91,88 +93,33 @@ RAW_ARGUMENTS = "raw_arguments"
 # --- parsing an Anthropic client's request ----------------------------------------------------
 
 
-def _invalid(path: str, expected: str) -> ProxyError:
-    return errors.bad_request(f"{path}: {expected}", param=path.partition(".")[0].partition("[")[0])
-
-
-def _untranslatable(path: str, kind: object) -> ProxyError:
-    return _invalid(
-        f"{path}.type",
-        f"{orjson.dumps(kind).decode()} cannot be translated for this model's provider",
-    )
-
-
-def _number(payload: Mapping[str, Any], name: str) -> float | None:
-    value = payload.get(name)
-    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
-        return value
-    raise _invalid(name, "expected a number")
-
-
-def _integer(payload: Mapping[str, Any], name: str, path: str) -> int | None:
-    value = payload.get(name)
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
-        return value
-    raise _invalid(path, "expected an integer")
-
-
-def _flag(payload: Mapping[str, Any], name: str, path: str) -> bool | None:
-    value = payload.get(name)
-    if value is None or isinstance(value, bool):
-        return value
-    raise _invalid(path, "expected true or false")
-
-
-def _string(payload: Mapping[str, Any], name: str, path: str) -> str | None:
-    value = payload.get(name)
-    if value is None or isinstance(value, str):
-        return value
-    raise _invalid(path, "expected a string")
-
-
-def _required(payload: Mapping[str, Any], name: str, path: str) -> str:
-    value = payload.get(name)
-    if isinstance(value, str):
-        return value
-    raise _invalid(path, "expected a string")
-
-
-def _object(value: object, path: str) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    raise _invalid(path, "expected an object")
-
-
-def _array(value: object, path: str, expected: str = "expected an array") -> list[Any]:
-    if isinstance(value, list):
-        return value
-    raise _invalid(path, expected)
-
-
 def _text_block(block: dict[str, Any], path: str) -> Text:
     """A text block; its cache_control and citations say nothing another provider can use."""
-    return Text(_required(block, "text", f"{path}.text"))
+    return Text(fields.required_string(block, "text", f"{path}.text"))
 
 
 def _image_block(block: dict[str, Any], path: str) -> Image:
-    source = _object(block.get("source"), f"{path}.source")
+    source = fields.as_object(block.get("source"), f"{path}.source")
     kind = source.get("type")
     if kind == "base64":
-        media_type = _required(source, "media_type", f"{path}.source.media_type")
-        return Image(data=_required(source, "data", f"{path}.source.data"), media_type=media_type)
+        media_type = fields.required_string(source, "media_type", f"{path}.source.media_type")
+        return Image(
+            data=fields.required_string(source, "data", f"{path}.source.data"),
+            media_type=media_type,
+        )
     if kind == "url":
-        return Image(url=_required(source, "url", f"{path}.source.url"))
-    raise _untranslatable(f"{path}.source", kind)  # a Files API id lives only at Anthropic
+        return Image(url=fields.required_string(source, "url", f"{path}.source.url"))
+    raise fields.untranslatable(f"{path}.source", kind)  # a Files API id lives only at Anthropic
 
 
 def _result_part(raw: object, path: str) -> Text | Image:
-    block = _object(raw, path)
+    block = fields.as_object(raw, path)
     kind = block.get("type")
     if kind == "text":
         return _text_block(block, path)
     if kind == "image":
         return _image_block(block, path)
-    raise _untranslatable(path, kind)
+    raise fields.untranslatable(path, kind)
 
 
 def _tool_result_block(block: dict[str, Any], path: str) -> ToolResult:
@@ -180,28 +127,32 @@ def _tool_result_block(block: dict[str, Any], path: str) -> ToolResult:
     if content is None or isinstance(content, str):
         parts: tuple[Text | Image, ...] = (Text(content),) if content else ()
     else:
-        blocks = _array(content, f"{path}.content", _CONTENT)
+        blocks = fields.as_array(content, f"{path}.content", _CONTENT)
         parts = tuple(_result_part(b, f"{path}.content[{k}]") for k, b in enumerate(blocks))
-    failed = _flag(block, "is_error", f"{path}.is_error")
-    return ToolResult(_required(block, "tool_use_id", f"{path}.tool_use_id"), parts, bool(failed))
+    failed = fields.flag(block, "is_error", f"{path}.is_error")
+    return ToolResult(
+        fields.required_string(block, "tool_use_id", f"{path}.tool_use_id"), parts, bool(failed)
+    )
 
 
 def _tool_use_block(block: dict[str, Any], path: str) -> ToolCall:
-    arguments = _object(block.get("input", {}), f"{path}.input")
+    arguments = fields.as_object(block.get("input", {}), f"{path}.input")
     return ToolCall(
-        _required(block, "id", f"{path}.id"),
-        _required(block, "name", f"{path}.name"),
+        fields.required_string(block, "id", f"{path}.id"),
+        fields.required_string(block, "name", f"{path}.name"),
         orjson.dumps(arguments).decode(),
     )
 
 
 def _thinking_block(block: dict[str, Any], path: str) -> Thinking:
-    signature = _string(block, "signature", f"{path}.signature")
-    return Thinking(_required(block, "thinking", f"{path}.thinking"), signature or None)
+    signature = fields.string(block, "signature", f"{path}.signature")
+    return Thinking(
+        fields.required_string(block, "thinking", f"{path}.thinking"), signature or None
+    )
 
 
 def _redacted_block(block: dict[str, Any], path: str) -> Thinking:
-    return Thinking("", redacted=_required(block, "data", f"{path}.data"))
+    return Thinking("", redacted=fields.required_string(block, "data", f"{path}.data"))
 
 
 _BlockParser = Callable[[dict[str, Any], str], Part]
@@ -221,37 +172,34 @@ _ASSISTANT_BLOCKS: dict[str, _BlockParser] = {
 def _block(role: Role, raw: object, path: str) -> Part:
     """One content block. Documents, search results, server tools and the like have no
     neutral form: the client learns which block, rather than an answer that ignored it."""
-    block = _object(raw, path)
+    block = fields.as_object(raw, path)
     kind = block.get("type")
     parsers, others = (
         (_USER_BLOCKS, _ASSISTANT_BLOCKS) if role == "user" else (_ASSISTANT_BLOCKS, _USER_BLOCKS)
     )
     if not isinstance(kind, str) or kind not in parsers:
         if isinstance(kind, str) and kind in others:
-            raise _invalid(f"{path}.type", f'"{kind}" is not allowed in a {role} turn')
-        raise _untranslatable(path, kind)
+            raise fields.invalid(f"{path}.type", f'"{kind}" is not allowed in a {role} turn')
+        raise fields.untranslatable(path, kind)
     return parsers[kind](block, path)
 
 
 def _messages(payload: dict[str, Any]) -> list[Message]:
     """The turns; consecutive turns of one role are merged, as Anthropic's API does."""
     messages: list[Message] = []
-    for i, raw in enumerate(_array(payload.get("messages"), "messages")):
+    for i, raw in enumerate(fields.as_array(payload.get("messages"), "messages")):
         path = f"messages[{i}]"
-        message = _object(raw, path)
+        message = fields.as_object(raw, path)
         role = message.get("role")
         if role not in ("user", "assistant"):
-            raise _invalid(f"{path}.role", 'expected "user" or "assistant"')
+            raise fields.invalid(f"{path}.role", 'expected "user" or "assistant"')
         content = message.get("content")
         if isinstance(content, str):
             parts: list[Part] = [Text(content)]
         else:
-            blocks = _array(content, f"{path}.content", _CONTENT)
+            blocks = fields.as_array(content, f"{path}.content", _CONTENT)
             parts = [_block(role, b, f"{path}.content[{j}]") for j, b in enumerate(blocks)]
-        if messages and messages[-1].role == role:
-            messages[-1].parts.extend(parts)
-        else:
-            messages.append(Message(role, parts))
+        add_message(messages, role, parts)
     return messages
 
 
@@ -261,11 +209,11 @@ def _system(payload: dict[str, Any]) -> list[Text]:
         return [Text(system)] if system else []
     texts = []
     for j, raw in enumerate(
-        _array(system, "system", "expected a string or an array of text blocks")
+        fields.as_array(system, "system", "expected a string or an array of text blocks")
     ):
-        block = _object(raw, f"system[{j}]")
+        block = fields.as_object(raw, f"system[{j}]")
         if block.get("type") != "text":
-            raise _untranslatable(f"system[{j}]", block.get("type"))
+            raise fields.untranslatable(f"system[{j}]", block.get("type"))
         texts.append(_text_block(block, f"system[{j}]"))
     return texts
 
@@ -273,18 +221,18 @@ def _system(payload: dict[str, Any]) -> list[Text]:
 def _tool(raw: object, path: str) -> Tool:
     """A client tool. Server tools (web search, bash, text editor, …) run at Anthropic and
     have no equivalent elsewhere; `strict` has no neutral form and is left out."""
-    tool = _object(raw, path)
+    tool = fields.as_object(raw, path)
     if tool.get("type") not in (None, "custom"):
-        raise _untranslatable(path, tool.get("type"))
+        raise fields.untranslatable(path, tool.get("type"))
     name = tool.get("name")
     if not isinstance(name, str) or not name:
-        raise _invalid(f"{path}.name", "expected a non-empty string")
-    schema = _object(tool.get("input_schema"), f"{path}.input_schema")
-    return Tool(name, _string(tool, "description", f"{path}.description"), schema)
+        raise fields.invalid(f"{path}.name", "expected a non-empty string")
+    schema = fields.as_object(tool.get("input_schema"), f"{path}.input_schema")
+    return Tool(name, fields.string(tool, "description", f"{path}.description"), schema)
 
 
 def _tools(payload: dict[str, Any]) -> list[Tool]:
-    tools = _array(payload.get("tools") or [], "tools")
+    tools = fields.as_array(payload.get("tools") or [], "tools")
     return [_tool(tool, f"tools[{i}]") for i, tool in enumerate(tools)]
 
 
@@ -292,8 +240,10 @@ def _tool_choice(payload: dict[str, Any]) -> tuple[ToolChoice | None, bool | Non
     """The choice, and False for parallel_tool_calls when parallel tool use is disabled."""
     if payload.get("tool_choice") is None:
         return None, None
-    choice = _object(payload["tool_choice"], "tool_choice")
-    single = _flag(choice, "disable_parallel_tool_use", "tool_choice.disable_parallel_tool_use")
+    choice = fields.as_object(payload["tool_choice"], "tool_choice")
+    single = fields.flag(
+        choice, "disable_parallel_tool_use", "tool_choice.disable_parallel_tool_use"
+    )
     parallel = False if single else None
     kind = choice.get("type")
     if kind in ("auto", "none"):
@@ -301,17 +251,20 @@ def _tool_choice(payload: dict[str, Any]) -> tuple[ToolChoice | None, bool | Non
     if kind == "any":
         return ToolChoice("required"), parallel
     if kind == "tool":
-        return ToolChoice("tool", _required(choice, "name", "tool_choice.name")), parallel
-    raise _invalid("tool_choice.type", 'expected "auto", "any", "tool" or "none"')
+        name = fields.required_string(choice, "name", "tool_choice.name")
+        return ToolChoice("tool", name), parallel
+    raise fields.invalid("tool_choice.type", 'expected "auto", "any", "tool" or "none"')
 
 
 def _effort(payload: dict[str, Any]) -> Effort | None:
     config = payload.get("output_config")
-    effort = _object(config, "output_config").get("effort") if config is not None else None
+    effort = fields.as_object(config, "output_config").get("effort") if config is not None else None
     if effort is None:
         return None
     if not isinstance(effort, str) or effort not in _EFFORTS:
-        raise _invalid("output_config.effort", 'expected "low", "medium", "high", "xhigh" or "max"')
+        raise fields.invalid(
+            "output_config.effort", 'expected "low", "medium", "high", "xhigh" or "max"'
+        )
     return _EFFORTS[effort]
 
 
@@ -321,18 +274,18 @@ def _reasoning(payload: dict[str, Any]) -> Reasoning | None:
     effort = _effort(payload)
     if payload.get("thinking") is None:
         return Reasoning(effort=effort) if effort else None
-    thinking = _object(payload["thinking"], "thinking")
+    thinking = fields.as_object(payload["thinking"], "thinking")
     kind = thinking.get("type")
     if kind == "disabled":
         return None
     if kind == "adaptive":
         return Reasoning(effort=effort or "high")
     if kind == "enabled":
-        budget = _integer(thinking, "budget_tokens", "thinking.budget_tokens")
+        budget = fields.integer(thinking, "budget_tokens", "thinking.budget_tokens")
         if budget is None:
-            raise _invalid("thinking.budget_tokens", "expected an integer")
+            raise fields.invalid("thinking.budget_tokens", "expected an integer")
         return Reasoning(effort=effort, budget_tokens=budget)
-    raise _untranslatable("thinking", kind)
+    raise fields.untranslatable("thinking", kind)
 
 
 def _response_format(payload: dict[str, Any]) -> ResponseFormat | None:
@@ -346,10 +299,12 @@ def _response_format(payload: dict[str, Any]) -> ResponseFormat | None:
     )
     if spec is None:
         return None
-    spec = _object(spec, path)
+    spec = fields.as_object(spec, path)
     if spec.get("type") != "json_schema":
-        raise _untranslatable(path, spec.get("type"))
-    return ResponseFormat("json_schema", schema=_object(spec.get("schema"), f"{path}.schema"))
+        raise fields.untranslatable(path, spec.get("type"))
+    return ResponseFormat(
+        "json_schema", schema=fields.as_object(spec.get("schema"), f"{path}.schema")
+    )
 
 
 def _stops(payload: dict[str, Any]) -> list[str]:
@@ -358,13 +313,15 @@ def _stops(payload: dict[str, Any]) -> list[str]:
         return []
     if isinstance(stops, list) and all(isinstance(s, str) for s in stops):
         return stops
-    raise _invalid("stop_sequences", "expected an array of strings")
+    raise fields.invalid("stop_sequences", "expected an array of strings")
 
 
 def _user(payload: dict[str, Any]) -> str | None:
     if payload.get("metadata") is None:
         return None
-    return _string(_object(payload["metadata"], "metadata"), "user_id", "metadata.user_id")
+    return fields.string(
+        fields.as_object(payload["metadata"], "metadata"), "user_id", "metadata.user_id"
+    )
 
 
 def _extra(payload: dict[str, Any]) -> dict[str, Any]:
@@ -386,10 +343,10 @@ def parse_chat_request(payload: dict[str, Any]) -> ChatRequest:
         model=str(payload.get("model") or ""),
         messages=_messages(payload),
         system=_system(payload),
-        max_tokens=_integer(payload, "max_tokens", "max_tokens"),
-        temperature=_number(payload, "temperature"),
-        top_p=_number(payload, "top_p"),
-        top_k=_integer(payload, "top_k", "top_k"),
+        max_tokens=fields.integer(payload, "max_tokens"),
+        temperature=fields.number(payload, "temperature"),
+        top_p=fields.number(payload, "top_p"),
+        top_k=fields.integer(payload, "top_k"),
         stop=_stops(payload),
         user=_user(payload),
         tools=_tools(payload),
@@ -397,7 +354,7 @@ def parse_chat_request(payload: dict[str, Any]) -> ChatRequest:
         parallel_tool_calls=parallel,
         response_format=_response_format(payload),
         reasoning=_reasoning(payload),
-        stream=_flag(payload, "stream", "stream") or False,
+        stream=fields.flag(payload, "stream") or False,
         extra=_extra(payload),
     )
 
@@ -553,21 +510,6 @@ def _tool_id(call_id: str) -> str:
     return _ID_UNSAFE.sub("_", call_id)
 
 
-def _tool_input(call: ToolCall) -> dict[str, Any]:
-    if not call.arguments.strip():
-        return {}
-    try:
-        arguments = orjson.loads(call.arguments)
-    except orjson.JSONDecodeError:
-        arguments = None
-    if not isinstance(arguments, dict):
-        raise errors.bad_request(
-            f"messages: the arguments of tool call '{call.id}' are not a JSON object",
-            param="messages",
-        )
-    return arguments
-
-
 def _tool_result(result: ToolResult) -> dict[str, Any]:
     block: dict[str, Any] = {"type": "tool_result", "tool_use_id": _tool_id(result.call_id)}
     content = [
@@ -606,32 +548,25 @@ def _content_block(part: Part, role: Role, model: _Model) -> dict[str, Any] | No
             "type": "tool_use",
             "id": _tool_id(part.id),
             "name": part.name,
-            "input": _tool_input(part),
+            "input": call_arguments(part),
         }
     if isinstance(part, Thinking) and model.thinking != "none":
         return _thinking(part)
     return None
 
 
+def _content(message: Message, model: _Model) -> list[dict[str, Any]]:
+    return [b for p in message.parts if (b := _content_block(p, message.role, model)) is not None]
+
+
 def _turns(request: ChatRequest, model: _Model) -> list[dict[str, Any]]:
-    """Turns that alternate strictly: turns of one role in a row are merged, empty ones
-    dropped, and tool results lead their user turn, as Anthropic requires. A conversation
-    may open with the assistant (Anthropic's API takes that); one with no turn gets a
-    placeholder."""
-    turns: list[dict[str, Any]] = []
-    for message in request.messages:
-        content = [
-            b for p in message.parts if (b := _content_block(p, message.role, model)) is not None
-        ]
-        if not content:
-            continue
-        if turns and turns[-1]["role"] == message.role:
-            turns[-1]["content"].extend(content)
-        else:
-            turns.append({"role": message.role, "content": content})
-    for turn in turns:
-        if turn["role"] == "user":
-            turn["content"].sort(key=lambda block: block["type"] != "tool_result")
+    """Turns that alternate strictly, tool results leading their user turn, as Anthropic
+    requires. A conversation may open with the assistant (Anthropic's API takes that); one
+    with no turn gets a placeholder."""
+    turns = alternating(
+        ((message.role, _content(message, model)) for message in request.messages),
+        lambda block: block["type"] == "tool_result",
+    )
     return turns or [{"role": "user", "content": [{"type": "text", "text": _OPENING}]}]
 
 
@@ -676,14 +611,25 @@ def _why_no_thinking(
     return None
 
 
-def _thinking_budget(reasoning: Reasoning, max_tokens: int | None) -> int | None:
-    """The budget asked for (or the effort's), at least Claude's minimum and below the
-    client's max_tokens; None when max_tokens leaves no room to think."""
-    budget = reasoning.budget_tokens or _EFFORT_BUDGETS[reasoning.effort or "medium"]
+def budget_thinking(
+    reasoning: Reasoning,
+    max_tokens: int | None,
+    budgets: Mapping[str, int],
+    policy: ParamPolicy,
+    body: dict[str, Any],
+) -> int | None:
+    """Claude's extended thinking by budget, here and on Bedrock: the budget asked for (or
+    the effort's in `budgets`), at least Claude's minimum and below max_tokens as Claude
+    requires, set in `body` and returned; None when max_tokens leaves no room to think."""
+    budget = reasoning.budget_tokens or budgets[reasoning.effort or "medium"]
     budget = max(budget, _MIN_THINKING_BUDGET)
     if max_tokens is not None:
         budget = min(budget, max_tokens - 1)
-    return budget if budget >= _MIN_THINKING_BUDGET else None
+    if budget < _MIN_THINKING_BUDGET:
+        policy.unsupported("reasoning", "Claude needs max_tokens above 1024 to think")
+        return None
+    body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    return budget
 
 
 def _reasoning_fields(
@@ -707,12 +653,7 @@ def _reasoning_fields(
         body["thinking"] = {"type": "adaptive"}
         body["output_config"] = {"effort": "low" if effort == "minimal" else effort}
         return _EFFORT_BUDGETS[effort]
-    budget = _thinking_budget(reasoning, request.max_tokens)
-    if budget is None:
-        policy.unsupported("reasoning", "Claude needs max_tokens above 1024 to think")
-        return None
-    body["thinking"] = {"type": "enabled", "budget_tokens": budget}
-    return budget
+    return budget_thinking(reasoning, request.max_tokens, _EFFORT_BUDGETS, policy, body)
 
 
 def _temperature(
@@ -936,19 +877,6 @@ _TYPES: dict[str, tuple[int, str]] = {
     "timeout_error": (504, "upstream_timeout"),
     "overloaded_error": (529, "overloaded"),
 }
-_STATUS_CODES = {
-    400: "invalid_request",
-    401: "authentication_error",
-    402: "permission_denied",
-    403: "permission_denied",
-    404: "not_found",
-    408: "upstream_timeout",
-    413: "request_too_large",
-    429: "rate_limited",
-    503: "overloaded",
-    504: "upstream_timeout",
-    529: "overloaded",
-}
 # "prompt is too long: 208310 tokens > 200000 maximum"; "input length and `max_tokens` exceed
 # context limit: 197626 + 8192 > 200000, decrease input length or `max_tokens` and try again".
 _CONTEXT_OVERFLOW = ("prompt is too long", "exceed context limit", "context window")
@@ -969,11 +897,7 @@ def _upstream_error(
     known = _TYPES.get(kind) if isinstance(kind, str) else None
     if status is None:
         status = known[0] if known else 500
-    code = (
-        known[1]
-        if known
-        else _STATUS_CODES.get(status, "upstream_error" if status >= 500 else "invalid_request")
-    )
+    code = known[1] if known else code_for_status(status)
     text = (
         message
         if isinstance(message, str) and message
@@ -994,15 +918,6 @@ def _reported_error(payload: dict[str, Any], provider: str) -> ProxyError:
     return _upstream_error(None, payload, provider)
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Anthropic's `retry-after`, in seconds."""
-    value = headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
-
-
 def parse_error(status: int, headers: Mapping[str, str], body: bytes, provider: str) -> ProxyError:
     """Anthropic's error answer in neutral terms. Only the provider's own `message` reaches
     the client; a body that is not JSON (a gateway's HTML page) goes to the log only.
@@ -1011,7 +926,7 @@ def parse_error(status: int, headers: Mapping[str, str], body: bytes, provider: 
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
         payload = None
-    err = _upstream_error(status, payload, provider, _retry_after(headers))
+    err = _upstream_error(status, payload, provider, retry_after(headers))
     if payload is None:
         err.detail += f" body={body[:300]!r}"
     return err

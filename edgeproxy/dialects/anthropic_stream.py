@@ -28,8 +28,9 @@ from edgeproxy.dialects.neutral import (
     Usage,
     UsageReport,
 )
+from edgeproxy.dialects.sse_stream import SSEStreamDecoder
 from edgeproxy.errors import ProxyError
-from edgeproxy.sse import SSEDecoder, SSEEvent
+from edgeproxy.sse import SSEEvent
 
 # Anthropic's stop_reason to neutral. `pause_turn` only follows server tools, which a
 # translated request never declares; a reason no table knows ends the answer normally.
@@ -42,7 +43,6 @@ FINISH: dict[str, Finish] = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
 }
-_FLUSH = b"\n\n"
 
 ReadError = Callable[[dict[str, Any]], ProxyError]
 
@@ -61,65 +61,33 @@ def stop_reason_of(finish: Finish, stop_sequence: str | None) -> str:
     return anthropic.STOP_REASONS[finish]
 
 
-class MessageStreamDecoder:
+class MessageStreamDecoder(SSEStreamDecoder):
     """Anthropic's Messages event stream, fed in chunks cut anywhere, to neutral events.
 
     Tool calls are numbered in order of appearance and their content block indexes mapped to
-    those numbers. `event: error` (or a broken event) is raised once the events before it in
-    the same feed have been returned, so the client sees the same answer however the bytes
-    were cut. Unknown
-    events and blocks (citations, server tools, new kinds) are skipped, to stay forward
-    compatible; redacted thinking has no stream event in neutral form and is skipped too.
+    those numbers. `event: error` (or a broken event) fails the stream, as `SSEStreamDecoder`
+    says. Unknown events and blocks (citations, server tools, new kinds) are skipped, to stay
+    forward compatible; redacted thinking has no stream event in neutral form and is skipped
+    too.
     """
 
-    __slots__ = (
-        "_done",
-        "_failure",
-        "_provider",
-        "_read_error",
-        "_sse",
-        "_started",
-        "_stopped",
-        "_tools",
-        "_usage",
-    )
+    __slots__ = ("_done", "_read_error", "_started", "_stopped", "_tools", "_usage")
 
     def __init__(self, provider: str, read_error: ReadError) -> None:
-        self._provider = provider
+        super().__init__(provider)
         self._read_error = read_error
-        self._sse = SSEDecoder()
         self._tools: dict[int | None, int] = {}  # content block index -> tool call number
         self._usage: Usage | None = None
         self._started = False
         self._stopped = False
         self._done = False
-        self._failure: ProxyError | None = None
 
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
-        if self._failure is not None:
-            raise self._failure
-        events: list[StreamEvent] = []
-        for event in self._sse.feed(chunk):
-            if not self._done and event.event != "ping":
-                try:
-                    self._event(event, events)
-                except ProxyError as err:
-                    self._failure = err
-                    self._done = True
-        if self._failure is not None and not events:
-            raise self._failure
-        return events
-
-    def close(self) -> list[StreamEvent]:
-        """Also dispatches a last event the body did not end with a blank line."""
-        events = self.feed(_FLUSH)
-        if self._failure is not None:
-            raise self._failure
-        if not self._done:
-            raise errors.upstream_broken(self._provider, "stream ended before message_stop")
-        return events
+    def _missing(self) -> str | None:
+        return None if self._done else "message_stop"
 
     def _event(self, event: SSEEvent, events: list[StreamEvent]) -> None:
+        if self._done or event.event == "ping":
+            return
         try:
             payload = orjson.loads(event.data)
         except orjson.JSONDecodeError:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import orjson
 
 from edgeproxy import errors
+from edgeproxy.dialects.anthropic_messages import budget_thinking
 from edgeproxy.dialects.bedrock_stream import (
     ConverseStreamDecoder,
     finish_of,
@@ -36,9 +37,9 @@ from edgeproxy.dialects.neutral import (
     EmbeddingRequest,
     EmbeddingResponse,
     Image,
+    Message,
     OutputPart,
     Part,
-    Reasoning,
     Text,
     Thinking,
     Tool,
@@ -47,6 +48,8 @@ from edgeproxy.dialects.neutral import (
     Usage,
 )
 from edgeproxy.dialects.params import ParamPolicy
+from edgeproxy.dialects.turns import alternating, call_arguments
+from edgeproxy.dialects.upstream import json_object, retry_after
 from edgeproxy.errors import ProxyError
 
 _IMAGE_FORMATS = {
@@ -88,7 +91,6 @@ _NO_STRUCTURED_OUTPUT = (
 _STRUCTURED_OUTPUT_FAMILIES = ("anthropic.claude", "openai.")
 # A reasoning effort as a thinking budget, the inverse of openai_chat's reading of budgets.
 _EFFORT_BUDGETS = {"minimal": 1024, "low": 4096, "medium": 16384, "high": 32768}
-_MIN_THINKING_BUDGET = 1024
 # requestMetadata: at most 16 pairs of these characters (keys 1-256, values up to 256).
 _METADATA_TEXT = re.compile(r"[a-zA-Z0-9\s:_@$#=/+,\-.]{0,256}")
 
@@ -129,22 +131,6 @@ def _image(image: Image) -> dict[str, Any]:
     return {"image": {"format": image_format, "source": {"bytes": image.data}}}
 
 
-def _tool_input(call: ToolCall) -> dict[str, Any]:
-    """A call's arguments as the object Converse wants (the neutral form is JSON text)."""
-    if not call.arguments.strip():
-        return {}
-    try:
-        arguments = orjson.loads(call.arguments)
-    except orjson.JSONDecodeError:
-        arguments = None
-    if not isinstance(arguments, dict):
-        raise errors.bad_request(
-            f"messages: the arguments of tool call '{call.id}' are not a JSON object",
-            param="messages",
-        )
-    return arguments
-
-
 def _tool_result(result: ToolResult, with_status: bool) -> dict[str, Any]:
     content = [
         _image(part) if isinstance(part, Image) else {"text": part.text}
@@ -182,32 +168,22 @@ def _block(part: Part, role: str, model: str) -> dict[str, Any] | None:
             return _tool_result(part, _claude(model) or _nova(model))
         return None
     if isinstance(part, ToolCall):
-        return {"toolUse": {"toolUseId": part.id, "name": part.name, "input": _tool_input(part)}}
+        return {"toolUse": {"toolUseId": part.id, "name": part.name, "input": call_arguments(part)}}
     return _thinking(part) if isinstance(part, Thinking) and _thinks(model) else None
 
 
-def _results_first(content: list[dict[str, Any]]) -> None:
-    """Tool results lead their user turn, as Bedrock requires (a stable sort keeps the rest)."""
-    if any("toolResult" in block for block in content):
-        content.sort(key=lambda block: "toolResult" not in block)
+def _content(message: Message, model: str) -> list[dict[str, Any]]:
+    return [b for p in message.parts if (b := _block(p, message.role, model)) is not None]
 
 
 def _messages(request: ChatRequest, model: str) -> list[dict[str, Any]]:
-    """Turns that alternate strictly and open with the user, as Converse requires: turns of
-    one role in a row are merged, empty ones dropped, and a placeholder opens the conversation
-    when the client's starts with the assistant (a greeting) or has no turn at all."""
-    turns: list[dict[str, Any]] = []
-    for message in request.messages:
-        content = [b for p in message.parts if (b := _block(p, message.role, model)) is not None]
-        if not content:
-            continue
-        if turns and turns[-1]["role"] == message.role:
-            turns[-1]["content"].extend(content)
-        else:
-            turns.append({"role": message.role, "content": content})
-    for turn in turns:
-        if turn["role"] == "user":
-            _results_first(turn["content"])
+    """Turns that alternate strictly, tool results leading their user turn, and open with the
+    user, as Converse requires: a placeholder opens the conversation when the client's starts
+    with the assistant (a greeting) or has no turn at all."""
+    turns = alternating(
+        ((message.role, _content(message, model)) for message in request.messages),
+        lambda block: "toolResult" in block,
+    )
     if not turns or turns[0]["role"] != "user":
         turns.insert(0, {"role": "user", "content": [_OPENING]})
     return turns
@@ -272,16 +248,6 @@ def _tool_config(
 # --- parameters -------------------------------------------------------------------------------
 
 
-def _thinking_budget(reasoning: Reasoning, max_tokens: int | None) -> int | None:
-    """The budget asked for (or the effort's), at least Claude's minimum and below
-    max_tokens as Claude requires; None when max_tokens leaves no room to think."""
-    budget = reasoning.budget_tokens or _EFFORT_BUDGETS[reasoning.effort or "medium"]
-    budget = max(budget, _MIN_THINKING_BUDGET)
-    if max_tokens is not None:
-        budget = min(budget, max_tokens - 1)
-    return budget if budget >= _MIN_THINKING_BUDGET else None
-
-
 def _reasoning_fields(
     request: ChatRequest, model: str, policy: ParamPolicy, fields: dict[str, Any]
 ) -> bool:
@@ -291,12 +257,8 @@ def _reasoning_fields(
     if not _thinks(model):
         policy.unsupported("reasoning", f"{model} takes no thinking settings on Bedrock")
         return False
-    budget = _thinking_budget(request.reasoning, request.max_tokens)
-    if budget is None:
-        policy.unsupported("reasoning", "Claude needs max_tokens above 1024 to think")
-        return False
-    fields["thinking"] = {"type": "enabled", "budget_tokens": budget}
-    return True
+    budget = budget_thinking(request.reasoning, request.max_tokens, _EFFORT_BUDGETS, policy, fields)
+    return budget is not None
 
 
 def _top_k(
@@ -409,16 +371,6 @@ def build_chat(request: ChatRequest, model: str, policy: ParamPolicy) -> bytes:
 # --- answers ----------------------------------------------------------------------------------
 
 
-def _json(body: bytes, provider: str, what: str) -> dict[str, Any]:
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
-        raise errors.upstream_broken(provider, f"{what} is not a JSON object: {body[:200]!r}")
-    return value
-
-
 def _reasoning_part(reasoning: dict[str, Any]) -> Thinking | None:
     if isinstance(redacted := reasoning.get("redactedContent"), str):
         return Thinking("", redacted=redacted)
@@ -452,7 +404,7 @@ def parse_chat(
 ) -> ChatResponse:
     """A Converse answer. It has no id or model: the id is made up, the model is the one
     asked for (pass it when known)."""
-    answer = _json(body, provider, "answer")
+    answer = json_object(body, provider, "answer")
     output = answer.get("output")
     message = output.get("message") if isinstance(output, dict) else None
     content = message.get("content") if isinstance(message, dict) else None
@@ -559,13 +511,6 @@ def _error_type(headers: Mapping[str, str], payload: dict[str, Any]) -> str:
     return str(kind).partition(":")[0].rpartition("#")[2]
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    try:
-        return max(0.0, float(headers.get("retry-after") or ""))
-    except ValueError:
-        return None
-
-
 def parse_error(status: int, headers: Mapping[str, str], body: bytes, provider: str) -> ProxyError:
     """Bedrock's error answer in neutral terms: the type from `x-amzn-ErrorType`, the text
     from the body's `message` (`Message` from some services). `headers` must look names up
@@ -582,7 +527,7 @@ def parse_error(status: int, headers: Mapping[str, str], body: bytes, provider: 
         message if isinstance(message, str) else "",
         status,
         provider,
-        _retry_after(headers),
+        retry_after(headers),
     )
     if not payload:
         err.detail += f" body={body[:300]!r}"
@@ -696,7 +641,7 @@ def parse_embed(bodies: list[bytes], model: str, *, provider: str = "bedrock") -
     vectors: list[list[float]] = []
     tokens = 0
     for body in bodies:
-        answer = _json(body, provider, "embedding answer")
+        answer = json_object(body, provider, "embedding answer")
         found = _vectors(answer, kind)
         if not isinstance(found, list) or not all(isinstance(v, list) for v in found):
             raise errors.upstream_broken(provider, f"answer has no embeddings: {body[:200]!r}")

@@ -32,6 +32,7 @@ from edgeproxy.dialects.neutral import (
     Usage,
     UsageReport,
 )
+from edgeproxy.dialects.upstream import json_object, token_count
 from edgeproxy.errors import ProxyError
 from edgeproxy.eventstream import EventMessage, EventStreamDecoder, EventStreamError
 
@@ -63,20 +64,16 @@ def finish_of(reason: object, called_tools: bool) -> Finish:
     return "tool_calls" if called_tools and finish == "stop" else finish
 
 
-def _count(usage: dict[str, Any], name: str) -> int:
-    value = usage.get(name)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
 def usage_of(usage: object) -> Usage | None:
     """Bedrock's TokenUsage in neutral terms. Its `inputTokens` leaves out the tokens read
     from and written to the prompt cache, which the neutral `input_tokens` includes."""
     if not isinstance(usage, dict):
         return None
-    cached, written = _count(usage, "cacheReadInputTokens"), _count(usage, "cacheWriteInputTokens")
+    cached = token_count(usage, "cacheReadInputTokens")
+    written = token_count(usage, "cacheWriteInputTokens")
     return Usage(
-        input_tokens=_count(usage, "inputTokens") + cached + written,
-        output_tokens=_count(usage, "outputTokens"),
+        input_tokens=token_count(usage, "inputTokens") + cached + written,
+        output_tokens=token_count(usage, "outputTokens"),
         cached_tokens=cached,
         cache_write_tokens=written,
     )
@@ -174,23 +171,13 @@ class ConverseStreamDecoder:
     def _message(self, message: EventMessage, events: list[StreamEvent]) -> None:
         kind = message.message_type
         if kind == "event":
-            self.translate(message.event_type or "", self._payload(message.payload), events)
+            payload = json_object(message.payload, self._provider, "event")
+            self.translate(message.event_type or "", payload, events)
         elif kind == "exception":
             exception = message.exception_type or ""
             self._failure = self._read_error(exception, _exception_message(message.payload))
         elif kind == "error":
             self._failure = self._read_error(message.error_code or "", message.error_message or "")
-
-    def _payload(self, payload: bytes) -> dict[str, Any]:
-        try:
-            body = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            body = None
-        if not isinstance(body, dict):
-            raise errors.upstream_broken(
-                self._provider, f"event is not a JSON object: {payload[:200]!r}"
-            )
-        return body
 
     def translate(self, event_type: str, payload: dict[str, Any], out: list[StreamEvent]) -> None:
         """Append the neutral events one ConverseStream event stands for; unknown events

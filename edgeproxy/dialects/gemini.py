@@ -42,6 +42,7 @@ from edgeproxy.dialects.neutral import (
     EmbeddingRequest,
     EmbeddingResponse,
     Image,
+    Message,
     Part,
     Reasoning,
     Text,
@@ -53,6 +54,8 @@ from edgeproxy.dialects.neutral import (
 )
 from edgeproxy.dialects.openai_chat import effort_for
 from edgeproxy.dialects.params import ParamPolicy
+from edgeproxy.dialects.turns import alternating, call_arguments
+from edgeproxy.dialects.upstream import json_object, retry_after
 from edgeproxy.errors import ProxyError
 
 Era = Literal["legacy", "2.5", "current"]
@@ -121,22 +124,6 @@ def _image(image: Image, model: str) -> dict[str, Any]:
     return {"fileData": {"mimeType": image.media_type or _media_type(url), "fileUri": url}}
 
 
-def _arguments(call: ToolCall) -> dict[str, Any]:
-    """A call's arguments as the object Gemini wants (the neutral form is JSON text)."""
-    if not call.arguments.strip():
-        return {}
-    try:
-        arguments = orjson.loads(call.arguments)
-    except orjson.JSONDecodeError:
-        arguments = None
-    if not isinstance(arguments, dict):
-        raise errors.bad_request(
-            f"messages: the arguments of tool call '{call.id}' are not a JSON object",
-            param="messages",
-        )
-    return arguments
-
-
 def _function_response(result: ToolResult, names: dict[str, str]) -> dict[str, Any]:
     """A tool result as a `functionResponse`, which must name the function: OpenAI's tool
     messages carry only the call id, so the name comes from that call earlier in the history.
@@ -190,7 +177,7 @@ def _model_parts(parts: list[Part], names: dict[str, str]) -> list[dict[str, Any
             block = {"text": part.text}
         elif isinstance(part, ToolCall):
             names[part.id] = part.name
-            call = {"id": part.id, "name": part.name, "args": _arguments(part)}
+            call = {"id": part.id, "name": part.name, "args": call_arguments(part)}
             block = {"functionCall": call}
         if block is not None:
             if signature:
@@ -212,26 +199,23 @@ def _sign_steps(turns: list[dict[str, Any]]) -> None:
             call["thoughtSignature"] = SKIP_SIGNATURE
 
 
+def _turn(message: Message, names: dict[str, str], model: str) -> tuple[str, list[dict[str, Any]]]:
+    if message.role == "assistant":
+        return "model", _model_parts(message.parts, names)
+    return "user", _user_parts(message.parts, names, model)
+
+
 def _contents(request: ChatRequest, model: str) -> list[dict[str, Any]]:
     """The turns, roles `user` and `model`. Turns of one role in a row are merged: Gemini
     takes them apart, but the answer to a model's function calls must be the one user turn
-    right after it, with as many responses as there were calls, and the neutral form may split
-    them (tool results, then the user's text)."""
+    right after it, opening with as many responses as there were calls, and the neutral form
+    may split them (tool results, then the user's text)."""
     names: dict[str, str] = {}  # call id → function name, for the results that follow
-    turns: list[dict[str, Any]] = []
-    for message in request.messages:
-        if message.role == "assistant":
-            role, parts = "model", _model_parts(message.parts, names)
-        else:
-            role, parts = "user", _user_parts(message.parts, names, model)
-        if not parts:
-            continue
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["parts"].extend(parts)
-            if role == "user":
-                turns[-1]["parts"].sort(key=lambda part: "functionResponse" not in part)
-        else:
-            turns.append({"role": role, "parts": parts})
+    turns = alternating(
+        (_turn(message, names, model) for message in request.messages),
+        lambda part: "functionResponse" in part,
+        "parts",
+    )
     if not turns:
         raise errors.bad_request(
             "messages: Gemini needs at least one message with content", param="messages"
@@ -400,12 +384,8 @@ def build_chat(request: ChatRequest, model: str, policy: ParamPolicy) -> bytes:
 
 
 def _json(body: bytes, provider: str, what: str) -> dict[str, Any]:
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
-        raise errors.upstream_broken(provider, f"{what} is not a JSON object: {body[:200]!r}")
+    """The answer's JSON object; one that holds an error object reports a failure."""
+    value = json_object(body, provider, what)
     error = value.get("error")
     if isinstance(error, dict):
         raise read_error(0, error, provider)
@@ -446,13 +426,6 @@ def chat_stream_decoder(
     return GenerateStreamDecoder(provider, make_id=make_id)
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    try:
-        return max(0.0, float(headers.get("retry-after") or ""))
-    except ValueError:
-        return None
-
-
 def parse_error(status: int, headers: Mapping[str, str], body: bytes, provider: str) -> ProxyError:
     """Google's error answer (`{"error": {...}}`, or that object in a one-element array as
     the non-SSE stream sends it) in neutral terms. Only the scrubbed `message` reaches the
@@ -466,7 +439,7 @@ def parse_error(status: int, headers: Mapping[str, str], body: bytes, provider: 
         payload = payload[0]
     error = payload.get("error") if isinstance(payload, dict) else None
     err = read_error(
-        status, error if isinstance(error, dict) else {}, provider, _retry_after(headers)
+        status, error if isinstance(error, dict) else {}, provider, retry_after(headers)
     )
     if not isinstance(error, dict):
         err.detail += f" body={scrub(repr(body[:300]))}"

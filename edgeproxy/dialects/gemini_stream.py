@@ -44,8 +44,10 @@ from edgeproxy.dialects.neutral import (
     Usage,
     UsageReport,
 )
+from edgeproxy.dialects.sse_stream import SSEStreamDecoder
+from edgeproxy.dialects.upstream import token_count
 from edgeproxy.errors import ProxyError
-from edgeproxy.sse import SSEDecoder
+from edgeproxy.sse import SSEEvent
 
 # finishReason to neutral. Every filter (safety, recitation, blocklists, personal data, images)
 # is a content_filter stop; LANGUAGE, OTHER, TOO_MANY_TOOL_CALLS, NO_IMAGE, IMAGE_OTHER and
@@ -171,23 +173,18 @@ def finish_of(reason: object, called_tools: bool, provider: str) -> Finish:
     return "tool_calls" if called_tools and finish == "stop" else finish
 
 
-def _count(usage: dict[str, Any], name: str) -> int:
-    value = usage.get(name)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
 def usage_of(metadata: object) -> Usage | None:
     """`usageMetadata` in neutral terms. `promptTokenCount` already counts cached content;
     tokens of server-side tool results (`toolUsePromptTokenCount`) are prompt too; thoughts
     are output (`candidatesTokenCount` leaves them out), and are its reasoning part."""
     if not isinstance(metadata, dict):
         return None
-    thoughts = _count(metadata, "thoughtsTokenCount")
+    thoughts = token_count(metadata, "thoughtsTokenCount")
     return Usage(
-        input_tokens=_count(metadata, "promptTokenCount")
-        + _count(metadata, "toolUsePromptTokenCount"),
-        output_tokens=_count(metadata, "candidatesTokenCount") + thoughts,
-        cached_tokens=_count(metadata, "cachedContentTokenCount"),
+        input_tokens=token_count(metadata, "promptTokenCount")
+        + token_count(metadata, "toolUsePromptTokenCount"),
+        output_tokens=token_count(metadata, "candidatesTokenCount") + thoughts,
+        cached_tokens=token_count(metadata, "cachedContentTokenCount"),
         reasoning_tokens=thoughts,
     )
 
@@ -300,69 +297,36 @@ def _events(parts: list[OutputPart], first_call: int, out: list[StreamEvent]) ->
     return ordinal - first_call
 
 
-class GenerateStreamDecoder:
+class GenerateStreamDecoder(SSEStreamDecoder):
     """A `streamGenerateContent?alt=sse` body, fed in chunks cut anywhere, to neutral events.
 
-    Each event's JSON is decoded once. An error (an error object, a blocked prompt, a
-    malformed function call, an event that is not JSON) is raised once the events before it
-    in the same feed have been returned, so the client sees the same answer however the bytes
-    were cut; every later feed and `close` raise it again.
+    Each event's JSON is decoded once. An error object, a blocked prompt, a malformed function
+    call or an event that is not JSON fails the stream, as `SSEStreamDecoder` says.
     """
 
-    __slots__ = (
-        "_calls",
-        "_events",
-        "_failure",
-        "_make_id",
-        "_provider",
-        "_response_id",
-        "_started",
-        "_stopped",
-    )
+    __slots__ = ("_calls", "_make_id", "_response_id", "_started", "_stopped")
 
     def __init__(self, provider: str, *, make_id: Callable[[], str] = new_id) -> None:
-        self._provider = provider
+        super().__init__(provider)
         self._make_id = make_id
-        self._events = SSEDecoder()
         self._response_id = ""
         self._calls = 0
         self._started = False
         self._stopped = False
-        self._failure: ProxyError | None = None
 
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
-        if self._failure is not None:
-            raise self._failure
-        out: list[StreamEvent] = []
-        for event in self._events.feed(chunk):
-            try:
-                self.translate(self._payload(event.data), out)
-            except ProxyError as error:
-                self._failure = error
-                break
-        if self._failure is not None and not out:
-            raise self._failure
-        return out
+    def _missing(self) -> str | None:
+        return None if self._stopped else "a finishReason"
 
-    def close(self) -> list[StreamEvent]:
-        """Flushes a last event that lacks its blank line; raises if no finishReason came."""
-        out = self.feed(b"\n\n")
-        if self._failure is not None:
-            raise self._failure
-        if not self._stopped:
-            raise errors.upstream_broken(self._provider, "stream ended before a finishReason")
-        return out
-
-    def _payload(self, data: bytes) -> dict[str, Any]:
+    def _event(self, event: SSEEvent, out: list[StreamEvent]) -> None:
         try:
-            payload = orjson.loads(data)
+            payload = orjson.loads(event.data)
         except orjson.JSONDecodeError:
             payload = None
         if not isinstance(payload, dict):
             raise errors.upstream_broken(
-                self._provider, f"event is not a JSON object: {scrub(repr(data[:200]))}"
+                self._provider, f"event is not a JSON object: {scrub(repr(event.data[:200]))}"
             )
-        return payload
+        self.translate(payload, out)
 
     def translate(self, answer: dict[str, Any], out: list[StreamEvent]) -> None:
         """Append the neutral events one `GenerateContentResponse` stands for; after the

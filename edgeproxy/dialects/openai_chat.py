@@ -21,7 +21,7 @@ from typing import Any, Literal, get_args
 import orjson
 
 from edgeproxy import errors
-from edgeproxy.dialects import openai
+from edgeproxy.dialects import fields, openai
 from edgeproxy.dialects.neutral import (
     ChatRequest,
     ChatResponse,
@@ -44,6 +44,8 @@ from edgeproxy.dialects.neutral import (
 )
 from edgeproxy.dialects.openai_stream import ChunkDecoder, ChunkEncoder, finish_of, reasoning_of
 from edgeproxy.dialects.params import ParamPolicy
+from edgeproxy.dialects.turns import add_message
+from edgeproxy.dialects.upstream import code_for_status
 from edgeproxy.errors import ProxyError
 
 _NO_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
@@ -110,57 +112,6 @@ _EFFORT_BUDGETS = ((8192, "low"), (24576, "medium"))
 # --- parsing an OpenAI client's request -------------------------------------------------------
 
 
-def _invalid(path: str, expected: str) -> ProxyError:
-    return errors.bad_request(f"{path}: {expected}", param=path.partition(".")[0].partition("[")[0])
-
-
-def _untranslatable(path: str, kind: object) -> ProxyError:
-    return _invalid(
-        f"{path}.type",
-        f"{orjson.dumps(kind).decode()} cannot be translated for this model's provider",
-    )
-
-
-def _number(payload: Mapping[str, Any], name: str) -> float | None:
-    value = payload.get(name)
-    if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
-        return value
-    raise _invalid(name, "expected a number")
-
-
-def _integer(payload: Mapping[str, Any], name: str) -> int | None:
-    value = payload.get(name)
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
-        return value
-    raise _invalid(name, "expected an integer")
-
-
-def _flag(payload: Mapping[str, Any], name: str) -> bool | None:
-    value = payload.get(name)
-    if value is None or isinstance(value, bool):
-        return value
-    raise _invalid(name, "expected true or false")
-
-
-def _string(payload: Mapping[str, Any], name: str, path: str) -> str | None:
-    value = payload.get(name)
-    if value is None or isinstance(value, str):
-        return value
-    raise _invalid(path, "expected a string")
-
-
-def _object(value: object, path: str) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    raise _invalid(path, "expected an object")
-
-
-def _array(value: object, path: str, expected: str = "expected an array") -> list[Any]:
-    if isinstance(value, list):
-        return value
-    raise _invalid(path, expected)
-
-
 class _Conversation:
     """Neutral turns as they are parsed: one system list, consecutive turns of a role merged
     (so `tool` messages and the user text after them form one user turn), and ids for the
@@ -174,12 +125,8 @@ class _Conversation:
         self.function_ids: list[str] = []
 
     def add(self, role: Role, parts: list[Part]) -> None:
-        if not parts:
-            return
-        if self.messages and self.messages[-1].role == role:
-            self.messages[-1].parts.extend(parts)
-        else:
-            self.messages.append(Message(role, parts))
+        if parts:
+            add_message(self.messages, role, parts)
 
 
 def _texts(content: object, path: str) -> list[Text]:
@@ -187,13 +134,11 @@ def _texts(content: object, path: str) -> list[Text]:
     if isinstance(content, str):
         return [Text(content)] if content else []
     texts = []
-    for j, raw in enumerate(_array(content, path, _CONTENT)):
-        part = _object(raw, f"{path}[{j}]")
+    for j, raw in enumerate(fields.as_array(content, path, _CONTENT)):
+        part = fields.as_object(raw, f"{path}[{j}]")
         if part.get("type") not in ("text", "refusal"):
-            raise _untranslatable(f"{path}[{j}]", part.get("type"))
-        text = part.get(part["type"])
-        if not isinstance(text, str):
-            raise _invalid(f"{path}[{j}].{part['type']}", "expected a string")
+            raise fields.untranslatable(f"{path}[{j}]", part.get("type"))
+        text = fields.required_string(part, part["type"], f"{path}[{j}].{part['type']}")
         if text:
             texts.append(Text(text))
     return texts
@@ -203,43 +148,40 @@ def _image(part: dict[str, Any], path: str) -> Image:
     source = part.get("image_url")
     url = source.get("url") if isinstance(source, dict) else source
     if not isinstance(url, str):
-        raise _invalid(f"{path}.image_url.url", "expected a string")
+        raise fields.invalid(f"{path}.image_url.url", "expected a string")
     if url.startswith(("http://", "https://")):
         return Image(url=url)
     header, comma, data = url.partition(",")
     if url.startswith("data:") and comma and header.endswith(";base64") and len(header) > 12:
         return Image(data=data, media_type=header[5:-7])
-    raise _invalid(f"{path}.image_url.url", "expected an http(s) URL or a base64 data URL")
+    raise fields.invalid(f"{path}.image_url.url", "expected an http(s) URL or a base64 data URL")
 
 
 def _user_parts(content: object, path: str) -> list[Part]:
     if isinstance(content, str):
         return [Text(content)]
     parts: list[Part] = []
-    for j, raw in enumerate(_array(content, path, _CONTENT)):
-        part = _object(raw, f"{path}[{j}]")
+    for j, raw in enumerate(fields.as_array(content, path, _CONTENT)):
+        part = fields.as_object(raw, f"{path}[{j}]")
         kind = part.get("type")
         if kind == "text":
-            text = part.get("text")
-            if not isinstance(text, str):
-                raise _invalid(f"{path}[{j}].text", "expected a string")
-            parts.append(Text(text))
+            parts.append(Text(fields.required_string(part, "text", f"{path}[{j}].text")))
         elif kind == "image_url":
             parts.append(_image(part, f"{path}[{j}]"))
         else:
-            raise _untranslatable(f"{path}[{j}]", kind)
+            raise fields.untranslatable(f"{path}[{j}]", kind)
     return parts
 
 
 def _tool_call(call: object, path: str) -> ToolCall:
-    call = _object(call, path)
+    call = fields.as_object(call, path)
     if call.get("type", "function") != "function":
-        raise _untranslatable(path, call.get("type"))
-    function = _object(call.get("function"), f"{path}.function")
+        raise fields.untranslatable(path, call.get("type"))
+    function = fields.as_object(call.get("function"), f"{path}.function")
     call_id, name = call.get("id"), function.get("name")
     if not isinstance(call_id, str) or not isinstance(name, str):
-        raise _invalid(path, "expected an id and a function name")
-    arguments = _string(function, "arguments", f"{path}.function.arguments")
+        raise fields.invalid(path, "expected an id and a function name")
+    arguments = fields.string(function, "arguments", f"{path}.function.arguments")
     return ToolCall(call_id, name, arguments or "{}")
 
 
@@ -250,10 +192,10 @@ def _assistant(conversation: _Conversation, message: dict[str, Any], path: str) 
         parts.append(Thinking(reasoning))
     if message.get("content") is not None:
         parts.extend(_texts(message["content"], f"{path}.content"))
-    if refusal := _string(message, "refusal", f"{path}.refusal"):
+    if refusal := fields.string(message, "refusal", f"{path}.refusal"):
         parts.append(Text(refusal))
     calls = message.get("tool_calls") or []
-    for k, call in enumerate(_array(calls, f"{path}.tool_calls")):
+    for k, call in enumerate(fields.as_array(calls, f"{path}.tool_calls")):
         parts.append(_tool_call(call, f"{path}.tool_calls[{k}]"))
     if message.get("function_call") is not None:
         legacy = {
@@ -266,16 +208,15 @@ def _assistant(conversation: _Conversation, message: dict[str, Any], path: str) 
 
 
 def _tool_result(conversation: _Conversation, message: dict[str, Any], path: str) -> list[Part]:
-    call_id = message.get("tool_call_id")
     if message["role"] == "function":  # the legacy answer to the last function_call
         call_id = conversation.function_ids[-1] if conversation.function_ids else "call_0"
-    elif not isinstance(call_id, str):
-        raise _invalid(f"{path}.tool_call_id", "expected a string")
+    else:
+        call_id = fields.required_string(message, "tool_call_id", f"{path}.tool_call_id")
     return [ToolResult(call_id, tuple(_texts(message.get("content") or "", f"{path}.content")))]
 
 
 def _message(conversation: _Conversation, message: object, path: str) -> None:
-    message = _object(message, path)
+    message = fields.as_object(message, path)
     role = message.get("role")
     if role in ("system", "developer"):
         conversation.system.extend(_texts(message.get("content"), f"{path}.content"))
@@ -286,31 +227,31 @@ def _message(conversation: _Conversation, message: object, path: str) -> None:
     elif role in ("tool", "function"):
         conversation.add("user", _tool_result(conversation, message, path))
     else:
-        raise _invalid(
+        raise fields.invalid(
             f"{path}.role", 'expected "system", "developer", "user", "assistant" or "tool"'
         )
 
 
 def _function(function: object, path: str) -> Tool:
-    function = _object(function, path)
+    function = fields.as_object(function, path)
     name = function.get("name")
     if not isinstance(name, str) or not name:
-        raise _invalid(f"{path}.name", "expected a non-empty string")
+        raise fields.invalid(f"{path}.name", "expected a non-empty string")
     parameters = function.get("parameters")
     if parameters is not None:
-        _object(parameters, f"{path}.parameters")
-    description = _string(function, "description", f"{path}.description")
+        fields.as_object(parameters, f"{path}.parameters")
+    description = fields.string(function, "description", f"{path}.description")
     return Tool(name, description, parameters or _NO_PARAMETERS)
 
 
 def _tools(payload: dict[str, Any]) -> list[Tool]:
     tools = []
-    for i, raw in enumerate(_array(payload.get("tools") or [], "tools")):
-        tool = _object(raw, f"tools[{i}]")
+    for i, raw in enumerate(fields.as_array(payload.get("tools") or [], "tools")):
+        tool = fields.as_object(raw, f"tools[{i}]")
         if tool.get("type") != "function":
-            raise _untranslatable(f"tools[{i}]", tool.get("type"))
+            raise fields.untranslatable(f"tools[{i}]", tool.get("type"))
         tools.append(_function(tool.get("function"), f"tools[{i}].function"))
-    functions = _array(payload.get("functions") or [], "functions")
+    functions = fields.as_array(payload.get("functions") or [], "functions")
     return tools + [_function(f, f"functions[{i}]") for i, f in enumerate(functions)]
 
 
@@ -325,7 +266,7 @@ def _tool_choice(payload: dict[str, Any]) -> ToolChoice | None:
     forced = named.get("name") if isinstance(named, dict) else None
     if isinstance(forced, str) and choice.get("type", "function") == "function":
         return ToolChoice("tool", forced)
-    raise _invalid(
+    raise fields.invalid(
         name, 'expected "none", "auto", "required" or {"type": "function", "function": {"name"}}'
     )
 
@@ -334,21 +275,21 @@ def _response_format(payload: dict[str, Any]) -> ResponseFormat | None:
     spec = payload.get("response_format")
     if spec is None:
         return None
-    kind = _object(spec, "response_format").get("type")
+    kind = fields.as_object(spec, "response_format").get("type")
     if kind == "text":
         return None
     if kind == "json_object":
         return ResponseFormat("json_object")
     if kind != "json_schema":
-        raise _untranslatable("response_format", kind)
+        raise fields.untranslatable("response_format", kind)
     path = "response_format.json_schema"
-    spec = _object(spec.get("json_schema"), path)
+    spec = fields.as_object(spec.get("json_schema"), path)
     schema = spec.get("schema")
     return ResponseFormat(
         "json_schema",
-        schema=None if schema is None else _object(schema, f"{path}.schema"),
-        name=_string(spec, "name", f"{path}.name"),
-        strict=_flag(spec, "strict"),
+        schema=None if schema is None else fields.as_object(schema, f"{path}.schema"),
+        name=fields.string(spec, "name", f"{path}.name"),
+        strict=fields.flag(spec, "strict"),
     )
 
 
@@ -357,7 +298,7 @@ def _reasoning(payload: dict[str, Any]) -> Reasoning | None:
     if effort is None or effort == "none":
         return None
     if effort not in _EFFORTS:
-        raise _invalid(
+        raise fields.invalid(
             "reasoning_effort",
             'expected "none", "minimal", "low", "medium", "high", "xhigh" or "max"',
         )
@@ -372,7 +313,7 @@ def _stop(payload: dict[str, Any]) -> list[str]:
         return [stop]
     if isinstance(stop, list) and all(isinstance(s, str) for s in stop):
         return stop
-    raise _invalid("stop", "expected a string or an array of strings")
+    raise fields.invalid("stop", "expected a string or an array of strings")
 
 
 def _metadata(payload: dict[str, Any]) -> dict[str, str] | None:
@@ -381,37 +322,37 @@ def _metadata(payload: dict[str, Any]) -> dict[str, str] | None:
         return None
     if isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values()):
         return metadata
-    raise _invalid("metadata", "expected an object of strings")
+    raise fields.invalid("metadata", "expected an object of strings")
 
 
 def parse_chat_request(payload: dict[str, Any]) -> ChatRequest:
     """An OpenAI SDK's request in neutral form; 400s name the field path they are about."""
     conversation = _Conversation()
-    for i, message in enumerate(_array(payload.get("messages"), "messages")):
+    for i, message in enumerate(fields.as_array(payload.get("messages"), "messages")):
         _message(conversation, message, f"messages[{i}]")
     options = payload.get("stream_options")
-    max_tokens = _integer(payload, "max_completion_tokens")
+    max_tokens = fields.integer(payload, "max_completion_tokens")
     return ChatRequest(
         model=str(payload.get("model") or ""),
         messages=conversation.messages,
         system=conversation.system,
-        max_tokens=max_tokens if max_tokens is not None else _integer(payload, "max_tokens"),
-        temperature=_number(payload, "temperature"),
-        top_p=_number(payload, "top_p"),
-        top_k=_integer(payload, "top_k"),  # vLLM's extension, which Anthropic and Gemini take
+        max_tokens=max_tokens if max_tokens is not None else fields.integer(payload, "max_tokens"),
+        temperature=fields.number(payload, "temperature"),
+        top_p=fields.number(payload, "top_p"),
+        top_k=fields.integer(payload, "top_k"),  # vLLM's extension, which Anthropic and Gemini take
         stop=_stop(payload),
-        seed=_integer(payload, "seed"),
-        frequency_penalty=_number(payload, "frequency_penalty"),
-        presence_penalty=_number(payload, "presence_penalty"),
-        user=_string(payload, "user", "user"),
+        seed=fields.integer(payload, "seed"),
+        frequency_penalty=fields.number(payload, "frequency_penalty"),
+        presence_penalty=fields.number(payload, "presence_penalty"),
+        user=fields.string(payload, "user"),
         metadata=_metadata(payload),
         tools=_tools(payload),
         tool_choice=_tool_choice(payload),
-        parallel_tool_calls=_flag(payload, "parallel_tool_calls"),
+        parallel_tool_calls=fields.flag(payload, "parallel_tool_calls"),
         response_format=_response_format(payload),
         reasoning=_reasoning(payload),
-        n=_integer(payload, "n"),
-        stream=_flag(payload, "stream") or False,
+        n=fields.integer(payload, "n"),
+        stream=fields.flag(payload, "stream") or False,
         include_usage=isinstance(options, dict) and options.get("include_usage") is True,
         extra={k: v for k, v in payload.items() if k not in _REQUEST_FIELDS},
     )
@@ -672,19 +613,6 @@ def chat_stream_decoder(provider: str) -> ChunkDecoder:
 
 # --- errors -----------------------------------------------------------------------------------
 
-_CODES = {
-    400: "invalid_request",
-    401: "authentication_error",
-    402: "permission_denied",
-    403: "permission_denied",
-    404: "not_found",
-    408: "upstream_timeout",
-    413: "request_too_large",
-    429: "rate_limited",
-    503: "overloaded",
-    504: "upstream_timeout",
-    529: "overloaded",
-}
 # The status a failure reported inside a stream (or a 200 body) stands for, by OpenAI `type`.
 _TYPE_STATUS = {
     "invalid_request_error": 400,
@@ -720,9 +648,7 @@ def _neutral_code(status: int, code: object, message: str) -> str:
         lowered = f"{code} {message}".lower()
         if any(sign in lowered for sign in _CONTEXT_OVERFLOW):
             return "context_length_exceeded"
-    if status in _CODES:
-        return _CODES[status]
-    return "upstream_error" if status >= 500 else "invalid_request"
+    return code_for_status(status)
 
 
 def _upstream_error(
@@ -815,21 +741,21 @@ def _inputs(value: object) -> list[str] | list[list[int]]:
             return [value]
         if all(isinstance(v, list) and v and all(isinstance(t, int) for t in v) for v in value):
             return value
-    raise _invalid("input", "expected a string, an array of strings or token arrays")
+    raise fields.invalid("input", "expected a string, an array of strings or token arrays")
 
 
 def parse_embedding_request(payload: dict[str, Any]) -> EmbeddingRequest:
     if payload.get("encoding_format") not in (None, "float", "base64"):
-        raise _invalid("encoding_format", 'expected "float" or "base64"')
+        raise fields.invalid("encoding_format", 'expected "float" or "base64"')
     encoding: Literal["float", "base64"] = (
         "base64" if payload.get("encoding_format") == "base64" else "float"
     )
     return EmbeddingRequest(
         model=str(payload.get("model") or ""),
         inputs=_inputs(payload.get("input")),
-        dimensions=_integer(payload, "dimensions"),
+        dimensions=fields.integer(payload, "dimensions"),
         encoding_format=encoding,
-        user=_string(payload, "user", "user"),
+        user=fields.string(payload, "user"),
         extra={k: v for k, v in payload.items() if k not in _EMBEDDING_FIELDS},
     )
 

@@ -3,7 +3,6 @@ for Anthropic, answers read and rendered, errors mapped."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +30,9 @@ from edgeproxy.dialects.neutral import (
 )
 from edgeproxy.dialects.params import ParamPolicy
 from edgeproxy.errors import ProxyError
+from tests.dialects.support import PNG, plain
 
 DATA = Path(__file__).parent.parent / "data" / "anthropic"
-PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="  # noqa: E501
 SIGNATURE = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds7lbRzW6y2tWNcbgCbP4ztNP7xDSR8k7"
 WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 FORECAST = {
@@ -47,18 +46,6 @@ SONNET_45 = "claude-sonnet-4-5-20250929"
 
 def load(name: str) -> Any:
     return orjson.loads((DATA / name).read_bytes())
-
-
-def plain(obj: object) -> Any:
-    """A neutral value as JSON, each dataclass tagged with its type, to compare with goldens."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        fields = {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-        return {"type": type(obj).__name__, **fields}
-    if isinstance(obj, list | tuple):
-        return [plain(item) for item in obj]
-    if isinstance(obj, dict):
-        return {key: plain(value) for key, value in obj.items()}
-    return obj
 
 
 def request(**fields: Any) -> dict[str, Any]:

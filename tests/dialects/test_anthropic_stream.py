@@ -4,7 +4,6 @@ neutral events however they are cut, and the encoder writes events the official 
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +35,8 @@ from edgeproxy.dialects.neutral import (
     UsageReport,
     events_of,
 )
-from edgeproxy.errors import ProxyError
 from edgeproxy.sse import SSEDecoder
+from tests.dialects.support import Decoded, assert_decodes_at_every_split, relay_decode, splits
 
 DATA = Path(__file__).parent.parent / "data" / "anthropic"
 MODEL = "claude-sonnet-4-5-20250929"
@@ -49,28 +48,8 @@ def recorded(name: str) -> bytes:
     return (DATA / name).read_bytes()
 
 
-def splits(data: bytes, seed: int = 11, count: int = 60) -> list[list[bytes]]:
-    """Every two-way split, many random many-way splits, and byte by byte."""
-    ways = [[data[:i], data[i:]] for i in range(len(data) + 1)]
-    rng = random.Random(seed)
-    for _ in range(count if len(data) > 1 else 0):
-        cuts = sorted(rng.sample(range(1, len(data)), min(rng.randint(2, 30), len(data) - 1)))
-        ways.append([data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)])
-    ways.append([bytes([b]) for b in data])
-    return ways
-
-
-def decode(chunks: list[bytes]) -> tuple[list[StreamEvent], ProxyError | None]:
-    """What a relay sees: the events fed, then close; a raised error ends the stream."""
-    decoder = anthropic_messages.chat_stream_decoder("anthropic")
-    events: list[StreamEvent] = []
-    try:
-        for chunk in chunks:
-            events += decoder.feed(chunk)
-        events += decoder.close()
-    except ProxyError as err:
-        return events, err
-    return events, None
+def decode(chunks: list[bytes]) -> Decoded:
+    return relay_decode(anthropic_messages.chat_stream_decoder("anthropic"), chunks)
 
 
 TEXT = [
@@ -116,8 +95,7 @@ THINKING = [
 def test_a_recorded_stream_decodes_the_same_however_it_is_cut(
     name: str, expected: list[StreamEvent]
 ) -> None:
-    for chunks in splits(recorded(name)):
-        assert decode(chunks) == (expected, None)
+    assert_decodes_at_every_split(decode, recorded(name), expected)
 
 
 def test_an_error_event_mid_stream_is_raised_after_the_answer_so_far() -> None:
@@ -349,8 +327,7 @@ def normalised(events: list[StreamEvent]) -> list[StreamEvent]:
 def test_encoded_events_decode_back_to_the_same_neutral_events(expected: list[StreamEvent]) -> None:
     body = encode(expected)
     sse_events(body)
-    for chunks in splits(body):
-        assert decode(chunks) == (normalised(expected), None)
+    assert_decodes_at_every_split(decode, body, normalised(expected))
 
 
 def test_blocks_are_indexed_from_zero_and_each_is_stopped_before_the_next_starts() -> None:

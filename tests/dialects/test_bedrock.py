@@ -30,6 +30,7 @@ from edgeproxy.dialects.neutral import (
 )
 from edgeproxy.dialects.params import ParamPolicy, UnsupportedParams
 from edgeproxy.errors import ProxyError
+from tests.dialects.support import JPEG, PNG, REDACTED, ask
 
 DATA = Path(__file__).parent.parent / "data" / "bedrock"
 CLAUDE = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -37,16 +38,10 @@ CLAUDE_35 = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 CLAUDE_ARN = "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-7-sonnet-20250219-v1:0"
 NOVA = "us.amazon.nova-pro-v1:0"
 LLAMA = "meta.llama3-3-70b-instruct-v1:0"
-PNG = (
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
-    "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
-)
 WEBP = "UklGRiIAAABXRUJQVlA4IBYAAAAwAQCdASoBAAEADsD+JaQAA3AAAAAA"
-JPEG = "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEB"
 SIGNATURE = (
     "EqoBCkgIBxABGAIiQGl0ZW1zIGFyZSBzaWduZWQgYnkgdGhlIG1vZGVsIHByb3ZpZGVyEgxrZXlfaWRfMDAwMRoM"
 )
-REDACTED = "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP"
 PARIS, OSLO = "tooluse_kZJMlvQmRJ6eAyJE5GIl7Q", "tooluse_3vY0cQ2xTbWq1Lh8aPz9Xg"
 RADAR, LOG = "tooluse_Q8mZ2c4rT0yVb6nXw1LpKa", "tooluse_7RkLq2Wm0Z3xY5vB8nC1dE"
 WEATHER = Tool(
@@ -80,10 +75,6 @@ def build(
 ) -> tuple[dict[str, Any], list[str]]:
     policy = ParamPolicy("bedrock", mode)
     return orjson.loads(bedrock.build_chat(request, model, policy)), policy.dropped
-
-
-def ask(text: str, **fields: Any) -> ChatRequest:
-    return ChatRequest(model="public", messages=[Message("user", [Text(text)])], **fields)
 
 
 def tool_history() -> list[Message]:

@@ -4,7 +4,6 @@ raise the mapped error after the events before them; broken framing is a broken 
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from edgeproxy.dialects.neutral import (
 )
 from edgeproxy.errors import ProxyError
 from edgeproxy.eventstream import encode_message
+from tests.dialects.support import Decoded, assert_decodes_at_every_split, relay_decode, splits
 
 DATA = Path(__file__).parent.parent / "data" / "bedrock"
 MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -64,32 +64,12 @@ def exception(kind: str, message: str) -> bytes:
     return encode_message(headers, orjson.dumps({"message": message}))
 
 
-def splits(data: bytes, seed: int = 11, count: int = 60) -> list[list[bytes]]:
-    """Every two-way split, many random many-way splits, and byte by byte."""
-    ways = [[data[:i], data[i:]] for i in range(len(data) + 1)]
-    rng = random.Random(seed)
-    for _ in range(count):
-        cuts = sorted(rng.sample(range(1, len(data)), rng.randint(2, 30)))
-        ways.append([data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)])
-    ways.append([bytes([b]) for b in data])
-    return ways
-
-
 def decoder() -> ConverseStreamDecoder:
     return bedrock.chat_stream_decoder("bedrock", model=MODEL, make_id=lambda: ID)
 
 
-def decode(chunks: list[bytes]) -> tuple[list[StreamEvent], ProxyError | None]:
-    """What a relay sees: the events fed, then close; a raised error ends the stream."""
-    stream = decoder()
-    events: list[StreamEvent] = []
-    try:
-        for chunk in chunks:
-            events += stream.feed(chunk)
-        events += stream.close()
-    except ProxyError as err:
-        return events, err
-    return events, None
+def decode(chunks: list[bytes]) -> Decoded:
+    return relay_decode(decoder(), chunks)
 
 
 def translate(*pairs: tuple[str, dict[str, Any]]) -> list[StreamEvent]:
@@ -143,10 +123,7 @@ REASONING = [
 def test_recorded_streams_decode_to_the_same_events_at_every_split_point(
     name: str, expected: list[StreamEvent]
 ) -> None:
-    stream = recorded(name)
-    assert decode([stream]) == (expected, None)
-    for chunks in splits(stream):
-        assert decode(chunks) == (expected, None)
+    assert_decodes_at_every_split(decode, recorded(name), expected)
 
 
 def test_streamed_tool_input_fragments_join_into_each_calls_arguments() -> None:

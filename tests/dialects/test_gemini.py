@@ -33,6 +33,7 @@ from edgeproxy.dialects.neutral import (
 )
 from edgeproxy.dialects.params import ParamPolicy, UnsupportedParams
 from edgeproxy.errors import ProxyError
+from tests.dialects.support import JPEG, PNG, REDACTED, ask
 
 DATA = Path(__file__).parent.parent / "data" / "gemini"
 FLASH_3 = "gemini-3-flash-preview"
@@ -40,11 +41,6 @@ PRO_3 = "gemini-3-pro-preview"
 FLASH_25 = "gemini-2.5-flash"
 PRO_25 = "gemini-2.5-pro"
 FLASH_20 = "gemini-2.0-flash"
-PNG = (
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
-    "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
-)
-JPEG = "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEB"
 SIG_PARIS = (
     "CrG9W8uw8de9puyHB9d3xvE/pg3mKBxfeN4/YYsakj8DuzdoRy7q3sRjKMPMEiOennEgIQD43wE1xjf1"
     "+yrfKkpQ9jKK4K2gNC7w97Ay9/fkYkwFXGoq7yVDEFRN0ZqW"
@@ -61,7 +57,6 @@ SIG_TEXT = (
     "CrDJy8ZbsZapCMJOXY+0q0fVfEPF+7C3S/TyV6YtlNoCeYzGQFOrRnZJ0YClrMxbWUakWLzw1GhZ7Ncs3t2wc/"
     "ld9FWEJIf6KjLWXO/aekixFLir"
 )
-REDACTED = "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP"
 PARIS, OSLO = "call_3f9c1e0b7a2d4c5e8f6a1b2c", "call_9a8b7c6d5e4f3a2b1c0d9e8f"
 RADAR, LOG = "toolu_01Q8mZ2c4rT0yVb6nXw1LpKa", "toolu_017RkLq2Wm0Z3xY5vB8nC1dE"
 WEATHER_SCHEMA: dict[str, Any] = {
@@ -91,10 +86,6 @@ def build(
 ) -> tuple[dict[str, Any], list[str]]:
     policy = ParamPolicy("gemini", mode)
     return orjson.loads(gemini.build_chat(request, model, policy)), policy.dropped
-
-
-def ask(text: str, **fields: Any) -> ChatRequest:
-    return ChatRequest(model="public", messages=[Message("user", [Text(text)])], **fields)
 
 
 def rejected(request: ChatRequest, model: str = FLASH_3) -> ProxyError:

@@ -5,7 +5,6 @@ prompt raises before the answer starts; a stream without a finishReason is a bro
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from edgeproxy.dialects.neutral import (
     UsageReport,
 )
 from edgeproxy.errors import ProxyError
+from tests.dialects.support import Decoded, assert_decodes_at_every_split, relay_decode, splits
 
 DATA = Path(__file__).parent.parent / "data" / "gemini"
 SIG_PARIS = (
@@ -44,32 +44,12 @@ def recorded(name: str) -> bytes:
     return (DATA / name).read_bytes()
 
 
-def splits(data: bytes, seed: int = 7, count: int = 60) -> list[list[bytes]]:
-    """Every two-way split, many random many-way splits, and byte by byte."""
-    ways = [[data[:i], data[i:]] for i in range(len(data) + 1)]
-    rng = random.Random(seed)
-    for _ in range(count):
-        cuts = sorted(rng.sample(range(1, len(data)), rng.randint(2, 40)))
-        ways.append([data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)])
-    ways.append([bytes([b]) for b in data])
-    return ways
-
-
 def decoder() -> GenerateStreamDecoder:
     return gemini.chat_stream_decoder("gemini", make_id=lambda: "gemini-made-up")
 
 
-def decode(chunks: list[bytes]) -> tuple[list[StreamEvent], ProxyError | None]:
-    """What a relay sees: the events fed, then close; a raised error ends the stream."""
-    stream = decoder()
-    events: list[StreamEvent] = []
-    try:
-        for chunk in chunks:
-            events += stream.feed(chunk)
-        events += stream.close()
-    except ProxyError as err:
-        return events, err
-    return events, None
+def decode(chunks: list[bytes]) -> Decoded:
+    return relay_decode(decoder(), chunks)
 
 
 def usage(prompt: int, output: int, reasoning: int = 0) -> UsageReport:
@@ -130,9 +110,7 @@ def test_recorded_streams_decode_to_the_same_events_at_every_split_point(
 ) -> None:
     stream = recorded(name)
     assert b"\r\n\r\n" in stream  # Google's CRLF framing survived in the recording
-    assert decode([stream]) == (expected, None)
-    for chunks in splits(stream):
-        assert decode(chunks) == (expected, None)
+    assert_decodes_at_every_split(decode, stream, expected)
 
 
 def test_lf_framing_and_a_last_event_without_its_blank_line_decode_the_same() -> None:

@@ -4,7 +4,6 @@ chunks the official SDK (and its `.stream()` helper) reassembles."""
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import httpx2
@@ -29,6 +28,7 @@ from edgeproxy.dialects.neutral import (
 )
 from edgeproxy.errors import ProxyError
 from edgeproxy.sse import SSEDecoder
+from tests.dialects.support import Decoded, assert_decodes_at_every_split, relay_decode, splits
 
 DATA = Path(__file__).parent.parent / "data" / "openai"
 CREATED = 1750000000
@@ -38,30 +38,8 @@ def recorded(name: str) -> bytes:
     return (DATA / name).read_bytes()
 
 
-def splits(data: bytes, seed: int = 7, count: int = 60) -> list[list[bytes]]:
-    """Every two-way split, many random many-way splits, and byte by byte."""
-    ways = [[data[:i], data[i:]] for i in range(len(data) + 1)]
-    rng = random.Random(seed)
-    for _ in range(count):
-        cuts = sorted(rng.sample(range(1, len(data)), rng.randint(2, 30)))
-        ways.append([data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)])
-    ways.append([bytes([b]) for b in data])
-    return ways
-
-
-def decode(
-    chunks: list[bytes], provider: str = "openai"
-) -> tuple[list[StreamEvent], ProxyError | None]:
-    """What a relay sees: the events fed, then close; a raised error ends the stream."""
-    decoder = openai_chat.chat_stream_decoder(provider)
-    events: list[StreamEvent] = []
-    try:
-        for chunk in chunks:
-            events += decoder.feed(chunk)
-        events += decoder.close()
-    except ProxyError as err:
-        return events, err
-    return events, None
+def decode(chunks: list[bytes]) -> Decoded:
+    return relay_decode(openai_chat.chat_stream_decoder("openai"), chunks)
 
 
 TEXT_USAGE = [
@@ -125,10 +103,7 @@ OLLAMA_TOOLS = [
 def test_recorded_streams_decode_to_the_same_events_at_every_split_point(
     name: str, expected: list[StreamEvent]
 ) -> None:
-    stream = recorded(name)
-    assert decode([stream]) == (expected, None)
-    for chunks in splits(stream):
-        assert decode(chunks) == (expected, None)
+    assert_decodes_at_every_split(decode, recorded(name), expected)
 
 
 def test_an_error_frame_mid_stream_raises_the_mapped_error_after_the_text_before_it() -> None:

@@ -411,7 +411,9 @@ def test_botocore_client_reads_every_answer_and_error(threaded_fake: FakeUpstrea
     cut = client.converse_stream(modelId=CLAUDE, messages=ASK["messages"])["stream"]
     with pytest.raises(EventStreamError) as cut_off:
         list(cut)
+    cut.close()  # a stream cut off mid-way keeps its socket until closed
     embedded = client.invoke_model(modelId=TITAN, body=json.dumps({"inputText": "x"}))
+    client.close()
 
     assert kinds[0] == "messageStart" and kinds[-2:] == ["messageStop", "metadata"]
     assert cut_off.value.response["Error"]["Code"] == "internalServerException"
