@@ -5,7 +5,9 @@ A request passes these stages in order; each either continues (returns None) or 
 
     1. route    resolve the public model to a group and pick a deployment (weighted);
                 answer 404 for an unconfigured model, 400 if the deployment's provider
-                cannot serve this endpoint; map the model name into the upstream body
+                cannot serve this endpoint; same dialect: map the model name into the
+                upstream body; other dialect: parse the body into neutral form and encode
+                it for the provider (its translator), answering 400 for what cannot go
     2. forward  send upstream through the deployment's provider; the reply is the upstream
                 answer (headers arrived, body still to read or stream) or a ProxyError
 
@@ -19,6 +21,9 @@ The per-request `Exchange` carries what the stages learn:
     model, stream   handlers            route, providers, handlers (relay mode)
     started         handlers            providers (total deadline), access log
     deployment      route               forward, handlers (x-edgeproxy-provider), access log
+    translator      route               providers (headers, URL), handlers (decode, render)
+    neutral         route               handlers (stream encoder options), gemini provider
+    dropped         route               handlers (x-edgeproxy-dropped-params)
     upstream_body   route               providers (HTTP body sent upstream)
     usage           handlers (relay)    access log
     status          handlers            access log

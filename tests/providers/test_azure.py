@@ -1,0 +1,88 @@
+"""Azure OpenAI: which URL a request goes to and which credential header it carries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from edgeproxy.config import ConfigError, parse
+from edgeproxy.operations import Operation
+from edgeproxy.pipeline import Exchange
+from edgeproxy.providers.azure import AzureProvider
+
+BASE = "https://contoso.openai.azure.com"
+
+
+def provider(**settings: Any) -> AzureProvider:
+    raw = {
+        "providers": {"az": {"kind": "azure", "base_url": BASE, **settings}},
+        "models": {"m": {"deployments": [{"provider": "az", "model": "gpt-4o-prod"}]}},
+    }
+    return AzureProvider(parse(raw, {}).providers["az"])
+
+
+def exchange(operation: Operation, model: str = "gpt-4o-prod") -> Exchange:
+    return Exchange(
+        request_id="req-1",
+        operation=operation,
+        headers=CIMultiDictProxy(CIMultiDict()),
+        body=b"{}",
+        payload={},
+        model=model,
+        stream=False,
+        started=0.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("operation", "url"),
+    [
+        (
+            Operation.CHAT,
+            f"{BASE}/openai/deployments/gpt-4o-prod/chat/completions?api-version=2024-10-21",
+        ),
+        (
+            Operation.EMBEDDINGS,
+            f"{BASE}/openai/deployments/gpt-4o-prod/embeddings?api-version=2024-10-21",
+        ),
+        (  # an Anthropic client's request, translated, goes to the chat endpoint
+            Operation.MESSAGES,
+            f"{BASE}/openai/deployments/gpt-4o-prod/chat/completions?api-version=2024-10-21",
+        ),
+    ],
+)
+def test_deployment_urls_name_the_deployment_and_the_api_version(
+    operation: Operation, url: str
+) -> None:
+    assert provider(api_key="k").url_for(exchange(operation)) == url
+
+
+def test_v1_api_urls_carry_no_deployment_and_no_version() -> None:
+    azure = provider(api_key="k", api_version="v1")
+    assert azure.url_for(exchange(Operation.CHAT)) == f"{BASE}/openai/v1/chat/completions"
+    assert azure.url_for(exchange(Operation.MESSAGES)) == f"{BASE}/openai/v1/chat/completions"
+
+
+def test_a_deployment_name_is_escaped_in_the_path() -> None:
+    url = provider(api_key="k").url_for(exchange(Operation.CHAT, "a/b c"))
+    assert "/deployments/a%2Fb%20c/chat/completions" in url
+
+
+@pytest.mark.parametrize(
+    ("settings", "headers"),
+    [
+        ({"api_key": "azure-key-123"}, {"api-key": "azure-key-123"}),
+        ({"bearer_token": "entra-token-456"}, {"authorization": "Bearer entra-token-456"}),
+    ],
+)
+def test_the_credential_is_an_api_key_header_or_an_entra_bearer_token(
+    settings: dict[str, str], headers: dict[str, str]
+) -> None:
+    assert provider(**settings).auth_headers() == headers
+
+
+def test_an_azure_provider_without_a_credential_names_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"providers\.az\.api_key"):
+        provider()
