@@ -739,7 +739,6 @@ def test_effort_and_structured_output_share_output_config() -> None:
             ["seed", "frequency_penalty", "presence_penalty"],
         ),
         ({"metadata": {"team": "search"}}, ["metadata"]),
-        ({"n": 2}, ["n"]),
         ({"n": 1}, []),
         (
             {"extra": {"logit_bias": {"1": 2}, "service_tier": "flex"}},

@@ -349,7 +349,6 @@ def test_response_formats_bedrock_cannot_enforce_go_through_the_policy(
         ({"frequency_penalty": 0.5}, ["frequency_penalty"]),
         ({"presence_penalty": 0.5}, ["presence_penalty"]),
         ({"user": "user-1234"}, ["user"]),
-        ({"n": 2}, ["n"]),
         ({"n": 1}, []),
         ({"temperature": 1.5}, ["temperature"]),
         ({"extra": {"logit_bias": {"50256": -100}, "store": True}}, ["logit_bias", "store"]),

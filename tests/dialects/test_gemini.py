@@ -337,7 +337,6 @@ def test_reasoning_is_a_budget_on_gemini_2_5_and_a_level_on_gemini_3(
         ),
         (FLASH_25, {"frequency_penalty": 0.2}, ["frequency_penalty"]),
         (FLASH_3, {"stop": ["a", "b", "c", "d", "e", "f"]}, ["stop"]),
-        (FLASH_3, {"n": 2}, ["n"]),
         (FLASH_3, {"user": "u-42"}, ["user"]),
         (FLASH_3, {"metadata": {"team": "search"}}, ["metadata"]),
         (FLASH_3, {"parallel_tool_calls": False, "tools": [WEATHER]}, ["parallel_tool_calls"]),

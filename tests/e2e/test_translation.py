@@ -337,3 +337,13 @@ async def test_embeddings_come_back_in_openais_shape(
     for packed_one, float_one in zip(packed.data, floats.data, strict=True):
         assert packed_one.embedding == pytest.approx(float_one.embedding, rel=1e-6)
     assert stack.fake.calls[route] == 2 * calls
+
+
+@upstreams
+async def test_asking_for_several_choices_is_refused_clearly_where_only_one_comes(
+    stack: Stack, model: str
+) -> None:
+    async with openai_client(stack) as sdk:
+        with pytest.raises(openai.BadRequestError, match="n: not supported"):
+            await sdk.chat.completions.create(model=model, messages=MESSAGES, n=3)
+    assert not any(stack.fake.calls[route] for route in OPENAI_CLIENT_UPSTREAMS[model])
