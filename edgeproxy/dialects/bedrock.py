@@ -49,7 +49,7 @@ from edgeproxy.dialects.neutral import (
 )
 from edgeproxy.dialects.params import ParamPolicy
 from edgeproxy.dialects.turns import alternating, call_arguments
-from edgeproxy.dialects.upstream import json_object, retry_after
+from edgeproxy.dialects.upstream import code_for_status, json_object, retry_after
 from edgeproxy.errors import ProxyError
 
 _IMAGE_FORMATS = {
@@ -453,16 +453,6 @@ _ERRORS: dict[str, tuple[int, str]] = {
     "ModelErrorException": (502, "upstream_error"),
     "ModelStreamErrorException": (502, "upstream_error"),
 }
-_STATUS_CODES = {
-    400: "invalid_request",
-    401: "authentication_error",
-    403: "permission_denied",
-    404: "not_found",
-    408: "upstream_timeout",
-    413: "request_too_large",
-    429: "rate_limited",
-    503: "overloaded",
-}
 _CONTEXT_OVERFLOW = (
     "input is too long",
     "prompt is too long",
@@ -483,8 +473,7 @@ def _status_code(status: int) -> tuple[int, str]:
     """For a type no table knows: what its HTTP status stands for (0: a stream's error)."""
     if not status:
         return 502, "upstream_error"
-    default = "upstream_error" if status >= 500 else "invalid_request"
-    return status, _STATUS_CODES.get(status, default)
+    return status, code_for_status(status)
 
 
 def _error(

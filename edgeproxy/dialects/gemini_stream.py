@@ -45,7 +45,7 @@ from edgeproxy.dialects.neutral import (
     UsageReport,
 )
 from edgeproxy.dialects.sse_stream import SSEStreamDecoder
-from edgeproxy.dialects.upstream import token_count
+from edgeproxy.dialects.upstream import code_for_status, token_count
 from edgeproxy.errors import ProxyError
 from edgeproxy.sse import SSEEvent
 
@@ -85,17 +85,6 @@ _STATUSES: dict[str, tuple[int, str]] = {
     "DATA_LOSS": (500, "upstream_error"),
     "UNAVAILABLE": (503, "overloaded"),
     "DEADLINE_EXCEEDED": (504, "upstream_timeout"),
-}
-_HTTP_CODES = {
-    400: "invalid_request",
-    401: "authentication_error",
-    403: "permission_denied",
-    404: "not_found",
-    408: "upstream_timeout",
-    413: "request_too_large",
-    429: "rate_limited",
-    503: "overloaded",
-    504: "upstream_timeout",
 }
 # Google answers a bad key with 400 INVALID_ARGUMENT; the ErrorInfo reason tells it apart.
 _KEY_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED"})
@@ -243,8 +232,8 @@ def _classify(status: int, error: dict[str, Any], message: str) -> tuple[int, st
     else:
         code_given = error.get("code")
         status = status or (code_given if isinstance(code_given, int) else 0)
-        default = "upstream_error" if not status or status >= 500 else "invalid_request"
-        client_status, code = (status or 502), _HTTP_CODES.get(status, default)
+        code = code_for_status(status) if status else "upstream_error"
+        client_status = status or 502
     if any(info.get("reason") in _KEY_REASONS for info in _details(error, _ERROR_INFO)):
         return 401, "authentication_error"
     if code == "invalid_request":

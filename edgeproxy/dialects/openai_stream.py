@@ -28,8 +28,9 @@ from edgeproxy.dialects.neutral import (
     Usage,
     UsageReport,
 )
+from edgeproxy.dialects.sse_stream import SSEStreamDecoder
 from edgeproxy.errors import ProxyError
-from edgeproxy.sse import SSEDecoder
+from edgeproxy.sse import SSEEvent
 
 # OpenAI's finish_reason to neutral; `function_call` is the legacy name of `tool_calls`, and a
 # reason no table knows (a server's own, like "abort") ends the answer normally.
@@ -40,7 +41,6 @@ FINISH: dict[str, Finish] = {
     "function_call": "tool_calls",
     "content_filter": "content_filter",
 }
-_FLUSH = b"\n\n"
 
 ReadError = Callable[[dict[str, Any]], ProxyError]
 
@@ -59,60 +59,33 @@ def reasoning_of(obj: dict[str, Any]) -> str | None:
     return text if isinstance(text, str) else None
 
 
-class ChunkDecoder:
+class ChunkDecoder(SSEStreamDecoder):
     """An OpenAI-compatible chat stream, fed in chunks cut anywhere, to neutral events.
 
     Only choice 0 is read (a cross-dialect request never asks for more). Tool calls are
     numbered in order of appearance: a server's `index` says which call a fragment extends,
     and a new `id` under a known index (servers that number every call 0) opens a new call.
-    An error frame is raised once the events before it in the same feed have been returned,
-    so the client sees the same answer however the bytes were cut.
+    Failures follow `SSEStreamDecoder`: raised once the events before them are out.
     """
 
-    __slots__ = (
-        "_calls",
-        "_done",
-        "_failure",
-        "_ids",
-        "_provider",
-        "_read_error",
-        "_sse",
-        "_started",
-        "_stopped",
-    )
+    __slots__ = ("_calls", "_done", "_ids", "_read_error", "_started", "_stopped")
 
     def __init__(self, provider: str, read_error: ReadError) -> None:
-        self._provider = provider
+        super().__init__(provider)
         self._read_error = read_error
-        self._sse = SSEDecoder()
         self._calls: dict[int | None, int] = {}
         self._ids: list[str] = []
         self._started = False
         self._stopped = False
         self._done = False
-        self._failure: ProxyError | None = None
 
-    def feed(self, chunk: bytes) -> list[StreamEvent]:
-        if self._failure is not None:
-            raise self._failure
-        events: list[StreamEvent] = []
-        for event in self._sse.feed(chunk):
-            if not self._done:
-                self._event(event.data, events)
-        if self._failure is not None and not events:
-            raise self._failure
-        return events
+    def _missing(self) -> str | None:
+        return None if self._done or self._stopped else "a finish_reason"
 
-    def close(self) -> list[StreamEvent]:
-        """Also dispatches a last event the body did not end with a blank line."""
-        events = self.feed(_FLUSH)
-        if self._failure is not None:
-            raise self._failure
-        if not (self._done or self._stopped):
-            raise errors.upstream_broken(self._provider, "stream ended without a finish_reason")
-        return events
-
-    def _event(self, data: bytes, events: list[StreamEvent]) -> None:
+    def _event(self, event: SSEEvent, events: list[StreamEvent]) -> None:
+        data = event.data
+        if self._done:
+            return
         if data == b"[DONE]":
             self._done = True
             return
@@ -125,9 +98,7 @@ class ChunkDecoder:
         if not isinstance(chunk, dict):
             raise errors.upstream_broken(self._provider, f"chunk is not an object: {data[:200]!r}")
         if chunk.get("error") or chunk.get("object") == "error":
-            self._failure = self._read_error(chunk)
-            self._done = True
-            return
+            raise self._read_error(chunk)
         choices = chunk.get("choices") or ()
         usage = openai.read_usage(chunk) or _groq_usage(chunk)
         if not self._started:

@@ -12,7 +12,8 @@ import orjson
 
 from edgeproxy import errors
 
-# An HTTP status as the neutral code of an error whose provider type says nothing more.
+# An HTTP status as the neutral code of an error whose provider type says nothing more (the
+# statuses one provider never sends, such as 529 from Gemini, cost nothing to share).
 _STATUS_CODES = {
     400: "invalid_request",
     401: "authentication_error",
@@ -48,8 +49,8 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
 
 
 def code_for_status(status: int) -> str:
-    """The neutral code for an error's HTTP `status`, as Anthropic and OpenAI-compatible
-    servers use statuses (529: Anthropic's overload)."""
+    """The neutral code for an error's HTTP `status` when nothing else in the answer says
+    more; every provider uses statuses this way (529: Anthropic's overload)."""
     return _STATUS_CODES.get(status, "upstream_error" if status >= 500 else "invalid_request")
 
 
