@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import signal
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -44,14 +47,32 @@ class ProxyState:
     def ready(self) -> bool:
         return self.pools_open and not self.draining
 
+    def routing_status(self) -> dict[str, Any]:
+        """Every group and deployment as routing sees them now (GET /admin/routing)."""
+        status = self.table.snapshot(self.pipeline.clock())
+        status["hedges"] = self.pipeline.dispatch.hedges
+        return status
+
 
 STATE = web.AppKey("state", ProxyState)
 
 
-def build_state(config: Config) -> ProxyState:
+@dataclass(frozen=True)
+class Clocks:
+    """Time, randomness and waiting for routing decisions: real ones, or a test's."""
+
+    clock: Callable[[], float] = time.monotonic
+    rng: Callable[[], float] = random.random
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+
+def build_state(config: Config, clocks: Clocks | None = None) -> ProxyState:
+    """Providers, model table and pipeline for `config` (`clocks`: injected for tests)."""
+    clocks = clocks or Clocks()
     providers = {name: build_provider(p) for name, p in config.providers.items()}
-    table = ModelTable(config.models, providers)
-    return ProxyState(config, providers, table, build_pipeline(table))
+    table = ModelTable(config.models, providers, config.routing)
+    pipeline = build_pipeline(table, clocks.clock, clocks.rng, clocks.sleep)
+    return ProxyState(config, providers, table, pipeline)
 
 
 async def _provider_pools(app: web.Application) -> AsyncIterator[None]:
@@ -77,9 +98,9 @@ def build_data_app(state: ProxyState) -> web.Application:
 class ProxyServer:
     """The data and admin listeners, started and stopped together."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, clocks: Clocks | None = None) -> None:
         self.config = config
-        self.state = build_state(config)
+        self.state = build_state(config, clocks)
         server = config.server
         self._data = web.AppRunner(
             build_data_app(self.state),
@@ -89,7 +110,9 @@ class ProxyServer:
             shutdown_timeout=server.shutdown_grace,
         )
         self._admin = web.AppRunner(
-            build_admin_app(lambda: self.state.ready),
+            build_admin_app(
+                lambda: self.state.ready, self.state.routing_status, config.admin.token
+            ),
             access_log=None,
             keepalive_timeout=10.0,  # reachable from the pod network: keep slow clients short
             shutdown_timeout=1.0,

@@ -109,12 +109,105 @@ class ProviderConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class Price:
+    """What a deployment costs, in US dollars per million tokens."""
+
+    input: float
+    output: float
+
+    def estimate(self, input_tokens: int, output_tokens: int) -> float:
+        return (self.input * input_tokens + self.output * output_tokens) / 1_000_000
+
+
+# What a deployment can be asked to do; a deployment that lists none is assumed to do all.
+CAPABILITIES = ("vision", "tools", "json", "streaming")
+
+
+@dataclass(frozen=True, slots=True)
 class DeploymentConfig:
-    """One place a model is served: `model` None forwards the name the client asked for."""
+    """One place a model is served: `model` None forwards the name the client asked for.
+
+    `name` identifies the deployment (default `provider/model`): deployments of the same name
+    in several groups share one breaker, health record and set of local limits.
+    """
 
     provider: str
     model: str | None
-    weight: float
+    weight: float = 1.0
+    name: str = ""
+    price: Price | None = None
+    context_window: int | None = None
+    capabilities: frozenset[str] | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    max_in_flight: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerSettings:
+    """When a deployment's circuit opens, and how it is probed before it closes again.
+
+    It opens after `failure_threshold` consecutive failures, or when at least `min_requests`
+    calls in the last `window` seconds failed at `error_rate` or more; it stays open for
+    `reset_timeout` (or the provider's longer retry-after), then admits `half_open_requests`
+    probes: that many successes close it, one failure opens it again.
+    """
+
+    failure_threshold: int = 5
+    error_rate: float = 0.5
+    min_requests: int = 20
+    window: float = 30.0
+    reset_timeout: float = 60.0
+    half_open_requests: int = 3
+
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySettings:
+    """How a model group retries (a failed attempt moves to another deployment when one is
+    available, else waits and tries the same one again).
+
+    `max_attempts` counts every upstream attempt a group makes for one request. Waits on the
+    same deployment are exponential with full jitter (`backoff_base` doubling up to
+    `backoff_max`) or the provider's retry-after when longer, never beyond `max_wait` nor the
+    request's deadline. The budget allows at most `budget_ratio` of the requests of the last
+    `budget_window` seconds to be retries (and always `budget_min`), as Envoy's retry budget.
+    """
+
+    max_attempts: int = 3
+    backoff_base: float = 0.1
+    backoff_max: float = 5.0
+    max_wait: float = 30.0
+    budget_ratio: float = 0.2
+    budget_min: int = 3
+    budget_window: float = 10.0
+    on_status: frozenset[int] = RETRY_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class HybridWeights:
+    """The `hybrid` strategy's score: cost·(1 - cost/max) + latency·(1 - ttfb/max) +
+    reliability·success_rate."""
+
+    cost: float = 0.4
+    latency: float = 0.4
+    reliability: float = 0.2
+
+
+STRATEGIES = ("weighted", "latency", "cost", "hybrid")
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingConfig:
+    """Defaults for every model group, and the settings that belong to deployments."""
+
+    strategy: str = "weighted"
+    exploration: float = 0.05
+    hybrid: HybridWeights = field(default_factory=HybridWeights)
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    breaker: BreakerSettings = field(default_factory=BreakerSettings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +221,12 @@ class ModelConfig:
     name: str
     deployments: tuple[DeploymentConfig, ...]
     unsupported_params: Literal["drop", "reject"] = "drop"
+    aliases: tuple[str, ...] = ()
+    strategy: str = "weighted"
+    fallbacks: tuple[str, ...] = ()
+    context_fallbacks: tuple[str, ...] = ()
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    hedge_after: float | None = None
 
     @property
     def is_pattern(self) -> bool:
@@ -167,6 +266,7 @@ class Config:
     server: ServerConfig
     admin: AdminConfig
     logging: LoggingConfig
+    routing: RoutingConfig
     providers: Mapping[str, ProviderConfig]
     models: tuple[ModelConfig, ...]
     disabled_providers: tuple[str, ...] = ()
@@ -313,6 +413,40 @@ class _Reader:
 
     def optional_count(self, path: str, value: Any) -> int | None:
         return self.count(path, value, minimum=0)
+
+    def whole(self, path: str, value: Any) -> int:
+        return self.count(path, value, minimum=0)
+
+    def fraction(self, path: str, value: Any) -> float:
+        number = self._number(value)
+        if number is None or not 0 <= number <= 1:
+            self.fail(path, f"expected a number from 0 to 1, got {_show(value)}")
+            return 0.0
+        return number
+
+    def nonnegative_number(self, path: str, value: Any) -> float:
+        number = self._number(value)
+        if number is None or number < 0:
+            self.fail(path, f"expected a number >= 0, got {_show(value)}")
+            return 0.0
+        return number
+
+    def names(self, path: str, value: Any) -> tuple[str, ...]:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.fail(path, f"expected a list of names, got {_show(value)}")
+            return ()
+        return tuple(dict.fromkeys(value))
+
+    def statuses(self, path: str, value: Any) -> frozenset[int]:
+        ok = isinstance(value, list) and all(
+            isinstance(v, int) and not isinstance(v, bool) and 400 <= v <= 599 for v in value
+        )
+        if not ok:
+            self.fail(path, f"expected a list of HTTP error statuses (400-599), got {_show(value)}")
+            return frozenset()
+        return frozenset(value)
 
     def port(self, path: str, value: Any) -> int:
         number = self._number(value)
@@ -637,50 +771,222 @@ def _provider(r: _Reader, name: str, raw: Any) -> ProviderConfig | None:
     )
 
 
+def _retry(r: _Reader, raw: Any, path: str, base: RetrySettings) -> RetrySettings:
+    """Retry settings: the fields given here over `base` (routing.retry for a model group)."""
+    s = r.section(raw, path, tuple(RetrySettings.__slots__))
+    settings = RetrySettings(
+        max_attempts=r.get(s, path, "max_attempts", r.count, base.max_attempts),
+        backoff_base=r.get(s, path, "backoff_base", r.positive_duration, base.backoff_base),
+        backoff_max=r.get(s, path, "backoff_max", r.positive_duration, base.backoff_max),
+        max_wait=r.get(s, path, "max_wait", r.duration, base.max_wait),
+        budget_ratio=r.get(s, path, "budget_ratio", r.fraction, base.budget_ratio),
+        budget_min=r.get(s, path, "budget_min", r.whole, base.budget_min),
+        budget_window=r.get(s, path, "budget_window", r.positive_duration, base.budget_window),
+        on_status=r.get(s, path, "on_status", r.statuses, base.on_status),
+    )
+    if settings.backoff_max < settings.backoff_base:
+        r.fail(f"{path}.backoff_max", "must not be shorter than backoff_base")
+    return settings
+
+
+def _breaker(r: _Reader, raw: Any, path: str) -> BreakerSettings:
+    s = r.section(raw, path, tuple(BreakerSettings.__slots__))
+    d = BreakerSettings()
+    return BreakerSettings(
+        failure_threshold=r.get(s, path, "failure_threshold", r.count, d.failure_threshold),
+        error_rate=r.get(s, path, "error_rate", r.fraction, d.error_rate),
+        min_requests=r.get(s, path, "min_requests", r.count, d.min_requests),
+        window=r.get(s, path, "window", r.positive_duration, d.window),
+        reset_timeout=r.get(s, path, "reset_timeout", r.positive_duration, d.reset_timeout),
+        half_open_requests=r.get(s, path, "half_open_requests", r.count, d.half_open_requests),
+    )
+
+
+def _hybrid(r: _Reader, raw: Any, path: str) -> HybridWeights:
+    s = r.section(raw, path, ("cost", "latency", "reliability"))
+    d = HybridWeights()
+    weights = HybridWeights(
+        cost=r.get(s, path, "cost", r.nonnegative_number, d.cost),
+        latency=r.get(s, path, "latency", r.nonnegative_number, d.latency),
+        reliability=r.get(s, path, "reliability", r.nonnegative_number, d.reliability),
+    )
+    if weights.cost + weights.latency + weights.reliability <= 0:
+        r.fail(path, "at least one weight must be > 0")
+    return weights
+
+
+def _routing(r: _Reader, raw: Any) -> RoutingConfig:
+    path = "routing"
+    s = r.section(raw, path, ("strategy", "exploration", "hybrid", "retry", "breaker"))
+    d = RoutingConfig()
+    return RoutingConfig(
+        strategy=r.get(s, path, "strategy", r.choice(STRATEGIES), d.strategy),
+        exploration=r.get(s, path, "exploration", r.fraction, d.exploration),
+        hybrid=_hybrid(r, s.get("hybrid"), f"{path}.hybrid"),
+        retry=_retry(r, s.get("retry"), f"{path}.retry", d.retry),
+        breaker=_breaker(r, s.get("breaker"), f"{path}.breaker"),
+    )
+
+
+def _price(r: _Reader, raw: Any, path: str) -> Price | None:
+    if raw is None:
+        return None
+    s = r.section(raw, path, ("input", "output"))
+    return Price(
+        input=r.get(s, path, "input", r.nonnegative_number),
+        output=r.get(s, path, "output", r.nonnegative_number),
+    )
+
+
+def _capabilities(r: _Reader, path: str, value: Any) -> frozenset[str]:
+    names = r.names(path, value)
+    unknown = [n for n in names if n not in CAPABILITIES]
+    if unknown:
+        r.fail(path, f"unknown capability {unknown[0]!r} (known: {', '.join(CAPABILITIES)})")
+    return frozenset(names)
+
+
+_DEPLOYMENT_FIELDS = (
+    "provider",
+    "model",
+    "weight",
+    "name",
+    "price",
+    "context_window",
+    "capabilities",
+    "rpm",
+    "tpm",
+    "max_in_flight",
+)
+
+
 def _deployment(r: _Reader, raw: Any, path: str, known: set[str]) -> DeploymentConfig:
-    s = r.section(raw, path, ("provider", "model", "weight"))
+    s = r.section(raw, path, _DEPLOYMENT_FIELDS)
     provider = r.get(s, path, "provider", r.nonempty_text)
     if provider and provider not in known:
         r.fail(
             f"{path}.provider",
             f'unknown provider "{provider}" (configured: {", ".join(sorted(known)) or "none"})',
         )
+    model = r.get(s, path, "model", r.nonempty_text, None)
+    capabilities = None
+    if s.get("capabilities") is not None:
+        capabilities = _capabilities(r, f"{path}.capabilities", s["capabilities"])
     return DeploymentConfig(
         provider=provider,
-        model=r.get(s, path, "model", r.nonempty_text, None),
+        model=model,
         weight=r.get(s, path, "weight", r.positive_number, 1.0),
+        name=r.get(s, path, "name", r.nonempty_text, f"{provider}/{model or '*'}"),
+        price=_price(r, s.get("price"), f"{path}.price"),
+        context_window=r.get(s, path, "context_window", r.count, None),
+        capabilities=capabilities,
+        rpm=r.get(s, path, "rpm", r.count, None),
+        tpm=r.get(s, path, "tpm", r.count, None),
+        max_in_flight=r.get(s, path, "max_in_flight", r.count, None),
     )
 
 
-def _models(r: _Reader, raw: Any, declared: set[str], enabled: set[str]) -> tuple[ModelConfig, ...]:
+_MODEL_FIELDS = (
+    "deployments",
+    "unsupported_params",
+    "aliases",
+    "strategy",
+    "fallbacks",
+    "context_fallbacks",
+    "retry",
+    "hedge_after",
+)
+
+
+def _model(
+    r: _Reader, name: str, entry: Any, routing: RoutingConfig, declared: set[str]
+) -> ModelConfig | None:
+    """One model group with every deployment (enabled or not); None if it cannot be read."""
+    path = f"models.{name}"
+    s = r.section(entry, path, _MODEL_FIELDS)
+    items = s.get("deployments")
+    if not isinstance(items, list) or not items:
+        r.fail(f"{path}.deployments", f"expected a non-empty list, got {_show(items)}")
+        return None
+    policy = r.get(s, path, "unsupported_params", r.choice(("drop", "reject")), "drop")
+    return ModelConfig(
+        name=name,
+        deployments=tuple(
+            _deployment(r, item, f"{path}.deployments[{i}]", declared)
+            for i, item in enumerate(items)
+        ),
+        unsupported_params="reject" if policy == "reject" else "drop",
+        aliases=r.get(s, path, "aliases", r.names, ()),
+        strategy=r.get(s, path, "strategy", r.choice(STRATEGIES), routing.strategy),
+        fallbacks=r.get(s, path, "fallbacks", r.names, ()),
+        context_fallbacks=r.get(s, path, "context_fallbacks", r.names, ()),
+        retry=_retry(r, s.get("retry"), f"{path}.retry", routing.retry),
+        hedge_after=r.get(s, path, "hedge_after", r.positive_duration, None),
+    )
+
+
+def _check_names(r: _Reader, models: list[ModelConfig]) -> None:
+    """Aliases clash with nothing; fallbacks name configured groups; a deployment name means
+    one deployment (they share a breaker and limits, so their settings must agree)."""
+    owner: dict[str, str] = {}
+    for model in models:
+        for name in (model.name, *model.aliases):
+            if name in owner and owner[name] != model.name:
+                r.fail(f"models.{model.name}.aliases", f'"{name}" is already {owner[name]!r}')
+            owner.setdefault(name, model.name)
+    for model in models:
+        for key in ("fallbacks", "context_fallbacks"):
+            for target in getattr(model, key):
+                if target not in owner:
+                    r.fail(f"models.{model.name}.{key}", f'unknown model "{target}"')
+                elif owner[target] == model.name:
+                    r.fail(f"models.{model.name}.{key}", "a model cannot fall back to itself")
+    seen: dict[str, DeploymentConfig] = {}
+    for model in models:
+        for i, d in enumerate(model.deployments):
+            first = seen.setdefault(d.name, d)
+            if replace(first, weight=d.weight) != d:
+                r.fail(
+                    f"models.{model.name}.deployments[{i}]",
+                    f'deployment "{d.name}" is declared elsewhere with other settings '
+                    "(give one of them a distinct name)",
+                )
+
+
+def _live(models: list[ModelConfig], enabled: set[str]) -> tuple[ModelConfig, ...]:
+    """Groups with their switched-off deployments removed; a group left with none is dropped,
+    and so are fallbacks naming it (its provider is off here, not misspelt)."""
+    kept = {}
+    for model in models:
+        live = tuple(d for d in model.deployments if d.provider in enabled)
+        if live:
+            kept[model.name] = replace(model, deployments=live)
+    names = {n for m in kept.values() for n in (m.name, *m.aliases)}
+    return tuple(
+        replace(
+            m,
+            fallbacks=tuple(f for f in m.fallbacks if f in names),
+            context_fallbacks=tuple(f for f in m.context_fallbacks if f in names),
+        )
+        for m in kept.values()
+    )
+
+
+def _models(
+    r: _Reader, raw: Any, routing: RoutingConfig, declared: set[str], enabled: set[str]
+) -> tuple[ModelConfig, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, dict):
         r.fail("models", f"expected a mapping of model name to settings, got {_show(raw)}")
         return ()
-    models = []
-    for name, entry in raw.items():
-        path = f"models.{name}"
-        s = r.section(entry, path, ("deployments", "unsupported_params"))
-        items = s.get("deployments")
-        if not isinstance(items, list) or not items:
-            r.fail(f"{path}.deployments", f"expected a non-empty list, got {_show(items)}")
-            continue
-        deployments = tuple(
-            _deployment(r, item, f"{path}.deployments[{i}]", declared)
-            for i, item in enumerate(items)
-        )
-        live = tuple(d for d in deployments if d.provider in enabled)
-        policy = r.get(s, path, "unsupported_params", r.choice(("drop", "reject")), "drop")
-        if live:
-            models.append(
-                ModelConfig(
-                    name=str(name),
-                    deployments=live,
-                    unsupported_params="reject" if policy == "reject" else "drop",
-                )
-            )
-    return tuple(models)
+    models = [
+        model
+        for name, entry in raw.items()
+        if (model := _model(r, str(name), entry, routing, declared)) is not None
+    ]
+    _check_names(r, models)
+    return _live(models, enabled)
 
 
 def _providers(r: _Reader, raw: Any) -> tuple[dict[str, ProviderConfig], set[str]]:
@@ -715,14 +1021,15 @@ def _env_overrides(
 def parse(raw: Any, env: Mapping[str, str]) -> Config:
     """Validate an already-parsed YAML document; raises ConfigError listing every problem."""
     r = _Reader(env)
-    top = r.section(raw, "", ("server", "admin", "logging", "providers", "models"))
+    top = r.section(raw, "", ("server", "admin", "logging", "routing", "providers", "models"))
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(r.problems)
     server = _server(r, top.get("server"))
     admin = _admin(r, top.get("admin"))
     logging_ = _logging(r, top.get("logging"))
     providers, declared = _providers(r, top.get("providers"))
-    models = _models(r, top.get("models"), declared, set(providers))
+    routing = _routing(r, top.get("routing"))
+    models = _models(r, top.get("models"), routing, declared, set(providers))
     server, logging_ = _env_overrides(r, server, logging_, env)
     if r.problems:
         raise ConfigError(r.problems)
@@ -730,6 +1037,7 @@ def parse(raw: Any, env: Mapping[str, str]) -> Config:
         server=server,
         admin=admin,
         logging=logging_,
+        routing=routing,
         providers=providers,
         models=models,
         disabled_providers=tuple(sorted(declared - set(providers))),

@@ -84,6 +84,36 @@ def unsupported_route(model: str, provider: str, endpoint: str) -> ProxyError:
     )
 
 
+def unknown_strategy(value: str, allowed: tuple[str, ...]) -> ProxyError:
+    return ProxyError(
+        400,
+        "invalid_request",
+        f"x-edgeproxy-strategy: unknown strategy {value[:40]!r} (allowed: {', '.join(allowed)}).",
+    )
+
+
+def unfit_request(model: str, reason: str, *, context: bool) -> ProxyError:
+    """No deployment of `model` (nor of its fallbacks) can take this request at all."""
+    return ProxyError(
+        400,
+        "context_length_exceeded" if context else "invalid_request",
+        f"No deployment of model '{model}' can serve this request: {reason}.",
+        param="messages" if context else None,
+    )
+
+
+def no_deployment_available(model: str, retry_after: float) -> ProxyError:
+    """Every deployment of `model` and its fallbacks is cooling down, open or at capacity."""
+    return ProxyError(
+        503,
+        "no_deployment_available",
+        f"No deployment of model '{model}' is available right now (circuit open, cooling down "
+        "after a rate limit, or at its configured capacity); retry later.",
+        retry_after=max(1.0, retry_after),
+        retryable=True,
+    )
+
+
 def upstream_unreachable(provider: str, detail: str) -> ProxyError:
     return ProxyError(
         502,

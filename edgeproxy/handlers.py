@@ -128,8 +128,8 @@ class ProxyHandlers:
             stream=stream,
             started=started,
         )
-        reply = await self._pipeline.run(exchange)
         try:
+            reply = await self._pipeline.run(exchange)
             if isinstance(reply, ProxyError):
                 return self._fail(reply, codec, request_id, exchange)
             try:
@@ -137,6 +137,7 @@ class ProxyHandlers:
             finally:
                 reply.close()
         finally:
+            exchange.settle(self._pipeline.clock())
             if self._access_log is not None:
                 self._access_log.record(exchange, loop.time())
 
@@ -162,8 +163,7 @@ class ProxyHandlers:
         response = error_response(err, codec, request_id)
         if exchange is not None:
             exchange.status = response.status
-            if exchange.deployment is not None:
-                response.headers["x-edgeproxy-provider"] = exchange.deployment.provider.name
+            _mark(response.headers, exchange)
         return response
 
     async def _relay(
@@ -171,8 +171,7 @@ class ProxyHandlers:
     ) -> web.StreamResponse:
         headers = upstream.headers
         headers["x-request-id"] = exchange.request_id
-        if exchange.deployment is not None:
-            headers["x-edgeproxy-provider"] = exchange.deployment.provider.name
+        _mark(headers, exchange)
         exchange.status = upstream.status
         if exchange.translator is not None:
             return await self._translate(request, exchange, exchange.translator, upstream, codec)
@@ -182,7 +181,7 @@ class ProxyHandlers:
             body = await upstream.read()
         except ProxyError as err:
             return self._fail(err, codec, exchange.request_id, exchange)
-        if self._access_log is not None and upstream.status == 200:
+        if upstream.status == 200 and (self._access_log is not None or exchange.counts_tokens):
             exchange.usage = codec.usage_of_body(body)
         return web.Response(status=upstream.status, body=body, headers=headers)
 
@@ -302,6 +301,16 @@ class ProxyHandlers:
         return response
 
 
+def _mark(headers: MutableMapping[str, str], exchange: Exchange) -> None:
+    """Which deployment answered, and after how many upstream attempts."""
+    deployment = exchange.deployment
+    if deployment is not None:
+        headers["x-edgeproxy-provider"] = deployment.provider.name
+        headers["x-edgeproxy-deployment"] = deployment.name
+    if exchange.attempts:
+        headers["x-edgeproxy-attempts"] = str(exchange.attempts)
+
+
 def _translated_headers(
     exchange: Exchange, upstream: Upstream, content_type: str
 ) -> dict[str, str]:
@@ -309,8 +318,7 @@ def _translated_headers(
     headers = {k: v for k, v in upstream.headers.items() if k.lower() != "content-type"}
     headers["content-type"] = content_type
     headers["x-request-id"] = exchange.request_id
-    if exchange.deployment is not None:
-        headers["x-edgeproxy-provider"] = exchange.deployment.provider.name
+    _mark(headers, exchange)
     if exchange.dropped:
         headers["x-edgeproxy-dropped-params"] = ", ".join(exchange.dropped)
     if content_type == _SSE_TYPE:

@@ -3,51 +3,67 @@
 A request passes these stages in order; each either continues (returns None) or answers
 (returns a reply). Only the stages the configuration enables are built, once, at load.
 
-    1. route    resolve the public model to a group and pick a deployment (weighted);
-                answer 404 for an unconfigured model, 400 if the deployment's provider
-                cannot serve this endpoint; same dialect: map the model name into the
-                upstream body; other dialect: parse the body into neutral form and encode
-                it for the provider (its translator), answering 400 for what cannot go
-    2. forward  send upstream through the deployment's provider; the reply is the upstream
-                answer (headers arrived, body still to read or stream) or a ProxyError
+    1. route     resolve the public model (name, alias or pattern) to its group: 404 for an
+                 unconfigured model; read the per-request strategy header (400 if unknown) and,
+                 only where the group needs them (capability or context filters, cost-aware
+                 strategies, token ceilings), what the request needs from a deployment
+    2. dispatch  (terminal, routing/dispatch.py) choose a deployment by strategy among the
+                 available ones (breaker, cooldown, local ceilings), shape the body for it
+                 (model name mapped, or translated into the provider's dialect: 400 for what
+                 cannot go), send it through the provider; retry, fail over to other
+                 deployments and fallback groups, hedge; the reply is the upstream answer
+                 (headers in, and a stream's first chunk) or a ProxyError
 
 The per-request `Exchange` carries what the stages learn:
 
     field           set by              read by
     request_id      handlers            providers (sent upstream), handlers (response header)
-    operation       handlers            route, providers, handlers
-    headers         handlers            providers (forwarded headers)
-    body, payload   handlers            route (model mapping), mock provider
-    model, stream   handlers            route, providers, handlers (relay mode)
-    started         handlers            providers (total deadline), access log
-    deployment      route               forward, handlers (x-edgeproxy-provider), access log
-    translator      route               providers (headers, URL), handlers (decode, render)
-    neutral         route               handlers (stream encoder options), gemini provider
-    dropped         route               handlers (x-edgeproxy-dropped-params)
-    upstream_body   route               providers (HTTP body sent upstream)
-    usage           handlers (relay)    access log
-    status          handlers            access log
+    operation       handlers            route, dispatch, providers, handlers
+    headers         handlers            route (strategy header), providers (forwarded headers)
+    body, payload   handlers            route (needs), dispatch (model mapping), mock provider
+    model, stream   handlers            route, dispatch, providers, handlers (relay mode)
+    started         handlers            providers (total deadline), dispatch (retry deadline),
+                                        access log
+    group           route               dispatch
+    strategy        route               dispatch
+    needs           route               dispatch (filters, cost, token ceilings)
+    deployment      dispatch            providers, handlers (x-edgeproxy-provider), access log
+    translator      dispatch            providers (headers, URL), handlers (decode, render)
+    neutral         dispatch            handlers (stream encoder options), gemini provider
+    dropped         dispatch            handlers (x-edgeproxy-dropped-params)
+    upstream_body   dispatch            providers (HTTP body sent upstream)
+    attempts        dispatch            handlers (x-edgeproxy-attempts), access log
+    lease           dispatch            handlers (settled when the answer is relayed)
+    usage           handlers (relay)    access log, lease (token ceilings)
+    status          handlers            access log, lease (a stream that broke is a failure)
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from edgeproxy import errors
+from edgeproxy.config import STRATEGIES
 from edgeproxy.dialects.neutral import ChatRequest, EmbeddingRequest, Usage
 from edgeproxy.dialects.translation import Translator
 from edgeproxy.errors import ProxyError
 from edgeproxy.operations import Operation
 from edgeproxy.providers.base import Upstream
-from edgeproxy.routing.router import Deployment, ModelTable
+from edgeproxy.routing.dispatch import Dispatch
+from edgeproxy.routing.health import Lease
+from edgeproxy.routing.needs import Needs, needs_of
+from edgeproxy.routing.router import Deployment, ModelGroup, ModelTable
 
 Reply = ProxyError | Upstream
 Stage = Callable[["Exchange"], Awaitable[Reply | None]]
+STRATEGY_HEADER = "x-edgeproxy-strategy"
+# Strategies that rank deployments by what the request will cost.
+_COST_AWARE = frozenset({"cost", "hybrid"})
 
 
 @dataclass(slots=True, eq=False)
@@ -62,11 +78,16 @@ class Exchange:
     model: str
     stream: bool
     started: float
+    group: ModelGroup | None = None
+    strategy: str = "weighted"
+    needs: Needs | None = None
     deployment: Deployment | None = None
     translator: Translator | None = None
     neutral: ChatRequest | EmbeddingRequest | None = None
     dropped: list[str] = field(default_factory=list)
     upstream_body: bytes = b""
+    attempts: int = 0
+    lease: Lease | None = None
     usage: Usage | None = None
     status: int = 0
 
@@ -77,69 +98,71 @@ class Exchange:
             return self.deployment.model
         return self.model
 
+    @property
+    def counts_tokens(self) -> bool:
+        """Whether the serving deployment keeps a tokens-per-minute ceiling (needs usage)."""
+        return self.lease is not None and self.lease.health.counts_tokens
 
-class Route:
-    """Stage 1: pick a deployment for the requested model and map the name upstream."""
-
-    __slots__ = ("_random", "_table")
-
-    def __init__(self, table: ModelTable, rng: Callable[[], float] = random.random) -> None:
-        self._table = table
-        self._random = rng
-
-    async def __call__(self, exchange: Exchange) -> Reply | None:
-        group = self._table.resolve(exchange.model)
-        if group is None:
-            return errors.model_not_found(exchange.model)
-        deployment = group.pick(self._random())
-        routes = deployment.routes
-        if exchange.operation not in routes:
-            return errors.unsupported_route(
-                exchange.model, deployment.provider.name, exchange.operation.path
-            )
-        exchange.deployment = deployment
-        translator = routes[exchange.operation]
-        if translator is not None:
-            exchange.translator = translator
-            try:
-                exchange.neutral, exchange.upstream_body, exchange.dropped = translator.request(
-                    exchange.payload, exchange.upstream_model
-                )
-            except ProxyError as err:
-                return err
-            return None
-        upstream_model = deployment.model
-        if upstream_model is None or upstream_model == exchange.model:
-            exchange.upstream_body = exchange.body
-        else:
-            exchange.upstream_body = orjson.dumps({**exchange.payload, "model": upstream_model})
-        return None
+    def settle(self, now: float) -> None:
+        """The answer has been relayed (or abandoned): give the deployment its place back."""
+        lease = self.lease
+        if lease is not None:
+            self.lease = None
+            usage = self.usage
+            lease.settle(now, self.status, usage.output_tokens if usage else 0)
 
 
-async def forward(exchange: Exchange) -> Reply:
-    """Stage 2 (terminal): the upstream answer, or the error that prevented one."""
-    assert exchange.deployment is not None, "route runs before forward"
-    try:
-        return await exchange.deployment.provider.send(exchange)
-    except ProxyError as err:
-        return err
+async def route(exchange: Exchange, table: ModelTable) -> Reply | None:
+    """Stage 1: the model group, the strategy and (where needed) the request's needs."""
+    group = table.resolve(exchange.model)
+    if group is None:
+        return errors.model_not_found(exchange.model)
+    exchange.group = group
+    strategy = group.strategy
+    asked = exchange.headers.get(STRATEGY_HEADER)
+    if asked:
+        strategy = asked.strip().lower()
+        if strategy not in STRATEGIES:
+            return errors.unknown_strategy(asked, STRATEGIES)
+    exchange.strategy = strategy
+    if group.reads_needs or strategy in _COST_AWARE:
+        exchange.needs = needs_of(exchange.operation, exchange.payload, exchange.stream)
+    return None
 
 
 class Pipeline:
-    """The enabled stages, in order, ending in `forward`."""
+    """The enabled stages, in order, ending in `dispatch`."""
 
-    __slots__ = ("stages",)
+    __slots__ = ("clock", "dispatch", "stages", "table")
 
-    def __init__(self, stages: tuple[Stage, ...]) -> None:
+    def __init__(
+        self,
+        table: ModelTable,
+        stages: tuple[Stage, ...],
+        dispatch: Dispatch,
+        clock: Callable[[], float],
+    ) -> None:
+        self.table = table
         self.stages = stages
+        self.dispatch = dispatch
+        self.clock = clock
 
     async def run(self, exchange: Exchange) -> Reply:
+        reply = await route(exchange, self.table)
+        if reply is not None:
+            return reply
         for stage in self.stages:
             reply = await stage(exchange)
             if reply is not None:
                 return reply
-        return await forward(exchange)
+        return await self.dispatch(exchange)
 
 
-def build_pipeline(table: ModelTable) -> Pipeline:
-    return Pipeline((Route(table),))
+def build_pipeline(
+    table: ModelTable,
+    clock: Callable[[], float] = time.monotonic,
+    rng: Callable[[], float] = random.random,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> Pipeline:
+    """The stages for `table`; clock, randomness and sleep are injected for tests."""
+    return Pipeline(table, (), Dispatch(clock, rng, sleep), clock)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from email.utils import parsedate_to_datetime
 from typing import Any, Literal, get_args
 
 import orjson
@@ -45,7 +44,7 @@ from edgeproxy.dialects.neutral import (
 from edgeproxy.dialects.openai_stream import ChunkDecoder, ChunkEncoder, finish_of, reasoning_of
 from edgeproxy.dialects.params import ParamPolicy
 from edgeproxy.dialects.turns import add_message
-from edgeproxy.dialects.upstream import code_for_status
+from edgeproxy.dialects.upstream import code_for_status, retry_after
 from edgeproxy.errors import ProxyError
 
 _NO_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
@@ -697,32 +696,10 @@ def parse_error(
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
         payload = None
-    err = _upstream_error(status, _error_fields(payload), provider, _retry_after(headers, clock))
+    err = _upstream_error(status, _error_fields(payload), provider, retry_after(headers, clock))
     if payload is None:
         err.detail += f" body={body[:300]!r}"
     return err
-
-
-def _retry_after(headers: Mapping[str, str], clock: Callable[[], float]) -> float | None:
-    """Seconds to wait: OpenAI's `retry-after-ms`, else `retry-after` in seconds or as an HTTP
-    date (read against the answer's own `date` header when it has one)."""
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value:
-            try:
-                return max(0.0, float(value) * scale)
-            except ValueError:
-                pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        moment = parsedate_to_datetime(value).timestamp()
-        date = headers.get("date")
-        now = parsedate_to_datetime(date).timestamp() if date else clock()
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment - now)
 
 
 # --- embeddings -------------------------------------------------------------------------------

@@ -1,11 +1,13 @@
 """Reading what an upstream answered, where providers follow the same rules: a body that must
-be a JSON object, a `retry-after` in seconds, the neutral code an HTTP status stands for and a
+be a JSON object, a retry hint, the neutral code an HTTP status stands for and a
 token count that may be missing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import orjson
@@ -40,12 +42,27 @@ def json_object(body: bytes, provider: str, what: str) -> dict[str, Any]:
     return value
 
 
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """`retry-after` in seconds; None when absent or not a number (such as an HTTP date)."""
-    try:
-        return max(0.0, float(headers.get("retry-after") or ""))
-    except ValueError:
+def retry_after(headers: Mapping[str, str], clock: Callable[[], float] = time.time) -> float | None:
+    """Seconds the provider asks us to wait: `retry-after-ms` (OpenAI's), else `retry-after` in
+    seconds or as an HTTP date (read against the answer's own `date` header when it has one,
+    else `clock`, wall time); None when absent or unreadable."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value:
+            try:
+                return max(0.0, float(value) * scale)
+            except ValueError:
+                pass
+    value = headers.get("retry-after")
+    if not value:
         return None
+    try:
+        moment = parsedate_to_datetime(value).timestamp()
+        date = headers.get("date")
+        now = parsedate_to_datetime(date).timestamp() if date else clock()
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment - now)
 
 
 def code_for_status(status: int) -> str:

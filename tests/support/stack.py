@@ -26,17 +26,20 @@ def proxy_config(
     mock: dict[str, Any] | None = None,
     catch_all: bool = True,
     unsupported_params: str = "drop",
+    routing: dict[str, Any] | None = None,
 ) -> Config:
     """Providers pointing at the fake upstream; public names mapped to upstream names.
 
     `catch_all` adds the pass-through patterns `claude-*` and `*`; without them an unknown
-    model name is a 404.
+    model name is a 404. Retries are off unless `routing` says otherwise, so a scripted
+    upstream error reaches the client as it is.
     """
     provider_timeouts = {"connect": "2s", "first_byte": "10s", "idle": "10s", "total": "30s"}
     provider_timeouts.update(timeouts or {})
     raw = {
         "server": {"host": "127.0.0.1", "port": 0, "shutdown_grace": "5s", **(server or {})},
         "admin": {"host": "127.0.0.1", "port": 0},
+        "routing": routing if routing is not None else {"retry": {"max_attempts": 1}},
         "providers": {
             "openai-up": {
                 "kind": "openai",

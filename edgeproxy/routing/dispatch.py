@@ -1,0 +1,402 @@
+"""Sending a request to a model group: choice, retries, failover, fallback groups and hedging.
+
+The order of trying, for one request:
+
+1. the deployments of its group, by the group's strategy, each at most once while untried
+   ones are available (moving to another deployment costs no wait);
+2. a deployment already tried, after an exponential, fully jittered backoff (or the provider's
+   longer retry-after), when the group has nothing else;
+3. the group's fallback groups in order (or, when the prompt is too long for the group, its
+   context fallbacks), each with its own attempt cap;
+4. the last failure, relayed to the client as the provider worded it; or, when nothing was
+   available at all, a 503 with the earliest time a deployment reopens as retry-after.
+
+A deployment whose breaker is open, which is cooling down after a retry-after, or which is at
+its local ceilings is not chosen, so a dead deployment costs nothing once its breaker opens.
+Every attempt after the first is charged to the group's retry budget; with the budget spent,
+the failure goes back to the client instead of adding to an outage.
+
+An attempt succeeds when the answer's headers are in and, for a stream, its first chunk too:
+until then nothing has reached the client, so a failure can still move on. After that it is
+the client's, and a failure is a final SSE error event (see handlers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping, Set
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import orjson
+
+from edgeproxy import errors
+from edgeproxy.dialects.upstream import retry_after
+from edgeproxy.errors import ProxyError
+from edgeproxy.providers.base import Upstream
+from edgeproxy.routing.health import Lease
+from edgeproxy.routing.needs import exceeds_context, why_unfit
+from edgeproxy.routing.retry import RetryBudget, wait_before_retry
+from edgeproxy.routing.router import Deployment, ModelGroup
+
+if TYPE_CHECKING:
+    from edgeproxy.pipeline import Exchange, Reply
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class Primed:
+    """A stream whose first chunk has been read (to know the attempt worked) and is replayed."""
+
+    __slots__ = ("_first", "_inner")
+
+    def __init__(self, inner: Upstream, first: bytes) -> None:
+        self._inner = inner
+        self._first: bytes | None = first
+
+    @property
+    def headers(self) -> MutableMapping[str, str]:
+        return self._inner.headers
+
+    @property
+    def status(self) -> int:
+        return self._inner.status
+
+    @property
+    def is_event_stream(self) -> bool:
+        return self._inner.is_event_stream
+
+    async def read(self) -> bytes:
+        return await self._inner.read()
+
+    async def next_chunk(self) -> bytes:
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first
+        return await self._inner.next_chunk()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one attempt came to. `reply` is None when the deployment could not be taken."""
+
+    reply: Reply | None
+    exchange: Exchange
+    success: bool = False
+    retryable: bool = False
+    context_exceeded: bool = False
+    retry_after: float | None = None
+
+    def discard(self, now: float) -> None:
+        """Let go of an answer that will not be relayed (its connection goes back or closes)."""
+        if self.reply is not None and not isinstance(self.reply, ProxyError):
+            self.reply.close()
+        lease = self.exchange.lease
+        if lease is not None:
+            lease.release(now)
+
+
+def prepare(exchange: Exchange, deployment: Deployment) -> ProxyError | None:
+    """Shape the upstream body for `deployment`: its model name mapped in (same dialect) or
+    the request translated for its provider; a 400 for what cannot be sent there."""
+    exchange.deployment = deployment
+    translator = deployment.routes[exchange.operation]
+    exchange.translator = translator
+    if translator is not None:
+        try:
+            exchange.neutral, exchange.upstream_body, exchange.dropped = translator.request(
+                exchange.payload, exchange.upstream_model
+            )
+        except ProxyError as err:
+            return err
+        return None
+    exchange.neutral, exchange.dropped = None, []
+    upstream_model = deployment.model
+    if upstream_model is None or upstream_model == exchange.model:
+        exchange.upstream_body = exchange.body
+    else:
+        exchange.upstream_body = orjson.dumps({**exchange.payload, "model": upstream_model})
+    return None
+
+
+class Dispatch:
+    """The terminal stage: the upstream answer to relay, or the error to render."""
+
+    __slots__ = ("_clock", "_rng", "_sleep", "hedges")
+
+    def __init__(self, clock: Clock, rng: Callable[[], float], sleep: Sleep) -> None:
+        self._clock = clock
+        self._rng = rng
+        self._sleep = sleep
+        self.hedges = 0
+
+    async def __call__(self, exchange: Exchange) -> Reply:
+        primary = exchange.group
+        assert primary is not None, "route runs before dispatch"
+        primary.budget.record_request(self._clock())
+        plan, unfit = self._plan(exchange, primary)
+        if unfit is not None:
+            return unfit
+        last: Outcome | None = None
+        switched = False
+        while plan:
+            group = plan.pop(0)
+            outcome = await self._group(exchange, group, primary.budget, not plan)
+            if outcome is None:
+                continue
+            if last is not None:
+                last.discard(self._clock())
+            if outcome.success or not outcome.retryable:
+                return self._adopt(exchange, outcome)
+            last = outcome
+            if outcome.context_exceeded and not switched and primary.context_fallbacks:
+                plan, switched = list(primary.context_fallbacks), True
+            elif outcome.context_exceeded:
+                break
+        if last is None:
+            now = self._clock()
+            wait = min(g.available_at(now) for g in (primary, *primary.fallbacks)) - now
+            return errors.no_deployment_available(exchange.model, wait)
+        return self._adopt(exchange, last)
+
+    def _plan(
+        self, exchange: Exchange, primary: ModelGroup
+    ) -> tuple[list[ModelGroup], ProxyError | None]:
+        """The groups to try in order, leaving out those that cannot take this request."""
+        operation, needs = exchange.operation, exchange.needs
+        groups = [primary, *primary.fallbacks]
+        plan = [g for g in groups if g.fitting(operation, needs)]
+        if plan and plan[0] is primary:
+            return plan, None
+        if needs is not None and primary.fitting(operation, None):
+            deployments = [d for d in primary.deployments if operation in d.routes]
+            too_long = all(exceeds_context(needs, d.config.context_window) for d in deployments)
+            if too_long and primary.context_fallbacks:
+                plan = [g for g in primary.context_fallbacks if g.fitting(operation, needs)]
+            if plan:
+                return plan, None
+            first = deployments[0].config
+            reason = why_unfit(needs, first.capabilities, first.context_window)
+            return [], errors.unfit_request(exchange.model, reason, context=too_long)
+        if plan:
+            return plan, None
+        deployment = primary.deployments[0]
+        path = exchange.operation.path
+        return [], errors.unsupported_route(exchange.model, deployment.provider.name, path)
+
+    async def _group(
+        self,
+        exchange: Exchange,
+        group: ModelGroup,
+        budget: RetryBudget,
+        last_resort: bool,
+    ) -> Outcome | None:
+        """Up to the group's attempt cap; its last failure, or None if nothing was tried."""
+        tried: set[Deployment] = set()
+        last: Outcome | None = None
+        retries = 0
+        for _ in range(group.retry.max_attempts):
+            deployment = self._choose(exchange, group, tried)
+            if deployment is None and tried and last is not None:
+                retries += 1
+                deployment = await self._wait_for(exchange, group, last, retries, last_resort)
+            if deployment is None:
+                return last
+            if exchange.attempts and not budget.try_acquire(self._clock()):
+                return last
+            outcome = await self._attempt_or_hedge(exchange, group, deployment, tried)
+            tried.add(deployment)
+            if outcome.reply is None:
+                continue
+            if outcome.success or not outcome.retryable or outcome.context_exceeded:
+                return outcome
+            if last is not None:
+                last.discard(self._clock())
+            last = outcome
+        return last
+
+    async def _wait_for(
+        self,
+        exchange: Exchange,
+        group: ModelGroup,
+        last: Outcome,
+        retries: int,
+        last_resort: bool,
+    ) -> Deployment | None:
+        """A tried deployment again, after a backoff (or until its retry-after has passed);
+        None when waiting is not worth it: another group can take over, or the wait would
+        outlast `max_wait` or the request's deadline."""
+        now = self._clock()
+        again = self._choose(exchange, group)
+        cooling = None
+        if again is None:
+            if not last_resort:
+                return None
+            cooling = group.available_at(now) - now
+        settings = group.retry
+        wait = wait_before_retry(
+            retries, settings, self._rng(), cooling or last.retry_after, _remaining(exchange)
+        )
+        if wait is None:
+            return None
+        await self._sleep(wait)
+        return self._choose(exchange, group)
+
+    def _choose(
+        self, exchange: Exchange, group: ModelGroup, exclude: Set[Deployment] = frozenset()
+    ) -> Deployment | None:
+        return group.choose(
+            exchange.strategy,
+            self._clock(),
+            self._rng,
+            exchange.operation,
+            needs=exchange.needs,
+            exclude=exclude,
+        )
+
+    async def _attempt_or_hedge(
+        self, exchange: Exchange, group: ModelGroup, deployment: Deployment, tried: set[Deployment]
+    ) -> Outcome:
+        if group.hedge_after is None:
+            return await self._attempt(exchange, deployment, exchange)
+        return await self._hedged(exchange, group, deployment, tried)
+
+    async def _hedged(
+        self, exchange: Exchange, group: ModelGroup, first: Deployment, tried: set[Deployment]
+    ) -> Outcome:
+        """Race a second deployment when the first has not answered within `hedge_after`; the
+        first success wins and the other attempt is cancelled."""
+        assert group.hedge_after is not None
+        async with asyncio.TaskGroup() as tasks:
+            lead = tasks.create_task(self._attempt(replace(exchange), first, exchange))
+            done, _ = await asyncio.wait({lead}, timeout=group.hedge_after)
+            if done:
+                return lead.result()
+            second = self._choose(exchange, group, tried | {first})
+            if second is None:
+                return await lead
+            self.hedges += 1
+            first.health.hedges += 1
+            tried.add(second)
+            hedge = tasks.create_task(self._attempt(replace(exchange), second, exchange))
+            return await self._first_success({lead, hedge})
+
+    async def _attempt(self, ex: Exchange, deployment: Deployment, main: Exchange) -> Outcome:
+        """One upstream call on `ex` (the request's exchange, or a copy while hedging)."""
+        health = deployment.health
+        now = self._clock()
+        tokens = ex.needs.prompt_tokens if ex.needs is not None else len(ex.body) // 4
+        if not health.acquire(now, tokens):
+            return Outcome(None, ex)
+        lease = ex.lease = Lease(health, now)
+        refused = prepare(ex, deployment)
+        if refused is not None:
+            lease.release(now)
+            ex.lease = None
+            return Outcome(refused, ex)
+        main.attempts += 1
+        try:
+            outcome = await self._send(ex, deployment, lease)
+        except BaseException:
+            lease.release(self._clock())
+            ex.lease = None
+            raise
+        if not outcome.success:
+            lease.release(self._clock())
+            ex.lease = None
+        return outcome
+
+    async def _send(self, ex: Exchange, deployment: Deployment, lease: Lease) -> Outcome:
+        try:
+            upstream = await deployment.provider.send(ex)
+        except ProxyError as err:
+            if err.retryable:
+                lease.failed(self._clock(), err.retry_after)
+            return Outcome(err, ex, retryable=err.retryable, retry_after=err.retry_after)
+        status = upstream.status
+        group = ex.group
+        assert group is not None
+        if status in group.retry.on_status:
+            wait = retry_after(upstream.headers)
+            lease.failed(self._clock(), wait)
+            return Outcome(upstream, ex, retryable=True, retry_after=wait)
+        if status == 400 and group.context_fallbacks:
+            return await self._maybe_too_long(ex, deployment, upstream, lease)
+        if ex.stream and status == 200 and upstream.is_event_stream:
+            try:
+                upstream = Primed(upstream, await upstream.next_chunk())
+            except ProxyError as err:
+                upstream.close()
+                lease.failed(self._clock())
+                return Outcome(err, ex, retryable=True)
+            except BaseException:
+                upstream.close()
+                raise
+        lease.succeeded(self._clock())
+        return Outcome(upstream, ex, success=True)
+
+    async def _maybe_too_long(
+        self, ex: Exchange, deployment: Deployment, upstream: Upstream, lease: Lease
+    ) -> Outcome:
+        """A 400 is the client's to see, unless it says the prompt outgrew this model's context
+        window and the group has a larger-context fallback."""
+        lease.succeeded(self._clock())
+        codec = deployment.provider.chat_codec
+        try:
+            body = await upstream.read()
+        except ProxyError as err:
+            upstream.close()
+            return Outcome(err, ex)
+        if codec is not None:
+            said = codec.parse_error(400, upstream.headers, body, deployment.provider.name)
+            if said.code == "context_length_exceeded":
+                return Outcome(upstream, ex, retryable=True, context_exceeded=True)
+        return Outcome(upstream, ex, success=True)
+
+    async def _first_success(self, attempts: set[asyncio.Task[Outcome]]) -> Outcome:
+        """The first successful outcome (the others cancelled or discarded), else the last."""
+        pending = attempts
+        result: Outcome | None = None
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                outcome = task.result()
+                if result is None or (outcome.success and not result.success):
+                    if result is not None:
+                        result.discard(self._clock())
+                    result = outcome
+                else:
+                    outcome.discard(self._clock())
+            if result is not None and result.success:
+                for task in pending:
+                    task.cancel()
+                break
+        assert result is not None
+        return result
+
+    def _adopt(self, exchange: Exchange, outcome: Outcome) -> Reply:
+        """Make the chosen attempt's state the request's (it may have run on a copy)."""
+        ex = outcome.exchange
+        if ex is not exchange:
+            exchange.deployment = ex.deployment
+            exchange.translator = ex.translator
+            exchange.neutral = ex.neutral
+            exchange.dropped = ex.dropped
+            exchange.upstream_body = ex.upstream_body
+            exchange.lease = ex.lease
+        assert outcome.reply is not None
+        return outcome.reply
+
+
+def _remaining(exchange: Exchange) -> float | None:
+    """Seconds left before the request's deadline (the provider's total timeout)."""
+    deployment = exchange.deployment
+    total = None if deployment is None else deployment.provider.config.timeouts.total
+    if total is None:
+        return None
+    return exchange.started + total - asyncio.get_running_loop().time()
