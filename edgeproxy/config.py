@@ -172,8 +172,8 @@ class RetrySettings:
     `max_attempts` counts every upstream attempt a group makes for one request. Waits on the
     same deployment are exponential with full jitter (`backoff_base` doubling up to
     `backoff_max`) or the provider's retry-after when longer, never beyond `max_wait` nor the
-    request's deadline. The budget allows at most `budget_ratio` of the requests of the last
-    `budget_window` seconds to be retries (and always `budget_min`), as Envoy's retry budget.
+    request's deadline. The budget lets retries in flight be at most `budget_ratio` of the
+    requests in flight (and always `budget_min` of them), as Envoy's retry budget.
     """
 
     max_attempts: int = 3
@@ -182,7 +182,6 @@ class RetrySettings:
     max_wait: float = 30.0
     budget_ratio: float = 0.2
     budget_min: int = 3
-    budget_window: float = 10.0
     on_status: frozenset[int] = RETRY_STATUSES
 
 
@@ -781,7 +780,6 @@ def _retry(r: _Reader, raw: Any, path: str, base: RetrySettings) -> RetrySetting
         max_wait=r.get(s, path, "max_wait", r.duration, base.max_wait),
         budget_ratio=r.get(s, path, "budget_ratio", r.fraction, base.budget_ratio),
         budget_min=r.get(s, path, "budget_min", r.whole, base.budget_min),
-        budget_window=r.get(s, path, "budget_window", r.positive_duration, base.budget_window),
         on_status=r.get(s, path, "on_status", r.statuses, base.on_status),
     )
     if settings.backoff_max < settings.backoff_base:

@@ -272,3 +272,164 @@ models:
 def test_a_kubernetes_service_link_named_edgeproxy_does_not_override_the_port() -> None:
     env = {"EDGEPROXY_PORT": "tcp://10.0.0.7:9090"}
     assert parse(minimal(), env).server.port == 8080
+
+
+# --- routing ------------------------------------------------------------------------------
+
+
+def two_providers(**models: Any) -> dict[str, Any]:
+    return {"providers": {"a": {"kind": "mock"}, "b": {"kind": "mock"}}, "models": models}
+
+
+def test_routing_defaults_follow_the_mission() -> None:
+    routing = parse(minimal(), {}).routing
+    assert routing.strategy == "weighted"
+    assert (routing.breaker.failure_threshold, routing.breaker.reset_timeout) == (5, 60.0)
+    assert routing.breaker.half_open_requests == 3
+    assert (routing.hybrid.cost, routing.hybrid.latency, routing.hybrid.reliability) == (
+        0.4,
+        0.4,
+        0.2,
+    )
+    assert routing.retry.on_status == frozenset({408, 429, 500, 502, 503, 504, 529})
+
+
+def test_a_model_group_reads_every_routing_field() -> None:
+    raw = two_providers(
+        big={"deployments": [{"provider": "b", "model": "big", "context_window": 1_000_000}]},
+        main={
+            "aliases": ["main-latest", "m"],
+            "strategy": "hybrid",
+            "fallbacks": "big",
+            "context_fallbacks": ["big"],
+            "hedge_after": "750ms",
+            "retry": {"max_attempts": 2, "on_status": [500, 503]},
+            "deployments": [
+                {
+                    "provider": "a",
+                    "model": "x",
+                    "weight": 3,
+                    "price": {"input": 2.5, "output": 10},
+                    "context_window": 128000,
+                    "capabilities": ["vision", "tools"],
+                    "rpm": 500,
+                    "tpm": 90000,
+                    "max_in_flight": 8,
+                },
+                {"provider": "b", "model": "x", "name": "b-x"},
+            ],
+        },
+    )
+    config = parse({**raw, "routing": {"retry": {"backoff_base": "50ms"}}}, {})
+    main = config.models[1]
+    assert (main.aliases, main.strategy) == (("main-latest", "m"), "hybrid")
+    assert main.fallbacks == ("big",)
+    assert main.context_fallbacks == ("big",) and main.hedge_after == 0.75
+    assert (main.retry.max_attempts, main.retry.on_status) == (2, frozenset({500, 503}))
+    assert main.retry.backoff_base == 0.05, "unset retry fields come from routing.retry"
+    first, second = main.deployments
+    assert (first.name, second.name) == ("a/x", "b-x")
+    assert first.price is not None and first.price.estimate(1_000_000, 0) == 2.5
+    assert first.capabilities == frozenset({"vision", "tools"})
+    assert (first.context_window, first.rpm, first.tpm, first.max_in_flight) == (
+        128000,
+        500,
+        90000,
+        8,
+    )
+    assert second.capabilities is None, "a deployment that lists none is assumed to do all"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            {**minimal(), "routing": {"strategy": "fastest"}},
+            'routing.strategy: expected one of weighted, latency, cost, hybrid, got "fastest"',
+        ),
+        (
+            {**minimal(), "routing": {"breaker": {"error_rate": 2}}},
+            "routing.breaker.error_rate: expected a number from 0 to 1, got 2",
+        ),
+        (
+            {**minimal(), "routing": {"retry": {"on_status": [200]}}},
+            "routing.retry.on_status: expected a list of HTTP error statuses (400-599)",
+        ),
+        (
+            {**minimal(), "routing": {"retry": {"backoff_base": "2s", "backoff_max": "1s"}}},
+            "routing.retry.backoff_max: must not be shorter than backoff_base",
+        ),
+        (
+            {**minimal(), "routing": {"hybrid": {"cost": 0, "latency": 0, "reliability": 0}}},
+            "routing.hybrid: at least one weight must be > 0",
+        ),
+        (
+            two_providers(m={"deployments": [{"provider": "a", "capabilities": ["telepathy"]}]}),
+            "models.m.deployments[0].capabilities: unknown capability 'telepathy'",
+        ),
+        (
+            two_providers(m={"deployments": [{"provider": "a", "price": {"input": 1}}]}),
+            "models.m.deployments[0].price.output: required",
+        ),
+        (
+            two_providers(m={"deployments": [{"provider": "a", "max_in_flight": 0}]}),
+            "models.m.deployments[0].max_in_flight: expected an integer >= 1, got 0",
+        ),
+        (
+            two_providers(m={"fallbacks": ["nope"], "deployments": [{"provider": "a"}]}),
+            'models.m.fallbacks: unknown model "nope"',
+        ),
+        (
+            two_providers(m={"fallbacks": ["m"], "deployments": [{"provider": "a"}]}),
+            "models.m.fallbacks: a model cannot fall back to itself",
+        ),
+        (
+            two_providers(
+                m={"deployments": [{"provider": "a"}]},
+                n={"aliases": ["m"], "deployments": [{"provider": "b"}]},
+            ),
+            "models.n.aliases: \"m\" is already 'm'",
+        ),
+        (
+            two_providers(
+                m={"deployments": [{"provider": "a", "model": "x", "rpm": 10}]},
+                n={"deployments": [{"provider": "a", "model": "x", "rpm": 20}]},
+            ),
+            'models.n.deployments[0]: deployment "a/x" is declared elsewhere with other settings',
+        ),
+        (
+            two_providers(m={"hedge_after": 0, "deployments": [{"provider": "a"}]}),
+            "models.m.hedge_after: expected a duration > 0",
+        ),
+    ],
+)
+def test_bad_routing_values_name_their_field(raw: Any, expected: str) -> None:
+    found = problems(raw)
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_a_deployment_shared_by_two_groups_may_differ_only_in_weight() -> None:
+    config = parse(
+        two_providers(
+            m={"deployments": [{"provider": "a", "model": "x", "weight": 1, "rpm": 10}]},
+            n={"deployments": [{"provider": "a", "model": "x", "weight": 5, "rpm": 10}]},
+        ),
+        {},
+    )
+    assert [m.deployments[0].weight for m in config.models] == [1, 5]
+
+
+def test_a_fallback_whose_provider_is_switched_off_is_dropped_not_an_error() -> None:
+    raw = {
+        "providers": {
+            "mock": {"kind": "mock"},
+            "openai": {"kind": "openai", "enabled": "auto", "api_key": "${OPENAI_API_KEY:-}"},
+        },
+        "models": {
+            "m": {"fallbacks": ["gpt"], "deployments": [{"provider": "mock"}]},
+            "gpt": {"deployments": [{"provider": "openai"}]},
+        },
+    }
+    config = parse(raw, {})
+    assert [(m.name, m.fallbacks) for m in config.models] == [("m", ())]
+    assert parse(raw, {"OPENAI_API_KEY": "sk"}).models[0].fallbacks == ("gpt",)

@@ -13,7 +13,8 @@ The order of trying, for one request:
 
 A deployment whose breaker is open, which is cooling down after a retry-after, or which is at
 its local ceilings is not chosen, so a dead deployment costs nothing once its breaker opens.
-Every attempt after the first is charged to the group's retry budget; with the budget spent,
+Every attempt after the first is a retry and needs a place in the group's retry budget
+(Envoy's: retries in flight at most a fraction of requests in flight); with the budget spent,
 the failure goes back to the client instead of adding to an outage.
 
 An attempt succeeds when the answer's headers are in and, for a stream, its first chunk too:
@@ -138,7 +139,13 @@ class Dispatch:
     async def __call__(self, exchange: Exchange) -> Reply:
         primary = exchange.group
         assert primary is not None, "route runs before dispatch"
-        primary.budget.record_request(self._clock())
+        primary.budget.enter()
+        try:
+            return await self._dispatch(exchange, primary)
+        finally:
+            primary.budget.leave()
+
+    async def _dispatch(self, exchange: Exchange, primary: ModelGroup) -> Reply:
         plan, unfit = self._plan(exchange, primary)
         if unfit is not None:
             return unfit
@@ -170,6 +177,8 @@ class Dispatch:
         """The groups to try in order, leaving out those that cannot take this request."""
         operation, needs = exchange.operation, exchange.needs
         groups = [primary, *primary.fallbacks]
+        if needs is None and operation in primary.operations:
+            return groups, None
         plan = [g for g in groups if g.fitting(operation, needs)]
         if plan and plan[0] is primary:
             return plan, None
@@ -204,12 +213,17 @@ class Dispatch:
             deployment = self._choose(exchange, group, tried)
             if deployment is None and tried and last is not None:
                 retries += 1
-                deployment = await self._wait_for(exchange, group, last, retries, last_resort)
+                deployment = await self._wait_for(exchange, group, retries, last_resort)
             if deployment is None:
                 return last
-            if exchange.attempts and not budget.try_acquire(self._clock()):
+            retry = exchange.attempts > 0
+            if retry and not budget.try_acquire():
                 return last
-            outcome = await self._attempt_or_hedge(exchange, group, deployment, tried)
+            try:
+                outcome = await self._attempt_or_hedge(exchange, group, deployment, tried)
+            finally:
+                if retry:
+                    budget.release()
             tried.add(deployment)
             if outcome.reply is None:
                 continue
@@ -224,7 +238,6 @@ class Dispatch:
         self,
         exchange: Exchange,
         group: ModelGroup,
-        last: Outcome,
         retries: int,
         last_resort: bool,
     ) -> Deployment | None:
@@ -239,9 +252,7 @@ class Dispatch:
                 return None
             cooling = group.available_at(now) - now
         settings = group.retry
-        wait = wait_before_retry(
-            retries, settings, self._rng(), cooling or last.retry_after, _remaining(exchange)
-        )
+        wait = wait_before_retry(retries, settings, self._rng(), cooling, _remaining(exchange))
         if wait is None:
             return None
         await self._sleep(wait)

@@ -157,9 +157,13 @@ class Lease:
         if self._done:
             return
         self._done = True
+        health = self.health
         if not self._verdict:
-            self.health.breaker.release()
-        self.health.finished(now, output_tokens)
+            health.breaker.release()
+            waited = now - self.started
+            if waited > (health.ttfb.value or 0.0):  # abandoned while slow (a lost hedge):
+                health.ttfb.update(waited)  # its first byte would have come later still
+        health.finished(now, output_tokens)
 
     def settle(self, now: float, status: int, output_tokens: int) -> None:
         """The exchange ended with `status`: a 5xx after a good start (a stream that broke, an

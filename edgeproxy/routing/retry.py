@@ -8,7 +8,6 @@ A `retry_after` comes from `dialects.upstream.retry_after`.
 from __future__ import annotations
 
 from edgeproxy.config import RetrySettings
-from edgeproxy.routing.window import SlidingCounter
 
 # 2.0 ** 1024 overflows a float; any base doubled this often is far beyond any backoff_max.
 _MAX_DOUBLINGS = 64
@@ -44,35 +43,46 @@ def wait_before_retry(
 
 
 class RetryBudget:
-    """Envoy's retry budget: retries in the last `budget_window` seconds stay below
-    `budget_ratio` of the requests in it, and `budget_min` are always allowed so a quiet
-    deployment can still retry. It bounds the extra load retries add during an outage."""
+    """Envoy's retry budget: retries in flight stay below `budget_ratio` of the requests in
+    flight, and `budget_min` concurrent retries are always allowed so a quiet sidecar can
+    still retry. It bounds the extra load retries add during an outage: under heavy traffic
+    at most that fraction more, whatever the attempt caps say."""
 
-    __slots__ = ("_min", "_ratio", "_requests", "_retries", "denied")
+    __slots__ = ("_min", "_ratio", "active", "denied", "granted", "retrying")
 
     def __init__(self, settings: RetrySettings) -> None:
         self._ratio = settings.budget_ratio
         self._min = settings.budget_min
-        self._requests = SlidingCounter(settings.budget_window)
-        self._retries = SlidingCounter(settings.budget_window)
+        self.active = 0
+        self.retrying = 0
+        self.granted = 0
         self.denied = 0
 
-    def record_request(self, now: float) -> None:
-        """Count an incoming client request (retries are not requests)."""
-        self._requests.add(now)
+    def enter(self) -> None:
+        """A client request starts (retries are not requests)."""
+        self.active += 1
 
-    def try_acquire(self, now: float) -> bool:
-        """Whether one more retry fits the budget now; an allowed retry is counted."""
-        allowed = max(self._min, self._ratio * self._requests.total(now))
-        if self._retries.total(now) < allowed:
-            self._retries.add(now)
+    def leave(self) -> None:
+        self.active -= 1
+
+    def try_acquire(self) -> bool:
+        """Whether one more retry fits the budget now; an allowed one holds its place until
+        `release`."""
+        if self.retrying < max(self._min, self._ratio * self.active):
+            self.retrying += 1
+            self.granted += 1
             return True
         self.denied += 1
         return False
 
-    def snapshot(self, now: float) -> dict[str, object]:
+    def release(self) -> None:
+        """A retry granted by `try_acquire` has ended."""
+        self.retrying -= 1
+
+    def snapshot(self) -> dict[str, object]:
         return {
-            "requests": int(self._requests.total(now)),
-            "retries": int(self._retries.total(now)),
+            "active_requests": self.active,
+            "retries_in_flight": self.retrying,
+            "granted": self.granted,
             "denied": self.denied,
         }

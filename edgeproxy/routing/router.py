@@ -73,6 +73,7 @@ class ModelGroup:
         "filters",
         "hedge_after",
         "name",
+        "operations",
         "reads_needs",
         "retry",
         "strategy",
@@ -83,6 +84,7 @@ class ModelGroup:
     ) -> None:
         self.name = config.name
         self.deployments = deployments
+        self.operations = frozenset(op for d in deployments for op in d.routes)
         self.strategy = config.strategy
         self.retry: RetrySettings = config.retry
         self.budget = RetryBudget(config.retry)
@@ -172,7 +174,7 @@ class ModelGroup:
             "fallbacks": [g.name for g in self.fallbacks],
             "context_fallbacks": [g.name for g in self.context_fallbacks],
             "hedge_after_s": self.hedge_after,
-            "retry_budget": self.budget.snapshot(now),
+            "retry_budget": self.budget.snapshot(),
         }
 
     def available_at(self, now: float) -> float:

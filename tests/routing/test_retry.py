@@ -17,7 +17,6 @@ SETTINGS = RetrySettings(
     max_wait=10.0,
     budget_ratio=0.2,
     budget_min=3,
-    budget_window=10.0,
 )
 T0 = 1000.0
 
@@ -80,50 +79,55 @@ def test_wait_before_retry_never_overflows_on_a_huge_retry_count() -> None:
     assert math.isfinite(wait)
 
 
-def test_budget_allows_budget_min_retries_with_no_traffic() -> None:
+def test_budget_allows_budget_min_concurrent_retries_with_no_traffic() -> None:
     budget = RetryBudget(SETTINGS)
-    assert [budget.try_acquire(T0) for _ in range(4)] == [True, True, True, False]
+    assert [budget.try_acquire() for _ in range(4)] == [True, True, True, False]
     assert budget.denied == 1
 
 
 def test_budget_min_of_zero_allows_no_retry_without_traffic() -> None:
     budget = RetryBudget(RetrySettings(budget_min=0))
-    assert not budget.try_acquire(T0)
+    assert not budget.try_acquire()
 
 
-@pytest.mark.parametrize(("requests", "allowed"), [(10, 3), (15, 3), (20, 4), (50, 10)])
-def test_budget_allows_at_most_the_ratio_of_requests_and_never_below_the_minimum(
-    requests: int, allowed: int
+@pytest.mark.parametrize(("active", "allowed"), [(10, 3), (15, 3), (20, 4), (50, 10)])
+def test_retries_in_flight_stay_within_the_ratio_of_requests_in_flight(
+    active: int, allowed: int
 ) -> None:
     budget = RetryBudget(SETTINGS)
-    for _ in range(requests):
-        budget.record_request(T0)
-    granted = sum(budget.try_acquire(T0 + 1) for _ in range(allowed + 5))
-    assert granted == allowed
-    assert budget.denied == 5
+    for _ in range(active):
+        budget.enter()
+    granted = sum(budget.try_acquire() for _ in range(allowed + 5))
+    assert (granted, budget.denied) == (allowed, 5)
 
 
-def test_budget_recovers_as_the_window_slides() -> None:
+def test_a_finished_retry_gives_its_place_back() -> None:
     budget = RetryBudget(SETTINGS)
     for _ in range(3):
-        assert budget.try_acquire(T0)
-    assert not budget.try_acquire(T0 + 9.9)
-    assert budget.try_acquire(T0 + SETTINGS.budget_window)
+        assert budget.try_acquire()
+    assert not budget.try_acquire()
+    budget.release()
+    assert budget.try_acquire()
 
 
-def test_requests_that_left_the_window_no_longer_fund_retries() -> None:
+def test_requests_that_ended_no_longer_fund_retries() -> None:
     budget = RetryBudget(SETTINGS)
     for _ in range(50):
-        budget.record_request(T0)
-    later = T0 + SETTINGS.budget_window
-    assert sum(budget.try_acquire(later) for _ in range(10)) == SETTINGS.budget_min
+        budget.enter()
+    for _ in range(50):
+        budget.leave()
+    assert sum(budget.try_acquire() for _ in range(10)) == SETTINGS.budget_min
 
 
 def test_budget_snapshot_counts_requests_retries_and_denials() -> None:
     budget = RetryBudget(SETTINGS)
     for _ in range(5):
-        budget.record_request(T0)
+        budget.enter()
     for _ in range(4):
-        budget.try_acquire(T0)
-    assert budget.snapshot(T0) == {"requests": 5, "retries": 3, "denied": 1}
-    assert budget.snapshot(T0 + 20) == {"requests": 0, "retries": 0, "denied": 1}
+        budget.try_acquire()
+    assert budget.snapshot() == {
+        "active_requests": 5,
+        "retries_in_flight": 3,
+        "granted": 3,
+        "denied": 1,
+    }
