@@ -224,6 +224,8 @@ class ProxyHandlers:
             exchange.status = 499
             return response
         exchange.usage = usage.usage
+        if usage.failed:  # the provider's own error event, relayed as it was
+            exchange.status = 502
         await response.write_eof()
         return response
 

@@ -361,6 +361,22 @@ async def test_upstream_error_events_are_relayed_as_sent(stack: Stack) -> None:
     assert orjson.loads(events[-1].data)["error"]["type"] == "overloaded_error"
 
 
+@pytest.mark.parametrize(
+    ("route", "path", "body", "deployment"),
+    [
+        ("messages", "/v1/messages", MESSAGES, "anthropic-up/claude-sonnet-4-5"),
+        ("chat", "/v1/chat/completions", CHAT, "openai-up/gpt-4o-2024-08-06"),
+    ],
+)
+async def test_a_relayed_provider_error_event_counts_against_the_deployment(
+    stack: Stack, route: str, path: str, body: dict[str, Any], deployment: str
+) -> None:
+    stack.fake.script(route, Reply(chunks=4, error_event_after=2))
+    await stream_events(stack, path, {**body, "stream": True})
+    health = stack.proxy.state.table.health[deployment]
+    assert (health.requests, health.failures, health.in_flight) == (1, 1, 0)
+
+
 async def test_client_disconnect_mid_stream_cancels_the_upstream_request(stack: Stack) -> None:
     stack.fake.script("chat", Reply(chunks=50, chunk_delay=0.05))
     async with (

@@ -124,15 +124,18 @@ def usage_of_body(body: bytes) -> Usage | None:
 
 
 class StreamUsage:
-    """Watches relayed Anthropic events: input tokens in message_start, output in message_delta."""
+    """Watches relayed Anthropic events: input tokens in message_start, output in message_delta,
+    and an `error` event the provider sent mid-stream."""
 
-    __slots__ = ("usage",)
+    __slots__ = ("failed", "usage")
 
     def __init__(self) -> None:
         self.usage: Usage | None = None
+        self.failed = False
 
     def observe(self, event: SSEEvent) -> None:
         if event.event not in ("message_start", "message_delta"):
+            self.failed = self.failed or event.event == "error"
             return
         try:
             payload = orjson.loads(event.data)

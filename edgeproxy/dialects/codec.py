@@ -13,6 +13,7 @@ from edgeproxy.sse import SSEEvent
 
 class UsageWatcher(Protocol):
     usage: Usage | None
+    failed: bool  # the provider sent an error event in the stream
 
     def observe(self, event: SSEEvent) -> None: ...
 

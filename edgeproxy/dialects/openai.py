@@ -98,15 +98,20 @@ def usage_of_body(body: bytes) -> Usage | None:
 
 
 class StreamUsage:
-    """Watches relayed OpenAI SSE events for the usage chunk without re-encoding anything."""
+    """Watches relayed OpenAI SSE events for the usage chunk without re-encoding anything,
+    and for an error the provider sent in place of a chunk."""
 
-    __slots__ = ("usage",)
+    __slots__ = ("failed", "usage")
 
     def __init__(self) -> None:
         self.usage: Usage | None = None
+        self.failed = False
 
     def observe(self, event: SSEEvent) -> None:
         data = event.data
+        if data.startswith(b'{"error"'):
+            self.failed = True
+            return
         if b'"usage"' in data and b'"usage":null' not in data and data != b"[DONE]":
             try:
                 self.usage = read_usage(orjson.loads(data)) or self.usage

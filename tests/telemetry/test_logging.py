@@ -92,4 +92,9 @@ async def test_access_log_records_usage_watched_on_streams(
         ("openai-up", True, 200),
         ("openai-up", False, 200),
     ]
+    assert [(x["deployment"], x["attempts"]) for x in lines] == [
+        ("anthropic-up/claude-sonnet-4-5", 1),
+        ("openai-up/gpt-4o-2024-08-06", 1),
+        ("openai-up/gpt-4o-2024-08-06", 1),
+    ]
     assert [(x["input_tokens"], x["output_tokens"]) for x in lines] == [(21, 4), (13, 2), (13, 2)]
