@@ -309,7 +309,7 @@ def _mark(headers: MutableMapping[str, str], exchange: Exchange) -> None:
     if deployment is not None:
         headers["x-edgeproxy-provider"] = deployment.provider.name
         headers["x-edgeproxy-deployment"] = deployment.name
-    if exchange.attempts:
+    if exchange.group is not None:  # routed: 0 when nothing was available to try
         headers["x-edgeproxy-attempts"] = str(exchange.attempts)
 
 
