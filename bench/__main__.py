@@ -1,7 +1,9 @@
 """`python -m bench`: start the fake upstream and the proxy, measure each scenario, report.
 
-Results go to stdout (markdown) and bench/results/latest.jsonl; the proxy's config and both
-servers' logs are left in bench/results/ for a post-mortem.
+Then the chaos run (bench/chaos.py), with processes of its own: three upstreams, one of them
+flapping, behind a freshly started proxy. Results go to stdout (markdown) and
+bench/results/latest.jsonl; the proxies' configs and every server's log are left in
+bench/results/ for a post-mortem.
 """
 
 from __future__ import annotations
@@ -12,26 +14,30 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import uvloop
 
+from bench import chaos
+from bench.chaos import ChaosRun, ChaosSettings
 from bench.load import Limits
 from bench.procs import Children, Pinning, free_port
-from bench.report import markdown, metadata, write_jsonl
+from bench.report import chaos_markdown, markdown, metadata, write_jsonl
 from bench.runner import SCENARIOS, STREAM_CHUNKS, Bench, Scenario, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 FLOOR_SCENARIOS = ["nonstream-c1", "nonstream-c16"]  # the floor only maps and forwards JSON
+T = TypeVar("T")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench",
-        description="Measure what edgeproxy adds over talking to the upstream directly.",
+        description="Measure what edgeproxy adds over talking to the upstream directly, and "
+        "what its clients see while one of three deployments flaps (the chaos run).",
     )
     parser.add_argument(
         "--quick", action="store_true", help="short runs: a smoke check, not numbers to quote"
@@ -53,8 +59,24 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--scenario",
         action="append",
-        choices=list(SCENARIOS),
-        help="run only this scenario (repeatable; default: all)",
+        choices=[*SCENARIOS, chaos.NAME],
+        help="run only this scenario (repeatable; default: all, chaos last)",
+    )
+    group = parser.add_argument_group("chaos run (one of three deployments flapping)")
+    group.add_argument(
+        "--chaos-mode",
+        choices=("error", "reset"),
+        default="error",
+        help="while down, the flapping upstream answers 500 (error) or drops the connection",
+    )
+    group.add_argument(
+        "--chaos-stream", action="store_true", help="stream the chaos run's requests (SSE)"
+    )
+    group.add_argument(
+        "--chaos-seconds", type=float, help="length of the load (default 30; quick 6)"
+    )
+    group.add_argument(
+        "--chaos-period", type=float, help="seconds down, then as many up (default 5; quick 1)"
     )
     return parser
 
@@ -67,6 +89,15 @@ def _settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Sett
         parser.error("--repeat, --duration and --requests must be positive")
     warmup = Limits(requests=max(1, requests // 5), seconds=min(1.0, seconds / 2))
     return Settings(repeat, Limits(requests, seconds), warmup)
+
+
+def _chaos_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ChaosSettings:
+    default = ChaosSettings.default(args.quick)
+    seconds = args.chaos_seconds if args.chaos_seconds is not None else default.seconds
+    period = args.chaos_period if args.chaos_period is not None else default.period
+    if seconds <= 0 or period <= 0:
+        parser.error("--chaos-seconds and --chaos-period must be positive")
+    return ChaosSettings(seconds, period, args.chaos_mode, args.chaos_stream)
 
 
 def _proxy_config(port: int, upstream_url: str) -> str:
@@ -87,10 +118,15 @@ models:
 """
 
 
-async def _measure_all(bench: Bench, scenarios: list[Scenario]) -> list[dict[str, Any]]:
+async def _cancellable(work: Coroutine[Any, Any, T]) -> T:
+    """`work`, cancelled by a SIGTERM so the servers are stopped on the way out."""
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await work
+
+
+async def _measure_all(bench: Bench, scenarios: list[Scenario]) -> list[dict[str, Any]]:
     rows = []
     for scenario in scenarios:
         print(f"bench: {scenario.name} ({scenario.about}) ...", file=sys.stderr, flush=True)
@@ -100,29 +136,63 @@ async def _measure_all(bench: Bench, scenarios: list[Scenario]) -> list[dict[str
     return rows
 
 
+def _scenarios(
+    args: argparse.Namespace, settings: Settings, scenarios: list[Scenario], pinning: Pinning
+) -> tuple[list[dict[str, Any]], float]:
+    """The direct-versus-proxy scenarios, against one upstream; also the proxy's starting RSS."""
+    with Children(ROOT, RESULTS) as children:
+        upstream, upstream_url = children.upstream(pinning.upstream, STREAM_CHUNKS)
+        port = free_port()
+        config = RESULTS / "proxy.yaml"
+        config.write_text(_proxy_config(port, upstream_url))
+        if args.floor:
+            proxy = children.floor(upstream_url, port, pinning.proxy)
+        else:
+            proxy = children.proxy(config, port, pinning.proxy)
+        rss_start_mib = proxy.rss_kib() / 1024
+        bench = Bench(upstream_url, f"http://127.0.0.1:{port}", upstream, proxy, settings)
+        return uvloop.run(_cancellable(_measure_all(bench, scenarios))), rss_start_mib
+
+
+def _chaos(settings: ChaosSettings, pinning: Pinning) -> dict[str, Any]:
+    """The chaos run, with processes of its own (started before any event loop runs)."""
+    about = settings.scenario.about
+    print(f"bench: {chaos.NAME} ({about}) ...", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    with Children(ROOT, RESULTS) as children:
+        run = ChaosRun.start(children, pinning, settings, RESULTS)
+        row = run.finish(uvloop.run(_cancellable(run.measure())))
+    print(f"bench:   done in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+    return row
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     settings = _settings(parser, args)
-    default = FLOOR_SCENARIOS if args.floor else list(SCENARIOS)
-    scenarios = [SCENARIOS[name] for name in dict.fromkeys(args.scenario or default)]
+    chaos_settings = _chaos_settings(parser, args)
+    default = FLOOR_SCENARIOS if args.floor else [*SCENARIOS, chaos.NAME]
+    names = list(dict.fromkeys(args.scenario or default))
+    if args.floor and chaos.NAME in names:
+        parser.error("--floor has no routing to put under chaos; leave out --scenario chaos")
+    scenarios = [SCENARIOS[name] for name in names if name != chaos.NAME]
     RESULTS.mkdir(parents=True, exist_ok=True)
     pinning = Pinning.plan()
     if pinning.load is not None:
         os.sched_setaffinity(0, pinning.load)
+    rows: list[dict[str, Any]] = []
+    rss_start_mib = None
+    chaos_row, chaos_error = None, None
     try:
-        with Children(ROOT, RESULTS) as children:
-            upstream, upstream_url = children.upstream(pinning.upstream, STREAM_CHUNKS)
-            port = free_port()
-            config = RESULTS / "proxy.yaml"
-            config.write_text(_proxy_config(port, upstream_url))
-            if args.floor:
-                proxy = children.floor(upstream_url, port, pinning.proxy)
-            else:
-                proxy = children.proxy(config, port, pinning.proxy)
-            rss_start_mib = proxy.rss_kib() / 1024
-            bench = Bench(upstream_url, f"http://127.0.0.1:{port}", upstream, proxy, settings)
-            rows = uvloop.run(_measure_all(bench, scenarios))
+        if scenarios:
+            rows, rss_start_mib = _scenarios(args, settings, scenarios, pinning)
+        if chaos.NAME in names:
+            try:
+                chaos_row = _chaos(chaos_settings, pinning)
+            except RuntimeError as err:
+                if not rows:
+                    raise
+                chaos_error = err  # the scenarios measured before it are still reported
     except KeyboardInterrupt:
         print("bench: interrupted; servers stopped", file=sys.stderr)
         return 130
@@ -134,11 +204,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     meta = metadata(ROOT, settings, pinning, args.quick)
     meta["measured"] = "bench.floor (bare aiohttp)" if args.floor else "edgeproxy"
-    meta["proxy_rss_mib_at_start"] = round(rss_start_mib, 1)
-    print(markdown(rows, meta, settings, pinning))
+    if rss_start_mib is not None:
+        meta["proxy_rss_mib_at_start"] = round(rss_start_mib, 1)
+    sections = []
+    if rows:
+        sections.append(markdown(rows, meta, settings, pinning))
+    if chaos_row is not None:
+        sections.append(chaos_markdown(chaos_row, meta))
+    print("\n".join(sections))
     output = RESULTS / "latest.jsonl"
-    write_jsonl(output, rows, meta)
+    write_jsonl(output, [*rows, *([chaos_row] if chaos_row else [])], meta)
     print(f"\nJSON lines: {output.relative_to(ROOT)}")
+    if chaos_error is not None:
+        print(f"bench: {chaos_error}", file=sys.stderr)
+        return 1
     return 0
 
 

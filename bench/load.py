@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -19,6 +20,10 @@ HEADERS = {"content-type": "application/json", "authorization": "Bearer sk-bench
 STALL_GRACE = 5.0  # seconds past a run's time limit before in-flight requests count as stalled
 _DONE = b"data: [DONE]\n\n"
 _MAX_SAMPLES = 5
+
+# Sees every answer (status and headers final, body read) before it is judged; for scenarios
+# that read the proxy's own headers, such as the chaos run's x-edgeproxy-attempts.
+Observer = Callable[[aiohttp.ClientResponse, bytes], None]
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,7 @@ async def run(
     stream: bool,
     concurrency: int,
     limits: Limits,
+    observe: Observer | None = None,
 ) -> RunResult:
     """Drive `concurrency` workers against `url` until `limits`; streams are read to the end."""
     result = RunResult()
@@ -113,6 +119,8 @@ async def run(
             except (aiohttp.ClientError, OSError) as exc:
                 result.fail(repr(exc))
                 continue
+            if observe is not None:
+                observe(response, data)
             elapsed = time.perf_counter() - sent
             problem = _problem(status, data, stream)
             if problem is not None:

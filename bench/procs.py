@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +66,19 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports that were free on loopback together (each socket held open until
+    all are chosen, so none is handed out twice)."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def _child_setup(cores: frozenset[int] | None) -> Callable[[], None]:
@@ -184,12 +197,20 @@ class Children:
         return child
 
     def upstream(
-        self, cores: frozenset[int] | None, chunks: int, timeout: float = 20.0
+        self,
+        cores: frozenset[int] | None,
+        chunks: int,
+        timeout: float = 20.0,
+        *,
+        name: str = "fake upstream",
+        port: int = 0,
+        extra: Sequence[str] = (),
     ) -> tuple[Child, str]:
-        """The fake upstream on a port of its choosing, with the URL from its READY line."""
-        argv = [sys.executable, "-m", "tests.support.fake_upstream", "--port", "0"]
-        argv += ["--chunks", str(chunks), "--split", "frames"]
-        child = self._spawn("fake upstream", argv, cores)
+        """The fake upstream on `port` (0: of its choosing), with the URL from its READY line;
+        `extra` are more of its options (the chaos run's `--flap-*`)."""
+        argv = [sys.executable, "-m", "tests.support.fake_upstream", "--port", str(port)]
+        argv += ["--chunks", str(chunks), "--split", "frames", *extra]
+        child = self._spawn(name, argv, cores)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for line in child.log.read_text(errors="replace").splitlines():
@@ -200,11 +221,17 @@ class Children:
         raise RuntimeError(f"fake upstream not ready after {timeout:.0f}s:\n{child.log_tail()}")
 
     def proxy(
-        self, config: Path, port: int, cores: frozenset[int] | None, timeout: float = 20.0
+        self,
+        config: Path,
+        port: int,
+        cores: frozenset[int] | None,
+        timeout: float = 20.0,
+        *,
+        name: str = "proxy",
     ) -> Child:
         """The proxy from its CLI, as deployed; ready once GET /v1/models answers 200."""
         argv = [sys.executable, "-m", "edgeproxy", "serve", "--config", str(config)]
-        return self._await_ready(self._spawn("proxy", argv, cores), port, timeout)
+        return self._await_ready(self._spawn(name, argv, cores), port, timeout)
 
     def floor(
         self, upstream_url: str, port: int, cores: frozenset[int] | None, timeout: float = 20.0

@@ -204,3 +204,136 @@ def markdown(
     if problems:
         notes += ["", "PROBLEMS:", *problems]
     return "\n".join([header, rule, *body, *notes])
+
+
+def _pct(share: float | None, digits: int = 1) -> str:
+    return "-" if share is None else f"{share * 100:.{digits}f} %"
+
+
+_CHAOS_COLUMNS = (
+    ("requests", "issued", 0),
+    ("succeeded", "completed", 0),
+    ("failed", "errors", 0),
+    ("stalled", "stalled", 0),
+    ("RPS", "rps", 0),
+    ("extra attempts/req", "extra_attempts_per_request", 4),
+    ("p50 ms", "p50_ms", 2),
+    ("p99 ms", "p99_ms", 2),
+    ("p99.9 ms", "p999_ms", 2),
+    ("max ms", "max_ms", 2),
+    ("flapping breaker opened", "flapping_breaker_opened", 0),
+)
+_CHAOS_DEPLOYMENT_COLUMNS = (
+    ("proxy attempts", "proxy_attempts"),
+    ("proxy-seen failures", "proxy_failures"),
+    ("breaker opened", "breaker_opened"),
+    ("upstream saw", "upstream_calls"),
+    ("failed by the flap", "upstream_failed_by_flap"),
+    ("served (client got 200)", "served"),
+)
+
+
+def _table(titles: list[str], lines: list[list[str]], first_left: bool = False) -> list[str]:
+    rule = ["---" if first_left and i == 0 else "---:" for i in range(len(titles))]
+    return [f"| {' | '.join(row)} |" for row in (titles, rule, *lines)]
+
+
+def _failed_answer(sample: dict[str, Any]) -> str:
+    return (
+        f"HTTP {sample['status']} after {sample['attempts'] or '?'} attempt(s), last at "
+        f"{sample['deployment']}, x-request-id {sample['request_id']}: {sample['body']}"
+    )
+
+
+def _chaos_problems(row: dict[str, Any]) -> list[str]:
+    problems = []
+    if row["errors"] or row["stalled"]:
+        denied = row["retry_budget_denied"]
+        why = (
+            f" The proxy's retry budget denied {denied} retries in the same run." if denied else ""
+        )
+        problems.append(
+            f"- {row['errors']:,} client requests failed and {row['stalled']:,} stalled.{why}"
+        )
+        problems += [f"  - {_failed_answer(sample)}" for sample in row["failure_samples"]]
+        transport = [e for e in row["error_samples"] if not e.startswith("HTTP ")]
+        problems += [f"  - transport: {e}" for e in transport]
+    if row["failure_times"]:
+        times = ", ".join(
+            f"{f['phase']}+{f['into_phase_s']:.3f}" for f in row["failure_times"][:30]
+        )
+        problems.append(
+            f"- Failed answers by the flapping upstream's phase: {row['failures_by_phase']}; "
+            f"seconds into that phase (first 30): {times}."
+        )
+    if row["answers_without_attempts"]:
+        problems.append(
+            f"- {row['answers_without_attempts']} answers carried no x-edgeproxy-attempts."
+        )
+    counted = {
+        "x-edgeproxy-attempts": row["attempts_total"],
+        "/admin/routing": row["proxy_attempts_total"],
+        "the upstreams": row["upstream_calls_total"],
+    }
+    if len({v for v in counted.values() if v is not None}) > 1:
+        problems.append(
+            "- Upstream attempts disagree: "
+            + ", ".join(f"{who} {n}" for who, n in counted.items())
+            + " (a failed client request has no header to count)."
+        )
+    if row["issued"] >= row["request_cap"]:
+        problems.append(
+            f"- The request cap ({row['request_cap']:,}) ended the run before its time limit."
+        )
+    return problems
+
+
+def chaos_markdown(row: dict[str, Any], meta: dict[str, Any]) -> str:
+    """The chaos run's own section: client outcome, what it cost upstream, and each deployment."""
+    summary = [_cell(row.get(key), digits) for _, key, digits in _CHAOS_COLUMNS]
+    deployments = [
+        [name, *(_cell(d.get(key), 0) for _, key in _CHAOS_DEPLOYMENT_COLUMNS)]
+        for name, d in row["deployments"].items()
+    ]
+    success = row["success_rate"]
+    met = "met" if success == 1.0 else "MISSED"
+    by_attempts = ", ".join(f"{k} → {v:,}" for k, v in row["requests_by_attempts"].items())
+    lines = [
+        "",
+        "**Chaos: one of three deployments flapping**",
+        "",
+        f"{row['description']}; {row['seconds']:.1f} s of load (cap {row['planned_seconds']:g} s "
+        f"or {row['request_cap']:,} requests), breaker reset_timeout "
+        f"{row['breaker_reset_timeout_s']:g} s, other routing settings default. edgeproxy "
+        f"{meta['git_commit'] or '(no git)'}, {meta['date']}.",
+        "",
+        *_table([title for title, _, _ in _CHAOS_COLUMNS], [summary]),
+        "",
+        *_table(
+            ["deployment", *(title for title, _ in _CHAOS_DEPLOYMENT_COLUMNS)],
+            deployments,
+            first_left=True,
+        ),
+        "",
+        f"- Target 100 % client success: {_pct(success, 3)} ({row['completed']:,} of "
+        f"{row['issued']:,}) — {met}.",
+        f"- Without the proxy: the flapping upstream was down {_pct(row['flapping_down_share'])} "
+        "of the window, so a client calling it alone would have failed that share of its "
+        "requests, and one spreading its calls evenly over the three about "
+        f"{_pct(row['direct_failure_share_one_in_three'])}.",
+        f"- Upstream attempts per request (x-edgeproxy-attempts): {by_attempts}; "
+        f"{row['attempts_total']:,} in all for {row['answers']:,} answers. Counted by "
+        f"/admin/routing: {_cell(row['proxy_attempts_total'], 0)}; by the upstreams: "
+        f"{_cell(row['upstream_calls_total'], 0)}.",
+        "- The flapping deployment was kept out (breaker open or probing) in "
+        f"{_pct(row['flapping_out_share_while_down'])} of the looks at /admin/routing while it "
+        f"was down and {_pct(row['flapping_out_share_while_up'])} while it was up "
+        f"({row['breaker_samples']} looks, every {row['breaker_poll_s']:g} s). Retry budget "
+        f"denials: {_cell(row['retry_budget_denied'], 0)}.",
+        "- p50/p99 are over succeeded requests; extra attempts/req = (sum of "
+        "x-edgeproxy-attempts - answers) / answers.",
+    ]
+    problems = _chaos_problems(row)
+    if problems:
+        lines += ["", "CHAOS PROBLEMS:", *problems]
+    return "\n".join(lines)

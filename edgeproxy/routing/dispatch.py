@@ -92,12 +92,15 @@ class Outcome:
     retryable: bool = False
     context_exceeded: bool = False
     retry_after: float | None = None
+    # A successful attempt's place at its deployment. Kept here, not read from `exchange`:
+    # attempts share the request's exchange, which may hold a later attempt's lease by now.
+    lease: Lease | None = None
 
     def discard(self, now: float) -> None:
         """Let go of an answer that will not be relayed (its connection goes back or closes)."""
         if self.reply is not None and not isinstance(self.reply, ProxyError):
             self.reply.close()
-        lease = self.exchange.lease
+        lease = self.lease
         if lease is not None:
             lease.release(now)
 
@@ -220,7 +223,7 @@ class Dispatch:
             if retry and not budget.try_acquire():
                 return last
             try:
-                outcome = await self._attempt_or_hedge(exchange, group, deployment, tried)
+                outcome = await self._attempt_or_hedge(exchange, group, deployment, tried, budget)
             finally:
                 if retry:
                     budget.release()
@@ -271,34 +274,51 @@ class Dispatch:
         )
 
     async def _attempt_or_hedge(
-        self, exchange: Exchange, group: ModelGroup, deployment: Deployment, tried: set[Deployment]
+        self,
+        exchange: Exchange,
+        group: ModelGroup,
+        deployment: Deployment,
+        tried: set[Deployment],
+        budget: RetryBudget,
     ) -> Outcome:
         if group.hedge_after is None:
-            return await self._attempt(exchange, deployment, exchange)
-        return await self._hedged(exchange, group, deployment, tried)
+            return await self._attempt(exchange, group, deployment, exchange)
+        return await self._hedged(exchange, group, deployment, tried, budget)
 
     async def _hedged(
-        self, exchange: Exchange, group: ModelGroup, first: Deployment, tried: set[Deployment]
+        self,
+        exchange: Exchange,
+        group: ModelGroup,
+        first: Deployment,
+        tried: set[Deployment],
+        budget: RetryBudget,
     ) -> Outcome:
         """Race a second deployment when the first has not answered within `hedge_after`; the
-        first success wins and the other attempt is cancelled."""
+        first success wins and the other attempt is cancelled. The second attempt is extra
+        load like a retry, so it needs a place in the retry budget."""
         assert group.hedge_after is not None
         async with asyncio.TaskGroup() as tasks:
-            lead = tasks.create_task(self._attempt(replace(exchange), first, exchange))
+            lead = tasks.create_task(self._attempt(replace(exchange), group, first, exchange))
             done, _ = await asyncio.wait({lead}, timeout=group.hedge_after)
             if done:
                 return lead.result()
             second = self._choose(exchange, group, tried | {first})
-            if second is None:
+            if second is None or not budget.try_acquire():
                 return await lead
-            self.hedges += 1
-            first.health.hedges += 1
-            tried.add(second)
-            hedge = tasks.create_task(self._attempt(replace(exchange), second, exchange))
-            return await self._first_success({lead, hedge})
+            try:
+                self.hedges += 1
+                first.health.hedges += 1
+                tried.add(second)
+                hedge = tasks.create_task(self._attempt(replace(exchange), group, second, exchange))
+                return await self._first_success({lead, hedge})
+            finally:
+                budget.release()
 
-    async def _attempt(self, ex: Exchange, deployment: Deployment, main: Exchange) -> Outcome:
-        """One upstream call on `ex` (the request's exchange, or a copy while hedging)."""
+    async def _attempt(
+        self, ex: Exchange, group: ModelGroup, deployment: Deployment, main: Exchange
+    ) -> Outcome:
+        """One upstream call on `ex` (the request's exchange, or a copy while hedging) to a
+        deployment of `group`, whose retry statuses judge the answer."""
         health = deployment.health
         now = self._clock()
         tokens = ex.needs.prompt_tokens if ex.needs is not None else len(ex.body) // 4
@@ -312,17 +332,21 @@ class Dispatch:
             return Outcome(refused, ex)
         main.attempts += 1
         try:
-            outcome = await self._send(ex, deployment, lease)
+            outcome = await self._send(ex, group.retry.on_status, deployment, lease)
         except BaseException:
             lease.release(self._clock())
             ex.lease = None
             raise
-        if not outcome.success:
+        if outcome.success:
+            outcome.lease = lease
+        else:
             lease.release(self._clock())
             ex.lease = None
         return outcome
 
-    async def _send(self, ex: Exchange, deployment: Deployment, lease: Lease) -> Outcome:
+    async def _send(
+        self, ex: Exchange, on_status: Set[int], deployment: Deployment, lease: Lease
+    ) -> Outcome:
         try:
             upstream = await deployment.provider.send(ex)
         except ProxyError as err:
@@ -330,13 +354,13 @@ class Dispatch:
                 lease.failed(self._clock(), err.retry_after)
             return Outcome(err, ex, retryable=err.retryable, retry_after=err.retry_after)
         status = upstream.status
-        group = ex.group
-        assert group is not None
-        if status in group.retry.on_status:
+        primary = ex.group
+        assert primary is not None
+        if status in on_status:
             wait = retry_after(upstream.headers)
             lease.failed(self._clock(), wait)
             return Outcome(upstream, ex, retryable=True, retry_after=wait)
-        if status == 400 and group.context_fallbacks:
+        if status == 400 and primary.context_fallbacks:
             return await self._maybe_too_long(ex, deployment, upstream, lease)
         if ex.stream and status == 200 and upstream.is_event_stream:
             try:

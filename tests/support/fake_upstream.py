@@ -5,7 +5,9 @@ Tests script its behaviour per route (`script`, `default`) and read what it saw 
 dropped or ended with the provider's own error event. Google Gemini (`fake.gemini`) and AWS
 Bedrock (`fake.bedrock`) are served by the same server as `Mode`s kept in their own modules.
 Also runnable on its own for benchmarks:
-`python -m tests.support.fake_upstream --port 0 --chunks 20 --split frames`.
+`python -m tests.support.fake_upstream --port 0 --chunks 20 --split frames`, and, with
+`--flap-period 5 [--flap-mode error|reset] [--flap-offset 0]`, as a deployment that keeps
+failing and recovering by itself (`Flap`). On SIGTERM it prints what it served (`CALLS ...`).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import hashlib
 import random
 import signal
 import struct
+import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import orjson
 from aiohttp import web
@@ -143,6 +146,31 @@ class Mode(Protocol):
     ) -> web.Response | Frames: ...
 
 
+@dataclass(frozen=True)
+class Flap:
+    """An outage that comes and goes by itself: after `offset` seconds of normal service,
+    down for `period` seconds, up for `period`, and so on, on the monotonic clock from
+    `epoch`. No control channel: a benchmark can predict every phase from the epoch alone.
+
+    While down, every request is answered with a 500 in the provider's format (`error`) or
+    has its connection aborted without an answer (`reset`).
+    """
+
+    period: float
+    mode: Literal["error", "reset"] = "error"
+    offset: float = 0.0
+    epoch: float = field(default_factory=time.monotonic)
+
+    @property
+    def first_outage(self) -> float:
+        """When the first down phase begins, in `time.monotonic()` seconds."""
+        return self.epoch + self.offset
+
+    def down(self, now: float) -> bool:
+        elapsed = now - self.first_outage
+        return elapsed >= 0 and int(elapsed // self.period) % 2 == 0
+
+
 def pieces(text: str, count: int) -> list[str]:
     """Cut text into near-equal parts; kept apart from edgeproxy's own splitter on purpose."""
     if not text:
@@ -172,9 +200,11 @@ def sse(payload: Any, event: str | None = None) -> bytes:
 class FakeUpstream:
     """The fake server. Every behaviour is scripted; nothing is random but the seeded ids."""
 
-    def __init__(self, seed: int = 0) -> None:
+    def __init__(self, seed: int = 0, flap: Flap | None = None) -> None:
         self._rng = random.Random(seed)
         self._counter = 0
+        self.flap = flap  # opt-in: None serves as scripted, whatever the time
+        self.flapped = 0  # requests failed by `flap`
         self.default: dict[str, Reply] = {route: Reply() for route in ROUTES.values()}
         self._scripts: dict[str, deque[Reply | Fail]] = defaultdict(deque)
         self.calls: dict[str, int] = defaultdict(int)
@@ -203,6 +233,7 @@ class FakeUpstream:
         self.calls.clear()
         self.requests.clear()
         self.disconnects = 0
+        self.flapped = 0
 
     async def wait_for_disconnects(self, n: int, timeout: float = 5.0) -> None:
         async with asyncio.timeout(timeout):
@@ -259,7 +290,11 @@ class FakeUpstream:
                 request.raw_path.partition("?")[0],
             )
         )
-        refused = mode.admit(request, route, body, payload) if mode else None
+        flap, refused = self.flap, None
+        if flap is not None and flap.down(time.monotonic()):
+            refused = self._outage(flap, request, route, mode)
+        elif mode is not None:
+            refused = mode.admit(request, route, body, payload)
         if refused is not None:
             return refused
         step = self._scripts[route].popleft() if self._scripts[route] else self.default[route]
@@ -277,6 +312,21 @@ class FakeUpstream:
         except ConnectionResetError:
             self._gone()
             raise
+
+    def _outage(
+        self, flap: Flap, request: web.Request, route: str, mode: Mode | None
+    ) -> web.Response:
+        """A request during a down phase: a provider-shaped 500, or no answer at all."""
+        self.flapped += 1
+        if flap.mode == "reset":
+            assert request.transport is not None
+            request.transport.abort()
+            # Never sent: aiohttp finds the transport closed and drops it without a word.
+            return web.Response(status=500)
+        fail = Fail(500)
+        if mode is not None:
+            return mode.error(fail, request)
+        return self._error(fail, route in ANTHROPIC_ROUTES)
 
     def _headers(self, anthropic: bool, extra: dict[str, str]) -> dict[str, str]:
         name = "request-id" if anthropic else "x-request-id"
@@ -730,13 +780,23 @@ class FakeUpstream:
         return frames
 
 
-async def _serve(port: int, chunks: int, split: str) -> None:
-    fake = FakeUpstream()
+async def _serve(args: argparse.Namespace) -> None:
+    flap = None
+    if args.flap_period is not None:
+        flap = Flap(args.flap_period, args.flap_mode, args.flap_offset)
+    fake = FakeUpstream(flap=flap)
+    fake.requests = _Discard()  # a long benchmark would otherwise keep every body it saw
+    chunks = args.chunks
     for route in ("chat", "completions", "messages", "gemini_stream", "bedrock_converse_stream"):
         fake.default[route] = Reply(
-            text=" ".join(f"word{i}" for i in range(chunks)), chunks=chunks, split=split
+            text=" ".join(f"word{i}" for i in range(chunks)), chunks=chunks, split=args.split
         )
-    await fake.start(port=port)
+    await fake.start(port=args.port)
+    if flap is not None:
+        print(
+            f"FLAP period={flap.period:g} mode={flap.mode} first_outage={flap.first_outage:.6f}",
+            flush=True,
+        )
     print(f"READY {fake.url}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -744,17 +804,52 @@ async def _serve(port: int, chunks: int, split: str) -> None:
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
     await fake.close()
+    counts = {"calls": dict(fake.calls), "flapped": fake.flapped}
+    print("CALLS " + orjson.dumps(counts).decode(), flush=True)
 
 
-def main() -> None:
+class _Discard(list[RecordedRequest]):
+    """A request log that keeps nothing: the CLI reports counts, not requests."""
+
+    def append(self, item: RecordedRequest, /) -> None:
+        pass
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> None:
     import uvloop
 
     parser = argparse.ArgumentParser(description="fake OpenAI/Anthropic/Gemini/Bedrock upstream")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--chunks", type=int, default=20)
     parser.add_argument("--split", default="frames")
-    args = parser.parse_args()
-    uvloop.run(_serve(args.port, args.chunks, args.split))
+    parser.add_argument(
+        "--flap-period",
+        type=_positive,
+        help="flap: down this many seconds, then up as long, and again (default: never down)",
+    )
+    parser.add_argument(
+        "--flap-mode",
+        choices=("error", "reset"),
+        default="error",
+        help="while down: answer 500 in the provider's format, or abort the connection",
+    )
+    parser.add_argument(
+        "--flap-offset",
+        type=float,
+        default=0.0,
+        help="seconds of normal service after start before the first down phase (default 0)",
+    )
+    args = parser.parse_args(argv)
+    if args.flap_offset < 0:
+        parser.error("--flap-offset must not be negative")
+    uvloop.run(_serve(args))
 
 
 if __name__ == "__main__":
