@@ -161,7 +161,9 @@ class BreakerSettings:
     half_open_requests: int = 3
 
 
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 529})
+# 401 and 403 too: the proxy sends its own key, never the client's, so an upstream refusing it
+# is that deployment's fault (a revoked key, a region it may not serve), and another may answer.
+RETRY_STATUSES = frozenset({401, 403, 408, 429, 500, 502, 503, 504, 529})
 
 
 @dataclass(frozen=True, slots=True)

@@ -291,7 +291,7 @@ def test_routing_defaults_follow_the_mission() -> None:
         0.4,
         0.2,
     )
-    assert routing.retry.on_status == frozenset({408, 429, 500, 502, 503, 504, 529})
+    assert routing.retry.on_status == frozenset({401, 403, 408, 429, 500, 502, 503, 504, 529})
 
 
 def test_a_model_group_reads_every_routing_field() -> None:

@@ -13,9 +13,10 @@ The order of trying, for one request:
 
 A deployment whose breaker is open, which is cooling down after a retry-after, or which is at
 its local ceilings is not chosen, so a dead deployment costs nothing once its breaker opens.
-Every attempt after the first is a retry and needs a place in the group's retry budget
-(Envoy's: retries in flight at most a fraction of requests in flight); with the budget spent,
-the failure goes back to the client instead of adding to an outage.
+Calling a deployment this request already called is a retry, and so is a hedge: each needs a
+place in the group's retry budget (Envoy's: retries in flight at most a fraction of requests in
+flight); with the budget spent, the failure goes back to the client instead of adding to an
+outage. Moving on to a deployment not yet called is failover and needs no place.
 
 An attempt succeeds when the answer's headers are in and, for a stream, its first chunk too:
 until then nothing has reached the client, so a failure can still move on. After that it is
@@ -36,7 +37,7 @@ from edgeproxy.dialects.upstream import retry_after
 from edgeproxy.errors import ProxyError
 from edgeproxy.providers.base import Upstream
 from edgeproxy.routing.health import Lease
-from edgeproxy.routing.needs import exceeds_context, why_unfit
+from edgeproxy.routing.needs import exceeds_context, missing, why_unfit
 from edgeproxy.routing.retry import RetryBudget, wait_before_retry
 from edgeproxy.routing.router import Deployment, ModelGroup
 
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
     from edgeproxy.pipeline import Exchange, Reply
 
 Clock = Callable[[], float]
+# How a stream that fails at once begins, in OpenAI's and Anthropic's SSE.
+_ERROR_EVENTS = (b'data: {"error"', b"event: error")
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -90,6 +93,7 @@ class Outcome:
     exchange: Exchange
     success: bool = False
     retryable: bool = False
+    refused: bool = False  # the request could not be shaped for this deployment (a 400)
     context_exceeded: bool = False
     retry_after: float | None = None
     # A successful attempt's place at its deployment. Kept here, not read from `exchange`:
@@ -154,9 +158,10 @@ class Dispatch:
             return unfit
         last: Outcome | None = None
         switched = False
+        called: set[Deployment] = set()
         while plan:
             group = plan.pop(0)
-            outcome = await self._group(exchange, group, primary.budget, not plan)
+            outcome = await self._group(exchange, group, primary.budget, called, not plan)
             if outcome is None:
                 continue
             if last is not None:
@@ -186,14 +191,19 @@ class Dispatch:
         if plan and plan[0] is primary:
             return plan, None
         if needs is not None and primary.fitting(operation, None):
-            deployments = [d for d in primary.deployments if operation in d.routes]
-            too_long = all(exceeds_context(needs, d.config.context_window) for d in deployments)
+            configs = [d.config for d in primary.deployments if operation in d.routes]
+            too_long = all(
+                exceeds_context(needs, c.context_window) and not missing(needs, c.capabilities)
+                for c in configs
+            )
             if too_long and primary.context_fallbacks:
                 plan = [g for g in primary.context_fallbacks if g.fitting(operation, needs)]
             if plan:
                 return plan, None
-            first = deployments[0].config
-            reason = why_unfit(needs, first.capabilities, first.context_window)
+            reasons = dict.fromkeys(
+                why_unfit(needs, c.capabilities, c.context_window) for c in configs
+            )
+            reason = " / ".join(reasons)
             return [], errors.unfit_request(exchange.model, reason, context=too_long)
         if plan:
             return plan, None
@@ -206,20 +216,26 @@ class Dispatch:
         exchange: Exchange,
         group: ModelGroup,
         budget: RetryBudget,
+        called: set[Deployment],
         last_resort: bool,
     ) -> Outcome | None:
-        """Up to the group's attempt cap; its last failure, or None if nothing was tried."""
+        """Up to the group's attempt cap; its last failure, or None if nothing was tried.
+
+        Calling a deployment this request has already called is a retry and needs a place in
+        the budget; moving on to one it has not called is failover, which adds no load to the
+        deployment that failed (its breaker bounds what it costs), so it needs none."""
         tried: set[Deployment] = set()
+        refused: set[Deployment] = set()
         last: Outcome | None = None
         retries = 0
         for _ in range(group.retry.max_attempts):
-            deployment = self._choose(exchange, group, tried)
-            if deployment is None and tried and last is not None:
+            deployment = self._choose(exchange, group, tried | refused)
+            if deployment is None and tried - refused and last is not None:
                 retries += 1
-                deployment = await self._wait_for(exchange, group, retries, last_resort)
+                deployment = await self._wait_for(exchange, group, refused, retries, last_resort)
             if deployment is None:
                 return last
-            retry = exchange.attempts > 0
+            retry = deployment in called
             if retry and not budget.try_acquire():
                 return last
             try:
@@ -230,6 +246,10 @@ class Dispatch:
             tried.add(deployment)
             if outcome.reply is None:
                 continue
+            if outcome.refused:
+                refused.add(deployment)
+            else:
+                called.add(deployment)
             if outcome.success or not outcome.retryable or outcome.context_exceeded:
                 return outcome
             if last is not None:
@@ -241,6 +261,7 @@ class Dispatch:
         self,
         exchange: Exchange,
         group: ModelGroup,
+        refused: set[Deployment],
         retries: int,
         last_resort: bool,
     ) -> Deployment | None:
@@ -248,7 +269,7 @@ class Dispatch:
         None when waiting is not worth it: another group can take over, or the wait would
         outlast `max_wait` or the request's deadline."""
         now = self._clock()
-        again = self._choose(exchange, group)
+        again = self._choose(exchange, group, refused)
         cooling = None
         if again is None:
             if not last_resort:
@@ -259,7 +280,7 @@ class Dispatch:
         if wait is None:
             return None
         await self._sleep(wait)
-        return self._choose(exchange, group)
+        return self._choose(exchange, group, refused)
 
     def _choose(
         self, exchange: Exchange, group: ModelGroup, exclude: Set[Deployment] = frozenset()
@@ -325,11 +346,11 @@ class Dispatch:
         if not health.acquire(now, tokens):
             return Outcome(None, ex)
         lease = ex.lease = Lease(health, now)
-        refused = prepare(ex, deployment)
-        if refused is not None:
+        refusal = prepare(ex, deployment)
+        if refusal is not None:  # another deployment (another dialect) may take it
             lease.release(now)
             ex.lease = None
-            return Outcome(refused, ex)
+            return Outcome(refusal, ex, retryable=True, refused=True)
         main.attempts += 1
         try:
             outcome = await self._send(ex, group.retry.on_status, deployment, lease)
@@ -364,7 +385,7 @@ class Dispatch:
             return await self._maybe_too_long(ex, deployment, upstream, lease)
         if ex.stream and status == 200 and upstream.is_event_stream:
             try:
-                upstream = Primed(upstream, await upstream.next_chunk())
+                first = await upstream.next_chunk()
             except ProxyError as err:
                 upstream.close()
                 lease.failed(self._clock())
@@ -372,6 +393,10 @@ class Dispatch:
             except BaseException:
                 upstream.close()
                 raise
+            upstream = Primed(upstream, first)
+            if first.startswith(_ERROR_EVENTS):  # accepted, then failed before any content
+                lease.failed(self._clock())
+                return Outcome(upstream, ex, retryable=True)
         lease.succeeded(self._clock())
         return Outcome(upstream, ex, success=True)
 
@@ -394,14 +419,15 @@ class Dispatch:
         return Outcome(upstream, ex, success=True)
 
     async def _first_success(self, attempts: set[asyncio.Task[Outcome]]) -> Outcome:
-        """The first successful outcome (the others cancelled or discarded), else the last."""
+        """The first successful outcome (the others cancelled or discarded), else the last
+        failure that has an answer to relay."""
         pending = attempts
         result: Outcome | None = None
         while pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 outcome = task.result()
-                if result is None or (outcome.success and not result.success):
+                if _better(outcome, result):
                     if result is not None:
                         result.discard(self._clock())
                     result = outcome
@@ -426,6 +452,13 @@ class Dispatch:
             exchange.lease = ex.lease
         assert outcome.reply is not None
         return outcome.reply
+
+
+def _better(outcome: Outcome, than: Outcome | None) -> bool:
+    """Whether a hedged attempt's outcome should replace the one kept so far."""
+    if than is None or outcome.success:
+        return than is None or not than.success
+    return not than.success and outcome.reply is not None
 
 
 def _remaining(exchange: Exchange) -> float | None:

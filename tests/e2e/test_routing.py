@@ -328,25 +328,30 @@ async def test_same_deployment_is_retried_after_jittered_backoff_up_to_max_attem
     assert 0 <= first_wait <= 1.0 and 0 <= second_wait <= 2.0, "full jitter under the ceiling"
 
 
-async def test_spent_retry_budget_relays_the_first_failure(
+async def test_spent_retry_budget_relays_the_first_failure_but_failover_is_free(
     make_routing_stack: RoutingStackFactory,
 ) -> None:
     stack = await make_routing_stack(
-        {"chat": group(dep("up0"), dep("up1"))},
-        openai=2,
+        {"chat": group(dep("up0"), dep("up1")), "lone": group(dep("up2"))},
+        openai=3,
         routing={"retry": {"budget_ratio": 0, "budget_min": 0}},
         rng=first,
     )
     stack.fakes["up0"].script("chat", Fail(503, message="Overloaded right now."))
+    stack.fakes["up2"].script("chat", Fail(503, message="Overloaded right now."))
 
     async with openai_client(stack) as sdk:
+        raw = await sdk.chat.completions.with_raw_response.create(model="chat", messages=MESSAGES)
+        assert (raw.headers[ATTEMPTS], raw.headers[DEPLOYMENT]) == ("2", "up1")
         with pytest.raises(openai.InternalServerError, match="Overloaded right now") as caught:
-            await sdk.chat.completions.create(model="chat", messages=MESSAGES)
+            await sdk.chat.completions.create(model="lone", messages=MESSAGES)
 
     headers = caught.value.response.headers
-    assert (headers[ATTEMPTS], headers[DEPLOYMENT]) == ("1", "up0")
-    assert stack.calls() == {"up0": 1, "up1": 0}
-    budget = (await routing_status(stack))["groups"][0]["retry_budget"]
+    assert (headers[ATTEMPTS], headers[DEPLOYMENT]) == ("1", "up2")
+    assert stack.calls() == {"up0": 1, "up1": 1, "up2": 1}
+    groups = {g["name"]: g["retry_budget"] for g in (await routing_status(stack))["groups"]}
+    assert (groups["chat"]["granted"], groups["chat"]["denied"]) == (0, 0)
+    budget = groups["lone"]
     assert (budget["granted"], budget["denied"], budget["retries_in_flight"]) == (0, 1, 0)
 
 

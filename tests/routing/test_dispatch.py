@@ -251,26 +251,58 @@ async def test_a_retry_after_too_long_to_wait_is_relayed_at_once(
     assert reply.status == 429 and exchange.attempts == 1 and r.clock.waits == []
 
 
-async def test_an_empty_retry_budget_relays_the_first_failure() -> None:
-    r = rig({"m": in_order("a", "b")}, {"retry": {"budget_ratio": 0, "budget_min": 0}})
+async def test_an_empty_budget_still_fails_over_but_never_calls_a_deployment_twice() -> None:
+    r = rig(
+        {"m": in_order("a", "b"), "lone": in_order("c")},
+        {"retry": {"budget_ratio": 0, "budget_min": 0}},
+    )
+    r.script("a", 500)
+    reply, exchange = await r.ask()
+    assert served_by(reply) == "b" and exchange.attempts == 2, "failover needs no budget"
+    r.script("c", 500)
+    reply, exchange = await r.ask("lone")
+    assert reply.status == 500 and exchange.attempts == 1
+    assert r.table.resolve("lone").budget.denied == 1  # type: ignore[union-attr]
+
+
+async def test_a_retry_beyond_the_budget_relays_the_failure() -> None:
+    r = rig({"m": in_order("a")}, {"retry": {"budget_ratio": 0, "budget_min": 1}})
+    budget = r.table.groups[0].budget
+    assert budget.try_acquire(), "another request's retry holds the only place"
     r.script("a", 500)
     reply, exchange = await r.ask()
     assert reply.status == 500 and exchange.attempts == 1
-    assert r.table.groups[0].budget.denied == 1
-
-
-async def test_retries_beyond_the_budget_relay_the_failure() -> None:
-    r = rig({"m": in_order("a", "b")}, {"retry": {"budget_ratio": 0, "budget_min": 1}})
-    group = r.table.groups[0]
-    assert group.budget.try_acquire(), "another request's retry holds the only place"
+    budget.release()
     r.script("a", 500)
     reply, exchange = await r.ask()
-    assert reply.status == 500 and exchange.attempts == 1
-    group.budget.release()
-    r.script("a", 500)
+    assert served_by(reply) == "a" and exchange.attempts == 2
+    assert budget.snapshot()["retries_in_flight"] == 0
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_a_deployment_refusing_the_proxys_key_fails_over(status: int) -> None:
+    r = rig({"m": in_order("a", "b")})
+    r.script("a", status)
     reply, exchange = await r.ask()
     assert served_by(reply) == "b" and exchange.attempts == 2
-    assert group.budget.snapshot()["retries_in_flight"] == 0
+
+
+async def test_a_stream_whose_first_event_is_an_error_is_failed_over() -> None:
+    r = rig({"m": in_order("a", "b")})
+    overloaded = b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error"}}\n\n'
+    r.script("a", [overloaded])
+    r.script("b", [b"data: 1\n\n"])
+    reply, exchange = await r.ask(stream=True)
+    assert exchange.attempts == 2 and await reply.next_chunk() == b"data: 1\n\n"
+    assert r.health("a").failures == 1
+
+
+async def test_a_stream_failing_at_once_everywhere_is_relayed_as_the_provider_sent_it() -> None:
+    r = rig({"m": in_order("a")}, {"retry": {"max_attempts": 1}})
+    error = b'data: {"error":{"message":"overloaded","type":"server_error"}}\n\n'
+    r.script("a", [error])
+    reply, _ = await r.ask(stream=True)
+    assert reply.status == 200 and await reply.next_chunk() == error
 
 
 async def test_errors_that_are_not_retryable_are_relayed_after_one_attempt() -> None:

@@ -23,7 +23,17 @@ T0 = 1000.0
 
 @pytest.mark.parametrize(
     ("status", "retryable"),
-    [(408, True), (429, True), (500, True), (503, True), (529, True), (400, False), (401, False)],
+    [
+        (408, True),
+        (429, True),
+        (500, True),
+        (503, True),
+        (529, True),
+        (401, True),
+        (403, True),
+        (400, False),
+        (404, False),
+    ],
 )
 def test_retryable_statuses_are_the_configured_ones(status: int, retryable: bool) -> None:
     assert is_retryable_status(status, RetrySettings()) is retryable
