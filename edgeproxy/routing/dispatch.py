@@ -229,7 +229,7 @@ class Dispatch:
         last: Outcome | None = None
         retries = 0
         for _ in range(group.retry.max_attempts):
-            deployment = self._choose(exchange, group, tried | refused)
+            deployment = self._choose(exchange, group, tried)  # refused ones are tried too
             if deployment is None and tried - refused and last is not None:
                 retries += 1
                 deployment = await self._wait_for(exchange, group, refused, retries, last_resort)
