@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from tests.support.loop_thread import LoopThread
-from tests.support.stack import Stack, start_stack, stop_stack
+from tests.support.stack import ProxyFront, Stack, start_stack, stop_stack
 
 StackFactory = Callable[..., Awaitable[Stack]]
 
 
-async def _settled(stack: Stack) -> None:
+async def _settled(stack: ProxyFront) -> None:
     """After a test: every upstream connection is back in its pool and no work is pending."""
     for _ in range(100):
         if stack.connections_in_use() == 0 and stack.proxy.state.background.pending == 0:

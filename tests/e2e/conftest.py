@@ -30,7 +30,7 @@ async def make_routing_stack() -> AsyncIterator[RoutingStackFactory]:
     yield factory
     try:
         for stack in started:
-            await _settled(stack)  # duck-typed: it reads connections_in_use() and proxy
+            await _settled(stack)
     finally:
         for stack in started:
             await stop_routing_stack(stack)

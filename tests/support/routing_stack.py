@@ -17,25 +17,16 @@ from edgeproxy.app import Clocks, ProxyServer
 from edgeproxy.config import parse
 from tests.support.clock import ManualClock, RecordingSleep
 from tests.support.fake_upstream import FakeUpstream
-from tests.support.stack import ANTHROPIC_KEY, OPENAI_KEY
+from tests.support.stack import ANTHROPIC_KEY, OPENAI_KEY, ProxyFront
 
 TIMEOUTS = {"connect": "2s", "first_byte": "10s", "idle": "10s", "total": "30s"}
 
 
 @dataclass
-class RoutingStack:
+class RoutingStack(ProxyFront):
     fakes: dict[str, FakeUpstream]  # provider name → the fake serving it
-    proxy: ProxyServer
     clock: ManualClock
     sleep: RecordingSleep
-
-    @property
-    def openai_url(self) -> str:
-        return self.proxy.url + "/v1"
-
-    @property
-    def anthropic_url(self) -> str:
-        return self.proxy.url
 
     @property
     def admin_url(self) -> str:
@@ -44,11 +35,6 @@ class RoutingStack:
     def calls(self, route: str = "chat") -> dict[str, int]:
         """How many `route` calls each provider's fake received."""
         return {name: fake.calls[route] for name, fake in self.fakes.items()}
-
-    def connections_in_use(self) -> int:
-        return sum(
-            getattr(provider, "in_use", 0) for provider in self.proxy.state.providers.values()
-        )
 
 
 def _providers(
@@ -116,7 +102,7 @@ async def start_routing_stack(
         for fake in fakes.values():
             await fake.close()
         raise
-    return RoutingStack(fakes, proxy, clock, sleep)
+    return RoutingStack(proxy, fakes, clock, sleep)
 
 
 async def stop_routing_stack(stack: RoutingStack) -> None:

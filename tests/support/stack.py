@@ -99,8 +99,10 @@ def proxy_config(
 
 
 @dataclass
-class Stack:
-    fake: FakeUpstream
+class ProxyFront:
+    """A running proxy as its clients see it (the base URLs the SDKs take), and how many
+    upstream connections it has lent out (for leak checks)."""
+
     proxy: ProxyServer
 
     @property
@@ -117,6 +119,11 @@ class Stack:
         )
 
 
+@dataclass
+class Stack(ProxyFront):
+    fake: FakeUpstream
+
+
 async def start_stack(**config: Any) -> Stack:
     fake = FakeUpstream(seed=0)
     fake.gemini.api_key = GEMINI_KEY
@@ -124,7 +131,7 @@ async def start_stack(**config: Any) -> Stack:
     await fake.start()
     proxy = ProxyServer(proxy_config(fake.url, **config))
     await proxy.start()
-    return Stack(fake, proxy)
+    return Stack(proxy, fake)
 
 
 async def stop_stack(stack: Stack) -> None:
