@@ -433,3 +433,18 @@ def test_a_fallback_whose_provider_is_switched_off_is_dropped_not_an_error() -> 
     config = parse(raw, {})
     assert [(m.name, m.fallbacks) for m in config.models] == [("m", ())]
     assert parse(raw, {"OPENAI_API_KEY": "sk"}).models[0].fallbacks == ("gpt",)
+
+
+def test_the_commented_models_example_in_the_reference_config_is_valid() -> None:
+    lines = default_config_text().splitlines()
+    start = lines.index("#   models:")
+    example = []
+    for line in lines[start:]:
+        if not line.startswith("#   "):
+            break
+        example.append(line[4:])
+    models = yaml.safe_load("\n".join(example))["models"]
+    providers = {p["provider"]: {"kind": "mock"} for m in models.values() for p in m["deployments"]}
+    config = parse({"providers": providers, "models": models}, {})
+    assert [m.name for m in config.models] == ["gpt-4o", "claude-sonnet", "gemini-long"]
+    assert config.models[0].context_fallbacks == ("gemini-long",)
