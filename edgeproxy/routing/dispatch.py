@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING
 import orjson
 
 from edgeproxy import errors
+from edgeproxy.dialects.neutral import ChatRequest, EmbeddingRequest
+from edgeproxy.dialects.translation import Translator
 from edgeproxy.dialects.upstream import retry_after
 from edgeproxy.errors import ProxyError
 from edgeproxy.providers.base import Upstream
@@ -45,9 +47,9 @@ if TYPE_CHECKING:
     from edgeproxy.pipeline import Exchange, Reply
 
 Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
 # How a stream that fails at once begins, in OpenAI's and Anthropic's SSE.
 _ERROR_EVENTS = (b'data: {"error"', b"event: error")
-Sleep = Callable[[float], Awaitable[None]]
 
 
 class Primed:
@@ -96,9 +98,11 @@ class Outcome:
     refused: bool = False  # the request could not be shaped for this deployment (a 400)
     context_exceeded: bool = False
     retry_after: float | None = None
-    # A successful attempt's place at its deployment. Kept here, not read from `exchange`:
-    # attempts share the request's exchange, which may hold a later attempt's lease by now.
+    # A successful attempt's place at its deployment, and what `prepare` decided for it. Kept
+    # here, not read from `exchange`: attempts share the request's exchange, which holds a
+    # later attempt's state by the time an earlier failure may be the one relayed.
     lease: Lease | None = None
+    shape: Shape | None = None
 
     def discard(self, now: float) -> None:
         """Let go of an answer that will not be relayed (its connection goes back or closes)."""
@@ -107,6 +111,22 @@ class Outcome:
         lease = self.lease
         if lease is not None:
             lease.release(now)
+
+
+# The per-attempt fields of an exchange: deployment, translator, neutral, dropped, upstream_body.
+Shape = tuple[
+    Deployment | None, Translator | None, ChatRequest | EmbeddingRequest | None, list[str], bytes
+]
+
+
+def shape_of(exchange: Exchange) -> Shape:
+    return (
+        exchange.deployment,
+        exchange.translator,
+        exchange.neutral,
+        exchange.dropped,
+        exchange.upstream_body,
+    )
 
 
 def prepare(exchange: Exchange, deployment: Deployment) -> ProxyError | None:
@@ -164,11 +184,11 @@ class Dispatch:
             outcome = await self._group(exchange, group, primary.budget, called, not plan)
             if outcome is None:
                 continue
-            if last is not None:
-                last.discard(self._clock())
             if outcome.success or not outcome.retryable:
+                if last is not None:
+                    last.discard(self._clock())
                 return self._adopt(exchange, outcome)
-            last = outcome
+            last = self._keep(last, outcome)
             if outcome.context_exceeded and not switched and primary.context_fallbacks:
                 plan, switched = list(primary.context_fallbacks), True
             elif outcome.context_exceeded:
@@ -251,11 +271,22 @@ class Dispatch:
             else:
                 called.add(deployment)
             if outcome.success or not outcome.retryable or outcome.context_exceeded:
+                if last is not None:
+                    last.discard(self._clock())
                 return outcome
-            if last is not None:
-                last.discard(self._clock())
-            last = outcome
+            last = self._keep(last, outcome)
         return last
+
+    def _keep(self, last: Outcome | None, failure: Outcome) -> Outcome:
+        """The failure to relay if nothing succeeds: the newest, except that a provider's own
+        failure is worth more to the client than a deployment refusing the request's shape
+        (the other one is let go)."""
+        if last is None:
+            return failure
+        if failure.refused and not last.refused:
+            last, failure = failure, last
+        last.discard(self._clock())
+        return failure
 
     async def _wait_for(
         self,
@@ -350,7 +381,7 @@ class Dispatch:
         if refusal is not None:  # another deployment (another dialect) may take it
             lease.release(now)
             ex.lease = None
-            return Outcome(refusal, ex, retryable=True, refused=True)
+            return Outcome(refusal, ex, retryable=True, refused=True, shape=shape_of(ex))
         main.attempts += 1
         try:
             outcome = await self._send(ex, group.retry.on_status, deployment, lease)
@@ -358,6 +389,7 @@ class Dispatch:
             lease.release(self._clock())
             ex.lease = None
             raise
+        outcome.shape = shape_of(ex)
         if outcome.success:
             outcome.lease = lease
         else:
@@ -441,15 +473,17 @@ class Dispatch:
         return result
 
     def _adopt(self, exchange: Exchange, outcome: Outcome) -> Reply:
-        """Make the chosen attempt's state the request's (it may have run on a copy)."""
-        ex = outcome.exchange
-        if ex is not exchange:
-            exchange.deployment = ex.deployment
-            exchange.translator = ex.translator
-            exchange.neutral = ex.neutral
-            exchange.dropped = ex.dropped
-            exchange.upstream_body = ex.upstream_body
-            exchange.lease = ex.lease
+        """Make the chosen attempt's state the request's: it may have run on a copy (a hedge),
+        or later attempts may have reshaped the exchange since."""
+        if outcome.shape is not None:
+            (
+                exchange.deployment,
+                exchange.translator,
+                exchange.neutral,
+                exchange.dropped,
+                exchange.upstream_body,
+            ) = outcome.shape
+        exchange.lease = outcome.lease
         assert outcome.reply is not None
         return outcome.reply
 

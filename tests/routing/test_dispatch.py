@@ -15,7 +15,7 @@ from multidict import CIMultiDict
 
 from edgeproxy import errors
 from edgeproxy.config import parse
-from edgeproxy.dialects import openai_chat
+from edgeproxy.dialects import anthropic_messages, openai_chat
 from edgeproxy.errors import ProxyError
 from edgeproxy.operations import Operation
 from edgeproxy.pipeline import Exchange, Pipeline, build_pipeline
@@ -89,6 +89,16 @@ class Scripted(Provider):
         return BufferedUpstream(status, CIMultiDict(headers), body)
 
 
+class ScriptedAnthropic(Scripted):
+    """Speaks Anthropic's dialect: an OpenAI client's chat request is translated for it."""
+
+    operations = frozenset({Operation.MESSAGES, Operation.COUNT_TOKENS})
+
+    @property
+    def chat_codec(self) -> Any:
+        return anthropic_messages
+
+
 @dataclass
 class Clock:
     """The routing clock; `sleep` records each wait and moves time on by it."""
@@ -118,10 +128,12 @@ class Rig:
         return {name: p.calls for name, p in self.providers.items()}
 
     async def ask(
-        self, model: str = "m", *, stream: bool = False, **headers: str
+        self, model: str = "m", *, stream: bool = False, seed: int | None = None, **headers: str
     ) -> tuple[Any, Exchange]:
         """One request through route and dispatch: the reply and the exchange, settled."""
-        payload = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+        payload: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+        if seed is not None:
+            payload["seed"] = seed
         exchange = Exchange(
             request_id="r",
             operation=Operation.CHAT,
@@ -146,17 +158,19 @@ class Rig:
 
 
 def rig(models: dict[str, Any], routing: dict[str, Any] | None = None, total: str = "10m") -> Rig:
-    """Providers a, b and c (scripted) behind `models`; waits happen on a manual clock, and
-    `total` is each provider's total timeout (the request's deadline)."""
+    """Providers a, b, c and (Anthropic-speaking) x, scripted, behind `models`; waits happen
+    on a manual clock, and `total` is each provider's total timeout (the request's deadline)."""
     config = parse(
         {
-            "providers": {n: {"kind": "mock", "timeouts": {"total": total}} for n in "abc"},
+            "providers": {n: {"kind": "mock", "timeouts": {"total": total}} for n in "abcx"},
             "routing": routing or {},
             "models": models,
         },
         {},
     )
-    providers = {n: Scripted(p) for n, p in config.providers.items()}
+    providers = {
+        n: (ScriptedAnthropic if n == "x" else Scripted)(p) for n, p in config.providers.items()
+    }
     table = ModelTable(config.models, providers, config.routing)
     clock = Clock()
     pipeline = build_pipeline(table, clock, random.Random(5).random, clock.sleep)
@@ -397,6 +411,29 @@ async def test_a_stream_that_fails_before_its_first_chunk_is_retried() -> None:
     assert exchange.attempts == 2 and exchange.deployment is not None
     assert exchange.deployment.provider.name == "b"
     assert await reply.next_chunk() == b"data: 1\n\n", "the first chunk is replayed"
+
+
+async def test_a_request_one_dialect_refuses_is_served_by_another_deployment() -> None:
+    r = rig({"m": in_order("x", "a", unsupported_params="reject")})
+    reply, exchange = await r.ask(seed=7)
+    assert served_by(reply) == "a" and exchange.attempts == 1
+    assert exchange.translator is None, "the state is the serving attempt's"
+
+
+async def test_a_providers_failure_is_relayed_rather_than_another_deployments_refusal() -> None:
+    r = rig({"m": in_order("a", "x", unsupported_params="reject", retry={"max_attempts": 2})})
+    r.script("a", 503)
+    reply, exchange = await r.ask(seed=7)
+    assert reply.status == 503 and r.calls()["x"] == 0
+    assert exchange.deployment is not None and exchange.deployment.provider.name == "a"
+    assert exchange.translator is None, "relayed as a's answer, not through x's translator"
+
+
+async def test_everything_refusing_the_request_answers_with_the_refusal() -> None:
+    r = rig({"m": in_order("x", unsupported_params="reject")})
+    reply, exchange = await r.ask(seed=7)
+    assert isinstance(reply, ProxyError) and reply.status == 400 and reply.param == "seed"
+    assert exchange.attempts == 0
 
 
 async def test_an_unknown_strategy_header_is_a_400_and_a_known_one_is_used() -> None:
