@@ -179,8 +179,10 @@ class Dispatch:
         last: Outcome | None = None
         switched = False
         called: set[Deployment] = set()
+        considered: list[ModelGroup] = []
         while plan:
             group = plan.pop(0)
+            considered.append(group)
             outcome = await self._group(exchange, group, primary.budget, called, not plan)
             if outcome is None:
                 continue
@@ -195,7 +197,7 @@ class Dispatch:
                 break
         if last is None:
             now = self._clock()
-            wait = min(g.available_at(now) for g in (primary, *primary.fallbacks)) - now
+            wait = min(g.available_at(now) for g in considered) - now
             return errors.no_deployment_available(exchange.model, wait)
         return self._adopt(exchange, last)
 
