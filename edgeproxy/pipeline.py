@@ -25,7 +25,7 @@ The per-request `Exchange` carries what the stages learn:
     started         handlers            providers (total deadline), dispatch (retry deadline),
                                         access log
     group           route               dispatch
-    strategy        route               dispatch
+    strategy        route (the header)  dispatch (else each group's own)
     needs           route               dispatch (filters, cost, token ceilings)
     deployment      dispatch            providers, handlers (x-edgeproxy-provider), access log
     translator      dispatch            providers (headers, URL), handlers (decode, render)
@@ -79,7 +79,7 @@ class Exchange:
     stream: bool
     started: float
     group: ModelGroup | None = None
-    strategy: str = "weighted"
+    strategy: str | None = None
     needs: Needs | None = None
     deployment: Deployment | None = None
     translator: Translator | None = None
@@ -118,14 +118,13 @@ async def route(exchange: Exchange, table: ModelTable) -> Reply | None:
     if group is None:
         return errors.model_not_found(exchange.model)
     exchange.group = group
-    strategy = group.strategy
     asked = exchange.headers.get(STRATEGY_HEADER)
     if asked:
         strategy = asked.strip().lower()
         if strategy not in STRATEGIES:
             return errors.unknown_strategy(asked, STRATEGIES)
-    exchange.strategy = strategy
-    if group.reads_needs or strategy in _COST_AWARE:
+        exchange.strategy = strategy
+    if group.reads_needs or exchange.strategy in _COST_AWARE:
         exchange.needs = needs_of(exchange.operation, exchange.payload, exchange.stream)
     return None
 

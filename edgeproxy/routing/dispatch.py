@@ -319,7 +319,7 @@ class Dispatch:
         self, exchange: Exchange, group: ModelGroup, exclude: Set[Deployment] = frozenset()
     ) -> Deployment | None:
         return group.choose(
-            exchange.strategy,
+            exchange.strategy or group.strategy,
             self._clock(),
             self._rng,
             exchange.operation,

@@ -91,12 +91,18 @@ class ModelGroup:
         self.hedge_after = config.hedge_after
         self.fallbacks: tuple[ModelGroup, ...] = ()
         self.context_fallbacks: tuple[ModelGroup, ...] = ()
-        # Whether requests must be read for what they need before a deployment is chosen.
         self.filters = any(
             d.config.capabilities is not None or d.config.context_window is not None
             for d in deployments
         )
-        self.reads_needs = self.filters or any(d.health.counts_tokens for d in deployments)
+        # Whether requests must be read for what they need before a deployment is chosen
+        # (filters, cost-aware strategies, token ceilings; here or, see ModelTable, in a
+        # fallback).
+        self.reads_needs = (
+            self.filters
+            or config.strategy in ("cost", "hybrid")
+            or any(d.health.counts_tokens for d in deployments)
+        )
         self._table = WeightedChoice([d.weight for d in deployments])
         self._choice = choice
 

@@ -436,6 +436,25 @@ async def test_everything_refusing_the_request_answers_with_the_refusal() -> Non
     assert exchange.attempts == 0
 
 
+async def test_a_fallback_group_chooses_by_its_own_strategy() -> None:
+    r = rig(
+        {
+            "m": {"fallbacks": ["n"], "deployments": [{"provider": "a"}]},
+            "n": {
+                "strategy": "cost",
+                "deployments": [
+                    {"provider": "b", "weight": 1000, "price": {"input": 9, "output": 9}},
+                    {"provider": "c", "weight": 0.001, "price": {"input": 1, "output": 1}},
+                ],
+            },
+        },
+        {"retry": {"max_attempts": 1}},
+    )
+    r.script("a", 500)
+    reply, _ = await r.ask()
+    assert served_by(reply) == "c"
+
+
 async def test_an_unknown_strategy_header_is_a_400_and_a_known_one_is_used() -> None:
     r = rig({"m": {"deployments": [{"provider": "a"}, {"provider": "b", "weight": 1000}]}})
     bad, _ = await r.ask(x_edgeproxy_strategy="fastest")
