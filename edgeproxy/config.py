@@ -235,6 +235,57 @@ class ModelConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CacheKeySettings:
+    """What makes two requests the same question (see edgeproxy/cache/keys.py).
+
+    Every request field is part of the key except the ones that cannot change the answer
+    (`stream`, `user`, `metadata`...); `exclude` leaves more out, `include` puts default
+    exclusions back. `case_insensitive` folds the case of message text. Clients of the two
+    dialects share entries only with `share_across_dialects` (the key is then taken over the
+    neutral form of the request).
+    """
+
+    include: frozenset[str] = frozenset()
+    exclude: frozenset[str] = frozenset()
+    case_insensitive: bool = False
+    share_across_dialects: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    """The shared L2 cache: one Redis (`url`) or a Redis Cluster (`cluster_nodes`)."""
+
+    url: str | None = None
+    cluster_nodes: tuple[str, ...] = ()
+    prefix: str = "edgeproxy"
+    timeout: float = 0.05
+    connect_timeout: float = 0.5
+    compress_over: int = 4096
+    failure_threshold: int = 3
+    reset_timeout: float = 5.0
+    password: Secret | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.url is not None or bool(self.cluster_nodes)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    """The exact cache: L1 in process (always), L2 in Redis (when configured)."""
+
+    enabled: bool = True
+    ttl: float = 3600.0
+    namespace: str = "default"
+    max_entries: int = 10_000
+    max_bytes: int = 256 * 1024 * 1024
+    max_entry_bytes: int = 4 * 1024 * 1024
+    skip_temperature_above: float | None = None
+    key: CacheKeySettings = field(default_factory=CacheKeySettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+
+
+@dataclass(frozen=True, slots=True)
 class ServerConfig:
     """The data listener the application talks to, on loopback by default."""
 
