@@ -228,6 +228,8 @@ class ModelConfig:
     context_fallbacks: tuple[str, ...] = ()
     retry: RetrySettings = field(default_factory=RetrySettings)
     hedge_after: float | None = None
+    cache: bool = True
+    cache_ttl: float | None = None
 
     @property
     def is_pattern(self) -> bool:
@@ -319,6 +321,7 @@ class Config:
     admin: AdminConfig
     logging: LoggingConfig
     routing: RoutingConfig
+    cache: CacheConfig
     providers: Mapping[str, ProviderConfig]
     models: tuple[ModelConfig, ...]
     disabled_providers: tuple[str, ...] = ()
@@ -866,6 +869,96 @@ def _hybrid(r: _Reader, raw: Any, path: str) -> HybridWeights:
     return weights
 
 
+def _cache_key(r: _Reader, raw: Any, path: str) -> CacheKeySettings:
+    s = r.section(raw, path, ("include", "exclude", "case_insensitive", "share_across_dialects"))
+    d = CacheKeySettings()
+    return CacheKeySettings(
+        include=frozenset(r.get(s, path, "include", r.names, ())),
+        exclude=frozenset(r.get(s, path, "exclude", r.names, ())),
+        case_insensitive=r.get(s, path, "case_insensitive", r.boolean, d.case_insensitive),
+        share_across_dialects=r.get(
+            s, path, "share_across_dialects", r.boolean, d.share_across_dialects
+        ),
+    )
+
+
+_REDIS_FIELDS = (
+    "url",
+    "cluster_nodes",
+    "prefix",
+    "timeout",
+    "connect_timeout",
+    "compress_over",
+    "failure_threshold",
+    "reset_timeout",
+    "password",
+    "password_file",
+)
+
+
+def _redis_url(r: _Reader, path: str, value: Any) -> str | None:
+    text = r.text(path, value)
+    if not text:
+        return None  # `url: ${REDIS_URL:-}` left empty: no L2
+    if not re.match(r"^(redis|rediss|unix)://", text):
+        r.fail(path, f"expected a redis://, rediss:// or unix:// URL, got {_show(value)}")
+    return text
+
+
+def _redis(r: _Reader, raw: Any, path: str) -> RedisSettings:
+    s = r.section(raw, path, _REDIS_FIELDS)
+    d = RedisSettings()
+    nodes = r.get(s, path, "cluster_nodes", r.names, ())
+    for node in nodes:
+        host, _, port = node.rpartition(":")
+        if not host or not port.isdigit():
+            r.fail(f"{path}.cluster_nodes", f'expected "host:port" entries, got "{node}"')
+    settings = RedisSettings(
+        url=r.get(s, path, "url", lambda p, v: _redis_url(r, p, v), None),
+        cluster_nodes=nodes,
+        prefix=r.get(s, path, "prefix", r.nonempty_text, d.prefix),
+        timeout=r.get(s, path, "timeout", r.positive_duration, d.timeout),
+        connect_timeout=r.get(s, path, "connect_timeout", r.positive_duration, d.connect_timeout),
+        compress_over=r.get(s, path, "compress_over", r.size, d.compress_over),
+        failure_threshold=r.get(s, path, "failure_threshold", r.count, d.failure_threshold),
+        reset_timeout=r.get(s, path, "reset_timeout", r.positive_duration, d.reset_timeout),
+        password=r.secret(s, path, "password"),
+    )
+    if settings.url and settings.cluster_nodes:
+        r.fail(path, "give url (one Redis) or cluster_nodes (a Redis Cluster), not both")
+    return settings
+
+
+_CACHE_FIELDS = (
+    "enabled",
+    "ttl",
+    "namespace",
+    "max_entries",
+    "max_bytes",
+    "max_entry_bytes",
+    "skip_temperature_above",
+    "key",
+    "redis",
+)
+
+
+def _cache(r: _Reader, raw: Any) -> CacheConfig:
+    path = "cache"
+    s = r.section(raw, path, _CACHE_FIELDS)
+    d = CacheConfig()
+    return CacheConfig(
+        enabled=r.get(s, path, "enabled", r.boolean, d.enabled),
+        ttl=r.get(s, path, "ttl", r.positive_duration, d.ttl),
+        namespace=r.get(s, path, "namespace", r.nonempty_text, d.namespace),
+        max_entries=r.get(s, path, "max_entries", r.count, d.max_entries),
+        max_bytes=r.get(s, path, "max_bytes", r.size, d.max_bytes),
+        max_entry_bytes=r.get(s, path, "max_entry_bytes", r.size, d.max_entry_bytes),
+        skip_temperature_above=r.get(s, path, "skip_temperature_above", r.nonnegative_number, None),
+        key=_cache_key(r, s.get("key"), f"{path}.key"),
+        redis=_redis(r, s.get("redis"), f"{path}.redis"),
+    )
+
+
 def _routing(r: _Reader, raw: Any) -> RoutingConfig:
     path = "routing"
     s = r.section(raw, path, ("strategy", "exploration", "hybrid", "retry", "breaker"))
@@ -946,6 +1039,7 @@ _MODEL_FIELDS = (
     "context_fallbacks",
     "retry",
     "hedge_after",
+    "cache",
 )
 
 
@@ -973,7 +1067,19 @@ def _model(
         context_fallbacks=r.get(s, path, "context_fallbacks", r.names, ()),
         retry=_retry(r, s.get("retry"), f"{path}.retry", routing.retry),
         hedge_after=r.get(s, path, "hedge_after", r.positive_duration, None),
+        **_model_cache(r, s.get("cache"), f"{path}.cache"),
     )
+
+
+def _model_cache(r: _Reader, raw: Any, path: str) -> dict[str, Any]:
+    """A group's `cache: {enabled, ttl}` (or `cache: false`)."""
+    if isinstance(raw, bool):
+        return {"cache": raw}
+    s = r.section(raw, path, ("enabled", "ttl"))
+    return {
+        "cache": r.get(s, path, "enabled", r.boolean, True),
+        "cache_ttl": r.get(s, path, "ttl", r.positive_duration, None),
+    }
 
 
 def _check_names(r: _Reader, models: list[ModelConfig]) -> None:
@@ -1072,7 +1178,9 @@ def _env_overrides(
 def parse(raw: Any, env: Mapping[str, str]) -> Config:
     """Validate an already-parsed YAML document; raises ConfigError listing every problem."""
     r = _Reader(env)
-    top = r.section(raw, "", ("server", "admin", "logging", "routing", "providers", "models"))
+    top = r.section(
+        raw, "", ("server", "admin", "logging", "routing", "cache", "providers", "models")
+    )
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(r.problems)
     server = _server(r, top.get("server"))
@@ -1080,6 +1188,7 @@ def parse(raw: Any, env: Mapping[str, str]) -> Config:
     logging_ = _logging(r, top.get("logging"))
     providers, declared = _providers(r, top.get("providers"))
     routing = _routing(r, top.get("routing"))
+    cache = _cache(r, top.get("cache"))
     models = _models(r, top.get("models"), routing, declared, set(providers))
     server, logging_ = _env_overrides(r, server, logging_, env)
     if r.problems:
@@ -1089,6 +1198,7 @@ def parse(raw: Any, env: Mapping[str, str]) -> Config:
         admin=admin,
         logging=logging_,
         routing=routing,
+        cache=cache,
         providers=providers,
         models=models,
         disabled_providers=tuple(sorted(declared - set(providers))),

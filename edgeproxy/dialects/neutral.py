@@ -290,3 +290,46 @@ def events_of(response: ChatResponse, text_pieces: int = 1) -> list[StreamEvent]
     events.append(Stop(response.finish, response.stop_sequence))
     events.append(UsageReport(response.usage))
     return events
+
+
+def assemble(events: list[StreamEvent]) -> ChatResponse:
+    """The complete answer a stream of events makes (the inverse of `events_of`): text and
+    thinking deltas joined per block, tool-call arguments joined per call, the last usage.
+
+    Lets a stored stream answer a client that did not ask for one.
+    """
+    start = next((e for e in events if isinstance(e, Start)), Start("", ""))
+    parts: list[OutputPart] = []
+    calls: dict[int, int] = {}  # tool-call index -> position in parts
+    finish: Finish = "stop"
+    stop_sequence = None
+    usage = start.usage or Usage()
+    for event in events:
+        last = parts[-1] if parts else None
+        if isinstance(event, TextDelta):
+            if isinstance(last, Text):
+                parts[-1] = Text(last.text + event.text)
+            else:
+                parts.append(Text(event.text))
+        elif isinstance(event, ThinkingDelta):
+            if isinstance(last, Thinking) and last.signature is None:
+                parts[-1] = Thinking(last.text + event.text, event.signature)
+            else:
+                parts.append(Thinking(event.text, event.signature))
+        elif isinstance(event, ToolCallStart):
+            calls[event.index] = len(parts)
+            parts.append(ToolCall(event.id, event.name, ""))
+        elif isinstance(event, ToolCallDelta) and event.index in calls:
+            call = parts[calls[event.index]]
+            assert isinstance(call, ToolCall)
+            parts[calls[event.index]] = ToolCall(
+                call.id, call.name, call.arguments + event.arguments
+            )
+        elif isinstance(event, Stop):
+            finish, stop_sequence = event.finish, event.stop_sequence
+        elif isinstance(event, UsageReport):
+            usage = event.usage
+    parts = [
+        ToolCall(p.id, p.name, p.arguments or "{}") if isinstance(p, ToolCall) else p for p in parts
+    ]
+    return ChatResponse(start.id, start.model, parts, finish, usage, 0, stop_sequence)

@@ -1,0 +1,225 @@
+"""A stored answer: what a complete, successful response was, in a form any client can get.
+
+Chat answers are kept as their neutral event sequence (`dialects.neutral`), captured from what
+the client was sent (decoded with that client dialect's own codec, in the background), so a
+later request, streamed or not, in either dialect, is answered from it: a stream replays every
+event in the client's dialect with the original deltas; a complete answer is assembled from
+them with its usage. Embeddings answers are kept as the body that was sent (one dialect).
+
+`encode`/`decode` give the bytes stored in Redis: a small JSON document with a format version,
+so an entry written by another version of the proxy reads as a miss, never as a wrong answer.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from edgeproxy.dialects import anthropic_messages, openai_chat
+from edgeproxy.dialects.neutral import (
+    ChatRequest,
+    StreamEvent,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+    ToolCallStart,
+    Usage,
+    UsageReport,
+    assemble,
+    events_of,
+)
+from edgeproxy.dialects.neutral import Start as StartEvent
+from edgeproxy.dialects.neutral import Stop as StopEvent
+from edgeproxy.dialects.translation import ClientChat, UpstreamChat
+from edgeproxy.errors import ProxyError
+from edgeproxy.operations import Operation
+
+FORMAT = 1
+# Deltas a stored complete answer is cut into when a client asks for it as a stream.
+REPLAY_PIECES = 8
+
+
+class ChatDialect(ClientChat, UpstreamChat, Protocol):
+    """A dialect spoken both ways: it renders answers for clients and reads them back."""
+
+
+_CHAT: dict[Operation, ChatDialect] = {
+    Operation.CHAT: openai_chat,
+    Operation.MESSAGES: anthropic_messages,
+}
+CACHEABLE = frozenset({*_CHAT, Operation.EMBEDDINGS})
+
+
+# Request fields whose answers carry more than the neutral form holds (several choices, token
+# log-probabilities, audio, server-side tools' results and citations): such requests are not
+# cached, rather than replayed without part of their answer.
+_OPENAI_LOSSY = ("logprobs", "top_logprobs", "audio", "web_search_options")
+_ANTHROPIC_SERVER_TOOLS = ("web_search", "web_fetch", "code_execution", "computer", "bash")
+
+
+def replayable(operation: Operation, payload: dict[str, Any]) -> bool:
+    """Whether an answer to this request survives being stored in neutral form."""
+    if operation is Operation.EMBEDDINGS:
+        return True
+    if operation is Operation.CHAT:
+        n = payload.get("n")
+        if (isinstance(n, int) and n > 1) or any(payload.get(f) for f in _OPENAI_LOSSY):
+            return False
+        modalities = payload.get("modalities")
+        return not (isinstance(modalities, list) and "audio" in modalities)
+    tools = payload.get("tools")
+    if isinstance(tools, list):
+        for tool in tools:
+            kind = tool.get("type") if isinstance(tool, dict) else None
+            if isinstance(kind, str) and kind.startswith(_ANTHROPIC_SERVER_TOOLS):
+                return False
+    return "mcp_servers" not in payload
+
+
+@dataclass(slots=True, eq=False)
+class StoredAnswer:
+    """A chat answer's `events`, or the raw `body` of another operation's answer; `created` is
+    the wall-clock time it was stored (the edge sends its age)."""
+
+    events: tuple[StreamEvent, ...] = ()
+    body: bytes = b""
+    created: float = 0.0
+    tags: tuple[str, ...] = ()
+    _rendered: dict[tuple[Operation, bool, bool], bytes] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        """Roughly what it holds in memory, for the L1 byte bound."""
+        return len(self.body) + sum(_event_size(e) for e in self.events) + 200
+
+    def render(self, operation: Operation, stream: bool, include_usage: bool) -> bytes:
+        """The answer as `operation`'s client expects it, rendered once per shape."""
+        shape = (operation, stream, include_usage)
+        rendered = self._rendered.get(shape)
+        if rendered is None:
+            rendered = self._rendered[shape] = self._render(operation, stream, include_usage)
+        return rendered
+
+    def _render(self, operation: Operation, stream: bool, include_usage: bool) -> bytes:
+        if not self.events:
+            return self.body
+        client = _CHAT[operation]
+        if not stream:
+            response = assemble(list(self.events))
+            response.created = int(self.created)
+            return client.render_chat(response)
+        start = self.events[0]
+        model = start.model if isinstance(start, StartEvent) else ""
+        request = ChatRequest(model, [], stream=True, include_usage=include_usage)
+        encoder = client.chat_stream_encoder(request)
+        return b"".join(encoder.encode(e) for e in self.events) + encoder.finish()
+
+
+def _event_size(event: StreamEvent) -> int:
+    if isinstance(event, TextDelta | ThinkingDelta):
+        return 64 + len(event.text)
+    if isinstance(event, ToolCallDelta):
+        return 64 + len(event.arguments)
+    return 96
+
+
+# --- capture: what the client was sent, back to neutral form ---------------------------------
+
+
+def from_body(operation: Operation, body: bytes, tags: tuple[str, ...]) -> StoredAnswer | None:
+    """A complete (non-streamed) answer as sent to the client; None if it is not one."""
+    if operation is Operation.EMBEDDINGS:
+        return StoredAnswer(body=body, created=time.time(), tags=tags)
+    try:
+        response = _CHAT[operation].parse_chat(body, "cache")
+    except (ProxyError, KeyError):
+        return None
+    events = tuple(events_of(response, REPLAY_PIECES))
+    return StoredAnswer(events=events, created=time.time(), tags=tags)
+
+
+def from_stream(operation: Operation, sent: bytes, tags: tuple[str, ...]) -> StoredAnswer | None:
+    """A streamed answer as sent to the client, if it is complete: it ended with its stop
+    event and no error (a stream cut short, or ended by an error event, is never stored)."""
+    client = _CHAT.get(operation)
+    if client is None:
+        return None
+    decoder = client.chat_stream_decoder("cache")
+    try:
+        events = decoder.feed(sent) + decoder.close()
+    except ProxyError:
+        return None
+    if not events or not isinstance(events[0], StartEvent):
+        return None
+    if not any(isinstance(e, StopEvent) for e in events):
+        return None
+    return StoredAnswer(events=tuple(events), created=time.time(), tags=tags)
+
+
+# --- the bytes kept in Redis ------------------------------------------------------------------
+
+
+# Each event kind as a row: a one-letter tag, then its fields in order (usage as a list).
+_ROWS: dict[type, tuple[str, tuple[str, ...]]] = {
+    StartEvent: ("b", ("id", "model", "usage")),
+    TextDelta: ("t", ("text",)),
+    ThinkingDelta: ("r", ("text", "signature")),
+    ToolCallStart: ("c", ("index", "id", "name")),
+    ToolCallDelta: ("a", ("index", "arguments")),
+    StopEvent: ("s", ("finish", "stop_sequence")),
+    UsageReport: ("u", ("usage",)),
+}
+_KINDS = {tag: (kind, names) for kind, (tag, names) in _ROWS.items()}
+_USAGE_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "cache_write_tokens",
+)
+
+
+def _cell(value: Any) -> Any:
+    return [getattr(value, name) for name in _USAGE_FIELDS] if isinstance(value, Usage) else value
+
+
+def _event_row(event: StreamEvent) -> list[Any]:
+    tag, names = _ROWS[type(event)]
+    return [tag, *(_cell(getattr(event, name)) for name in names)]
+
+
+def _event(row: list[Any]) -> StreamEvent:
+    kind, names = _KINDS[row[0]]
+    values = dict(zip(names, row[1:], strict=True))
+    if values.get("usage") is not None:
+        values["usage"] = Usage(**dict(zip(_USAGE_FIELDS, values["usage"], strict=True)))
+    event: StreamEvent = kind(**values)
+    return event
+
+
+def encode(answer: StoredAnswer) -> bytes:
+    return orjson.dumps(
+        {
+            "v": FORMAT,
+            "created": answer.created,
+            "tags": answer.tags,
+            "events": [_event_row(e) for e in answer.events],
+            "body": answer.body.decode() if answer.body else None,
+        }
+    )
+
+
+def decode(data: bytes) -> StoredAnswer | None:
+    """The stored answer, or None for anything this version cannot read (a miss)."""
+    try:
+        doc = orjson.loads(data)
+        if not isinstance(doc, dict) or doc.get("v") != FORMAT:
+            return None
+        events = tuple(_event(row) for row in doc["events"])
+        body = doc["body"].encode() if doc.get("body") else b""
+        return StoredAnswer(events, body, float(doc["created"]), tuple(doc.get("tags") or ()))
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError, AttributeError):
+        return None
