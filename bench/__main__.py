@@ -107,6 +107,7 @@ def _proxy_config(port: int, upstream_url: str) -> str:
 server: {{host: 127.0.0.1, port: {port}, access_log: false, shutdown_grace: 2s}}
 admin: {{enabled: false}}
 logging: {{level: warning}}
+cache: {{enabled: false}}  # every request goes upstream: this measures the proxy
 providers:
   up: {{kind: openai, base_url: "{upstream_url}/v1", api_key: sk-bench, max_connections: 64}}
   up-anthropic:

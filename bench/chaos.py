@@ -100,6 +100,7 @@ def proxy_config(port: int, admin_port: int, urls: dict[str, str], settings: Cha
 server: {{host: 127.0.0.1, port: {port}, access_log: false, shutdown_grace: 2s}}
 admin: {{enabled: true, host: 127.0.0.1, port: {admin_port}}}
 logging: {{level: warning}}
+cache: {{enabled: false}}  # every request goes upstream: this measures the proxy
 routing:
   breaker: {{reset_timeout: {round(settings.reset_timeout * 1000)}ms}}
 providers:

@@ -20,7 +20,11 @@ from aiohttp import web
 
 from edgeproxy.admin import build_admin_app
 from edgeproxy.background import Background
-from edgeproxy.config import Config
+from edgeproxy.cache.answer import StoredAnswer
+from edgeproxy.cache.lookup import LookupCache
+from edgeproxy.cache.memory import MemoryCache
+from edgeproxy.cache.tiered import TieredCache
+from edgeproxy.config import CacheConfig, Config
 from edgeproxy.handlers import ProxyHandlers
 from edgeproxy.pipeline import Pipeline, build_pipeline
 from edgeproxy.providers import build_provider
@@ -40,6 +44,7 @@ class ProxyState:
     table: ModelTable
     pipeline: Pipeline
     background: Background = field(default_factory=Background)
+    cache: LookupCache | None = None
     pools_open: bool = False
     draining: bool = False
 
@@ -66,23 +71,50 @@ class Clocks:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
 
+def build_cache(
+    config: CacheConfig, background: Background, clock: Callable[[], float]
+) -> LookupCache | None:
+    """The cache stage when the cache is on: L1 always, L2 when Redis is configured."""
+    if not config.enabled:
+        return None
+    remote = None
+    if config.redis.enabled:
+        from edgeproxy.cache.redis import RedisCache
+
+        remote = RedisCache(config.redis, clock=clock)
+    memory: MemoryCache[StoredAnswer] = MemoryCache(
+        config.max_entries, config.max_bytes, config.max_entry_bytes
+    )
+    tiered = TieredCache(memory, remote, background, clock, time.time)
+    return LookupCache(tiered, config, background)
+
+
 def build_state(config: Config, clocks: Clocks | None = None) -> ProxyState:
     """Providers, model table and pipeline for `config` (`clocks`: injected for tests)."""
     clocks = clocks or Clocks()
     providers = {name: build_provider(p) for name, p in config.providers.items()}
     table = ModelTable(config.models, providers, config.routing)
-    pipeline = build_pipeline(table, clocks.clock, clocks.rng, clocks.sleep)
-    return ProxyState(config, providers, table, pipeline)
+    background = Background()
+    cache = build_cache(config.cache, background, clocks.clock)
+    pipeline = build_pipeline(table, clocks.clock, clocks.rng, clocks.sleep, cache)
+    return ProxyState(config, providers, table, pipeline, background, cache)
 
 
-async def _provider_pools(app: web.Application) -> AsyncIterator[None]:
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    """Provider pools and the Redis client open before the first request; at shutdown they
+    close after in-flight requests and background work (cache writes) have finished."""
     state = app[STATE]
+    remote = state.cache.cache.remote if state.cache is not None else None
     await asyncio.gather(*(p.open() for p in state.providers.values()))
+    if remote is not None:
+        await remote.open()
     state.pools_open = True
     yield
     state.pools_open = False
     await state.background.drain(state.config.server.shutdown_grace)
     await asyncio.gather(*(p.close() for p in state.providers.values()))
+    if remote is not None:
+        await remote.close()
 
 
 def build_data_app(state: ProxyState) -> web.Application:
@@ -91,7 +123,7 @@ def build_data_app(state: ProxyState) -> web.Application:
     app[STATE] = state
     access_log = AccessLog() if server.access_log else None
     ProxyHandlers(state.pipeline, state.table, server.max_body_bytes, access_log).register(app)
-    app.cleanup_ctx.append(_provider_pools)
+    app.cleanup_ctx.append(_resources)
     return app
 
 

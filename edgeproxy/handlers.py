@@ -181,8 +181,11 @@ class ProxyHandlers:
             body = await upstream.read()
         except ProxyError as err:
             return self._fail(err, codec, exchange.request_id, exchange)
-        if upstream.status == 200 and (self._access_log is not None or exchange.counts_tokens):
-            exchange.usage = codec.usage_of_body(body)
+        if upstream.status == 200:
+            if self._access_log is not None or exchange.counts_tokens:
+                exchange.usage = codec.usage_of_body(body)
+            if exchange.capture is not None:
+                exchange.capture.complete_body(body)
         return web.Response(status=upstream.status, body=body, headers=headers)
 
     def _log_stream_failure(self, exchange: Exchange, err: ProxyError) -> None:
@@ -208,6 +211,7 @@ class ProxyHandlers:
         aligner = EventAligner()
         decoder = SSEDecoder()
         usage = codec.StreamUsage()
+        capture = exchange.capture
         try:
             while chunk := await upstream.next_chunk():
                 whole = aligner.whole_events(chunk)
@@ -215,17 +219,22 @@ class ProxyHandlers:
                     await response.write(whole)
                     for event in decoder.feed(whole):
                         usage.observe(event)
+                    if capture is not None:
+                        capture.add(whole)
             if rest := aligner.rest():
                 await response.write(rest)
         except ProxyError as err:
             self._log_stream_failure(exchange, err)
             await response.write(codec.error_event(err))
+            capture = None
         except ConnectionResetError:
             exchange.status = 499
             return response
         exchange.usage = usage.usage
         if usage.failed:  # the provider's own error event, relayed as it was
             exchange.status = 502
+        elif capture is not None:
+            capture.complete_stream()
         await response.write_eof()
         return response
 
@@ -264,6 +273,12 @@ class ProxyHandlers:
                     content_type = _JSON_TYPE
         except ProxyError as err:
             return self._fail(err, codec, exchange.request_id, exchange)
+        if exchange.capture is not None:
+            if content_type == _SSE_TYPE:
+                exchange.capture.add(out)
+                exchange.capture.complete_stream()
+            else:
+                exchange.capture.complete_body(out)
         headers = _translated_headers(exchange, upstream, content_type)
         return web.Response(status=200, body=out, headers=headers)
 
@@ -280,18 +295,21 @@ class ProxyHandlers:
         response = web.StreamResponse(
             status=200, headers=_translated_headers(exchange, upstream, _SSE_TYPE)
         )
+        capture = exchange.capture
         try:
             while chunk := await upstream.next_chunk():
                 if out := relay.feed(chunk):
                     if not response.prepared:
                         await response.prepare(request)
                     await response.write(out)
+                    if capture is not None:
+                        capture.add(out)
             out = relay.finish()
         except ProxyError as err:
             if not response.prepared:
                 return self._fail(err, codec, exchange.request_id, exchange)
             self._log_stream_failure(exchange, err)
-            out = relay.error(err)
+            out, capture = relay.error(err), None
         except ConnectionResetError:
             exchange.status = 499
             return response
@@ -299,18 +317,25 @@ class ProxyHandlers:
             await response.prepare(request)
         await response.write(out)
         exchange.usage = relay.usage
+        if capture is not None:
+            capture.add(out)
+            capture.complete_stream()
         await response.write_eof()
         return response
 
 
 def _mark(headers: MutableMapping[str, str], exchange: Exchange) -> None:
-    """Which deployment answered, and after how many upstream attempts."""
+    """Which deployment answered, after how many upstream attempts, and what the cache did."""
     deployment = exchange.deployment
     if deployment is not None:
         headers["x-edgeproxy-provider"] = deployment.provider.name
         headers["x-edgeproxy-deployment"] = deployment.name
     if exchange.group is not None:  # routed: 0 when nothing was available to try
         headers["x-edgeproxy-attempts"] = str(exchange.attempts)
+    if exchange.cache_status is not None:
+        headers["x-edgeproxy-cache"] = exchange.cache_status
+        if exchange.cache_age is not None:
+            headers["age"] = str(exchange.cache_age)
 
 
 def _translated_headers(

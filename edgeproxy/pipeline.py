@@ -7,7 +7,10 @@ A request passes these stages in order; each either continues (returns None) or 
                  unconfigured model; read the per-request strategy header (400 if unknown) and,
                  only where the group needs them (capability or context filters, cost-aware
                  strategies, token ceilings), what the request needs from a deployment
-    2. dispatch  (terminal, routing/dispatch.py) choose a deployment by strategy among the
+    2. lookup_cache  (when cache.enabled; cache/lookup.py) a cacheable request the policy
+                 lets look up is answered from the exact cache (L1, then L2) with no upstream
+                 call; otherwise, if the answer may be kept, the edge gets a capture to feed
+    3. dispatch  (terminal, routing/dispatch.py) choose a deployment by strategy among the
                  available ones (breaker, cooldown, local ceilings), shape the body for it
                  (model name mapped, or translated into the provider's dialect: 400 for what
                  cannot go), send it through the provider; retry, fail over to other
@@ -19,12 +22,14 @@ The per-request `Exchange` carries what the stages learn:
     field           set by              read by
     request_id      handlers            providers (sent upstream), handlers (response header)
     operation       handlers            route, dispatch, providers, handlers
-    headers         handlers            route (strategy header), providers (forwarded headers)
-    body, payload   handlers            route (needs), dispatch (model mapping), mock provider
+    headers         handlers            route (strategy header), lookup_cache (Cache-Control,
+                                        ttl and tags), providers (forwarded headers)
+    body, payload   handlers            route (needs), lookup_cache (key, policy), dispatch
+                                        (model mapping), mock provider
     model, stream   handlers            route, dispatch, providers, handlers (relay mode)
     started         handlers            providers (total deadline), dispatch (retry deadline),
                                         access log
-    group           route               dispatch
+    group           route               lookup_cache (name, cache switch, TTL), dispatch
     strategy        route (the header)  dispatch (else each group's own)
     needs           route               dispatch (filters, cost, token ceilings)
     deployment      dispatch            providers, handlers (x-edgeproxy-provider), access log
@@ -34,6 +39,11 @@ The per-request `Exchange` carries what the stages learn:
     upstream_body   dispatch            providers (HTTP body sent upstream)
     attempts        dispatch            handlers (x-edgeproxy-attempts), access log
     lease           dispatch            handlers (settled when the answer is relayed)
+    cache_status    lookup_cache        handlers (x-edgeproxy-cache: hit-l1, hit-l2, miss,
+                                        bypass)
+    cache_age       lookup_cache        handlers (the Age of a hit)
+    capture         lookup_cache        handlers (fed what the client is sent; a complete
+                                        answer is stored in the background)
     usage           handlers (relay)    access log, lease (token ceilings)
     status          handlers            access log, lease (a stream that broke is a failure)
 """
@@ -48,6 +58,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgeproxy import errors
+from edgeproxy.cache.lookup import Capture, LookupCache
 from edgeproxy.config import STRATEGIES
 from edgeproxy.dialects.neutral import ChatRequest, EmbeddingRequest, Usage
 from edgeproxy.dialects.translation import Translator
@@ -88,6 +99,9 @@ class Exchange:
     upstream_body: bytes = b""
     attempts: int = 0
     lease: Lease | None = None
+    cache_status: str | None = None
+    cache_age: int | None = None
+    capture: Capture | None = None
     usage: Usage | None = None
     status: int = 0
 
@@ -162,6 +176,9 @@ def build_pipeline(
     clock: Callable[[], float] = time.monotonic,
     rng: Callable[[], float] = random.random,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    cache: LookupCache | None = None,
 ) -> Pipeline:
-    """The stages for `table`; clock, randomness and sleep are injected for tests."""
-    return Pipeline(table, (), Dispatch(clock, rng, sleep), clock)
+    """The stages for `table` (the cache's only when it is on); clock, randomness and sleep
+    are injected for tests."""
+    stages: tuple[Stage, ...] = () if cache is None else (cache,)
+    return Pipeline(table, stages, Dispatch(clock, rng, sleep), clock)

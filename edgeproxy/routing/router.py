@@ -67,6 +67,8 @@ class ModelGroup:
         "_choice",
         "_table",
         "budget",
+        "cache",
+        "cache_ttl",
         "context_fallbacks",
         "deployments",
         "fallbacks",
@@ -89,6 +91,8 @@ class ModelGroup:
         self.retry: RetrySettings = config.retry
         self.budget = RetryBudget(config.retry)
         self.hedge_after = config.hedge_after
+        self.cache = config.cache
+        self.cache_ttl = config.cache_ttl
         self.fallbacks: tuple[ModelGroup, ...] = ()
         self.context_fallbacks: tuple[ModelGroup, ...] = ()
         self.filters = any(

@@ -85,6 +85,7 @@ async def start_routing_stack(
             "server": {"host": "127.0.0.1", "port": 0, "shutdown_grace": "5s"},
             "admin": admin,
             "routing": routing or {},
+            "cache": {"enabled": False},  # every request reaches the fakes
             "providers": _providers(
                 openai,
                 anthropic,

@@ -27,12 +27,14 @@ def proxy_config(
     catch_all: bool = True,
     unsupported_params: str = "drop",
     routing: dict[str, Any] | None = None,
+    cache: dict[str, Any] | None = None,
 ) -> Config:
     """Providers pointing at the fake upstream; public names mapped to upstream names.
 
     `catch_all` adds the pass-through patterns `claude-*` and `*`; without them an unknown
     model name is a 404. Retries are off unless `routing` says otherwise, so a scripted
-    upstream error reaches the client as it is.
+    upstream error reaches the client as it is; the cache is off unless `cache` says
+    otherwise, so every request reaches the fake upstream.
     """
     provider_timeouts = {"connect": "2s", "first_byte": "10s", "idle": "10s", "total": "30s"}
     provider_timeouts.update(timeouts or {})
@@ -40,6 +42,7 @@ def proxy_config(
         "server": {"host": "127.0.0.1", "port": 0, "shutdown_grace": "5s", **(server or {})},
         "admin": {"host": "127.0.0.1", "port": 0},
         "routing": routing if routing is not None else {"retry": {"max_attempts": 1}},
+        "cache": cache if cache is not None else {"enabled": False},
         "providers": {
             "openai-up": {
                 "kind": "openai",

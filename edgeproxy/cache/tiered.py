@@ -1,0 +1,112 @@
+"""The exact cache's two layers: L1 in this process, L2 in Redis shared by every sidecar.
+
+A lookup asks L1, then L2; an L2 hit fills L1. A store fills L1 at once and L2 in the
+background, so the client never waits on Redis. L2 failures are the store's to absorb (short
+timeouts, a breaker of its own): for this class, Redis down is an L2 that always misses.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from edgeproxy.background import Background
+from edgeproxy.cache import answer
+from edgeproxy.cache.answer import StoredAnswer
+from edgeproxy.cache.memory import MemoryCache
+
+log = logging.getLogger(__name__)
+
+
+class RemoteStore(Protocol):
+    """What the tiered cache needs of L2 (implemented by `cache.redis.RedisCache`)."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def get(self, key: str, namespace: str) -> bytes | None: ...
+
+    async def set(
+        self, key: str, namespace: str, value: bytes, ttl: float, tags: Sequence[str] = ()
+    ) -> bool: ...
+
+
+class Found:
+    """A hit: the answer, the layer that had it, and its age in seconds."""
+
+    __slots__ = ("age", "answer", "layer")
+
+    def __init__(self, answer: StoredAnswer, layer: str, age: float) -> None:
+        self.answer = answer
+        self.layer = layer
+        self.age = age
+
+
+class TieredCache:
+    """L1 (always) over L2 (when configured)."""
+
+    __slots__ = ("_background", "_clock", "_wall", "memory", "remote", "stores")
+
+    def __init__(
+        self,
+        memory: MemoryCache[StoredAnswer],
+        remote: RemoteStore | None,
+        background: Background,
+        clock: Callable[[], float],
+        wall: Callable[[], float],
+    ) -> None:
+        self.memory = memory
+        self.remote = remote
+        self._background = background
+        self._clock = clock
+        self._wall = wall
+        self.stores = 0
+
+    async def lookup(self, key: str, namespace: str, max_age: float | None) -> Found | None:
+        now = self._clock()
+        hit = self.memory.get(key, now)
+        if hit is not None:
+            age = now - hit.stored_at
+            if max_age is None or age <= max_age:
+                return Found(hit.value, "l1", age)
+            return None
+        if self.remote is None:
+            return None
+        data = await self.remote.get(key, namespace)
+        stored = answer.decode(data) if data is not None else None
+        if stored is None:
+            return None
+        age = max(0.0, self._wall() - stored.created)
+        if max_age is not None and age > max_age:
+            return None
+        return Found(stored, "l2", age)
+
+    def fill(self, key: str, namespace: str, found: Found, ttl: float) -> None:
+        """An L2 hit goes into L1 too, dated from when it was stored, so it leaves L1 when a
+        `ttl` from then has passed (and its age stays true)."""
+        if found.age < ttl:
+            self._put(key, namespace, found.answer, ttl, self._clock() - found.age)
+
+    def store(self, key: str, namespace: str, stored: StoredAnswer, ttl: float) -> None:
+        """Keep a fresh answer: in L1 now, in L2 from the background."""
+        self.stores += 1
+        self._put(key, namespace, stored, ttl, self._clock())
+        if self.remote is not None:
+            self._background.spawn(
+                "cache-l2-write", self._write(key, namespace, answer.encode(stored), ttl, stored)
+            )
+
+    def _put(
+        self, key: str, namespace: str, stored: StoredAnswer, ttl: float, stored_at: float
+    ) -> None:
+        self.memory.put(
+            key, stored, stored.size, ttl=ttl, now=stored_at, namespace=namespace, tags=stored.tags
+        )
+
+    async def _write(
+        self, key: str, namespace: str, data: bytes, ttl: float, stored: StoredAnswer
+    ) -> None:
+        assert self.remote is not None
+        await self.remote.set(key, namespace, data, ttl, stored.tags)
