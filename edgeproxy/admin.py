@@ -1,14 +1,17 @@
-"""The admin listener: liveness and readiness probes, and what routing knows right now."""
+"""The admin listener: liveness and readiness probes, what routing knows right now, and the
+cache's counters and purges."""
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from edgeproxy.cache.redis import RedisUnavailable
+from edgeproxy.cache.tiered import TieredCache
 from edgeproxy.config import Secret
 
 Handler = Callable[[web.Request], Any]
@@ -28,14 +31,69 @@ def _authorized(request: web.Request, token: Secret | None) -> bool:
     )
 
 
+_PURGE_NEEDS_TOKEN = {
+    "error": "cache purges need admin.token to be set (they change what every sidecar serves)"
+}
+
+
+def _cache_routes(app: web.Application, cache: TieredCache, token: Secret | None) -> None:
+    """`GET /admin/cache` (counters) and the purges: `DELETE /admin/cache/entries/{key}`,
+    `/admin/cache/tags/{tag}` (both `?namespace=`, default "default") and
+    `/admin/cache/namespaces/{namespace}`. A purge reaches every sidecar's L1 through Redis."""
+
+    def denied(request: web.Request, purge: bool) -> web.Response | None:
+        if purge and token is None:
+            return _json(_PURGE_NEEDS_TOKEN, 403)
+        if not _authorized(request, token):
+            return _json({"error": "admin token required (Authorization: Bearer ...)"}, 401)
+        return None
+
+    async def stats(request: web.Request) -> web.Response:
+        return denied(request, purge=False) or _json(cache.snapshot())
+
+    def purge(action: Callable[[web.Request], Awaitable[dict[str, int]]]) -> Handler:
+        async def handle(request: web.Request) -> web.Response:
+            refused = denied(request, purge=True)
+            if refused is not None:
+                return refused
+            try:
+                removed = await action(request)
+            except RedisUnavailable as exc:
+                return _json(
+                    {"error": f"Redis is unavailable ({exc}); only this sidecar's L1 was purged"},
+                    503,
+                )
+            return _json({"removed": removed})
+
+        return handle
+
+    def namespace(request: web.Request) -> str:
+        return request.query.get("namespace") or "default"
+
+    app.router.add_get("/admin/cache", stats)
+    app.router.add_delete(
+        "/admin/cache/entries/{key}",
+        purge(lambda r: cache.delete(r.match_info["key"], namespace(r))),
+    )
+    app.router.add_delete(
+        "/admin/cache/tags/{tag}",
+        purge(lambda r: cache.delete_tag(namespace(r), r.match_info["tag"])),
+    )
+    app.router.add_delete(
+        "/admin/cache/namespaces/{namespace}",
+        purge(lambda r: cache.flush(r.match_info["namespace"])),
+    )
+
+
 def build_admin_app(
     is_ready: Callable[[], bool],
     routing_status: Callable[[], dict[str, Any]],
     token: Secret | None,
+    cache: TieredCache | None = None,
 ) -> web.Application:
     """`/healthz` answers while the process runs; `/readyz` once pools are open, until draining;
     `/admin/routing` lists groups and deployments with breaker state, latency, success rate,
-    in-flight and local ceilings."""
+    in-flight and local ceilings; `/admin/cache` shows and purges the cache."""
 
     async def healthz(_: web.Request) -> web.Response:
         return _json({"status": "ok"})
@@ -53,4 +111,6 @@ def build_admin_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/admin/routing", routing)
+    if cache is not None:
+        _cache_routes(app, cache, token)
     return app

@@ -23,6 +23,7 @@ from edgeproxy.background import Background
 from edgeproxy.cache.answer import StoredAnswer
 from edgeproxy.cache.lookup import LookupCache
 from edgeproxy.cache.memory import MemoryCache
+from edgeproxy.cache.redis import RedisCache
 from edgeproxy.cache.tiered import TieredCache
 from edgeproxy.config import CacheConfig, Config
 from edgeproxy.handlers import ProxyHandlers
@@ -77,11 +78,7 @@ def build_cache(
     """The cache stage when the cache is on: L1 always, L2 when Redis is configured."""
     if not config.enabled:
         return None
-    remote = None
-    if config.redis.enabled:
-        from edgeproxy.cache.redis import RedisCache
-
-        remote = RedisCache(config.redis, clock=clock)
+    remote = RedisCache(config.redis, clock=clock) if config.redis.enabled else None
     memory: MemoryCache[StoredAnswer] = MemoryCache(
         config.max_entries, config.max_bytes, config.max_entry_bytes
     )
@@ -104,16 +101,20 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     """Provider pools and the Redis client open before the first request; at shutdown they
     close after in-flight requests and background work (cache writes) have finished."""
     state = app[STATE]
-    remote = state.cache.cache.remote if state.cache is not None else None
+    tiered = state.cache.cache if state.cache is not None else None
+    remote = tiered.remote if tiered is not None else None
     await asyncio.gather(*(p.open() for p in state.providers.values()))
-    if remote is not None:
+    if tiered is not None and isinstance(remote, RedisCache):
         await remote.open()
+        remote.subscribe(tiered.invalidate, state.background)
     state.pools_open = True
     yield
     state.pools_open = False
+    if isinstance(remote, RedisCache):
+        await remote.stop_listening()  # so draining waits only for cache writes
     await state.background.drain(state.config.server.shutdown_grace)
     await asyncio.gather(*(p.close() for p in state.providers.values()))
-    if remote is not None:
+    if isinstance(remote, RedisCache):
         await remote.close()
 
 
@@ -143,7 +144,10 @@ class ProxyServer:
         )
         self._admin = web.AppRunner(
             build_admin_app(
-                lambda: self.state.ready, self.state.routing_status, config.admin.token
+                lambda: self.state.ready,
+                self.state.routing_status,
+                config.admin.token,
+                self.state.cache.cache if self.state.cache is not None else None,
             ),
             access_log=None,
             keepalive_timeout=10.0,  # reachable from the pod network: keep slow clients short

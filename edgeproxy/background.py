@@ -18,11 +18,12 @@ log = logging.getLogger(__name__)
 class Background:
     """A bounded set of named tasks."""
 
-    __slots__ = ("_tasks", "dropped", "failed", "max_pending")
+    __slots__ = ("_services", "_tasks", "dropped", "failed", "max_pending")
 
     def __init__(self, max_pending: int = 1024) -> None:
         self.max_pending = max_pending
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._services: set[asyncio.Task[Any]] = set()
         self.dropped = 0
         self.failed = 0
 
@@ -40,6 +41,20 @@ class Background:
         self._tasks.add(task)
         task.add_done_callback(self._finished)
         return True
+
+    def service(self, name: str, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Start a long-lived task (a listener) that runs until its owner cancels it. It is
+        not work to drain: `pending` and `drain` leave it out, and it takes no place."""
+        task = asyncio.create_task(coro, name=name)
+        self._services.add(task)
+        task.add_done_callback(self._service_ended)
+        return task
+
+    def _service_ended(self, task: asyncio.Task[Any]) -> None:
+        self._services.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self.failed += 1
+            log.error("background service %s failed: %r", task.get_name(), exc)
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)

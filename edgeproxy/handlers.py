@@ -334,6 +334,8 @@ def _mark(headers: MutableMapping[str, str], exchange: Exchange) -> None:
         headers["x-edgeproxy-attempts"] = str(exchange.attempts)
     if exchange.cache_status is not None:
         headers["x-edgeproxy-cache"] = exchange.cache_status
+        if exchange.cache_key is not None:
+            headers["x-edgeproxy-cache-key"] = exchange.cache_key
         if exchange.cache_age is not None:
             headers["age"] = str(exchange.cache_age)
 

@@ -41,6 +41,7 @@ The per-request `Exchange` carries what the stages learn:
     lease           dispatch            handlers (settled when the answer is relayed)
     cache_status    lookup_cache        handlers (x-edgeproxy-cache: hit-l1, hit-l2, miss,
                                         bypass)
+    cache_key       lookup_cache        handlers (x-edgeproxy-cache-key: what an admin deletes)
     cache_age       lookup_cache        handlers (the Age of a hit)
     capture         lookup_cache        handlers (fed what the client is sent; a complete
                                         answer is stored in the background)
@@ -100,6 +101,7 @@ class Exchange:
     attempts: int = 0
     lease: Lease | None = None
     cache_status: str | None = None
+    cache_key: str | None = None
     cache_age: int | None = None
     capture: Capture | None = None
     usage: Usage | None = None

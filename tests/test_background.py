@@ -48,3 +48,16 @@ async def test_failures_are_counted_not_raised() -> None:
     background.spawn("boom", boom())
     await background.drain(grace=1.0)
     assert background.failed == 1
+
+
+async def test_a_service_runs_until_its_owner_cancels_it_and_is_not_work_to_drain() -> None:
+    background = Background(max_pending=1)
+    stop = asyncio.Event()
+    service = background.service("listener", stop.wait())
+    assert background.pending == 0, "a service is not pending work"
+    assert background.spawn("work", asyncio.sleep(0)), "and takes no place from work"
+    await background.drain(grace=1.0)
+    assert not service.done()
+    service.cancel()
+    await asyncio.wait({service})
+    assert background.failed == 0

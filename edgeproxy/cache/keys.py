@@ -495,6 +495,7 @@ _ANTHROPIC_CHOICE = _keys("type", "name", "disable_parallel_tool_use")
 _THINKING = _keys("type", "budget_tokens")
 _FORMAT = _keys("type", "schema")
 _ANTHROPIC_EFFORTS = ("low", "medium", "high")  # "xhigh" and "max" are mapped to "high"
+_ON = ("adaptive", "enabled")
 
 
 def _anthropic_block(block: Any) -> bool:
@@ -513,8 +514,8 @@ def _anthropic_content(content: object) -> bool:
 
 
 def _anthropic_shareable(body: dict[str, Any]) -> bool:
-    """Effort counts only with thinking on: the parse reads effort alone as adaptive thinking
-    and drops it when thinking is disabled."""
+    """Thinking, if given, is on: the parse reads "disabled" as no thinking at all, and effort
+    alone as adaptive thinking, so an effort counts only next to thinking."""
     messages, system, thinking = body.get("messages"), body.get("system"), body.get("thinking")
     config = body.get("output_config")
     effort = config.get("effort") if type(config) is dict else None
@@ -534,15 +535,8 @@ def _anthropic_shareable(body: dict[str, Any]) -> bool:
         )
         and _each(body.get("tools"), lambda tool: _within(tool, _ANTHROPIC_TOOL))
         and (body.get("tool_choice") is None or _within(body["tool_choice"], _ANTHROPIC_CHOICE))
-        and (thinking is None or _within(thinking, _THINKING))
-        and (
-            effort is None
-            or (
-                effort in _ANTHROPIC_EFFORTS
-                and type(thinking) is dict
-                and thinking.get("type") in ("adaptive", "enabled")
-            )
-        )
+        and (thinking is None or (_within(thinking, _THINKING) and thinking.get("type") in _ON))
+        and (effort is None or (effort in _ANTHROPIC_EFFORTS and thinking is not None))
         and (nested is None or beta is None)
         and all(spec is None or _within(spec, _FORMAT) for spec in (nested, beta))
     )

@@ -140,7 +140,7 @@ class LookupCache:
             exchange.cache_status = "bypass"
             return None
         namespace = config.namespace
-        key = cache_key(operation, payload, group.name, namespace, config.key)
+        key = exchange.cache_key = cache_key(operation, payload, group.name, namespace, config.key)
         if decision.lookup:
             found = await self.cache.lookup(key, namespace, decision.max_age)
             if found is not None:

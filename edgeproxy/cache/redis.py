@@ -457,16 +457,15 @@ class RedisCache:
 
     def subscribe(self, callback: Callable[[Invalidation], None], background: Background) -> bool:
         """Call `callback` for every invalidation published by any sidecar (this one too),
-        from a listener task in `background` that `close()` cancels; whether it started."""
+        from a listener service of `background` that `stop_listening()` (or `close()`)
+        cancels; True once it is started."""
         if self.subscribed:
             raise RuntimeError("already subscribed")
-        self.subscribed = background.spawn("redis-invalidations", self._listen(callback))
-        if not self.subscribed:
-            log.error("no room in the background runner: L1 invalidations will not arrive")
-        return self.subscribed
+        self._listener = background.service("redis-invalidations", self._listen(callback))
+        self.subscribed = True
+        return True
 
     async def _listen(self, callback: Callable[[Invalidation], None]) -> None:
-        self._listener = asyncio.current_task()
         delay, attempt = _BACKOFF_FIRST, 0
         while not self._listener_stopped:
             client = self._listener_client(attempt)

@@ -19,18 +19,34 @@ from edgeproxy.cache.memory import MemoryCache
 log = logging.getLogger(__name__)
 
 
+class Invalidated(Protocol):
+    """A deletion another sidecar announced (`cache.redis.Invalidation`)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def namespace(self) -> str: ...
+
+    @property
+    def value(self) -> str: ...
+
+
 class RemoteStore(Protocol):
-    """What the tiered cache needs of L2 (implemented by `cache.redis.RedisCache`)."""
-
-    async def open(self) -> None: ...
-
-    async def close(self) -> None: ...
+    """What the tiered cache needs of L2 (implemented by `cache.redis.RedisCache`).
+    Deletions remove entries everywhere and announce it to every sidecar's L1."""
 
     async def get(self, key: str, namespace: str) -> bytes | None: ...
 
     async def set(
         self, key: str, namespace: str, value: bytes, ttl: float, tags: Sequence[str] = ()
     ) -> bool: ...
+
+    async def delete(self, key: str, namespace: str) -> bool: ...
+
+    async def delete_tag(self, namespace: str, tag: str) -> int: ...
+
+    async def flush_namespace(self, namespace: str) -> int: ...
 
 
 class Found:
@@ -97,6 +113,41 @@ class TieredCache:
             self._background.spawn(
                 "cache-l2-write", self._write(key, namespace, answer.encode(stored), ttl, stored)
             )
+
+    # --- invalidation ------------------------------------------------------------------------
+
+    def invalidate(self, message: Invalidated) -> None:
+        """Apply a deletion announced through Redis to this sidecar's L1."""
+        if message.kind == "key":
+            self.memory.delete(message.value)
+        elif message.kind == "tag":
+            self.memory.delete_tag(message.namespace, message.value)
+        elif message.kind == "namespace":
+            self.memory.clear_namespace(message.namespace)
+
+    async def delete(self, key: str, namespace: str) -> dict[str, int]:
+        """An operator's deletion of one entry, here and (through L2) in every sidecar."""
+        local = int(self.memory.delete(key))
+        shared = int(await self.remote.delete(key, namespace)) if self.remote else 0
+        return {"l1": local, "l2": shared}
+
+    async def delete_tag(self, namespace: str, tag: str) -> dict[str, int]:
+        local = self.memory.delete_tag(namespace, tag)
+        shared = await self.remote.delete_tag(namespace, tag) if self.remote else 0
+        return {"l1": local, "l2": shared}
+
+    async def flush(self, namespace: str) -> dict[str, int]:
+        local = self.memory.clear_namespace(namespace)
+        shared = await self.remote.flush_namespace(namespace) if self.remote else 0
+        return {"l1": local, "l2": shared}
+
+    def snapshot(self) -> dict[str, object]:
+        remote = getattr(self.remote, "snapshot", None)
+        return {
+            "l1": self.memory.snapshot(),
+            "l2": remote() if remote is not None else None,
+            "stores": self.stores,
+        }
 
     def _put(
         self, key: str, namespace: str, stored: StoredAnswer, ttl: float, stored_at: float

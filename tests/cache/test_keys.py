@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 import string
-from typing import Any
+from typing import Any, get_args
 
 import orjson
 import pytest
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from edgeproxy.cache.keys import EXCLUDED_FIELDS, cache_key
 from edgeproxy.config import CacheKeySettings
+from edgeproxy.dialects.neutral import Part
 from edgeproxy.operations import Operation
 
 CHAT, MESSAGES = Operation.CHAT, Operation.MESSAGES
@@ -24,7 +26,7 @@ FOLDED_SHARED = CacheKeySettings(case_insensitive=True, share_across_dialects=Tr
 ALL_SETTINGS = [DEFAULT, SHARED, FOLDED, FOLDED_SHARED]
 SETTINGS_IDS = ["default", "shared", "folded", "folded-shared"]
 
-OPENAI_TOOL = {
+OPENAI_TOOL: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -32,7 +34,7 @@ OPENAI_TOOL = {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
     },
 }
-ANTHROPIC_TOOL = {
+ANTHROPIC_TOOL: dict[str, Any] = {
     "name": "get_weather",
     "description": "The weather in a city",
     "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
@@ -396,6 +398,15 @@ def test_tenants_never_share(
     assert len(keys) == 3
 
 
+def tool_turns(result: Any, name: str = "get_weather") -> list[dict[str, Any]]:
+    call = {"id": "c1", "type": "function", "function": {"name": name, "arguments": '{"A":1}'}}
+    return [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": result},
+    ]
+
+
 SAME_CONVERSATION = [
     (
         with_system(chat("Name a colour.", max_tokens=1024), "Answer in one word."),
@@ -413,6 +424,35 @@ SAME_CONVERSATION = [
         chat("Weather in Paris?", tools=[OPENAI_TOOL], tool_choice="required", max_tokens=99),
         messages(
             "Weather in Paris?", tools=[ANTHROPIC_TOOL], tool_choice={"type": "any"}, max_tokens=99
+        ),
+    ),
+    (
+        chat(
+            [
+                text("What is this?"),
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo"}},
+            ],
+            max_tokens=50,
+        ),
+        messages(
+            [
+                text("What is this?"),
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo"},
+                },
+            ],
+            max_tokens=50,
+        ),
+    ),
+    (
+        {"messages": tool_turns("Sunny"), "tools": [OPENAI_TOOL], "max_tokens": 70},
+        messages(
+            "weather?",
+            [{"type": "tool_use", "id": "c1", "name": "get_weather", "input": {"A": 1}}],
+            [{"type": "tool_result", "tool_use_id": "c1", "content": "Sunny"}],
+            tools=[ANTHROPIC_TOOL],
+            max_tokens=70,
         ),
     ),
     (
@@ -442,6 +482,13 @@ def test_openai_max_token_fields_are_one_setting_only_in_the_shared_form() -> No
     assert key(CHAT, old_name) != key(CHAT, new_name)
     assert key(CHAT, old_name, SHARED) == key(CHAT, new_name, SHARED)
     assert key(CHAT, new_name, SHARED) == key(MESSAGES, messages("hi", max_tokens=10), SHARED)
+
+
+def test_neutral_message_parts_differ_in_their_field_names() -> None:
+    """The neutral form is keyed as orjson writes it, with no class names: a Text and a
+    Thinking with the same text must still differ (Thinking has more fields)."""
+    names = [frozenset(f.name for f in dataclasses.fields(part)) for part in get_args(Part)]
+    assert len(set(names)) == len(names)
 
 
 def test_shared_dialects_still_need_the_same_question() -> None:
@@ -558,6 +605,7 @@ LOSSY_IN_NEUTRAL_FORM = [
         messages("hi"),
         messages("hi", thinking={"type": "disabled"}, output_config={"effort": "low"}),
     ),
+    (MESSAGES, messages("hi"), messages("hi", thinking={"type": "disabled"})),
     (
         MESSAGES,
         messages("hi", thinking={"type": "adaptive"}),
@@ -661,15 +709,6 @@ def test_case_insensitive_matching_folds_the_text_of_messages(
 ) -> None:
     assert key(operation, one) != key(operation, other)
     assert key(operation, one, settings) == key(operation, other, settings)
-
-
-def tool_turns(result: Any, name: str = "get_weather") -> list[dict[str, Any]]:
-    call = {"id": "c1", "type": "function", "function": {"name": name, "arguments": '{"A": 1}'}}
-    return [
-        {"role": "user", "content": "weather?"},
-        {"role": "assistant", "content": None, "tool_calls": [call]},
-        {"role": "tool", "tool_call_id": "c1", "content": result},
-    ]
 
 
 @pytest.mark.parametrize("settings", [FOLDED, FOLDED_SHARED], ids=["folded", "folded-shared"])

@@ -28,6 +28,7 @@ def proxy_config(
     unsupported_params: str = "drop",
     routing: dict[str, Any] | None = None,
     cache: dict[str, Any] | None = None,
+    admin: dict[str, Any] | None = None,
 ) -> Config:
     """Providers pointing at the fake upstream; public names mapped to upstream names.
 
@@ -40,7 +41,7 @@ def proxy_config(
     provider_timeouts.update(timeouts or {})
     raw = {
         "server": {"host": "127.0.0.1", "port": 0, "shutdown_grace": "5s", **(server or {})},
-        "admin": {"host": "127.0.0.1", "port": 0},
+        "admin": {"host": "127.0.0.1", "port": 0, **(admin or {})},
         "routing": routing if routing is not None else {"retry": {"max_attempts": 1}},
         "cache": cache if cache is not None else {"enabled": False},
         "providers": {
