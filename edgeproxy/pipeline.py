@@ -120,7 +120,10 @@ class Exchange:
         return self.lease is not None and self.lease.health.counts_tokens
 
     def settle(self, now: float) -> None:
-        """The answer has been relayed (or abandoned): give the deployment its place back."""
+        """The answer has been relayed (or abandoned): give the deployment its place back, and
+        let requests waiting on an answer that never completed take over."""
+        if self.capture is not None:
+            self.capture.close()
         lease = self.lease
         if lease is not None:
             self.lease = None

@@ -306,9 +306,10 @@ def _neutral_body(payload: dict[str, Any], operation: Operation, plan: _Plan) ->
     """The neutral form of a request, or None when it would not keep all the request says.
 
     Top-level numbers and the thinking budget are normalised before the parse, which takes
-    integers only (so 1.0 ≡ 1 holds for them); numbers in a tool call's input keep their
-    spelling in its JSON text. The neutral parts tell each other apart by their field names
-    (`text` alone is a Text, `text`, `signature` and `redacted` a Thinking...).
+    integers only (so 1.0 ≡ 1 holds for them). A tool call's arguments are the JSON text the
+    parse gives (OpenAI's as sent, Anthropic's input as orjson writes it): the same call
+    spelled otherwise misses. The neutral parts tell each other apart by their field names
+    (`text` alone is a Text; `text`, `signature` and `redacted` a Thinking...).
     """
     parse, shareable = _SHAREABLE[operation]
     body = _dialect_body(payload, operation, plan.excluded, False)

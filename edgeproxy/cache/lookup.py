@@ -16,7 +16,8 @@ from multidict import CIMultiDict
 
 from edgeproxy.background import Background
 from edgeproxy.cache import answer
-from edgeproxy.cache.answer import CACHEABLE, replayable
+from edgeproxy.cache.answer import CACHEABLE, StoredAnswer, replayable
+from edgeproxy.cache.coalesce import Flight, Following, Shape
 from edgeproxy.cache.keys import cache_key
 from edgeproxy.cache.policy import Decision, decide
 from edgeproxy.cache.tiered import TieredCache
@@ -56,13 +57,16 @@ class CachedReply:
 
 
 class Capture:
-    """What the client is sent on a miss, kept up to `limit` bytes for storing."""
+    """What the client is sent on a miss: kept up to `limit` bytes for storing, and published
+    to the requests waiting on this one (its flight)."""
 
     __slots__ = (
         "_cache",
         "_chunks",
+        "_done",
         "_limit",
         "_size",
+        "flight",
         "key",
         "namespace",
         "operation",
@@ -79,6 +83,7 @@ class Capture:
         decision: Decision,
         *,
         limit: int,
+        flight: Flight,
     ) -> None:
         self._cache = cache
         self.key = key
@@ -86,12 +91,15 @@ class Capture:
         self.operation = operation
         self.ttl = decision.ttl
         self.tags = decision.tags
+        self.flight = flight
         self._limit = limit
         self._chunks: list[bytes] | None = []
         self._size = 0
+        self._done = False
 
     def add(self, chunk: bytes) -> None:
         """A piece of the stream as it was written to the client."""
+        self.flight.publish(chunk)
         chunks = self._chunks
         if chunks is None:
             return
@@ -103,24 +111,34 @@ class Capture:
 
     def complete_body(self, body: bytes) -> None:
         """The whole (non-streamed) successful answer was sent."""
-        if len(body) <= self._limit:
-            self._cache.keep(self, body, stream=False)
+        self._done = True
+        self._cache.completed(self, body if len(body) <= self._limit else None, stream=False)
 
     def complete_stream(self) -> None:
         """The stream ended as it should (its last event written, no error)."""
-        if self._chunks is not None:
-            self._cache.keep(self, b"".join(self._chunks), stream=True)
+        self._done = True
+        chunks = self._chunks
+        self._cache.completed(self, None if chunks is None else b"".join(chunks), stream=True)
+
+    def close(self) -> None:
+        """The exchange is over: if it never completed, the requests waiting on it take over."""
+        if not self._done:
+            self._done = True
+            self._cache.abandoned(self)
 
 
 class LookupCache:
-    """Stage: a hit answers; a miss (or refresh) leaves a `Capture` on the exchange."""
+    """Stage: a hit answers; an identical request in flight is waited on; otherwise this one
+    leads, with a `Capture` on the exchange."""
 
-    __slots__ = ("_background", "_config", "cache")
+    __slots__ = ("_background", "_config", "_flights", "cache", "coalesced")
 
     def __init__(self, cache: TieredCache, config: CacheConfig, background: Background) -> None:
         self.cache = cache
         self._config = config
         self._background = background
+        self._flights: dict[str, Flight] = {}
+        self.coalesced = 0
 
     async def __call__(self, exchange: Exchange) -> Reply | None:
         group = exchange.group
@@ -141,6 +159,7 @@ class LookupCache:
             return None
         namespace = config.namespace
         key = exchange.cache_key = cache_key(operation, payload, group.name, namespace, config.key)
+        shape = (operation, exchange.stream, _include_usage(exchange))
         if decision.lookup:
             found = await self.cache.lookup(key, namespace, decision.max_age)
             if found is not None:
@@ -148,27 +167,82 @@ class LookupCache:
                     self.cache.fill(key, namespace, found, group.cache_ttl or config.ttl)
                 exchange.cache_status = "hit-" + found.layer
                 exchange.cache_age = math.floor(found.age)
-                stream = exchange.stream
-                body = found.answer.render(operation, stream, _include_usage(exchange))
-                return CachedReply(body, stream)
+                return CachedReply(found.answer.render(*shape), exchange.stream)
             exchange.cache_status = "miss"
+            if decision.store:
+                while (flight := self._flights.get(key)) is not None:
+                    reply = await _wait(flight, shape)
+                    if reply is not None:
+                        exchange.cache_status = "coalesced"
+                        self.coalesced += 1
+                        return reply
         else:
             exchange.cache_status = "bypass"
         if decision.store:
+            flight = Flight(shape)
+            if decision.lookup:  # a refresh (no-cache) leads nobody: others may not wait on it
+                self._flights[key] = flight
             exchange.capture = Capture(
-                self, key, namespace, operation, decision, limit=config.max_entry_bytes
+                self,
+                key,
+                namespace,
+                operation,
+                decision,
+                limit=config.max_entry_bytes,
+                flight=flight,
             )
         return None
 
-    def keep(self, capture: Capture, sent: bytes, *, stream: bool) -> None:
-        """Decode and store a complete answer, off the request's path."""
-        self._background.spawn("cache-store", self._store(capture, sent, stream))
+    def completed(self, capture: Capture, sent: bytes | None, *, stream: bool) -> None:
+        """A complete answer: stored (decoded off the request's path) and given to waiters
+        (decoded now, if some wait for the whole answer)."""
+        flight = capture.flight
+        self._land(capture.key, flight)
+        if flight.waiting:
+            stored = _read(capture, sent, stream) if sent is not None else None
+            flight.finish(stored)
+            if stored is not None:
+                self.cache.store(capture.key, capture.namespace, stored, capture.ttl)
+            return
+        flight.finish(None)
+        if sent is not None:
+            self._background.spawn("cache-store", self._store(capture, sent, stream))
+
+    def abandoned(self, capture: Capture) -> None:
+        self._land(capture.key, capture.flight)
+        capture.flight.fail()
+
+    def _land(self, key: str, flight: Flight) -> None:
+        if self._flights.get(key) is flight:
+            del self._flights[key]
 
     async def _store(self, capture: Capture, sent: bytes, stream: bool) -> None:
-        read = answer.from_stream if stream else answer.from_body
-        stored = read(capture.operation, sent, capture.tags)
+        stored = _read(capture, sent, stream)
         if stored is not None:
             self.cache.store(capture.key, capture.namespace, stored, capture.ttl)
+
+
+def _read(capture: Capture, sent: bytes, stream: bool) -> StoredAnswer | None:
+    read = answer.from_stream if stream else answer.from_body
+    return read(capture.operation, sent, capture.tags)
+
+
+async def _wait(flight: Flight, shape: Shape) -> Reply | None:
+    """A waiter's reply from `flight`, or None when the flight failed (the waiter takes over)."""
+    flight.waiting += 1
+    try:
+        while flight.state == "running":
+            if shape[1] and shape == flight.shape and flight.started:
+                return Following(flight)
+            await flight.changed()
+        if flight.state == "done":
+            if flight.answer is not None:
+                return CachedReply(flight.answer.render(*shape), shape[1])
+            if shape[1] and shape == flight.shape and flight.started:
+                return Following(flight)
+        return None
+    finally:
+        flight.waiting -= 1
 
 
 def _include_usage(exchange: Exchange) -> bool:

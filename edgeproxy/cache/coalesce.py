@@ -1,0 +1,104 @@
+"""Collapsing identical requests in flight into one upstream call.
+
+The first request for a cache key leads: it goes upstream, and what its client is sent is
+published as it is sent. Requests for the same key arriving meanwhile wait instead of calling
+the provider:
+- a streaming waiter of the leader's shape (same operation, both streaming, same usage-chunk
+  option) follows the leader's stream live once it has started: what was already sent, then
+  the rest as it comes;
+- any other waiter gets the complete answer, rendered for it, when the leader finishes.
+If the leader fails before its stream starts (an error, or its client gone), the flight is
+abandoned and the waiters take over: the first becomes the new leader and calls the provider,
+the others wait for it. A follower already receiving a stream that then breaks ends with an
+error event, as the leader's client does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import MutableMapping
+
+from multidict import CIMultiDict
+
+from edgeproxy import errors
+from edgeproxy.cache.answer import StoredAnswer
+from edgeproxy.operations import Operation
+
+Shape = tuple[Operation, bool, bool]  # operation, stream, include_usage
+
+_SSE = "text/event-stream; charset=utf-8"
+
+
+class Flight:
+    """One upstream call that several identical requests share."""
+
+    __slots__ = ("_changed", "answer", "chunks", "shape", "state", "waiting")
+
+    def __init__(self, shape: Shape) -> None:
+        self.shape = shape
+        self.chunks: list[bytes] = []
+        self.state = "running"  # then "done" or "failed"
+        self.answer: StoredAnswer | None = None
+        self.waiting = 0
+        self._changed = asyncio.Event()
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def changed(self) -> None:
+        """Until the next chunk, the end or the failure."""
+        await self._changed.wait()
+
+    def publish(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+        self._notify()
+
+    def finish(self, answer: StoredAnswer | None) -> None:
+        """The leader's answer is complete (`answer`: decoded for waiters of another shape;
+        None when nobody waits or it could not be decoded, which they treat as a failure)."""
+        self.state, self.answer = "done", answer
+        self._notify()
+
+    def fail(self) -> None:
+        self.state = "failed"
+        self._notify()
+
+    @property
+    def started(self) -> bool:
+        return bool(self.chunks)
+
+
+class Following:
+    """A waiter's stream: the leader's chunks so far, then each new one as it is sent."""
+
+    __slots__ = ("_flight", "_next", "headers")
+
+    status = 200
+    is_event_stream = True
+
+    def __init__(self, flight: Flight) -> None:
+        self._flight = flight
+        self._next = 0
+        self.headers: MutableMapping[str, str] = CIMultiDict({"content-type": _SSE})
+
+    async def read(self) -> bytes:
+        return b""
+
+    async def next_chunk(self) -> bytes:
+        flight = self._flight
+        while True:
+            if self._next < len(flight.chunks):
+                sent = flight.chunks[self._next :]
+                self._next = len(flight.chunks)
+                return b"".join(sent)
+            if flight.state == "done":
+                return b""
+            if flight.state == "failed":
+                raise errors.upstream_broken(
+                    "coalesced", "the identical request this stream followed failed"
+                )
+            await flight.changed()
+
+    def close(self) -> None:
+        """Nothing to release: the leader holds the connection."""
