@@ -13,6 +13,7 @@ from aiohttp import web
 from edgeproxy.cache.redis import RedisUnavailable
 from edgeproxy.cache.tiered import TieredCache
 from edgeproxy.config import Secret
+from edgeproxy.telemetry.metrics import CONTENT_TYPE
 
 Handler = Callable[[web.Request], Any]
 
@@ -90,10 +91,12 @@ def build_admin_app(
     routing_status: Callable[[], dict[str, Any]],
     token: Secret | None,
     cache: TieredCache | None = None,
+    metrics: Callable[[], bytes] | None = None,
 ) -> web.Application:
     """`/healthz` answers while the process runs; `/readyz` once pools are open, until draining;
     `/admin/routing` lists groups and deployments with breaker state, latency, success rate,
-    in-flight and local ceilings; `/admin/cache` shows and purges the cache."""
+    in-flight and local ceilings; `/admin/cache` shows and purges the cache; `/metrics` is
+    for Prometheus (open, like the probes: it holds counters, never content)."""
 
     async def healthz(_: web.Request) -> web.Response:
         return _json({"status": "ok"})
@@ -111,6 +114,12 @@ def build_admin_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/admin/routing", routing)
+    if metrics is not None:
+
+        async def scrape(_: web.Request) -> web.Response:
+            return web.Response(body=metrics(), headers={"content-type": CONTENT_TYPE})
+
+        app.router.add_get("/metrics", scrape)
     if cache is not None:
         _cache_routes(app, cache, token)
     return app

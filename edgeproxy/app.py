@@ -32,6 +32,7 @@ from edgeproxy.providers import build_provider
 from edgeproxy.providers.base import Provider
 from edgeproxy.routing.router import ModelTable
 from edgeproxy.telemetry.access import AccessLog
+from edgeproxy.telemetry.metrics import exposition
 
 log = logging.getLogger("edgeproxy")
 
@@ -148,6 +149,7 @@ class ProxyServer:
                 self.state.routing_status,
                 config.admin.token,
                 self.state.cache.cache if self.state.cache is not None else None,
+                lambda: exposition(self.state),
             ),
             access_log=None,
             keepalive_timeout=10.0,  # reachable from the pod network: keep slow clients short

@@ -557,11 +557,18 @@ _SHAREABLE: dict[
 def _encode(value: object) -> bytes:
     """Any value as bytes, at any depth, with no loss: each item is a tag and a length or a
     terminator, so distinct JSON values never give the same bytes. Object members are sorted;
-    numbers and text are kept exactly as they are (no 1.0 ≡ 1 here)."""
+    numbers and text are kept exactly as they are (no 1.0 ≡ 1 here). A container met again
+    (a cycle, in a caller's own value) is written as a reference to its first appearance."""
     out = bytearray()
     stack = [value]
+    seen: dict[int, int] = {}
     while stack:
         item = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            if (first := seen.get(id(item))) is not None:
+                out += b"r%d;" % first
+                continue
+            seen[id(item)] = len(seen)
         if item is None or item is True or item is False:
             out += b"n" if item is None else b"t" if item else b"f"
         elif isinstance(item, int):

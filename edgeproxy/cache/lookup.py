@@ -27,6 +27,7 @@ from edgeproxy.operations import Operation
 if TYPE_CHECKING:
     from edgeproxy.pipeline import Exchange, Reply
 
+OUTCOMES = ("hit-l1", "hit-l2", "coalesced", "miss", "bypass")
 _JSON = "application/json"
 _SSE = "text/event-stream; charset=utf-8"
 
@@ -131,7 +132,7 @@ class LookupCache:
     """Stage: a hit answers; an identical request in flight is waited on; otherwise this one
     leads, with a `Capture` on the exchange."""
 
-    __slots__ = ("_background", "_config", "_flights", "cache", "coalesced")
+    __slots__ = ("_background", "_config", "_flights", "cache", "coalesced", "outcomes")
 
     def __init__(self, cache: TieredCache, config: CacheConfig, background: Background) -> None:
         self.cache = cache
@@ -139,8 +140,14 @@ class LookupCache:
         self._background = background
         self._flights: dict[str, Flight] = {}
         self.coalesced = 0
+        self.outcomes = dict.fromkeys(OUTCOMES, 0)  # for metrics: what the cache did
 
     async def __call__(self, exchange: Exchange) -> Reply | None:
+        reply = await self._answer(exchange)
+        self.outcomes[exchange.cache_status or "bypass"] += 1
+        return reply
+
+    async def _answer(self, exchange: Exchange) -> Reply | None:
         group = exchange.group
         assert group is not None, "route runs before the cache"
         operation, payload = exchange.operation, exchange.payload

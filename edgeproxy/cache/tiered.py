@@ -8,6 +8,7 @@ timeouts, a breaker of its own): for this class, Redis down is an L2 that always
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -15,6 +16,7 @@ from edgeproxy.background import Background
 from edgeproxy.cache import answer
 from edgeproxy.cache.answer import StoredAnswer
 from edgeproxy.cache.memory import MemoryCache
+from edgeproxy.telemetry.metrics import L2_LOOKUP_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,8 @@ class RemoteStore(Protocol):
     async def delete_tag(self, namespace: str, tag: str) -> int: ...
 
     async def flush_namespace(self, namespace: str) -> int: ...
+
+    def snapshot(self) -> dict[str, object]: ...
 
 
 class Found:
@@ -90,7 +94,9 @@ class TieredCache:
             return None
         if self.remote is None:
             return None
+        began = time.perf_counter()
         data = await self.remote.get(key, namespace)
+        L2_LOOKUP_SECONDS.observe(time.perf_counter() - began)
         stored = answer.decode(data) if data is not None else None
         if stored is None:
             return None
@@ -142,10 +148,9 @@ class TieredCache:
         return {"l1": local, "l2": shared}
 
     def snapshot(self) -> dict[str, object]:
-        remote = getattr(self.remote, "snapshot", None)
         return {
             "l1": self.memory.snapshot(),
-            "l2": remote() if remote is not None else None,
+            "l2": self.remote.snapshot() if self.remote is not None else None,
             "stores": self.stores,
         }
 

@@ -718,11 +718,6 @@ def test_case_insensitive_matching_folds_the_text_of_messages(
         (CHAT, chat("hi", stop="END"), chat("hi", stop="end")),
         (
             CHAT,
-            chat("hi", tools=[OPENAI_TOOL]),
-            chat("hi", tools=[{**OPENAI_TOOL, "function": {"name": "GET_WEATHER"}}]),
-        ),
-        (
-            CHAT,
             chat("hi", tools=[{**OPENAI_TOOL, "function": {"name": "GET_WEATHER"}}]),
             chat("hi", tools=[{**OPENAI_TOOL, "function": {"name": "get_weather"}}]),
         ),
@@ -800,6 +795,22 @@ def test_nesting_of_any_depth_is_keyed_exactly(
     deep = key(operation, {"messages": nested(5000)}, settings)
     assert deep == key(operation, {"messages": nested(5000)}, settings)
     assert deep != key(operation, {"messages": nested(5001)}, settings)
+
+
+@pytest.mark.parametrize("settings", ALL_SETTINGS, ids=SETTINGS_IDS)
+@pytest.mark.parametrize("operation", list(Operation))
+def test_a_value_that_contains_itself_is_keyed_without_raising(
+    operation: Operation, settings: CacheKeySettings
+) -> None:
+    loop: list[Any] = [{"role": "user", "content": "hi"}]
+    loop.append(loop)
+    knot: dict[str, Any] = {"type": "tool_result", "tool_use_id": "t"}
+    knot["content"] = [knot]
+    for payload in ({"messages": loop}, {"messages": [{"role": "user", "content": [knot]}]}):
+        assert key(operation, payload, settings) == key(operation, payload, settings)
+    assert key(operation, {"messages": loop}, settings) != key(
+        operation, {"messages": []}, settings
+    )
 
 
 def test_odd_objects_are_keyed_without_raising() -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import StackFactory
 from tests.support.redis_servers import Cluster, RedisServer
-from tests.support.stack import Stack
+from tests.support.stack import Stack, background_done
 
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 20}
 TOKEN = "admin-token-for-tests"
@@ -52,10 +52,6 @@ async def eventually(condition: Callable[[], bool], what: str) -> None:
     raise AssertionError(f"never happened: {what}")
 
 
-async def written(stack: Stack) -> None:
-    await eventually(lambda: stack.proxy.state.background.pending == 0, "the cache write")
-
-
 def l1_entries(stack: Stack) -> int:
     cache = stack.proxy.state.cache
     assert cache is not None
@@ -88,7 +84,7 @@ async def test_a_sidecar_answers_from_l2_what_another_cached(
 ) -> None:
     a, b = await sidecars(standalone(redis_url, redis_prefix))
     _, first = await post(a)
-    await written(a)
+    await background_done(a)
     _, second = await post(b)
     _, third = await post(b)
     assert (first["x-edgeproxy-cache"], second["x-edgeproxy-cache"]) == ("miss", "hit-l2")
@@ -103,7 +99,7 @@ async def test_the_same_holds_on_a_redis_cluster(
     for n in range(6):  # keys spread over the cluster's slots
         body = {**CHAT, "max_tokens": 20 + n}
         await post(a, body)
-        await written(a)
+        await background_done(a)
         _, headers = await post(b, body)
         assert headers["x-edgeproxy-cache"] == "hit-l2"
     assert b.fake.calls["chat"] == 0
@@ -115,7 +111,7 @@ async def test_a_purge_on_one_sidecar_reaches_the_other_sidecars_memory(
 ) -> None:
     a, b = await sidecars(standalone(redis_url, redis_prefix))
     _, headers = await post(a, headers={"x-edgeproxy-cache-tags": "faq"})
-    await written(a)
+    await background_done(a)
     await post(b)
     assert l1_entries(b) == 1
     path = {
@@ -149,13 +145,13 @@ async def test_redis_killed_mid_test_costs_no_client_a_failed_request(
 ) -> None:
     a, _ = await sidecars({"url": redis_server.url, "timeout": "100ms", "reset_timeout": "60s"})
     await post(a)
-    await written(a)
+    await background_done(a)
     redis_server.kill()
     statuses = []
     for n in range(10):
         status, headers = await post(a, {**CHAT, "max_tokens": 30 + n})
         statuses.append(status)
-        await written(a)
+        await background_done(a)
         status, headers = await post(a)
         statuses.append(status)
         assert headers["x-edgeproxy-cache"] == "hit-l1", "L1 keeps serving"

@@ -3,7 +3,6 @@ behind (a hit means zero calls), stored answers replayed in either dialect, stre
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import aiohttp
@@ -13,7 +12,7 @@ import pytest
 
 from tests.conftest import StackFactory
 from tests.support.fake_upstream import Fail, Reply
-from tests.support.stack import CLIENT_KEY, Stack
+from tests.support.stack import CLIENT_KEY, Stack, background_done
 
 MESSAGES = [{"role": "user", "content": "What is a sidecar?"}]
 ON: dict[str, Any] = {"enabled": True}
@@ -25,15 +24,6 @@ def openai_client(stack: Stack) -> openai.AsyncOpenAI:
 
 def anthropic_client(stack: Stack) -> anthropic.AsyncAnthropic:
     return anthropic.AsyncAnthropic(base_url=stack.anthropic_url, api_key=CLIENT_KEY, max_retries=0)
-
-
-async def stored(stack: Stack) -> None:
-    """Wait (bounded) until the background has stored what the last answer left to keep."""
-    for _ in range(200):
-        if stack.proxy.state.background.pending == 0:
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("the cache write did not finish")
 
 
 async def post(
@@ -58,7 +48,7 @@ async def test_an_identical_request_is_answered_from_memory_without_calling_the_
     stack.fake.default["chat"] = Reply(text="A helper process.", prompt_tokens=9)
     async with openai_client(stack) as sdk:
         first = await sdk.chat.completions.with_raw_response.create(**CHAT)
-        await stored(stack)
+        await background_done(stack)
         second = await sdk.chat.completions.with_raw_response.create(**CHAT)
     assert first.headers["x-edgeproxy-cache"] == "miss"
     assert second.headers["x-edgeproxy-cache"] == "hit-l1"
@@ -80,7 +70,7 @@ async def test_a_streamed_answer_is_replayed_as_a_stream_and_as_a_whole(
             **CHAT, stream=True, stream_options={"include_usage": True}
         )
         original = [chunk async for chunk in stream]
-        await stored(stack)
+        await background_done(stack)
         replay = await sdk.chat.completions.create(
             **CHAT, stream=True, stream_options={"include_usage": True}
         )
@@ -110,7 +100,7 @@ async def test_the_anthropic_stream_helper_gets_the_same_final_message_from_the_
     async with anthropic_client(stack) as sdk:
         async with sdk.messages.stream(**request) as stream:
             original = await stream.get_final_message()
-        await stored(stack)
+        await background_done(stack)
         async with sdk.messages.stream(**request) as stream:
             replayed = await stream.get_final_message()
         whole = await sdk.messages.create(**request)
@@ -134,7 +124,7 @@ async def test_clients_of_both_dialects_share_an_entry_only_when_configured_to(
             first = await oa.chat.completions.create(
                 model="gpt-4o", messages=MESSAGES, max_tokens=64
             )
-            await stored(stack)
+            await background_done(stack)
             raw = await an.messages.with_raw_response.create(
                 model="gpt-4o", messages=MESSAGES, max_tokens=64
             )
@@ -150,7 +140,7 @@ async def test_errors_are_never_stored(make_stack: StackFactory) -> None:
     stack.fake.script("chat", Fail(500))
     status, headers, _ = await post(stack, CHAT)
     assert (status, headers["x-edgeproxy-cache"]) == (500, "miss")
-    await stored(stack)
+    await background_done(stack)
     status, headers, _ = await post(stack, CHAT)
     assert (status, headers["x-edgeproxy-cache"]) == (200, "miss")
     assert stack.fake.calls["chat"] == 2
@@ -171,7 +161,7 @@ async def test_a_truncated_or_failed_stream_is_never_stored(
             stream = await sdk.chat.completions.create(**CHAT, stream=True)
             async for _ in stream:
                 pass
-        await stored(stack)
+        await background_done(stack)
         again = await sdk.chat.completions.with_raw_response.create(**CHAT)
     assert again.headers["x-edgeproxy-cache"] == "miss"
     assert stack.fake.calls["chat"] == 2
@@ -190,7 +180,7 @@ async def test_cache_control_on_the_second_request(
 ) -> None:
     stack = await make_stack(cache=ON)
     await post(stack, CHAT)
-    await stored(stack)
+    await background_done(stack)
     _, got, _ = await post(stack, CHAT, headers)
     assert got["x-edgeproxy-cache"] == second
     assert stack.fake.calls["chat"] == calls
@@ -200,10 +190,10 @@ async def test_no_cache_refreshes_the_entry(make_stack: StackFactory) -> None:
     stack = await make_stack(cache=ON)
     stack.fake.default["chat"] = Reply(text="old")
     await post(stack, CHAT)
-    await stored(stack)
+    await background_done(stack)
     stack.fake.default["chat"] = Reply(text="new")
     await post(stack, CHAT, {"cache-control": "no-cache"})
-    await stored(stack)
+    await background_done(stack)
     _, headers, body = await post(stack, CHAT)
     assert headers["x-edgeproxy-cache"] == "hit-l1" and b'"new"' in body
 
@@ -211,7 +201,7 @@ async def test_no_cache_refreshes_the_entry(make_stack: StackFactory) -> None:
 async def test_no_store_keeps_nothing(make_stack: StackFactory) -> None:
     stack = await make_stack(cache=ON)
     await post(stack, CHAT, {"cache-control": "no-store"})
-    await stored(stack)
+    await background_done(stack)
     _, headers, _ = await post(stack, CHAT)
     assert headers["x-edgeproxy-cache"] == "miss"
 
@@ -231,7 +221,7 @@ async def test_requests_the_cache_must_not_answer_bypass_it(
     stack = await make_stack(cache=cache)
     for _ in range(2):
         _, headers, _ = await post(stack, body)
-        await stored(stack)
+        await background_done(stack)
         assert headers["x-edgeproxy-cache"] == "bypass"
     assert stack.fake.calls["chat"] == 2
 
@@ -241,7 +231,7 @@ async def test_a_different_question_is_never_answered_from_the_cache(
 ) -> None:
     stack = await make_stack(cache=ON)
     await post(stack, CHAT)
-    await stored(stack)
+    await background_done(stack)
     for changed in (
         {**CHAT, "max_tokens": 51},
         {**CHAT, "temperature": 0.2},

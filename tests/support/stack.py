@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,3 +142,13 @@ async def start_stack(**config: Any) -> Stack:
 async def stop_stack(stack: Stack) -> None:
     await stack.proxy.stop()
     await stack.fake.close()
+
+
+async def background_done(stack: ProxyFront) -> None:
+    """Until the proxy's background work (cache writes) has finished: bounded, a condition on
+    what the proxy does, never a claim about time."""
+    for _ in range(400):
+        if stack.proxy.state.background.pending == 0:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("background work did not finish")

@@ -1,0 +1,155 @@
+"""Prometheus metrics, read from the counters the proxy keeps anyway, at scrape time.
+
+The request path increments plain integers (in the cache layers, the deployment health
+records, the dispatcher); nothing on it touches prometheus_client. A scrape of `/metrics` on
+the admin listener turns those counters into metric families. Only what cannot be counted
+that way, the latency of L2 lookups (network round trips), is a real histogram.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from edgeproxy.routing.breaker import BreakerState
+
+if TYPE_CHECKING:
+    from prometheus_client import Metric
+
+    from edgeproxy.app import ProxyState
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_BREAKER_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+# The L2 store's counters, as lookup results (`skipped`: not tried, its breaker open).
+_L2_RESULTS = {
+    "hits": "hit",
+    "misses": "miss",
+    "errors": "error",
+    "timeouts": "timeout",
+    "skipped": "skipped",
+}
+
+# L2 round trips: a few hundred microseconds on a healthy network, up to the Redis timeout.
+L2_LOOKUP_SECONDS = Histogram(
+    "edgeproxy_cache_l2_lookup_seconds",
+    "Time to look an entry up in Redis (L2), hit or miss.",
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
+    registry=None,
+)
+
+
+def _counter(name: str, doc: str, labels: Iterable[str] = ()) -> CounterMetricFamily:
+    return CounterMetricFamily(name, doc, labels=list(labels))
+
+
+def _gauge(name: str, doc: str, labels: Iterable[str] = ()) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, labels=list(labels))
+
+
+class ProxyCollector(Collector):
+    """Cache, routing and background counters of one running proxy."""
+
+    def __init__(self, state: ProxyState) -> None:
+        self._state = state
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._cache()
+        yield from self._routing()
+        yield from self._background()
+        yield from L2_LOOKUP_SECONDS.collect()
+
+    def _cache(self) -> Iterator[Metric]:
+        stage = self._state.cache
+        if stage is None:
+            return
+        requests = _counter(
+            "edgeproxy_cache_requests", "Requests by what the cache did.", ["outcome"]
+        )
+        for outcome, count in stage.outcomes.items():
+            requests.add_metric([outcome], count)
+        yield requests
+        yield CounterMetricFamily(
+            "edgeproxy_cache_coalesced",
+            "Requests answered by waiting on an identical request in flight.",
+            value=stage.coalesced,
+        )
+        memory = stage.cache.memory
+        lookups = _counter(
+            "edgeproxy_cache_lookups", "Lookups by layer and result.", ["layer", "result"]
+        )
+        lookups.add_metric(["l1", "hit"], memory.hits)
+        lookups.add_metric(["l1", "miss"], memory.misses)
+        remote = stage.cache.remote
+        if remote is not None:
+            l2 = remote.snapshot()
+            for field, result in _L2_RESULTS.items():
+                seen = l2.get(field)
+                if isinstance(seen, int):
+                    lookups.add_metric(["l2", result], seen)
+        yield lookups
+        removed = _counter("edgeproxy_cache_removed", "L1 entries removed, by why.", ["reason"])
+        removed.add_metric(["evicted"], memory.evictions)
+        removed.add_metric(["expired"], memory.expirations)
+        yield removed
+        yield CounterMetricFamily(
+            "edgeproxy_cache_rejected", "Answers too large to keep in L1.", value=memory.rejected
+        )
+        yield CounterMetricFamily(
+            "edgeproxy_cache_stores", "Complete answers stored.", value=stage.cache.stores
+        )
+        yield GaugeMetricFamily("edgeproxy_cache_entries", "Entries in L1.", value=memory.entries)
+        yield GaugeMetricFamily("edgeproxy_cache_bytes", "Bytes held by L1.", value=memory.bytes)
+
+    def _routing(self) -> Iterator[Metric]:
+        table = self._state.table
+        labels = ["deployment"]
+        requests = _counter("edgeproxy_deployment_requests", "Upstream attempts.", labels)
+        failures = _counter("edgeproxy_deployment_failures", "Failed upstream attempts.", labels)
+        hedges = _counter("edgeproxy_deployment_hedges", "Hedges raced against it.", labels)
+        opened = _counter("edgeproxy_breaker_opened", "Times its breaker opened.", labels)
+        state = _gauge("edgeproxy_breaker_state", "0 closed, 1 half-open, 2 open.", labels)
+        in_flight = _gauge("edgeproxy_deployment_in_flight", "Requests in flight.", labels)
+        ttfb = _gauge(
+            "edgeproxy_deployment_ttfb_seconds", "Moving average of time to first byte.", labels
+        )
+        for name, health in table.health.items():
+            requests.add_metric([name], health.requests)
+            failures.add_metric([name], health.failures)
+            hedges.add_metric([name], health.hedges)
+            opened.add_metric([name], health.breaker.opened)
+            state.add_metric([name], _BREAKER_VALUE[health.breaker.state])
+            in_flight.add_metric([name], health.in_flight)
+            if health.ttfb.value is not None:
+                ttfb.add_metric([name], health.ttfb.value)
+        yield from (requests, failures, hedges, opened, state, in_flight, ttfb)
+        denied = _counter(
+            "edgeproxy_retry_budget_denied", "Retries refused by the retry budget.", ["group"]
+        )
+        for group in table.groups:
+            denied.add_metric([group.name], group.budget.denied)
+        yield denied
+
+    def _background(self) -> Iterator[Metric]:
+        background = self._state.background
+        yield GaugeMetricFamily(
+            "edgeproxy_background_pending", "Background tasks running.", value=background.pending
+        )
+        yield CounterMetricFamily(
+            "edgeproxy_background_dropped",
+            "Background work dropped because the queue was full.",
+            value=background.dropped,
+        )
+        yield CounterMetricFamily(
+            "edgeproxy_background_failed", "Background tasks that failed.", value=background.failed
+        )
+
+
+def exposition(state: ProxyState) -> bytes:
+    """The text a Prometheus scrape of this proxy gets."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ProxyCollector(state))
+    return generate_latest(registry)

@@ -1,0 +1,46 @@
+"""/metrics on the admin listener: the proxy's own counters, as Prometheus reads them."""
+
+from __future__ import annotations
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import StackFactory
+from tests.support.fake_upstream import Fail
+from tests.support.stack import background_done
+
+CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}
+
+
+async def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    async with aiohttp.ClientSession() as session, session.get(url + "/metrics") as response:
+        assert response.status == 200
+        assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+        text = await response.text()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+async def test_cache_and_routing_counters_are_scraped(make_stack: StackFactory) -> None:
+    stack = await make_stack(cache={"enabled": True})
+    stack.fake.script("chat", Fail(500))
+    async with aiohttp.ClientSession() as session:
+        for _ in range(3):
+            async with session.post(stack.openai_url + "/chat/completions", json=CHAT) as r:
+                await r.read()
+            await background_done(stack)
+    metrics = await scrape(stack.proxy.admin_url)
+    deployment = (("deployment", "openai-up/gpt-4o-2024-08-06"),)
+    assert metrics[("edgeproxy_cache_requests_total", (("outcome", "miss"),))] == 2
+    assert metrics[("edgeproxy_cache_requests_total", (("outcome", "hit-l1"),))] == 1
+    assert metrics[("edgeproxy_cache_lookups_total", (("layer", "l1"), ("result", "hit")))] == 1
+    assert metrics[("edgeproxy_cache_entries", ())] == 1
+    assert metrics[("edgeproxy_cache_stores_total", ())] == 1
+    assert metrics[("edgeproxy_deployment_requests_total", deployment)] == 2
+    assert metrics[("edgeproxy_deployment_failures_total", deployment)] == 1
+    assert metrics[("edgeproxy_breaker_state", deployment)] == 0
+    assert metrics[("edgeproxy_deployment_in_flight", deployment)] == 0
+    assert metrics[("edgeproxy_background_dropped_total", ())] == 0
