@@ -9,7 +9,9 @@ A request passes these stages in order; each either continues (returns None) or 
                  strategies, token ceilings), what the request needs from a deployment
     2. lookup_cache  (when cache.enabled; cache/lookup.py) a cacheable request the policy
                  lets look up is answered from the exact cache (L1, then L2) with no upstream
-                 call; otherwise, if the answer may be kept, the edge gets a capture to feed
+                 call, or waits on an identical request already in flight (coalescing);
+                 otherwise, if the answer may be kept, this request leads: the edge gets a
+                 capture to feed, which stores the complete answer and shares it with waiters
     3. dispatch  (terminal, routing/dispatch.py) choose a deployment by strategy among the
                  available ones (breaker, cooldown, local ceilings), shape the body for it
                  (model name mapped, or translated into the provider's dialect: 400 for what
@@ -39,12 +41,14 @@ The per-request `Exchange` carries what the stages learn:
     upstream_body   dispatch            providers (HTTP body sent upstream)
     attempts        dispatch            handlers (x-edgeproxy-attempts), access log
     lease           dispatch            handlers (settled when the answer is relayed)
-    cache_status    lookup_cache        handlers (x-edgeproxy-cache: hit-l1, hit-l2, miss,
-                                        bypass)
+    cache_status    lookup_cache        handlers (x-edgeproxy-cache: hit-l1, hit-l2,
+                                        coalesced, miss, bypass), metrics
     cache_key       lookup_cache        handlers (x-edgeproxy-cache-key: what an admin deletes)
     cache_age       lookup_cache        handlers (the Age of a hit)
     capture         lookup_cache        handlers (fed what the client is sent; a complete
-                                        answer is stored in the background)
+                                        answer is stored in the background and handed to
+                                        waiters), settle (an answer that never completed
+                                        lets a waiter take over)
     usage           handlers (relay)    access log, lease (token ceilings)
     status          handlers            access log, lease (a stream that broke is a failure)
 """
