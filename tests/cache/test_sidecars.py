@@ -159,3 +159,18 @@ async def test_redis_killed_mid_test_costs_no_client_a_failed_request(
     snapshot = a.proxy.state.cache.cache.snapshot()  # type: ignore[union-attr]
     l2 = snapshot["l2"]
     assert isinstance(l2, dict) and l2["breaker"]["state"] == "open"
+
+
+async def test_a_tenant_never_gets_another_tenants_entry(
+    make_stack: StackFactory, redis_url: str, redis_prefix: str
+) -> None:
+    redis = standalone(redis_url, redis_prefix)
+    a = await make_stack(cache={"enabled": True, "namespace": "tenant-a", "redis": redis})
+    b = await make_stack(cache={"enabled": True, "namespace": "tenant-b", "redis": redis})
+    await post(a)
+    await background_done(a)
+    _, headers = await post(b)
+    assert headers["x-edgeproxy-cache"] == "miss"
+    assert b.fake.calls["chat"] == 1
+    _, again = await post(a)
+    assert again["x-edgeproxy-cache"] == "hit-l1"
