@@ -165,7 +165,10 @@ class LookupCache:
             exchange.cache_status = "bypass"
             return None
         namespace = config.namespace
-        key = exchange.cache_key = cache_key(operation, payload, group.name, namespace, config.key)
+        scope = group.name
+        if beta := exchange.headers.get("anthropic-beta"):  # beta features change answers
+            scope = f"{scope}\nanthropic-beta: {beta}"
+        key = exchange.cache_key = cache_key(operation, payload, scope, namespace, config.key)
         shape = (operation, exchange.stream, _include_usage(exchange))
         if decision.lookup:
             found = await self.cache.lookup(key, namespace, decision.max_age)

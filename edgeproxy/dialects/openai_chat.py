@@ -296,7 +296,7 @@ def _reasoning(payload: dict[str, Any]) -> Reasoning | None:
     effort = payload.get("reasoning_effort")
     if effort is None or effort == "none":
         return None
-    if effort not in _EFFORTS:
+    if not isinstance(effort, str) or effort not in _EFFORTS:  # a list is unhashable
         raise fields.invalid(
             "reasoning_effort",
             'expected "none", "minimal", "low", "medium", "high", "xhigh" or "max"',

@@ -230,6 +230,7 @@ def test_request_options_map_to_neutral_fields(
             'response_format.type: "grammar" cannot be translated',
         ),
         ({"reasoning_effort": "extreme"}, "reasoning_effort: expected"),
+        ({"reasoning_effort": ["high"]}, "reasoning_effort: expected"),
         (
             {"tools": [{"type": "function", "function": {"name": ""}}]},
             "tools[0].function.name: expected a non-empty string",

@@ -240,3 +240,17 @@ async def test_a_different_question_is_never_answered_from_the_cache(
     ):
         _, headers, _ = await post(stack, changed)
         assert headers["x-edgeproxy-cache"] == "miss", changed
+
+
+async def test_anthropic_beta_features_are_part_of_the_question(make_stack: StackFactory) -> None:
+    stack = await make_stack(cache=ON)
+    request = {"model": "claude-sonnet", "max_tokens": 64, "messages": MESSAGES}
+    async with anthropic_client(stack) as sdk:
+        await sdk.messages.create(**request)
+        await background_done(stack)
+        beta = await sdk.messages.with_raw_response.create(
+            **request, extra_headers={"anthropic-beta": "some-feature-2025-01-01"}
+        )
+        plain = await sdk.messages.with_raw_response.create(**request)
+    assert beta.headers["x-edgeproxy-cache"] == "miss"
+    assert plain.headers["x-edgeproxy-cache"] == "hit-l1"
