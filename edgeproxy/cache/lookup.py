@@ -148,60 +148,86 @@ class LookupCache:
         return reply
 
     async def _answer(self, exchange: Exchange) -> Reply | None:
+        decision = self._decision(exchange)
+        if decision is None:
+            exchange.cache_status = "bypass"
+            return None
+        group = exchange.group
+        assert group is not None, "route runs before the cache"
+        namespace = self._config.namespace
+        scope = group.name
+        if beta := exchange.headers.get("anthropic-beta"):  # beta features change answers
+            scope = f"{scope}\nanthropic-beta: {beta}"
+        key = cache_key(exchange.operation, exchange.payload, scope, namespace, self._config.key)
+        exchange.cache_key = key
+        shape = (exchange.operation, exchange.stream, _include_usage(exchange))
+        if not decision.lookup:
+            exchange.cache_status = "bypass"
+        else:
+            reply = await self._hit(exchange, key, namespace, decision, shape)
+            if reply is not None:
+                return reply
+            exchange.cache_status = "miss"
+            if decision.store:
+                reply = await self._join(exchange, key, shape)
+                if reply is not None:
+                    return reply
+        if decision.store:
+            self._lead(exchange, key, namespace, decision, shape)
+        return None
+
+    def _decision(self, exchange: Exchange) -> Decision | None:
+        """What this request may do with the cache; None when it may do nothing."""
         group = exchange.group
         assert group is not None, "route runs before the cache"
         operation, payload = exchange.operation, exchange.payload
         if operation not in CACHEABLE or not group.cache or not replayable(operation, payload):
-            exchange.cache_status = "bypass"
             return None
         config = self._config
-        decision = decide(
-            exchange.headers,
-            payload,
-            group.cache_ttl or config.ttl,
-            config.skip_temperature_above,
-        )
-        if not (decision.lookup or decision.store):
-            exchange.cache_status = "bypass"
+        ttl = group.cache_ttl or config.ttl
+        decision = decide(exchange.headers, payload, ttl, config.skip_temperature_above)
+        return decision if decision.lookup or decision.store else None
+
+    async def _hit(
+        self, exchange: Exchange, key: str, namespace: str, decision: Decision, shape: Shape
+    ) -> Reply | None:
+        found = await self.cache.lookup(key, namespace, decision.max_age)
+        if found is None:
             return None
-        namespace = config.namespace
-        scope = group.name
-        if beta := exchange.headers.get("anthropic-beta"):  # beta features change answers
-            scope = f"{scope}\nanthropic-beta: {beta}"
-        key = exchange.cache_key = cache_key(operation, payload, scope, namespace, config.key)
-        shape = (operation, exchange.stream, _include_usage(exchange))
-        if decision.lookup:
-            found = await self.cache.lookup(key, namespace, decision.max_age)
-            if found is not None:
-                if found.layer == "l2":
-                    self.cache.fill(key, namespace, found, group.cache_ttl or config.ttl)
-                exchange.cache_status = "hit-" + found.layer
-                exchange.cache_age = math.floor(found.age)
-                return CachedReply(found.answer.render(*shape), exchange.stream)
-            exchange.cache_status = "miss"
-            if decision.store:
-                while (flight := self._flights.get(key)) is not None:
-                    reply = await _wait(flight, shape)
-                    if reply is not None:
-                        exchange.cache_status = "coalesced"
-                        self.coalesced += 1
-                        return reply
-        else:
-            exchange.cache_status = "bypass"
-        if decision.store:
-            flight = Flight(shape)
-            if decision.lookup:  # a refresh (no-cache) leads nobody: others may not wait on it
-                self._flights[key] = flight
-            exchange.capture = Capture(
-                self,
-                key,
-                namespace,
-                operation,
-                decision,
-                limit=config.max_entry_bytes,
-                flight=flight,
-            )
+        if found.layer == "l2":
+            group = exchange.group
+            assert group is not None
+            self.cache.fill(key, namespace, found, group.cache_ttl or self._config.ttl)
+        exchange.cache_status = "hit-" + found.layer
+        exchange.cache_age = math.floor(found.age)
+        return CachedReply(found.answer.render(*shape), exchange.stream)
+
+    async def _join(self, exchange: Exchange, key: str, shape: Shape) -> Reply | None:
+        """Wait on an identical request in flight; None when there is none (any more)."""
+        while (flight := self._flights.get(key)) is not None:
+            reply = await _wait(flight, shape)
+            if reply is not None:
+                exchange.cache_status = "coalesced"
+                self.coalesced += 1
+                return reply
         return None
+
+    def _lead(
+        self, exchange: Exchange, key: str, namespace: str, decision: Decision, shape: Shape
+    ) -> None:
+        """This request goes upstream; what its client is sent is kept and shared."""
+        flight = Flight(shape)
+        if decision.lookup:  # a refresh (no-cache) leads nobody: others may not wait on it
+            self._flights[key] = flight
+        exchange.capture = Capture(
+            self,
+            key,
+            namespace,
+            exchange.operation,
+            decision,
+            limit=self._config.max_entry_bytes,
+            flight=flight,
+        )
 
     def completed(self, capture: Capture, sent: bytes | None, *, stream: bool) -> None:
         """A complete answer: stored (decoded off the request's path) and given to waiters
