@@ -1,5 +1,7 @@
 """`python -m bench`: start the fake upstream and the proxy, measure each scenario, report.
 
+The cache scenarios (l1-hit, l2-hit: bench/cached.py) are measured against proxies of their
+own, with the cache on, next to the one whose cache stays off for the other scenarios.
 Then the chaos run (bench/chaos.py), with processes of its own: three upstreams, one of them
 flapping, behind a freshly started proxy. Results go to stdout (markdown) and
 bench/results/latest.jsonl; the proxies' configs and every server's log are left in
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -20,12 +23,21 @@ from typing import Any, TypeVar
 
 import uvloop
 
-from bench import chaos
+from bench import cached, chaos
+from bench.cached import RedisPrefix
 from bench.chaos import ChaosRun, ChaosSettings
 from bench.load import Limits
-from bench.procs import Children, Pinning, free_port
+from bench.procs import Child, Children, Pinning, free_port
 from bench.report import chaos_markdown, markdown, metadata, write_jsonl
-from bench.runner import SCENARIOS, STREAM_CHUNKS, Bench, Scenario, Settings
+from bench.runner import (
+    SCENARIO_GROUPS,
+    SCENARIOS,
+    STREAM_CHUNKS,
+    Bench,
+    CacheLayer,
+    Scenario,
+    Settings,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -59,8 +71,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--scenario",
         action="append",
-        choices=[*SCENARIOS, chaos.NAME],
-        help="run only this scenario (repeatable; default: all, chaos last)",
+        choices=[*SCENARIOS, *SCENARIO_GROUPS, chaos.NAME],
+        help="run only this scenario (repeatable; default: all, chaos last); l1-hit and l2-hit "
+        "stand for their c=1 and c=16 scenarios",
     )
     group = parser.add_argument_group("chaos run (one of three deployments flapping)")
     group.add_argument(
@@ -127,32 +140,91 @@ async def _cancellable(work: Coroutine[Any, Any, T]) -> T:
     return await work
 
 
-async def _measure_all(bench: Bench, scenarios: list[Scenario]) -> list[dict[str, Any]]:
+async def _measure_all(
+    bench: Bench, scenarios: list[Scenario], l2: RedisPrefix | None
+) -> list[dict[str, Any]]:
+    """Each scenario against `bench`'s proxy; a cache scenario that cannot be prefilled becomes
+    a row that says so (its proxy's log has the rest), and the others still run."""
     rows = []
     for scenario in scenarios:
         print(f"bench: {scenario.name} ({scenario.about}) ...", file=sys.stderr, flush=True)
         started = time.monotonic()
-        rows.append(await bench.measure(scenario))
+        if scenario.cache is None:
+            rows.append(await bench.measure(scenario))
+        else:
+            try:
+                rows.append(await cached.measure(bench, scenario, l2))
+            except RuntimeError as err:  # reported with the rest; the exit status says it
+                print(f"bench: {scenario.name} FAILED: {err}", file=sys.stderr, flush=True)
+                rows.append(cached.not_measured(scenario, "failed", str(err)))
         print(f"bench:   done in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
     return rows
 
 
+def _main_proxy(
+    args: argparse.Namespace, children: Children, upstream_url: str, pinning: Pinning
+) -> tuple[str, Child]:
+    """The proxy of the cache-off scenarios (or the floor in its place), with its base URL."""
+    port = free_port()
+    config = RESULTS / "proxy.yaml"
+    config.write_text(_proxy_config(port, upstream_url))
+    if args.floor:
+        proxy = children.floor(upstream_url, port, pinning.proxy)
+    else:
+        proxy = children.proxy(config, port, pinning.proxy)
+    return f"http://127.0.0.1:{port}", proxy
+
+
+def _group(
+    args: argparse.Namespace,
+    settings: Settings,
+    layer: CacheLayer | None,
+    scenarios: list[Scenario],
+    pinning: Pinning,
+) -> tuple[list[dict[str, Any]], float | None]:
+    """The scenarios of one proxy (`layer`: its cache layer; None: the cache off), with an
+    upstream and a proxy of their own that stop before the next group's start, so no idle
+    server of another group shares the cores. Also that proxy's starting RSS. The l2 group
+    needs Redis: without it its scenarios are skipped; with it, the run's keys are deleted
+    once the proxy has stopped."""
+    with contextlib.ExitStack() as stack:
+        l2 = None
+        if layer == "l2":
+            found = stack.enter_context(cached.redis_for_bench())
+            if isinstance(found, str):
+                for scenario in scenarios:
+                    print(f"bench: {scenario.name} skipped: {found}", file=sys.stderr, flush=True)
+                return [cached.not_measured(s, "skipped", found) for s in scenarios], None
+            l2 = found
+        children = stack.enter_context(Children(ROOT, RESULTS))  # stopped before Redis is purged
+        name = "fake upstream" if layer is None else f"cache {layer} upstream"
+        upstream, upstream_url = children.upstream(pinning.upstream, STREAM_CHUNKS, name=name)
+        if layer is None:
+            url, proxy = _main_proxy(args, children, upstream_url, pinning)
+        else:
+            url, proxy = cached.start_proxy(
+                children, pinning, upstream_url, layer, l2=l2, results=RESULTS
+            )
+        rss_start_mib = proxy.rss_kib() / 1024
+        bench = Bench(upstream_url, url, upstream, proxy, settings)
+        return uvloop.run(_cancellable(_measure_all(bench, scenarios, l2))), rss_start_mib
+
+
 def _scenarios(
     args: argparse.Namespace, settings: Settings, scenarios: list[Scenario], pinning: Pinning
-) -> tuple[list[dict[str, Any]], float]:
-    """The direct-versus-proxy scenarios, against one upstream; also the proxy's starting RSS."""
-    with Children(ROOT, RESULTS) as children:
-        upstream, upstream_url = children.upstream(pinning.upstream, STREAM_CHUNKS)
-        port = free_port()
-        config = RESULTS / "proxy.yaml"
-        config.write_text(_proxy_config(port, upstream_url))
-        if args.floor:
-            proxy = children.floor(upstream_url, port, pinning.proxy)
-        else:
-            proxy = children.proxy(config, port, pinning.proxy)
-        rss_start_mib = proxy.rss_kib() / 1024
-        bench = Bench(upstream_url, f"http://127.0.0.1:{port}", upstream, proxy, settings)
-        return uvloop.run(_cancellable(_measure_all(bench, scenarios))), rss_start_mib
+) -> tuple[list[dict[str, Any]], float | None]:
+    """The direct-versus-proxy scenarios, group by group (see `_group`); also the starting RSS
+    of the first proxy (the cache-off one when it runs)."""
+    groups: dict[CacheLayer | None, list[Scenario]] = {}
+    for scenario in scenarios:
+        groups.setdefault(scenario.cache, []).append(scenario)
+    rows: list[dict[str, Any]] = []
+    rss_start_mib = None
+    for layer, members in groups.items():
+        found, rss = _group(args, settings, layer, members, pinning)
+        rows += found
+        rss_start_mib = rss if rss_start_mib is None else rss_start_mib
+    return rows, rss_start_mib
 
 
 def _chaos(settings: ChaosSettings, pinning: Pinning) -> dict[str, Any]:
@@ -173,9 +245,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = _settings(parser, args)
     chaos_settings = _chaos_settings(parser, args)
     default = FLOOR_SCENARIOS if args.floor else [*SCENARIOS, chaos.NAME]
-    names = list(dict.fromkeys(args.scenario or default))
+    chosen = args.scenario or default
+    names = list(dict.fromkeys(n for c in chosen for n in SCENARIO_GROUPS.get(c, (c,))))
     if args.floor and chaos.NAME in names:
         parser.error("--floor has no routing to put under chaos; leave out --scenario chaos")
+    if args.floor and any(SCENARIOS[n].cache for n in names if n in SCENARIOS):
+        parser.error("--floor has no cache; leave out the l1-hit and l2-hit scenarios")
     scenarios = [SCENARIOS[name] for name in names if name != chaos.NAME]
     RESULTS.mkdir(parents=True, exist_ok=True)
     pinning = Pinning.plan()
@@ -216,10 +291,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     output = RESULTS / "latest.jsonl"
     write_jsonl(output, [*rows, *([chaos_row] if chaos_row else [])], meta)
     print(f"\nJSON lines: {output.relative_to(ROOT)}")
+    failed = [problem for row in rows if (problem := cached.hit_problem(row))]
+    for problem in failed:
+        print(f"bench: FAILED {problem}", file=sys.stderr)
     if chaos_error is not None:
         print(f"bench: {chaos_error}", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if failed or chaos_error is not None else 0
 
 
 if __name__ == "__main__":

@@ -9,9 +9,10 @@ beyond a short grace period: it is cut and counted as stalled.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -93,24 +94,33 @@ def _problem(status: int, data: bytes, stream: bool) -> str | None:
 async def run(
     client: aiohttp.ClientSession,
     url: str,
-    body: bytes,
+    body: bytes | Iterator[bytes],
     *,
     stream: bool,
     concurrency: int,
     limits: Limits,
     observe: Observer | None = None,
 ) -> RunResult:
-    """Drive `concurrency` workers against `url` until `limits`; streams are read to the end."""
+    """Drive `concurrency` workers against `url` until `limits`; streams are read to the end.
+
+    `body` is one body for every request, or an iterator giving each request its own; an
+    endless one (`itertools.cycle`) passed to run after run keeps its place between them, as
+    the l2-hit scenarios need to keep missing their one-entry L1.
+    """
+    bodies = itertools.repeat(body) if isinstance(body, bytes) else body
     result = RunResult()
     started = time.perf_counter()  # not loop.time(): uvloop's clock has 1 ms steps
     deadline = started + limits.seconds
 
     async def worker() -> None:
         while result.issued < limits.requests and time.perf_counter() < deadline:
+            request = next(bodies, None)
+            if request is None:
+                break  # a finite iterator ran out
             result.issued += 1
             sent = time.perf_counter()
             try:
-                async with client.post(url, data=body, headers=HEADERS) as response:
+                async with client.post(url, data=request, headers=HEADERS) as response:
                     if stream:
                         data = b"".join([part async for part in response.content.iter_any()])
                     else:

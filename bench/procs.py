@@ -61,6 +61,17 @@ class Pinning:
         )
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy so far, over all CPUs (idle and iowait left
+    out, steal counted: time the hypervisor gave to others). Over a run, this minus what the
+    bench's own processes spent is what everything else took: whether the numbers were measured
+    on a quiet machine."""
+    with Path("/proc/stat").open() as stat:
+        fields = [int(v) for v in stat.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
 def free_port() -> int:
     """A port the kernel just considered free on loopback (the proxy binds it right after)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

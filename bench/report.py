@@ -14,8 +14,9 @@ from typing import Any
 import aiohttp
 import orjson
 
+from bench import cached
 from bench.procs import CLOCK_TICKS, Pinning
-from bench.runner import Settings
+from bench.runner import L2_VARIANTS, SCENARIOS, Settings
 
 # Measured elsewhere with the same method, so a run can be read against them at a glance.
 REFERENCES = (
@@ -28,6 +29,8 @@ REFERENCES = (
 TARGET_CPU_MS = 0.45  # per non-streaming request
 TARGET_ADDED_P50_MS = 0.5  # at c=1
 TARGET_TRANSLATION_MS_PER_CHUNK = 0.1  # CPU added per streamed chunk by translating it
+TARGET_L1_HIT_CPU_MS = 0.15  # per request answered from L1 (the caching issue)
+QUIET_OTHER_CORES = 0.1  # CPU taken by everything else during the runs, above which we warn
 
 _COLUMNS = (
     ("scenario", "scenario", None),
@@ -147,6 +150,7 @@ def _verdicts(rows: list[dict[str, Any]]) -> list[str]:
             f"- Streaming: {stream['proxy_cpu_ms_per_request']:.3f} ms CPU per stream of "
             f"{stream['events_per_stream']:.0f} SSE events (LiteLLM ≈ 31 ms)."
         )
+    lines += _cache_verdicts(by_name)
     translated = by_name.get("stream-xdialect-c16", {})
     if translated.get("proxy_cpu_ms_per_request") and stream.get("proxy_cpu_ms_per_request"):
         extra = translated["proxy_cpu_ms_per_request"] - stream["proxy_cpu_ms_per_request"]
@@ -161,14 +165,109 @@ def _verdicts(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _share(row: dict[str, Any]) -> str:
+    """`99.98 % hit-l1`: the share of the measured proxy answers that were the expected hit."""
+    return f"{_pct(row['cache_hit_share'], 2)} {row['cache_expected']}"
+
+
+def _cache_verdicts(by_name: dict[str, dict[str, Any]]) -> list[str]:
+    """L1 hits against their CPU target; L2 hits (no target) for the record. A scenario whose
+    answers were not (nearly) all hits gets no verdict: it measured something else."""
+    lines = []
+    for name in ("l1-hit-c16", "l1-hit-c1"):
+        row = by_name.get(name, {})
+        cpu = row.get("proxy_cpu_ms_per_request")
+        if cpu:
+            met = "met" if cpu <= TARGET_L1_HIT_CPU_MS else "MISSED"
+            if not row["cache_hits_ok"]:
+                met = "NOT VALID: too few hits (see PROBLEMS)"
+            lines.append(
+                f"- Target CPU ≤ {TARGET_L1_HIT_CPU_MS} ms per L1 hit: {name} {cpu:.3f} ms "
+                f"(≈ {1000 / cpu:,.0f} RPS/core), +p50 {_cell(row['p50_added_ms'], 2)} ms over "
+                f"a direct call to the fake upstream, {_share(row)} — {met}."
+            )
+    for name in ("l2-hit-c16", "l2-hit-c1"):
+        row = by_name.get(name, {})
+        cpu = row.get("proxy_cpu_ms_per_request")
+        if cpu:
+            valid = "" if row["cache_hits_ok"] else " — NOT VALID: too few hits (see PROBLEMS)"
+            lines.append(
+                f"- L2 hit (Redis; no target): {name} {cpu:.3f} ms proxy CPU per request, "
+                f"+p50 {_cell(row['p50_added_ms'], 2)} ms, {_share(row)}{valid}."
+            )
+    return lines
+
+
+def _machine_noise(rows: list[dict[str, Any]]) -> list[str]:
+    """What everything besides the measured processes took during the runs: on a shared
+    machine the proxy's CPU per request and latencies come out inflated, and the reader must
+    know. Redis counts here too (the l2-hit scenarios), as does the kernel's loopback work
+    when it is not charged to a process."""
+    busy = [(row["scenario"], row["other_cores_busy"]) for row in rows if "other_cores_busy" in row]
+    if not busy:
+        return []
+    shown = ", ".join(f"{name} {_cell(value, 2)}" for name, value in busy)
+    line = (
+        "CPU outside the proxy, the fake upstream and the load generator during the runs "
+        f"(median cores busy): {shown}."
+    )
+    noisy = [name for name, value in busy if value is not None and value > QUIET_OTHER_CORES]
+    if noisy:
+        line += (
+            f" WARNING, the machine was not quiet (over {QUIET_OTHER_CORES} core) during "
+            f"{', '.join(noisy)}: their numbers may be inflated."
+        )
+    return [line]
+
+
+def _is_cache_row(row: dict[str, Any]) -> bool:
+    scenario = SCENARIOS.get(row["scenario"])
+    return scenario is not None and scenario.cache is not None
+
+
+def _cache_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """How the cache scenarios were set up and what the proxy said it did, when any ran."""
+    cache_rows = [row for row in rows if _is_cache_row(row)]
+    if not cache_rows:
+        return []
+    lines = [
+        "",
+        "Cache scenarios (bench/cached.py): proxies of their own with the cache on for their "
+        "model group (the other scenarios' proxy keeps it off). l1-hit: the default L1, no "
+        "Redis, one question asked over and over. l2-hit: an L1 of one entry over the "
+        "machine's Redis (127.0.0.1:6379, a prefix of this run's own, deleted afterwards; "
+        f"Redis itself not pinned and its CPU not counted), {L2_VARIANTS} questions in turn, "
+        "so every lookup misses L1 and is one Redis GET. Each is prefilled before its warm-up. "
+        "Direct is still the fake upstream answering the same requests: what a hit saves over "
+        "the cheapest possible upstream call (a real provider takes hundreds of ms); at c=16 "
+        "that side is bound by the core the fake shares with the load generator, so hits can "
+        "be faster than it (a negative +p50). "
+        "Semantic hits: not measured (edgeproxy has no semantic cache yet).",
+    ]
+    for row in cache_rows:
+        if "skipped" in row:
+            lines.append(f"- {row['scenario']}: SKIPPED — {row['skipped']}.")
+        elif "failed" in row:
+            lines.append(f"- {row['scenario']}: FAILED (see PROBLEMS).")
+        else:
+            lines.append(
+                f"- {row['scenario']}: {_share(row)} of {row['cache_answers']:,} measured "
+                f"proxy answers (x-edgeproxy-cache seen: {row['cache_statuses']})."
+            )
+    return lines
+
+
 def markdown(
     rows: list[dict[str, Any]], meta: dict[str, Any], settings: Settings, pinning: Pinning
 ) -> str:
+    """The scenarios' table with how it was measured, the targets, and any problems; scenarios
+    that were skipped or failed are not in the table but in the notes."""
+    measured = [row for row in rows if "skipped" not in row and "failed" not in row]
     header = "| " + " | ".join(title for title, _, _ in _COLUMNS) + " |"
     rule = "|" + "|".join("---" if digits is None else "---:" for _, _, digits in _COLUMNS) + "|"
     body = [
         "| " + " | ".join(_cell(row.get(key), digits) for _, key, digits in _COLUMNS) + " |"
-        for row in rows
+        for row in measured
     ]
     run, warm = settings.run, settings.warmup
     notes = [
@@ -184,23 +283,26 @@ def markdown(
         f"Proxy CPU is utime+stime from /proc/<pid>/stat ({CLOCK_TICKS} ticks/s) over each proxy "
         "run, divided by the requests completed; a chunk is one relayed SSE event. Core busy = "
         "proxy CPU seconds per wall second (1.00 = its core saturated). RSS after the scenario.",
+        *_machine_noise(measured),
+        *_cache_notes(rows),
         "",
         "Reference points:",
         *(f"- {ref}" for ref in REFERENCES),
         "",
         "Against the targets:",
-        *_verdicts(rows),
+        *_verdicts(measured),
     ]
     problems = [
         f"- {row['scenario']}: errors direct {row['errors_direct']}, proxy {row['errors_proxy']}; "
         f"stalled direct {row['stalled_direct']}, proxy {row['stalled_proxy']}; "
         f"samples: {row['error_samples']}"
-        for row in rows
+        for row in measured
         if row["errors_direct"]
         or row["errors_proxy"]
         or row["stalled_direct"]
         or row["stalled_proxy"]
     ]
+    problems += [f"- {problem}" for row in rows if (problem := cached.hit_problem(row))]
     if problems:
         notes += ["", "PROBLEMS:", *problems]
     return "\n".join([header, rule, *body, *notes])

@@ -7,34 +7,48 @@ then discard the odd disturbed run.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import orjson
 
 from bench import load
-from bench.load import Limits, RunResult
-from bench.procs import Child
+from bench.load import Limits, Observer, RunResult
+from bench.procs import Child, machine_busy_seconds
+
+CacheLayer = Literal["l1", "l2"]
 
 
 @dataclass(frozen=True)
 class Scenario:
+    """What one scenario sends, at which concurrency; `cache` names the layer a cache scenario
+    expects to answer every request (its proxy then has the cache on, see bench/cached.py), and
+    `variants` how many distinct questions its load cycles over."""
+
     name: str
     concurrency: int
     stream: bool
     model: str
     about: str
+    cache: CacheLayer | None = None
+    variants: int = 1
 
-    def body(self) -> bytes:
-        """A small but realistic chat request, the shape most sidecar traffic has."""
+    def body(self, variant: int = 0) -> bytes:
+        """A small but realistic chat request, the shape most sidecar traffic has; with several
+        variants, variant n asks a question of its own (a cache entry of its own)."""
+        question = "Summarise why sidecar proxies must be cheap."
+        if self.variants > 1:
+            question += f" (variant {variant})"
         payload: dict[str, Any] = {
             "model": self.model,
             "messages": [
                 {"role": "system", "content": "You are a concise assistant. Answer in one line."},
-                {"role": "user", "content": "Summarise why sidecar proxies must be cheap."},
+                {"role": "user", "content": question},
             ],
             "max_tokens": 64,
             "temperature": 0.2,
@@ -43,8 +57,16 @@ class Scenario:
             payload["stream"] = True
         return orjson.dumps(payload)
 
+    def bodies(self) -> list[bytes]:
+        """Every distinct request of the scenario, in the order the load sends them."""
+        return [self.body(variant) for variant in range(self.variants)]
+
 
 STREAM_CHUNKS = 20  # content chunks the fake upstream sends per stream
+CACHED_MODEL = "bench-cached"  # the cache scenarios' model group: cache on (bench/cached.py)
+# Distinct questions of the l2-hit scenarios: far more than the requests in flight at c=16, so
+# the one entry their L1 holds (the last answer filled from Redis) is never the one asked next.
+L2_VARIANTS = 101
 
 SCENARIOS = {
     s.name: s
@@ -60,7 +82,34 @@ SCENARIOS = {
             "bench-claude",
             "SSE, OpenAI client to an Anthropic upstream: every event translated, c=16",
         ),
+        Scenario("l1-hit-c1", 1, False, CACHED_MODEL, "JSON, every request an L1 hit, c=1", "l1"),
+        Scenario(
+            "l1-hit-c16", 16, False, CACHED_MODEL, "JSON, every request an L1 hit, c=16", "l1"
+        ),
+        Scenario(
+            "l2-hit-c1",
+            1,
+            False,
+            CACHED_MODEL,
+            f"JSON, every request an L2 (Redis) hit, {L2_VARIANTS} questions in turn, c=1",
+            "l2",
+            L2_VARIANTS,
+        ),
+        Scenario(
+            "l2-hit-c16",
+            16,
+            False,
+            CACHED_MODEL,
+            f"JSON, every request an L2 (Redis) hit, {L2_VARIANTS} questions in turn, c=16",
+            "l2",
+            L2_VARIANTS,
+        ),
     )
+}
+# `--scenario` names that stand for several scenarios (the cache issue's names).
+SCENARIO_GROUPS = {
+    "l1-hit": ("l1-hit-c1", "l1-hit-c16"),
+    "l2-hit": ("l2-hit-c1", "l2-hit-c16"),
 }
 
 
@@ -80,6 +129,7 @@ class Sample:
     proxy_cpu: float
     upstream_cpu: float
     load_cpu: float
+    other_cpu: float = 0.0  # everything else on the machine (other processes, Redis, softirq)
 
     @property
     def proxy_cpu_ms_per_request(self) -> float | None:
@@ -102,17 +152,30 @@ class Bench:
         self._proxy = proxy
         self.settings = settings
 
-    async def measure(self, scenario: Scenario) -> dict[str, Any]:
-        body = scenario.body()
+    @property
+    def proxy_url(self) -> str:
+        """The proxy's chat completions endpoint."""
+        return self._urls["proxy"]
+
+    async def measure(self, scenario: Scenario, observe: Observer | None = None) -> dict[str, Any]:
+        """Warm up both sides, then the measured runs in ABBA order; `observe` sees every
+        answer of the measured proxy runs (not the warm-up's, not the direct side's). Each side
+        cycles over the scenario's bodies from one run to the next without starting over."""
+        cycles = {target: itertools.cycle(scenario.bodies()) for target in self._urls}
         clients = {target: load.session(scenario.concurrency) for target in self._urls}
         samples: list[Sample] = []
         rss_kib: list[int] = []
         try:
             for target, client in clients.items():  # warm-up: connections, caches; discarded
-                await self._run(scenario, target, client, body, self.settings.warmup)
+                await self._run(scenario, target, client, cycles[target], self.settings.warmup)
             for rep in range(self.settings.repeat):
                 order = ("direct", "proxy") if rep % 2 == 0 else ("proxy", "direct")
-                samples.extend([await self._sample(scenario, t, clients[t], body) for t in order])
+                for target in order:
+                    seen = observe if target == "proxy" else None
+                    client, bodies = clients[target], cycles[target]
+                    samples.append(
+                        await self._sample(scenario, target, client, bodies, observe=seen)
+                    )
                 rss_kib.append(self._proxy.rss_kib())
         finally:
             for client in clients.values():
@@ -124,25 +187,37 @@ class Bench:
         scenario: Scenario,
         target: str,
         client: aiohttp.ClientSession,
-        body: bytes,
+        bodies: Iterator[bytes],
         limits: Limits,
+        *,
+        observe: Observer | None = None,
     ) -> RunResult:
         return await load.run(
             client,
             self._urls[target],
-            body,
+            bodies,
             stream=scenario.stream,
             concurrency=scenario.concurrency,
             limits=limits,
+            observe=observe,
         )
 
     async def _sample(
-        self, scenario: Scenario, target: str, client: aiohttp.ClientSession, body: bytes
+        self,
+        scenario: Scenario,
+        target: str,
+        client: aiohttp.ClientSession,
+        bodies: Iterator[bytes],
+        *,
+        observe: Observer | None,
     ) -> Sample:
         proxy_before = self._proxy.cpu_seconds()
         upstream_before = self._upstream.cpu_seconds()
         load_before = time.process_time()
-        result = await self._run(scenario, target, client, body, self.settings.run)
+        machine_before = machine_busy_seconds()
+        result = await self._run(
+            scenario, target, client, bodies, self.settings.run, observe=observe
+        )
         sample = Sample(
             target,
             result,
@@ -150,6 +225,8 @@ class Bench:
             upstream_cpu=self._upstream.cpu_seconds() - upstream_before,
             load_cpu=time.process_time() - load_before,
         )
+        ours = sample.proxy_cpu + sample.upstream_cpu + sample.load_cpu
+        sample.other_cpu = max(0.0, machine_busy_seconds() - machine_before - ours)
         self._proxy.check_alive()
         self._upstream.check_alive()
         return sample
@@ -220,6 +297,7 @@ def summarize(
         "proxy_core_busy": _busy(proxy, "proxy_cpu"),
         "load_core_busy_direct": _busy(direct, "upstream_cpu", "load_cpu"),
         "load_core_busy_proxy": _busy(proxy, "upstream_cpu", "load_cpu"),
+        "other_cores_busy": _busy(samples, "other_cpu"),
         "proxy_rss_mib": rss_kib[-1] / 1024 if rss_kib else None,
         "proxy_rss_mib_per_repetition": [round(k / 1024, 1) for k in rss_kib],
         "errors_direct": sum(s.result.errors for s in direct),

@@ -57,6 +57,7 @@ CACHEABLE = frozenset({*_CHAT, Operation.EMBEDDINGS})
 # log-probabilities, audio, server-side tools' results and citations): such requests are not
 # cached, rather than replayed without part of their answer.
 _OPENAI_LOSSY = ("logprobs", "top_logprobs", "audio", "web_search_options")
+_OPENAI_SUSPECT = frozenset({"n", "modalities", *_OPENAI_LOSSY})
 _ANTHROPIC_SERVER_TOOLS = ("web_search", "web_fetch", "code_execution", "computer", "bash")
 
 
@@ -65,6 +66,8 @@ def replayable(operation: Operation, payload: dict[str, Any]) -> bool:
     if operation is Operation.EMBEDDINGS:
         return True
     if operation is Operation.CHAT:
+        if _OPENAI_SUSPECT.isdisjoint(payload):  # the usual request: none of those fields
+            return True
         n = payload.get("n")
         if (isinstance(n, int) and n > 1) or any(payload.get(f) for f in _OPENAI_LOSSY):
             return False

@@ -13,6 +13,7 @@ Pure: no I/O, so every rule is a table in the tests.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -93,13 +94,25 @@ def decide(
     """The request's decision, given the group's TTL and the temperature rule."""
     if _too_hot(payload, skip_temperature_above):
         return BYPASS
-    no_cache, no_store, max_age = _cache_control(headers.get("cache-control", ""))
-    asked_ttl = _seconds(headers.get(TTL_HEADER))
+    control, asked, tags = (
+        headers.get("cache-control"),
+        headers.get(TTL_HEADER),
+        headers.get(TAGS_HEADER),
+    )
+    if not (control or asked or tags):
+        return _plain(ttl)  # the usual request: nothing asked of the cache
+    no_cache, no_store, max_age = _cache_control(control or "")
+    asked_ttl = _seconds(asked)
     keep = asked_ttl if asked_ttl is not None else max_age if max_age is not None else ttl
     return Decision(
         lookup=not no_cache,
         store=not no_store and keep > 0,
         ttl=keep,
         max_age=max_age,
-        tags=_tags(headers.get(TAGS_HEADER)),
+        tags=_tags(tags),
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _plain(ttl: float) -> Decision:
+    return Decision(lookup=True, store=ttl > 0, ttl=ttl)
