@@ -1,0 +1,1 @@
+"""Data files of the semantic cache: the MiniLM tokenizer (NOTICE: its source, licence)."""
