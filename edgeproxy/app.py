@@ -74,17 +74,26 @@ class Clocks:
 
 
 def build_cache(
-    config: CacheConfig, background: Background, clock: Callable[[], float]
+    config: CacheConfig,
+    background: Background,
+    clock: Callable[[], float],
+    semantic: bool = False,
 ) -> LookupCache | None:
-    """The cache stage when the cache is on: L1 always, L2 when Redis is configured."""
+    """The cache stage when the cache is on: L1 always, L2 when Redis is configured, the
+    semantic layer when a model group opted in (`semantic`)."""
     if not config.enabled:
         return None
+    similar = None
+    if semantic:
+        from edgeproxy.cache.semantic import SemanticCache
+
+        similar = SemanticCache(config.semantic)
     remote = RedisCache(config.redis, clock=clock) if config.redis.enabled else None
     memory: MemoryCache[StoredAnswer] = MemoryCache(
         config.max_entries, config.max_bytes, config.max_entry_bytes
     )
     tiered = TieredCache(memory, remote, background, clock, time.time)
-    return LookupCache(tiered, config, background)
+    return LookupCache(tiered, config, background, similar)
 
 
 def build_state(config: Config, clocks: Clocks | None = None) -> ProxyState:
@@ -93,7 +102,8 @@ def build_state(config: Config, clocks: Clocks | None = None) -> ProxyState:
     providers = {name: build_provider(p) for name, p in config.providers.items()}
     table = ModelTable(config.models, providers, config.routing)
     background = Background()
-    cache = build_cache(config.cache, background, clocks.clock)
+    semantic = any(m.cache_semantic for m in config.models)
+    cache = build_cache(config.cache, background, clocks.clock, semantic)
     pipeline = build_pipeline(table, clocks.clock, clocks.rng, clocks.sleep, cache)
     return ProxyState(config, providers, table, pipeline, background, cache)
 
@@ -105,6 +115,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     tiered = state.cache.cache if state.cache is not None else None
     remote = tiered.remote if tiered is not None else None
     await asyncio.gather(*(p.open() for p in state.providers.values()))
+    if state.cache is not None and state.cache.semantic is not None:
+        await state.cache.semantic.open()
     if tiered is not None and isinstance(remote, RedisCache):
         await remote.open()
         remote.subscribe(tiered.invalidate, state.background)

@@ -230,6 +230,7 @@ class ModelConfig:
     hedge_after: float | None = None
     cache: bool = True
     cache_ttl: float | None = None
+    cache_semantic: bool = False
 
     @property
     def is_pattern(self) -> bool:
@@ -273,6 +274,22 @@ class RedisSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SemanticSettings:
+    """The semantic layer, for the groups that opt in (`cache: {semantic: true}`).
+
+    `shadow` (the default) answers as usual and counts would-be hits, so precision can be
+    measured before `serve` answers from them. A match needs cosine >= `threshold` and the
+    lexical guard; embedding the question may take `budget` at most (else the layer is
+    skipped); questions longer than `max_chars` are not embedded.
+    """
+
+    mode: Literal["shadow", "serve"] = "shadow"
+    threshold: float = 0.95
+    budget: float = 0.05
+    max_chars: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
 class CacheConfig:
     """The exact cache: L1 in process (always), L2 in Redis (when configured)."""
 
@@ -285,6 +302,7 @@ class CacheConfig:
     skip_temperature_above: float | None = None
     key: CacheKeySettings = field(default_factory=CacheKeySettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
+    semantic: SemanticSettings = field(default_factory=SemanticSettings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -929,6 +947,21 @@ def _redis(r: _Reader, raw: Any, path: str) -> RedisSettings:
     return settings
 
 
+def _semantic(r: _Reader, raw: Any, path: str) -> SemanticSettings:
+    s = r.section(raw, path, ("mode", "threshold", "budget", "max_chars"))
+    d = SemanticSettings()
+    mode = r.get(s, path, "mode", r.choice(("shadow", "serve")), d.mode)
+    threshold = r.get(s, path, "threshold", r.fraction, d.threshold)
+    if threshold < 0.8:
+        r.fail(f"{path}.threshold", f"below 0.8 unrelated questions match; got {threshold}")
+    return SemanticSettings(
+        mode="serve" if mode == "serve" else "shadow",
+        threshold=threshold,
+        budget=r.get(s, path, "budget", r.positive_duration, d.budget),
+        max_chars=r.get(s, path, "max_chars", r.count, d.max_chars),
+    )
+
+
 _CACHE_FIELDS = (
     "enabled",
     "ttl",
@@ -939,6 +972,7 @@ _CACHE_FIELDS = (
     "skip_temperature_above",
     "key",
     "redis",
+    "semantic",
 )
 
 
@@ -956,6 +990,7 @@ def _cache(r: _Reader, raw: Any) -> CacheConfig:
         skip_temperature_above=r.get(s, path, "skip_temperature_above", r.nonnegative_number, None),
         key=_cache_key(r, s.get("key"), f"{path}.key"),
         redis=_redis(r, s.get("redis"), f"{path}.redis"),
+        semantic=_semantic(r, s.get("semantic"), f"{path}.semantic"),
     )
 
 
@@ -1075,10 +1110,11 @@ def _model_cache(r: _Reader, raw: Any, path: str) -> dict[str, Any]:
     """A group's `cache: {enabled, ttl}` (or `cache: false`)."""
     if isinstance(raw, bool):
         return {"cache": raw}
-    s = r.section(raw, path, ("enabled", "ttl"))
+    s = r.section(raw, path, ("enabled", "ttl", "semantic"))
     return {
         "cache": r.get(s, path, "enabled", r.boolean, True),
         "cache_ttl": r.get(s, path, "ttl", r.positive_duration, None),
+        "cache_semantic": r.get(s, path, "semantic", r.boolean, False),
     }
 
 

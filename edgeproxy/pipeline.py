@@ -9,7 +9,9 @@ A request passes these stages in order; each either continues (returns None) or 
                  strategies, token ceilings), what the request needs from a deployment
     2. lookup_cache  (when cache.enabled; cache/lookup.py) a cacheable request the policy
                  lets look up is answered from the exact cache (L1, then L2) with no upstream
-                 call, or waits on an identical request already in flight (coalescing);
+                 call, from the semantic layer for groups that opted in (a near-identical last
+                 user turn, everything else exact; or counted only, in shadow mode), or waits
+                 on an identical request already in flight (coalescing);
                  otherwise, if the answer may be kept, this request leads: the edge gets a
                  capture to feed, which stores the complete answer and shares it with waiters
     3. dispatch  (terminal, routing/dispatch.py) choose a deployment by strategy among the
@@ -42,7 +44,7 @@ The per-request `Exchange` carries what the stages learn:
     attempts        dispatch            handlers (x-edgeproxy-attempts), access log
     lease           dispatch            handlers (settled when the answer is relayed)
     cache_status    lookup_cache        handlers (x-edgeproxy-cache: hit-l1, hit-l2,
-                                        coalesced, miss, bypass), metrics
+                                        hit-semantic, coalesced, miss, bypass), metrics
     cache_key       lookup_cache        handlers (x-edgeproxy-cache-key: what an admin deletes)
     cache_age       lookup_cache        handlers (the Age of a hit)
     capture         lookup_cache        handlers (fed what the client is sent; a complete

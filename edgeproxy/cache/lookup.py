@@ -20,14 +20,16 @@ from edgeproxy.cache.answer import CACHEABLE, StoredAnswer, replayable
 from edgeproxy.cache.coalesce import Flight, Following, Shape
 from edgeproxy.cache.keys import cache_key
 from edgeproxy.cache.policy import Decision, decide
-from edgeproxy.cache.tiered import TieredCache
+from edgeproxy.cache.tiered import Found, TieredCache
 from edgeproxy.config import CacheConfig
 from edgeproxy.operations import Operation
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # numpy and the model come with the `semantic` extra: imported if used
+    from edgeproxy.cache.semantic import SemanticCache
+    from edgeproxy.cache.vectors import Question
     from edgeproxy.pipeline import Exchange, Reply
 
-OUTCOMES = ("hit-l1", "hit-l2", "coalesced", "miss", "bypass")
+OUTCOMES = ("hit-l1", "hit-l2", "hit-semantic", "coalesced", "miss", "bypass")
 _JSON = "application/json"
 _SSE = "text/event-stream; charset=utf-8"
 
@@ -71,6 +73,8 @@ class Capture:
         "key",
         "namespace",
         "operation",
+        "question",
+        "shadow",
         "tags",
         "ttl",
     )
@@ -93,6 +97,8 @@ class Capture:
         self.ttl = decision.ttl
         self.tags = decision.tags
         self.flight = flight
+        self.question: Question | None = None  # to index once stored (semantic groups)
+        self.shadow: StoredAnswer | None = None  # what the semantic layer would have served
         self._limit = limit
         self._chunks: list[bytes] | None = []
         self._size = 0
@@ -132,12 +138,27 @@ class LookupCache:
     """Stage: a hit answers; an identical request in flight is waited on; otherwise this one
     leads, with a `Capture` on the exchange."""
 
-    __slots__ = ("_background", "_config", "_flights", "cache", "coalesced", "outcomes")
+    __slots__ = (
+        "_background",
+        "_config",
+        "_flights",
+        "cache",
+        "coalesced",
+        "outcomes",
+        "semantic",
+    )
 
-    def __init__(self, cache: TieredCache, config: CacheConfig, background: Background) -> None:
+    def __init__(
+        self,
+        cache: TieredCache,
+        config: CacheConfig,
+        background: Background,
+        semantic: SemanticCache | None = None,
+    ) -> None:
         self.cache = cache
         self._config = config
         self._background = background
+        self.semantic = semantic
         self._flights: dict[str, Flight] = {}
         self.coalesced = 0
         self.outcomes = dict.fromkeys(OUTCOMES, 0)  # for metrics: what the cache did
@@ -161,6 +182,7 @@ class LookupCache:
         key = cache_key(exchange.operation, exchange.payload, scope, namespace, self._config.key)
         exchange.cache_key = key
         shape = (exchange.operation, exchange.stream, _include_usage(exchange))
+        asked, would = None, None
         if not decision.lookup:
             exchange.cache_status = "bypass"
         else:
@@ -168,13 +190,38 @@ class LookupCache:
             if reply is not None:
                 return reply
             exchange.cache_status = "miss"
+            if self.semantic is not None and group.cache_semantic:
+                asked = self.semantic.question(
+                    exchange.operation, exchange.payload, scope, namespace, self._config.key
+                )
+                if asked is not None:
+                    would = await self._similar(asked, namespace, decision)
+                    if would is not None and not self.semantic.shadow:
+                        exchange.cache_status = "hit-semantic"
+                        exchange.cache_age = math.floor(would.age)
+                        return CachedReply(would.answer.render(*shape), exchange.stream)
             if decision.store:
                 reply = await self._join(exchange, key, shape)
                 if reply is not None:
                     return reply
         if decision.store:
-            self._lead(exchange, key, namespace, decision, shape)
+            capture = self._lead(exchange, key, namespace, decision, shape)
+            capture.question = asked
+            capture.shadow = would.answer if would is not None else None
         return None
+
+    async def _similar(self, asked: Question, namespace: str, decision: Decision) -> Found | None:
+        """The stored answer to a near-identical question, if there is one still cached."""
+        assert self.semantic is not None
+        entry = await self.semantic.find(asked)
+        if entry is None:
+            return None
+        found = await self.cache.lookup(entry, namespace, decision.max_age)
+        if found is None:
+            self.semantic.forget(entry)  # its answer expired or was purged
+            return None
+        self.semantic.counts["shadow_hits" if self.semantic.shadow else "hits"] += 1
+        return found
 
     def _decision(self, exchange: Exchange) -> Decision | None:
         """What this request may do with the cache; None when it may do nothing."""
@@ -214,12 +261,12 @@ class LookupCache:
 
     def _lead(
         self, exchange: Exchange, key: str, namespace: str, decision: Decision, shape: Shape
-    ) -> None:
+    ) -> Capture:
         """This request goes upstream; what its client is sent is kept and shared."""
         flight = Flight(shape)
         if decision.lookup:  # a refresh (no-cache) leads nobody: others may not wait on it
             self._flights[key] = flight
-        exchange.capture = Capture(
+        capture = exchange.capture = Capture(
             self,
             key,
             namespace,
@@ -228,6 +275,7 @@ class LookupCache:
             limit=self._config.max_entry_bytes,
             flight=flight,
         )
+        return capture
 
     def completed(self, capture: Capture, sent: bytes | None, *, stream: bool) -> None:
         """A complete answer: stored (decoded off the request's path) and given to waiters
@@ -238,7 +286,7 @@ class LookupCache:
             stored = _read(capture, sent, stream) if sent is not None else None
             flight.finish(stored)
             if stored is not None:
-                self.cache.store(capture.key, capture.namespace, stored, capture.ttl)
+                self._keep(capture, stored)
             return
         flight.finish(None)
         if sent is not None:
@@ -255,7 +303,19 @@ class LookupCache:
     async def _store(self, capture: Capture, sent: bytes, stream: bool) -> None:
         stored = _read(capture, sent, stream)
         if stored is not None:
-            self.cache.store(capture.key, capture.namespace, stored, capture.ttl)
+            self._keep(capture, stored)
+
+    def _keep(self, capture: Capture, stored: StoredAnswer) -> None:
+        self.cache.store(capture.key, capture.namespace, stored, capture.ttl)
+        semantic = self.semantic
+        if semantic is None:
+            return
+        if capture.shadow is not None:
+            semantic.judge(capture.shadow, stored)
+        if capture.question is not None:
+            self._background.spawn(
+                "cache-semantic-index", semantic.remember(capture.question, capture.key)
+            )
 
 
 def _read(capture: Capture, sent: bytes, stream: bool) -> StoredAnswer | None:

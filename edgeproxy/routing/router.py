@@ -68,6 +68,7 @@ class ModelGroup:
         "_table",
         "budget",
         "cache",
+        "cache_semantic",
         "cache_ttl",
         "context_fallbacks",
         "deployments",
@@ -93,6 +94,7 @@ class ModelGroup:
         self.hedge_after = config.hedge_after
         self.cache = config.cache
         self.cache_ttl = config.cache_ttl
+        self.cache_semantic = config.cache_semantic
         self.fallbacks: tuple[ModelGroup, ...] = ()
         self.context_fallbacks: tuple[ModelGroup, ...] = ()
         self.filters = any(

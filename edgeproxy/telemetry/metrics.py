@@ -101,6 +101,17 @@ class ProxyCollector(Collector):
         yield CounterMetricFamily(
             "edgeproxy_cache_stores", "Complete answers stored.", value=stage.cache.stores
         )
+        if stage.semantic is not None:
+            semantic = _counter(
+                "edgeproxy_cache_semantic",
+                "Semantic layer: hits served, would-be hits in shadow mode, matches the guard "
+                "refused, lookups over budget, and whether shadow hits agreed with the fresh "
+                "answer.",
+                ["event"],
+            )
+            for event, count in stage.semantic.counts.items():
+                semantic.add_metric([event], count)
+            yield semantic
         yield GaugeMetricFamily("edgeproxy_cache_entries", "Entries in L1.", value=memory.entries)
         yield GaugeMetricFamily("edgeproxy_cache_bytes", "Bytes held by L1.", value=memory.bytes)
 

@@ -30,6 +30,7 @@ def proxy_config(
     routing: dict[str, Any] | None = None,
     cache: dict[str, Any] | None = None,
     admin: dict[str, Any] | None = None,
+    model_settings: dict[str, dict[str, Any]] | None = None,
 ) -> Config:
     """Providers pointing at the fake upstream; public names mapped to upstream names.
 
@@ -97,6 +98,8 @@ def proxy_config(
             },
         },
     }
+    for name, settings in (model_settings or {}).items():
+        raw["models"][name].update(settings)
     if catch_all:
         raw["models"]["claude-*"] = {"deployments": [{"provider": "anthropic-up"}]}
         raw["models"]["*"] = {"deployments": [{"provider": "openai-up"}]}
