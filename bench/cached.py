@@ -17,7 +17,7 @@ really answered from the expected layer is not assumed: every measured answer's
 `x-edgeproxy-cache` is counted, and a scenario with fewer than 99 % hits fails loudly (its
 numbers would describe some other path).
 
-Semantic hits are not measured: edgeproxy has no semantic cache yet.
+Semantic hits are not measured yet: the semantic layer has no scenario of its own.
 """
 
 from __future__ import annotations

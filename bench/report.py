@@ -242,7 +242,7 @@ def _cache_notes(rows: list[dict[str, Any]]) -> list[str]:
         "the cheapest possible upstream call (a real provider takes hundreds of ms); at c=16 "
         "that side is bound by the core the fake shares with the load generator, so hits can "
         "be faster than it (a negative +p50). "
-        "Semantic hits: not measured (edgeproxy has no semantic cache yet).",
+        "Semantic hits: not measured yet (the semantic layer has no scenario of its own).",
     ]
     for row in cache_rows:
         if "skipped" in row:
