@@ -83,12 +83,12 @@ def build_cache(
     semantic layer when a model group opted in (`semantic`)."""
     if not config.enabled:
         return None
+    remote = RedisCache(config.redis, clock=clock) if config.redis.enabled else None
     similar = None
     if semantic:
         from edgeproxy.cache.semantic import SemanticCache
 
-        similar = SemanticCache(config.semantic)
-    remote = RedisCache(config.redis, clock=clock) if config.redis.enabled else None
+        similar = SemanticCache(config.semantic, remote)
     memory: MemoryCache[StoredAnswer] = MemoryCache(
         config.max_entries, config.max_bytes, config.max_entry_bytes
     )

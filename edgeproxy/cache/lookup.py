@@ -213,7 +213,7 @@ class LookupCache:
     async def _similar(self, asked: Question, namespace: str, decision: Decision) -> Found | None:
         """The stored answer to a near-identical question, if there is one still cached."""
         assert self.semantic is not None
-        entry = await self.semantic.find(asked)
+        entry = await self.semantic.find(asked, namespace)
         if entry is None:
             return None
         found = await self.cache.lookup(entry, namespace, decision.max_age)
@@ -313,9 +313,10 @@ class LookupCache:
         if capture.shadow is not None:
             semantic.judge(capture.shadow, stored)
         if capture.question is not None:
-            self._background.spawn(
-                "cache-semantic-index", semantic.remember(capture.question, capture.key)
+            remember = semantic.remember(
+                capture.question, capture.key, capture.namespace, capture.ttl
             )
+            self._background.spawn("cache-semantic-index", remember)
 
 
 def _read(capture: Capture, sent: bytes, stream: bool) -> StoredAnswer | None:

@@ -366,6 +366,53 @@ class RedisCache:
         self.writes += 1
         return True
 
+    # --- the semantic layer's vectors --------------------------------------------------------
+
+    def vectors_name(self, namespace: str, partition: str) -> str:
+        """The Redis hash holding a semantic partition's vectors (field: entry key)."""
+        return f"{self._prefix}:{_part(namespace)}:v:{{{_part(partition)}}}"
+
+    async def add_vector(
+        self, namespace: str, partition: str, entry_key: str, record: bytes, ttl: float
+    ) -> bool:
+        """Share one question's vector record for at least `ttl` seconds; never raises."""
+        name = self.vectors_name(namespace, partition)
+        ms = int(ttl * 1000)
+
+        async def write() -> object:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.hset(name, entry_key, record)
+            pipe.pexpire(name, ms, nx=True)
+            pipe.pexpire(name, ms, gt=True)
+            return await pipe.execute()
+
+        return ms > 0 and await self._guarded("add_vector", write) is not None
+
+    async def vectors(self, namespace: str, partition: str) -> dict[str, bytes] | None:
+        """Every shared vector record of a partition by entry key; None when Redis failed."""
+        name = self.vectors_name(namespace, partition)
+        found = await self._guarded("vectors", lambda: self._client.hgetall(name))
+        if found is None:
+            return None
+        return {k.decode(): v for k, v in cast(dict[bytes, bytes], found).items()}
+
+    async def _guarded(self, what: str, command: Callable[[], Awaitable[T]]) -> T | None:
+        """`command` under the deadline and the breaker; None (counted) when it failed."""
+        if self._closed or not self._breaker.acquire(self._clock()):
+            self.skipped += 1
+            return None
+        try:
+            async with asyncio.timeout(self._deadline):
+                result = await command()
+        except asyncio.CancelledError:
+            self._breaker.release()
+            raise
+        except Exception as exc:
+            self._failed(exc, what, admitted=True)
+            return None
+        self._succeeded()
+        return result
+
     # --- the operator's deletions -----------------------------------------------------------
 
     async def delete(self, key: str, namespace: str) -> bool:
@@ -387,7 +434,7 @@ class RedisCache:
     async def flush_namespace(self, namespace: str) -> int:
         """Remove every entry (and tag index) of `namespace`; how many entries there were.
         Raises RedisUnavailable."""
-        pattern = f"{self._scan_prefix}:{_part(namespace)}:[et]:{{*"  # exactly this layout
+        pattern = f"{self._scan_prefix}:{_part(namespace)}:[etv]:{{*"  # exactly this layout
         entry_mark = f"{self._prefix}:{_part(namespace)}:e:"
         entries = 0
         async for names in self._scan(pattern):

@@ -7,35 +7,55 @@ entry must still be in the cache. In `serve` mode it answers (`x-edgeproxy-cache
 hit-semantic`); in `shadow` mode the provider answers as usual and the would-be hit is logged
 and counted, with whether the fresh answer agreed with the stored one, so operators can
 measure precision before serving. Questions of stored answers are embedded and indexed in the
-background. The index is in this process.
+background. The index is in this process; with Redis, every sidecar shares its vectors there
+(one hash per partition, living as long as the entries) and loads a partition's shared vectors
+at most every few seconds, when a question of that partition is asked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import time
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from edgeproxy.cache.embed import EmbeddingsCache, LocalMiniLM
 from edgeproxy.cache.guard import Guard
-from edgeproxy.cache.vectors import Question, VectorIndex, question
+from edgeproxy.cache.vectors import Question, VectorIndex, decode_vector, encode_vector, question
 from edgeproxy.config import CacheKeySettings, SemanticSettings
 from edgeproxy.operations import Operation
 
 if TYPE_CHECKING:
     from edgeproxy.cache.answer import StoredAnswer
+    from edgeproxy.cache.redis import RedisCache
 
 log = logging.getLogger(__name__)
 _CANDIDATES = 3  # matches tried through the guard, best first
+_REFRESH = 5.0  # seconds between reads of a partition's shared vectors
+_MAX_PARTITIONS = 10_000
 
 
 class SemanticCache:
     """Embedder, index and guard, built once when some group opted in."""
 
-    __slots__ = ("_embedder", "_guard", "_index", "_model", "_settings", "counts")
+    __slots__ = (
+        "_embedder",
+        "_guard",
+        "_index",
+        "_loaded",
+        "_model",
+        "_remote",
+        "_settings",
+        "counts",
+    )
 
-    def __init__(self, settings: SemanticSettings) -> None:
+    def __init__(self, settings: SemanticSettings, remote: RedisCache | None = None) -> None:
         self._settings = settings
+        self._remote = remote
+        self._loaded: dict[str, float] = {}  # partition -> when its shared vectors were read
         model = self._model = LocalMiniLM()
         self._embedder = EmbeddingsCache(model)
         self._index = VectorIndex(model.dims)
@@ -64,11 +84,12 @@ class SemanticCache:
             operation, payload, scope, namespace, key, max_chars=self._settings.max_chars
         )
 
-    async def find(self, asked: Question) -> str | None:
+    async def find(self, asked: Question, namespace: str) -> str | None:
         """The entry key of a stored answer to a near-identical question, or None."""
         try:
             async with asyncio.timeout(self._settings.budget):
                 (vector,) = await self._embedder.embed([asked.text])
+                await self._load_shared(asked.partition, namespace)
         except TimeoutError:
             self.counts["over_budget"] += 1
             return None
@@ -86,10 +107,43 @@ class SemanticCache:
     def forget(self, entry_key: str) -> None:
         self._index.remove(entry_key)
 
-    async def remember(self, asked: Question, entry_key: str) -> None:
-        """Index the question of a stored answer (from the background)."""
+    async def remember(self, asked: Question, entry_key: str, namespace: str, ttl: float) -> None:
+        """Index the question of a stored answer, and share it (from the background)."""
         (vector,) = await self._embedder.embed([asked.text])
         self._index.add(asked.partition, entry_key, vector, asked.text)
+        if self._remote is not None:
+            record = orjson.dumps(
+                {
+                    "model": self._model.name,
+                    "vector": base64.b64encode(encode_vector(vector)).decode(),
+                    "text": asked.text,
+                }
+            )
+            await self._remote.add_vector(namespace, asked.partition, entry_key, record, ttl)
+
+    async def _load_shared(self, partition: str, namespace: str) -> None:
+        """Index what other sidecars shared for this partition (at most every few seconds)."""
+        remote = self._remote
+        now = time.monotonic()
+        if remote is None or now - self._loaded.get(partition, -_REFRESH) < _REFRESH:
+            return
+        if len(self._loaded) > _MAX_PARTITIONS:  # forget when partitions were read, not them
+            self._loaded.clear()
+        self._loaded[partition] = now
+        records = await remote.vectors(namespace, partition) or {}
+        for entry_key, data in records.items():
+            if entry_key in self._index:
+                continue
+            try:
+                record = orjson.loads(data)
+                if record["model"] != self._model.name:
+                    continue  # another model's space: not comparable
+                vector = decode_vector(base64.b64decode(record["vector"]), self._model.dims)
+                text = str(record["text"])
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue
+            if vector is not None:
+                self._index.add(partition, entry_key, vector, text)
 
     def judge(self, would: StoredAnswer, fresh: StoredAnswer | None) -> None:
         """Shadow mode: did the fresh answer agree with the one the cache would have given?"""

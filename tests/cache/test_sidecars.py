@@ -174,3 +174,23 @@ async def test_a_tenant_never_gets_another_tenants_entry(
     assert b.fake.calls["chat"] == 1
     _, again = await post(a)
     assert again["x-edgeproxy-cache"] == "hit-l1"
+
+
+async def test_a_sidecar_answers_a_paraphrase_of_what_another_cached(
+    make_stack: StackFactory, redis_url: str, redis_prefix: str
+) -> None:
+    cache = {
+        "enabled": True,
+        "redis": standalone(redis_url, redis_prefix),
+        "semantic": {"mode": "serve", "budget": "5s"},
+    }
+    opted_in = {"gpt-4o": {"cache": {"semantic": True}}}
+    a = await make_stack(cache=cache, model_settings=opted_in)
+    b = await make_stack(cache=cache, model_settings=opted_in)
+    ask = {**CHAT, "messages": [{"role": "user", "content": "How do I reset my password?"}]}
+    await post(a, ask)
+    await background_done(a)  # stored in L2, its vector shared through Redis
+    paraphrase = {**CHAT, "messages": [{"role": "user", "content": "How can I reset my password?"}]}
+    _, headers = await post(b, paraphrase)
+    assert headers["x-edgeproxy-cache"] == "hit-semantic"
+    assert b.fake.calls["chat"] == 0
