@@ -1,7 +1,7 @@
 """`python -m bench`: start the fake upstream and the proxy, measure each scenario, report.
 
-The cache scenarios (l1-hit, l2-hit: bench/cached.py) are measured against proxies of their
-own, with the cache on, next to the one whose cache stays off for the other scenarios.
+The cache scenarios (l1-hit, l2-hit, semantic-hit: bench/cached.py) are measured against
+proxies of their own, with the cache on, next to the one whose cache stays off for the others.
 Then the chaos run (bench/chaos.py), with processes of its own: three upstreams, one of them
 flapping, behind a freshly started proxy. Results go to stdout (markdown) and
 bench/results/latest.jsonl; the proxies' configs and every server's log are left in
@@ -73,7 +73,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         choices=[*SCENARIOS, *SCENARIO_GROUPS, chaos.NAME],
         help="run only this scenario (repeatable; default: all, chaos last); l1-hit and l2-hit "
-        "stand for their c=1 and c=16 scenarios",
+        "stand for their c=1 and c=16 scenarios, semantic-hit for semantic-hit-c1/c16 and "
+        "semantic-repeat-c1/c16",
     )
     group = parser.add_argument_group("chaos run (one of three deployments flapping)")
     group.add_argument(
@@ -250,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.floor and chaos.NAME in names:
         parser.error("--floor has no routing to put under chaos; leave out --scenario chaos")
     if args.floor and any(SCENARIOS[n].cache for n in names if n in SCENARIOS):
-        parser.error("--floor has no cache; leave out the l1-hit and l2-hit scenarios")
+        parser.error("--floor has no cache; leave out the cache scenarios (*-hit, *-repeat)")
     scenarios = [SCENARIOS[name] for name in names if name != chaos.NAME]
     RESULTS.mkdir(parents=True, exist_ok=True)
     pinning = Pinning.plan()

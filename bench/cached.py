@@ -16,8 +16,17 @@ shows what a hit saves over calling even the cheapest possible upstream. Whether
 really answered from the expected layer is not assumed: every measured answer's
 `x-edgeproxy-cache` is counted, and a scenario with fewer than 99 % hits fails loudly (its
 numbers would describe some other path).
-
-Semantic hits are not measured yet: the semantic layer has no scenario of its own.
+- semantic-hit / semantic-repeat: the default L1 (no Redis) and the semantic layer in serve
+  mode for `bench-cached` (threshold 0.95, a budget of 1 s so a busy core at c=16 does not
+  turn hits into misses). The prefill asks each question of `SEMANTIC_PAIRS` (stored, and
+  indexed in the background), then polls each paraphrase, with `cache-control: no-store` so a
+  miss is not stored under the paraphrase's own key, until it comes back `hit-semantic`. The
+  load asks paraphrases only: a semantic hit is not stored under the paraphrase's key, so a
+  paraphrase asked again is a semantic hit again, never an L1 one. semantic-hit cycles over
+  `SEMANTIC_DISTINCT` distinct texts, more than the proxy's embeddings cache holds, so every
+  request runs the model (in a worker thread of the proxy, whose CPU counts it);
+  semantic-repeat asks the same few paraphrases over and over, so after the first round their
+  vectors come from that cache and the model never runs.
 """
 
 from __future__ import annotations
@@ -39,12 +48,15 @@ import redis.asyncio
 
 from bench import load
 from bench.procs import Child, Children, Pinning, free_port
-from bench.runner import CACHED_MODEL, Bench, CacheLayer, Scenario
+from bench.runner import CACHED_MODEL, SEMANTIC_PAIRS, Bench, CacheLayer, Scenario
 
 REDIS_URL = "redis://127.0.0.1:6379/0"  # loopback only
 HIT_SHARE_REQUIRED = 0.99
 PREFILL_SECONDS = 10.0  # longest wait for the prefilled answers to be stored
 PREFILL_POLL = 0.01  # seconds between looks while waiting
+SEMANTIC_THRESHOLD = 0.95  # the default
+SEMANTIC_BUDGET = "1s"  # at c=16 on one core, up to 16 embeddings queue for it
+_NO_STORE = {"cache-control": "no-store"}  # a poll that misses is not stored
 _REDIS_TIMEOUT = 2.0  # the bench's own Redis calls (not the proxy's)
 _UNSET = "(none)"  # an answer without x-edgeproxy-cache
 
@@ -128,7 +140,9 @@ def redis_for_bench(url: str | None = None) -> Iterator[RedisPrefix | str]:
 def proxy_config(port: int, upstream_url: str, layer: CacheLayer, l2: RedisPrefix | None) -> str:
     """`bench-cached` with the cache on. l1: the default cache (10,000 entries in L1, no Redis).
     l2: L1 of one entry (it keeps missing, see the module's docstring) over Redis at a prefix
-    of this run's own, with the default Redis timeouts and breaker."""
+    of this run's own, with the default Redis timeouts and breaker. semantic: the default L1,
+    no Redis, and the semantic layer serving for `bench-cached`."""
+    group_cache = "true"
     if layer == "l2":
         if l2 is None:
             raise ValueError("the l2 proxy needs Redis")
@@ -138,6 +152,15 @@ def proxy_config(port: int, upstream_url: str, layer: CacheLayer, l2: RedisPrefi
             "  max_entries: 1  # every lookup misses L1 and goes to Redis\n"
             f'  redis: {{url: "{l2.url}", prefix: "{l2.prefix}"}}\n'
         )
+    elif layer == "semantic":
+        cache = (
+            "cache:\n"
+            "  enabled: true\n"
+            '  redis: {url: ""}  # L1 only\n'
+            f"  semantic: {{mode: serve, threshold: {SEMANTIC_THRESHOLD}, "
+            f"budget: {SEMANTIC_BUDGET}}}\n"
+        )
+        group_cache = "{semantic: true}"
     else:
         cache = 'cache: {enabled: true, redis: {url: ""}}  # L1 only\n'
     return f"""\
@@ -147,7 +170,8 @@ logging: {{level: warning}}
 {cache}providers:
   up: {{kind: openai, base_url: "{upstream_url}/v1", api_key: sk-bench, max_connections: 64}}
 models:
-  {CACHED_MODEL}: {{deployments: [{{provider: up, model: bench-upstream-model}}], cache: true}}
+  {CACHED_MODEL}:
+    {{deployments: [{{provider: up, model: bench-upstream-model}}], cache: {group_cache}}}
 """
 
 
@@ -179,10 +203,13 @@ class CacheStatuses:
         self.counts[response.headers.get("x-edgeproxy-cache", _UNSET)] += 1
 
 
-async def _ask(client: aiohttp.ClientSession, url: str, body: bytes) -> str:
+async def _ask(
+    client: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str] | None = None
+) -> str:
     """One request; its x-edgeproxy-cache value. A failed answer ends the scenario: the cache
     cannot be filled from errors."""
-    async with client.post(url, data=body, headers=load.HEADERS) as response:
+    sent = load.HEADERS if headers is None else {**load.HEADERS, **headers}
+    async with client.post(url, data=body, headers=sent) as response:
         data = await response.read()
         if response.status != 200:
             raise RuntimeError(f"cache prefill: HTTP {response.status}: {data[:300]!r}")
@@ -202,9 +229,12 @@ async def _stored_in_redis(l2: RedisPrefix) -> int:
 async def prefill(url: str, scenario: Scenario, l2: RedisPrefix | None) -> dict[str, Any]:
     """Ask each of the scenario's questions once (misses, which the proxy stores in the
     background), then wait, bounded, until the answers are where the hits will come from:
-    for L1 until the question comes back `hit-l1`, for L2 until Redis holds every entry.
+    for L1 until the question comes back `hit-l1`, for L2 until Redis holds every entry, for
+    the semantic layer until each pair's paraphrase comes back `hit-semantic`.
     Any failure is a RuntimeError: the scenario cannot measure hits."""
     try:
+        if scenario.cache == "semantic":
+            return await _prefill_semantic(url, scenario)
         return await _prefill(url, scenario, l2)
     except (aiohttp.ClientError, redis.RedisError, OSError) as err:
         raise RuntimeError(f"cache prefill: {err!r}") from err
@@ -236,6 +266,39 @@ async def _prefill(url: str, scenario: Scenario, l2: RedisPrefix | None) -> dict
             )
         await asyncio.sleep(PREFILL_POLL * 10)
     return {"prefill_statuses": dict(statuses), "l2_entries": stored}
+
+
+async def _prefill_semantic(url: str, scenario: Scenario) -> dict[str, Any]:
+    """Each pair's question asked (stored, then indexed in the background; `hit-l1` when an
+    earlier scenario of the same proxy asked it already), then each paraphrase polled until
+    it is a semantic hit. The polls say `no-store`: one that misses is answered upstream but
+    not stored, so the paraphrase never gets an exact entry of its own."""
+    statuses: Counter[str] = Counter()
+    polls = 0
+    started = time.monotonic()
+    deadline = started + PREFILL_SECONDS
+    client = load.session(1)
+    try:
+        for asked, _ in SEMANTIC_PAIRS:
+            statuses[await _ask(client, url, scenario.asking(asked))] += 1
+        for _, paraphrase in SEMANTIC_PAIRS:
+            body = scenario.asking(paraphrase)
+            while (status := await _ask(client, url, body, _NO_STORE)) != "hit-semantic":
+                polls += 1
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"cache prefill: {paraphrase!r} still {status!r} after "
+                        f"{PREFILL_SECONDS:g} s (its question stored and indexed?)"
+                    )
+                await asyncio.sleep(PREFILL_POLL)
+    finally:
+        await client.close()
+    return {
+        "prefill_statuses": dict(statuses),
+        "semantic_pairs": len(SEMANTIC_PAIRS),
+        "semantic_prefill_polls_missed": polls,
+        "semantic_prefill_seconds": round(time.monotonic() - started, 3),
+    }
 
 
 def hit_fields(layer: CacheLayer, counts: Counter[str]) -> dict[str, Any]:

