@@ -105,6 +105,8 @@ def build_state(config: Config, clocks: Clocks | None = None) -> ProxyState:
     semantic = any(m.cache_semantic for m in config.models)
     cache = build_cache(config.cache, background, clocks.clock, semantic)
     pipeline = build_pipeline(table, clocks.clock, clocks.rng, clocks.sleep, cache)
+    if cache is not None and cache.semantic is not None:
+        cache.semantic.connect(pipeline.embed)  # an embeddings group embeds through routing
     return ProxyState(config, providers, table, pipeline, background, cache)
 
 

@@ -287,6 +287,8 @@ class SemanticSettings:
     threshold: float = 0.95
     budget: float = 0.05
     max_chars: int = 1000
+    embedder: str = "local"  # or the name of an embeddings model group of this proxy
+    dims: int | None = None  # that group's vector size (required with one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -948,17 +950,27 @@ def _redis(r: _Reader, raw: Any, path: str) -> RedisSettings:
 
 
 def _semantic(r: _Reader, raw: Any, path: str) -> SemanticSettings:
-    s = r.section(raw, path, ("mode", "threshold", "budget", "max_chars"))
+    s = r.section(raw, path, ("mode", "threshold", "budget", "max_chars", "embedder", "dims"))
     d = SemanticSettings()
     mode = r.get(s, path, "mode", r.choice(("shadow", "serve")), d.mode)
     threshold = r.get(s, path, "threshold", r.fraction, d.threshold)
     if threshold < 0.8:
         r.fail(f"{path}.threshold", f"below 0.8 unrelated questions match; got {threshold}")
+    embedder = r.get(s, path, "embedder", r.nonempty_text, d.embedder)
+    dims = r.get(s, path, "dims", r.count, None)
+    if (embedder == "local") == (dims is not None):
+        r.fail(
+            f"{path}.dims",
+            "required with an embeddings model group as embedder, and only then "
+            "(the local model's vectors have 384 dimensions)",
+        )
     return SemanticSettings(
         mode="serve" if mode == "serve" else "shadow",
         threshold=threshold,
         budget=r.get(s, path, "budget", r.positive_duration, d.budget),
         max_chars=r.get(s, path, "max_chars", r.count, d.max_chars),
+        embedder=embedder,
+        dims=dims,
     )
 
 

@@ -21,6 +21,9 @@ A request passes these stages in order; each either continues (returns None) or 
                  deployments and fallback groups, hedge; the reply is the upstream answer
                  (headers in, and a stream's first chunk) or a ProxyError
 
+`Pipeline.embed` sends the semantic layer's own embeddings requests through route and
+dispatch (never the cache), when an embeddings model group is its embedder.
+
 The per-request `Exchange` carries what the stages learn:
 
     field           set by              read by
@@ -58,17 +61,20 @@ The per-request `Exchange` carries what the stages learn:
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from edgeproxy import errors
 from edgeproxy.cache.lookup import Capture, LookupCache
 from edgeproxy.config import STRATEGIES
 from edgeproxy.dialects.neutral import ChatRequest, EmbeddingRequest, Usage
-from edgeproxy.dialects.translation import Translator
+from edgeproxy.dialects.translation import EmbeddingTranslator, Translator
 from edgeproxy.errors import ProxyError
 from edgeproxy.operations import Operation
 from edgeproxy.providers.base import Upstream
@@ -170,6 +176,42 @@ class Pipeline:
         self.stages = stages
         self.dispatch = dispatch
         self.clock = clock
+
+    async def embed(self, model: str, texts: list[str]) -> list[list[float]]:
+        """Vectors for `texts` from embeddings model group `model`, asked through routing like
+        a client's request (translated for its provider; never from the cache). Raises
+        ProxyError when the group cannot answer."""
+        payload: dict[str, Any] = {"model": model, "input": texts}
+        loop = asyncio.get_running_loop()
+        exchange = Exchange(
+            request_id=os.urandom(16).hex(),
+            operation=Operation.EMBEDDINGS,
+            headers={},
+            body=orjson.dumps(payload),
+            payload=payload,
+            model=model,
+            stream=False,
+            started=loop.time(),
+        )
+        reply = await route(exchange, self.table) or await self.dispatch(exchange)
+        try:
+            if isinstance(reply, ProxyError):
+                raise reply
+            body = await reply.read()
+            translator = exchange.translator
+            if reply.status != 200:
+                if translator is not None:
+                    raise translator.error(reply.status, reply.headers, body)
+                raise errors.upstream_broken(model, f"embeddings HTTP {reply.status}")
+            if isinstance(translator, EmbeddingTranslator):
+                assert isinstance(exchange.neutral, EmbeddingRequest)
+                body, _ = translator.response(body, exchange.neutral, exchange.upstream_model)
+            exchange.status = 200
+            return [item["embedding"] for item in orjson.loads(body)["data"]]
+        finally:
+            if not isinstance(reply, ProxyError):
+                reply.close()
+            exchange.settle(self.clock())
 
     async def run(self, exchange: Exchange) -> Reply:
         reply = await route(exchange, self.table)

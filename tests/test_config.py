@@ -401,6 +401,22 @@ def test_a_model_group_reads_every_routing_field() -> None:
             two_providers(m={"hedge_after": 0, "deployments": [{"provider": "a"}]}),
             "models.m.hedge_after: expected a duration > 0",
         ),
+        (
+            {**minimal(), "cache": {"semantic": {"embedder": "text-embedding-3-small"}}},
+            "cache.semantic.dims: required with an embeddings model group as embedder",
+        ),
+        (
+            {**minimal(), "cache": {"semantic": {"dims": 384}}},
+            "cache.semantic.dims: required with an embeddings model group as embedder",
+        ),
+        (
+            {**minimal(), "cache": {"semantic": {"threshold": 0.5}}},
+            "cache.semantic.threshold: below 0.8 unrelated questions match",
+        ),
+        (
+            {**minimal(), "cache": {"redis": {"url": "http://x"}}},
+            "cache.redis.url: expected a redis://, rediss:// or unix:// URL",
+        ),
     ],
 )
 def test_bad_routing_values_name_their_field(raw: Any, expected: str) -> None:

@@ -18,14 +18,23 @@ import asyncio
 import base64
 import logging
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from edgeproxy.cache.embed import EmbeddingsCache, LocalMiniLM
 from edgeproxy.cache.guard import Guard
-from edgeproxy.cache.vectors import Question, VectorIndex, decode_vector, encode_vector, question
+from edgeproxy.cache.vectors import (
+    Question,
+    Vector,
+    VectorIndex,
+    decode_vector,
+    encode_vector,
+    question,
+)
 from edgeproxy.config import CacheKeySettings, SemanticSettings
+from edgeproxy.errors import ProxyError
 from edgeproxy.operations import Operation
 
 if TYPE_CHECKING:
@@ -56,13 +65,33 @@ class SemanticCache:
         self._settings = settings
         self._remote = remote
         self._loaded: dict[str, float] = {}  # partition -> when its shared vectors were read
-        model = self._model = LocalMiniLM()
+        model: LocalMiniLM | DeploymentEmbedder
+        if settings.embedder == "local":
+            model = LocalMiniLM()
+        else:
+            assert settings.dims is not None, "checked at load"
+            model = DeploymentEmbedder(settings.embedder, settings.dims)
+        self._model = model
         self._embedder = EmbeddingsCache(model)
         self._index = VectorIndex(model.dims)
         self._guard = Guard()
         self.counts = dict.fromkeys(
-            ("hits", "shadow_hits", "refused", "over_budget", "agreed", "disagreed"), 0
+            (
+                "hits",
+                "shadow_hits",
+                "refused",
+                "over_budget",
+                "embed_failed",
+                "agreed",
+                "disagreed",
+            ),
+            0,
         )
+
+    def connect(self, embed: EmbedCall) -> None:
+        """Give an embeddings-group embedder the way to ask its group (the pipeline)."""
+        if isinstance(self._model, DeploymentEmbedder):
+            self._model.call = embed
 
     @property
     def shadow(self) -> bool:
@@ -93,6 +122,10 @@ class SemanticCache:
         except TimeoutError:
             self.counts["over_budget"] += 1
             return None
+        except (ProxyError, ValueError, KeyError, TypeError) as exc:  # the embedder failed
+            self.counts["embed_failed"] += 1
+            log.warning("semantic lookup skipped: the embedder failed: %r", exc)
+            return None
         matches = self._index.matches(
             asked.partition, vector, self._settings.threshold, _CANDIDATES
         )
@@ -109,7 +142,12 @@ class SemanticCache:
 
     async def remember(self, asked: Question, entry_key: str, namespace: str, ttl: float) -> None:
         """Index the question of a stored answer, and share it (from the background)."""
-        (vector,) = await self._embedder.embed([asked.text])
+        try:
+            (vector,) = await self._embedder.embed([asked.text])
+        except (ProxyError, ValueError, KeyError, TypeError) as exc:
+            self.counts["embed_failed"] += 1
+            log.warning("semantic indexing skipped: the embedder failed: %r", exc)
+            return
         self._index.add(asked.partition, entry_key, vector, asked.text)
         if self._remote is not None:
             record = orjson.dumps(
@@ -154,6 +192,36 @@ class SemanticCache:
 
     def snapshot(self) -> dict[str, object]:
         return {"mode": self._settings.mode, "indexed": len(self._index), **self.counts}
+
+
+EmbedCall = Callable[[str, list[str]], Awaitable[list[list[float]]]]
+
+
+class DeploymentEmbedder:
+    """An embeddings model group of this proxy (any provider it routes to) as the embedder:
+    its vectors come back through the proxy's own routing, normalised here."""
+
+    def __init__(self, model: str, dims: int) -> None:
+        self.model = model
+        self.dims = dims
+        self.name = f"group:{model}:{dims}"
+        self.call: EmbedCall | None = None
+
+    async def load(self) -> None:
+        """Nothing to load: the group is asked per question."""
+
+    async def embed(self, texts: Sequence[str]) -> list[Vector]:
+        import numpy as np
+
+        assert self.call is not None, "connected to the pipeline at startup"
+        vectors = []
+        for values in await self.call(self.model, list(texts)):
+            vector = np.asarray(values, dtype=np.float32)
+            if vector.shape != (self.dims,):
+                raise ValueError(f"{self.model} gave {vector.shape[0]} dimensions, not {self.dims}")
+            norm = float(np.linalg.norm(vector))
+            vectors.append(vector / norm if norm else vector)
+        return vectors
 
 
 def _text(stored: StoredAnswer) -> str:

@@ -99,3 +99,34 @@ async def test_a_group_that_did_not_opt_in_has_no_semantic_hits(
     )
     await ask(stack, QUESTION)
     assert await ask(stack, PARAPHRASE) == "miss"
+
+
+async def test_an_embeddings_model_group_can_be_the_embedder(
+    make_stack: StackFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fake's vectors hash their text; here every text gets one vector, so only the
+    # lexical guard tells questions apart, and the embedder is seen to be the fake's.
+    monkeypatch.setattr(
+        "tests.support.fake_upstream.embedding_vector", lambda item, dims: [0.5] * dims
+    )
+    semantic = {"mode": "serve", "budget": "5s", "embedder": "text-embedding-3-small", "dims": 8}
+    stack = await make_stack(cache={"enabled": True, "semantic": semantic}, model_settings=SEMANTIC)
+    assert await ask(stack, QUESTION) == "miss"
+    assert await ask(stack, PARAPHRASE) == "hit-semantic"
+    assert await ask(stack, NEGATED_PAIR[0]) == "miss", "the guard still refuses"
+    assert stack.fake.calls["embeddings"] >= 3
+    assert stack.fake.calls["chat"] == 2
+    embedded = [r.json for r in stack.fake.requests if r.route == "embeddings"]
+    assert embedded[0] == {"model": "text-embedding-3-small", "input": [QUESTION]}
+
+
+async def test_a_failing_embedder_only_skips_the_semantic_layer(make_stack: StackFactory) -> None:
+    semantic = {"mode": "serve", "budget": "5s", "embedder": "no-such-group", "dims": 8}
+    stack = await make_stack(
+        cache={"enabled": True, "semantic": semantic},
+        model_settings=SEMANTIC,
+        catch_all=False,
+    )
+    assert await ask(stack, QUESTION) == "miss"
+    assert await ask(stack, PARAPHRASE) == "miss"
+    assert counts(stack)["embed_failed"] >= 2
