@@ -40,14 +40,17 @@ class Flight:
         self.state = "running"  # then "done" or "failed"
         self.answer: StoredAnswer | None = None
         self.waiting = 0
-        self._changed = asyncio.Event()
+        self._changed: asyncio.Event | None = None  # made only when someone waits
 
     def _notify(self) -> None:
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
 
     async def changed(self) -> None:
         """Until the next chunk, the end or the failure."""
+        if self._changed is None:
+            self._changed = asyncio.Event()
         await self._changed.wait()
 
     def publish(self, chunk: bytes) -> None:

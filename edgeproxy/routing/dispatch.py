@@ -92,14 +92,13 @@ class Outcome:
     """What one attempt came to. `reply` is None when the deployment could not be taken."""
 
     reply: Reply | None
-    exchange: Exchange
     success: bool = False
     retryable: bool = False
     refused: bool = False  # the request could not be shaped for this deployment (a 400)
     context_exceeded: bool = False
     retry_after: float | None = None
     # A successful attempt's place at its deployment, and what `prepare` decided for it. Kept
-    # here, not read from `exchange`: attempts share the request's exchange, which holds a
+    # here, not read from the exchange: attempts share the request's exchange, which holds a
     # later attempt's state by the time an earlier failure may be the one relayed.
     lease: Lease | None = None
     shape: Shape | None = None
@@ -377,13 +376,13 @@ class Dispatch:
         now = self._clock()
         tokens = ex.needs.prompt_tokens if ex.needs is not None else len(ex.body) // 4
         if not health.acquire(now, tokens):
-            return Outcome(None, ex)
+            return Outcome(None)
         lease = ex.lease = Lease(health, now)
         refusal = prepare(ex, deployment)
         if refusal is not None:  # another deployment (another dialect) may take it
             lease.release(now)
             ex.lease = None
-            return Outcome(refusal, ex, retryable=True, refused=True, shape=shape_of(ex))
+            return Outcome(refusal, retryable=True, refused=True, shape=shape_of(ex))
         main.attempts += 1
         try:
             outcome = await self._send(ex, group.retry.on_status, deployment, lease)
@@ -407,14 +406,14 @@ class Dispatch:
         except ProxyError as err:
             if err.retryable:
                 lease.failed(self._clock(), err.retry_after)
-            return Outcome(err, ex, retryable=err.retryable, retry_after=err.retry_after)
+            return Outcome(err, retryable=err.retryable, retry_after=err.retry_after)
         status = upstream.status
         primary = ex.group
         assert primary is not None
         if status in on_status:
             wait = retry_after(upstream.headers)
             lease.failed(self._clock(), wait)
-            return Outcome(upstream, ex, retryable=True, retry_after=wait)
+            return Outcome(upstream, retryable=True, retry_after=wait)
         if status == 400 and primary.context_fallbacks:
             return await self._maybe_too_long(ex, deployment, upstream, lease)
         if ex.stream and status == 200 and upstream.is_event_stream:
@@ -423,16 +422,16 @@ class Dispatch:
             except ProxyError as err:
                 upstream.close()
                 lease.failed(self._clock())
-                return Outcome(err, ex, retryable=True)
+                return Outcome(err, retryable=True)
             except BaseException:
                 upstream.close()
                 raise
             upstream = Primed(upstream, first)
             if first.startswith(_ERROR_EVENTS):  # accepted, then failed before any content
                 lease.failed(self._clock())
-                return Outcome(upstream, ex, retryable=True)
+                return Outcome(upstream, retryable=True)
         lease.succeeded(self._clock())
-        return Outcome(upstream, ex, success=True)
+        return Outcome(upstream, success=True)
 
     async def _maybe_too_long(
         self, ex: Exchange, deployment: Deployment, upstream: Upstream, lease: Lease
@@ -445,12 +444,12 @@ class Dispatch:
             body = await upstream.read()
         except ProxyError as err:
             upstream.close()
-            return Outcome(err, ex)
+            return Outcome(err)
         if codec is not None:
             said = codec.parse_error(400, upstream.headers, body, deployment.provider.name)
             if said.code == "context_length_exceeded":
-                return Outcome(upstream, ex, retryable=True, context_exceeded=True)
-        return Outcome(upstream, ex, success=True)
+                return Outcome(upstream, retryable=True, context_exceeded=True)
+        return Outcome(upstream, success=True)
 
     async def _first_success(self, attempts: set[asyncio.Task[Outcome]]) -> Outcome:
         """The first successful outcome (the others cancelled or discarded), else the last

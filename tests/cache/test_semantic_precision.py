@@ -12,9 +12,7 @@ user properties (`--junitxml`) and to the captured output (`-rP` shows them).
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from edgeproxy.cache import embed
 from edgeproxy.cache.embed import LocalMiniLM
 from edgeproxy.cache.guard import Guard
+from tests.support.requires import require_semantic
 
 PAIRS = Path(__file__).parent.parent / "data" / "semantic_pairs.jsonl"
 THRESHOLD = 0.95
@@ -48,11 +46,7 @@ def _load() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def pairs() -> list[Pair]:
-    missing = [name for name in embed._NEEDS if importlib.util.find_spec(name) is None]
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the semantic extra is not installed: {missing}")
-        pytest.skip(f"the semantic extra is not installed: {missing}")
+    require_semantic()
     rows = _load()
     loop = asyncio.new_event_loop()  # a private loop: no test's loop is touched
     try:

@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import StackFactory
+from tests.support.requires import require_semantic
 from tests.support.stack import Stack, background_done
 
 QUESTION = "How do I reset my password?"
@@ -19,6 +20,11 @@ NEGATED_PAIR = (
     "Is it illegal to drive with headphones in California?",
 )
 SEMANTIC = {"gpt-4o": {"cache": {"semantic": True}}}
+
+
+@pytest.fixture(autouse=True)
+def _semantic_extra() -> None:
+    require_semantic()
 
 
 def cache(mode: str) -> dict[str, Any]:

@@ -26,8 +26,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 import redis
+
+from tests.support.requires import unavailable
 
 SHARED_HOST = "127.0.0.1"
 SHARED_PORT = 6379
@@ -36,13 +37,6 @@ SLOTS = 16384
 _START_WITHIN = 10.0
 _CLUSTER_OK_WITHIN = 30.0
 _PORT_ATTEMPTS = 5
-
-
-def _unavailable(message: str) -> None:
-    """Skip, or fail under CI (where a missing Redis means a broken environment)."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{message} (CI=true: a missing Redis fails the run)", pytrace=False)
-    pytest.skip(message)
 
 
 def _probe(host: str, port: int, timeout: float = 0.5) -> str | None:
@@ -65,13 +59,13 @@ def redis_available(host: str = SHARED_HOST, port: int = SHARED_PORT) -> bool:
 def require_redis(host: str = SHARED_HOST, port: int = SHARED_PORT) -> None:
     reason = _probe(host, port)
     if reason is not None:
-        _unavailable(f"Redis not reachable on {host}:{port}: {reason}")
+        unavailable(f"Redis not reachable on {host}:{port}: {reason}")
 
 
 def require_redis_server() -> None:
     for program in ("redis-server",):
         if shutil.which(program) is None:
-            _unavailable(f"{program} not found on PATH: cannot start private Redis servers")
+            unavailable(f"{program} not found on PATH: cannot start private Redis servers")
 
 
 def free_port() -> int:
