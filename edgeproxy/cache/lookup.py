@@ -9,7 +9,6 @@ stored in the background; an error, a stream cut short or a client gone stores n
 from __future__ import annotations
 
 import math
-from collections.abc import MutableMapping
 from typing import TYPE_CHECKING
 
 from multidict import CIMultiDict
@@ -23,6 +22,7 @@ from edgeproxy.cache.policy import Decision, decide
 from edgeproxy.cache.tiered import Found, TieredCache
 from edgeproxy.config import CacheConfig
 from edgeproxy.operations import Operation
+from edgeproxy.providers.http import BufferedUpstream
 
 if TYPE_CHECKING:  # numpy and the model come with the `semantic` extra: imported if used
     from edgeproxy.cache.semantic import SemanticCache
@@ -34,29 +34,11 @@ _JSON = "application/json"
 _SSE = "text/event-stream; charset=utf-8"
 
 
-class CachedReply:
-    """A stored answer as the upstream answer the edge relays (headers, then the body)."""
-
-    __slots__ = ("_body", "headers", "is_event_stream")
-
-    status = 200
-
-    def __init__(self, body: bytes, stream: bool) -> None:
-        self._body = body
-        self.is_event_stream = stream
-        self.headers: MutableMapping[str, str] = CIMultiDict(
-            {"content-type": _SSE if stream else _JSON}
-        )
-
-    async def read(self) -> bytes:
-        return self._body
-
-    async def next_chunk(self) -> bytes:
-        body, self._body = self._body, b""
-        return body
-
-    def close(self) -> None:
-        """Nothing to release."""
+def cached_reply(body: bytes, stream: bool) -> BufferedUpstream:
+    """A stored answer, rendered, as the upstream answer the edge relays."""
+    return BufferedUpstream(
+        200, CIMultiDict({"content-type": _SSE if stream else _JSON}), body, stream
+    )
 
 
 class Capture:
@@ -194,7 +176,7 @@ class LookupCache:
                     if would is not None and not self.semantic.shadow:
                         exchange.cache_status = "hit-semantic"
                         exchange.cache_age = math.floor(would.age)
-                        return CachedReply(would.answer.render(*shape), exchange.stream)
+                        return cached_reply(would.answer.render(*shape), exchange.stream)
             if decision.store:
                 reply = await self._join(exchange, key, shape)
                 if reply is not None:
@@ -242,7 +224,7 @@ class LookupCache:
             self.cache.fill(key, namespace, found, group.cache_ttl or self._config.ttl)
         exchange.cache_status = "hit-" + found.layer
         exchange.cache_age = math.floor(found.age)
-        return CachedReply(found.answer.render(*shape), exchange.stream)
+        return cached_reply(found.answer.render(*shape), exchange.stream)
 
     async def _join(self, exchange: Exchange, key: str, shape: Shape) -> Reply | None:
         """Wait on an identical request in flight; None when there is none (any more)."""
@@ -329,7 +311,7 @@ async def _wait(flight: Flight, shape: Shape) -> Reply | None:
             await flight.changed()
         if flight.state == "done":
             if flight.answer is not None:
-                return CachedReply(flight.answer.render(*shape), shape[1])
+                return cached_reply(flight.answer.render(*shape), shape[1])
             if shape[1] and shape == flight.shape and flight.started:
                 return Following(flight)
         return None

@@ -114,24 +114,27 @@ class HttpUpstream:
 
 
 class BufferedUpstream:
-    """A complete answer assembled by the proxy (e.g. from several upstream calls)."""
+    """A complete answer the proxy holds (assembled from several upstream calls, or stored in
+    the cache); `stream`: it is an event stream, given whole as its one chunk."""
 
-    __slots__ = ("_body", "headers", "status")
+    __slots__ = ("_body", "headers", "is_event_stream", "status")
 
-    def __init__(self, status: int, headers: MutableMapping[str, str], body: bytes) -> None:
+    def __init__(
+        self, status: int, headers: MutableMapping[str, str], body: bytes, stream: bool = False
+    ) -> None:
         self.status = status
         self.headers = headers
         self._body = body
-
-    @property
-    def is_event_stream(self) -> bool:
-        return False
+        self.is_event_stream = stream
 
     async def read(self) -> bytes:
         return self._body
 
     async def next_chunk(self) -> bytes:
-        return b""
+        if not self.is_event_stream:
+            return b""
+        body, self._body = self._body, b""
+        return body
 
     def close(self) -> None:
         """Nothing to release: the connections went back to the pool when the bodies were read."""
