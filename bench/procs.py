@@ -245,11 +245,21 @@ class Children:
         return self._await_ready(self._spawn(name, argv, cores), port, timeout)
 
     def floor(
-        self, upstream_url: str, port: int, cores: frozenset[int] | None, timeout: float = 20.0
+        self,
+        upstream_url: str,
+        port: int,
+        cores: frozenset[int] | None,
+        timeout: float = 20.0,
+        *,
+        cache: bool = False,
     ) -> Child:
-        """The bare aiohttp pass-through (`bench.floor`), in the proxy's place."""
+        """The bare aiohttp pass-through (`bench.floor`), in the proxy's place; with `cache`,
+        answering repeated bodies from a dict (in the L1 proxy's place)."""
         argv = [sys.executable, "-m", "bench.floor", str(port), upstream_url]
-        return self._await_ready(self._spawn("floor", argv, cores), port, timeout)
+        if cache:
+            argv.append("--cache")
+        name = "floor cache" if cache else "floor"
+        return self._await_ready(self._spawn(name, argv, cores), port, timeout)
 
     def _await_ready(self, child: Child, port: int, timeout: float) -> Child:
         deadline = time.monotonic() + timeout

@@ -245,13 +245,15 @@ class CacheKeySettings:
     (`stream`, `user`, `metadata`...); `exclude` leaves more out, `include` puts default
     exclusions back. `case_insensitive` folds the case of message text. Clients of the two
     dialects share entries only with `share_across_dialects` (the key is then taken over the
-    neutral form of the request).
+    neutral form of the request). `headers` names the request headers that change answers
+    (sent upstream, read by the provider): their values are part of the key too.
     """
 
     include: frozenset[str] = frozenset()
     exclude: frozenset[str] = frozenset()
     case_insensitive: bool = False
     share_across_dialects: bool = False
+    headers: tuple[str, ...] = ("anthropic-beta",)  # lower case, sorted
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,6 +354,7 @@ class Config:
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+").fullmatch  # an RFC 9110 token
 _SIZE_UNITS = {
     None: 1,
     "B": 1,
@@ -890,9 +893,16 @@ def _hybrid(r: _Reader, raw: Any, path: str) -> HybridWeights:
 
 
 def _cache_key(r: _Reader, raw: Any, path: str) -> CacheKeySettings:
-    s = r.section(raw, path, ("include", "exclude", "case_insensitive", "share_across_dialects"))
+    s = r.section(
+        raw, path, ("include", "exclude", "case_insensitive", "share_across_dialects", "headers")
+    )
     d = CacheKeySettings()
+    headers = r.get(s, path, "headers", r.names, d.headers)
+    for name in headers:
+        if not _HEADER_NAME(name):
+            r.fail(f"{path}.headers", f"{name!r} is not an HTTP header name")
     return CacheKeySettings(
+        headers=tuple(sorted({name.lower() for name in headers})),
         include=frozenset(r.get(s, path, "include", r.names, ())),
         exclude=frozenset(r.get(s, path, "exclude", r.names, ())),
         case_insensitive=r.get(s, path, "case_insensitive", r.boolean, d.case_insensitive),

@@ -61,7 +61,6 @@ The per-request `Exchange` carries what the stages learn:
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -70,7 +69,7 @@ from typing import Any
 
 import orjson
 
-from edgeproxy import errors
+from edgeproxy import errors, inbound
 from edgeproxy.cache.lookup import Capture, LookupCache
 from edgeproxy.config import STRATEGIES
 from edgeproxy.dialects.neutral import ChatRequest, EmbeddingRequest, Usage
@@ -184,7 +183,7 @@ class Pipeline:
         payload: dict[str, Any] = {"model": model, "input": texts}
         loop = asyncio.get_running_loop()
         exchange = Exchange(
-            request_id=os.urandom(16).hex(),
+            request_id=inbound.new_request_id(),
             operation=Operation.EMBEDDINGS,
             headers={},
             body=orjson.dumps(payload),

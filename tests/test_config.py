@@ -417,11 +417,22 @@ def test_a_model_group_reads_every_routing_field() -> None:
             {**minimal(), "cache": {"redis": {"url": "http://x"}}},
             "cache.redis.url: expected a redis://, rediss:// or unix:// URL",
         ),
+        (
+            {**minimal(), "cache": {"key": {"headers": ["x-ok", "bad header"]}}},
+            "cache.key.headers: 'bad header' is not an HTTP header name",
+        ),
     ],
 )
 def test_bad_routing_values_name_their_field(raw: Any, expected: str) -> None:
     found = problems(raw)
     assert any(p.startswith(expected) for p in found), found
+
+
+def test_headers_that_change_answers_default_to_anthropic_beta_and_are_kept_lower_case() -> None:
+    assert parse(minimal(), {}).cache.key.headers == ("anthropic-beta",)
+    raw = minimal(cache={"key": {"headers": ["X-Adapter", "anthropic-beta", "x-adapter"]}})
+    assert parse(raw, {}).cache.key.headers == ("anthropic-beta", "x-adapter")
+    assert parse(minimal(cache={"key": {"headers": []}}), {}).cache.key.headers == ()
 
 
 def test_a_deployment_shared_by_two_groups_may_differ_only_in_weight() -> None:

@@ -13,7 +13,7 @@ so an entry written by another version of the proxy reads as a miss, never as a 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 import orjson
@@ -165,24 +165,24 @@ def from_stream(operation: Operation, sent: bytes, tags: tuple[str, ...]) -> Sto
 # --- the bytes kept in Redis ------------------------------------------------------------------
 
 
-# Each event kind as a row: a one-letter tag, then its fields in order (usage as a list).
-_ROWS: dict[type, tuple[str, tuple[str, ...]]] = {
-    StartEvent: ("b", ("id", "model", "usage")),
-    TextDelta: ("t", ("text",)),
-    ThinkingDelta: ("r", ("text", "signature")),
-    ToolCallStart: ("c", ("index", "id", "name")),
-    ToolCallDelta: ("a", ("index", "arguments")),
-    StopEvent: ("s", ("finish", "stop_sequence")),
-    UsageReport: ("u", ("usage",)),
+# Each event kind as a row: a one-letter tag, then its fields in declaration order (usage as
+# a list of `_USAGE_FIELDS`), so a row is read back positionally.
+_TAGS: dict[type, str] = {
+    StartEvent: "b",
+    TextDelta: "t",
+    ThinkingDelta: "r",
+    ToolCallStart: "c",
+    ToolCallDelta: "a",
+    StopEvent: "s",
+    UsageReport: "u",
 }
-_KINDS = {tag: (kind, names) for kind, (tag, names) in _ROWS.items()}
-_USAGE_FIELDS = (
-    "input_tokens",
-    "output_tokens",
-    "cached_tokens",
-    "reasoning_tokens",
-    "cache_write_tokens",
-)
+_ROWS = {kind: (tag, tuple(f.name for f in fields(kind))) for kind, tag in _TAGS.items()}
+# tag -> (kind, row length, where its usage cell is or -1)
+_KINDS = {
+    tag: (kind, len(names) + 1, names.index("usage") + 1 if "usage" in names else -1)
+    for kind, (tag, names) in _ROWS.items()
+}
+_USAGE_FIELDS = tuple(f.name for f in fields(Usage))
 
 
 def _cell(value: Any) -> Any:
@@ -195,11 +195,14 @@ def _event_row(event: StreamEvent) -> list[Any]:
 
 
 def _event(row: list[Any]) -> StreamEvent:
-    kind, names = _KINDS[row[0]]
-    values = dict(zip(names, row[1:], strict=True))
-    if values.get("usage") is not None:
-        values["usage"] = Usage(**dict(zip(_USAGE_FIELDS, values["usage"], strict=True)))
-    event: StreamEvent = kind(**values)
+    kind, length, usage_at = _KINDS[row[0]]
+    if len(row) != length:
+        raise ValueError(f"a {kind.__name__} row of {len(row)} cells")
+    if usage_at > 0 and (usage := row[usage_at]) is not None:
+        if not isinstance(usage, list) or len(usage) != len(_USAGE_FIELDS):
+            raise ValueError(f"a usage of {usage!r}")
+        row[usage_at] = Usage(*usage)
+    event: StreamEvent = kind(*row[1:])
     return event
 
 

@@ -27,6 +27,10 @@ as "high"), so only a request it keeps whole is keyed that way: the `_OPENAI_*` 
 `_ANTHROPIC_*` tables say what may appear (Anthropic's `cache_control`, a caching hint, may).
 Any other request, and one the parser refuses, is keyed in its own dialect, never shared.
 
+Request headers can change answers too (Anthropic's `anthropic-beta` turns on features):
+`key_scope` adds the values of the headers the settings name to the model group, and both the
+exact key and the semantic partition are taken over that scope.
+
 The exclusions in effect and case folding are part of every key, so an entry stored under one
 setting is never served under another. Pure: no I/O, no clock. Never raises on the shape of a
 payload: what canonical JSON cannot hold (integers beyond 64 bits, lone surrogates, nesting
@@ -41,7 +45,7 @@ import functools
 import hashlib
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import orjson
@@ -94,6 +98,22 @@ def _plan(settings: CacheKeySettings) -> _Plan:
     excluded = (EXCLUDED_FIELDS | settings.exclude) - settings.include
     tag = orjson.dumps([sorted(excluded), settings.case_insensitive]).decode()
     return _Plan(excluded, settings.case_insensitive, settings.share_across_dialects, tag)
+
+
+def key_scope(group: str, headers: Mapping[str, str], settings: CacheKeySettings) -> str:
+    """Model group `group`, with every value of each request header `settings.headers` names
+    (a header sent twice counts twice): what a cache key's group stands for."""
+    if not settings.headers:
+        return group
+    getall = getattr(headers, "getall", None)  # a multidict keeps every value
+    parts = [group]
+    for name in settings.headers:
+        if getall is not None:
+            values = getall(name, ())
+        else:
+            values = () if (value := headers.get(name)) is None else (value,)
+        parts += (f"{name}: {value}" for value in values)
+    return "\n".join(parts)
 
 
 def cache_key(

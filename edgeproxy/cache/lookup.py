@@ -17,7 +17,7 @@ from edgeproxy.background import Background
 from edgeproxy.cache import answer
 from edgeproxy.cache.answer import CACHEABLE, StoredAnswer, replayable
 from edgeproxy.cache.coalesce import Flight, Following, Shape
-from edgeproxy.cache.keys import cache_key
+from edgeproxy.cache.keys import cache_key, key_scope
 from edgeproxy.cache.policy import Decision, decide
 from edgeproxy.cache.tiered import Found, TieredCache
 from edgeproxy.config import CacheConfig
@@ -153,9 +153,7 @@ class LookupCache:
         group = exchange.group
         assert group is not None, "route runs before the cache"
         namespace = self._config.namespace
-        scope = group.name
-        if beta := exchange.headers.get("anthropic-beta"):  # beta features change answers
-            scope = f"{scope}\nanthropic-beta: {beta}"
+        scope = key_scope(group.name, exchange.headers, self._config.key)
         key = cache_key(exchange.operation, exchange.payload, scope, namespace, self._config.key)
         exchange.cache_key = key
         shape = (exchange.operation, exchange.stream, _include_usage(exchange))

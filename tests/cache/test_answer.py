@@ -148,6 +148,9 @@ def test_encoding_round_trips_every_event_kind() -> None:
         orjson.dumps({"v": FORMAT + 1, "created": 1, "events": [], "body": None}),
         orjson.dumps({"v": FORMAT, "created": 1, "events": [["?", 1]], "body": None}),
         orjson.dumps({"v": FORMAT, "created": 1, "events": [["t"]], "body": None}),
+        orjson.dumps({"v": FORMAT, "created": 1, "events": [["t", "a", "b"]], "body": None}),
+        orjson.dumps({"v": FORMAT, "created": 1, "events": [["u", [1, 2]]], "body": None}),
+        orjson.dumps({"v": FORMAT, "created": 1, "events": [["u", "12345"]], "body": None}),
     ],
 )
 def test_anything_unreadable_decodes_as_a_miss(data: bytes) -> None:

@@ -12,8 +12,9 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from multidict import CIMultiDict
 
-from edgeproxy.cache.keys import EXCLUDED_FIELDS, cache_key
+from edgeproxy.cache.keys import EXCLUDED_FIELDS, cache_key, key_scope
 from edgeproxy.config import CacheKeySettings
 from edgeproxy.dialects.neutral import Part
 from edgeproxy.operations import Operation
@@ -688,6 +689,26 @@ def test_settings_that_change_nothing_keep_the_keys() -> None:
     assert key(CHAT, payload, SHARED) != key(CHAT, payload)  # neutral form
     assert key(Operation.EMBEDDINGS, {"input": "a"}, SHARED) == key(
         Operation.EMBEDDINGS, {"input": "a"}
+    )
+
+
+def test_the_scope_is_the_group_alone_without_headers_that_change_answers() -> None:
+    plain = CIMultiDict({"content-type": "application/json", "x-other": "1"})
+    assert key_scope("smart", plain, DEFAULT) == "smart"
+    assert key_scope("smart", {"anthropic-beta": "x"}, CacheKeySettings(headers=())) == "smart"
+
+
+def test_every_value_of_a_header_that_changes_answers_is_in_the_scope() -> None:
+    settings = CacheKeySettings(headers=("anthropic-beta", "x-adapter"))
+    one = CIMultiDict([("Anthropic-Beta", "a"), ("X-Adapter", "legal")])
+    two = CIMultiDict([("anthropic-beta", "a"), ("anthropic-beta", "b"), ("x-adapter", "legal")])
+    scopes = {
+        key_scope("smart", headers, settings)
+        for headers in (one, two, {"x-adapter": "legal"}, {"x-adapter": "medical"}, {})
+    }
+    assert len(scopes) == 5
+    assert key_scope("smart", one, settings) == key_scope(
+        "smart", {"anthropic-beta": "a", "x-adapter": "legal"}, settings
     )
 
 

@@ -242,6 +242,20 @@ async def test_a_different_question_is_never_answered_from_the_cache(
         assert headers["x-edgeproxy-cache"] == "miss", changed
 
 
+async def test_a_header_configured_to_change_answers_is_part_of_the_question(
+    make_stack: StackFactory,
+) -> None:
+    stack = await make_stack(cache={**ON, "key": {"headers": ["x-adapter"]}})
+    legal = await post(stack, CHAT, {"x-adapter": "legal"})
+    await background_done(stack)
+    medical = await post(stack, CHAT, {"x-adapter": "medical"})
+    plain = await post(stack, CHAT)
+    await background_done(stack)
+    again = await post(stack, CHAT, {"X-Adapter": "legal"})
+    statuses = [headers["x-edgeproxy-cache"] for _, headers, _ in (legal, medical, plain, again)]
+    assert statuses == ["miss", "miss", "miss", "hit-l1"]
+
+
 async def test_anthropic_beta_features_are_part_of_the_question(make_stack: StackFactory) -> None:
     stack = await make_stack(cache=ON)
     request = {"model": "claude-sonnet", "max_tokens": 64, "messages": MESSAGES}
