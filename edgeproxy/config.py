@@ -301,7 +301,7 @@ class CacheConfig:
     ttl: float = 3600.0
     namespace: str = "default"
     max_entries: int = 10_000
-    max_bytes: int = 256 * 1024 * 1024
+    max_bytes: int = 64 * 1024 * 1024
     max_entry_bytes: int = 4 * 1024 * 1024
     skip_temperature_above: float | None = None
     key: CacheKeySettings = field(default_factory=CacheKeySettings)

@@ -12,6 +12,7 @@ so an entry written by another version of the proxy reads as a miss, never as a 
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
@@ -82,29 +83,41 @@ def replayable(operation: Operation, payload: dict[str, Any]) -> bool:
     return "mcp_servers" not in payload
 
 
+Shape = tuple[Operation, bool, bool]  # what a client asked for: operation, stream, include_usage
+
+
 @dataclass(slots=True, eq=False)
 class StoredAnswer:
     """A chat answer's `events`, or the raw `body` of another operation's answer; `created` is
-    the wall-clock time it was stored (the edge sends its age)."""
+    the wall-clock time it was stored (the edge sends its age). `rendered` keeps the forms
+    clients asked for, so a repeated hit costs no rendering; they count in `size`."""
 
     events: tuple[StreamEvent, ...] = ()
     body: bytes = b""
     created: float = 0.0
     tags: tuple[str, ...] = ()
-    _rendered: dict[tuple[Operation, bool, bool], bytes] = field(default_factory=dict)
+    rendered: dict[Shape, bytes] = field(default_factory=dict)
+    _held: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        self._held = _HELD + sys.getsizeof(self.body) + sum(map(_event_size, self.events))
 
     @property
     def size(self) -> int:
-        """Roughly what it holds in memory, for the L1 byte bound."""
-        return len(self.body) + sum(_event_size(e) for e in self.events) + 200
+        """Roughly the bytes it holds in memory, rendered forms included (the L1 byte bound)."""
+        return self._held + sum(_BYTES + len(form) for form in self.rendered.values())
 
     def render(self, operation: Operation, stream: bool, include_usage: bool) -> bytes:
         """The answer as `operation`'s client expects it, rendered once per shape."""
         shape = (operation, stream, include_usage)
-        rendered = self._rendered.get(shape)
-        if rendered is None:
-            rendered = self._rendered[shape] = self._render(operation, stream, include_usage)
-        return rendered
+        form = self.rendered.get(shape)
+        if form is None:
+            form = self.rendered[shape] = self._render(operation, stream, include_usage)
+        return form
+
+    def forget(self, shape: Shape) -> None:
+        """Drop a rendered form (it is rendered again when asked for)."""
+        self.rendered.pop(shape, None)
 
     def _render(self, operation: Operation, stream: bool, include_usage: bool) -> bytes:
         if not self.events:
@@ -121,12 +134,20 @@ class StoredAnswer:
         return b"".join(encoder.encode(e) for e in self.events) + encoder.finish()
 
 
+_HELD = 400  # the answer object, its events tuple and rendered dict, each with a header
+_BYTES = sys.getsizeof(b"")  # a bytes object without its content (a rendered form)
+_SLOT = 8  # a pointer in the events tuple
+
+
 def _event_size(event: StreamEvent) -> int:
-    if isinstance(event, TextDelta | ThinkingDelta):
-        return 64 + len(event.text)
-    if isinstance(event, ToolCallDelta):
-        return 64 + len(event.arguments)
-    return 96
+    """The event object, its strings and usage, and its slot in the tuple (small ints and
+    None are shared, so they count nothing)."""
+    size = _SLOT + sys.getsizeof(event)
+    for name in _ROWS[type(event)][1]:
+        value = getattr(event, name)
+        if isinstance(value, str | Usage):
+            size += sys.getsizeof(value)
+    return size
 
 
 # --- capture: what the client was sent, back to neutral form ---------------------------------

@@ -21,10 +21,7 @@ from collections.abc import MutableMapping
 from multidict import CIMultiDict
 
 from edgeproxy import errors
-from edgeproxy.cache.answer import StoredAnswer
-from edgeproxy.operations import Operation
-
-Shape = tuple[Operation, bool, bool]  # operation, stream, include_usage
+from edgeproxy.cache.answer import Shape, StoredAnswer
 
 _SSE = "text/event-stream; charset=utf-8"
 

@@ -15,8 +15,8 @@ from multidict import CIMultiDict
 
 from edgeproxy.background import Background
 from edgeproxy.cache import answer
-from edgeproxy.cache.answer import CACHEABLE, StoredAnswer, replayable
-from edgeproxy.cache.coalesce import Flight, Following, Shape
+from edgeproxy.cache.answer import CACHEABLE, Shape, StoredAnswer, replayable
+from edgeproxy.cache.coalesce import Flight, Following
 from edgeproxy.cache.keys import cache_key, key_scope
 from edgeproxy.cache.policy import Decision, decide
 from edgeproxy.cache.tiered import Found, TieredCache
@@ -174,7 +174,8 @@ class LookupCache:
                     if would is not None and not self.semantic.shadow:
                         exchange.cache_status = "hit-semantic"
                         exchange.cache_age = math.floor(would.age)
-                        return cached_reply(would.answer.render(*shape), exchange.stream)
+                        form = self.cache.render(would.key, would.answer, shape)
+                        return cached_reply(form, exchange.stream)
             if decision.store:
                 reply = await self._join(exchange, key, shape)
                 if reply is not None:
@@ -222,17 +223,34 @@ class LookupCache:
             self.cache.fill(key, namespace, found, group.cache_ttl or self._config.ttl)
         exchange.cache_status = "hit-" + found.layer
         exchange.cache_age = math.floor(found.age)
-        return cached_reply(found.answer.render(*shape), exchange.stream)
+        return cached_reply(self.cache.render(key, found.answer, shape), exchange.stream)
 
     async def _join(self, exchange: Exchange, key: str, shape: Shape) -> Reply | None:
         """Wait on an identical request in flight; None when there is none (any more)."""
         while (flight := self._flights.get(key)) is not None:
-            reply = await _wait(flight, shape)
+            reply = await self._wait(key, flight, shape)
             if reply is not None:
                 exchange.cache_status = "coalesced"
                 self.coalesced += 1
                 return reply
         return None
+
+    async def _wait(self, key: str, flight: Flight, shape: Shape) -> Reply | None:
+        """A waiter's reply from `flight`, or None when it failed (the waiter takes over)."""
+        flight.waiting += 1
+        try:
+            while flight.state == "running":
+                if shape[1] and shape == flight.shape and flight.started:
+                    return Following(flight)
+                await flight.changed()
+            if flight.state == "done":
+                if flight.answer is not None:
+                    return cached_reply(self.cache.render(key, flight.answer, shape), shape[1])
+                if shape[1] and shape == flight.shape and flight.started:
+                    return Following(flight)
+            return None
+        finally:
+            flight.waiting -= 1
 
     def _lead(
         self, exchange: Exchange, key: str, namespace: str, decision: Decision, shape: Shape
@@ -297,24 +315,6 @@ class LookupCache:
 def _read(capture: Capture, sent: bytes, stream: bool) -> StoredAnswer | None:
     read = answer.from_stream if stream else answer.from_body
     return read(capture.operation, sent, capture.tags)
-
-
-async def _wait(flight: Flight, shape: Shape) -> Reply | None:
-    """A waiter's reply from `flight`, or None when the flight failed (the waiter takes over)."""
-    flight.waiting += 1
-    try:
-        while flight.state == "running":
-            if shape[1] and shape == flight.shape and flight.started:
-                return Following(flight)
-            await flight.changed()
-        if flight.state == "done":
-            if flight.answer is not None:
-                return cached_reply(flight.answer.render(*shape), shape[1])
-            if shape[1] and shape == flight.shape and flight.started:
-                return Following(flight)
-        return None
-    finally:
-        flight.waiting -= 1
 
 
 def _include_usage(exchange: Exchange) -> bool:

@@ -120,12 +120,7 @@ class MemoryCache(Generic[V]):
             self._remove(key)
         entries = self._entries
         while entries and (len(entries) >= self.max_entries or self._bytes + size > self.max_bytes):
-            old_key, old = entries.popitem(last=False)
-            self._unindex(old_key)
-            if now < old.expires_at:
-                self.evictions += 1
-            else:
-                self.expirations += 1
+            self._evict_oldest(now)
         tagset = frozenset(tags)
         entries[key] = Hit(value, now, now + ttl)
         self._meta[key] = (size, namespace, tagset)
@@ -133,6 +128,20 @@ class MemoryCache(Generic[V]):
         self._namespaces.setdefault(namespace, set()).add(key)
         for tag in tagset:
             self._tagged.setdefault((namespace, tag), set()).add(key)
+        return True
+
+    def resize(self, key: str, value: V, size: int, *, now: float) -> bool:
+        """`value`, held under `key`, now takes `size` bytes (it grew, say): the least recently
+        used entries leave until the byte bound holds again. False, with nothing changed, when
+        `key` does not hold `value` or `size` is beyond `max_entry_bytes`."""
+        hit = self._entries.get(key)
+        if hit is None or hit.value is not value or size > self.max_entry_bytes:
+            return False
+        old, namespace, tags = self._meta[key]
+        self._meta[key] = (size, namespace, tags)
+        self._bytes += size - old
+        while self._bytes > self.max_bytes:
+            self._evict_oldest(now)
         return True
 
     def delete(self, key: str) -> bool:
@@ -182,6 +191,15 @@ class MemoryCache(Generic[V]):
             sum(map(len, self._namespaces.values())),
             sum(map(len, self._tagged.values())),
         )
+
+    def _evict_oldest(self, now: float) -> None:
+        """The least recently used entry leaves: an eviction, or an expiration if it was stale."""
+        key, hit = self._entries.popitem(last=False)
+        self._unindex(key)
+        if now < hit.expires_at:
+            self.evictions += 1
+        else:
+            self.expirations += 1
 
     def _remove_all(self, keys: tuple[str, ...]) -> int:
         for key in keys:

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from edgeproxy.background import Background
 from edgeproxy.cache import answer
-from edgeproxy.cache.answer import StoredAnswer
+from edgeproxy.cache.answer import Shape, StoredAnswer
 from edgeproxy.cache.memory import MemoryCache
 from edgeproxy.telemetry.metrics import L2_LOOKUP_SECONDS
 
@@ -54,12 +54,13 @@ class RemoteStore(Protocol):
 
 
 class Found:
-    """A hit: the answer, the layer that had it, and its age in seconds."""
+    """A hit: the answer, its key, the layer that had it, and its age in seconds."""
 
-    __slots__ = ("age", "answer", "layer")
+    __slots__ = ("age", "answer", "key", "layer")
 
-    def __init__(self, answer: StoredAnswer, layer: str, age: float) -> None:
+    def __init__(self, answer: StoredAnswer, key: str, layer: str, age: float) -> None:
         self.answer = answer
+        self.key = key
         self.layer = layer
         self.age = age
 
@@ -90,7 +91,7 @@ class TieredCache:
         if hit is not None:
             age = now - hit.stored_at
             if max_age is None or age <= max_age:
-                return Found(hit.value, "l1", age)
+                return Found(hit.value, key, "l1", age)
             return None
         if self.remote is None:
             return None
@@ -103,7 +104,19 @@ class TieredCache:
         age = max(0.0, self._wall() - stored.created)
         if max_age is not None and age > max_age:
             return None
-        return Found(stored, "l2", age)
+        return Found(stored, key, "l2", age)
+
+    def render(self, key: str, stored: StoredAnswer, shape: Shape) -> bytes:
+        """`stored` (the answer under `key`) as a client of `shape` gets it. A form rendered anew
+        is kept with the answer only while L1 holds it and has room (its byte bound counts the
+        form), so L1 never holds more than its bound says."""
+        form = stored.rendered.get(shape)
+        if form is not None:
+            return form
+        form = stored.render(*shape)
+        if not self.memory.resize(key, stored, stored.size, now=self._clock()):
+            stored.forget(shape)  # not in L1 (any more), or too big with it: not kept
+        return form
 
     def fill(self, key: str, namespace: str, found: Found, ttl: float) -> None:
         """An L2 hit goes into L1 too, dated from when it was stored, so it leaves L1 when a

@@ -3,6 +3,7 @@ not, and kept in Redis as versioned bytes that never decode into a wrong answer.
 
 from __future__ import annotations
 
+import tracemalloc
 from typing import Any
 
 import orjson
@@ -23,6 +24,7 @@ from edgeproxy.dialects.neutral import (
     Start,
     Stop,
     Text,
+    TextDelta,
     Thinking,
     ToolCall,
     Usage,
@@ -183,4 +185,24 @@ def test_renderings_are_made_once_per_shape() -> None:
     assert stored is not None
     first = stored.render(CHAT, False, False)
     assert stored.render(CHAT, False, False) is first
-    assert stored.size > len(ANSWER.text)
+
+
+def test_the_size_counts_what_the_answer_holds_in_memory_rendered_forms_included() -> None:
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        deltas = (TextDelta(f" wörd {i}") for i in range(300))
+        events = (Start("id-1", "gpt-4o"), *deltas, Stop("stop"), UsageReport(Usage(10, 300)))
+        stored = StoredAnswer(events=events, created=1.0)
+        del events, deltas
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert 0.8 * held < stored.size < 1.25 * held
+    bare = stored.size
+    forms = [stored.render(CHAT, True, True), stored.render(MESSAGES, False, False)]
+    both = stored.size
+    assert both >= bare + sum(map(len, forms))
+    stored.forget((CHAT, True, True))
+    assert list(stored.rendered) == [(MESSAGES, False, False)]
+    assert both - stored.size >= len(forms[0]) and stored.size >= bare + len(forms[1])

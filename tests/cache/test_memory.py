@@ -161,6 +161,41 @@ def test_zero_size_values_are_bounded_by_the_entry_count() -> None:
     assert held(c, "abc") == "bc"
 
 
+# A value that grows
+
+
+def test_a_value_that_grows_is_accounted_and_evicts_the_least_recently_used() -> None:
+    c = cache(max_bytes=100)
+    for key in "abc":
+        put(c, key, size=30)
+    held(c, "b")  # a is now the least recently used
+    hit = c.get("c", T0)
+    assert hit is not None
+    assert c.resize("c", hit.value, 50, now=T0)
+    assert (c.bytes, c.evictions) == (80, 1)
+    assert held(c, "abc") == "bc"
+
+
+def test_a_value_that_shrinks_frees_bytes() -> None:
+    c = cache()
+    put(c, "a", size=60, value="v")
+    assert c.resize("a", "v", 20, now=T0)
+    assert c.bytes == 20
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "size"),
+    [("a", "other value", 20), ("missing", "v", 20), ("a", "v", 51)],
+    ids=["another value", "no entry", "beyond the entry limit"],
+)
+def test_a_resize_that_cannot_hold_changes_nothing(key: str, value: str, size: int) -> None:
+    c = cache(max_bytes=100, max_entry_bytes=50)
+    put(c, "a", size=10, value="v")
+    put(c, "b", size=10)
+    assert not c.resize(key, value, size, now=T0)
+    assert (c.bytes, c.entries, c.evictions) == (20, 2, 0)
+
+
 # Replacing a key
 
 
