@@ -37,6 +37,7 @@ from edgeproxy.config import CacheKeySettings, SemanticSettings
 from edgeproxy.dialects.neutral import assemble
 from edgeproxy.errors import ProxyError
 from edgeproxy.operations import Operation
+from edgeproxy.telemetry.metrics import SEMANTIC_LOOKUP_SECONDS
 
 if TYPE_CHECKING:
     from edgeproxy.cache.answer import StoredAnswer
@@ -116,6 +117,13 @@ class SemanticCache:
 
     async def find(self, asked: Question, namespace: str) -> str | None:
         """The entry key of a stored answer to a near-identical question, or None."""
+        began = time.perf_counter()
+        try:
+            return await self._find(asked, namespace)
+        finally:
+            SEMANTIC_LOOKUP_SECONDS.observe(time.perf_counter() - began)
+
+    async def _find(self, asked: Question, namespace: str) -> str | None:
         try:
             async with asyncio.timeout(self._settings.budget):
                 (vector,) = await self._embedder.embed([asked.text])

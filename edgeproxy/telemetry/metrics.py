@@ -40,6 +40,14 @@ L2_LOOKUP_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
     registry=None,
 )
+# Semantic lookups: the question embedded (or its vector found in the embeddings cache) and
+# its partition searched; a few ms with the local model, cut at the configured budget.
+SEMANTIC_LOOKUP_SECONDS = Histogram(
+    "edgeproxy_cache_semantic_lookup_seconds",
+    "Time of a semantic lookup (embedding and search), hit or not; cut at cache.semantic.budget.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+    registry=None,
+)
 
 
 def _counter(name: str, doc: str, labels: Iterable[str] = ()) -> CounterMetricFamily:
@@ -61,6 +69,7 @@ class ProxyCollector(Collector):
         yield from self._routing()
         yield from self._background()
         yield from L2_LOOKUP_SECONDS.collect()
+        yield from SEMANTIC_LOOKUP_SECONDS.collect()
 
     def _cache(self) -> Iterator[Metric]:
         stage = self._state.cache

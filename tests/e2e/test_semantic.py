@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from edgeproxy.telemetry.metrics import SEMANTIC_LOOKUP_SECONDS
 from tests.conftest import StackFactory
 from tests.support.requires import require_semantic
 from tests.support.stack import Stack, background_done
@@ -45,6 +46,12 @@ async def ask(stack: Stack, text: str, system: str | None = None) -> str:
         status = response.headers["x-edgeproxy-cache"]
     await background_done(stack)  # the answer stored and its question indexed
     return status
+
+
+def lookups_timed() -> float:
+    """Semantic lookups observed by the latency histogram (of every proxy in this process)."""
+    (family,) = SEMANTIC_LOOKUP_SECONDS.collect()
+    return next(s.value for s in family.samples if s.name.endswith("_count"))
 
 
 def counts(stack: Stack) -> dict[str, object]:
@@ -84,6 +91,7 @@ async def test_shadow_mode_counts_would_be_hits_and_serves_the_real_answer(
     make_stack: StackFactory,
 ) -> None:
     stack = await make_stack(cache=cache("shadow"), model_settings=SEMANTIC)
+    looked_up = lookups_timed()
     await ask(stack, QUESTION)
     assert await ask(stack, PARAPHRASE) == "miss"
     assert stack.fake.calls["chat"] == 2
@@ -95,6 +103,8 @@ async def test_shadow_mode_counts_would_be_hits_and_serves_the_real_answer(
     ):
         metrics = await response.text()
     assert 'edgeproxy_cache_semantic_total{event="agreed"} 1.0' in metrics
+    assert lookups_timed() - looked_up == 2  # each question was looked up, and timed
+    assert "edgeproxy_cache_semantic_lookup_seconds_count" in metrics
 
 
 async def test_a_group_that_did_not_opt_in_has_no_semantic_hits(
