@@ -10,7 +10,7 @@ process never starts half-configured and an operator sees every mistake in one g
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -299,6 +299,7 @@ class CacheConfig:
 
     enabled: bool = True
     ttl: float = 3600.0
+    max_ttl: float = 86400.0  # the longest any entry lives, whatever a request asks
     namespace: str = "default"
     max_entries: int = 10_000
     max_bytes: int = 64 * 1024 * 1024
@@ -987,6 +988,7 @@ def _semantic(r: _Reader, raw: Any, path: str) -> SemanticSettings:
 _CACHE_FIELDS = (
     "enabled",
     "ttl",
+    "max_ttl",
     "namespace",
     "max_entries",
     "max_bytes",
@@ -1005,6 +1007,7 @@ def _cache(r: _Reader, raw: Any) -> CacheConfig:
     return CacheConfig(
         enabled=r.get(s, path, "enabled", r.boolean, d.enabled),
         ttl=r.get(s, path, "ttl", r.positive_duration, d.ttl),
+        max_ttl=r.get(s, path, "max_ttl", r.positive_duration, d.max_ttl),
         namespace=r.get(s, path, "namespace", r.nonempty_text, d.namespace),
         max_entries=r.get(s, path, "max_entries", r.count, d.max_entries),
         max_bytes=r.get(s, path, "max_bytes", r.size, d.max_bytes),
@@ -1140,6 +1143,16 @@ def _model_cache(r: _Reader, raw: Any, path: str) -> dict[str, Any]:
     }
 
 
+def _check_ttls(r: _Reader, cache: CacheConfig, models: Sequence[ModelConfig]) -> None:
+    """No configured TTL outlives `cache.max_ttl`, the ceiling of what requests may ask."""
+    ceiling = f"longer than cache.max_ttl ({cache.max_ttl:g}s)"
+    if cache.ttl > cache.max_ttl:
+        r.fail("cache.ttl", ceiling)
+    for model in models:
+        if model.cache_ttl is not None and model.cache_ttl > cache.max_ttl:
+            r.fail(f"models.{model.name}.cache.ttl", ceiling)
+
+
 def _check_names(r: _Reader, models: list[ModelConfig]) -> None:
     """Aliases clash with nothing; fallbacks name configured groups; a deployment name means
     one deployment (they share a breaker and limits, so their settings must agree)."""
@@ -1248,6 +1261,7 @@ def parse(raw: Any, env: Mapping[str, str]) -> Config:
     routing = _routing(r, top.get("routing"))
     cache = _cache(r, top.get("cache"))
     models = _models(r, top.get("models"), routing, declared, set(providers))
+    _check_ttls(r, cache, models)
     server, logging_ = _env_overrides(r, server, logging_, env)
     if r.problems:
         raise ConfigError(r.problems)

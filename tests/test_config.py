@@ -418,6 +418,15 @@ def test_a_model_group_reads_every_routing_field() -> None:
             "cache.redis.url: expected a redis://, rediss:// or unix:// URL",
         ),
         (
+            {**minimal(), "cache": {"ttl": "48h"}},
+            "cache.ttl: longer than cache.max_ttl (86400s)",
+        ),
+        (
+            two_providers(m={"cache": {"ttl": "2h"}, "deployments": [{"provider": "a"}]})
+            | {"cache": {"max_ttl": "1h"}},
+            "models.m.cache.ttl: longer than cache.max_ttl (3600s)",
+        ),
+        (
             {**minimal(), "cache": {"key": {"headers": ["x-ok", "bad header"]}}},
             "cache.key.headers: 'bad header' is not an HTTP header name",
         ),

@@ -208,7 +208,9 @@ class LookupCache:
             return None
         config = self._config
         ttl = group.cache_ttl or config.ttl
-        decision = decide(exchange.headers, payload, ttl, config.skip_temperature_above)
+        decision = decide(
+            exchange.headers, payload, ttl, config.skip_temperature_above, config.max_ttl
+        )
         return decision if decision.lookup or decision.store else None
 
     async def _hit(

@@ -5,6 +5,7 @@ The request's own say, in standard `Cache-Control` (RFC 9111 §5.2.1) and our he
 - `no-store`: do not store this answer (an existing entry may still answer);
 - `max-age=N` / `s-maxage=N`: accept no entry older than N seconds, and keep this answer N s;
 - `x-edgeproxy-cache-ttl: N`: keep this answer N seconds (wins over max-age for storing);
+  what a request asks to keep is capped at the operator's `cache.max_ttl`;
 - `x-edgeproxy-cache-tags: a, b`: tags an admin can later delete by.
 The operator's say: the group's `cache` switch and TTL, `cache.ttl`, and the opt-in
 `skip_temperature_above` rule (answers sampled hotter than that are not reused).
@@ -90,8 +91,10 @@ def decide(
     payload: Mapping[str, Any],
     ttl: float,
     skip_temperature_above: float | None,
+    max_ttl: float,
 ) -> Decision:
-    """The request's decision, given the group's TTL and the temperature rule."""
+    """The request's decision, given the group's TTL, the temperature rule and the longest
+    TTL a request may ask for."""
     if _too_hot(payload, skip_temperature_above):
         return BYPASS
     control, asked, tags = (
@@ -104,6 +107,7 @@ def decide(
     no_cache, no_store, max_age = _cache_control(control or "")
     asked_ttl = _seconds(asked)
     keep = asked_ttl if asked_ttl is not None else max_age if max_age is not None else ttl
+    keep = min(keep, max_ttl)
     return Decision(
         lookup=not no_cache,
         store=not no_store and keep > 0,

@@ -9,6 +9,7 @@ import pytest
 from edgeproxy.cache.policy import BYPASS, Decision, decide
 
 TTL = 3600.0
+MAX_TTL = 86400.0
 
 
 @pytest.mark.parametrize(
@@ -29,12 +30,16 @@ TTL = 3600.0
         ),
         ({"x-edgeproxy-cache-ttl": "-5"}, Decision(True, True, TTL)),
         ({"x-edgeproxy-cache-ttl": "0"}, Decision(True, False, 0.0)),
+        ({"x-edgeproxy-cache-ttl": "31536000"}, Decision(True, True, MAX_TTL)),
+        ({"x-edgeproxy-cache-ttl": "inf"}, Decision(True, True, MAX_TTL)),
+        ({"x-edgeproxy-cache-ttl": "nan"}, Decision(True, True, TTL)),
+        ({"cache-control": "max-age=" + "9" * 400}, Decision(True, True, MAX_TTL, float("inf"))),
     ],
 )
 def test_cache_control_and_the_ttl_header_decide_lookup_store_and_ttl(
     headers: dict[str, str], expected: Decision
 ) -> None:
-    assert decide(headers, {}, TTL, None) == expected
+    assert decide(headers, {}, TTL, None, MAX_TTL) == expected
 
 
 def test_tags_are_read_cleanly_and_bounded() -> None:
@@ -46,6 +51,7 @@ def test_tags_are_read_cleanly_and_bounded() -> None:
         {},
         TTL,
         None,
+        MAX_TTL,
     )
     assert decision.tags[:2] == ("faq", "billing")
     assert "bad tag!" not in decision.tags and len(decision.tags) == 16
@@ -65,4 +71,4 @@ def test_tags_are_read_cleanly_and_bounded() -> None:
 def test_the_opt_in_temperature_rule_bypasses_hot_samples(
     payload: dict[str, Any], limit: float | None, bypassed: bool
 ) -> None:
-    assert (decide({}, payload, TTL, limit) == BYPASS) is bypassed
+    assert (decide({}, payload, TTL, limit, MAX_TTL) == BYPASS) is bypassed
