@@ -61,11 +61,6 @@ _REDIS_TIMEOUT = 2.0  # the bench's own Redis calls (not the proxy's)
 _UNSET = "(none)"  # an answer without x-edgeproxy-cache
 
 
-def expected(layer: CacheLayer) -> str:
-    """The x-edgeproxy-cache value of a hit in `layer`."""
-    return f"hit-{layer}"
-
-
 @dataclass(frozen=True)
 class RedisPrefix:
     """The keys of this run in the machine's Redis: everything under `prefix`."""
@@ -233,6 +228,8 @@ async def prefill(url: str, scenario: Scenario, l2: RedisPrefix | None) -> dict[
     the semantic layer until each pair's paraphrase comes back `hit-semantic`.
     Any failure is a RuntimeError: the scenario cannot measure hits."""
     try:
+        if scenario.outcome == "miss":
+            return {}  # nothing to fill: every question is new
         if scenario.cache == "semantic":
             return await _prefill_semantic(url, scenario)
         return await _prefill(url, scenario, l2)
@@ -301,9 +298,11 @@ async def _prefill_semantic(url: str, scenario: Scenario) -> dict[str, Any]:
     }
 
 
-def hit_fields(layer: CacheLayer, counts: Counter[str]) -> dict[str, Any]:
-    """What the measured proxy answers said about themselves, and whether enough were hits."""
-    want = expected(layer)
+def hit_fields(scenario: Scenario, counts: Counter[str]) -> dict[str, Any]:
+    """What the measured proxy answers said about themselves, and whether enough of them were
+    what the scenario measures (its hits, or its misses)."""
+    want = scenario.expected
+    layer = scenario.cache
     answers = sum(counts.values())
     share = counts[want] / answers if answers else None
     return {
@@ -328,7 +327,8 @@ def hit_problem(row: dict[str, Any]) -> str | None:
     return (
         f"{row['scenario']}: {row['cache_expected']} in {shown} of the proxy's "
         f"{row['cache_answers']:,} measured answers (required ≥ {HIT_SHARE_REQUIRED * 100:g} %); "
-        f"x-edgeproxy-cache seen: {row['cache_statuses']}. These numbers do not measure hits."
+        f"x-edgeproxy-cache seen: {row['cache_statuses']}. These numbers do not measure "
+        f"{row['cache_expected']} answers."
     )
 
 
@@ -339,7 +339,7 @@ async def measure(bench: Bench, scenario: Scenario, l2: RedisPrefix | None) -> d
     filled = await prefill(bench.proxy_url, scenario, l2)
     statuses = CacheStatuses()
     row = await bench.measure(scenario, statuses)
-    row.update(hit_fields(scenario.cache, statuses.counts))
+    row.update(hit_fields(scenario, statuses.counts))
     row.update(filled)
     row["variants"] = scenario.variants
     row["redis_prefix"] = l2.prefix if scenario.cache == "l2" and l2 is not None else None

@@ -16,7 +16,14 @@ import orjson
 
 from bench import cached
 from bench.procs import CLOCK_TICKS, Pinning
-from bench.runner import L2_VARIANTS, SCENARIOS, SEMANTIC_DISTINCT, SEMANTIC_PAIRS, Settings
+from bench.runner import (
+    L2_VARIANTS,
+    MISS_VARIANTS,
+    SCENARIOS,
+    SEMANTIC_DISTINCT,
+    SEMANTIC_PAIRS,
+    Settings,
+)
 
 # Measured elsewhere with the same method, so a run can be read against them at a glance.
 REFERENCES = (
@@ -187,6 +194,18 @@ def _cache_verdicts(by_name: dict[str, dict[str, Any]]) -> list[str]:
                 f"(≈ {1000 / cpu:,.0f} RPS/core), +p50 {_cell(row['p50_added_ms'], 2)} ms over "
                 f"a direct call to the fake upstream, {_share(row)} — {met}."
             )
+    miss, off = by_name.get("l1-miss-c16", {}), by_name.get("nonstream-c16", {})
+    cpu = miss.get("proxy_cpu_ms_per_request")
+    if cpu:
+        valid = "" if miss["cache_hits_ok"] else " — NOT VALID: too few misses (see PROBLEMS)"
+        cost = ""
+        if base := off.get("proxy_cpu_ms_per_request"):
+            cost = f" against nonstream-c16 {base:.3f} ms with the cache off ({cpu - base:+.3f} ms)"
+        lines.append(
+            f"- Cache on, every request a new question (no target): l1-miss-c16 {cpu:.3f} ms "
+            f"proxy CPU per request{cost}: the key, the capture and the store of each answer, "
+            f"{_share(miss)}{valid}."
+        )
     for name in ("l2-hit-c16", "l2-hit-c1"):
         row = by_name.get(name, {})
         cpu = row.get("proxy_cpu_ms_per_request")
@@ -251,7 +270,10 @@ def _cache_notes(rows: list[dict[str, Any]]) -> list[str]:
         "",
         "Cache scenarios (bench/cached.py): proxies of their own with the cache on for their "
         "model group (the other scenarios' proxy keeps it off). l1-hit: the default L1, no "
-        "Redis, one question asked over and over. l2-hit: an L1 of one entry over the "
+        "Redis, one question asked over and over. l1-miss: the same proxy, every request a "
+        f"question of its own ({MISS_VARIANTS:,} in turn, never one twice), so each is a miss "
+        "answered upstream and stored (L1 fills and then evicts). l2-hit: an L1 of one entry "
+        "over the "
         "machine's Redis (127.0.0.1:6379, a prefix of this run's own, deleted afterwards; "
         f"Redis itself not pinned and its CPU not counted), {L2_VARIANTS} questions in turn, "
         "so every lookup misses L1 and is one Redis GET. Each is prefilled before its warm-up. "

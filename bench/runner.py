@@ -39,10 +39,18 @@ class Scenario:
     cache: CacheLayer | None = None
     variants: int = 1
     asks: tuple[str, ...] = ()
+    outcome: str | None = None  # x-edgeproxy-cache of every answer; default hit-<cache>
 
     def __post_init__(self) -> None:
         if self.asks and len(self.asks) != self.variants:
             raise ValueError(f"{self.name}: {self.variants} variants but {len(self.asks)} asks")
+
+    @property
+    def expected(self) -> str | None:
+        """The x-edgeproxy-cache value every measured answer of a cache scenario carries."""
+        if self.cache is None:
+            return None
+        return self.outcome or f"hit-{self.cache}"
 
     def body(self, variant: int = 0) -> bytes:
         """A small but realistic chat request, the shape most sidecar traffic has; with several
@@ -96,6 +104,10 @@ SEMANTIC_PAIRS = (
 # Distinct texts of the semantic-hit scenarios: more than the proxy's embeddings cache holds
 # (4096, edgeproxy/cache/embed.py), so cycling over them, every lookup embeds its text.
 SEMANTIC_DISTINCT = 5120
+# Distinct questions of l1-miss-c16: more than a default run sends to one side (5 runs of at
+# most 20,000 requests and a warm-up of 4,000), so no question is asked twice. A longer run
+# would come back around to them and be flagged: its answers would be hits, not misses.
+MISS_VARIANTS = 110_000
 
 
 def respaced(text: str, n: int) -> str:
@@ -149,6 +161,17 @@ SCENARIOS = {
         Scenario("l1-hit-c1", 1, False, CACHED_MODEL, "JSON, every request an L1 hit, c=1", "l1"),
         Scenario(
             "l1-hit-c16", 16, False, CACHED_MODEL, "JSON, every request an L1 hit, c=16", "l1"
+        ),
+        Scenario(
+            "l1-miss-c16",
+            16,
+            False,
+            CACHED_MODEL,
+            "JSON, cache on, every request a new question (a miss: asked upstream, then the "
+            "answer stored), c=16",
+            "l1",
+            MISS_VARIANTS,
+            outcome="miss",
         ),
         Scenario(
             "l2-hit-c1",

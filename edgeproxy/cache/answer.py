@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
@@ -38,7 +39,7 @@ from edgeproxy.dialects.translation import ClientChat, UpstreamChat
 from edgeproxy.errors import ProxyError
 from edgeproxy.operations import Operation
 
-FORMAT = 1
+FORMAT = 2  # of the bytes kept in Redis; another version's entries read as misses
 # Deltas a stored complete answer is cut into when a client asks for it as a stream.
 REPLAY_PIECES = 8
 
@@ -88,31 +89,42 @@ Shape = tuple[Operation, bool, bool]  # what a client asked for: operation, stre
 
 @dataclass(slots=True, eq=False)
 class StoredAnswer:
-    """A chat answer's `events`, or the raw `body` of another operation's answer; `created` is
-    the wall-clock time it was stored (the edge sends its age). `rendered` keeps the forms
-    clients asked for, so a repeated hit costs no rendering; they count in `size`."""
+    """A complete answer: a chat answer's neutral events as encoded rows (`rows`, see
+    `_event_row`), or another operation's `body` as it was sent; `created` is the wall-clock
+    time it was stored (the edge sends its age). Compact because L1 holds thousands: a few
+    objects each rather than one per event keeps memory and the garbage collector's work
+    (which grows with every long-lived object) small. The events are decoded when a new form
+    is rendered; the forms clients asked for are kept in `rendered` and count in `size`."""
 
-    events: tuple[StreamEvent, ...] = ()
+    rows: bytes = b""
     body: bytes = b""
     created: float = 0.0
     tags: tuple[str, ...] = ()
     rendered: dict[Shape, bytes] = field(default_factory=dict)
-    _held: int = field(init=False, default=0)
 
-    def __post_init__(self) -> None:
-        self._held = _HELD + sys.getsizeof(self.body) + sum(map(_event_size, self.events))
+    @classmethod
+    def of_events(
+        cls, events: Sequence[StreamEvent], created: float, tags: tuple[str, ...] = ()
+    ) -> StoredAnswer:
+        return cls(_exact(orjson.dumps([_event_row(e) for e in events])), b"", created, tags)
+
+    @property
+    def events(self) -> tuple[StreamEvent, ...]:
+        """The chat answer's events, decoded anew on every call (none for a body)."""
+        return tuple(_event(row) for row in orjson.loads(self.rows)) if self.rows else ()
 
     @property
     def size(self) -> int:
         """Roughly the bytes it holds in memory, rendered forms included (the L1 byte bound)."""
-        return self._held + sum(_BYTES + len(form) for form in self.rendered.values())
+        held = _HELD + len(self.rows) + len(self.body)
+        return held + sum(_BYTES + len(form) for form in self.rendered.values())
 
     def render(self, operation: Operation, stream: bool, include_usage: bool) -> bytes:
         """The answer as `operation`'s client expects it, rendered once per shape."""
         shape = (operation, stream, include_usage)
         form = self.rendered.get(shape)
         if form is None:
-            form = self.rendered[shape] = self._render(operation, stream, include_usage)
+            form = self.rendered[shape] = _exact(self._render(operation, stream, include_usage))
         return form
 
     def forget(self, shape: Shape) -> None:
@@ -120,34 +132,30 @@ class StoredAnswer:
         self.rendered.pop(shape, None)
 
     def _render(self, operation: Operation, stream: bool, include_usage: bool) -> bytes:
-        if not self.events:
+        if not self.rows:
             return self.body
+        events = self.events
         client = _CHAT[operation]
         if not stream:
-            response = assemble(list(self.events))
+            response = assemble(list(events))
             response.created = int(self.created)
             return client.render_chat(response)
-        start = self.events[0]
+        start = events[0]
         model = start.model if isinstance(start, StartEvent) else ""
         request = ChatRequest(model, [], stream=True, include_usage=include_usage)
         encoder = client.chat_stream_encoder(request)
-        return b"".join(encoder.encode(e) for e in self.events) + encoder.finish()
+        return b"".join(encoder.encode(e) for e in events) + encoder.finish()
 
 
-_HELD = 400  # the answer object, its events tuple and rendered dict, each with a header
-_BYTES = sys.getsizeof(b"")  # a bytes object without its content (a rendered form)
-_SLOT = 8  # a pointer in the events tuple
+def _exact(data: bytes) -> bytes:
+    """`data` in a buffer of its own size: orjson's output keeps at least 4 KiB allocated, which
+    a kept answer of a few hundred bytes must not hold for the whole of its life."""
+    return memoryview(data).tobytes()
 
 
-def _event_size(event: StreamEvent) -> int:
-    """The event object, its strings and usage, and its slot in the tuple (small ints and
-    None are shared, so they count nothing)."""
-    size = _SLOT + sys.getsizeof(event)
-    for name in _ROWS[type(event)][1]:
-        value = getattr(event, name)
-        if isinstance(value, str | Usage):
-            size += sys.getsizeof(value)
-    return size
+_BYTES = sys.getsizeof(b"")  # a bytes object without its content
+# The answer object with its bytes and dict headers, and what its L1 entry takes (key, record).
+_HELD = sys.getsizeof(StoredAnswer()) + 2 * _BYTES + sys.getsizeof({}) + 400
 
 
 # --- capture: what the client was sent, back to neutral form ---------------------------------
@@ -156,13 +164,12 @@ def _event_size(event: StreamEvent) -> int:
 def from_body(operation: Operation, body: bytes, tags: tuple[str, ...]) -> StoredAnswer | None:
     """A complete (non-streamed) answer as sent to the client; None if it is not one."""
     if operation is Operation.EMBEDDINGS:
-        return StoredAnswer(body=body, created=time.time(), tags=tags)
+        return StoredAnswer(body=_exact(body), created=time.time(), tags=tags)
     try:
         response = _CHAT[operation].parse_chat(body, "cache")
     except (ProxyError, KeyError):
         return None
-    events = tuple(events_of(response, REPLAY_PIECES))
-    return StoredAnswer(events=events, created=time.time(), tags=tags)
+    return StoredAnswer.of_events(list(events_of(response, REPLAY_PIECES)), time.time(), tags)
 
 
 def from_stream(operation: Operation, sent: bytes, tags: tuple[str, ...]) -> StoredAnswer | None:
@@ -180,7 +187,7 @@ def from_stream(operation: Operation, sent: bytes, tags: tuple[str, ...]) -> Sto
         return None
     if not any(isinstance(e, StopEvent) for e in events):
         return None
-    return StoredAnswer(events=tuple(events), created=time.time(), tags=tags)
+    return StoredAnswer.of_events(events, time.time(), tags)
 
 
 # --- the bytes kept in Redis ------------------------------------------------------------------
@@ -228,25 +235,30 @@ def _event(row: list[Any]) -> StreamEvent:
 
 
 def encode(answer: StoredAnswer) -> bytes:
-    return orjson.dumps(
-        {
-            "v": FORMAT,
-            "created": answer.created,
-            "tags": answer.tags,
-            "events": [_event_row(e) for e in answer.events],
-            "body": answer.body.decode() if answer.body else None,
-        }
-    )
+    """A JSON header line, then the event rows or the body as they are."""
+    head = {"v": FORMAT, "created": answer.created, "tags": answer.tags, "chat": bool(answer.rows)}
+    return orjson.dumps(head) + b"\n" + (answer.rows or answer.body)
 
 
 def decode(data: bytes) -> StoredAnswer | None:
-    """The stored answer, or None for anything this version cannot read (a miss)."""
+    """The stored answer, or None for anything this version cannot read (a miss): every row
+    of a chat answer must read back as an event."""
+    head, newline, payload = data.partition(b"\n")
     try:
-        doc = orjson.loads(data)
-        if not isinstance(doc, dict) or doc.get("v") != FORMAT:
+        doc = orjson.loads(head)
+        if not newline or not isinstance(doc, dict) or doc.get("v") != FORMAT:
             return None
-        events = tuple(_event(row) for row in doc["events"])
-        body = doc["body"].encode() if doc.get("body") else b""
-        return StoredAnswer(events, body, float(doc["created"]), tuple(doc.get("tags") or ()))
+        created = float(doc["created"])
+        tags = tuple(doc["tags"])
+        if not all(isinstance(tag, str) for tag in tags):
+            return None
+        if not doc["chat"]:
+            return StoredAnswer(body=payload, created=created, tags=tags)
+        rows = orjson.loads(payload)
+        if not isinstance(rows, list) or not rows:
+            return None
+        for row in rows:
+            _event(row)
+        return StoredAnswer(rows=payload, created=created, tags=tags)
     except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError, AttributeError):
         return None

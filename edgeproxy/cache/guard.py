@@ -270,6 +270,8 @@ def _profile(text: str, common: frozenset[str]) -> _Profile:
     quotes = tuple(filter(None, (" ".join(_WORD.findall(quote.casefold())) for quote in quoted)))
     words = _WORD.findall(folded)
     tokens = {token.strip(_EDGES).removesuffix("'s") for token in folded.split()}
+    tokens |= {*words, *read.words}
+    tokens |= {_stem(token) for token in tokens if token.isalpha()}  # as names are kept
     return _Profile(
         words=tuple(read.words),
         content=tuple(read.content),
@@ -280,7 +282,7 @@ def _profile(text: str, common: frozenset[str]) -> _Profile:
         symbols=tuple(sorted(char for char in plain if char in _SYMBOLS)),
         names=frozenset(_names(plain, common)),
         quotes=quotes,
-        tokens=frozenset(tokens | set(words) | set(read.words)),
+        tokens=frozenset(tokens),
         text=" " + " ".join(words) + " ",
     )
 

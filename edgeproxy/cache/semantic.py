@@ -239,4 +239,5 @@ class DeploymentEmbedder:
 
 
 def _text(stored: StoredAnswer) -> str:
-    return assemble(list(stored.events)).text if stored.events else stored.body.decode()
+    events = stored.events
+    return assemble(list(events)).text if events else stored.body.decode()

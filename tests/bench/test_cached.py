@@ -26,6 +26,7 @@ from bench.report import markdown
 from bench.runner import (
     CACHED_MODEL,
     L2_VARIANTS,
+    MISS_VARIANTS,
     SCENARIO_GROUPS,
     SCENARIOS,
     SEMANTIC_DISTINCT,
@@ -67,6 +68,22 @@ def test_semantic_proxy_serves_semantic_hits_for_the_bench_group_only() -> None:
     assert (semantic.mode, semantic.threshold, semantic.budget) == ("serve", 0.95, 1.0)
     (group,) = config.models
     assert group.name == CACHED_MODEL and group.cache and group.cache_semantic
+
+
+def test_the_miss_scenario_asks_a_new_question_every_time_and_expects_misses() -> None:
+    scenario = SCENARIOS["l1-miss-c16"]
+    assert (scenario.cache, scenario.expected) == ("l1", "miss")
+    bodies = scenario.bodies()
+    assert len(set(bodies)) == len(bodies) == MISS_VARIANTS > 5 * 20_000 + 4000
+    assert SCENARIOS["l1-hit-c16"].expected == "hit-l1"
+    assert SCENARIOS["nonstream-c16"].expected is None
+
+
+def test_report_sets_the_cost_of_a_miss_against_the_cache_off() -> None:
+    misses = cached.hit_fields(SCENARIOS["l1-miss-c16"], Counter({"miss": 1000}))
+    text = _report([_row("nonstream-c16", 0.2), _row("l1-miss-c16", 0.25, **misses)])
+    assert "l1-miss-c16 0.250 ms proxy CPU per request against nonstream-c16 0.200 ms" in text
+    assert "(+0.050 ms)" in text and "100.00 % miss" in text
 
 
 def test_cache_scenarios_are_grouped_under_the_issues_names() -> None:
@@ -140,18 +157,19 @@ def test_statuses_are_counted_and_too_few_hits_fail() -> None:
     for value in ["hit-l1"] * 98 + ["miss", None]:
         statuses(_answer(value), b"{}")
     assert statuses.counts == Counter({"hit-l1": 98, "miss": 1, "(none)": 1})
-    fields = cached.hit_fields("l1", statuses.counts)
+    fields = cached.hit_fields(SCENARIOS["l1-hit-c16"], statuses.counts)
     assert fields["cache_hit_share"] == 0.98 and not fields["cache_hits_ok"]
     problem = cached.hit_problem({"scenario": "l1-hit-c16", **fields})
-    assert problem is not None and "98.00 %" in problem and "do not measure hits" in problem
+    assert problem is not None and "98.00 %" in problem
+    assert "do not measure hit-l1 answers" in problem
     statuses.counts["hit-l1"] += 200
-    fields = cached.hit_fields("l1", statuses.counts)
+    fields = cached.hit_fields(SCENARIOS["l1-hit-c16"], statuses.counts)
     assert fields["cache_hits_ok"]
     assert cached.hit_problem({"scenario": "l1-hit-c16", **fields}) is None
 
 
 def test_no_answers_is_no_hit_and_other_rows_are_not_judged() -> None:
-    fields = cached.hit_fields("l2", Counter())
+    fields = cached.hit_fields(SCENARIOS["l2-hit-c16"], Counter())
     assert fields["cache_hit_share"] is None and not fields["cache_hits_ok"]
     assert cached.hit_problem({"scenario": "nonstream-c16"}) is None
     failed = cached.not_measured(SCENARIOS["l1-hit-c1"], "failed", "boom")
@@ -182,7 +200,7 @@ def _report(rows: list[dict[str, Any]]) -> str:
 
 
 def test_report_judges_l1_hits_against_their_target_and_says_what_was_skipped() -> None:
-    hits = cached.hit_fields("l1", Counter({"hit-l1": 1000}))
+    hits = cached.hit_fields(SCENARIOS["l1-hit-c16"], Counter({"hit-l1": 1000}))
     rows = [
         _row("l1-hit-c16", 0.12, **hits),
         _row("l1-hit-c1", 0.2, **hits),
@@ -205,14 +223,16 @@ def test_report_gives_semantic_hits_their_figures_and_how_they_were_embedded() -
             10.3,
             rps_proxy=97.0,
             p99_added_ms=200.0,
-            **cached.hit_fields("semantic", Counter({"hit-semantic": 1000})),
+            **cached.hit_fields(SCENARIOS["semantic-hit-c16"], Counter({"hit-semantic": 1000})),
         ),
         _row(
             "semantic-repeat-c1",
             0.5,
             rps_proxy=1000.0,
             p99_added_ms=1.0,
-            **cached.hit_fields("semantic", Counter({"hit-semantic": 95, "miss": 5})),
+            **cached.hit_fields(
+                SCENARIOS["semantic-hit-c16"], Counter({"hit-semantic": 95, "miss": 5})
+            ),
         ),
     ]
     text = _report(rows)
@@ -226,7 +246,7 @@ def test_report_gives_semantic_hits_their_figures_and_how_they_were_embedded() -
 
 
 def test_report_flags_too_few_hits_and_a_busy_machine() -> None:
-    few = cached.hit_fields("l1", Counter({"hit-l1": 90, "miss": 10}))
+    few = cached.hit_fields(SCENARIOS["l1-hit-c16"], Counter({"hit-l1": 90, "miss": 10}))
     text = _report([_row("l1-hit-c16", 0.1, other=0.8, **few)])
     assert "NOT VALID" in text
     assert "PROBLEMS:" in text and "90.00 %" in text

@@ -4,7 +4,7 @@ question said otherwise), and that it never raises."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from edgeproxy.cache.guard import Guard, model_vocabulary
@@ -136,6 +136,8 @@ def test_the_model_vocabulary_knows_common_words_not_package_names() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(max_size=200))
+@example("NONE")  # a name whose stem ("non") no word of the text spells
+@example("Is the API DOWN?")
 def test_a_text_always_matches_itself(text: str) -> None:
     assert GUARD.refusal(text, text) is None
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 from edgeproxy.background import Background
 from edgeproxy.cache.answer import Shape, StoredAnswer
 from edgeproxy.cache.memory import MemoryCache
@@ -14,15 +16,31 @@ WHOLE: Shape = (Operation.MESSAGES, False, False)
 NOW = 100.0
 
 
-def answer(words: int = 50) -> StoredAnswer:
-    deltas = (TextDelta(f" word{i}") for i in range(words))
+def answer(words: int = 50, tag: str = "") -> StoredAnswer:
+    deltas = (TextDelta(f" word{i}{tag}") for i in range(words))
     events = (Start("id", "gpt-4o"), *deltas, Stop("stop"), UsageReport(Usage(5, words)))
-    return StoredAnswer(events=events, created=1.0)
+    return StoredAnswer.of_events(events, 1.0)
 
 
 def tiered(max_bytes: int, max_entry_bytes: int | None = None) -> TieredCache:
     memory: MemoryCache[StoredAnswer] = MemoryCache(100, max_bytes, max_entry_bytes)
     return TieredCache(memory, None, Background(), lambda: NOW, lambda: 1000.0)
+
+
+def test_the_l1_bytes_are_close_to_the_memory_its_entries_really_take() -> None:
+    cache = tiered(10**8)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(300):
+            key, stored = f"{n:064x}", answer(words=40, tag=f"-{n}")
+            cache.store(key, "ns", stored, ttl=60)
+            cache.render(key, stored, STREAM if n % 2 else WHOLE)
+        del stored
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert 0.75 * held < cache.memory.bytes < 1.33 * held
 
 
 def test_a_rendered_form_is_kept_and_counted_in_the_l1_bytes() -> None:
@@ -37,7 +55,7 @@ def test_a_rendered_form_is_kept_and_counted_in_the_l1_bytes() -> None:
 def test_forms_that_overflow_the_bound_evict_the_least_recently_used() -> None:
     one, other = answer(), answer()
     form = len(answer().render(*STREAM))  # room for one answer with its form, not for two
-    cache = tiered(one.size + other.size + form // 2)
+    cache = tiered(one.size + form + other.size // 2)
     cache.store("old", "ns", other, ttl=60)
     cache.store("k", "ns", one, ttl=60)
     cache.render("k", one, STREAM)
