@@ -6,8 +6,10 @@ later request, streamed or not, in either dialect, is answered from it: a stream
 event in the client's dialect with the original deltas; a complete answer is assembled from
 them with its usage. Embeddings answers are kept as the body that was sent (one dialect).
 
-`encode`/`decode` give the bytes stored in Redis: a small JSON document with a format version,
-so an entry written by another version of the proxy reads as a miss, never as a wrong answer.
+An answer is kept compact, its events as encoded rows (L1 holds thousands, and every
+long-lived object is work for the garbage collector); `encode`/`decode` give the bytes stored
+in Redis: a JSON header line with a format version, then the rows or the body as they are, so
+an entry written by another version of the proxy reads as a miss, never as a wrong answer.
 """
 
 from __future__ import annotations
