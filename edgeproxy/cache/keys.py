@@ -112,8 +112,9 @@ def key_scope(group: str, headers: Mapping[str, str], settings: CacheKeySettings
             values = getall(name, ())
         else:
             values = () if (value := headers.get(name)) is None else (value,)
-        parts += (f"{name}: {value}" for value in values)
-    return "\n".join(parts)
+        for value in values:
+            parts.append(f"{name}: {value}")
+    return group if len(parts) == 1 else "\n".join(parts)
 
 
 def cache_key(
