@@ -112,8 +112,7 @@ def key_scope(group: str, headers: Mapping[str, str], settings: CacheKeySettings
             values = getall(name, ())
         else:
             values = () if (value := headers.get(name)) is None else (value,)
-        for value in values:
-            parts.append(f"{name}: {value}")
+        parts.extend([f"{name}: {value}" for value in values])
     return group if len(parts) == 1 else "\n".join(parts)
 
 
