@@ -1,6 +1,6 @@
 """`python -m bench`: start the fake upstream and the proxy, measure each scenario, report.
 
-The cache scenarios (l1-hit, l2-hit, semantic-hit: bench/cached.py) are measured against
+The cache scenarios (l1-hit, l1-miss, l2-hit, semantic-hit: bench/cached.py) are measured against
 proxies of their own, with the cache on, next to the one whose cache stays off for the others.
 Then the chaos run (bench/chaos.py), with processes of its own: three upstreams, one of them
 flapping, behind a freshly started proxy. Results go to stdout (markdown) and

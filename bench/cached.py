@@ -6,6 +6,9 @@ measured does not change), each with the cache on for one model group, `bench-ca
 
 - l1-hit: the default cache (L1 only, no Redis); one question, asked over and over. After the
   prefill every answer comes from the proxy's memory.
+- l1-miss: the same proxy, every request a question never asked before (`MISS_VARIANTS` in
+  turn): each is a miss, answered upstream and stored. Set against nonstream-c16 (the cache
+  off), it is what keying, capturing and storing cost a request the cache cannot answer.
 - l2-hit: an L1 of a single entry over the machine's Redis (127.0.0.1:6379, a prefix of this
   run's own, deleted afterwards). The load cycles over `L2_VARIANTS` distinct questions, so
   the one entry L1 holds (the answer last filled from Redis) is never the one asked next: every
@@ -14,8 +17,8 @@ measured does not change), each with the cache on for one model group, `bench-ca
 The direct side stays the fake upstream answering the same requests, so the proxy/direct ratio
 shows what a hit saves over calling even the cheapest possible upstream. Whether the proxy
 really answered from the expected layer is not assumed: every measured answer's
-`x-edgeproxy-cache` is counted, and a scenario with fewer than 99 % hits fails loudly (its
-numbers would describe some other path).
+`x-edgeproxy-cache` is counted, and a scenario with fewer than 99 % of its expected outcome
+(hits; misses for l1-miss) fails loudly (its numbers would describe some other path).
 - semantic-hit / semantic-repeat: the default L1 (no Redis) and the semantic layer in serve
   mode for `bench-cached` (threshold 0.95, a budget of 1 s so a busy core at c=16 does not
   turn hits into misses). The prefill asks each question of `SEMANTIC_PAIRS` (stored, and
