@@ -225,15 +225,24 @@ def _event_row(event: StreamEvent) -> list[Any]:
 
 
 def _event(row: list[Any]) -> StreamEvent:
-    kind, length, usage_at = _KINDS[row[0]]
-    if len(row) != length:
-        raise ValueError(f"a {kind.__name__} row of {len(row)} cells")
+    """The event of a row `_readable` accepts (every row this module writes)."""
+    kind, _, usage_at = _KINDS[row[0]]
     if usage_at > 0 and (usage := row[usage_at]) is not None:
-        if not isinstance(usage, list) or len(usage) != len(_USAGE_FIELDS):
-            raise ValueError(f"a usage of {usage!r}")
         row[usage_at] = Usage(*usage)
     event: StreamEvent = kind(*row[1:])
     return event
+
+
+def _readable(row: Any) -> bool:
+    """Whether `row` has the shape of an event row: a known tag, as many cells as the event
+    has fields, and a usage (if any) of every usage field."""
+    if not isinstance(row, list) or not row or not isinstance(row[0], str):
+        return False
+    known = _KINDS.get(row[0])
+    if known is None or len(row) != known[1]:
+        return False
+    usage = row[known[2]] if known[2] > 0 else None
+    return usage is None or (isinstance(usage, list) and len(usage) == len(_USAGE_FIELDS))
 
 
 def encode(answer: StoredAnswer) -> bytes:
@@ -257,10 +266,8 @@ def decode(data: bytes) -> StoredAnswer | None:
         if not doc["chat"]:
             return StoredAnswer(body=payload, created=created, tags=tags)
         rows = orjson.loads(payload)
-        if not isinstance(rows, list) or not rows:
+        if not isinstance(rows, list) or not rows or not all(map(_readable, rows)):
             return None
-        for row in rows:
-            _event(row)
         return StoredAnswer(rows=payload, created=created, tags=tags)
     except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError, AttributeError):
         return None
