@@ -16,6 +16,10 @@ class Operation(Enum):
     MESSAGES = ("messages", Dialect.ANTHROPIC, "/v1/messages")
     COUNT_TOKENS = ("count_tokens", Dialect.ANTHROPIC, "/v1/messages/count_tokens")
 
+    # Members are singletons compared by identity: hashed by identity too, in C, instead of
+    # Enum's hash of the name in Python (operations key several lookups of every request).
+    __hash__ = object.__hash__
+
     def __init__(self, label: str, dialect: Dialect, path: str) -> None:
         self.label = label
         self.dialect = dialect

@@ -16,3 +16,5 @@ class Dialect(Enum):
     ANTHROPIC = "anthropic"
     GEMINI = "gemini"
     BEDROCK = "bedrock"
+
+    __hash__ = object.__hash__  # identity, in C: see Operation
