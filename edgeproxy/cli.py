@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from edgeproxy.config import Config, ConfigError, default_config_text, load
+from edgeproxy.config import ConfigError, default_config_text, load
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,13 +31,6 @@ def _report(err: ConfigError) -> int:
     return 1
 
 
-def _secrets(config: Config) -> list[str]:
-    found = [p.api_key.reveal() for p in config.providers.values() if p.api_key]
-    if config.admin.token:
-        found.append(config.admin.token.reveal())
-    return found
-
-
 def _serve(path: str | None) -> int:
     import uvloop
 
@@ -48,7 +41,7 @@ def _serve(path: str | None) -> int:
         config = load(path or os.environ.get("EDGEPROXY_CONFIG") or None, os.environ)
     except ConfigError as err:
         return _report(err)
-    configure(config.logging.level, config.logging.format, _secrets(config))
+    configure(config.logging.level, config.logging.format, config.secrets())
     uvloop.run(serve(config))
     return 0
 

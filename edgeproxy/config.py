@@ -9,12 +9,14 @@ process never starts half-configured and an operator sees every mistake in one g
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -348,6 +350,35 @@ class Config:
     providers: Mapping[str, ProviderConfig]
     models: tuple[ModelConfig, ...]
     disabled_providers: tuple[str, ...] = ()
+
+    def secrets(self) -> list[str]:
+        """Every credential this configuration holds, for the log formatter to mask: each
+        `Secret`, the password of a Redis URL, and provider headers that carry credentials."""
+        found: list[str] = []
+        _collect_secrets(self, found)
+        url = self.cache.redis.url
+        if url and (password := urlsplit(url).password):
+            found.append(password)
+        for provider in self.providers.values():
+            found += (v for k, v in provider.headers.items() if _CREDENTIAL_HEADER.search(k))
+        return found
+
+
+_CREDENTIAL_HEADER = re.compile(r"auth|key|token|secret|password|cookie", re.IGNORECASE)
+
+
+def _collect_secrets(value: object, found: list[str]) -> None:
+    if isinstance(value, Secret):
+        found.append(value.reveal())
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for item in dataclasses.fields(value):
+            _collect_secrets(getattr(value, item.name), found)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            _collect_secrets(item, found)
+    elif isinstance(value, tuple | list):
+        for item in value:
+            _collect_secrets(item, found)
 
 
 # --- reading values -------------------------------------------------------------------------

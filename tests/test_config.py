@@ -247,6 +247,44 @@ def test_secrets_never_show_in_reprs_or_errors() -> None:
     assert not any("sk-very-secret" in p for p in problems(bad))
 
 
+def test_every_credential_is_listed_for_the_log_formatter_to_mask() -> None:
+    config = parse(
+        minimal(
+            admin={"token": "admin-token-1"},
+            providers={
+                "o": {
+                    "kind": "openai",
+                    "api_key": "sk-openai-1",
+                    "headers": {"OpenAI-Organization": "org-1", "X-Proxy-Auth": "hdr-secret-1"},
+                },
+                "b": {
+                    "kind": "bedrock",
+                    "aws": {
+                        "region": "us-east-1",
+                        "access_key_id": "AKIA1",
+                        "secret_access_key": "aws-secret-1",
+                        "session_token": "aws-session-1",
+                    },
+                },
+                "mock": {"kind": "mock"},
+            },
+            cache={"redis": {"url": "redis://:redis-pass-1@redis:6379/0", "password": "pw-2"}},
+        ),
+        {},
+    )
+    secrets = set(config.secrets())
+    assert {
+        "admin-token-1",
+        "sk-openai-1",
+        "hdr-secret-1",
+        "aws-secret-1",
+        "aws-session-1",
+        "redis-pass-1",
+        "pw-2",
+    } <= secrets
+    assert "org-1" not in secrets and "AKIA1" not in secrets
+
+
 def test_invalid_yaml_and_missing_file_are_config_errors(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("server:\n  port: [1,\n")

@@ -328,6 +328,16 @@ def test_env_mode_passes_keys_that_switch_providers_on(
     assert config.providers["anthropic"].api_key.reveal() == "sk-ant-test"
 
 
+def test_a_redis_url_in_the_secret_gives_every_pod_the_shared_l2_cache(chart: helm.Chart) -> None:
+    objects = render(chart, ENV_MODE)
+    without = edgeproxy_config(objects, pod_env(proxy(objects), SECRET_DATA))
+    assert without.cache.enabled and not without.cache.redis.enabled
+    url = "redis://:hunter2@redis.cache.svc:6379/0"
+    secret = {**SECRET_DATA, "EDGEPROXY_REDIS_URL": url}
+    shared = edgeproxy_config(objects, pod_env(proxy(objects), secret))
+    assert shared.cache.redis.enabled and shared.cache.redis.url == url
+
+
 def test_env_mode_tolerates_a_secret_with_one_key(chart: helm.Chart) -> None:
     objects = render(chart, ENV_MODE)
     env = pod_env(proxy(objects), {"ANTHROPIC_API_KEY": "sk-ant-test"})
