@@ -135,9 +135,11 @@ class ProxyHandlers:
             try:
                 return await self._relay(request, exchange, reply, codec)
             finally:
-                reply.close()
+                if not exchange.detached:
+                    reply.close()
         finally:
-            exchange.settle(self._pipeline.clock())
+            if not exchange.detached:
+                exchange.settle(self._pipeline.clock())
             if self._access_log is not None:
                 self._access_log.record(exchange, loop.time())
 
@@ -216,11 +218,11 @@ class ProxyHandlers:
             while chunk := await upstream.next_chunk():
                 whole = aligner.whole_events(chunk)
                 if whole:
+                    if capture is not None:  # first: followers get it even if this client left
+                        capture.add(whole)
                     await response.write(whole)
                     for event in decoder.feed(whole):
                         usage.observe(event)
-                    if capture is not None:
-                        capture.add(whole)
             if rest := aligner.rest():
                 await response.write(rest)
         except ProxyError as err:
@@ -228,8 +230,11 @@ class ProxyHandlers:
             await response.write(codec.error_event(err))
             capture = None
         except ConnectionResetError:
-            exchange.status = 499
+            self._client_left(exchange, upstream, aligner.whole_events, aligner.rest)
             return response
+        except asyncio.CancelledError:
+            self._client_left(exchange, upstream, aligner.whole_events, aligner.rest)
+            raise
         exchange.usage = usage.usage
         if usage.failed:  # the provider's own error event, relayed as it was
             exchange.status = 502
@@ -299,11 +304,11 @@ class ProxyHandlers:
         try:
             while chunk := await upstream.next_chunk():
                 if out := relay.feed(chunk):
+                    if capture is not None:  # first: followers get it even if this client left
+                        capture.add(out)
                     if not response.prepared:
                         await response.prepare(request)
                     await response.write(out)
-                    if capture is not None:
-                        capture.add(out)
             out = relay.finish()
         except ProxyError as err:
             if not response.prepared:
@@ -311,17 +316,43 @@ class ProxyHandlers:
             self._log_stream_failure(exchange, err)
             out, capture = relay.error(err), None
         except ConnectionResetError:
-            exchange.status = 499
+            self._client_left(exchange, upstream, relay.feed, relay.finish)
             return response
+        except asyncio.CancelledError:
+            self._client_left(exchange, upstream, relay.feed, relay.finish)
+            raise
+        exchange.usage = relay.usage
+        if capture is not None:  # complete before the last write, which may find no client
+            capture.add(out)
+            capture.complete_stream()
         if not response.prepared:
             await response.prepare(request)
         await response.write(out)
-        exchange.usage = relay.usage
-        if capture is not None:
-            capture.add(out)
-            capture.complete_stream()
         await response.write_eof()
         return response
+
+    def _client_left(
+        self,
+        exchange: Exchange,
+        upstream: Upstream,
+        feed: Callable[[bytes], bytes],
+        end: Callable[[], bytes],
+    ) -> None:
+        """The client went away mid-stream (499). When other requests follow this stream, its
+        rest is read for them in the background, which then releases the upstream and settles
+        the exchange (`detached`); otherwise they are released as usual."""
+        exchange.status = 499
+        capture = exchange.capture
+        if capture is None:
+            return
+        clock = self._pipeline.clock
+
+        def done(completed: bool) -> None:
+            if completed:
+                exchange.status = 200  # the provider answered in full, for the followers
+            exchange.settle(clock())
+
+        exchange.detached = capture.follow_through(upstream, feed, end, done)
 
 
 def _mark(headers: MutableMapping[str, str], exchange: Exchange) -> None:

@@ -56,6 +56,9 @@ The per-request `Exchange` carries what the stages learn:
                                         lets a waiter take over)
     usage           handlers (relay)    access log, lease (token ceilings)
     status          handlers            access log, lease (a stream that broke is a failure)
+    detached        handlers            handlers: its client left mid-stream and the rest is read
+                                        for requests following it, in the background, which
+                                        releases the upstream and settles the exchange
 """
 
 from __future__ import annotations
@@ -117,6 +120,7 @@ class Exchange:
     capture: Capture | None = None
     usage: Usage | None = None
     status: int = 0
+    detached: bool = False
 
     @property
     def upstream_model(self) -> str:

@@ -9,8 +9,10 @@ the provider:
 - any other waiter gets the complete answer, rendered for it, when the leader finishes.
 If the leader fails before its stream starts (an error, or its client gone), the flight is
 abandoned and the waiters take over: the first becomes the new leader and calls the provider,
-the others wait for it. A follower already receiving a stream that then breaks ends with an
-error event, as the leader's client does.
+the others wait for it. If the leader's client goes away once its stream has started and
+others follow it, the rest of the stream is read for them in the background
+(`lookup.Capture.follow_through`). A follower receiving a stream that then breaks upstream ends
+with an error event, as the leader's client does.
 """
 
 from __future__ import annotations
@@ -29,14 +31,15 @@ _SSE = "text/event-stream; charset=utf-8"
 class Flight:
     """One upstream call that several identical requests share."""
 
-    __slots__ = ("_changed", "answer", "chunks", "shape", "state", "waiting")
+    __slots__ = ("_changed", "answer", "chunks", "followers", "shape", "state", "waiting")
 
     def __init__(self, shape: Shape) -> None:
         self.shape = shape
         self.chunks: list[bytes] = []
         self.state = "running"  # then "done" or "failed"
         self.answer: StoredAnswer | None = None
-        self.waiting = 0
+        self.waiting = 0  # requests waiting for the flight to start or end
+        self.followers = 0  # requests relaying its stream to their clients
         self._changed: asyncio.Event | None = None  # made only when someone waits
 
     def _notify(self) -> None:
@@ -72,7 +75,7 @@ class Flight:
 class Following:
     """A waiter's stream: the leader's chunks so far, then each new one as it is sent."""
 
-    __slots__ = ("_flight", "_next", "headers")
+    __slots__ = ("_closed", "_flight", "_next", "headers")
 
     status = 200
     is_event_stream = True
@@ -80,7 +83,9 @@ class Following:
     def __init__(self, flight: Flight) -> None:
         self._flight = flight
         self._next = 0
+        self._closed = False
         self.headers: MutableMapping[str, str] = CIMultiDict({"content-type": _SSE})
+        flight.followers += 1
 
     async def read(self) -> bytes:
         return b""
@@ -101,4 +106,7 @@ class Following:
             await flight.changed()
 
     def close(self) -> None:
-        """Nothing to release: the leader holds the connection."""
+        """No connection to release (the leader holds it); one follower fewer."""
+        if not self._closed:
+            self._closed = True
+            self._flight.followers -= 1

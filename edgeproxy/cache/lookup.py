@@ -9,7 +9,8 @@ stored in the background; an error, a stream cut short or a client gone stores n
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from multidict import CIMultiDict
 
@@ -21,7 +22,9 @@ from edgeproxy.cache.keys import cache_key, key_scope
 from edgeproxy.cache.policy import Decision, decide
 from edgeproxy.cache.tiered import Found, TieredCache
 from edgeproxy.config import CacheConfig
+from edgeproxy.errors import ProxyError
 from edgeproxy.operations import Operation
+from edgeproxy.providers.base import Upstream
 from edgeproxy.providers.http import BufferedUpstream
 
 if TYPE_CHECKING:  # numpy and the model come with the `semantic` extra: imported if used
@@ -110,6 +113,46 @@ class Capture:
             self._done = True
             self._cache.abandoned(self)
 
+    def follow_through(
+        self,
+        upstream: Upstream,
+        feed: Callable[[bytes], bytes],
+        end: Callable[[], bytes],
+        done: Callable[[bool], None],
+    ) -> bool:
+        """The client of this (leading) stream went away: while other requests follow the
+        stream, read the rest of it for them, and for the cache, in the background. `feed`
+        turns upstream bytes into what clients are sent and `end` gives the last of it; `done`
+        (with whether the stream completed) settles the exchange once the upstream is released.
+        False, with nothing started, when nobody follows (or the background is full)."""
+        if not self.flight.followers:
+            return False
+        return self._cache.spawn("cache-follow-through", self._finish(upstream, feed, end, done))
+
+    async def _finish(
+        self,
+        upstream: Upstream,
+        feed: Callable[[bytes], bytes],
+        end: Callable[[], bytes],
+        done: Callable[[bool], None],
+    ) -> None:
+        completed = False
+        try:
+            while chunk := await upstream.next_chunk():
+                if not self.flight.followers:
+                    return  # nobody listens any more: stop paying for the rest
+                if out := feed(chunk):
+                    self.add(out)
+            if out := end():
+                self.add(out)
+            self.complete_stream()
+            completed = True
+        except ProxyError:
+            return  # the followers end with an error event, as the leader's client would have
+        finally:
+            upstream.close()
+            done(completed)
+
 
 class LookupCache:
     """Stage: a hit answers; an identical request in flight is waited on; otherwise this one
@@ -139,6 +182,10 @@ class LookupCache:
         self._flights: dict[str, Flight] = {}
         self.coalesced = 0
         self.outcomes = dict.fromkeys(OUTCOMES, 0)  # for metrics: what the cache did
+
+    def spawn(self, name: str, work: Coroutine[Any, Any, None]) -> bool:
+        """Run `work` in the proxy's background (bounded, drained at shutdown)."""
+        return self._background.spawn(name, work)
 
     async def __call__(self, exchange: Exchange) -> Reply | None:
         reply = await self._answer(exchange)

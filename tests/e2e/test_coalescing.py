@@ -9,10 +9,11 @@ from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 
 from tests.conftest import StackFactory
 from tests.support.fake_upstream import Fail, Reply
-from tests.support.stack import Stack
+from tests.support.stack import Stack, background_done
 
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 20}
 ON = {"enabled": True}
@@ -48,6 +49,17 @@ async def waiting(stack: Stack, count: int) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError(f"{count} requests never waited")
+
+
+async def following(stack: Stack, count: int) -> None:
+    """Until `count` requests relay a flight's live stream to their clients (bounded)."""
+    cache = stack.proxy.state.cache
+    assert cache is not None
+    for _ in range(500):
+        if sum(f.followers for f in cache._flights.values()) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{count} requests never followed a stream")
 
 
 async def test_fifty_identical_requests_make_one_upstream_call(make_stack: StackFactory) -> None:
@@ -148,3 +160,84 @@ async def test_a_follower_of_a_stream_that_breaks_gets_an_error_event_not_a_retr
     assert (status, cache) == (200, "coalesced")
     assert b'"error"' in replay.split(b"\n\n")[-2], "the stream ends with an error event"
     assert stack.fake.calls["chat"] == 1
+
+
+STREAM = {**CHAT, "stream": True}
+TEXT = "one two three four five six seven eight nine ten eleven twelve"
+
+
+async def lead_and_leave(
+    stack: Stack, followers: int, body: dict[str, Any] = STREAM
+) -> list[asyncio.Future[Any]]:
+    """A streaming request whose client goes away after the first chunk, once `followers`
+    identical requests follow its stream; their futures."""
+    leaving = aiohttp.ClientSession()
+    try:
+        leader = await leaving.post(stack.openai_url + "/chat/completions", json=body)
+        assert await leader.content.readany(), "the leader's stream has started"
+        staying = aiohttp.ClientSession()
+        late = [asyncio.ensure_future(_ask_closing(staying, stack, body)) for _ in range(followers)]
+        await following(stack, followers)
+        leader.close()
+    finally:
+        await leaving.close()
+    return late
+
+
+async def _ask_closing(
+    session: aiohttp.ClientSession, stack: Stack, body: dict[str, Any]
+) -> tuple[int, str, bytes]:
+    async with session:
+        return await ask(session, stack, body)
+
+
+@pytest.mark.parametrize(
+    ("model", "route"),
+    [("gpt-4o", "chat"), ("claude-sonnet", "messages")],
+    ids=["relayed", "translated"],
+)
+async def test_when_the_leaders_client_leaves_mid_stream_its_followers_still_get_it_all(
+    make_stack: StackFactory, model: str, route: str
+) -> None:
+    stack = await make_stack(cache=ON)
+    stack.fake.default[route] = Reply(text=TEXT, chunks=12, chunk_delay=0.05)
+    body = {**STREAM, "model": model}
+    results = await asyncio.gather(*await lead_and_leave(stack, 2, body))
+    for status, cache, replay in results:
+        assert (status, cache) == (200, "coalesced")
+        assert streamed_text(replay) == TEXT and replay.endswith(b"data: [DONE]\n\n")
+    await background_done(stack)
+    async with aiohttp.ClientSession() as session:
+        status, cache, replay = await ask(session, stack, body)
+    assert (status, cache, streamed_text(replay)) == (200, "hit-l1", TEXT), "and it was stored"
+    assert stack.fake.calls[route] == 1
+
+
+async def test_a_stream_nobody_follows_any_more_is_dropped_and_not_stored(
+    make_stack: StackFactory,
+) -> None:
+    stack = await make_stack(cache=ON)
+    stack.fake.default["chat"] = Reply(text=TEXT, chunks=12, chunk_delay=0.1)
+    (follower,) = await lead_and_leave(stack, followers=1)
+    await asyncio.sleep(0)  # the follower's request is in flight; now its client goes too
+    follower.cancel()
+    await stack.fake.wait_for_disconnects(1)  # the proxy stopped reading the provider
+    await background_done(stack)
+    async with aiohttp.ClientSession() as session:
+        _, cache, _ = await ask(session, stack, STREAM)
+    assert cache == "miss"
+    assert stack.fake.calls["chat"] == 2
+
+
+async def test_a_leader_whose_client_leaves_with_no_follower_releases_the_provider_at_once(
+    make_stack: StackFactory,
+) -> None:
+    stack = await make_stack(cache=ON)
+    stack.fake.default["chat"] = Reply(text=TEXT, chunks=12, chunk_delay=0.1)
+    async with aiohttp.ClientSession() as leaving:
+        leader = await leaving.post(stack.openai_url + "/chat/completions", json=STREAM)
+        assert await leader.content.readany()
+        leader.close()
+    await stack.fake.wait_for_disconnects(1)
+    await background_done(stack)
+    assert stack.proxy.state.background.pending == 0
