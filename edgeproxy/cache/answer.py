@@ -14,6 +14,7 @@ an entry written by another version of the proxy reads as a miss, never as a wro
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -164,21 +165,27 @@ _HELD = sys.getsizeof(StoredAnswer()) + 2 * _BYTES + sys.getsizeof({}) + 400
 
 
 def from_body(operation: Operation, body: bytes, tags: tuple[str, ...]) -> StoredAnswer | None:
-    """A complete (non-streamed) answer as sent to the client; None if it is not one."""
+    """A complete (non-streamed) answer as sent to the client; None if it is not one, or is
+    one the cache must not replay (see `_REFUSAL`)."""
     if operation is Operation.EMBEDDINGS:
         return StoredAnswer(body=_exact(body), created=time.time(), tags=tags)
+    if _REFUSAL(body):
+        return None
     try:
         response = _CHAT[operation].parse_chat(body, "cache")
     except (ProxyError, KeyError):
+        return None
+    if response.finish == "content_filter":
         return None
     return StoredAnswer.of_events(list(events_of(response, REPLAY_PIECES)), time.time(), tags)
 
 
 def from_stream(operation: Operation, sent: bytes, tags: tuple[str, ...]) -> StoredAnswer | None:
     """A streamed answer as sent to the client, if it is complete: it ended with its stop
-    event and no error (a stream cut short, or ended by an error event, is never stored)."""
+    event and no error (a stream cut short, or ended by an error event, is never stored), and
+    is not one the cache must not replay (see `_REFUSAL`)."""
     client = _CHAT.get(operation)
-    if client is None:
+    if client is None or _REFUSAL(sent):
         return None
     decoder = client.chat_stream_decoder("cache")
     try:
@@ -187,9 +194,19 @@ def from_stream(operation: Operation, sent: bytes, tags: tuple[str, ...]) -> Sto
         return None
     if not events or not isinstance(events[0], StartEvent):
         return None
-    if not any(isinstance(e, StopEvent) for e in events):
+    stops = [e for e in events if isinstance(e, StopEvent)]
+    if not stops or any(stop.finish == "content_filter" for stop in stops):
         return None
     return StoredAnswer.of_events(events, time.time(), tags)
+
+
+# Answers never stored: a content filter cut them, or the model refused in OpenAI's `refusal`
+# field (structured outputs). The neutral form reads a refusal as text, so a replay would hand
+# a client that parses JSON the refusal as its content instead of in `message.refusal`; a
+# refusal or a filtered answer is also the least likely to be right for a repeated question.
+# A string-valued `"refusal"` member anywhere in what the client was sent (not an escaped one
+# inside some text) is one.
+_REFUSAL = re.compile(rb'(?<!\\)"refusal"\s*:\s*"').search
 
 
 # --- the bytes kept in Redis ------------------------------------------------------------------

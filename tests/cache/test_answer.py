@@ -121,6 +121,38 @@ def _overloaded() -> Any:
     return ProxyError(529, "overloaded", "Overloaded")
 
 
+def openai_body(message: dict[str, Any], finish: str = "stop") -> bytes:
+    choice = {"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish}
+    return orjson.dumps(
+        {"id": "c1", "object": "chat.completion", "created": 1, "model": "gpt-4o",
+         "choices": [choice], "usage": {"prompt_tokens": 3, "completion_tokens": 4}}
+    )  # fmt: skip
+
+
+def test_a_refusal_or_a_filtered_answer_is_never_stored() -> None:
+    refused = openai_body({"content": None, "refusal": "I can't help with that."})
+    assert from_body(CHAT, refused, ()) is None
+    assert from_body(CHAT, openai_body({"content": "Hi", "refusal": None}), ()) is not None
+    assert from_body(CHAT, openai_body({"content": "Hi"}, "content_filter"), ()) is None
+    filtered = ChatResponse("m1", "claude", [Text("Hi")], "content_filter", Usage(1, 1), 1)
+    assert from_body(MESSAGES, anthropic_messages.render_chat(filtered), ()) is None
+    sent = openai_chat.chat_stream_encoder(_request())
+    stream = b"".join(sent.encode(e) for e in events_of(filtered, 2)) + sent.finish()
+    assert from_stream(CHAT, stream, ()) is None
+
+
+def test_a_refusal_delta_in_a_stream_is_never_stored() -> None:
+    chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o"}
+    frames = [
+        {**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "refusal": "I can't"}}]},
+        {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+    ]
+    stream = b"".join(b"data: " + orjson.dumps(f) + b"\n\n" for f in frames) + b"data: [DONE]\n\n"
+    assert from_stream(CHAT, stream, ()) is None
+    plain = stream.replace(b'"refusal":"I can\'t"', b'"content":"Sure: \\"refusal\\": \\"x\\""')
+    assert from_stream(CHAT, plain, ()) is not None, "text that quotes the word is no refusal"
+
+
 def test_a_body_that_is_not_an_answer_is_not_stored() -> None:
     assert from_body(CHAT, b'{"error": {"message": "no"}}', ()) is None
     assert from_body(MESSAGES, b"not json", ()) is None
