@@ -123,7 +123,10 @@ class StoredAnswer:
         return held + sum(_BYTES + len(form) for form in self.rendered.values())
 
     def render(self, operation: Operation, stream: bool, include_usage: bool) -> bytes:
-        """The answer as `operation`'s client expects it, rendered once per shape."""
+        """The answer as `operation`'s client expects it, rendered once per shape (a body is
+        its own one form)."""
+        if not self.rows:
+            return self.body
         shape = (operation, stream, include_usage)
         form = self.rendered.get(shape)
         if form is None:
@@ -135,8 +138,6 @@ class StoredAnswer:
         self.rendered.pop(shape, None)
 
     def _render(self, operation: Operation, stream: bool, include_usage: bool) -> bytes:
-        if not self.rows:
-            return self.body
         events = self.events
         client = _CHAT[operation]
         if not stream:

@@ -114,7 +114,9 @@ class TieredCache:
         if form is not None:
             return form
         form = stored.render(*shape)
-        if not self.memory.resize(key, stored, stored.size, now=self._clock()):
+        if shape in stored.rendered and not self.memory.resize(
+            key, stored, stored.size, now=self._clock()
+        ):
             stored.forget(shape)  # not in L1 (any more), or too big with it: not kept
         return form
 

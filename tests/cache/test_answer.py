@@ -162,6 +162,7 @@ def test_embeddings_are_stored_as_the_body_that_was_sent() -> None:
     body = b'{"object":"list","data":[{"embedding":[0.1,0.2]}]}'
     stored = from_body(Operation.EMBEDDINGS, body, ("t",))
     assert stored is not None and stored.render(Operation.EMBEDDINGS, False, False) == body
+    assert stored.rendered == {}, "a body is not kept a second time as its form"
 
 
 def test_encoding_round_trips_every_event_kind() -> None:
