@@ -3,7 +3,8 @@
 On a hit the stage answers with the stored answer rendered for this client (dialect, stream or
 not), and the provider is never asked. On a miss it hands the edge a `Capture`: the edge feeds
 it what the client is sent, and once the answer is complete and successful it is decoded and
-stored in the background; an error, a stream cut short or a client gone stores nothing.
+stored in the background; an error, a stream cut short or a client gone stores nothing (unless
+other requests follow that stream: then it is read to its end for them, and stored).
 """
 
 from __future__ import annotations
