@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import functools
 import logging
 import random
@@ -57,7 +58,7 @@ import uuid
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Final, Literal, TypeVar, cast
 from urllib.parse import quote
 
 import orjson
@@ -97,6 +98,15 @@ _BACKOFF_FIRST, _BACKOFF_CAP = 0.05, 2.0
 
 _CLOSED = BreakerState.CLOSED
 _BUSY_ANSWERS = (ClusterDownError, TryAgainError)  # Redis answered, but cannot serve now
+
+
+class _Failed(enum.Enum):
+    """What a guarded Redis call gives when it failed (None can be an answer, as a miss)."""
+
+    FAILED = "failed"
+
+
+_FAILED: Final = _Failed.FAILED
 
 
 class RedisUnavailable(Exception):
@@ -304,28 +314,17 @@ class RedisCache:
 
     async def get(self, key: str, namespace: str) -> bytes | None:
         """The body stored under `key`, or None on a miss, a failure or an open breaker."""
-        if self._closed or not self._breaker.acquire(self._clock()):
-            self.skipped += 1
+        name = self.entry_name(key, namespace)
+        data = await self._guarded("get", lambda: self._client.get(name))
+        if data is _FAILED:
             return None
-        try:
-            async with asyncio.timeout(self._deadline):
-                data = cast(bytes | None, await self._client.get(self.entry_name(key, namespace)))
-        except asyncio.CancelledError:
-            self._breaker.release()
-            raise
-        except Exception as exc:
-            self._failed(exc, "get", admitted=True)
-            return None
-        self._succeeded()
         if data is None:
             self.misses += 1
             return None
-        value = await self._unpack(data)
+        value = await self._unpack(cast(bytes, data))
         if value is None:
             self.errors += 1
-            log.warning(
-                "unreadable L2 entry %s: treated as a miss", self.entry_name(key, namespace)
-            )
+            log.warning("unreadable L2 entry %s: treated as a miss", name)
             return None
         self.hits += 1
         return value
@@ -338,31 +337,23 @@ class RedisCache:
         ms = int(ttl * 1000)
         if ms <= 0:
             return False
-        if self._closed or not self._breaker.acquire(self._clock()):
-            self.skipped += 1
-            return False
         name = self.entry_name(key, namespace)
-        try:
-            data = await self._pack(value)
-            async with asyncio.timeout(self._deadline):
-                if tags:
-                    pipe = self._client.pipeline(transaction=False)
-                    pipe.set(name, data, px=ms)
-                    for tag in tags:
-                        index = self.tag_name(namespace, tag)
-                        pipe.sadd(index, key)
-                        pipe.pexpire(index, ms, nx=True)
-                        pipe.pexpire(index, ms, gt=True)
-                    await pipe.execute()
-                else:
-                    await self._client.set(name, data, px=ms)
-        except asyncio.CancelledError:
-            self._breaker.release()
-            raise
-        except Exception as exc:
-            self._failed(exc, "set", admitted=True)
+        data = await self._pack(value)  # before the deadline: Redis is not slow for our CPU
+
+        async def write() -> object:
+            if not tags:
+                return await self._client.set(name, data, px=ms)
+            pipe = self._client.pipeline(transaction=False)
+            pipe.set(name, data, px=ms)
+            for tag in tags:
+                index = self.tag_name(namespace, tag)
+                pipe.sadd(index, key)
+                pipe.pexpire(index, ms, nx=True)
+                pipe.pexpire(index, ms, gt=True)
+            return await pipe.execute()
+
+        if await self._guarded("set", write) is _FAILED:
             return False
-        self._succeeded()
         self.writes += 1
         return True
 
@@ -386,21 +377,24 @@ class RedisCache:
             pipe.pexpire(name, ms, gt=True)
             return await pipe.execute()
 
-        return ms > 0 and await self._guarded("add_vector", write) is not None
+        return ms > 0 and await self._guarded("add_vector", write) is not _FAILED
 
     async def vectors(self, namespace: str, partition: str) -> dict[str, bytes] | None:
         """Every shared vector record of a partition by entry key; None when Redis failed."""
         name = self.vectors_name(namespace, partition)
         found = await self._guarded("vectors", lambda: self._client.hgetall(name))
-        if found is None:
+        if found is _FAILED:
             return None
         return {k.decode(): v for k, v in cast(dict[bytes, bytes], found).items()}
 
-    async def _guarded(self, what: str, command: Callable[[], Awaitable[T]]) -> T | None:
-        """`command` under the deadline and the breaker; None (counted) when it failed."""
+    async def _guarded(
+        self, what: str, command: Callable[[], Awaitable[T]]
+    ) -> T | Literal[_Failed.FAILED]:
+        """`command` under the deadline and the breaker; `_FAILED` (counted) when it failed or
+        was not tried (closed store, open breaker)."""
         if self._closed or not self._breaker.acquire(self._clock()):
             self.skipped += 1
-            return None
+            return _FAILED
         try:
             async with asyncio.timeout(self._deadline):
                 result = await command()
@@ -409,7 +403,7 @@ class RedisCache:
             raise
         except Exception as exc:
             self._failed(exc, what, admitted=True)
-            return None
+            return _FAILED
         self._succeeded()
         return result
 
