@@ -9,6 +9,7 @@ import platform
 import subprocess
 import sys
 from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import aiohttp
@@ -177,61 +178,59 @@ def _share(row: dict[str, Any]) -> str:
     return f"{_pct(row['cache_hit_share'], 2)} {row['cache_expected']}"
 
 
+def _measured(
+    by_name: dict[str, dict[str, Any]], names: Iterable[str]
+) -> Iterator[tuple[str, dict[str, Any], float, str]]:
+    """The named cache scenarios that were measured: name, row, proxy CPU ms per request and,
+    when their answers were not (nearly) all of the expected kind, why the numbers are void."""
+    for name in names:
+        row = by_name.get(name, {})
+        if cpu := row.get("proxy_cpu_ms_per_request"):
+            void = "" if row["cache_hits_ok"] else "NOT VALID: too few (see PROBLEMS)"
+            yield name, row, cpu, void
+
+
 def _cache_verdicts(by_name: dict[str, dict[str, Any]]) -> list[str]:
-    """L1 hits against their CPU target; L2 and semantic hits (no target) for the record. A
-    scenario whose answers were not (nearly) all hits gets no verdict: it measured something
-    else."""
+    """L1 hits against their CPU target; a miss, L2 and semantic hits (no target) for the
+    record. A scenario whose answers were not (nearly) all of its kind gets no verdict: it
+    measured something else."""
     lines = []
-    for name in ("l1-hit-c16", "l1-hit-c1"):
-        row = by_name.get(name, {})
-        cpu = row.get("proxy_cpu_ms_per_request")
-        if cpu:
-            met = "met" if cpu <= TARGET_L1_HIT_CPU_MS else "MISSED"
-            if not row["cache_hits_ok"]:
-                met = "NOT VALID: too few hits (see PROBLEMS)"
-            lines.append(
-                f"- Target CPU ≤ {TARGET_L1_HIT_CPU_MS} ms per L1 hit: {name} {cpu:.3f} ms "
-                f"(≈ {1000 / cpu:,.0f} RPS/core), +p50 {_cell(row['p50_added_ms'], 2)} ms over "
-                f"a direct call to the fake upstream, {_share(row)} — {met}."
-            )
-    miss, off = by_name.get("l1-miss-c16", {}), by_name.get("nonstream-c16", {})
-    cpu = miss.get("proxy_cpu_ms_per_request")
-    if cpu:
-        valid = "" if miss["cache_hits_ok"] else " — NOT VALID: too few misses (see PROBLEMS)"
-        cost = ""
-        if base := off.get("proxy_cpu_ms_per_request"):
-            cost = f" against nonstream-c16 {base:.3f} ms with the cache off ({cpu - base:+.3f} ms)"
+    for name, row, cpu, void in _measured(by_name, ("l1-hit-c16", "l1-hit-c1")):
+        met = void or ("met" if cpu <= TARGET_L1_HIT_CPU_MS else "MISSED")
         lines.append(
-            f"- Cache on, every request a new question (no target): l1-miss-c16 {cpu:.3f} ms "
-            f"proxy CPU per request{cost}: the key, the capture and the store of each answer, "
-            f"{_share(miss)}{valid}."
+            f"- Target CPU ≤ {TARGET_L1_HIT_CPU_MS} ms per L1 hit: {name} {cpu:.3f} ms "
+            f"(≈ {1000 / cpu:,.0f} RPS/core), +p50 {_cell(row['p50_added_ms'], 2)} ms over "
+            f"a direct call to the fake upstream, {_share(row)} — {met}."
         )
-    for name in ("l2-hit-c16", "l2-hit-c1"):
-        row = by_name.get(name, {})
-        cpu = row.get("proxy_cpu_ms_per_request")
-        if cpu:
-            valid = "" if row["cache_hits_ok"] else " — NOT VALID: too few hits (see PROBLEMS)"
-            lines.append(
-                f"- L2 hit (Redis; no target): {name} {cpu:.3f} ms proxy CPU per request, "
-                f"+p50 {_cell(row['p50_added_ms'], 2)} ms, {_share(row)}{valid}."
-            )
-    for name, how in (
-        ("semantic-hit-c16", "each text embedded"),
-        ("semantic-hit-c1", "each text embedded"),
-        ("semantic-repeat-c16", "embeddings-cache hits"),
-        ("semantic-repeat-c1", "embeddings-cache hits"),
-    ):
-        row = by_name.get(name, {})
-        cpu = row.get("proxy_cpu_ms_per_request")
-        if cpu:
-            valid = "" if row["cache_hits_ok"] else " — NOT VALID: too few hits (see PROBLEMS)"
-            lines.append(
-                f"- Semantic hit ({how}; no target): {name} {cpu:.3f} ms proxy CPU per request "
-                f"(≈ {1000 / cpu:,.0f} RPS/core), {_cell(row['rps_proxy'], 0)} RPS, +p50 "
-                f"{_cell(row['p50_added_ms'], 2)} ms, +p99 {_cell(row['p99_added_ms'], 2)} ms, "
-                f"{_share(row)}{valid}."
-            )
+    off = by_name.get("nonstream-c16", {}).get("proxy_cpu_ms_per_request")
+    for name, row, cpu, void in _measured(by_name, ("l1-miss-c16",)):
+        cost = ""
+        if off:
+            cost = f" against nonstream-c16 {off:.3f} ms with the cache off ({cpu - off:+.3f} ms)"
+        lines.append(
+            f"- Cache on, every request a new question (no target): {name} {cpu:.3f} ms "
+            f"proxy CPU per request{cost}: the key, the capture and the store of each answer, "
+            f"{_share(row)}{_suffix(void)}."
+        )
+    for name, row, cpu, void in _measured(by_name, ("l2-hit-c16", "l2-hit-c1")):
+        lines.append(
+            f"- L2 hit (Redis; no target): {name} {cpu:.3f} ms proxy CPU per request, "
+            f"+p50 {_cell(row['p50_added_ms'], 2)} ms, {_share(row)}{_suffix(void)}."
+        )
+    semantic = ("semantic-hit-c16", "semantic-hit-c1", "semantic-repeat-c16", "semantic-repeat-c1")
+    for name, row, cpu, void in _measured(by_name, semantic):
+        how = "each text embedded" if "-hit-" in name else "embeddings-cache hits"
+        lines.append(
+            f"- Semantic hit ({how}; no target): {name} {cpu:.3f} ms proxy CPU per request "
+            f"(≈ {1000 / cpu:,.0f} RPS/core), {_cell(row['rps_proxy'], 0)} RPS, +p50 "
+            f"{_cell(row['p50_added_ms'], 2)} ms, +p99 {_cell(row['p99_added_ms'], 2)} ms, "
+            f"{_share(row)}{_suffix(void)}."
+        )
     return lines
+
+
+def _suffix(void: str) -> str:
+    return f" — {void}" if void else ""
 
 
 def _machine_noise(rows: list[dict[str, Any]]) -> list[str]:
