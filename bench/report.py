@@ -8,8 +8,8 @@ import os
 import platform
 import subprocess
 import sys
-from pathlib import Path
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
