@@ -164,7 +164,6 @@ class LookupCache:
         "_config",
         "_flights",
         "cache",
-        "coalesced",
         "outcomes",
         "semantic",
     )
@@ -181,7 +180,6 @@ class LookupCache:
         self._background = background
         self.semantic = semantic
         self._flights: dict[str, Flight] = {}
-        self.coalesced = 0
         self.outcomes = dict.fromkeys(OUTCOMES, 0)  # for metrics: what the cache did
 
     def spawn(self, name: str, work: Coroutine[Any, Any, None]) -> bool:
@@ -281,7 +279,6 @@ class LookupCache:
             reply = await self._wait(key, flight, shape)
             if reply is not None:
                 exchange.cache_status = "coalesced"
-                self.coalesced += 1
                 return reply
         return None
 

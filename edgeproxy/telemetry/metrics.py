@@ -84,7 +84,7 @@ class ProxyCollector(Collector):
         yield CounterMetricFamily(
             "edgeproxy_cache_coalesced",
             "Requests answered by waiting on an identical request in flight.",
-            value=stage.coalesced,
+            value=stage.outcomes["coalesced"],
         )
         memory = stage.cache.memory
         lookups = _counter(
