@@ -76,6 +76,8 @@ def free_port() -> int:
 
 
 def _wait(condition: Callable[[], bool], within: float, what: str) -> None:
+    """Poll `condition` until it holds (a process starting or stopping has no event to wait
+    on), bounded by `within` seconds."""
     deadline = time.monotonic() + within
     while not condition():
         if time.monotonic() > deadline:
@@ -176,15 +178,17 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + _START_WITHIN
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                return False
-            if _probe(HOST, self.port, timeout=0.2) is None:
-                return True
-            time.sleep(0.01)
-        self._signal_and_reap(signal.SIGKILL)
-        raise TimeoutError(f"redis-server on port {self.port} not answering after {_START_WITHIN}s")
+        process = self.process
+
+        def up_or_dead() -> bool:
+            return process.poll() is not None or _probe(HOST, self.port, timeout=0.2) is None
+
+        try:
+            _wait(up_or_dead, _START_WITHIN, f"redis-server on port {self.port} to answer")
+        except TimeoutError:
+            self._signal_and_reap(signal.SIGKILL)
+            raise
+        return process.poll() is None
 
     def _signal_and_reap(self, signum: int) -> None:
         process = self.process
@@ -214,10 +218,9 @@ def start_redis(directory: Path) -> RedisServer:
 class Cluster:
     """Masters of one Redis Cluster; `nodes` in the "host:port" form of `cluster_nodes`."""
 
-    def __init__(self, servers: list[RedisServer], directory: Path, started_in: float) -> None:
+    def __init__(self, servers: list[RedisServer], directory: Path) -> None:
         self.servers = servers
         self.directory = directory
-        self.started_in = started_in
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -243,10 +246,9 @@ def _cluster_ok(server: RedisServer, masters: int) -> bool:
 
 def start_cluster(directory: Path, masters: int = 3) -> Cluster:
     """Start `masters` nodes, give each an equal share of the slots, join them, wait for ok."""
-    began = time.monotonic()
     directory.mkdir(parents=True, exist_ok=True)
     servers = [RedisServer(directory / f"node{i}", cluster=True) for i in range(masters)]
-    cluster = Cluster(servers, directory, 0.0)
+    cluster = Cluster(servers, directory)
     try:
         for server in servers:
             server.start()
@@ -264,5 +266,4 @@ def start_cluster(directory: Path, masters: int = 3) -> Cluster:
     except BaseException:
         cluster.stop()
         raise
-    cluster.started_in = time.monotonic() - began
     return cluster
