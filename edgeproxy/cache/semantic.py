@@ -54,6 +54,7 @@ class SemanticCache:
 
     __slots__ = (
         "_embedder",
+        "_embedder_down",
         "_guard",
         "_index",
         "_loaded",
@@ -67,6 +68,7 @@ class SemanticCache:
         self._settings = settings
         self._remote = remote
         self._loaded: dict[str, float] = {}  # partition -> when its shared vectors were read
+        self._embedder_down = False  # logged once per outage, not once per request
         model: LocalMiniLM | DeploymentEmbedder
         if settings.embedder == "local":
             model = LocalMiniLM()
@@ -126,14 +128,12 @@ class SemanticCache:
     async def _find(self, asked: Question, namespace: str) -> str | None:
         try:
             async with asyncio.timeout(self._settings.budget):
-                (vector,) = await self._embedder.embed([asked.text])
+                vector = await self._embed(asked.text, "lookup")
                 await self._load_shared(asked.partition, namespace)
         except TimeoutError:
             self.counts["over_budget"] += 1
             return None
-        except (ProxyError, ValueError, KeyError, TypeError) as exc:  # the embedder failed
-            self.counts["embed_failed"] += 1
-            log.warning("semantic lookup skipped: the embedder failed: %r", exc)
+        if vector is None:
             return None
         matches = self._index.matches(
             asked.partition, vector, self._settings.threshold, _CANDIDATES
@@ -146,16 +146,31 @@ class SemanticCache:
             log.debug("semantic match refused: %s (score %.3f)", refusal, match.score)
         return None
 
+    async def _embed(self, text: str, what: str) -> Vector | None:
+        """The text's vector, or None (counted) when the embedder failed: the semantic layer
+        is skipped. An outage is logged when it starts and ends, not on every request."""
+        try:
+            (vector,) = await self._embedder.embed([text])
+        except (ProxyError, ValueError, KeyError, TypeError) as exc:
+            self.counts["embed_failed"] += 1
+            if not self._embedder_down:
+                self._embedder_down = True
+                log.warning("semantic %s skipped: the embedder failed: %r", what, exc)
+            else:
+                log.debug("semantic %s skipped: the embedder failed: %r", what, exc)
+            return None
+        if self._embedder_down:
+            self._embedder_down = False
+            log.info("the semantic layer's embedder answers again")
+        return vector
+
     def forget(self, entry_key: str) -> None:
         self._index.remove(entry_key)
 
     async def remember(self, asked: Question, entry_key: str, namespace: str, ttl: float) -> None:
         """Index the question of a stored answer, and share it (from the background)."""
-        try:
-            (vector,) = await self._embedder.embed([asked.text])
-        except (ProxyError, ValueError, KeyError, TypeError) as exc:
-            self.counts["embed_failed"] += 1
-            log.warning("semantic indexing skipped: the embedder failed: %r", exc)
+        vector = await self._embed(asked.text, "indexing")
+        if vector is None:
             return
         self._index.add(asked.partition, entry_key, vector, asked.text)
         if self._remote is not None:

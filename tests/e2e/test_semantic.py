@@ -136,7 +136,9 @@ async def test_an_embeddings_model_group_can_be_the_embedder(
     assert embedded[0] == {"model": "text-embedding-3-small", "input": [QUESTION]}
 
 
-async def test_a_failing_embedder_only_skips_the_semantic_layer(make_stack: StackFactory) -> None:
+async def test_a_failing_embedder_only_skips_the_semantic_layer(
+    make_stack: StackFactory, caplog: pytest.LogCaptureFixture
+) -> None:
     semantic = {"mode": "serve", "budget": "5s", "embedder": "no-such-group", "dims": 8}
     stack = await make_stack(
         cache={"enabled": True, "semantic": semantic},
@@ -146,3 +148,7 @@ async def test_a_failing_embedder_only_skips_the_semantic_layer(make_stack: Stac
     assert await ask(stack, QUESTION) == "miss"
     assert await ask(stack, PARAPHRASE) == "miss"
     assert counts(stack)["embed_failed"] >= 2
+    warned = [r for r in caplog.records if "the embedder failed" in r.getMessage()]
+    assert [r.levelname for r in warned if r.levelname == "WARNING"] == ["WARNING"], (
+        "an outage is logged once, not on every request"
+    )
