@@ -239,4 +239,6 @@ async def test_a_leader_whose_client_leaves_with_no_follower_releases_the_provid
         leader.close()
     await stack.fake.wait_for_disconnects(1)
     await background_done(stack)
-    assert stack.proxy.state.background.pending == 0
+    async with aiohttp.ClientSession() as session:
+        _, cache, _ = await ask(session, stack, STREAM)
+    assert cache == "miss", "a stream cut short is not stored"
