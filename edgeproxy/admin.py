@@ -37,10 +37,13 @@ _PURGE_NEEDS_TOKEN = {
 }
 
 
-def _cache_routes(app: web.Application, cache: TieredCache, token: Secret | None) -> None:
+def _cache_routes(
+    app: web.Application, cache: TieredCache, token: Secret | None, own_namespace: str
+) -> None:
     """`GET /admin/cache` (counters) and the purges: `DELETE /admin/cache/entries/{key}`,
-    `/admin/cache/tags/{tag}` (both `?namespace=`, default "default") and
-    `/admin/cache/namespaces/{namespace}`. A purge reaches every sidecar's L1 through Redis."""
+    `/admin/cache/tags/{tag}` (both `?namespace=`, by default this sidecar's `cache.namespace`)
+    and `/admin/cache/namespaces/{namespace}`. A purge reaches every sidecar's L1 through
+    Redis."""
 
     def denied(request: web.Request, purge: bool) -> web.Response | None:
         if purge and token is None:
@@ -69,7 +72,7 @@ def _cache_routes(app: web.Application, cache: TieredCache, token: Secret | None
         return handle
 
     def namespace(request: web.Request) -> str:
-        return request.query.get("namespace") or "default"
+        return request.query.get("namespace") or own_namespace
 
     app.router.add_get("/admin/cache", stats)
     app.router.add_delete(
@@ -90,8 +93,10 @@ def build_admin_app(
     is_ready: Callable[[], bool],
     routing_status: Callable[[], dict[str, Any]],
     token: Secret | None,
+    *,
     cache: TieredCache | None = None,
     metrics: Callable[[], bytes] | None = None,
+    cache_namespace: str = "default",
 ) -> web.Application:
     """`/healthz` answers while the process runs; `/readyz` once pools are open, until draining;
     `/admin/routing` lists groups and deployments with breaker state, latency, success rate,
@@ -121,5 +126,5 @@ def build_admin_app(
 
         app.router.add_get("/metrics", scrape)
     if cache is not None:
-        _cache_routes(app, cache, token)
+        _cache_routes(app, cache, token, cache_namespace)
     return app

@@ -163,8 +163,9 @@ class ProxyServer:
                 lambda: self.state.ready,
                 self.state.routing_status,
                 config.admin.token,
-                self.state.cache.cache if self.state.cache is not None else None,
-                lambda: exposition(self.state),
+                cache=self.state.cache.cache if self.state.cache is not None else None,
+                metrics=lambda: exposition(self.state),
+                cache_namespace=config.cache.namespace,
             ),
             access_log=None,
             keepalive_timeout=10.0,  # reachable from the pod network: keep slow clients short

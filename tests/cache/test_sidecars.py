@@ -126,6 +126,21 @@ async def test_a_purge_on_one_sidecar_reaches_the_other_sidecars_memory(
     assert again["x-edgeproxy-cache"] == "miss"
 
 
+async def test_a_purge_by_key_or_tag_defaults_to_the_sidecars_own_namespace(
+    make_stack: StackFactory,
+) -> None:
+    stack = await make_stack(cache={"enabled": True, "namespace": "team-a"}, admin={"token": TOKEN})
+    _, headers = await post(stack, headers={"x-edgeproxy-cache-tags": "faq"})
+    await background_done(stack)
+    key = headers["x-edgeproxy-cache-key"]
+    status, body = await admin(stack, "DELETE", f"/admin/cache/entries/{key}")
+    assert status == 200 and body["removed"]["l1"] == 1
+    await post(stack, headers={"x-edgeproxy-cache-tags": "faq"})
+    await background_done(stack)
+    status, body = await admin(stack, "DELETE", "/admin/cache/tags/faq")
+    assert status == 200 and body["removed"]["l1"] == 1
+
+
 async def test_purges_need_the_admin_token(
     make_stack: StackFactory, redis_url: str, redis_prefix: str
 ) -> None:
