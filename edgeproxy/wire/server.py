@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from typing import cast
 
 from edgeproxy.wire.limits import Limits
-from edgeproxy.wire.request import Phase, Refusal, Request, RequestReader
+from edgeproxy.wire.request import BETWEEN, IN_BODY, IN_HEAD, Refusal, Request, RequestReader
 from edgeproxy.wire.response import ClientGone, Outlet, Response
 
 __all__ = ["ClientGone", "Handler", "HttpServer", "Reject", "Request", "Response", "default_reject"]
@@ -61,7 +61,7 @@ class HttpServer:
         self.limits = limits
         self.reject = reject or default_reject
         self.draining = False
-        self.tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._connections: set[Connection] = set()
         self._server: asyncio.Server | None = None
         self._quiet: asyncio.Future[None] | None = None
@@ -70,6 +70,11 @@ class HttpServer:
     def connections(self) -> int:
         """Open client connections."""
         return len(self._connections)
+
+    @property
+    def handlers_running(self) -> int:
+        """Handler tasks not yet returned (a handler may run on after its response ends)."""
+        return len(self._tasks)
 
     @property
     def queued_requests(self) -> int:
@@ -97,7 +102,7 @@ class HttpServer:
         for connection in list(self._connections):
             connection.wind_down()
         self._quiet = asyncio.get_running_loop().create_future()
-        self.check_quiet()
+        self._check_quiet()
         try:
             async with asyncio.timeout(grace):
                 await self._quiet
@@ -107,33 +112,33 @@ class HttpServer:
             )
         for connection in list(self._connections):
             connection.abort()
-        for task in self.tasks:
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
 
-    def opened(self, connection: Connection) -> None:
+    def _opened(self, connection: Connection) -> None:
         self._connections.add(connection)
 
-    def closed(self, connection: Connection) -> None:
+    def _closed(self, connection: Connection) -> None:
         self._connections.discard(connection)
-        self.check_quiet()
+        self._check_quiet()
 
-    def track(self, task: asyncio.Task[None]) -> None:
-        self.tasks.add(task)
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        self.tasks.discard(task)
-        self.check_quiet()
+        self._tasks.discard(task)
+        self._check_quiet()
 
-    def check_quiet(self) -> None:
+    def _check_quiet(self) -> None:
         if (
             self._quiet is not None
             and not self._quiet.done()
             and not self._connections
-            and not self.tasks
+            and not self._tasks
         ):
             self._quiet.set_result(None)
 
@@ -149,7 +154,6 @@ class Connection(asyncio.Protocol):
         "_idle_since",
         "_limits",
         "_linger_left",
-        "_lingering",
         "_loop",
         "_now",
         "_outlet",
@@ -178,7 +182,6 @@ class Connection(asyncio.Protocol):
         self._settled = True  # the active handler's response is over (or there is none)
         self._reading_paused = False
         self._closing = False  # no further request will be served
-        self._lingering = False  # our side is shut; reading on until the client closes
         self._continue_owed = False
         self._served = False
         self._now = self._loop.time()
@@ -195,7 +198,7 @@ class Connection(asyncio.Protocol):
         self._transport = transport = cast(asyncio.Transport, transport)
         self._outlet = Outlet(self._loop, transport)
         transport.set_write_buffer_limits(high=self._limits.write_buffer_high)
-        self._server.opened(self)
+        self._server._opened(self)
         if self._server.draining:
             self.abort()
             return
@@ -225,7 +228,7 @@ class Connection(asyncio.Protocol):
         self._outlet.lose()
         if self._active is not None and not self._settled:
             self._active.cancel()
-        self._server.closed(self)
+        self._server._closed(self)
 
     def pause_writing(self) -> None:
         self._outlet.pause()
@@ -247,7 +250,7 @@ class Connection(asyncio.Protocol):
         """The server is shutting down: close if idle; otherwise finish what is in flight and
         answer it with `connection: close`."""
         self._outlet.keep_alive = False
-        if self._active is None and not self._queue and self._reader.phase is Phase.IDLE:
+        if self._active is None and not self._queue and self._reader.phase == BETWEEN:
             self._stop()
             self._transport.close()
 
@@ -327,7 +330,7 @@ class Connection(asyncio.Protocol):
         )
         self._settled = False
         self._active = asyncio.create_task(self._serve(item, response), name="wire-handler")
-        self._server.track(self._active)
+        self._server._track(self._active)
 
     async def _serve(self, request: Request, response: Response) -> None:
         try:
@@ -339,13 +342,11 @@ class Connection(asyncio.Protocol):
             self._salvage(request, response)
         else:
             if not response.finished:
-                log.error(
-                    "handler returned without finishing its response: %s %s",
-                    request.method,
-                    request.path,
-                )
+                log.error("handler returned unfinished: %s %s", request.method, request.path)
                 self._salvage(request, response)
         finally:
+            if not response.finished and not response.gone:
+                response.abort()  # cancelled mid-response, with the client still there
             self._exchange_over()
 
     def _salvage(self, request: Request, response: Response) -> None:
@@ -355,9 +356,8 @@ class Connection(asyncio.Protocol):
             return
         if response.started:
             response.abort()
-            return
-        headers, body = self._render_error(500, "internal server error", request)
-        response.send(500, headers, body)
+        else:
+            self._send_error(response, 500, "internal server error", request)
 
     def _response_done(self, keep_alive: bool) -> None:
         self._settled = True
@@ -369,7 +369,7 @@ class Connection(asyncio.Protocol):
         self._settled = True
         if self._closing:
             return
-        if self._server.draining and not self._queue:
+        if self._server.draining and not self._queue and self._reader.phase == BETWEEN:
             self._close_after_response()
             return
         self._idle_since = self._loop.time()
@@ -397,17 +397,19 @@ class Connection(asyncio.Protocol):
         version = request.version if request is not None else "1.1"
         head_only = request is not None and request.method == "HEAD"
         response = Response(self._outlet, version, head_only, False, self._response_done)
-        headers, body = self._render_error(refusal.status, refusal.message, request)
-        response.send(refusal.status, headers, body)
+        self._send_error(response, refusal.status, refusal.message, request)
 
-    def _render_error(
-        self, status: int, message: str, request: Request | None
-    ) -> tuple[list[tuple[str, str]], bytes]:
+    def _send_error(
+        self, response: Response, status: int, message: str, request: Request | None
+    ) -> None:
+        """An error rendered by the server's `reject`, or by `default_reject` if that fails."""
         try:
-            return self._server.reject(status, message, request)
+            headers, body = self._server.reject(status, message, request)
+            response.send(status, headers, body)
         except Exception:
             log.exception("reject failed to render a %d", status)
-            return default_reject(status, message, request)
+            headers, body = default_reject(status, message, request)
+            response.send(status, headers, body)
 
     # closing
 
@@ -432,7 +434,6 @@ class Connection(asyncio.Protocol):
             transport.close()
             return
         transport.write_eof()
-        self._lingering = True
         if self._reading_paused:
             self._reading_paused = False
             transport.resume_reading()
@@ -451,29 +452,43 @@ class Connection(asyncio.Protocol):
 
     # the client's clock
 
-    def _arm_timer(self) -> None:
-        """One timer for whichever wait is the client's: the rest of a head, the rest of a
-        body, or the next request. None runs while a response is the server's to give."""
-        if self._closing:
-            return
-        if self._active is not None or self._queue:
-            self._cancel_timer()
-            return
+    def _client_deadline(self) -> float | None:
+        """When the client's current wait ends: the rest of a head, the rest of a body, or the
+        next request. None while a response is the server's to give."""
+        if self._active is not None or self._queue or self._closing:
+            return None
         phase = self._reader.phase
-        if phase is Phase.HEAD:
-            deadline = self._reader.began_at + self._limits.header_timeout
-        elif phase is Phase.BODY:
-            deadline = self._body_since + self._limits.body_timeout
-        elif self._served:
-            deadline = self._idle_since + self._limits.keepalive_timeout
-        else:
-            deadline = self._idle_since + self._limits.header_timeout
+        if phase == IN_HEAD:
+            return self._reader.began_at + self._limits.header_timeout
+        if phase == IN_BODY:
+            return self._body_since + self._limits.body_timeout
+        if self._served:
+            return self._idle_since + self._limits.keepalive_timeout
+        return self._idle_since + self._limits.header_timeout
+
+    def _arm_timer(self) -> None:
+        """One timer serves every wait. It is never moved later: when it fires it looks at
+        the wait then current, and sleeps again if that ends later. So a busy keep-alive
+        connection touches its timer about once per keep-alive timeout, not per request."""
+        deadline = self._client_deadline()
+        if deadline is None:
+            return
         if self._timer is not None:
-            if deadline == self._timer_at:
+            if self._timer_at <= deadline:
                 return
             self._timer.cancel()
         self._timer_at = deadline
-        self._timer = self._loop.call_at(deadline, self._timed_out)
+        self._timer = self._loop.call_at(deadline, self._timer_fired)
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        deadline = self._client_deadline()
+        if deadline is None:
+            return
+        if deadline > self._loop.time():
+            self._arm_timer()
+        else:
+            self._timed_out()
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -483,11 +498,11 @@ class Connection(asyncio.Protocol):
     def _timed_out(self) -> None:
         self._timer = None
         phase = self._reader.phase
-        if phase is Phase.IDLE:
+        if phase == BETWEEN:
             self._close_after_response()
             return
         request = self._reader.abandon()
-        if phase is Phase.HEAD:
+        if phase == IN_HEAD:
             self._enqueue(Refusal(408, "timed out reading the request head"))
         else:
             self._enqueue(Refusal(408, "timed out reading the request body", request))

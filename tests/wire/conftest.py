@@ -40,7 +40,7 @@ async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 
 async def settle(server: HttpServer) -> None:
     """Wait until the server holds no connection and no handler task."""
     await wait_until(
-        lambda: server.connections == 0 and not server.tasks,
+        lambda: server.connections == 0 and server.handlers_running == 0,
         "the server to let go of every connection and task",
     )
 

@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from edgeproxy.wire.limits import Limits
-from edgeproxy.wire.server import ClientGone, Request, Response
+from edgeproxy.wire.server import ClientGone, Reject, Request, Response
 from tests.wire.conftest import Serve, answer_ok, settle, wait_until
 from tests.wire.raw_client import complete_responses
 
@@ -338,12 +338,32 @@ async def test_a_handler_that_returns_mid_stream_drops_the_connection(serve: Ser
     assert await complete_responses(await client.rest()) == [], "a cut stream looked complete"
 
 
-async def test_a_failing_reject_falls_back_to_the_default_answer(serve: Serve) -> None:
-    def reject(
-        status: int, message: str, request: Request | None
-    ) -> tuple[list[tuple[str, str]], bytes]:
-        raise Boom
+async def test_a_handler_cancelled_mid_response_drops_the_connection(serve: Serve) -> None:
+    async def handler(request: Request, response: Response) -> None:
+        response.start(200, [])
+        response.write(b"partial")
+        raise asyncio.CancelledError  # what an escaping cancellation looks like
 
+    client = await (await serve(handler)).connect()
+    await client.send(get(1))
+    assert await complete_responses(await client.rest()) == [], "a cut stream looked complete"
+
+
+Rendered = tuple[list[tuple[str, str]], bytes]
+
+
+def raising_reject(status: int, message: str, request: Request | None) -> Rendered:
+    raise Boom
+
+
+def header_splitting_reject(status: int, message: str, request: Request | None) -> Rendered:
+    return [("x-bad", "a\r\nset-cookie: b")], b"body"
+
+
+@pytest.mark.parametrize("reject", [raising_reject, header_splitting_reject])
+async def test_a_failing_reject_falls_back_to_the_default_answer(
+    serve: Serve, reject: Reject
+) -> None:
     client = await (await serve(reject=reject)).connect()
     response = await client.exchange(b"GET / HTTP/1.1\r\n\r\n")
     assert response.status == 400
@@ -380,6 +400,21 @@ async def test_shutdown_lets_a_request_in_flight_finish_with_connection_close(se
     await stopping
 
 
+async def test_shutdown_lets_a_request_being_read_finish_with_connection_close(
+    serve: Serve,
+) -> None:
+    served = await serve()
+    client = await served.connect()
+    await client.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nab")
+    stopping = asyncio.create_task(served.server.shutdown(grace=10))
+    await wait_until(lambda: served.server.draining, "the shutdown to begin")
+    response = await client.exchange(b"cd")
+    assert (response.status, response.body) == (200, b"POST / 4")
+    assert response.headers["connection"] == "close"
+    assert await client.closed_silently()
+    await stopping
+
+
 async def test_shutdown_cancels_handlers_still_running_after_the_grace(serve: Serve) -> None:
     gate = Gate()
     served = await serve(gate)
@@ -389,5 +424,5 @@ async def test_shutdown_cancels_handlers_still_running_after_the_grace(serve: Se
     await served.server.shutdown(grace=0.01)
     assert gate.cancelled == ["/1"]
     assert served.server.connections == 0
-    assert not served.server.tasks
+    assert served.server.handlers_running == 0
     assert await client.closed_silently()

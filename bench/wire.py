@@ -1,0 +1,209 @@
+"""`python -m bench.wire`: what the wire server costs per request, next to aiohttp's server, and
+next to minimal servers on the two llhttp parsers it could be built on.
+
+Each server runs alone, pinned to CPU 0 (`taskset -c 0`). A raw-socket client pinned to CPU 1
+sends small keep-alive POSTs one after another (a closed loop, one connection) and reads the
+server's CPU time from /proc around the measured part, after a warm-up. Servers are measured
+in turn, `--runs` times interleaved, and the medians are reported: requests/s and server CPU
+µs per request. Every handler answers the same 200 JSON body; the echo servers answer with
+the request's body.
+
+  wire                 edgeproxy.wire.server.HttpServer
+  aiohttp              aiohttp.web (the handler reads the body, as a proxy must)
+  httptools-echo       a bare asyncio.Protocol on httptools: the parser alone
+  aiohttp-parser-echo  the same on aiohttp's C HttpRequestParser
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httptools
+import uvloop
+from aiohttp import web
+from aiohttp.base_protocol import BaseProtocol
+from aiohttp.http_parser import HttpRequestParser
+
+from bench.procs import CLOCK_TICKS, free_port
+from edgeproxy.wire.limits import Limits
+from edgeproxy.wire.server import HttpServer, Request, Response
+
+SERVERS = ("wire", "aiohttp", "httptools-echo", "aiohttp-parser-echo")
+ANSWER = b'{"id":"x","object":"chat.completion","choices":[]}'
+_BODY = json.dumps(
+    {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 16}
+).encode()
+REQUEST = (
+    b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: OpenAI/Python 1.50.0\r\n"
+    b"Accept: application/json\r\nContent-Type: application/json\r\n"
+    b"Authorization: Bearer sk-0123456789abcdef\r\nX-Stainless-Lang: python\r\n"
+    b"X-Stainless-Package-Version: 1.50.0\r\nX-Stainless-Os: Linux\r\n"
+    b"Accept-Encoding: gzip, deflate\r\nContent-Length: %d\r\n\r\n%s" % (len(_BODY), _BODY)
+)
+
+
+# servers
+
+
+async def _answer(request: Request, response: Response) -> None:
+    response.send(200, [("content-type", "application/json")], ANSWER)
+
+
+async def _aiohttp_answer(request: web.Request) -> web.Response:
+    await request.read()
+    return web.Response(body=ANSWER, content_type="application/json")
+
+
+class _HttptoolsEcho(asyncio.Protocol):
+    def __init__(self) -> None:
+        self._parser = httptools.HttpRequestParser(self)
+        self._headers: dict[str, str] = {}
+        self._body: list[bytes] = []
+
+    def connection_made(self, transport: Any) -> None:
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._parser.feed_data(data)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        body = b"".join(self._body)
+        self._body, self._headers = [], {}
+        self._transport.write(
+            b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+        )
+
+
+class _AiohttpParserEcho(BaseProtocol):
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self._parser = HttpRequestParser(self, loop, 2**16, auto_decompress=False)
+
+    def data_received(self, data: bytes) -> None:
+        messages, _, _ = self._parser.feed_data(data)
+        for _, payload in messages:
+            body = payload.read_nowait()
+            answer = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+            self.transport.write(answer)  # type: ignore[union-attr]
+
+
+async def _serve(kind: str, port: int) -> None:
+    loop = asyncio.get_running_loop()
+    if kind == "wire":
+        await HttpServer(_answer, Limits()).start("127.0.0.1", port)
+    elif kind == "aiohttp":
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", _aiohttp_answer)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+    elif kind == "httptools-echo":
+        await loop.create_server(_HttptoolsEcho, "127.0.0.1", port)
+    else:
+        await loop.create_server(lambda: _AiohttpParserEcho(loop), "127.0.0.1", port)
+    await asyncio.Event().wait()
+
+
+# the client
+
+
+def _server_cpu(pid: int) -> float:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _exchange(sock: socket.socket, pending: bytearray) -> None:
+    sock.sendall(REQUEST)
+    while (end := pending.find(b"\r\n\r\n")) < 0:
+        pending += sock.recv(65536)
+    head = bytes(pending[:end]).lower()
+    length = int(head.split(b"content-length: ", 1)[1].split(b"\r\n", 1)[0])
+    while len(pending) < end + 4 + length:
+        pending += sock.recv(65536)
+    del pending[: end + 4 + length]
+
+
+def _client(port: int, requests: int, server_pid: int) -> dict[str, float]:
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        pending = bytearray()
+        for _ in range(min(2000, requests)):
+            _exchange(sock, pending)
+        cpu, started = _server_cpu(server_pid), time.perf_counter()
+        for _ in range(requests):
+            _exchange(sock, pending)
+        elapsed, cpu = time.perf_counter() - started, _server_cpu(server_pid) - cpu
+    return {"rps": requests / elapsed, "cpu_us": cpu / requests * 1e6}
+
+
+# the driver
+
+
+def _measure(kind: str, requests: int) -> dict[str, float]:
+    port = free_port()
+    here = [sys.executable, "-m", "bench.wire"]
+    server = subprocess.Popen(["taskset", "-c", "0", *here, "--serve", kind, "--port", str(port)])
+    try:
+        for _ in range(500):
+            try:
+                socket.create_connection(("127.0.0.1", port)).close()
+                break
+            except OSError:
+                time.sleep(0.01)
+        argv = ["taskset", "-c", "1", *here, "--client", "--port", str(port)]
+        argv += ["--requests", str(requests), "--pid", str(server.pid)]
+        out = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=600)
+        result: dict[str, float] = json.loads(out.stdout)
+        return result
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.wire", description=__doc__)
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--servers", nargs="+", choices=SERVERS, default=list(SERVERS))
+    parser.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
+    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--pid", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        uvloop.run(_serve(args.serve, args.port))
+    elif args.client:
+        print(json.dumps(_client(args.port, args.requests, args.pid)))
+    else:
+        runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in args.servers}
+        for _ in range(args.runs):
+            for kind in args.servers:
+                runs[kind].append(_measure(kind, args.requests))
+        print(
+            f"{args.requests} keep-alive POSTs of {len(REQUEST)} bytes, medians of {args.runs} runs"
+        )
+        print(f"{'server':<22}{'requests/s':>12}{'CPU µs/request':>16}")
+        for kind, results in runs.items():
+            rps = statistics.median(r["rps"] for r in results)
+            cpu = statistics.median(r["cpu_us"] for r in results)
+            print(f"{kind:<22}{rps:>12.0f}{cpu:>16.1f}")
+
+
+if __name__ == "__main__":
+    main()
