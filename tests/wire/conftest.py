@@ -1,4 +1,5 @@
-"""Wire tests run on uvloop, as the server does in production. Every test starts servers
+"""Wire tests run twice: on uvloop, as the server does in production, and on asyncio's own
+loop, whose transports differ in when they read, write and report. Every test starts servers
 through `serve`, and leaves no client connection, handler task or loop error behind."""
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from tests.wire.raw_client import RawClient
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
-    return {"uvloop": uvloop.new_event_loop}
+    """Every wire test on both loops (pytest-asyncio's hook, local to this directory)."""
+    return {"uvloop": uvloop.new_event_loop, "asyncio": asyncio.new_event_loop}
 
 
 async def answer_ok(request: Request, response: Response) -> None:

@@ -405,10 +405,13 @@ async def test_shutdown_lets_a_request_being_read_finish_with_connection_close(
 ) -> None:
     served = await serve()
     client = await served.connect()
-    await client.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nab")
+    await client.send(
+        b"POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n"
+    )
+    assert (await client.response()).status == 100, "the server has read the head"
     stopping = asyncio.create_task(served.server.shutdown(grace=10))
     await wait_until(lambda: served.server.draining, "the shutdown to begin")
-    response = await client.exchange(b"cd")
+    response = await client.exchange(b"abcd")
     assert (response.status, response.body) == (200, b"POST / 4")
     assert response.headers["connection"] == "close"
     assert await client.closed_silently()
