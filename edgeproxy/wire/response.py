@@ -97,8 +97,10 @@ class Outlet:
     async def drain(self) -> None:
         self.flush()
         while self.paused and not self.gone:
-            self._waiter = self._loop.create_future()
-            await self._waiter
+            if self._waiter is None:
+                self._waiter = self._loop.create_future()
+            # Shielded: one waiter cancelled must not cancel the future others wait on too.
+            await asyncio.shield(self._waiter)
         if self.gone:
             raise ClientGone
 
@@ -192,7 +194,8 @@ class Response:
         self._outlet.write(head)
 
     def write(self, data: bytes) -> None:
-        """Body bytes of a started response, sent with the other writes of this loop turn."""
+        """Body bytes of a started response, sent with the other writes of this loop turn.
+        Await `drain()` between writes: that is what holds a stream to the client's pace."""
         if not self.started or self.finished:
             raise RuntimeError("write() needs a started, unfinished response")
         if self._outlet.gone:

@@ -271,3 +271,27 @@ async def test_the_date_header_is_formatted_at_most_once_a_second(
     assert formatted == [1_700_000_000, 1_700_000_001]
     assert lines[0] == b"date: Tue, 14 Nov 2023 22:13:20 GMT\r\n"
     assert len(set(lines)) == 2
+
+
+async def test_a_drain_cancelled_while_waiting_leaves_other_drains_waiting(serve: Serve) -> None:
+    outcome: list[str] = []
+
+    async def handler(request: Request, response: Response) -> None:
+        response.start(200, [])
+        response.write(b"x" * (16 * 1024 * 1024))  # more than the kernel buffers between us hold
+        first = asyncio.create_task(response.drain())
+        second = asyncio.create_task(response.drain())
+        await asyncio.sleep(0)
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+        outcome.append("first cancelled" if first.cancelled() else "first returned")
+        await second
+        outcome.append("second returned")
+        response.end()
+
+    client = await (await serve(handler, Limits(write_buffer_high=64 * 1024))).connect(4096)
+    await client.send(GET)
+    await wait_until(lambda: outcome != [], "the first drain to be cancelled")
+    assert outcome == ["first cancelled"]
+    assert len((await client.response()).body) == 16 * 1024 * 1024
+    assert outcome == ["first cancelled", "second returned"]
