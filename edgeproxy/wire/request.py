@@ -251,12 +251,15 @@ class RequestReader:
             self._refuse(431, "too many header fields")
         headers: dict[str, str] = {}
         size += len(fields) * _HEADER_LINE_FRAME
+        known_name = _FIELD_NAMES.get
         for name, value in fields:
             size += len(name) + len(value)
-            key = _FIELD_NAMES.get(name) or _field_name(name)
+            key = known_name(name) or _field_name(name)
             text = value.decode("latin-1").rstrip(" \t")  # llhttp strips only leading space
-            known = headers.get(key)
-            headers[key] = text if known is None else f"{known}, {text}"
+            if key in headers:
+                headers[key] = f"{headers[key]}, {text}"
+            else:
+                headers[key] = text
         if size > self._limits.max_header_bytes:
             self._refuse(431, "header fields too large")
         return headers

@@ -329,7 +329,10 @@ class Connection(asyncio.Protocol):
             self._outlet, item.version, item.method == "HEAD", item.keep_alive, self._response_done
         )
         self._settled = False
-        self._active = asyncio.create_task(self._serve(item, response), name="wire-handler")
+        # The connection owns its handler's task (not edgeproxy.background): the client leaving
+        # must cancel it at once. loop.create_task, as asyncio.create_task asks the OS for the
+        # process id on every call on Python 3.11.
+        self._active = self._loop.create_task(self._serve(item, response), name="wire-handler")
         self._server._track(self._active)
 
     async def _serve(self, request: Request, response: Response) -> None:
