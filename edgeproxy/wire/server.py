@@ -1,6 +1,6 @@
 """An HTTP/1.1 server on asyncio protocols (uvloop): parse, queue, hand to a handler, frame.
 
-A `Connection` is one client: it feeds bytes to a `RequestReader`, queues the parsed requests
+A `ClientConnection` is one client: it feeds bytes to a `RequestReader`, queues the parsed requests
 (pipelining: answered strictly in order, one handler at a time, the queue bounded by pausing
 the transport's reading), runs each handler in a task it owns, and keeps one timer for
 whichever wait is the client's (head, body or idle). A client that goes away cancels the
@@ -62,7 +62,7 @@ class HttpServer:
         self.reject = reject or default_reject
         self.draining = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._connections: set[Connection] = set()
+        self._connections: set[ClientConnection] = set()
         self._server: asyncio.Server | None = None
         self._quiet: asyncio.Future[None] | None = None
 
@@ -89,7 +89,7 @@ class HttpServer:
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen on host:port (port 0 picks a free one); returns the bound address."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: Connection(self), host, port)
+        self._server = await loop.create_server(lambda: ClientConnection(self), host, port)
         bound: tuple[str, int] = self._server.sockets[0].getsockname()[:2]
         return bound
 
@@ -118,10 +118,10 @@ class HttpServer:
         if self._server is not None:
             await self._server.wait_closed()
 
-    def _opened(self, connection: Connection) -> None:
+    def _opened(self, connection: ClientConnection) -> None:
         self._connections.add(connection)
 
-    def _closed(self, connection: Connection) -> None:
+    def _closed(self, connection: ClientConnection) -> None:
         self._connections.discard(connection)
         self._check_quiet()
 
@@ -143,7 +143,7 @@ class HttpServer:
             self._quiet.set_result(None)
 
 
-class Connection(asyncio.Protocol):
+class ClientConnection(asyncio.Protocol):
     """One client connection."""
 
     __slots__ = (
