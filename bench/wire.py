@@ -192,17 +192,22 @@ def main() -> None:
         print(json.dumps(_client(args.port, args.requests, args.pid)))
     else:
         runs: dict[str, list[dict[str, float]]] = {kind: [] for kind in args.servers}
+        load_before = Path("/proc/loadavg").read_text().split()[0]
         for _ in range(args.runs):
             for kind in args.servers:
                 runs[kind].append(_measure(kind, args.requests))
-        print(
-            f"{args.requests} keep-alive POSTs of {len(REQUEST)} bytes, medians of {args.runs} runs"
-        )
-        print(f"{'server':<22}{'requests/s':>12}{'CPU µs/request':>16}")
+        load_after = Path("/proc/loadavg").read_text().split()[0]
+        print(f"{args.requests} keep-alive POSTs of {len(REQUEST)} bytes; medians of {args.runs}")
+        print(f"interleaved runs (range); 1-minute load average {load_before} -> {load_after}")
+        print(f"{'server':<22}{'requests/s':>20}{'CPU µs/request':>24}")
         for kind, results in runs.items():
-            rps = statistics.median(r["rps"] for r in results)
-            cpu = statistics.median(r["cpu_us"] for r in results)
-            print(f"{kind:<22}{rps:>12.0f}{cpu:>16.1f}")
+            print(f"{kind:<22}{_spread([r['rps'] for r in results], 0):>20}", end="")
+            print(f"{_spread([r['cpu_us'] for r in results], 1):>24}")
+
+
+def _spread(values: list[float], digits: int) -> str:
+    low, mid, high = min(values), statistics.median(values), max(values)
+    return f"{mid:.{digits}f} ({low:.{digits}f}-{high:.{digits}f})"
 
 
 if __name__ == "__main__":

@@ -39,7 +39,8 @@ Handler = Callable[[Request, Response], Awaitable[None]]
 Reject = Callable[[int, str, Request | None], tuple[list[tuple[str, str]], bytes]]
 
 _FEED_SLICE = 16 * 1024  # bytes parsed between checks of the pipelining bound
-_LINGER = 2.0  # seconds a closing connection waits for the client without progress
+_LINGER = 2.0  # seconds a closing connection waits on a client that neither reads nor sends
+_LINGER_LIMIT = 30.0  # seconds a closing connection waits on a client at most
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
@@ -151,9 +152,11 @@ class ClientConnection(asyncio.Protocol):
         "_body_since",
         "_closing",
         "_continue_owed",
+        "_heard",
         "_idle_since",
         "_limits",
         "_linger_left",
+        "_linger_until",
         "_loop",
         "_now",
         "_outlet",
@@ -188,6 +191,8 @@ class ClientConnection(asyncio.Protocol):
         self._idle_since = self._now
         self._body_since = self._now
         self._linger_left = 0
+        self._linger_until = 0.0
+        self._heard = False  # the client sent bytes since the last linger check
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
 
@@ -206,7 +211,8 @@ class ClientConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._closing or self._reader.done:
-            return  # a closing connection discards what the client still sends
+            self._heard = True  # a closing connection discards what the client still sends
+            return
         if self._stash is not None:
             self._stash += data
             return
@@ -425,8 +431,9 @@ class ClientConnection(asyncio.Protocol):
 
     def _close_after_response(self) -> None:
         """Shut our side once the response is sent, and read on (discarding) until the client
-        closes, so it can read our answer before any reset. A client that neither reads nor
-        closes is dropped after `_LINGER` seconds without progress."""
+        closes, so a client still sending can read our answer before a reset destroys it. A
+        client that neither reads our answer nor sends for `_LINGER` seconds, or that is still
+        at it after `_LINGER_LIMIT`, is dropped."""
         if self._closing:
             return
         self._stop()
@@ -440,16 +447,20 @@ class ClientConnection(asyncio.Protocol):
         if self._reading_paused:
             self._reading_paused = False
             transport.resume_reading()
-        self._linger_left = transport.get_write_buffer_size() + 1
+        self._linger_left = transport.get_write_buffer_size()
+        self._linger_until = self._loop.time() + _LINGER_LIMIT
+        self._heard = False
         self._timer = self._loop.call_later(_LINGER, self._linger)
 
     def _linger(self) -> None:
         left = self._transport.get_write_buffer_size()
-        if 0 < left < self._linger_left:
-            self._linger_left = left
+        progress = self._heard or left < self._linger_left
+        self._heard = False
+        self._linger_left = left
+        if progress and self._loop.time() < self._linger_until:
             self._timer = self._loop.call_later(_LINGER, self._linger)
         elif left:
-            self._transport.abort()
+            self._transport.abort()  # close() would wait for a client that does not read
         else:
             self._transport.close()
 

@@ -8,6 +8,7 @@ import logging
 
 import pytest
 
+from edgeproxy.wire import server as server_module
 from edgeproxy.wire.limits import Limits
 from edgeproxy.wire.server import ClientGone, Reject, Request, Response
 from tests.wire.conftest import Serve, answer_ok, settle, wait_until
@@ -119,9 +120,13 @@ async def test_pipelined_requests_after_connection_close_are_ignored(serve: Serv
     assert await client.closed_silently()
 
 
-async def test_pipelining_queue_is_bounded_by_pausing_reads(serve: Serve) -> None:
+@pytest.mark.parametrize(
+    "limits",
+    [Limits(max_pipelined=2, max_body=1 << 20), Limits(max_pipelined=100, max_body=128 * 1024)],
+    ids=["by-count", "by-bytes"],
+)
+async def test_pipelining_queue_is_bounded_by_pausing_reads(serve: Serve, limits: Limits) -> None:
     gate = Gate()
-    limits = Limits(max_pipelined=2, max_body=1 << 20)
     served = await serve(gate, limits)
     client = await served.connect()
     body = b"x" * (64 * 1024)
@@ -133,7 +138,7 @@ async def test_pipelining_queue_is_bounded_by_pausing_reads(serve: Serve) -> Non
         await asyncio.sleep(0)  # let the server read what it will
     assert client.writer.transport.get_write_buffer_size() > 0, "the server read everything"
     assert gate.entered == ["/0"]
-    assert served.server.queued_requests <= limits.max_pipelined
+    assert served.server.queued_requests <= 2
     gate.release.set()
     for number in range(sent):
         assert (await client.response()).body == f"/{number}".encode()
@@ -187,6 +192,30 @@ async def test_no_client_timer_runs_while_the_server_answers(serve: Serve) -> No
     client = await (await serve(slow_upstream, limits)).connect()
     response = await client.exchange(get(1))
     assert response.status == 200
+
+
+# closing
+
+
+async def test_a_client_still_uploading_reads_the_refusal_before_the_close(serve: Serve) -> None:
+    client = await (await serve(limits=Limits(max_body=1000))).connect()
+    await client.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100000000\r\n\r\n")
+    for _ in range(2048):  # more than kernel buffers hold: the server must read and drop them
+        await client.send(b"x" * 16 * 1024)
+    response = await client.response()
+    assert (response.status, response.headers["connection"]) == (413, "close")
+    assert await client.closed_silently()
+
+
+async def test_a_closing_connection_whose_client_stays_is_dropped_after_lingering(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_module, "_LINGER", 0.05)
+    served = await serve()
+    client = await served.connect()
+    await client.send(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert (await client.response()).status == 200
+    await wait_until(lambda: served.server.connections == 0, "the server to drop the connection")
 
 
 # the client leaving
