@@ -1,21 +1,24 @@
 """An HTTP/1.1 server on asyncio protocols (uvloop): parse, queue, hand to a handler, frame.
 
-A `ClientConnection` is one client: it feeds bytes to a `RequestReader`, queues the parsed requests
-(pipelining: answered strictly in order, one handler at a time, the queue bounded by pausing
-the transport's reading), runs each handler in a task it owns, and keeps one timer for
-whichever wait is the client's (head, body or idle). A client that goes away cancels the
-handler of a response still in progress, so its upstream call stops at once; a FIN counts as
-going away, as in nginx.
+A `ClientConnection` is one client. It feeds bytes to a `RequestReader` and queues the
+parsed requests: pipelined ones are answered strictly in order, one handler at a time, and the
+queue is bounded (`max_pipelined` requests, `max_body` bytes) by pausing the transport's
+reading. It runs each handler in a task it owns, and keeps one timer for whichever wait is the
+client's (head, body or idle). A client that goes away cancels the handler of a response still
+in progress, so its upstream call stops at once; a FIN counts as going away, as in nginx.
 
-Parser choice, measured on this machine (one core, a 1.3 KB JSON POST with 10 headers,
-keep-alive, parsed into a method, target, header dict and body):
-  httptools 0.9 (llhttp)           7.2-8.6 µs/request
-  aiohttp 3.14 C parser (llhttp)  11.9-12.4 µs/request
-and in a minimal echo server over loopback (requests/s and server CPU per request): see
-`bench/wire.py` and the commit message. httptools is faster because it builds nothing the
-server does not need (aiohttp makes a CIMultiDict, a yarl URL and a StreamReader per
-request), and its API is small and public; aiohttp's parser is a private module whose
-constructor has changed between releases. httptools' gaps are closed in `request.py`.
+The parser is llhttp through httptools, chosen by measurement (`python -m bench.wire`, one
+core each for server and client, medians of 3 interleaved runs on a shared 2-core VM):
+  parsing a 1.3 KB JSON POST with 10 header fields into a target, header dict and body:
+    httptools 9.3 µs, aiohttp's C parser 22 µs (12 µs without turning its CIMultiDict into
+    a dict), this package's RequestReader (every check, a Request) 18.7 µs;
+  server CPU per small keep-alive POST, a minimal echo protocol on each parser:
+    httptools 55 µs, aiohttp's parser 83 µs;
+  and for scale, a trivial handler: this server 121.5 µs, aiohttp.web 175.5 µs.
+httptools builds nothing the server does not need (aiohttp's parser makes a CIMultiDict, a
+yarl URL and a StreamReader per request) and its small API is public, where aiohttp's parser
+is a private module whose constructor has changed between releases. Its gaps (no header
+limits, HttpParserUpgrade outside HttpParserError, ...) are closed in `request.py`.
 """
 
 from __future__ import annotations
