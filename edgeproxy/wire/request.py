@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import NoReturn
 
 import httptools
 
@@ -276,7 +277,7 @@ class RequestReader:
             self._refuse(400, "chunked must be the last transfer coding", request)
         self._refuse(501, "transfer coding not supported", request)
 
-    def _refuse(self, status: int, message: str, request: Request | None = None) -> None:
+    def _refuse(self, status: int, message: str, request: Request | None = None) -> NoReturn:
         self._refusal = Refusal(status, message, request)
         raise self._refusal
 
