@@ -22,8 +22,9 @@ from edgeproxy.dialects.codec import Codec, codec_for
 from edgeproxy.dialects.neutral import ChatRequest, EmbeddingRequest
 from edgeproxy.dialects.translation import EmbeddingTranslator, StreamRelay, Translator
 from edgeproxy.errors import ProxyError
+from edgeproxy.exchange import Exchange
 from edgeproxy.operations import CLIENT_PATHS, Operation
-from edgeproxy.pipeline import Exchange, Pipeline
+from edgeproxy.pipeline import Pipeline
 from edgeproxy.providers.base import Upstream
 from edgeproxy.routing.router import ModelTable
 from edgeproxy.sse import EventAligner, SSEDecoder

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, MutableMapping
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from multidict import CIMultiDict
 
 from edgeproxy.config import ProviderConfig
 from edgeproxy.dialects import anthropic_messages, openai_chat
+from edgeproxy.dialects.neutral import ChatRequest, EmbeddingRequest
 from edgeproxy.dialects.params import UnsupportedParams
 from edgeproxy.dialects.translation import (
     BuildChat,
@@ -20,9 +22,6 @@ from edgeproxy.dialects.translation import (
     UpstreamChat,
 )
 from edgeproxy.operations import Operation
-
-if TYPE_CHECKING:
-    from edgeproxy.pipeline import Exchange
 
 # RFC 9110 §7.6.1 hop-by-hop headers, plus what a proxy must never pass on.
 HOP_BY_HOP = frozenset(
@@ -96,6 +95,24 @@ def relayed_headers(upstream: Mapping[str, str]) -> CIMultiDict[str]:
     return headers
 
 
+@dataclass(slots=True, frozen=True, eq=False)
+class OutboundRequest:
+    """One attempt as its provider sees it: what to send, and by when. The provider makes the
+    URL and headers from it; the rest of the request's state never reaches a provider."""
+
+    request_id: str
+    operation: Operation
+    model: str  # the upstream model name
+    body: bytes  # shaped for this provider: translated, or the client's with the model mapped
+    stream: bool
+    # The client's headers on a same-dialect route; None on a translated one, where they mean
+    # nothing to the provider.
+    client_headers: Mapping[str, str] | None
+    payload: dict[str, Any]  # the client's parsed body (the mock provider answers from it)
+    neutral: ChatRequest | EmbeddingRequest | None  # the translated request, if translated
+    deadline: float | None  # loop time by which the whole exchange must be over
+
+
 class Upstream(Protocol):
     """An upstream answer whose headers have arrived; the body is read or streamed after."""
 
@@ -166,5 +183,5 @@ class Provider(ABC):
         """Release what `open` acquired. Called once at shutdown."""
 
     @abstractmethod
-    async def send(self, exchange: Exchange) -> Upstream:
-        """Send the exchange upstream; returns once headers arrive, raises ProxyError if not."""
+    async def send(self, request: OutboundRequest) -> Upstream:
+        """Send `request` upstream; returns once headers arrive, raises ProxyError if not."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from abc import abstractmethod
 from collections.abc import MutableMapping
-from typing import TYPE_CHECKING
 
 import aiohttp
 from yarl import URL
@@ -19,10 +18,13 @@ from yarl import URL
 from edgeproxy import errors
 from edgeproxy.config import ProviderConfig, Timeouts
 from edgeproxy.operations import Operation
-from edgeproxy.providers.base import CLIENT_CHAT, Provider, forwarded_headers, relayed_headers
-
-if TYPE_CHECKING:
-    from edgeproxy.pipeline import Exchange
+from edgeproxy.providers.base import (
+    CLIENT_CHAT,
+    OutboundRequest,
+    Provider,
+    forwarded_headers,
+    relayed_headers,
+)
 
 # Bodies relayed as they arrive rather than read whole: SSE, and AWS's binary event stream.
 STREAM_TYPES = frozenset({"text/event-stream", "application/vnd.amazon.eventstream"})
@@ -166,18 +168,18 @@ class HttpProvider(Provider):
     def auth_headers(self) -> dict[str, str]:
         """Credential headers for this provider, computed once at load."""
 
-    def request_headers(self, exchange: Exchange) -> dict[str, str]:
+    def request_headers(self, request: OutboundRequest) -> dict[str, str]:
         """The client's forwardable headers on a same-dialect route; on a translated route
         they mean nothing to the provider, so only the provider's own are sent."""
-        if exchange.translator is None:
-            headers = forwarded_headers(exchange.headers, self._fixed_headers)
+        if request.client_headers is not None:
+            headers = forwarded_headers(request.client_headers, self._fixed_headers)
         else:
             headers = dict(self._fixed_headers)
-        headers["x-request-id"] = exchange.request_id
+        headers["x-request-id"] = request.request_id
         return headers
 
-    def url_for(self, exchange: Exchange) -> str:
-        return self._urls[exchange.operation]
+    def url_for(self, request: OutboundRequest) -> str:
+        return self._urls[request.operation]
 
     async def open(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -207,23 +209,23 @@ class HttpProvider(Provider):
         connector = self._session.connector
         return 0 if connector is None else len(connector._acquired)
 
-    async def send(self, exchange: Exchange) -> HttpUpstream | BufferedUpstream:
-        return await self.post(exchange, self.url_for(exchange), self.request_headers(exchange))
+    async def send(self, request: OutboundRequest) -> HttpUpstream | BufferedUpstream:
+        return await self.post(request, self.url_for(request), self.request_headers(request))
 
     async def post(
         self,
-        exchange: Exchange,
+        request: OutboundRequest,
         url: str | URL,
         headers: dict[str, str],
         body: bytes | None = None,
     ) -> HttpUpstream:
-        """POST the exchange's upstream body under its deadlines; returns once headers arrive
-        (with the body too, unless it is a stream)."""
+        """POST the request's body (or `body`) under its deadlines; returns once headers
+        arrive (with the body too, unless it is a stream)."""
         session = self._session
         if session is None:
             raise errors.upstream_unreachable(self.name, "provider pool is not open")
         timeouts = self._timeouts
-        deadline = None if timeouts.total is None else exchange.started + timeouts.total
+        deadline = request.deadline
         first_byte = asyncio.get_running_loop().time() + timeouts.first_byte
         phase = "first byte"
         if deadline is not None and deadline <= first_byte:
@@ -233,7 +235,7 @@ class HttpProvider(Provider):
             async with asyncio.timeout_at(first_byte) as window:
                 response = await session.post(
                     url,
-                    data=exchange.upstream_body if body is None else body,
+                    data=request.body if body is None else body,
                     headers=headers,
                     allow_redirects=False,
                 )

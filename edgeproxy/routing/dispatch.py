@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping, Set
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import orjson
 
@@ -37,14 +36,12 @@ from edgeproxy.dialects.neutral import ChatRequest, EmbeddingRequest
 from edgeproxy.dialects.translation import Translator
 from edgeproxy.dialects.upstream import retry_after
 from edgeproxy.errors import ProxyError
-from edgeproxy.providers.base import Upstream
+from edgeproxy.exchange import Exchange, Reply
+from edgeproxy.providers.base import OutboundRequest, Upstream
 from edgeproxy.routing.health import Lease
 from edgeproxy.routing.needs import exceeds_context, missing, why_unfit
 from edgeproxy.routing.retry import RetryBudget, wait_before_retry
 from edgeproxy.routing.router import Deployment, ModelGroup
-
-if TYPE_CHECKING:
-    from edgeproxy.pipeline import Exchange, Reply
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -149,6 +146,22 @@ def prepare(exchange: Exchange, deployment: Deployment) -> ProxyError | None:
     else:
         exchange.upstream_body = orjson.dumps({**exchange.payload, "model": upstream_model})
     return None
+
+
+def outbound(exchange: Exchange, deployment: Deployment) -> OutboundRequest:
+    """The attempt `prepare` shaped, as the provider is given it."""
+    total = deployment.provider.config.timeouts.total
+    return OutboundRequest(
+        request_id=exchange.request_id,
+        operation=exchange.operation,
+        model=exchange.upstream_model,
+        body=exchange.upstream_body,
+        stream=exchange.stream,
+        client_headers=exchange.headers if exchange.translator is None else None,
+        payload=exchange.payload,
+        neutral=exchange.neutral,
+        deadline=None if total is None else exchange.started + total,
+    )
 
 
 class Dispatch:
@@ -402,7 +415,7 @@ class Dispatch:
         self, ex: Exchange, on_status: Set[int], deployment: Deployment, lease: Lease
     ) -> Outcome:
         try:
-            upstream = await deployment.provider.send(ex)
+            upstream = await deployment.provider.send(outbound(ex, deployment))
         except ProxyError as err:
             if err.retryable:
                 lease.failed(self._clock(), err.retry_after)

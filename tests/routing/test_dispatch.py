@@ -17,9 +17,10 @@ from edgeproxy import errors
 from edgeproxy.config import parse
 from edgeproxy.dialects import anthropic_messages, openai_chat
 from edgeproxy.errors import ProxyError
+from edgeproxy.exchange import Exchange
 from edgeproxy.operations import Operation
-from edgeproxy.pipeline import Exchange, Pipeline, build_pipeline
-from edgeproxy.providers.base import Provider
+from edgeproxy.pipeline import Pipeline, build_pipeline
+from edgeproxy.providers.base import OutboundRequest, Provider
 from edgeproxy.providers.http import BufferedUpstream
 from edgeproxy.routing.router import ModelTable
 
@@ -72,7 +73,7 @@ class Scripted(Provider):
     def chat_codec(self) -> Any:
         return openai_chat
 
-    async def send(self, exchange: Exchange) -> Any:
+    async def send(self, request: OutboundRequest) -> Any:
         self.calls += 1
         step = self.script.popleft() if self.script else 200
         if step == "hang":
