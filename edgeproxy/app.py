@@ -15,10 +15,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from edgeproxy import aiohttp_edge
 from edgeproxy.admin import build_admin_app
 from edgeproxy.cache.redis import RedisCache
 from edgeproxy.config import Config
 from edgeproxy.handlers import ProxyHandlers
+from edgeproxy.redact import Redactor
+from edgeproxy.relay import Relay
 from edgeproxy.state import Clocks, ProxyState, build_state
 from edgeproxy.telemetry.access import AccessLog
 from edgeproxy.telemetry.metrics import exposition
@@ -50,12 +53,18 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await remote.close()
 
 
+def build_handlers(state: ProxyState) -> tuple[ProxyHandlers, Relay]:
+    """The data listener's handler and the relay it answers through, for `state`."""
+    config = state.config
+    access_log = AccessLog() if config.server.access_log else None
+    relay = Relay(state.pipeline.clock, Redactor(config.secrets()), access_log is not None)
+    return ProxyHandlers(state.pipeline, state.table, relay, access_log), relay
+
+
 def build_data_app(state: ProxyState) -> web.Application:
-    server = state.config.server
-    app = web.Application(client_max_size=server.max_body_bytes)
+    handlers, relay = build_handlers(state)
+    app = aiohttp_edge.build_data_app(handlers, relay, state.config.server.max_body_bytes)
     app[STATE] = state
-    access_log = AccessLog() if server.access_log else None
-    ProxyHandlers(state.pipeline, state.table, server.max_body_bytes, access_log).register(app)
     app.cleanup_ctx.append(_resources)
     return app
 

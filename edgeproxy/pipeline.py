@@ -40,11 +40,11 @@ import orjson
 from edgeproxy import errors, inbound
 from edgeproxy.cache.lookup import LookupCache
 from edgeproxy.config import STRATEGIES
-from edgeproxy.dialects.neutral import EmbeddingRequest
-from edgeproxy.dialects.translation import EmbeddingTranslator
+from edgeproxy.dialects import openai
 from edgeproxy.errors import ProxyError
 from edgeproxy.exchange import Exchange, Reply, Stage
 from edgeproxy.operations import Operation
+from edgeproxy.relay import read_whole
 from edgeproxy.routing.dispatch import Dispatch
 from edgeproxy.routing.needs import needs_of
 from edgeproxy.routing.router import ModelTable
@@ -108,15 +108,9 @@ class Pipeline:
         try:
             if isinstance(reply, ProxyError):
                 raise reply
-            body = await reply.read()
-            translator = exchange.translator
-            if reply.status != 200:
-                if translator is not None:
-                    raise translator.error(reply.status, reply.headers, body)
-                raise errors.upstream_broken(model, f"embeddings HTTP {reply.status}")
-            if isinstance(translator, EmbeddingTranslator):
-                assert isinstance(exchange.neutral, EmbeddingRequest)
-                body, _ = translator.response(body, exchange.neutral, exchange.upstream_model)
+            status, _, body = await read_whole(exchange, reply, openai, watch_usage=False)
+            if status != 200:
+                raise errors.upstream_broken(model, f"embeddings HTTP {status}")
             exchange.status = 200
             return [item["embedding"] for item in orjson.loads(body)["data"]]
         finally:
