@@ -58,7 +58,8 @@ def build_handlers(state: ProxyState) -> tuple[ProxyHandlers, Relay]:
     config = state.config
     access_log = AccessLog() if config.server.access_log else None
     relay = Relay(state.pipeline.clock, Redactor(config.secrets()), access_log is not None)
-    return ProxyHandlers(state.pipeline, state.table, relay, access_log), relay
+    max_body = config.server.max_body_bytes
+    return ProxyHandlers(state.pipeline, state.table, relay, access_log, max_body), relay
 
 
 def build_data_app(state: ProxyState) -> web.Application:
@@ -79,6 +80,7 @@ class ProxyServer:
         self._data = web.AppRunner(
             build_data_app(self.state),
             handler_cancellation=True,
+            auto_decompress=False,  # a compressed body is decoded by the handler, bounded
             access_log=None,
             keepalive_timeout=server.keepalive_timeout,
             shutdown_timeout=server.shutdown_grace,

@@ -57,6 +57,20 @@ def payload_too_large(limit: int) -> ProxyError:
     )
 
 
+def unsupported_encoding(coding: str) -> ProxyError:
+    return ProxyError(
+        415,
+        "unsupported_encoding",
+        f"Content-Encoding {coding!r} is not supported; send gzip, deflate or identity.",
+    )
+
+
+def undecodable_body(coding: str) -> ProxyError:
+    return ProxyError(
+        400, "invalid_request", f"The request body is not valid {coding}-encoded data."
+    )
+
+
 def route_not_found(path: str) -> ProxyError:
     return ProxyError(404, "not_found", f"No such endpoint: {path}")
 

@@ -45,12 +45,18 @@ def client_dialect(path: str, headers: Mapping[str, str]) -> Dialect:
 class ProxyHandlers:
     """The listener's handler, bound once to the pipeline, model table and relay."""
 
-    __slots__ = ("_access_log", "_pipeline", "_relay", "_table")
+    __slots__ = ("_access_log", "_max_body", "_pipeline", "_relay", "_table")
 
     def __init__(
-        self, pipeline: Pipeline, table: ModelTable, relay: Relay, access_log: AccessLog | None
+        self,
+        pipeline: Pipeline,
+        table: ModelTable,
+        relay: Relay,
+        access_log: AccessLog | None,
+        max_body: int,
     ) -> None:
         self._pipeline = pipeline
+        self._max_body = max_body  # a compressed body is never inflated beyond it
         self._table = table
         self._relay = relay
         self._access_log = access_log
@@ -95,8 +101,11 @@ class ProxyHandlers:
         """One API call: the pipeline's reply relayed, the exchange settled and logged."""
         request_id = inbound.request_id(request.headers)
         codec = codec_for(operation.dialect)
+        body = request.body
         try:
-            payload, model, stream = inbound.parse_body(request.body, operation)
+            if encoding := request.headers.get("content-encoding"):
+                body = inbound.decoded_body(body, encoding, self._max_body)
+            payload, model, stream = inbound.parse_body(body, operation)
         except ProxyError as err:
             self._relay.fail(response, err, codec, request_id)
             return
@@ -104,7 +113,7 @@ class ProxyHandlers:
             request_id=request_id,
             operation=operation,
             headers=request.headers,
-            body=request.body,
+            body=body,
             payload=payload,
             model=model,
             stream=stream,

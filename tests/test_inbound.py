@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
+import zlib
+from typing import Any
+
 import pytest
 
+from edgeproxy import inbound
 from edgeproxy.errors import ProxyError
 from edgeproxy.inbound import parse_body, request_id
 from edgeproxy.operations import Operation
@@ -58,3 +63,46 @@ def test_client_request_ids_are_kept_only_when_sane(given: str, kept: bool) -> N
     rid = request_id({"x-request-id": given})
     assert (rid == given) is kept
     assert len(rid) <= 128
+
+
+# --- compressed bodies ---------------------------------------------------------------------
+
+BODY = b'{"model": "gpt-4o", "messages": []}'
+
+
+@pytest.mark.parametrize(
+    ("encoding", "compress"),
+    [
+        ("gzip", gzip.compress),
+        ("x-gzip", gzip.compress),
+        ("deflate", zlib.compress),
+        ("deflate", lambda data: zlib.compress(data, wbits=-zlib.MAX_WBITS)),  # raw deflate
+        ("identity", lambda data: data),
+        ("gzip, deflate", lambda data: zlib.compress(gzip.compress(data))),
+        ("GZip", gzip.compress),
+    ],
+)
+def test_a_compressed_body_is_decoded(encoding: str, compress: Any) -> None:
+    assert inbound.decoded_body(compress(BODY), encoding, 1024) == BODY
+
+
+def test_an_unknown_content_coding_is_a_415() -> None:
+    with pytest.raises(ProxyError) as raised:
+        inbound.decoded_body(BODY, "br", 1024)
+    assert raised.value.status == 415 and "'br'" in raised.value.message
+
+
+@pytest.mark.parametrize(
+    "data", [b"not gzip at all", gzip.compress(BODY)[:-6], gzip.compress(BODY) + b"x"]
+)
+def test_corrupt_or_truncated_compressed_data_is_a_400(data: bytes) -> None:
+    with pytest.raises(ProxyError) as raised:
+        inbound.decoded_body(data, "gzip", 1024)
+    assert raised.value.status == 400
+
+
+def test_a_body_is_never_inflated_beyond_the_limit() -> None:
+    bomb = gzip.compress(b"{" + b" " * 10_000_000 + b"}")
+    with pytest.raises(ProxyError) as raised:
+        inbound.decoded_body(bomb, "gzip", 4096)
+    assert raised.value.status == 413

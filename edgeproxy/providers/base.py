@@ -43,6 +43,7 @@ NOT_FORWARDED = HOP_BY_HOP | {
     "host",
     "content-length",
     "content-type",
+    "content-encoding",  # the body goes upstream decoded (inbound.decoded_body)
     "accept-encoding",
     "authorization",
     "x-api-key",
