@@ -45,6 +45,15 @@ def invalid_json(detail: str) -> ProxyError:
     return ProxyError(400, "invalid_json", "The request body is not valid JSON.", detail=detail)
 
 
+def json_too_deep(limit: int) -> ProxyError:
+    return ProxyError(
+        400,
+        "json_too_deep",
+        f"The request body nests objects and arrays more than {limit} levels deep, "
+        "more than this proxy accepts.",
+    )
+
+
 def missing_field(field: str, expected: str) -> ProxyError:
     return ProxyError(400, "invalid_request", f"{field}: {expected}", param=field.partition(".")[0])
 
