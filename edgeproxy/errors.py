@@ -111,8 +111,24 @@ def unfit_request(model: str, reason: str, *, context: bool) -> ProxyError:
     )
 
 
+def rate_limited_everywhere(model: str, retry_after: float) -> ProxyError:
+    """Every deployment of `model` and its fallbacks is kept out by its provider's rate limit
+    (a 429's retry-after still running): the 429 a provider would have sent, so code that
+    handles rate limits sees one. Rendered as `rate_limit_error` in either dialect, with
+    OpenAI's code `rate_limit_exceeded`."""
+    return ProxyError(
+        429,
+        "rate_limit_exceeded",
+        f"Every deployment of model '{model}' is rate-limited by its provider; retry after "
+        "the time in the retry-after header.",
+        retry_after=max(1.0, retry_after),
+        retryable=True,
+    )
+
+
 def no_deployment_available(model: str, retry_after: float) -> ProxyError:
-    """Every deployment of `model` and its fallbacks is cooling down, open or at capacity."""
+    """Every deployment of `model` and its fallbacks is cooling down, open or at capacity, and
+    not all of them only because of a provider's rate limit (see rate_limited_everywhere)."""
     return ProxyError(
         503,
         "no_deployment_available",
