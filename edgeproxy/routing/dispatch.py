@@ -9,7 +9,10 @@ The order of trying, for one request:
 3. the group's fallback groups in order (or, when the prompt is too long for the group, its
    context fallbacks), each with its own attempt cap;
 4. the last failure, relayed to the client as the provider worded it; or, when nothing was
-   available at all, a 503 with the earliest time a deployment reopens as retry-after.
+   available at all, an error with the earliest time a deployment reopens as retry-after: a
+   429 when every deployment that could serve the request is held back by its provider's rate
+   limit (a 429's retry-after, still running), as a provider would have answered; else a 503
+   (a breaker open past any retry-after, local ceilings reached, or a mix of reasons).
 
 A deployment whose breaker is open, which is cooling down after a retry-after, or which is at
 its local ceilings is not chosen, so a dead deployment costs nothing once its breaker opens.
@@ -208,10 +211,18 @@ class Dispatch:
             elif outcome.context_exceeded:
                 break
         if last is None:
-            now = self._clock()
-            wait = min(g.available_at(now) for g in considered) - now
-            return errors.no_deployment_available(exchange.model, wait)
+            return self._unavailable(exchange, considered)
         return self._adopt(exchange, last)
+
+    def _unavailable(self, exchange: Exchange, groups: list[ModelGroup]) -> ProxyError:
+        """Nothing could be tried: a 429 when only providers' rate limits keep every deployment
+        that fits the request out, else a 503; retry-after when the first one reopens."""
+        now = self._clock()
+        fitting = [d for g in groups for d in g.fitting(exchange.operation, exchange.needs)]
+        wait = min(d.health.breaker.available_at(now) for d in fitting) - now
+        if all(d.health.rate_limited(now) for d in fitting):
+            return errors.rate_limited_everywhere(exchange.model, wait)
+        return errors.no_deployment_available(exchange.model, wait)
 
     def _plan(
         self, exchange: Exchange, primary: ModelGroup
@@ -418,14 +429,14 @@ class Dispatch:
             upstream = await deployment.provider.send(outbound(ex, deployment))
         except ProxyError as err:
             if err.retryable:
-                lease.failed(self._clock(), err.retry_after)
+                lease.failed(self._clock(), err.retry_after, rate_limited=err.status == 429)
             return Outcome(err, retryable=err.retryable, retry_after=err.retry_after)
         status = upstream.status
         primary = ex.group
         assert primary is not None
         if status in on_status:
             wait = retry_after(upstream.headers)
-            lease.failed(self._clock(), wait)
+            lease.failed(self._clock(), wait, rate_limited=status == 429)
             return Outcome(upstream, retryable=True, retry_after=wait)
         if status == 400 and primary.context_fallbacks:
             return await self._maybe_too_long(ex, deployment, upstream, lease)
