@@ -325,6 +325,10 @@ def _against_references(rows: list[dict[str, Any]], meta: dict[str, Any]) -> lis
     shown = [row for row in rows if row.get("references") or row["scenario"] in targets.DATA_PLANE]
     if not shown:
         return []
+    described = meta.get("references", {})
+    if not any(row.get("references") for row in shown):
+        why = "; ".join(f"{name}: {what}" for name, what in described.items())
+        return [f"- Issue 11's targets (ratios to the floor and nginx): not judged ({why})."]
     lines = []
     for row in shown:
         verdict = targets.judge(row)
@@ -332,7 +336,6 @@ def _against_references(rows: list[dict[str, Any]], meta: dict[str, Any]) -> lis
         cells += [verdict.target, verdict.outcome] if verdict else ["-", "-"]
         lines.append(cells)
     titles = [title for title, _, _ in _REFERENCE_COLUMNS] + ["target", "verdict"]
-    described = meta.get("references", {})
     return [
         "",
         "**Against the floor and nginx (issue 11's targets, measured in the same runs)**",

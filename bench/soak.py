@@ -137,5 +137,5 @@ def _summary(
         "rss_mib_start": samples[0][1] / 1024,
         "rss_mib_final": samples[-1][1] / 1024,
         "rss_growth_kib_per_10k": growth_kib_per_10k(samples),
-        "rss_samples": [[requests, round(kib / 1024, 2)] for requests, kib in samples],
+        "rss_samples": [[requests, kib / 1024] for requests, kib in samples],
     }

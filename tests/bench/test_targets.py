@@ -143,9 +143,25 @@ def test_report_sets_the_proxy_beside_the_floor_and_nginx_with_each_verdict() ->
 
 def test_report_says_why_nginx_was_not_measured() -> None:
     why = "not measured: not found on PATH or in /usr/sbin"
-    text = _report([_row("nonstream-c16")], {"floor": "bench.floor", "nginx": why})
+    rows = [
+        _row("nonstream-c16", references=["floor"], proxy_cpu_ratio_to_floor=0.9),
+        _row("nonstream-c1", references=["floor"]),
+    ]
+    text = _report(rows, {"floor": "bench.floor", "nginx": why})
     assert f"- nginx: {why}." in text
-    assert "not judged: no floor in this run" in text
+    assert "| ≤ 0.40x floor | MISSED |" in text
+    assert "not judged: no nginx in this run" in text
+
+
+def test_report_without_any_reference_says_so_in_one_line() -> None:
+    rows = [_row("nonstream-c16", references=[]), _row("stream-events-c16", references=[])]
+    off = {"floor": "not measured (--no-floor)", "nginx": "not measured (--no-nginx)"}
+    text = _report(rows, off)
+    assert (
+        "- Issue 11's targets (ratios to the floor and nginx): not judged (floor: not measured "
+        "(--no-floor); nginx: not measured (--no-nginx))."
+    ) in text
+    assert "| target | verdict |" not in text
 
 
 def test_report_lists_failed_requests_of_a_reference() -> None:

@@ -84,9 +84,10 @@ class Reply:
     chunks: int = 5
     # How a stream is cut into writes: "odd" (random small cuts), "bytes:N", "frames" (one
     # write per frame, back to back), and two for the benchmark's stream scenarios: "whole"
-    # (the stream in one write, one read for any proxy) and "events" (one write per frame with
-    # a turn of the event loop between them, so with other streams in flight each frame
-    # reaches a proxy on its own, as a model's tokens do: a wake-up, a read and a write each).
+    # (the stream in one write: one read for a proxy) and "events" (one write per frame, with
+    # a turn of the event loop between them, as a model's tokens are sent: the frames of
+    # concurrent streams interleave, so a proxy reads each stream in many parts, each costing
+    # it a wake-up, a read and a write).
     split: str = "odd"
     first_byte_delay: float = 0.0
     chunk_delay: float = 0.0
