@@ -268,8 +268,9 @@ def _start_references(
     upstream_url: str,
     pinning: Pinning,
 ) -> dict[Reference, Server]:
-    """The references the group's scenarios name, on the proxy's core; the floor of the l1
-    group answers repeated bodies from its dict, as the proxy there answers from its L1."""
+    """The references the group's scenarios name, on the proxy's core (each idles while
+    another side runs); the floor of the l1 group answers repeated bodies from its dict, as
+    the proxy there answers from its L1."""
     wanted = {r for scenario in scenarios for r in scenario.references}
     layer, split = key
     label = _label(layer, split)
@@ -282,7 +283,7 @@ def _start_references(
         servers["floor"] = Server(f"http://127.0.0.1:{port}", floor)
     if refs.nginx is not None and "nginx" in wanted:
         port = free_port()
-        server = nginx.start(
+        process = nginx.start(
             children,
             refs.nginx,
             upstream_url,
@@ -291,7 +292,7 @@ def _start_references(
             results=RESULTS,
             name=f"{label}nginx",
         )
-        servers["nginx"] = Server(f"http://127.0.0.1:{port}", server)
+        servers["nginx"] = Server(f"http://127.0.0.1:{port}", process)
     return servers
 
 

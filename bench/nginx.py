@@ -107,4 +107,7 @@ def start(
     workdir.mkdir(parents=True, exist_ok=True)
     path = results / f"{name.replace(' ', '-')}.conf"
     path.write_text(config(port, upstream_url.removeprefix("http://"), workdir))
-    return children.server(name, argv(binary, path, workdir), port, cores, workers=True)
+    try:
+        return children.server(name, argv(binary, path, workdir), port, cores, workers=True)
+    except RuntimeError as err:
+        raise RuntimeError(f"{err}\n(--no-nginx leaves nginx out of the run)") from err

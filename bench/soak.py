@@ -95,9 +95,9 @@ async def measure(url: str, proxy: Watched, settings: SoakSettings) -> dict[str,
     try:
         while tally.issued < settings.requests:
             block = min(settings.every, settings.requests - tally.issued)
-            for index, (stream, body) in enumerate(kinds):
+            halves = (block - block // 2, block // 2)
+            for (stream, body), count in zip(kinds, halves, strict=True):
                 left = deadline - time.monotonic()
-                count = block // 2 + (block % 2 if index == 0 else 0)
                 if left <= 0 or count == 0:
                     continue
                 limits = Limits(requests=count, seconds=left)
