@@ -200,7 +200,12 @@ class UpstreamPool:
         breaks = len(lines) + self._fixed_breaks
         if head.count("\n") != breaks or head.count("\r") != breaks:
             raise ValueError("a line break inside the request line or a header")
-        return head.encode("latin-1")
+        try:
+            return head.encode("latin-1")
+        except UnicodeEncodeError:  # its repr would quote the whole head, credentials too
+            raise ValueError(
+                "a character outside latin-1 in the request line or a header"
+            ) from None
 
     # Lending connections out and taking them back.
 

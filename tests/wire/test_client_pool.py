@@ -68,24 +68,27 @@ async def test_get_without_body_has_no_content_length(wire: Harness) -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "target", "headers"),
+    ("target", "headers", "problem"),
     [
-        ("POST", "/", [("x-a", "1\r\nx-injected: 1")]),
-        ("POST", "/", [("x-a\n", "1")]),
-        ("POST", "/ HTTP/1.1\r\nx-injected: 1\r\n\r\nPOST /", []),
-        ("POST", "/", [("x-a", "bare\rcr")]),
+        ("/", [("x-a", "1\r\nx-injected: 1")], "line break"),
+        ("/", [("x-a\n", "1")], "line break"),
+        ("/ HTTP/1.1\r\nx-injected: 1\r\n\r\nPOST /", [], "line break"),
+        ("/", [("x-a", "bare\rcr")], "line break"),
+        ("/", [("authorization", "Bearer sk-secret"), ("x-a", "snow\u2603man")], "latin-1"),
     ],
 )
-async def test_line_break_inside_the_request_is_refused_before_sending(
-    wire: Harness, method: str, target: str, headers: list[tuple[str, str]]
+async def test_request_that_cannot_be_written_is_refused_before_sending(
+    wire: Harness, target: str, headers: list[tuple[str, str]], problem: str
 ) -> None:
     upstream = await wire.serve(keep_answering(response()))
     pool = wire.pool(upstream.origin())
 
-    with pytest.raises(ValueError, match="line break"):
-        await pool.request(method, target, headers, b"", deadline=None)
+    with pytest.raises(ValueError, match=problem) as raised:
+        await pool.request("POST", target, headers, b"", deadline=None)
 
+    assert "sk-secret" not in repr(raised.value)
     assert upstream.peers == []
+    assert pool.in_use == 0
 
 
 async def test_connections_are_bounded_and_waiters_served_in_order(wire: Harness) -> None:
