@@ -390,7 +390,7 @@ async def test_unsolicited_bytes_on_an_idle_connection_close_it(wire: Harness) -
 
 
 async def test_bytes_before_the_connection_is_handed_over_close_it() -> None:
-    closed = []
+    closed: list[UpstreamConnection] = []
     connection = UpstreamConnection("upstream.test:443", closed.append)
 
     connection.data_received(b"HTTP/1.1 408 Request Timeout\r\n\r\n")
