@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import trustme
+
 from edgeproxy.wire.client import UpstreamPool
 
 
@@ -150,6 +152,21 @@ class RawUpstream:
         finally:
             writer.transport.abort()
             self._running.discard(task)
+
+
+class TlsServer:
+    """A TLS context for the raw upstream: a certificate from the test CA for `names`, ALPN
+    http/1.1, and a record of the server name (SNI) each client asked for."""
+
+    def __init__(self, ca: trustme.CA, *names: str) -> None:
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert(*names).configure_cert(self.context)
+        self.context.set_alpn_protocols(["http/1.1"])
+        self.server_names: list[str | None] = []
+        self.context.sni_callback = self._sni
+
+    def _sni(self, _: Any, name: str | None, __: Any) -> None:
+        self.server_names.append(name)
 
 
 def response(

@@ -17,7 +17,15 @@ import trustme
 from edgeproxy.wire.client import ConnectFailed, Resolver
 from edgeproxy.wire.dns import Address
 from tests.support.connect_proxy import ConnectProxy
-from tests.support.raw_upstream import Harness, Held, Peer, eventually, keep_answering, response
+from tests.support.raw_upstream import (
+    Harness,
+    Held,
+    Peer,
+    TlsServer,
+    eventually,
+    keep_answering,
+    response,
+)
 
 CLOSING = response(b"ok", headers=[("connection", "close")])
 
@@ -167,20 +175,6 @@ def ca_file(ca: trustme.CA, tmp_path: Path) -> str:
     path = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(path))
     return str(path)
-
-
-class TlsServer:
-    """A TLS context for the raw upstream, recording the SNI and ALPN each client offered."""
-
-    def __init__(self, ca: trustme.CA, *names: str) -> None:
-        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert(*names).configure_cert(self.context)
-        self.context.set_alpn_protocols(["http/1.1"])
-        self.server_names: list[str | None] = []
-        self.context.sni_callback = self._sni
-
-    def _sni(self, _: Any, name: str | None, __: Any) -> None:
-        self.server_names.append(name)
 
 
 @pytest.fixture

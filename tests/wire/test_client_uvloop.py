@@ -15,8 +15,15 @@ import uvloop
 from edgeproxy.wire.client import ConnectionBroken
 from edgeproxy.wire.upstream_connection import PAUSE_ABOVE
 from tests.support.connect_proxy import ConnectProxy
-from tests.support.raw_upstream import Harness, Held, Peer, chunked, keep_answering, response
-from tests.wire.test_client_connect import TlsServer
+from tests.support.raw_upstream import (
+    Harness,
+    Held,
+    Peer,
+    TlsServer,
+    chunked,
+    keep_answering,
+    response,
+)
 
 Scenario = Callable[[Harness], Coroutine[Any, Any, None]]
 
