@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import re
-import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,15 +16,9 @@ import orjson
 
 from edgeproxy import errors
 from edgeproxy.operations import Operation
+from edgeproxy.wire import codings
 
 _random_bits = random.getrandbits
-# zlib window bits per content coding: gzip's header, and for deflate the zlib wrapper HTTP
-# specifies or, as some clients send it, raw deflate.
-_WINDOW_BITS = {
-    "gzip": (16 + zlib.MAX_WBITS,),
-    "x-gzip": (16 + zlib.MAX_WBITS,),
-    "deflate": (zlib.MAX_WBITS, -zlib.MAX_WBITS),
-}
 # Levels of objects and arrays a body may nest, its own object being the first. Real requests
 # stay far below (a chat is about 5 deep; a tool's JSON schema adds 2 per nested property), but
 # the proxy encodes bodies again (a model name mapped in, a translation, a cache key), and
@@ -69,30 +62,14 @@ def decoded_body(body: bytes, encoding: str, limit: int) -> bytes:
     for routing, the cache key and translation, and what goes upstream (without the header).
     Raises ProxyError: 415 for a coding it cannot decode, 400 for corrupt data, and 413 once
     the decoded body outgrows `limit` (it is never inflated beyond that)."""
-    codings = [c.strip().lower() for c in encoding.split(",")]
-    for coding in reversed(codings):  # the last one applied comes off first
-        if coding in ("", "identity"):
-            continue
-        windows = _WINDOW_BITS.get(coding)
-        if windows is None:
-            raise errors.unsupported_encoding(coding)
-        body = _inflate(body, coding, windows, limit)
-    return body
-
-
-def _inflate(data: bytes, coding: str, windows: tuple[int, ...], limit: int) -> bytes:
-    for wbits in windows:
-        inflater = zlib.decompressobj(wbits)
-        try:
-            out = inflater.decompress(data, limit + 1)
-        except zlib.error:
-            continue
-        if len(out) > limit:
-            raise errors.payload_too_large(limit)
-        if inflater.eof and not inflater.unused_data:
-            return out
-        break
-    raise errors.undecodable_body(coding)
+    try:
+        return codings.decode(body, encoding, limit)
+    except codings.UnknownCoding as exc:
+        raise errors.unsupported_encoding(str(exc)) from None
+    except codings.TooLarge:
+        raise errors.payload_too_large(limit) from None
+    except codings.Undecodable as exc:
+        raise errors.undecodable_body(str(exc)) from None
 
 
 def parse_body(body: bytes, operation: Operation) -> tuple[dict[str, Any], str, bool]:

@@ -44,7 +44,7 @@ from edgeproxy.dialects import openai
 from edgeproxy.errors import ProxyError
 from edgeproxy.exchange import Exchange, Reply, Stage
 from edgeproxy.operations import Operation
-from edgeproxy.relay import read_whole
+from edgeproxy.relay import read_whole, readable
 from edgeproxy.routing.dispatch import Dispatch
 from edgeproxy.routing.needs import needs_of
 from edgeproxy.routing.router import ModelTable
@@ -108,11 +108,12 @@ class Pipeline:
         try:
             if isinstance(reply, ProxyError):
                 raise reply
-            status, _, body = await read_whole(exchange, reply, openai, watch_usage=False)
+            status, headers, body = await read_whole(exchange, reply, openai, watch_usage=False)
             if status != 200:
                 raise errors.upstream_broken(model, f"embeddings HTTP {status}")
             exchange.status = 200
-            return [item["embedding"] for item in orjson.loads(body)["data"]]
+            answer = orjson.loads(readable(exchange, headers, body))
+            return [item["embedding"] for item in answer["data"]]
         finally:
             if not isinstance(reply, ProxyError):
                 reply.close()

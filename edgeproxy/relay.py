@@ -33,6 +33,7 @@ from edgeproxy.dialects.translation import ChatTranslator, EmbeddingTranslator
 from edgeproxy.errors import ProxyError
 from edgeproxy.exchange import Capture, Exchange, Reply
 from edgeproxy.providers.base import Upstream
+from edgeproxy.providers.http import decoded_body
 from edgeproxy.redact import Redactor
 from edgeproxy.sse import EventAligner, SSEDecoder
 
@@ -41,6 +42,8 @@ log = logging.getLogger("edgeproxy.proxy")
 JSON_TYPE = "application/json"
 SSE_TYPE = "text/event-stream; charset=utf-8"
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+# A translated answer's own framing: the provider's type and coding do not describe it.
+_RENDERED_ANEW = frozenset({"content-type", "content-encoding"})
 Headers = MutableMapping[str, str]
 
 
@@ -119,12 +122,21 @@ class PassThrough:
         return self._codec.error_event(err)
 
 
+def readable(exchange: Exchange, headers: Headers, body: bytes) -> bytes:
+    """A whole answer without the content coding the provider may have sent it in."""
+    if "content-encoding" not in headers:
+        return body
+    deployment = exchange.deployment
+    return decoded_body(body, headers, deployment.provider.name if deployment else "upstream")
+
+
 async def read_whole(
     exchange: Exchange, upstream: Upstream, codec: Codec, watch_usage: bool
 ) -> tuple[int, Headers, bytes]:
     """A non-streamed answer as its client is sent it: the provider's bytes on a same-dialect
-    route (its usage read when `watch_usage`), else decoded and rendered in the client's
-    dialect. Raises ProxyError when a translated provider failed."""
+    route (as they came, compressed if the client accepted that; its usage read when
+    `watch_usage`), else decoded and rendered in the client's dialect. Raises ProxyError when
+    a translated provider failed."""
     body = await upstream.read()
     translator = exchange.translator
     if translator is None:
@@ -132,8 +144,9 @@ async def read_whole(
         headers["x-request-id"] = exchange.request_id
         mark(headers, exchange)
         if watch_usage and upstream.status == 200:
-            exchange.usage = codec.usage_of_body(body)
+            exchange.usage = codec.usage_of_body(readable(exchange, headers, body))
         return upstream.status, headers, body
+    body = readable(exchange, upstream.headers, body)
     if not 200 <= upstream.status < 300:
         raise translator.error(upstream.status, upstream.headers, body)
     model, neutral = exchange.upstream_model, exchange.neutral
@@ -234,14 +247,15 @@ class Relay:
             return
         exchange.status = status
         if status >= 400:
-            body = self._redact.bytes(body)
+            body = self._redact.bytes(readable(exchange, headers, body))
+            headers.pop("content-encoding", None)
         elif status == 200 and exchange.capture is not None:
             capture = exchange.capture
             if exchange.stream and exchange.translator is not None:  # rendered as a stream
                 capture.add(body)
                 capture.complete_stream()
             else:
-                capture.complete_body(body)
+                capture.complete_body(readable(exchange, headers, body))
         response.send(status, headers.items(), body)
 
     async def _stream(
@@ -354,7 +368,7 @@ def mark(headers: Headers, exchange: Exchange) -> None:
 
 def translated_headers(exchange: Exchange, upstream: Upstream, content_type: str) -> Headers:
     """The provider's informative headers (rate limits, ids) with our framing and markers."""
-    headers = {k: v for k, v in upstream.headers.items() if k.lower() != "content-type"}
+    headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _RENDERED_ANEW}
     headers["content-type"] = content_type
     headers["x-request-id"] = exchange.request_id
     mark(headers, exchange)

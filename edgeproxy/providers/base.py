@@ -44,7 +44,7 @@ NOT_FORWARDED = HOP_BY_HOP | {
     "content-length",
     "content-type",
     "content-encoding",  # the body goes upstream decoded (inbound.decoded_body)
-    "accept-encoding",
+    "accept-encoding",  # only codings the proxy can decode go on (see forwarded_headers)
     "authorization",
     "x-api-key",
     "api-key",
@@ -52,11 +52,10 @@ NOT_FORWARDED = HOP_BY_HOP | {
     "cookie",
     "x-request-id",
 }
-# Upstream response headers not relayed: framing aiohttp recomputes, and identity of the
+# Upstream response headers not relayed: framing the listener recomputes, and identity of the
 # upstream server. The upstream's own x-request-id is kept under another name.
 NOT_RELAYED = HOP_BY_HOP | {
     "content-length",
-    "content-encoding",
     "date",
     "server",
     "set-cookie",
@@ -81,8 +80,22 @@ def forwarded_headers(client: Mapping[str, str], fixed: Mapping[str, str]) -> di
         and not low.startswith("x-edgeproxy-")
         and low not in named
     }
+    if _accepts_gzip(client.get("accept-encoding")):  # the answer may then come compressed
+        headers["accept-encoding"] = "gzip"
     headers.update(fixed)
     return headers
+
+
+def _accepts_gzip(accepted: str | None) -> bool:
+    """Whether an Accept-Encoding value lets gzip through (not `gzip;q=0`)."""
+    if not accepted or "gzip" not in accepted:
+        return False
+    for item in accepted.split(","):
+        coding, _, params = item.partition(";")
+        if coding.strip().lower() == "gzip":
+            weight = params.strip().lower().removeprefix("q=")
+            return weight.strip() not in ("0", "0.0", "0.00", "0.000")
+    return False
 
 
 def relayed_headers(upstream: Mapping[str, str]) -> CIMultiDict[str]:

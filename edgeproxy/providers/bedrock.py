@@ -2,8 +2,8 @@
 
 Every call is translated (no client speaks Bedrock's dialect) and signed with SigV4 over the
 exact bytes that go on the wire: model ids such as `anthropic.claude-3-5-sonnet-20240620-v1:0`
-travel percent-encoded (`%3A`) and the URL is handed to aiohttp already encoded so it is sent
-as signed. Credentials come from the config, the environment, or botocore's standard chain
+travel percent-encoded (`%3A`), and the pool sends the URL exactly as it was signed.
+Credentials come from the config, the environment, or botocore's standard chain
 (IRSA web identity, profiles, instance roles) when the `bedrock` extra is installed.
 """
 
@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 import orjson
-from yarl import URL
 
 from edgeproxy import errors
 from edgeproxy.config import ProviderConfig
@@ -103,7 +102,7 @@ class BedrockProvider(HttpProvider):
     async def _signed_post(self, request: OutboundRequest, url: str, body: bytes) -> HttpUpstream:
         headers = self.request_headers(request)
         headers.update(await self._signature(url, headers, body))
-        return await self.post(request, URL(url, encoded=True), headers, body)
+        return await self.post(request, url, headers, body)
 
     async def _embed(self, request: OutboundRequest) -> HttpUpstream | BufferedUpstream:
         """One InvokeModel call per body (Titan embeds one text per call), a few at a time;

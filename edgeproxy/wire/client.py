@@ -327,7 +327,8 @@ class UpstreamResponse:
     """A response whose status line and headers are in; its body follows through `read` or
     `next_chunk`. Reading the body to its end gives the connection back to the pool; `release`
     gives it back early (aborting it unless the whole body already arrived), and is a no-op
-    afterwards. A failed, timed-out or cancelled read aborts the connection."""
+    afterwards. A failed or timed-out read aborts the connection; a cancelled one leaves it
+    readable (a stream others follow is read on after its first reader was cancelled)."""
 
     __slots__ = ("_connection", "_pool", "complete", "headers", "reason", "status")
 
@@ -359,6 +360,8 @@ class UpstreamResponse:
         try:
             while connection.awaiting_body:
                 await connection.wait(deadline)
+        except asyncio.CancelledError:
+            raise  # the response stays readable: its owner may read on, or release it
         except BaseException:
             self._drop()
             raise

@@ -217,6 +217,10 @@ class FakeUpstream:
         self.calls: dict[str, int] = defaultdict(int)
         self.requests: list[RecordedRequest] = []
         self.disconnects = 0
+        # Opt-in: whole answers (JSON, errors) gzipped for requests that accept gzip, as
+        # OpenAI's and Anthropic's servers do; `compress_streams`: event streams too.
+        self.compress = False
+        self.compress_streams = False
         self._disconnected = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -273,6 +277,13 @@ class FakeUpstream:
         self._disconnected.set()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        response = await self._answer(request)
+        accepted = request.headers.get("accept-encoding", "")
+        if self.compress and isinstance(response, web.Response) and "gzip" in accepted:
+            response.enable_compression(web.ContentCoding.gzip)
+        return response
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         mode = next((m for m in self.modes if m.owns(request)), None)
         route = mode.route(request) if mode else ROUTES.get((request.method, request.path))
         anthropic = request.path.startswith("/v1/messages")
@@ -428,6 +439,8 @@ class FakeUpstream:
             default=len(frames),
         )
         response = web.StreamResponse(headers={**headers, "content-type": content_type})
+        if self.compress_streams and "gzip" in request.headers.get("accept-encoding", ""):
+            response.enable_compression(web.ContentCoding.gzip)
         await response.prepare(request)
         for piece in self._cut(frames[:limit], reply):
             await response.write(piece)

@@ -239,7 +239,9 @@ async def test_nothing_arriving_by_the_deadline_is_a_timeout(wire: Harness) -> N
     await upstream.peers[0].client_gone.wait()
 
 
-async def test_cancelled_while_streaming_aborts_the_connection(wire: Harness) -> None:
+async def test_cancelled_while_streaming_reads_on_or_aborts_when_released(
+    wire: Harness,
+) -> None:
     held = Held()
     upstream = await wire.serve(held)
     pool = wire.pool(upstream.origin())
@@ -256,6 +258,9 @@ async def test_cancelled_while_streaming_aborts_the_connection(wire: Harness) ->
     with pytest.raises(asyncio.CancelledError):
         await reading
 
+    peer.writer.write(chunked(b"two")[:-5])
+    assert await answer.next_chunk(None) == b"two", "a cancelled wait loses nothing"
+    answer.release()
     await peer.client_gone.wait()
     assert pool.in_use == 0
     with pytest.raises(ConnectionBroken, match="released"):
