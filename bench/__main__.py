@@ -1,11 +1,15 @@
-"""`python -m bench`: start the fake upstream and the proxy, measure each scenario, report.
+"""`python -m bench`: start the fake upstream, the proxy and its references, measure each
+scenario, report.
 
-The cache scenarios (l1-hit, l1-miss, l2-hit, semantic-hit: bench/cached.py) are measured against
-proxies of their own, with the cache on, next to the one whose cache stays off for the others.
-Then the chaos run (bench/chaos.py), with processes of its own: three upstreams, one of them
-flapping, behind a freshly started proxy. Results go to stdout (markdown) and
-bench/results/latest.jsonl; the proxies' configs and every server's log are left in
-bench/results/ for a post-mortem.
+Scenarios run in groups, each with an upstream and a proxy of its own: the proxy's cache layer
+(the cache scenarios, bench/cached.py, need it on; the others keep it off) and the way the
+upstream writes a stream (at once, or event by event) make a group. Beside each proxy, on its
+core, run the references its scenarios name: the bare aiohttp pass-through (bench/floor.py) and
+nginx (bench/nginx.py) where it is installed, measured in the same interleaved runs, since
+issue 11's targets are ratios to them (bench/targets.py); `--no-floor` and `--no-nginx` leave
+them out. Then the memory soak (bench/soak.py) and the chaos run (bench/chaos.py), each with
+processes of its own. Results go to stdout (markdown) and bench/results/latest.jsonl; the
+configs and every server's log are left in bench/results/ for a post-mortem.
 """
 
 from __future__ import annotations
@@ -18,32 +22,50 @@ import signal
 import sys
 import time
 from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import uvloop
 
-from bench import cached, chaos
+from bench import cached, chaos, nginx, soak
 from bench.cached import RedisPrefix
 from bench.chaos import ChaosRun, ChaosSettings
 from bench.load import Limits
 from bench.procs import Child, Children, Pinning, free_port
-from bench.report import chaos_markdown, markdown, metadata, write_jsonl
+from bench.report import chaos_markdown, markdown, metadata, soak_markdown, write_jsonl
 from bench.runner import (
     SCENARIO_GROUPS,
     SCENARIOS,
     STREAM_CHUNKS,
     Bench,
     CacheLayer,
+    Reference,
     Scenario,
+    Server,
     Settings,
+    Split,
 )
+from bench.soak import SoakSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-# The floor maps and forwards JSON, and (for l1-hit) answers repeated bodies from a dict.
-FLOOR_SCENARIOS = ["nonstream-c1", "nonstream-c16", "l1-hit-c1", "l1-hit-c16"]
+# The floor maps and forwards JSON, relays streams, and (for l1-hit) answers repeated bodies
+# from a dict.
+FLOOR_SCENARIOS = [
+    "nonstream-c1",
+    "nonstream-c16",
+    "stream-c16",
+    "stream-events-c16",
+    "l1-hit-c1",
+    "l1-hit-c16",
+]
+# `--scenario data-plane`: what issue 11 is judged by (bench/targets.py), and the memory soak.
+DATA_PLANE = (*FLOOR_SCENARIOS, soak.NAME)
+GROUPS = {**SCENARIO_GROUPS, "data-plane": DATA_PLANE}
 T = TypeVar("T")
+GroupKey = tuple[CacheLayer | None, Split]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
         "--repeat", type=int, help="measured runs per side and scenario (default 5; quick 2)"
     )
     parser.add_argument(
-        "--duration", type=float, help="wall-time cap per measured run, s (default 2; quick 0.5)"
+        "--duration", type=float, help="wall-time cap per measured run, s (default 2; quick 0.3)"
     )
     parser.add_argument(
         "--requests", type=int, help="request cap per measured run (default 20000; quick 2000)"
@@ -68,15 +90,27 @@ def _parser() -> argparse.ArgumentParser:
         "--floor",
         action="store_true",
         help="measure the bare aiohttp pass-through (bench/floor.py) in the proxy's place "
-        "(default scenarios: nonstream and l1-hit, the latter answered from a plain dict)",
+        "(default scenarios: nonstream, stream and l1-hit, the latter answered from a plain "
+        "dict), with no references beside it",
+    )
+    parser.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="do not run the floor beside the proxy (its ratios are then not judged)",
+    )
+    parser.add_argument(
+        "--no-nginx",
+        action="store_true",
+        help="do not run nginx beside the proxy (default: wherever it is installed)",
     )
     parser.add_argument(
         "--scenario",
         action="append",
-        choices=[*SCENARIOS, *SCENARIO_GROUPS, chaos.NAME],
-        help="run only this scenario (repeatable; default: all, chaos last); l1-hit and l2-hit "
-        "stand for their c=1 and c=16 scenarios, semantic-hit for semantic-hit-c1/c16 and "
-        "semantic-repeat-c1/c16",
+        choices=[*SCENARIOS, *GROUPS, soak.NAME, chaos.NAME],
+        help="run only this scenario (repeatable; default: all, then rss, then chaos); l1-hit "
+        "and l2-hit stand for their c=1 and c=16 scenarios, semantic-hit for "
+        "semantic-hit-c1/c16 and semantic-repeat-c1/c16, data-plane for those issue 11 is "
+        "judged by and rss",
     )
     group = parser.add_argument_group("chaos run (one of three deployments flapping)")
     group.add_argument(
@@ -99,7 +133,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Settings:
     repeat = args.repeat if args.repeat is not None else (2 if args.quick else 5)
-    seconds = args.duration if args.duration is not None else (0.5 if args.quick else 2.0)
+    seconds = args.duration if args.duration is not None else (0.3 if args.quick else 2.0)
     requests = args.requests if args.requests is not None else (2000 if args.quick else 20_000)
     if repeat < 1 or seconds <= 0 or requests < 1:
         parser.error("--repeat, --duration and --requests must be positive")
@@ -114,6 +148,47 @@ def _chaos_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -
     if seconds <= 0 or period <= 0:
         parser.error("--chaos-seconds and --chaos-period must be positive")
     return ChaosSettings(seconds, period, args.chaos_mode, args.chaos_stream)
+
+
+@dataclass(frozen=True)
+class References:
+    """What runs beside the proxies: the floor or not, nginx's binary or None; `described`
+    says what each is, or why it is not measured, for the report."""
+
+    floor: bool
+    nginx: Path | None
+    described: dict[Reference, str]
+
+
+def _references(args: argparse.Namespace, names: list[str]) -> References:
+    """The references the chosen scenarios name, less those switched off or not installed."""
+    wanted = {r for name in names if name in SCENARIOS for r in SCENARIOS[name].references}
+    if args.floor:
+        why = "not measured: --floor puts the floor in the proxy's place"
+        return References(False, None, {"floor": why, "nginx": why})
+    unused = "not measured: no scenario chosen compares with it"
+    floor = "floor" in wanted and not args.no_floor
+    described: dict[Reference, str] = {
+        "floor": f"bench.floor on aiohttp {aiohttp.__version__}"
+        if floor
+        else ("not measured (--no-floor)" if args.no_floor else unused)
+    }
+    binary = None
+    if args.no_nginx:
+        described["nginx"] = "not measured (--no-nginx)"
+    elif "nginx" not in wanted:
+        described["nginx"] = unused
+    elif (binary := nginx.locate()) is None:
+        described["nginx"] = f"not measured: not found on PATH or in {nginx.SBIN}"
+        print(
+            f"bench: nginx not found on PATH or in {nginx.SBIN}: the nginx column is skipped "
+            "(apt-get install nginx to measure it)",
+            file=sys.stderr,
+            flush=True,
+        )
+    else:
+        described["nginx"] = f"{nginx.version(binary)} ({binary})"
+    return References(floor, binary, described)
 
 
 def _proxy_config(port: int, upstream_url: str) -> str:
@@ -165,31 +240,78 @@ async def _measure_all(
 
 
 def _main_proxy(
-    args: argparse.Namespace, children: Children, upstream_url: str, pinning: Pinning
+    args: argparse.Namespace, children: Children, upstream_url: str, pinning: Pinning, label: str
 ) -> tuple[str, Child]:
-    """The proxy of the cache-off scenarios (or the floor in its place), with its base URL."""
+    """A proxy with the cache off (or the floor in its place), with its base URL; `label`
+    starts the names of its config and log."""
     port = free_port()
-    config = RESULTS / "proxy.yaml"
+    config = RESULTS / f"{label.replace(' ', '-')}proxy.yaml"
     config.write_text(_proxy_config(port, upstream_url))
     if args.floor:
-        proxy = children.floor(upstream_url, port, pinning.proxy)
+        proxy = children.floor(upstream_url, port, pinning.proxy, name=f"{label}floor")
     else:
-        proxy = children.proxy(config, port, pinning.proxy)
+        proxy = children.proxy(config, port, pinning.proxy, name=f"{label}proxy")
     return f"http://127.0.0.1:{port}", proxy
+
+
+def _label(layer: CacheLayer | None, split: Split) -> str:
+    """How a group's processes are named: `` for the first, `cache l1 `, `events `..."""
+    return ("" if layer is None else f"cache {layer} ") + ("events " if split == "events" else "")
+
+
+def _start_references(
+    children: Children,
+    refs: References,
+    scenarios: list[Scenario],
+    *,
+    key: GroupKey,
+    upstream_url: str,
+    pinning: Pinning,
+) -> dict[Reference, Server]:
+    """The references the group's scenarios name, on the proxy's core (each idles while
+    another side runs); the floor of the l1 group answers repeated bodies from its dict, as
+    the proxy there answers from its L1."""
+    wanted = {r for scenario in scenarios for r in scenario.references}
+    layer, split = key
+    label = _label(layer, split)
+    servers: dict[Reference, Server] = {}
+    if refs.floor and "floor" in wanted:
+        port = free_port()
+        floor = children.floor(
+            upstream_url, port, pinning.proxy, cache=layer == "l1", name=f"{label}floor"
+        )
+        servers["floor"] = Server(f"http://127.0.0.1:{port}", floor)
+    if refs.nginx is not None and "nginx" in wanted:
+        port = free_port()
+        process = nginx.start(
+            children,
+            refs.nginx,
+            upstream_url,
+            port,
+            pinning.proxy,
+            results=RESULTS,
+            name=f"{label}nginx",
+        )
+        servers["nginx"] = Server(f"http://127.0.0.1:{port}", process)
+    return servers
 
 
 def _group(
     args: argparse.Namespace,
     settings: Settings,
-    layer: CacheLayer | None,
+    key: GroupKey,
     scenarios: list[Scenario],
+    *,
     pinning: Pinning,
+    refs: References,
 ) -> tuple[list[dict[str, Any]], float | None]:
-    """The scenarios of one proxy (`layer`: its cache layer; None: the cache off), with an
-    upstream and a proxy of their own that stop before the next group's start, so no idle
-    server of another group shares the cores. Also that proxy's starting RSS. The l2 group
-    needs Redis: without it its scenarios are skipped; with it, the run's keys are deleted
-    once the proxy has stopped."""
+    """The scenarios of one proxy (`key`: its cache layer, None for the cache off, and how
+    its upstream writes streams), with an upstream, a proxy and references of their own that
+    stop before the next group's start, so no idle server of another group shares the cores.
+    Also that proxy's starting RSS. The l2 group needs Redis: without it its scenarios are
+    skipped; with it, the run's keys are deleted once the proxy has stopped."""
+    layer, split = key
+    label = _label(layer, split)
     with contextlib.ExitStack() as stack:
         l2 = None
         if layer == "l2":
@@ -200,38 +322,63 @@ def _group(
                 return [cached.not_measured(s, "skipped", found) for s in scenarios], None
             l2 = found
         children = stack.enter_context(Children(ROOT, RESULTS))  # stopped before Redis is purged
-        name = "fake upstream" if layer is None else f"cache {layer} upstream"
-        upstream, upstream_url = children.upstream(pinning.upstream, STREAM_CHUNKS, name=name)
+        upstream, upstream_url = children.upstream(
+            pinning.upstream, STREAM_CHUNKS, name=f"{label}fake upstream", split=split
+        )
         if layer is None:
-            url, proxy = _main_proxy(args, children, upstream_url, pinning)
+            url, proxy = _main_proxy(args, children, upstream_url, pinning, label)
         elif args.floor:  # the l1 scenarios (the others are refused)
             port = free_port()
             url = f"http://127.0.0.1:{port}"
-            proxy = children.floor(upstream_url, port, pinning.proxy, cache=True)
+            proxy = children.floor(
+                upstream_url, port, pinning.proxy, cache=True, name=f"{label}floor"
+            )
         else:
             url, proxy = cached.start_proxy(
                 children, pinning, upstream_url, layer, l2=l2, results=RESULTS
             )
+        references = _start_references(
+            children, refs, scenarios, key=key, upstream_url=upstream_url, pinning=pinning
+        )
         rss_start_mib = proxy.rss_kib() / 1024
-        bench = Bench(upstream_url, url, upstream, proxy, settings)
+        bench = Bench(Server(upstream_url, upstream), Server(url, proxy), settings, references)
         return uvloop.run(_cancellable(_measure_all(bench, scenarios, l2))), rss_start_mib
 
 
 def _scenarios(
-    args: argparse.Namespace, settings: Settings, scenarios: list[Scenario], pinning: Pinning
+    args: argparse.Namespace,
+    settings: Settings,
+    scenarios: list[Scenario],
+    pinning: Pinning,
+    refs: References,
 ) -> tuple[list[dict[str, Any]], float | None]:
     """The direct-versus-proxy scenarios, group by group (see `_group`); also the starting RSS
     of the first proxy (the cache-off one when it runs)."""
-    groups: dict[CacheLayer | None, list[Scenario]] = {}
+    groups: dict[GroupKey, list[Scenario]] = {}
     for scenario in scenarios:
-        groups.setdefault(scenario.cache, []).append(scenario)
+        groups.setdefault((scenario.cache, scenario.split), []).append(scenario)
     rows: list[dict[str, Any]] = []
     rss_start_mib = None
-    for layer, members in groups.items():
-        found, rss = _group(args, settings, layer, members, pinning)
+    for key, members in groups.items():
+        found, rss = _group(args, settings, key, members, pinning=pinning, refs=refs)
         rows += found
         rss_start_mib = rss if rss_start_mib is None else rss_start_mib
     return rows, rss_start_mib
+
+
+def _soak(args: argparse.Namespace, settings: SoakSettings, pinning: Pinning) -> dict[str, Any]:
+    """The memory soak, with an upstream and a proxy of its own (started before any event
+    loop runs)."""
+    print(f"bench: {soak.NAME} ({settings.about}) ...", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    with Children(ROOT, RESULTS) as children:
+        _, upstream_url = children.upstream(
+            pinning.upstream, STREAM_CHUNKS, name="soak fake upstream", split="whole"
+        )
+        url, proxy = _main_proxy(args, children, upstream_url, pinning, "soak ")
+        row = uvloop.run(_cancellable(soak.measure(url, proxy, settings)))
+    print(f"bench:   done in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+    return row
 
 
 def _chaos(settings: ChaosSettings, pinning: Pinning) -> dict[str, Any]:
@@ -251,31 +398,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = _settings(parser, args)
     chaos_settings = _chaos_settings(parser, args)
-    default = FLOOR_SCENARIOS if args.floor else [*SCENARIOS, chaos.NAME]
+    default = FLOOR_SCENARIOS if args.floor else [*SCENARIOS, soak.NAME, chaos.NAME]
     chosen = args.scenario or default
-    names = list(dict.fromkeys(n for c in chosen for n in SCENARIO_GROUPS.get(c, (c,))))
+    names = list(dict.fromkeys(n for c in chosen for n in GROUPS.get(c, (c,))))
     if args.floor and chaos.NAME in names:
         parser.error("--floor has no routing to put under chaos; leave out --scenario chaos")
     if args.floor and any(SCENARIOS[n].cache not in (None, "l1") for n in names if n in SCENARIOS):
         parser.error("--floor has only an L1 of sorts; leave out l2-hit and semantic-*")
-    scenarios = [SCENARIOS[name] for name in names if name != chaos.NAME]
+    scenarios = [SCENARIOS[name] for name in names if name in SCENARIOS]
     RESULTS.mkdir(parents=True, exist_ok=True)
+    refs = _references(args, names)
     pinning = Pinning.plan()
     if pinning.load is not None:
         os.sched_setaffinity(0, pinning.load)
     rows: list[dict[str, Any]] = []
     rss_start_mib = None
-    chaos_row, chaos_error = None, None
+    soak_row, chaos_row = None, None
+    late_errors: list[RuntimeError] = []  # after some results: those are still reported
     try:
         if scenarios:
-            rows, rss_start_mib = _scenarios(args, settings, scenarios, pinning)
+            rows, rss_start_mib = _scenarios(args, settings, scenarios, pinning, refs)
+        if soak.NAME in names:
+            try:
+                soak_row = _soak(args, SoakSettings.default(args.quick), pinning)
+            except RuntimeError as err:
+                if not rows:
+                    raise
+                late_errors.append(err)
         if chaos.NAME in names:
             try:
                 chaos_row = _chaos(chaos_settings, pinning)
             except RuntimeError as err:
-                if not rows:
+                if not rows and soak_row is None:
                     raise
-                chaos_error = err  # the scenarios measured before it are still reported
+                late_errors.append(err)
     except KeyboardInterrupt:
         print("bench: interrupted; servers stopped", file=sys.stderr)
         return 130
@@ -287,23 +443,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     meta = metadata(ROOT, settings, pinning, args.quick)
     meta["measured"] = "bench.floor (bare aiohttp)" if args.floor else "edgeproxy"
+    meta["references"] = refs.described
     if rss_start_mib is not None:
         meta["proxy_rss_mib_at_start"] = round(rss_start_mib, 1)
     sections = []
     if rows:
         sections.append(markdown(rows, meta, settings, pinning))
+    if soak_row is not None:
+        sections.append(soak_markdown(soak_row, meta))
     if chaos_row is not None:
         sections.append(chaos_markdown(chaos_row, meta))
     print("\n".join(sections))
     output = RESULTS / "latest.jsonl"
-    write_jsonl(output, [*rows, *([chaos_row] if chaos_row else [])], meta)
+    write_jsonl(output, [*rows, *(row for row in (soak_row, chaos_row) if row)], meta)
     print(f"\nJSON lines: {output.relative_to(ROOT)}")
     failed = [problem for row in rows if (problem := cached.hit_problem(row))]
     for problem in failed:
         print(f"bench: FAILED {problem}", file=sys.stderr)
-    if chaos_error is not None:
-        print(f"bench: {chaos_error}", file=sys.stderr)
-    return 1 if failed or chaos_error is not None else 0
+    for late in late_errors:
+        print(f"bench: {late}", file=sys.stderr)
+    return 1 if failed or late_errors else 0
 
 
 if __name__ == "__main__":

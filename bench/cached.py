@@ -307,7 +307,7 @@ def hit_fields(scenario: Scenario, counts: Counter[str]) -> dict[str, Any]:
     want = scenario.expected
     layer = scenario.cache
     answers = sum(counts.values())
-    share = counts[want] / answers if answers else None
+    share = counts[want] / answers if answers and want is not None else None
     return {
         "cache_layer": layer,
         "cache_expected": want,

@@ -1,9 +1,11 @@
 """The floor: the least an aiohttp proxy can do, measured in the same run as edgeproxy.
 
-`python -m bench --floor` puts this in the proxy's place. It reads the body, maps the model
-name, forwards it over one keep-alive pool and returns the answer: no header rules, no
-deadlines, no errors in the client's dialect, no streaming. Whatever edgeproxy adds above
-this is the price of being a correct proxy; what this adds over a direct call is aiohttp's.
+`make bench` runs it beside the proxy as the reference its CPU targets are ratios to, and
+`python -m bench --floor` puts it in the proxy's place. It reads the body, maps the model
+name, forwards it over one keep-alive pool and returns the answer; a stream (`"stream": true`)
+is relayed chunk by chunk as it arrives. No header rules, no deadlines, no errors in the
+client's dialect, no usage watching. Whatever edgeproxy adds above this is the price of being
+a correct proxy; what this adds over a direct call is aiohttp's.
 
 With `--cache` (the l1-hit scenarios under `--floor`) it also keeps every successful answer
 in a dict keyed by the raw request body and answers a byte-identical request from it, marked
@@ -37,7 +39,7 @@ def build(upstream: str, cache: bool = False) -> web.Application:
         yield
         await app[SESSION].close()
 
-    async def chat(request: web.Request) -> web.Response:
+    async def chat(request: web.Request) -> web.StreamResponse:
         raw = await request.read()
         if cache and (kept := answers.get(raw)) is not None:
             return web.Response(body=kept, content_type="application/json", headers=_HIT)
@@ -46,6 +48,8 @@ def build(upstream: str, cache: bool = False) -> web.Application:
         async with app[SESSION].post(
             upstream + "/v1/chat/completions", data=orjson.dumps(payload), headers=UPSTREAM_HEADERS
         ) as response:
+            if payload.get("stream") is True:
+                return await _relay(request, response)
             body = await response.read()
         if cache and response.status == 200:
             answers[raw] = body
@@ -63,6 +67,18 @@ def build(upstream: str, cache: bool = False) -> web.Application:
     app.router.add_post("/v1/chat/completions", chat)
     app.router.add_get("/v1/models", models)
     return app
+
+
+async def _relay(request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+    """Each chunk the upstream's socket gave to the client as it came: what a streaming
+    aiohttp proxy cannot do with less."""
+    content_type = upstream.headers.get("content-type", "text/event-stream")
+    response = web.StreamResponse(status=upstream.status, headers={"content-type": content_type})
+    await response.prepare(request)
+    async for chunk in upstream.content.iter_any():
+        await response.write(chunk)
+    await response.write_eof()
+    return response
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ instrumentation inside it that would change what is measured.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import http.client
 import os
@@ -114,14 +115,40 @@ def _child_env() -> dict[str, str]:
     return env
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of all the threads of process `pid` so far."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may contain spaces
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14, 15)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes `pid` has forked and not yet reaped, from every one of its threads."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
 class Child:
-    """One subprocess, its log file, and readings of its CPU time and memory from /proc."""
+    """One subprocess, its log file, and readings of its CPU time and memory from /proc.
+
+    With `workers`, its CPU time includes that of the processes it forked (nginx serves from
+    a worker process; its master only supervises)."""
 
     def __init__(
-        self, name: str, argv: list[str], cwd: Path, log: Path, cores: frozenset[int] | None
+        self,
+        name: str,
+        argv: list[str],
+        cwd: Path,
+        log: Path,
+        cores: frozenset[int] | None,
+        *,
+        workers: bool = False,
     ):
         self.name = name
         self.log = log
+        self._workers = workers
         with log.open("wb") as sink:
             self._proc = subprocess.Popen(
                 argv,
@@ -145,10 +172,13 @@ class Child:
             raise RuntimeError(f"{self.name} exited with status {code}:\n{self.log_tail()}")
 
     def cpu_seconds(self) -> float:
-        """User plus system CPU time of all its threads so far."""
-        stat = Path(f"/proc/{self.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()  # the command name may contain spaces
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14, 15)
+        """User plus system CPU time of all its threads so far (and its workers')."""
+        total = _cpu_seconds(self.pid)
+        if self._workers:
+            for worker in _children(self.pid):
+                with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # just exited
+                    total += _cpu_seconds(worker)
+        return total
 
     def rss_kib(self) -> int:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -201,9 +231,11 @@ class Children:
         for child in reversed(self._started):
             child.stop()
 
-    def _spawn(self, name: str, argv: list[str], cores: frozenset[int] | None) -> Child:
+    def _spawn(
+        self, name: str, argv: list[str], cores: frozenset[int] | None, *, workers: bool = False
+    ) -> Child:
         log = self._logs / (name.replace(" ", "-") + ".log")
-        child = Child(name, argv, self._root, log, cores)
+        child = Child(name, argv, self._root, log, cores, workers=workers)
         self._started.append(child)
         return child
 
@@ -215,12 +247,14 @@ class Children:
         *,
         name: str = "fake upstream",
         port: int = 0,
+        split: str = "frames",
         extra: Sequence[str] = (),
     ) -> tuple[Child, str]:
         """The fake upstream on `port` (0: of its choosing), with the URL from its READY line;
-        `extra` are more of its options (the chaos run's `--flap-*`)."""
+        `split` is how it cuts a stream into writes (its `Reply.split`), `extra` more of its
+        options (the chaos run's `--flap-*`)."""
         argv = [sys.executable, "-m", "tests.support.fake_upstream", "--port", str(port)]
-        argv += ["--chunks", str(chunks), "--split", "frames", *extra]
+        argv += ["--chunks", str(chunks), "--split", split, *extra]
         child = self._spawn(name, argv, cores)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -242,7 +276,7 @@ class Children:
     ) -> Child:
         """The proxy from its CLI, as deployed; ready once GET /v1/models answers 200."""
         argv = [sys.executable, "-m", "edgeproxy", "serve", "--config", str(config)]
-        return self._await_ready(self._spawn(name, argv, cores), port, timeout)
+        return self.server(name, argv, port, cores, timeout)
 
     def floor(
         self,
@@ -252,16 +286,28 @@ class Children:
         timeout: float = 20.0,
         *,
         cache: bool = False,
+        name: str = "floor",
     ) -> Child:
-        """The bare aiohttp pass-through (`bench.floor`), in the proxy's place; with `cache`,
-        answering repeated bodies from a dict (in the L1 proxy's place)."""
+        """The bare aiohttp pass-through (`bench.floor`); with `cache`, answering repeated
+        bodies from a dict (the L1 floor)."""
         argv = [sys.executable, "-m", "bench.floor", str(port), upstream_url]
         if cache:
             argv.append("--cache")
-        name = "floor cache" if cache else "floor"
-        return self._await_ready(self._spawn(name, argv, cores), port, timeout)
+        return self.server(name, argv, port, cores, timeout)
 
-    def _await_ready(self, child: Child, port: int, timeout: float) -> Child:
+    def server(
+        self,
+        name: str,
+        argv: list[str],
+        port: int,
+        cores: frozenset[int] | None,
+        timeout: float = 20.0,
+        *,
+        workers: bool = False,
+    ) -> Child:
+        """Any server the load can be put through (the proxy, the floor, nginx), started from
+        `argv` and ready once GET /v1/models on `port` answers 200; `workers`: see `Child`."""
+        child = self._spawn(name, argv, cores, workers=workers)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if _answers(port, "/v1/models"):

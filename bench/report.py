@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from bench import cached
+from bench import cached, targets
 from bench.procs import CLOCK_TICKS, Pinning
 from bench.runner import (
     L2_VARIANTS,
@@ -25,14 +25,15 @@ from bench.runner import (
     SEMANTIC_PAIRS,
     Settings,
 )
+from bench.soak import PER_10K
 
 # Measured elsewhere with the same method, so a run can be read against them at a glance.
 REFERENCES = (
     "LiteLLM 1.106.2: ≈ 10.5 ms CPU per non-streaming request (≈ 93 RPS/core), +10.3 ms p50 at "
     "c=1; ≈ 31 ms CPU per 20-chunk stream.",
     "Bare 60-line aiohttp pass-through: ≈ 0.23 ms CPU per request (≈ 4,300 RPS/core), +0.3 ms "
-    "p50 at c=1 when the issue was written; `--floor` measures it (bench/floor.py) in this run's "
-    "conditions.",
+    "p50 at c=1 when the issue was written; it runs beside the proxy (bench/floor.py) in this "
+    "run's conditions: see the table against the floor and nginx.",
 )
 TARGET_CPU_MS = 0.45  # per non-streaming request
 TARGET_ADDED_P50_MS = 0.5  # at c=1
@@ -56,6 +57,20 @@ _COLUMNS = (
     ("proxy CPU ms/chunk", "proxy_cpu_ms_per_chunk", 4),
     ("proxy core busy", "proxy_core_busy", 2),
     ("proxy RSS MiB", "proxy_rss_mib", 1),
+)
+
+
+_REFERENCE_COLUMNS = (
+    ("scenario", "scenario", None),
+    ("c", "concurrency", None),
+    ("proxy CPU ms/req", "proxy_cpu_ms_per_request", 3),
+    ("floor CPU ms/req", "floor_cpu_ms_per_request", 3),
+    ("nginx CPU ms/req", "nginx_cpu_ms_per_request", 3),
+    ("proxy/floor", "proxy_cpu_ratio_to_floor", 2),
+    ("proxy/nginx", "proxy_cpu_ratio_to_nginx", 2),
+    ("+p50 proxy ms", "p50_added_ms", 2),
+    ("+p50 floor ms", "p50_floor_added_ms", 2),
+    ("+p50 nginx ms", "p50_nginx_added_ms", 2),
 )
 
 
@@ -304,6 +319,42 @@ def _cache_notes(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _against_references(rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[str]:
+    """Issue 11's table: the proxy's CPU per request and added p50 next to the floor's and
+    nginx's from the same runs, the ratios, and each target's verdict."""
+    shown = [row for row in rows if row.get("references") or row["scenario"] in targets.DATA_PLANE]
+    if not shown:
+        return []
+    described = meta.get("references", {})
+    if not any(row.get("references") for row in shown):
+        why = "; ".join(f"{name}: {what}" for name, what in described.items())
+        return [f"- Issue 11's targets (ratios to the floor and nginx): not judged ({why})."]
+    lines = []
+    for row in shown:
+        verdict = targets.judge(row)
+        cells = [_cell(row.get(key), digits) for _, key, digits in _REFERENCE_COLUMNS]
+        cells += [verdict.target, verdict.outcome] if verdict else ["-", "-"]
+        lines.append(cells)
+    titles = [title for title, _, _ in _REFERENCE_COLUMNS] + ["target", "verdict"]
+    return [
+        "",
+        "**Against the floor and nginx (issue 11's targets, measured in the same runs)**",
+        "",
+        *_table(titles, lines, first_left=True),
+        "",
+        f"- floor: {described.get('floor', '-')}. The bare aiohttp pass-through "
+        "(bench/floor.py): maps the model name, relays streams chunk by chunk; for l1-hit, "
+        "the same answering repeated bodies from a dict (filled by its warm-up).",
+        f"- nginx: {described.get('nginx', '-')}. A plain reverse proxy to the fake upstream, "
+        "one worker on the proxy's core, upstream keep-alive, proxy_buffering off (config in "
+        "bench/results/). It maps no model name (nginx cannot read JSON) and forwards the body "
+        "as sent: a lower bound for any proxy that must read the request, not a like-for-like "
+        "rival. Its CPU is its master's and its worker's.",
+        "- proxy/floor and proxy/nginx are medians of per-repetition ratios of CPU per "
+        "request; +p50 is over a direct call to the fake upstream, as in the table above.",
+    ]
+
+
 def markdown(
     rows: list[dict[str, Any]], meta: dict[str, Any], settings: Settings, pinning: Pinning
 ) -> str:
@@ -338,21 +389,55 @@ def markdown(
         "",
         "Against the targets:",
         *_verdicts(measured),
+        *_against_references(measured, meta),
     ]
-    problems = [
-        f"- {row['scenario']}: errors direct {row['errors_direct']}, proxy {row['errors_proxy']}; "
-        f"stalled direct {row['stalled_direct']}, proxy {row['stalled_proxy']}; "
-        f"samples: {row['error_samples']}"
-        for row in measured
-        if row["errors_direct"]
-        or row["errors_proxy"]
-        or row["stalled_direct"]
-        or row["stalled_proxy"]
-    ]
+    problems = [problem for row in measured if (problem := _failures(row))]
     problems += [f"- {problem}" for row in rows if (problem := cached.hit_problem(row))]
     if problems:
         notes += ["", "PROBLEMS:", *problems]
     return "\n".join([header, rule, *body, *notes])
+
+
+def _failures(row: dict[str, Any]) -> str | None:
+    """Failed and stalled requests of every side of a scenario, when there were any."""
+    sides = ["direct", "proxy", *row.get("references", [])]
+    errors = {side: row[f"errors_{side}"] for side in sides}
+    stalled = {side: row[f"stalled_{side}"] for side in sides}
+    if not any(errors.values()) and not any(stalled.values()):
+        return None
+    return (
+        f"- {row['scenario']}: errors {', '.join(f'{k} {v}' for k, v in errors.items())}; "
+        f"stalled {', '.join(f'{k} {v}' for k, v in stalled.items())}; "
+        f"samples: {row['error_samples']}"
+    )
+
+
+def soak_markdown(row: dict[str, Any], meta: dict[str, Any]) -> str:
+    """The memory check's own section: RSS as the requests went by, its trend, the target."""
+    verdict = targets.judge_rss(row)
+    readings = ", ".join(f"{requests:,}: {mib:.1f}" for requests, mib in row["rss_samples"])
+    lines = [
+        "",
+        "**Memory: the proxy's RSS under sustained load**",
+        "",
+        f"{row['description']} (bench/soak.py); {row['requests']:,} sent in "
+        f"{row['seconds']:.1f} s (cap {row['planned_requests']:,} requests or "
+        f"{row['planned_seconds']:g} s). Measured in the proxy's place: {meta['measured']}.",
+        "",
+        f"- RSS MiB by requests sent: {readings}.",
+        f"- RSS {row['rss_mib_start']:.1f} MiB at start, {row['rss_mib_final']:.1f} MiB at the "
+        f"end; growth over the second half {_cell(row['rss_growth_kib_per_10k'], 1)} KiB per "
+        f"{PER_10K:,} requests (least-squares slope).",
+        f"- Target {verdict.target} — {verdict.outcome}.",
+    ]
+    if row["errors"] or row["stalled"]:
+        lines += [
+            "",
+            "SOAK PROBLEMS:",
+            f"- {row['errors']:,} requests failed and {row['stalled']:,} stalled; samples: "
+            f"{row['error_samples']}",
+        ]
+    return "\n".join(lines)
 
 
 def _pct(share: float | None, digits: int = 1) -> str:

@@ -1,8 +1,10 @@
-"""Scenarios, and measuring each one: direct and via the proxy, interleaved and repeated.
+"""Scenarios, and measuring each one: direct, via the proxy and via the references (the aiohttp
+floor, nginx), interleaved and repeated.
 
-Interleaving in ABBA order (direct, proxy, proxy, direct, ...) on the same machine at the same
-time means slow drift and noisy neighbours hit both sides alike; medians over the repetitions
-then discard the odd disturbed run.
+Interleaving in ABBA order (direct, proxy, proxy, direct, ...; with references, direct, proxy,
+floor, nginx, then the same backwards) on the same machine at the same time means slow drift
+and noisy neighbours hit every side alike; medians over the repetitions then discard the odd
+disturbed run, and ratios between sides are taken within a repetition.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import itertools
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,6 +24,12 @@ from bench.load import Limits, Observer, RunResult
 from bench.procs import Child, machine_busy_seconds
 
 CacheLayer = Literal["l1", "l2", "semantic"]
+# Run beside the proxy: the bare aiohttp pass-through (bench/floor.py) and nginx (bench/nginx.py).
+Reference = Literal["floor", "nginx"]
+REFERENCES: tuple[Reference, ...] = ("floor", "nginx")
+Target = Literal["direct", "proxy", "floor", "nginx"]
+# How the fake upstream writes a stream (its `Reply.split`): all at once, or event by event.
+Split = Literal["whole", "events"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +37,9 @@ class Scenario:
     """What one scenario sends, at which concurrency; `cache` names the layer a cache scenario
     expects to answer every request (its proxy then has the cache on, see bench/cached.py), and
     `variants` how many distinct questions its load cycles over. `asks`, when given, are those
-    questions (the semantic scenarios' paraphrases); otherwise they are made up."""
+    questions (the semantic scenarios' paraphrases); otherwise they are made up. `references`
+    are measured in the same runs (for a cache scenario, the floor answers from its dict), and
+    `split` is how the upstream writes a stream."""
 
     name: str
     concurrency: int
@@ -40,6 +50,8 @@ class Scenario:
     variants: int = 1
     asks: tuple[str, ...] = ()
     outcome: str | None = None  # x-edgeproxy-cache of every answer; default hit-<cache>
+    references: tuple[Reference, ...] = ()
+    split: Split = "whole"
 
     def __post_init__(self) -> None:
         if self.asks and len(self.asks) != self.variants:
@@ -147,9 +159,39 @@ def _semantic(name: str, concurrency: int, distinct: int) -> Scenario:
 SCENARIOS = {
     s.name: s
     for s in (
-        Scenario("nonstream-c1", 1, False, "bench-model", "JSON, model name mapped, c=1"),
-        Scenario("nonstream-c16", 16, False, "bench-model", "JSON, model name mapped, c=16"),
-        Scenario("stream-c16", 16, True, "bench-model", "SSE read to the end, mapped, c=16"),
+        Scenario(
+            "nonstream-c1",
+            1,
+            False,
+            "bench-model",
+            "JSON, model name mapped, c=1",
+            references=REFERENCES,
+        ),
+        Scenario(
+            "nonstream-c16",
+            16,
+            False,
+            "bench-model",
+            "JSON, model name mapped, c=16",
+            references=REFERENCES,
+        ),
+        Scenario(
+            "stream-c16",
+            16,
+            True,
+            "bench-model",
+            "SSE read to the end, mapped, the upstream writing the whole stream at once, c=16",
+            references=REFERENCES,
+        ),
+        Scenario(
+            "stream-events-c16",
+            16,
+            True,
+            "bench-model",
+            "SSE read to the end, mapped, the upstream writing each event on its own, c=16",
+            references=REFERENCES,
+            split="events",
+        ),
         Scenario("passthrough-c16", 16, False, "gpt-4o-mini", "JSON, body forwarded as is, c=16"),
         Scenario(
             "stream-xdialect-c16",
@@ -158,9 +200,23 @@ SCENARIOS = {
             "bench-claude",
             "SSE, OpenAI client to an Anthropic upstream: every event translated, c=16",
         ),
-        Scenario("l1-hit-c1", 1, False, CACHED_MODEL, "JSON, every request an L1 hit, c=1", "l1"),
         Scenario(
-            "l1-hit-c16", 16, False, CACHED_MODEL, "JSON, every request an L1 hit, c=16", "l1"
+            "l1-hit-c1",
+            1,
+            False,
+            CACHED_MODEL,
+            "JSON, every request an L1 hit, c=1",
+            "l1",
+            references=("floor",),
+        ),
+        Scenario(
+            "l1-hit-c16",
+            16,
+            False,
+            CACHED_MODEL,
+            "JSON, every request an L1 hit, c=16",
+            "l1",
+            references=("floor",),
         ),
         Scenario(
             "l1-miss-c16",
@@ -217,63 +273,89 @@ class Settings:
     warmup: Limits
 
 
+@dataclass(frozen=True)
+class Server:
+    """Somewhere the load can be sent: a base URL and the process that answers there."""
+
+    url: str
+    process: Child
+
+
 @dataclass
 class Sample:
-    """One measured run, with the CPU seconds each party spent during it."""
+    """One measured run, with the CPU seconds each party spent during it; `server_cpu` is the
+    process the load went through (proxy, floor or nginx; none for direct runs)."""
 
-    target: str
+    target: Target
     result: RunResult
-    proxy_cpu: float
+    server_cpu: float
     upstream_cpu: float
     load_cpu: float
     other_cpu: float = 0.0  # everything else on the machine (other processes, Redis, softirq)
 
     @property
-    def proxy_cpu_ms_per_request(self) -> float | None:
-        if self.target != "proxy" or not self.result.completed:
+    def cpu_ms_per_request(self) -> float | None:
+        if self.target == "direct" or not self.result.completed:
             return None
-        return self.proxy_cpu * 1000 / self.result.completed
+        return self.server_cpu * 1000 / self.result.completed
+
+
+def run_order(targets: Sequence[Target], repetition: int) -> list[Target]:
+    """ABBA for any number of sides: in order on even repetitions, backwards on odd ones, so
+    over each pair of repetitions every side runs as often early as late."""
+    return list(targets) if repetition % 2 == 0 else list(reversed(targets))
 
 
 class Bench:
-    """The running upstream and proxy, and how to measure one scenario against them."""
+    """The running upstream, proxy and references, and how to measure one scenario against
+    them. `references` are those running for this group of scenarios; a scenario measures the
+    ones it names that are here."""
 
     def __init__(
-        self, direct_url: str, proxy_url: str, upstream: Child, proxy: Child, settings: Settings
+        self,
+        upstream: Server,
+        proxy: Server,
+        settings: Settings,
+        references: Mapping[Reference, Server] | None = None,
     ) -> None:
-        self._urls = {
-            "direct": direct_url + "/v1/chat/completions",
-            "proxy": proxy_url + "/v1/chat/completions",
-        }
         self._upstream = upstream
-        self._proxy = proxy
+        self._servers: dict[Target, Server] = {"direct": upstream, "proxy": proxy}
+        for name, server in (references or {}).items():
+            self._servers[name] = server
         self.settings = settings
 
     @property
     def proxy_url(self) -> str:
         """The proxy's chat completions endpoint."""
-        return self._urls["proxy"]
+        return self._url("proxy")
+
+    def _url(self, target: Target) -> str:
+        return self._servers[target].url + "/v1/chat/completions"
+
+    def targets(self, scenario: Scenario) -> list[Target]:
+        """Direct, the proxy, then the scenario's references that are running, in that order."""
+        return ["direct", "proxy", *(r for r in scenario.references if r in self._servers)]
 
     async def measure(self, scenario: Scenario, observe: Observer | None = None) -> dict[str, Any]:
-        """Warm up both sides, then the measured runs in ABBA order; `observe` sees every
-        answer of the measured proxy runs (not the warm-up's, not the direct side's). Each side
+        """Warm up every side, then the measured runs in ABBA order; `observe` sees every
+        answer of the measured proxy runs (not the warm-up's, not the other sides'). Each side
         cycles over the scenario's bodies from one run to the next without starting over."""
-        cycles = {target: itertools.cycle(scenario.bodies()) for target in self._urls}
-        clients = {target: load.session(scenario.concurrency) for target in self._urls}
+        targets = self.targets(scenario)
+        cycles = {target: itertools.cycle(scenario.bodies()) for target in targets}
+        clients = {target: load.session(scenario.concurrency) for target in targets}
         samples: list[Sample] = []
         rss_kib: list[int] = []
         try:
             for target, client in clients.items():  # warm-up: connections, caches; discarded
                 await self._run(scenario, target, client, cycles[target], self.settings.warmup)
             for rep in range(self.settings.repeat):
-                order = ("direct", "proxy") if rep % 2 == 0 else ("proxy", "direct")
-                for target in order:
+                for target in run_order(targets, rep):
                     seen = observe if target == "proxy" else None
                     client, bodies = clients[target], cycles[target]
                     samples.append(
                         await self._sample(scenario, target, client, bodies, observe=seen)
                     )
-                rss_kib.append(self._proxy.rss_kib())
+                rss_kib.append(self._servers["proxy"].process.rss_kib())
         finally:
             for client in clients.values():
                 await client.close()
@@ -282,7 +364,7 @@ class Bench:
     async def _run(
         self,
         scenario: Scenario,
-        target: str,
+        target: Target,
         client: aiohttp.ClientSession,
         bodies: Iterator[bytes],
         limits: Limits,
@@ -291,7 +373,7 @@ class Bench:
     ) -> RunResult:
         return await load.run(
             client,
-            self._urls[target],
+            self._url(target),
             bodies,
             stream=scenario.stream,
             concurrency=scenario.concurrency,
@@ -302,14 +384,16 @@ class Bench:
     async def _sample(
         self,
         scenario: Scenario,
-        target: str,
+        target: Target,
         client: aiohttp.ClientSession,
         bodies: Iterator[bytes],
         *,
         observe: Observer | None,
     ) -> Sample:
-        proxy_before = self._proxy.cpu_seconds()
-        upstream_before = self._upstream.cpu_seconds()
+        server = None if target == "direct" else self._servers[target].process
+        upstream = self._upstream.process
+        server_before = server.cpu_seconds() if server else 0.0
+        upstream_before = upstream.cpu_seconds()
         load_before = time.process_time()
         machine_before = machine_busy_seconds()
         result = await self._run(
@@ -318,14 +402,14 @@ class Bench:
         sample = Sample(
             target,
             result,
-            proxy_cpu=self._proxy.cpu_seconds() - proxy_before,
-            upstream_cpu=self._upstream.cpu_seconds() - upstream_before,
+            server_cpu=server.cpu_seconds() - server_before if server else 0.0,
+            upstream_cpu=upstream.cpu_seconds() - upstream_before,
             load_cpu=time.process_time() - load_before,
         )
-        ours = sample.proxy_cpu + sample.upstream_cpu + sample.load_cpu
+        ours = sample.server_cpu + sample.upstream_cpu + sample.load_cpu
         sample.other_cpu = max(0.0, machine_busy_seconds() - machine_before - ours)
-        self._proxy.check_alive()
-        self._upstream.check_alive()
+        for running in self._servers.values():
+            running.process.check_alive()
         return sample
 
 
@@ -348,14 +432,60 @@ def _busy(runs: list[Sample], *parties: str) -> float | None:
     )
 
 
+def _cpu(runs: list[Sample]) -> float | None:
+    return _median([v for s in runs if (v := s.cpu_ms_per_request) is not None])
+
+
+def _paired(
+    first: list[Sample], second: list[Sample], compare: Callable[[Sample, Sample], float | None]
+) -> float | None:
+    """The median of `compare` over the runs of the same repetition (the n-th run of each side
+    is from repetition n): drift between repetitions cancels out."""
+    return _median(
+        [v for a, b in zip(first, second, strict=True) if (v := compare(a, b)) is not None]
+    )
+
+
+def _added(pct: float) -> Callable[[Sample, Sample], float]:
+    """Latency at `pct` of the second run minus the first's, ms."""
+    return lambda base, via: via.result.percentile_ms(pct) - base.result.percentile_ms(pct)
+
+
+def _cpu_ratio(reference: Sample, proxy: Sample) -> float | None:
+    """The proxy's CPU per request over the reference's, within one repetition."""
+    ours, theirs = proxy.cpu_ms_per_request, reference.cpu_ms_per_request
+    return ours / theirs if ours is not None and theirs else None
+
+
+def _reference_fields(
+    name: Reference, direct: list[Sample], proxy: list[Sample], runs: list[Sample]
+) -> dict[str, Any]:
+    """A reference's own figures, and the proxy's CPU per request as a ratio of its own."""
+    return {
+        f"rps_{name}": _rps(runs),
+        f"p50_{name}_ms": _pct(runs, 50),
+        f"p50_{name}_added_ms": _paired(direct, runs, _added(50)),
+        f"p99_{name}_ms": _pct(runs, 99),
+        f"p99_{name}_added_ms": _paired(direct, runs, _added(99)),
+        f"{name}_cpu_ms_per_request": _cpu(runs),
+        f"{name}_core_busy": _busy(runs, "server_cpu"),
+        f"proxy_cpu_ratio_to_{name}": _paired(runs, proxy, _cpu_ratio),
+        f"requests_{name}": sum(s.result.completed for s in runs),
+        f"errors_{name}": sum(s.result.errors for s in runs),
+        f"stalled_{name}": sum(s.result.stalled for s in runs),
+    }
+
+
 def summarize(
     scenario: Scenario, settings: Settings, samples: list[Sample], rss_kib: list[int]
 ) -> dict[str, Any]:
-    """Per-scenario medians; added latency is the median of per-repetition differences."""
+    """Per-scenario medians; added latency and CPU ratios are medians of per-repetition
+    differences and ratios."""
     direct = [s for s in samples if s.target == "direct"]
     proxy = [s for s in samples if s.target == "proxy"]
+    references = [r for r in REFERENCES if any(s.target == r for s in samples)]
     rps_direct, rps_proxy = _rps(direct), _rps(proxy)
-    cpu_per_request = _median([v for s in proxy if (v := s.proxy_cpu_ms_per_request) is not None])
+    cpu_per_request = _cpu(proxy)
     completed = sum(s.result.completed for s in proxy)
     events_per_stream = (
         sum(s.result.events for s in proxy) / completed if scenario.stream and completed else None
@@ -363,18 +493,12 @@ def summarize(
     cpu_per_chunk = (
         cpu_per_request / events_per_stream if cpu_per_request and events_per_stream else None
     )
-
-    def added(pct: float) -> float | None:
-        pairs = zip(direct, proxy, strict=True)
-        return _median(
-            [p.result.percentile_ms(pct) - d.result.percentile_ms(pct) for d, p in pairs]
-        )
-
-    return {
+    row: dict[str, Any] = {
         "scenario": scenario.name,
         "description": scenario.about,
         "concurrency": scenario.concurrency,
         "stream": scenario.stream,
+        "upstream_split": scenario.split if scenario.stream else None,
         "model": scenario.model,
         "repetitions": settings.repeat,
         "requests_direct": sum(s.result.completed for s in direct),
@@ -384,14 +508,14 @@ def summarize(
         "rps_ratio": rps_proxy / rps_direct if rps_direct and rps_proxy is not None else None,
         "p50_direct_ms": _pct(direct, 50),
         "p50_proxy_ms": _pct(proxy, 50),
-        "p50_added_ms": added(50),
+        "p50_added_ms": _paired(direct, proxy, _added(50)),
         "p99_direct_ms": _pct(direct, 99),
         "p99_proxy_ms": _pct(proxy, 99),
-        "p99_added_ms": added(99),
+        "p99_added_ms": _paired(direct, proxy, _added(99)),
         "proxy_cpu_ms_per_request": cpu_per_request,
         "proxy_cpu_ms_per_chunk": cpu_per_chunk,
         "events_per_stream": events_per_stream,
-        "proxy_core_busy": _busy(proxy, "proxy_cpu"),
+        "proxy_core_busy": _busy(proxy, "server_cpu"),
         "load_core_busy_direct": _busy(direct, "upstream_cpu", "load_cpu"),
         "load_core_busy_proxy": _busy(proxy, "upstream_cpu", "load_cpu"),
         "other_cores_busy": _busy(samples, "other_cpu"),
@@ -401,17 +525,22 @@ def summarize(
         "errors_proxy": sum(s.result.errors for s in proxy),
         "stalled_direct": sum(s.result.stalled for s in direct),
         "stalled_proxy": sum(s.result.stalled for s in proxy),
-        "error_samples": sorted({e for s in samples for e in s.result.error_samples}),
-        "runs": [
-            {
-                "target": s.target,
-                "requests": s.result.completed,
-                "seconds": round(s.result.seconds, 3),
-                "rps": round(s.result.rps, 1),
-                "p50_ms": round(s.result.percentile_ms(50), 3),
-                "p99_ms": round(s.result.percentile_ms(99), 3),
-                "proxy_cpu_ms_per_request": s.proxy_cpu_ms_per_request,
-            }
-            for s in samples
-        ],
+        "references": references,
     }
+    for name in references:
+        runs = [s for s in samples if s.target == name]
+        row.update(_reference_fields(name, direct, proxy, runs))
+    row["error_samples"] = sorted({e for s in samples for e in s.result.error_samples})
+    row["runs"] = [
+        {
+            "target": s.target,
+            "requests": s.result.completed,
+            "seconds": round(s.result.seconds, 3),
+            "rps": round(s.result.rps, 1),
+            "p50_ms": round(s.result.percentile_ms(50), 3),
+            "p99_ms": round(s.result.percentile_ms(99), 3),
+            "cpu_ms_per_request": s.cpu_ms_per_request,
+        }
+        for s in samples
+    ]
+    return row

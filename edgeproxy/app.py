@@ -10,105 +10,24 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import random
 import signal
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from edgeproxy import aiohttp_edge
 from edgeproxy.admin import build_admin_app
-from edgeproxy.background import Background
-from edgeproxy.cache.answer import StoredAnswer
-from edgeproxy.cache.lookup import LookupCache
-from edgeproxy.cache.memory import MemoryCache
 from edgeproxy.cache.redis import RedisCache
-from edgeproxy.cache.tiered import TieredCache
-from edgeproxy.config import CacheConfig, Config
+from edgeproxy.config import Config
 from edgeproxy.handlers import ProxyHandlers
-from edgeproxy.pipeline import Pipeline, build_pipeline
-from edgeproxy.providers import build_provider
-from edgeproxy.providers.base import Provider
-from edgeproxy.routing.router import ModelTable
+from edgeproxy.redact import Redactor
+from edgeproxy.relay import Relay
+from edgeproxy.state import Clocks, ProxyState, build_state
 from edgeproxy.telemetry.access import AccessLog
 from edgeproxy.telemetry.metrics import exposition
 
 log = logging.getLogger("edgeproxy")
-
-
-@dataclass(eq=False)
-class ProxyState:
-    """Everything built from one configuration."""
-
-    config: Config
-    providers: dict[str, Provider]
-    table: ModelTable
-    pipeline: Pipeline
-    background: Background = field(default_factory=Background)
-    cache: LookupCache | None = None
-    pools_open: bool = False
-    draining: bool = False
-
-    @property
-    def ready(self) -> bool:
-        return self.pools_open and not self.draining
-
-    def routing_status(self) -> dict[str, Any]:
-        """Every group and deployment as routing sees them now (GET /admin/routing)."""
-        status = self.table.snapshot(self.pipeline.clock())
-        status["hedges"] = self.pipeline.dispatch.hedges
-        return status
-
-
 STATE = web.AppKey("state", ProxyState)
-
-
-@dataclass(frozen=True)
-class Clocks:
-    """Time, randomness and waiting for routing decisions: real ones, or a test's."""
-
-    clock: Callable[[], float] = time.monotonic
-    rng: Callable[[], float] = random.random
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
-
-
-def build_cache(
-    config: CacheConfig,
-    background: Background,
-    clock: Callable[[], float],
-    semantic: bool = False,
-) -> LookupCache | None:
-    """The cache stage when the cache is on: L1 always, L2 when Redis is configured, the
-    semantic layer when a model group opted in (`semantic`)."""
-    if not config.enabled:
-        return None
-    remote = RedisCache(config.redis, clock=clock) if config.redis.enabled else None
-    similar = None
-    if semantic:
-        from edgeproxy.cache.semantic import SemanticCache
-
-        similar = SemanticCache(config.semantic, remote)
-    memory: MemoryCache[StoredAnswer] = MemoryCache(
-        config.max_entries, config.max_bytes, config.max_entry_bytes
-    )
-    tiered = TieredCache(memory, remote, background, clock, time.time)
-    return LookupCache(tiered, config, background, similar)
-
-
-def build_state(config: Config, clocks: Clocks | None = None) -> ProxyState:
-    """Providers, model table and pipeline for `config` (`clocks`: injected for tests)."""
-    clocks = clocks or Clocks()
-    providers = {name: build_provider(p) for name, p in config.providers.items()}
-    table = ModelTable(config.models, providers, config.routing)
-    background = Background()
-    semantic = any(m.cache_semantic for m in config.models)
-    cache = build_cache(config.cache, background, clocks.clock, semantic)
-    pipeline = build_pipeline(table, clocks.clock, clocks.rng, clocks.sleep, cache)
-    if cache is not None and cache.semantic is not None:
-        cache.semantic.connect(pipeline.embed)  # an embeddings group embeds through routing
-    return ProxyState(config, providers, table, pipeline, background, cache)
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
@@ -134,12 +53,19 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await remote.close()
 
 
+def build_handlers(state: ProxyState) -> tuple[ProxyHandlers, Relay]:
+    """The data listener's handler and the relay it answers through, for `state`."""
+    config = state.config
+    access_log = AccessLog() if config.server.access_log else None
+    relay = Relay(state.pipeline.clock, Redactor(config.secrets()), access_log is not None)
+    max_body = config.server.max_body_bytes
+    return ProxyHandlers(state.pipeline, state.table, relay, access_log, max_body), relay
+
+
 def build_data_app(state: ProxyState) -> web.Application:
-    server = state.config.server
-    app = web.Application(client_max_size=server.max_body_bytes)
+    handlers, relay = build_handlers(state)
+    app = aiohttp_edge.build_data_app(handlers, relay, state.config.server.max_body_bytes)
     app[STATE] = state
-    access_log = AccessLog() if server.access_log else None
-    ProxyHandlers(state.pipeline, state.table, server.max_body_bytes, access_log).register(app)
     app.cleanup_ctx.append(_resources)
     return app
 
@@ -154,6 +80,7 @@ class ProxyServer:
         self._data = web.AppRunner(
             build_data_app(self.state),
             handler_cancellation=True,
+            auto_decompress=False,  # a compressed body is decoded by the handler, bounded
             access_log=None,
             keepalive_timeout=server.keepalive_timeout,
             shutdown_timeout=server.shutdown_grace,

@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from edgeproxy.wire.egress import Proxy, proxy_for
+
 T = TypeVar("T")
 
 PROVIDER_KINDS = ("openai", "azure", "anthropic", "gemini", "bedrock", "mock")
@@ -101,6 +103,13 @@ class ProviderConfig:
     headers: Mapping[str, str]
     max_connections: int
     timeouts: Timeouts
+    # Egress: the HTTP proxy requests go through (CONNECT for https), None to go direct; a CA
+    # bundle trusted instead of the system's; how long an idle pooled connection is kept; how
+    # long a resolved address is.
+    proxy: str | None = None
+    ca_file: str | None = None
+    keepalive_timeout: float = 15.0
+    dns_ttl: float = 60.0
     anthropic_version: str = DEFAULT_ANTHROPIC_VERSION
     default_max_tokens: int = 4096
     max_tokens_field: str = "max_tokens"
@@ -320,6 +329,10 @@ class ServerConfig:
     port: int = 8080
     max_body_bytes: int = 32 * 1024 * 1024
     keepalive_timeout: float = 75.0
+    header_timeout: float = 10.0
+    body_timeout: float = 60.0
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 100
     shutdown_grace: float = 20.0
     access_log: bool = False
 
@@ -361,6 +374,8 @@ class Config:
             found.append(password)
         for provider in self.providers.values():
             found += (v for k, v in provider.headers.items() if _CREDENTIAL_HEADER.search(k))
+            if provider.proxy and (password := urlsplit(provider.proxy).password):
+                found.append(password)
         return found
 
 
@@ -615,6 +630,12 @@ class _Reader:
             self.fail(path, f"expected an http:// or https:// URL, got {_show(value)}")
         return text.rstrip("/")
 
+    def readable_file(self, path: str, value: Any) -> str:
+        text = self.text(path, value)
+        if not Path(text).is_file():
+            self.fail(path, f"no readable file at {_show(value)}")
+        return text
+
     def string_map(self, path: str, value: Any) -> dict[str, str]:
         if not isinstance(value, dict):
             self.fail(path, f"expected a mapping of strings, got {_show(value)}")
@@ -649,7 +670,18 @@ def _server(r: _Reader, raw: Any) -> ServerConfig:
     s = r.section(
         raw,
         "server",
-        ("host", "port", "max_body", "keepalive_timeout", "shutdown_grace", "access_log"),
+        (
+            "host",
+            "port",
+            "max_body",
+            "keepalive_timeout",
+            "header_timeout",
+            "body_timeout",
+            "max_header_size",
+            "max_headers",
+            "shutdown_grace",
+            "access_log",
+        ),
     )
     d = ServerConfig()
     return ServerConfig(
@@ -657,6 +689,10 @@ def _server(r: _Reader, raw: Any) -> ServerConfig:
         port=r.get(s, "server", "port", r.port, d.port),
         max_body_bytes=r.get(s, "server", "max_body", r.size, d.max_body_bytes),
         keepalive_timeout=r.get(s, "server", "keepalive_timeout", r.duration, d.keepalive_timeout),
+        header_timeout=r.get(s, "server", "header_timeout", r.positive_duration, d.header_timeout),
+        body_timeout=r.get(s, "server", "body_timeout", r.positive_duration, d.body_timeout),
+        max_header_bytes=r.get(s, "server", "max_header_size", r.size, d.max_header_bytes),
+        max_headers=r.get(s, "server", "max_headers", r.count, d.max_headers),
         shutdown_grace=r.get(s, "server", "shutdown_grace", r.duration, d.shutdown_grace),
         access_log=r.get(s, "server", "access_log", r.boolean, d.access_log),
     )
@@ -741,6 +777,10 @@ _PROVIDER_FIELDS = (
     "headers",
     "max_connections",
     "timeouts",
+    "proxy",
+    "ca_file",
+    "keepalive_timeout",
+    "dns_ttl",
     "anthropic_version",
     "default_max_tokens",
     "max_tokens_field",
@@ -863,6 +903,10 @@ def _provider(r: _Reader, name: str, raw: Any) -> ProviderConfig | None:
         headers=r.get(s, path, "headers", r.string_map, {}),
         max_connections=r.get(s, path, "max_connections", r.count, 100),
         timeouts=_timeouts(r, s.get("timeouts"), f"{path}.timeouts"),
+        proxy=_egress_proxy(r, s, path, base_url),
+        ca_file=r.get(s, path, "ca_file", r.readable_file, None),
+        keepalive_timeout=r.get(s, path, "keepalive_timeout", r.positive_duration, 15.0),
+        dns_ttl=r.get(s, path, "dns_ttl", r.duration, 60.0),
         anthropic_version=r.get(
             s, path, "anthropic_version", r.nonempty_text, DEFAULT_ANTHROPIC_VERSION
         ),
@@ -879,6 +923,25 @@ def _provider(r: _Reader, name: str, raw: Any) -> ProviderConfig | None:
         aws=aws,
         mock=_mock(r, s.get("mock"), f"{path}.mock"),
     )
+
+
+def _egress_proxy(r: _Reader, s: dict[str, Any], path: str, base_url: str) -> str | None:
+    """`proxy` as given (`none` or empty: direct), else what HTTPS_PROXY / HTTP_PROXY and
+    NO_PROXY in the environment say for `base_url`."""
+    if "proxy" not in s:
+        chosen = proxy_for(base_url, r.env)
+    else:
+        chosen = r.get(s, path, "proxy", r.text, "")
+        if chosen.strip().lower() in ("", "none"):
+            return None
+    if chosen is None:
+        return None
+    try:
+        Proxy(chosen)
+    except ValueError as exc:
+        where = f"{path}.proxy" if "proxy" in s else f"{path} (proxy from the environment)"
+        r.fail(where, str(exc))
+    return chosen
 
 
 def _retry(r: _Reader, raw: Any, path: str, base: RetrySettings) -> RetrySettings:

@@ -45,6 +45,15 @@ def invalid_json(detail: str) -> ProxyError:
     return ProxyError(400, "invalid_json", "The request body is not valid JSON.", detail=detail)
 
 
+def json_too_deep(limit: int) -> ProxyError:
+    return ProxyError(
+        400,
+        "json_too_deep",
+        f"The request body nests objects and arrays more than {limit} levels deep, "
+        "more than this proxy accepts.",
+    )
+
+
 def missing_field(field: str, expected: str) -> ProxyError:
     return ProxyError(400, "invalid_request", f"{field}: {expected}", param=field.partition(".")[0])
 
@@ -54,6 +63,20 @@ def payload_too_large(limit: int) -> ProxyError:
         413,
         "request_too_large",
         f"The request body is larger than this proxy accepts ({limit} bytes).",
+    )
+
+
+def unsupported_encoding(coding: str) -> ProxyError:
+    return ProxyError(
+        415,
+        "unsupported_encoding",
+        f"Content-Encoding {coding!r} is not supported; send gzip, deflate or identity.",
+    )
+
+
+def undecodable_body(coding: str) -> ProxyError:
+    return ProxyError(
+        400, "invalid_request", f"The request body is not valid {coding}-encoded data."
     )
 
 
@@ -102,8 +125,24 @@ def unfit_request(model: str, reason: str, *, context: bool) -> ProxyError:
     )
 
 
+def rate_limited_everywhere(model: str, retry_after: float) -> ProxyError:
+    """Every deployment of `model` and its fallbacks is kept out by its provider's rate limit
+    (a 429's retry-after still running): the 429 a provider would have sent, so code that
+    handles rate limits sees one. Rendered as `rate_limit_error` in either dialect, with
+    OpenAI's code `rate_limit_exceeded`."""
+    return ProxyError(
+        429,
+        "rate_limit_exceeded",
+        f"Every deployment of model '{model}' is rate-limited by its provider; retry after "
+        "the time in the retry-after header.",
+        retry_after=max(1.0, retry_after),
+        retryable=True,
+    )
+
+
 def no_deployment_available(model: str, retry_after: float) -> ProxyError:
-    """Every deployment of `model` and its fallbacks is cooling down, open or at capacity."""
+    """Every deployment of `model` and its fallbacks is cooling down, open or at capacity, and
+    not all of them only because of a provider's rate limit (see rate_limited_everywhere)."""
     return ProxyError(
         503,
         "no_deployment_available",

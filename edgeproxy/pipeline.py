@@ -24,41 +24,7 @@ A request passes these stages in order; each either continues (returns None) or 
 `Pipeline.embed` sends the semantic layer's own embeddings requests through route and
 dispatch (never the cache), when an embeddings model group is its embedder.
 
-The per-request `Exchange` carries what the stages learn:
-
-    field           set by              read by
-    request_id      handlers            providers (sent upstream), handlers (response header)
-    operation       handlers            route, dispatch, providers, handlers
-    headers         handlers            route (strategy header), lookup_cache (Cache-Control,
-                                        ttl and tags), providers (forwarded headers)
-    body, payload   handlers            route (needs), lookup_cache (key, policy), dispatch
-                                        (model mapping), mock provider
-    model, stream   handlers            route, dispatch, providers, handlers (relay mode)
-    started         handlers            providers (total deadline), dispatch (retry deadline),
-                                        access log
-    group           route               lookup_cache (name, cache switch, TTL), dispatch
-    strategy        route (the header)  dispatch (else each group's own)
-    needs           route               dispatch (filters, cost, token ceilings)
-    deployment      dispatch            providers, handlers (x-edgeproxy-provider), access log
-    translator      dispatch            providers (headers, URL), handlers (decode, render)
-    neutral         dispatch            handlers (stream encoder options), gemini provider
-    dropped         dispatch            handlers (x-edgeproxy-dropped-params)
-    upstream_body   dispatch            providers (HTTP body sent upstream)
-    attempts        dispatch            handlers (x-edgeproxy-attempts), access log
-    lease           dispatch            handlers (settled when the answer is relayed)
-    cache_status    lookup_cache        handlers (x-edgeproxy-cache: hit-l1, hit-l2,
-                                        hit-semantic, coalesced, miss, bypass), metrics
-    cache_key       lookup_cache        handlers (x-edgeproxy-cache-key: what an admin deletes)
-    cache_age       lookup_cache        handlers (the Age of a hit)
-    capture         lookup_cache        handlers (fed what the client is sent; a complete
-                                        answer is stored in the background and handed to
-                                        waiters), settle (an answer that never completed
-                                        lets a waiter take over)
-    usage           handlers (relay)    access log, lease (token ceilings)
-    status          handlers            access log, lease (a stream that broke is a failure)
-    detached        handlers            handlers: its client left mid-stream and the rest is read
-                                        for requests following it, in the background, which
-                                        releases the upstream and settles the exchange
+What each stage sets on the per-request `Exchange`, and who reads it: see edgeproxy/exchange.py.
 """
 
 from __future__ import annotations
@@ -66,84 +32,26 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 
 from edgeproxy import errors, inbound
-from edgeproxy.cache.lookup import Capture, LookupCache
+from edgeproxy.cache.lookup import LookupCache
 from edgeproxy.config import STRATEGIES
-from edgeproxy.dialects.neutral import ChatRequest, EmbeddingRequest, Usage
-from edgeproxy.dialects.translation import EmbeddingTranslator, Translator
+from edgeproxy.dialects import openai
 from edgeproxy.errors import ProxyError
+from edgeproxy.exchange import Exchange, Reply, Stage
 from edgeproxy.operations import Operation
-from edgeproxy.providers.base import Upstream
+from edgeproxy.relay import read_whole, readable
 from edgeproxy.routing.dispatch import Dispatch
-from edgeproxy.routing.health import Lease
-from edgeproxy.routing.needs import Needs, needs_of
-from edgeproxy.routing.router import Deployment, ModelGroup, ModelTable
+from edgeproxy.routing.needs import needs_of
+from edgeproxy.routing.router import ModelTable
 
-Reply = ProxyError | Upstream
-Stage = Callable[["Exchange"], Awaitable[Reply | None]]
 STRATEGY_HEADER = "x-edgeproxy-strategy"
 # Strategies that rank deployments by what the request will cost.
 _COST_AWARE = frozenset({"cost", "hybrid"})
-
-
-@dataclass(slots=True, eq=False)
-class Exchange:
-    """What the stages learn about one request (see the module docstring for who sets what)."""
-
-    request_id: str
-    operation: Operation
-    headers: Mapping[str, str]
-    body: bytes
-    payload: dict[str, Any]
-    model: str
-    stream: bool
-    started: float
-    group: ModelGroup | None = None
-    strategy: str | None = None
-    needs: Needs | None = None
-    deployment: Deployment | None = None
-    translator: Translator | None = None
-    neutral: ChatRequest | EmbeddingRequest | None = None
-    dropped: list[str] = field(default_factory=list)
-    upstream_body: bytes = b""
-    attempts: int = 0
-    lease: Lease | None = None
-    cache_status: str | None = None
-    cache_key: str | None = None
-    cache_age: int | None = None
-    capture: Capture | None = None
-    usage: Usage | None = None
-    status: int = 0
-    detached: bool = False
-
-    @property
-    def upstream_model(self) -> str:
-        """The model name the provider sees."""
-        if self.deployment is not None and self.deployment.model is not None:
-            return self.deployment.model
-        return self.model
-
-    @property
-    def counts_tokens(self) -> bool:
-        """Whether the serving deployment keeps a tokens-per-minute ceiling (needs usage)."""
-        return self.lease is not None and self.lease.health.counts_tokens
-
-    def settle(self, now: float) -> None:
-        """The answer has been relayed (or abandoned): give the deployment its place back, and
-        let requests waiting on an answer that never completed take over."""
-        if self.capture is not None:
-            self.capture.close()
-        lease = self.lease
-        if lease is not None:
-            self.lease = None
-            usage = self.usage
-            lease.settle(now, self.status, usage.output_tokens if usage else 0)
 
 
 async def route(exchange: Exchange, table: ModelTable) -> Reply | None:
@@ -200,17 +108,12 @@ class Pipeline:
         try:
             if isinstance(reply, ProxyError):
                 raise reply
-            body = await reply.read()
-            translator = exchange.translator
-            if reply.status != 200:
-                if translator is not None:
-                    raise translator.error(reply.status, reply.headers, body)
-                raise errors.upstream_broken(model, f"embeddings HTTP {reply.status}")
-            if isinstance(translator, EmbeddingTranslator):
-                assert isinstance(exchange.neutral, EmbeddingRequest)
-                body, _ = translator.response(body, exchange.neutral, exchange.upstream_model)
+            status, headers, body = await read_whole(exchange, reply, openai, watch_usage=False)
+            if status != 200:
+                raise errors.upstream_broken(model, f"embeddings HTTP {status}")
             exchange.status = 200
-            return [item["embedding"] for item in orjson.loads(body)["data"]]
+            answer = orjson.loads(readable(exchange, headers, body))
+            return [item["embedding"] for item in answer["data"]]
         finally:
             if not isinstance(reply, ProxyError):
                 reply.close()

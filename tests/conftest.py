@@ -41,8 +41,19 @@ async def make_stack() -> AsyncIterator[StackFactory]:
     for stack in started:
         await _settled(stack)
         await stop_stack(stack)
-    leftover = {t for t in asyncio.all_tasks() - before if t is not asyncio.current_task()}
+    leftover = await _tasks_left(before)
     assert not leftover, f"tasks left running after the test: {leftover}"
+
+
+async def _tasks_left(before: set[asyncio.Task[Any]]) -> set[asyncio.Task[Any]]:
+    """Tasks started during the test and still running after a few turns of the loop: the
+    turns let finalizers the loop itself scheduled (an SDK's async generators closing) end."""
+    for _ in range(10):
+        leftover = {t for t in asyncio.all_tasks() - before if t is not asyncio.current_task()}
+        if not leftover:
+            break
+        await asyncio.sleep(0)
+    return leftover
 
 
 @pytest.fixture

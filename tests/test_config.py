@@ -76,6 +76,12 @@ def test_weight_error_names_the_field_path_and_the_bad_value() -> None:
         (minimal(server={"prot": 1}), "server.prot: unknown field (allowed: "),
         (minimal(server={"max_body": "lots"}), "server.max_body: expected a size > 0 such as"),
         (
+            minimal(server={"header_timeout": 0}),
+            "server.header_timeout: expected a duration > 0 such as",
+        ),
+        (minimal(server={"max_header_size": "big"}), "server.max_header_size: expected a size"),
+        (minimal(server={"max_headers": 0}), "server.max_headers: expected"),
+        (
             minimal(server={"access_log": "yes"}),
             'server.access_log: expected true or false, got "yes"',
         ),
@@ -200,7 +206,12 @@ def test_auto_provider_without_key_is_dropped_with_its_routes() -> None:
 
 def test_durations_and_sizes_accept_units() -> None:
     raw = minimal(
-        server={"max_body": "2MiB", "keepalive_timeout": "1m"},
+        server={
+            "max_body": "2MiB",
+            "keepalive_timeout": "1m",
+            "header_timeout": "500ms",
+            "max_header_size": "8KiB",
+        },
         providers={
             "mock": {
                 "kind": "mock",
@@ -211,6 +222,7 @@ def test_durations_and_sizes_accept_units() -> None:
     config = parse(raw, {})
     assert config.server.max_body_bytes == 2 * 1024 * 1024
     assert config.server.keepalive_timeout == 60.0
+    assert (config.server.header_timeout, config.server.max_header_bytes) == (0.5, 8192)
     assert config.providers["mock"].timeouts == Timeouts(
         connect=0.25, first_byte=3.0, idle=60.0, total=None
     )

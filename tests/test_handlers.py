@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from typing import Any
 
 import aiohttp
@@ -395,6 +396,29 @@ async def test_upstream_error_status_on_a_stream_request_is_a_json_error(stack: 
     assert status == 400
     assert headers["content-type"].startswith("application/json")
     assert openai_error(body)["message"] == "bad things"
+
+
+# --- compressed request bodies -----------------------------------------------------------
+
+
+async def test_a_gzipped_body_is_read_decoded_and_forwarded_decoded_without_its_coding(
+    stack: Stack,
+) -> None:
+    body = gzip.compress(orjson.dumps(CHAT))
+    status, _, _ = await post(stack, "/v1/chat/completions", body, {"content-encoding": "gzip"})
+    assert status == 200
+    (call,) = stack.fake.requests
+    assert "content-encoding" not in call.headers
+    assert call.json["model"] == "gpt-4o-2024-08-06", "the decoded body was read for routing"
+
+
+async def test_a_body_in_an_unknown_coding_is_a_415_in_the_clients_dialect(stack: Stack) -> None:
+    status, _, body = await post(
+        stack, "/v1/messages", orjson.dumps(MESSAGES), {"content-encoding": "zstd"}
+    )
+    assert status == 415
+    assert "zstd" in anthropic_error(body)["message"]
+    assert stack.fake.requests == []
 
 
 # --- other endpoints -------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from edgeproxy.cache.policy import Decision, decide
 from edgeproxy.cache.tiered import Found, TieredCache
 from edgeproxy.config import CacheConfig
 from edgeproxy.errors import ProxyError
+from edgeproxy.exchange import Exchange, Reply
 from edgeproxy.operations import Operation
 from edgeproxy.providers.base import Upstream
 from edgeproxy.providers.http import BufferedUpstream
@@ -31,7 +32,6 @@ from edgeproxy.providers.http import BufferedUpstream
 if TYPE_CHECKING:  # numpy and the model come with the `semantic` extra: imported if used
     from edgeproxy.cache.semantic import SemanticCache
     from edgeproxy.cache.vectors import Question
-    from edgeproxy.pipeline import Exchange, Reply
 
 OUTCOMES = ("hit-l1", "hit-l2", "hit-semantic", "coalesced", "miss", "bypass")
 _JSON = "application/json"

@@ -37,7 +37,7 @@ from edgeproxy.config import CacheKeySettings, SemanticSettings
 from edgeproxy.dialects.neutral import assemble
 from edgeproxy.errors import ProxyError
 from edgeproxy.operations import Operation
-from edgeproxy.telemetry.metrics import SEMANTIC_LOOKUP_SECONDS
+from edgeproxy.telemetry.latency import SEMANTIC_LOOKUP_SECONDS
 
 if TYPE_CHECKING:
     from edgeproxy.cache.answer import StoredAnswer

@@ -16,7 +16,7 @@ from edgeproxy.background import Background
 from edgeproxy.cache import answer
 from edgeproxy.cache.answer import Shape, StoredAnswer
 from edgeproxy.cache.memory import MemoryCache
-from edgeproxy.telemetry.metrics import L2_LOOKUP_SECONDS
+from edgeproxy.telemetry.latency import L2_LOOKUP_SECONDS
 
 log = logging.getLogger(__name__)
 

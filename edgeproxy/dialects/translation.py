@@ -142,6 +142,9 @@ class StreamRelay:
 
     __slots__ = ("_decoder", "_encoder", "_model", "usage")
 
+    # A provider's error event raises ProxyError in `feed`: nothing is ever relayed as it was.
+    failed = False
+
     def __init__(self, decoder: StreamDecoder, encoder: StreamEncoder, model: str) -> None:
         self._decoder = decoder
         self._encoder = encoder

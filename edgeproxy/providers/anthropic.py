@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING
 
 from edgeproxy.dialects import anthropic_messages
 from edgeproxy.dialects.translation import BuildChat, UpstreamChat
 from edgeproxy.operations import Operation
+from edgeproxy.providers.base import OutboundRequest
 from edgeproxy.providers.http import HttpProvider
-
-if TYPE_CHECKING:
-    from edgeproxy.pipeline import Exchange
 
 
 class AnthropicProvider(HttpProvider):
@@ -32,9 +29,10 @@ class AnthropicProvider(HttpProvider):
         key = self.config.api_key
         return {"x-api-key": key.reveal()} if key else {}
 
-    def request_headers(self, exchange: Exchange) -> dict[str, str]:
+    def request_headers(self, request: OutboundRequest) -> dict[str, str]:
         """The client's `anthropic-version` and `anthropic-beta` pass through unchanged."""
-        headers = super().request_headers(exchange)
-        if exchange.translator is not None or "anthropic-version" not in exchange.headers:
+        headers = super().request_headers(request)
+        client = request.client_headers
+        if client is None or "anthropic-version" not in client:
             headers["anthropic-version"] = self.config.anthropic_version
         return headers

@@ -8,15 +8,12 @@ API (`api_version: v1`, `/openai/v1/...`, model in the body as at OpenAI). Crede
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from edgeproxy.config import ProviderConfig
 from edgeproxy.operations import Operation
+from edgeproxy.providers.base import OutboundRequest
 from edgeproxy.providers.openai import OpenAIProvider
-
-if TYPE_CHECKING:
-    from edgeproxy.pipeline import Exchange
 
 
 class AzureProvider(OpenAIProvider):
@@ -38,10 +35,10 @@ class AzureProvider(OpenAIProvider):
             return {"authorization": "Bearer " + self.config.bearer_token.reveal()}
         return {}
 
-    def url_for(self, exchange: Exchange) -> str:
+    def url_for(self, request: OutboundRequest) -> str:
         if self._v1:
-            return self._urls[exchange.operation]
-        operation = exchange.operation
+            return self._urls[request.operation]
+        operation = request.operation
         path = operation.path if operation in self.operations else Operation.CHAT.path
-        deployment = quote(exchange.upstream_model, safe="")
+        deployment = quote(request.model, safe="")
         return self._deployments + deployment + path + self._query

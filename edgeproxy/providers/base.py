@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, MutableMapping
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from multidict import CIMultiDict
 
 from edgeproxy.config import ProviderConfig
 from edgeproxy.dialects import anthropic_messages, openai_chat
+from edgeproxy.dialects.neutral import ChatRequest, EmbeddingRequest
 from edgeproxy.dialects.params import UnsupportedParams
 from edgeproxy.dialects.translation import (
     BuildChat,
@@ -20,9 +22,6 @@ from edgeproxy.dialects.translation import (
     UpstreamChat,
 )
 from edgeproxy.operations import Operation
-
-if TYPE_CHECKING:
-    from edgeproxy.pipeline import Exchange
 
 # RFC 9110 §7.6.1 hop-by-hop headers, plus what a proxy must never pass on.
 HOP_BY_HOP = frozenset(
@@ -44,7 +43,8 @@ NOT_FORWARDED = HOP_BY_HOP | {
     "host",
     "content-length",
     "content-type",
-    "accept-encoding",
+    "content-encoding",  # the body goes upstream decoded (inbound.decoded_body)
+    "accept-encoding",  # only codings the proxy can decode go on (see forwarded_headers)
     "authorization",
     "x-api-key",
     "api-key",
@@ -52,11 +52,10 @@ NOT_FORWARDED = HOP_BY_HOP | {
     "cookie",
     "x-request-id",
 }
-# Upstream response headers not relayed: framing aiohttp recomputes, and identity of the
+# Upstream response headers not relayed: framing the listener recomputes, and identity of the
 # upstream server. The upstream's own x-request-id is kept under another name.
 NOT_RELAYED = HOP_BY_HOP | {
     "content-length",
-    "content-encoding",
     "date",
     "server",
     "set-cookie",
@@ -81,8 +80,22 @@ def forwarded_headers(client: Mapping[str, str], fixed: Mapping[str, str]) -> di
         and not low.startswith("x-edgeproxy-")
         and low not in named
     }
+    if _accepts_gzip(client.get("accept-encoding")):  # the answer may then come compressed
+        headers["accept-encoding"] = "gzip"
     headers.update(fixed)
     return headers
+
+
+def _accepts_gzip(accepted: str | None) -> bool:
+    """Whether an Accept-Encoding value lets gzip through (not `gzip;q=0`)."""
+    if not accepted or "gzip" not in accepted:
+        return False
+    for item in accepted.split(","):
+        coding, _, params = item.partition(";")
+        if coding.strip().lower() == "gzip":
+            weight = params.strip().lower().removeprefix("q=")
+            return weight.strip() not in ("0", "0.0", "0.00", "0.000")
+    return False
 
 
 def relayed_headers(upstream: Mapping[str, str]) -> CIMultiDict[str]:
@@ -94,6 +107,24 @@ def relayed_headers(upstream: Mapping[str, str]) -> CIMultiDict[str]:
     if upstream_id := upstream.get("x-request-id"):
         headers[UPSTREAM_REQUEST_ID] = upstream_id
     return headers
+
+
+@dataclass(slots=True, frozen=True, eq=False)
+class OutboundRequest:
+    """One attempt as its provider sees it: what to send, and by when. The provider makes the
+    URL and headers from it; the rest of the request's state never reaches a provider."""
+
+    request_id: str
+    operation: Operation
+    model: str  # the upstream model name
+    body: bytes  # shaped for this provider: translated, or the client's with the model mapped
+    stream: bool
+    # The client's headers on a same-dialect route; None on a translated one, where they mean
+    # nothing to the provider.
+    client_headers: Mapping[str, str] | None
+    payload: dict[str, Any]  # the client's parsed body (the mock provider answers from it)
+    neutral: ChatRequest | EmbeddingRequest | None  # the translated request, if translated
+    deadline: float | None  # loop time by which the whole exchange must be over
 
 
 class Upstream(Protocol):
@@ -166,5 +197,5 @@ class Provider(ABC):
         """Release what `open` acquired. Called once at shutdown."""
 
     @abstractmethod
-    async def send(self, exchange: Exchange) -> Upstream:
-        """Send the exchange upstream; returns once headers arrive, raises ProxyError if not."""
+    async def send(self, request: OutboundRequest) -> Upstream:
+        """Send `request` upstream; returns once headers arrive, raises ProxyError if not."""

@@ -2,8 +2,8 @@
 
 Every call is translated (no client speaks Bedrock's dialect) and signed with SigV4 over the
 exact bytes that go on the wire: model ids such as `anthropic.claude-3-5-sonnet-20240620-v1:0`
-travel percent-encoded (`%3A`) and the URL is handed to aiohttp already encoded so it is sent
-as signed. Credentials come from the config, the environment, or botocore's standard chain
+travel percent-encoded (`%3A`), and the pool sends the URL exactly as it was signed.
+Credentials come from the config, the environment, or botocore's standard chain
 (IRSA web identity, profiles, instance roles) when the `bedrock` extra is installed.
 """
 
@@ -12,11 +12,9 @@ from __future__ import annotations
 import asyncio
 import os
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import orjson
-from yarl import URL
 
 from edgeproxy import errors
 from edgeproxy.config import ProviderConfig
@@ -35,11 +33,8 @@ from edgeproxy.providers.aws_auth import (
     from_environment,
     sign_request,
 )
+from edgeproxy.providers.base import OutboundRequest
 from edgeproxy.providers.http import BufferedUpstream, HttpProvider, HttpUpstream
-
-if TYPE_CHECKING:
-    from edgeproxy.pipeline import Exchange
-
 
 EMBEDDING_CALLS_IN_FLIGHT = 8  # per client request, so one large batch cannot take the pool
 
@@ -86,12 +81,12 @@ class BedrockProvider(HttpProvider):
         await super().open()
         self._credentials = credential_source(self.config)
 
-    def url_for(self, exchange: Exchange) -> str:
-        model = quote(exchange.upstream_model, safe="")
-        if exchange.operation is Operation.EMBEDDINGS:
+    def url_for(self, request: OutboundRequest) -> str:
+        model = quote(request.model, safe="")
+        if request.operation is Operation.EMBEDDINGS:
             action = "invoke"
         else:
-            action = "converse-stream" if exchange.stream else "converse"
+            action = "converse-stream" if request.stream else "converse"
         return f"{self.config.base_url}/model/{model}/{action}"
 
     def embedding_translator(self, mode: UnsupportedParams) -> EmbeddingTranslator:
@@ -99,27 +94,27 @@ class BedrockProvider(HttpProvider):
             _embedding_bodies, _embedding_answers, bedrock.parse_error, self.name, mode
         )
 
-    async def send(self, exchange: Exchange) -> HttpUpstream | BufferedUpstream:
-        if exchange.operation is Operation.EMBEDDINGS:
-            return await self._embed(exchange)
-        return await self._signed_post(exchange, self.url_for(exchange), exchange.upstream_body)
+    async def send(self, request: OutboundRequest) -> HttpUpstream | BufferedUpstream:
+        if request.operation is Operation.EMBEDDINGS:
+            return await self._embed(request)
+        return await self._signed_post(request, self.url_for(request), request.body)
 
-    async def _signed_post(self, exchange: Exchange, url: str, body: bytes) -> HttpUpstream:
-        headers = self.request_headers(exchange)
+    async def _signed_post(self, request: OutboundRequest, url: str, body: bytes) -> HttpUpstream:
+        headers = self.request_headers(request)
         headers.update(await self._signature(url, headers, body))
-        return await self.post(exchange, URL(url, encoded=True), headers, body)
+        return await self.post(request, url, headers, body)
 
-    async def _embed(self, exchange: Exchange) -> HttpUpstream | BufferedUpstream:
+    async def _embed(self, request: OutboundRequest) -> HttpUpstream | BufferedUpstream:
         """One InvokeModel call per body (Titan embeds one text per call), a few at a time;
         the first failure is the answer, else the bodies come back as one JSON array."""
-        url = self.url_for(exchange)
+        url = self.url_for(request)
         calls = asyncio.Semaphore(EMBEDDING_CALLS_IN_FLIGHT)
 
         async def call(body: bytes) -> HttpUpstream:
             async with calls:
-                return await self._signed_post(exchange, url, body)
+                return await self._signed_post(request, url, body)
 
-        bodies = [orjson.dumps(item) for item in orjson.loads(exchange.upstream_body)]
+        bodies = [orjson.dumps(item) for item in orjson.loads(request.body)]
         replies = await asyncio.gather(*(call(body) for body in bodies), return_exceptions=True)
         failure = next((r for r in replies if isinstance(r, BaseException)), None)
         failed = next((r for r in replies if isinstance(r, HttpUpstream) and r.status >= 300), None)

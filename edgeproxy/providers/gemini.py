@@ -7,7 +7,6 @@ the URL, so no logged or echoed URL can carry it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from edgeproxy.dialects import gemini
@@ -15,10 +14,8 @@ from edgeproxy.dialects.neutral import EmbeddingRequest, EmbeddingResponse
 from edgeproxy.dialects.params import ParamPolicy, UnsupportedParams
 from edgeproxy.dialects.translation import EmbeddingTranslator, UpstreamChat
 from edgeproxy.operations import Operation
+from edgeproxy.providers.base import OutboundRequest
 from edgeproxy.providers.http import HttpProvider
-
-if TYPE_CHECKING:
-    from edgeproxy.pipeline import Exchange
 
 
 def _batch(request: EmbeddingRequest) -> bool:
@@ -50,12 +47,12 @@ class GeminiProvider(HttpProvider):
             _embedding_body, _embedding_answer, gemini.parse_error, self.name, mode
         )
 
-    def url_for(self, exchange: Exchange) -> str:
-        model = quote(exchange.upstream_model.removeprefix("models/"), safe="")
-        if exchange.operation is Operation.EMBEDDINGS:
-            batch = isinstance(exchange.neutral, EmbeddingRequest) and _batch(exchange.neutral)
+    def url_for(self, request: OutboundRequest) -> str:
+        model = quote(request.model.removeprefix("models/"), safe="")
+        if request.operation is Operation.EMBEDDINGS:
+            batch = isinstance(request.neutral, EmbeddingRequest) and _batch(request.neutral)
             method = ":batchEmbedContents" if batch else ":embedContent"
-        elif exchange.stream:
+        elif request.stream:
             method = ":streamGenerateContent?alt=sse"
         else:
             method = ":generateContent"

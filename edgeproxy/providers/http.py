@@ -1,55 +1,87 @@
-"""Forwarding over HTTP: one keep-alive pool per provider and the upstream deadlines.
+"""Forwarding over HTTP: one keep-alive pool per provider (edgeproxy.wire.client) and the
+upstream deadlines.
 
-Deadlines (from the provider's `timeouts`): `connect` for the TCP/TLS handshake, `first_byte`
-until the response headers arrive, `idle` for the longest gap between body chunks and `total`
-for the whole exchange. aiohttp's own `total=300` default is switched off: it would cut long
-streams and never notice a stalled one.
+Deadlines (from the provider's `timeouts`): `connect` for the TCP/TLS handshake (and a proxy's
+CONNECT), `first_byte` until the response headers arrive, `idle` for the longest gap between
+body chunks and `total` for the whole exchange. A timer is set only when a read must wait.
+
+Bodies come back as the provider sent them. A compressed event stream is decoded here, since
+the relay reads every event; a whole body keeps its coding (the client accepted it: only its
+own Accept-Encoding lets a provider compress) and is decoded only where the proxy must read
+it (`decoded_body`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import zlib
 from abc import abstractmethod
-from collections.abc import MutableMapping
-from typing import TYPE_CHECKING
-
-import aiohttp
-from yarl import URL
+from collections.abc import Mapping, MutableMapping
+from urllib.parse import urlsplit
 
 from edgeproxy import errors
 from edgeproxy.config import ProviderConfig, Timeouts
 from edgeproxy.operations import Operation
-from edgeproxy.providers.base import CLIENT_CHAT, Provider, forwarded_headers, relayed_headers
-
-if TYPE_CHECKING:
-    from edgeproxy.pipeline import Exchange
+from edgeproxy.providers.base import (
+    CLIENT_CHAT,
+    OutboundRequest,
+    Provider,
+    forwarded_headers,
+    relayed_headers,
+)
+from edgeproxy.wire import codings
+from edgeproxy.wire.client import (
+    ConnectFailed,
+    UpstreamError,
+    UpstreamPool,
+    UpstreamResponse,
+)
 
 # Bodies relayed as they arrive rather than read whole: SSE, and AWS's binary event stream.
 STREAM_TYPES = frozenset({"text/event-stream", "application/vnd.amazon.eventstream"})
+# A provider's compressed answer is never inflated past this when the proxy reads it.
+MAX_DECODED = 256 * 1024 * 1024
+
+
+def decoded_body(body: bytes, headers: Mapping[str, str], provider: str) -> bytes:
+    """A whole answer without its content coding, for the proxy to read (usage, the cache,
+    translation, masking an error); ProxyError (502) when it does not decode."""
+    coding = headers.get("content-encoding")
+    if not coding:
+        return body
+    try:
+        return codings.decode(body, coding, MAX_DECODED)
+    except ValueError as exc:
+        raise errors.upstream_broken(provider, f"an answer in {coding!r}: {exc!r}") from None
+
+
+def _media_type(headers: Mapping[str, str]) -> str:
+    return headers.get("content-type", "").partition(";")[0].strip().lower()
 
 
 class HttpUpstream:
-    """An aiohttp response being relayed, with the idle and total deadlines applied to reads.
+    """A provider's response being relayed, with the idle and total deadlines applied to reads.
 
     A body that is not an event stream arrives already read (`body`), under the same deadline
-    that covered the headers: one timer per non-streaming request instead of two.
+    that covered the headers: one wait per non-streaming request instead of two.
     """
 
     __slots__ = (
         "_body",
         "_deadline",
-        "_finished",
         "_idle",
+        "_inflater",
         "_loop",
         "_provider",
         "_response",
         "_timeouts",
         "headers",
+        "status",
     )
 
     def __init__(
         self,
-        response: aiohttp.ClientResponse,
+        response: UpstreamResponse,
         provider: str,
         timeouts: Timeouts,
         deadline: float | None,
@@ -62,12 +94,14 @@ class HttpUpstream:
         self._deadline = deadline
         self._loop = asyncio.get_running_loop()
         self._body = body
-        self._finished = body is not None
+        self._inflater: zlib._Decompress | None = None
+        self.status = response.status
         self.headers = relayed_headers(response.headers)
-
-    @property
-    def status(self) -> int:
-        return self._response.status
+        if body is None and (coding := self.headers.pop("content-encoding", "")):
+            try:
+                self._inflater = codings.decoder(coding)
+            except codings.UnknownCoding:
+                raise errors.upstream_broken(provider, f"a stream in {coding!r}") from None
 
     @property
     def is_event_stream(self) -> bool:
@@ -77,40 +111,58 @@ class HttpUpstream:
         if self._body is not None:
             return self._body
         try:
-            async with asyncio.timeout_at(self._deadline):
-                body = await self._response.read()
+            body = await self._response.read(self._deadline)
         except TimeoutError:
             raise self._timed_out("total") from None
-        except aiohttp.ClientError as exc:
-            raise errors.upstream_broken(self._provider, repr(exc)) from None
-        self._finished = True
-        return body
+        except UpstreamError as exc:
+            raise errors.upstream_broken(self._provider, str(exc)) from None
+        return self._decode(body) + self._flush()
 
     async def next_chunk(self) -> bytes:
+        if self._body is not None:
+            return b""
         until = self._loop.time() + self._idle
         deadline = self._deadline
         if deadline is not None and deadline < until:
             until = deadline
         try:
-            async with asyncio.timeout_at(until):
-                chunk = await self._response.content.readany()
+            chunk = await self._response.next_chunk(until)
         except TimeoutError:
             raise self._timed_out("total" if until == deadline else "idle") from None
-        except aiohttp.ClientError as exc:
-            raise errors.upstream_broken(self._provider, repr(exc)) from None
+        except UpstreamError as exc:
+            raise errors.upstream_broken(self._provider, str(exc)) from None
+        if self._inflater is None:
+            return chunk
         if not chunk:
-            self._finished = True
-        return chunk
+            return self._flush()
+        return self._decode(chunk) or await self.next_chunk()
+
+    def _decode(self, data: bytes) -> bytes:
+        if self._inflater is None:
+            return data
+        try:
+            return self._inflater.decompress(data)
+        except zlib.error:
+            raise errors.upstream_broken(
+                self._provider, "a compressed stream did not decode"
+            ) from None
+
+    def _flush(self) -> bytes:
+        inflater = self._inflater
+        if inflater is None:
+            return b""
+        if not inflater.eof:
+            raise errors.upstream_broken(self._provider, "a compressed stream ended early")
+        return inflater.flush()
 
     def _timed_out(self, phase: str) -> errors.ProxyError:
         seconds = self._idle if phase == "idle" else self._timeouts.total or 0.0
         return errors.upstream_timeout(self._provider, phase, seconds)
 
     def close(self) -> None:
-        if self._finished:
-            self._response.release()
-        else:
-            self._response.close()
+        """Back to the pool if the body has arrived whole; otherwise the connection is closed,
+        which stops the provider generating (and billing) the rest."""
+        self._response.release()
 
 
 class BufferedUpstream:
@@ -156,7 +208,9 @@ class HttpProvider(Provider):
             **config.headers,
             **self.auth_headers(),
         }
-        self._session: aiohttp.ClientSession | None = None
+        parts = urlsplit(config.base_url)
+        self._origin = f"{parts.scheme}://{parts.netloc}"
+        self._pool: UpstreamPool | None = None
         self._timeouts = config.timeouts
 
     def path_for(self, operation: Operation) -> str:
@@ -166,98 +220,92 @@ class HttpProvider(Provider):
     def auth_headers(self) -> dict[str, str]:
         """Credential headers for this provider, computed once at load."""
 
-    def request_headers(self, exchange: Exchange) -> dict[str, str]:
+    def request_headers(self, request: OutboundRequest) -> dict[str, str]:
         """The client's forwardable headers on a same-dialect route; on a translated route
         they mean nothing to the provider, so only the provider's own are sent."""
-        if exchange.translator is None:
-            headers = forwarded_headers(exchange.headers, self._fixed_headers)
+        if request.client_headers is not None:
+            headers = forwarded_headers(request.client_headers, self._fixed_headers)
         else:
             headers = dict(self._fixed_headers)
-        headers["x-request-id"] = exchange.request_id
+        headers["x-request-id"] = request.request_id
         return headers
 
-    def url_for(self, exchange: Exchange) -> str:
-        return self._urls[exchange.operation]
+    def url_for(self, request: OutboundRequest) -> str:
+        return self._urls[request.operation]
 
     async def open(self) -> None:
-        connector = aiohttp.TCPConnector(
-            limit=self.config.max_connections,
-            limit_per_host=0,
-            keepalive_timeout=30,
-            enable_cleanup_closed=True,
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._timeouts.connect),
-            raise_for_status=False,
-            trust_env=False,
-            cookie_jar=aiohttp.DummyCookieJar(),  # never replay one client's cookies for another
+        config = self.config
+        self._pool = UpstreamPool(
+            self._origin,
+            max_connections=config.max_connections,
+            connect_timeout=self._timeouts.connect,
+            idle_timeout=config.keepalive_timeout,
+            ca_file=config.ca_file,
+            proxy=config.proxy,
+            dns_ttl=config.dns_ttl,
         )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
     @property
     def in_use(self) -> int:
         """Connections currently lent out of the pool (for leak checks and readiness)."""
-        if self._session is None:
-            return 0
-        connector = self._session.connector
-        return 0 if connector is None else len(connector._acquired)
+        return 0 if self._pool is None else self._pool.in_use
 
-    async def send(self, exchange: Exchange) -> HttpUpstream | BufferedUpstream:
-        return await self.post(exchange, self.url_for(exchange), self.request_headers(exchange))
+    async def send(self, request: OutboundRequest) -> HttpUpstream | BufferedUpstream:
+        return await self.post(request, self.url_for(request), self.request_headers(request))
 
     async def post(
         self,
-        exchange: Exchange,
-        url: str | URL,
+        request: OutboundRequest,
+        url: str,
         headers: dict[str, str],
         body: bytes | None = None,
     ) -> HttpUpstream:
-        """POST the exchange's upstream body under its deadlines; returns once headers arrive
-        (with the body too, unless it is a stream)."""
-        session = self._session
-        if session is None:
+        """POST the request's body (or `body`) to `url` (already percent-encoded, sent as
+        it is) under its deadlines; returns once headers arrive (with the body too, unless it
+        is a stream)."""
+        pool = self._pool
+        if pool is None:
             raise errors.upstream_unreachable(self.name, "provider pool is not open")
         timeouts = self._timeouts
-        deadline = None if timeouts.total is None else exchange.started + timeouts.total
+        deadline = request.deadline
         first_byte = asyncio.get_running_loop().time() + timeouts.first_byte
         phase = "first byte"
         if deadline is not None and deadline <= first_byte:
             first_byte, phase = deadline, "total"
-        response: aiohttp.ClientResponse | None = None
+        target = url.removeprefix(self._origin)
+        data = request.body if body is None else body
+        response: UpstreamResponse | None = None
         try:
-            async with asyncio.timeout_at(first_byte) as window:
-                response = await session.post(
-                    url,
-                    data=exchange.upstream_body if body is None else body,
-                    headers=headers,
-                    allow_redirects=False,
-                )
-                if response.content_type in STREAM_TYPES:
-                    return HttpUpstream(response, self.name, timeouts, deadline)
-                phase = "total"
-                window.reschedule(deadline)
-                body = await response.read()
+            response = await pool.request(
+                "POST", target, list(headers.items()), data, deadline=first_byte
+            )
+            if _media_type(response.headers) in STREAM_TYPES:
+                return HttpUpstream(response, self.name, timeouts, deadline)
+            phase = "total"
+            answer = await response.read(deadline)
         except BaseException as exc:
             if response is not None:
-                response.close()
+                response.release()
             raise self._failure(exc, phase) from None
-        return HttpUpstream(response, self.name, timeouts, deadline, body)
+        return HttpUpstream(response, self.name, timeouts, deadline, answer)
 
     def _failure(self, exc: BaseException, phase: str) -> BaseException:
         """The ProxyError for what went wrong before the body was in hand (else `exc` itself)."""
         timeouts = self._timeouts
-        if isinstance(exc, aiohttp.ConnectionTimeoutError):
-            return errors.upstream_timeout(self.name, "connect", timeouts.connect)
-        if isinstance(exc, TimeoutError):
+        if isinstance(exc, ConnectFailed):
+            if exc.timed_out:
+                return errors.upstream_timeout(self.name, "connect", timeouts.connect)
+            return errors.upstream_unreachable(self.name, str(exc))
+        if isinstance(exc, TimeoutError):  # waiting for a pooled connection included
             seconds = timeouts.first_byte if phase == "first byte" else timeouts.total or 0.0
             return errors.upstream_timeout(self.name, phase, seconds)
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            return errors.upstream_unreachable(self.name, repr(exc))
-        if isinstance(exc, aiohttp.ClientError):
-            return errors.upstream_broken(self.name, repr(exc))
+        if isinstance(exc, UpstreamError):
+            return errors.upstream_broken(self.name, str(exc))
+        if isinstance(exc, ValueError):  # a header value no HTTP/1.1 request can carry
+            return errors.bad_request("A header cannot be sent upstream (a line break in it).")
         return exc

@@ -11,15 +11,12 @@ import hashlib
 import math
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from edgeproxy.dialects import anthropic, openai
 from edgeproxy.dialects.neutral import ChatRequest, ChatResponse, Text, Usage, events_of
 from edgeproxy.operations import Operation
-from edgeproxy.providers.base import CLIENT_CHAT, Provider
-
-if TYPE_CHECKING:
-    from edgeproxy.pipeline import Exchange
+from edgeproxy.providers.base import CLIENT_CHAT, OutboundRequest, Provider
 
 _JSON = {"content-type": "application/json"}
 _SSE = {"content-type": "text/event-stream; charset=utf-8"}
@@ -84,13 +81,13 @@ class MockUpstream:
 class MockProvider(Provider):
     operations = frozenset(Operation)
 
-    async def send(self, exchange: Exchange) -> MockUpstream:
+    async def send(self, request: OutboundRequest) -> MockUpstream:
         settings = self.config.mock
         if settings.latency:
             await asyncio.sleep(settings.latency)
-        payload = exchange.payload
-        model = exchange.upstream_model
-        operation = exchange.operation
+        payload = request.payload
+        model = request.model
+        operation = request.operation
         prompt = _text_of(
             payload.get("messages") or payload.get("prompt") or payload.get("input") or ""
         ) + _text_of(payload.get("system") or "")
@@ -101,7 +98,7 @@ class MockProvider(Provider):
             return self._embeddings(payload, model, prompt_tokens)
         reply = ChatResponse(
             id=("msg_" if operation is Operation.MESSAGES else "chatcmpl-")
-            + exchange.request_id[:24],
+            + request.request_id[:24],
             model=model,
             parts=[Text(settings.reply)],
             finish="stop",
@@ -111,24 +108,24 @@ class MockProvider(Provider):
             ),
             created=int(time.time()),
         )
-        return self._reply(exchange, reply)
+        return self._reply(request, reply)
 
-    def _reply(self, exchange: Exchange, reply: ChatResponse) -> MockUpstream:
+    def _reply(self, request: OutboundRequest, reply: ChatResponse) -> MockUpstream:
         """The answer rendered by the client dialect's own codec, as an upstream of that
         dialect would send it."""
         pieces = self.config.mock.stream_chunks
-        options = exchange.payload.get("stream_options")
+        options = request.payload.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        if exchange.operation is Operation.COMPLETIONS:
-            if not exchange.stream:
+        if request.operation is Operation.COMPLETIONS:
+            if not request.stream:
                 return MockUpstream(openai.text_completion(reply), None, 0)
             frames = openai.completion_stream(reply, pieces, include_usage)
             return MockUpstream(b"", frames, self.config.mock.chunk_interval)
-        codec = CLIENT_CHAT[exchange.operation]
-        if not exchange.stream:
+        codec = CLIENT_CHAT[request.operation]
+        if not request.stream:
             return MockUpstream(codec.render_chat(reply), None, 0)
-        request = ChatRequest(reply.model, [], stream=True, include_usage=include_usage)
-        encoder = codec.chat_stream_encoder(request)
+        shape = ChatRequest(reply.model, [], stream=True, include_usage=include_usage)
+        encoder = codec.chat_stream_encoder(shape)
         encoded = [encoder.encode(event) for event in events_of(reply, pieces)]
         encoded.append(encoder.finish())
         frames = iter([frame for frame in encoded if frame])

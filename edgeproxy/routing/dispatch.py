@@ -9,7 +9,10 @@ The order of trying, for one request:
 3. the group's fallback groups in order (or, when the prompt is too long for the group, its
    context fallbacks), each with its own attempt cap;
 4. the last failure, relayed to the client as the provider worded it; or, when nothing was
-   available at all, a 503 with the earliest time a deployment reopens as retry-after.
+   available at all, an error with the earliest time a deployment reopens as retry-after: a
+   429 when every deployment that could serve the request is held back by its provider's rate
+   limit (a 429's retry-after, still running), as a provider would have answered; else a 503
+   (a breaker open past any retry-after, local ceilings reached, or a mix of reasons).
 
 A deployment whose breaker is open, which is cooling down after a retry-after, or which is at
 its local ceilings is not chosen, so a dead deployment costs nothing once its breaker opens.
@@ -28,7 +31,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping, Set
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 import orjson
 
@@ -37,14 +39,12 @@ from edgeproxy.dialects.neutral import ChatRequest, EmbeddingRequest
 from edgeproxy.dialects.translation import Translator
 from edgeproxy.dialects.upstream import retry_after
 from edgeproxy.errors import ProxyError
-from edgeproxy.providers.base import Upstream
+from edgeproxy.exchange import Exchange, Reply
+from edgeproxy.providers.base import OutboundRequest, Upstream
 from edgeproxy.routing.health import Lease
 from edgeproxy.routing.needs import exceeds_context, missing, why_unfit
 from edgeproxy.routing.retry import RetryBudget, wait_before_retry
 from edgeproxy.routing.router import Deployment, ModelGroup
-
-if TYPE_CHECKING:
-    from edgeproxy.pipeline import Exchange, Reply
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -151,6 +151,22 @@ def prepare(exchange: Exchange, deployment: Deployment) -> ProxyError | None:
     return None
 
 
+def outbound(exchange: Exchange, deployment: Deployment) -> OutboundRequest:
+    """The attempt `prepare` shaped, as the provider is given it."""
+    total = deployment.provider.config.timeouts.total
+    return OutboundRequest(
+        request_id=exchange.request_id,
+        operation=exchange.operation,
+        model=exchange.upstream_model,
+        body=exchange.upstream_body,
+        stream=exchange.stream,
+        client_headers=exchange.headers if exchange.translator is None else None,
+        payload=exchange.payload,
+        neutral=exchange.neutral,
+        deadline=None if total is None else exchange.started + total,
+    )
+
+
 class Dispatch:
     """The terminal stage: the upstream answer to relay, or the error to render."""
 
@@ -195,10 +211,18 @@ class Dispatch:
             elif outcome.context_exceeded:
                 break
         if last is None:
-            now = self._clock()
-            wait = min(g.available_at(now) for g in considered) - now
-            return errors.no_deployment_available(exchange.model, wait)
+            return self._unavailable(exchange, considered)
         return self._adopt(exchange, last)
+
+    def _unavailable(self, exchange: Exchange, groups: list[ModelGroup]) -> ProxyError:
+        """Nothing could be tried: a 429 when only providers' rate limits keep every deployment
+        that fits the request out, else a 503; retry-after when the first one reopens."""
+        now = self._clock()
+        fitting = [d for g in groups for d in g.fitting(exchange.operation, exchange.needs)]
+        wait = min(d.health.breaker.available_at(now) for d in fitting) - now
+        if all(d.health.rate_limited(now) for d in fitting):
+            return errors.rate_limited_everywhere(exchange.model, wait)
+        return errors.no_deployment_available(exchange.model, wait)
 
     def _plan(
         self, exchange: Exchange, primary: ModelGroup
@@ -402,17 +426,17 @@ class Dispatch:
         self, ex: Exchange, on_status: Set[int], deployment: Deployment, lease: Lease
     ) -> Outcome:
         try:
-            upstream = await deployment.provider.send(ex)
+            upstream = await deployment.provider.send(outbound(ex, deployment))
         except ProxyError as err:
             if err.retryable:
-                lease.failed(self._clock(), err.retry_after)
+                lease.failed(self._clock(), err.retry_after, rate_limited=err.status == 429)
             return Outcome(err, retryable=err.retryable, retry_after=err.retry_after)
         status = upstream.status
         primary = ex.group
         assert primary is not None
         if status in on_status:
             wait = retry_after(upstream.headers)
-            lease.failed(self._clock(), wait)
+            lease.failed(self._clock(), wait, rate_limited=status == 429)
             return Outcome(upstream, retryable=True, retry_after=wait)
         if status == 400 and primary.context_fallbacks:
             return await self._maybe_too_long(ex, deployment, upstream, lease)

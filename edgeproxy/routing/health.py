@@ -5,6 +5,7 @@ in use. Pure bookkeeping: the time is passed in, so it is tested with a manual c
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from edgeproxy.config import BreakerSettings, DeploymentConfig
@@ -40,6 +41,7 @@ class DeploymentHealth:
         "in_flight",
         "max_in_flight",
         "name",
+        "rate_limited_until",
         "requests",
         "rpm",
         "rpm_limit",
@@ -63,6 +65,7 @@ class DeploymentHealth:
         self.requests = 0
         self.failures = 0
         self.hedges = 0
+        self.rate_limited_until = -math.inf
 
     @property
     def counts_tokens(self) -> bool:
@@ -97,10 +100,20 @@ class DeploymentHealth:
         self.ttfb.update(ttfb)
         self.success_rate.update(1.0)
 
-    def failed(self, now: float, retry_after: float | None = None) -> None:
+    def failed(
+        self, now: float, retry_after: float | None = None, *, rate_limited: bool = False
+    ) -> None:
+        """A failed call; `rate_limited`: the provider answered 429, asking for `retry_after`."""
         self.failures += 1
         self.breaker.record_failure(now, retry_after)
         self.success_rate.update(0.0)
+        if rate_limited and retry_after is not None:
+            self.rate_limited_until = max(self.rate_limited_until, now + retry_after)
+
+    def rate_limited(self, now: float) -> bool:
+        """Whether the provider's own rate limit keeps this deployment out now: a 429's
+        retry-after has not passed (the breaker holds it out at least that long)."""
+        return now < self.rate_limited_until
 
     def finished(self, now: float, output_tokens: int) -> None:
         """The request let go of its place (its answer was relayed, or it was abandoned)."""
@@ -148,9 +161,11 @@ class Lease:
         self._verdict = True
         self.health.succeeded(now, now - self.started)
 
-    def failed(self, now: float, retry_after: float | None = None) -> None:
+    def failed(
+        self, now: float, retry_after: float | None = None, *, rate_limited: bool = False
+    ) -> None:
         self._verdict = self._failed = True
-        self.health.failed(now, retry_after)
+        self.health.failed(now, retry_after, rate_limited=rate_limited)
 
     def release(self, now: float, output_tokens: int = 0) -> None:
         """Give the place back; an admitted call that never got a verdict frees its probe."""

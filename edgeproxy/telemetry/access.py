@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from edgeproxy.pipeline import Exchange
+from edgeproxy.exchange import Exchange
 
 log = logging.getLogger("edgeproxy.access")
 

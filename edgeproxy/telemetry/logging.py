@@ -2,7 +2,7 @@
 
 Nothing in edgeproxy logs a header or a body, but a redacting formatter is a second wall: any
 configured credential that still reached a message (say, inside an exception from a library)
-is replaced before the line is written.
+is masked (edgeproxy.redact) before the line is written.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from collections.abc import Iterable
 
 import orjson
 
+from edgeproxy.redact import Redactor
+
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-MASK = "********"
 
 
 class RedactingFormatter(logging.Formatter):
@@ -23,7 +24,7 @@ class RedactingFormatter(logging.Formatter):
     def __init__(self, fmt: str, secrets: Iterable[str]) -> None:
         super().__init__()
         self._json = fmt == "json"
-        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        self._redact = Redactor(secrets)
 
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
@@ -44,9 +45,7 @@ class RedactingFormatter(logging.Formatter):
         else:
             fields = " ".join(f"{k}={v}" for k, v in extra.items())
             line = f"{record.levelname.lower():7} {record.name}: {message} {fields}".rstrip()
-        for secret in self._secrets:
-            line = line.replace(secret, MASK)
-        return line
+        return self._redact.text(line)
 
 
 def configure(level: str, fmt: str, secrets: Iterable[str]) -> None:

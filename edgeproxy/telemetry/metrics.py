@@ -11,16 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from edgeproxy.routing.breaker import BreakerState
+from edgeproxy.telemetry.latency import L2_LOOKUP_SECONDS, SEMANTIC_LOOKUP_SECONDS
 
 if TYPE_CHECKING:
     from prometheus_client import Metric
 
-    from edgeproxy.app import ProxyState
+    from edgeproxy.state import ProxyState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _BREAKER_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
@@ -32,22 +33,6 @@ _L2_RESULTS = {
     "timeouts": "timeout",
     "skipped": "skipped",
 }
-
-# L2 round trips: a few hundred microseconds on a healthy network, up to the Redis timeout.
-L2_LOOKUP_SECONDS = Histogram(
-    "edgeproxy_cache_l2_lookup_seconds",
-    "Time to look an entry up in Redis (L2), hit or miss.",
-    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
-    registry=None,
-)
-# Semantic lookups: the question embedded (or its vector found in the embeddings cache) and
-# its partition searched; a few ms with the local model, cut at the configured budget.
-SEMANTIC_LOOKUP_SECONDS = Histogram(
-    "edgeproxy_cache_semantic_lookup_seconds",
-    "Time of a semantic lookup (embedding and search), hit or not; cut at cache.semantic.budget.",
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
-    registry=None,
-)
 
 
 def _counter(name: str, doc: str, labels: Iterable[str] = ()) -> CounterMetricFamily:

@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import anthropic
 import openai
+import orjson
 import pytest
 
 from tests.e2e.conftest import RoutingStackFactory
@@ -865,6 +866,67 @@ async def test_open_breaker_without_fallback_fails_fast_with_503_and_retry_after
     assert fast.value.response.headers[ATTEMPTS] == "0"  # type: ignore[attr-defined]
     assert "solo" in str(fast.value)
     assert stack.calls() == {"up0": 2}, "the upstream was not touched"
+
+
+RATE_LIMITED = Fail(429, headers={"retry-after": "60"})
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [(_openai_call, openai.RateLimitError), (_anthropic_call, anthropic.RateLimitError)],
+    ids=["openai", "anthropic"],
+)
+async def test_a_group_every_provider_rate_limits_answers_429_with_the_remaining_retry_after(
+    make_routing_stack: RoutingStackFactory, call: Call, error: type[Exception]
+) -> None:
+    stack = await make_routing_stack(
+        {"both": group(dep("up0"), dep("an0"), retry={"max_wait": "5s"})},
+        openai=1,
+        anthropic=1,
+        rng=first,
+    )
+    stack.fakes["up0"].script("chat", RATE_LIMITED)
+    stack.fakes["an0"].script("messages", RATE_LIMITED)
+    with pytest.raises(error):  # the provider's own 429: 60s is beyond max_wait
+        await call(stack, "both")
+    stack.clock.advance(15)
+
+    with pytest.raises(error) as caught:
+        await call(stack, "both")
+
+    response = caught.value.response  # type: ignore[attr-defined]
+    assert response.status_code == 429
+    assert (response.headers["retry-after"], response.headers[ATTEMPTS]) == ("45", "0")
+    assert orjson.loads(response.content)["error"]["type"] == "rate_limit_error"
+    assert (stack.fakes["up0"].calls["chat"], stack.fakes["an0"].calls["messages"]) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [(_openai_call, openai.InternalServerError), (_anthropic_call, anthropic.InternalServerError)],
+    ids=["openai", "anthropic"],
+)
+async def test_a_group_with_a_breaker_open_besides_rate_limits_keeps_the_503(
+    make_routing_stack: RoutingStackFactory, call: Call, error: type[Exception]
+) -> None:
+    stack = await make_routing_stack(
+        {"both": group(dep("up0"), dep("an0"), retry={"max_wait": "5s"})},
+        openai=1,
+        anthropic=1,
+        rng=first,
+        routing={"breaker": {"failure_threshold": 1, "reset_timeout": "30s"}},
+    )
+    stack.fakes["up0"].script("chat", RATE_LIMITED)
+    stack.fakes["an0"].script("messages", Fail(500))
+    with pytest.raises(error):
+        await call(stack, "both")
+
+    with pytest.raises(error) as caught:
+        await call(stack, "both")
+
+    response = caught.value.response  # type: ignore[attr-defined]
+    assert (response.status_code, response.headers["retry-after"]) == (503, "30")
+    assert (stack.fakes["up0"].calls["chat"], stack.fakes["an0"].calls["messages"]) == (1, 1)
 
 
 # --- headers, names and the admin view -------------------------------------------------------

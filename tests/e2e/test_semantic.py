@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from edgeproxy.telemetry.metrics import SEMANTIC_LOOKUP_SECONDS
+from edgeproxy.telemetry.latency import SEMANTIC_LOOKUP_SECONDS
 from tests.conftest import StackFactory
 from tests.support.requires import require_semantic
 from tests.support.stack import Stack, background_done

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from multidict import CIMultiDict, CIMultiDictProxy
 
 from edgeproxy.config import ConfigError, parse
 from edgeproxy.operations import Operation
-from edgeproxy.pipeline import Exchange
 from edgeproxy.providers.azure import AzureProvider
+from edgeproxy.providers.base import OutboundRequest
 
 BASE = "https://contoso.openai.azure.com"
 
@@ -23,16 +22,17 @@ def provider(**settings: Any) -> AzureProvider:
     return AzureProvider(parse(raw, {}).providers["az"])
 
 
-def exchange(operation: Operation, model: str = "gpt-4o-prod") -> Exchange:
-    return Exchange(
+def outbound(operation: Operation, model: str = "gpt-4o-prod") -> OutboundRequest:
+    return OutboundRequest(
         request_id="req-1",
         operation=operation,
-        headers=CIMultiDictProxy(CIMultiDict()),
-        body=b"{}",
-        payload={},
         model=model,
+        body=b"{}",
         stream=False,
-        started=0.0,
+        client_headers={},
+        payload={},
+        neutral=None,
+        deadline=None,
     )
 
 
@@ -56,17 +56,17 @@ def exchange(operation: Operation, model: str = "gpt-4o-prod") -> Exchange:
 def test_deployment_urls_name_the_deployment_and_the_api_version(
     operation: Operation, url: str
 ) -> None:
-    assert provider(api_key="k").url_for(exchange(operation)) == url
+    assert provider(api_key="k").url_for(outbound(operation)) == url
 
 
 def test_v1_api_urls_carry_no_deployment_and_no_version() -> None:
     azure = provider(api_key="k", api_version="v1")
-    assert azure.url_for(exchange(Operation.CHAT)) == f"{BASE}/openai/v1/chat/completions"
-    assert azure.url_for(exchange(Operation.MESSAGES)) == f"{BASE}/openai/v1/chat/completions"
+    assert azure.url_for(outbound(Operation.CHAT)) == f"{BASE}/openai/v1/chat/completions"
+    assert azure.url_for(outbound(Operation.MESSAGES)) == f"{BASE}/openai/v1/chat/completions"
 
 
 def test_a_deployment_name_is_escaped_in_the_path() -> None:
-    url = provider(api_key="k").url_for(exchange(Operation.CHAT, "a/b c"))
+    url = provider(api_key="k").url_for(outbound(Operation.CHAT, "a/b c"))
     assert "/deployments/a%2Fb%20c/chat/completions" in url
 
 

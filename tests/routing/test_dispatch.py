@@ -17,9 +17,10 @@ from edgeproxy import errors
 from edgeproxy.config import parse
 from edgeproxy.dialects import anthropic_messages, openai_chat
 from edgeproxy.errors import ProxyError
+from edgeproxy.exchange import Exchange
 from edgeproxy.operations import Operation
-from edgeproxy.pipeline import Exchange, Pipeline, build_pipeline
-from edgeproxy.providers.base import Provider
+from edgeproxy.pipeline import Pipeline, build_pipeline
+from edgeproxy.providers.base import OutboundRequest, Provider
 from edgeproxy.providers.http import BufferedUpstream
 from edgeproxy.routing.router import ModelTable
 
@@ -72,7 +73,7 @@ class Scripted(Provider):
     def chat_codec(self) -> Any:
         return openai_chat
 
-    async def send(self, exchange: Exchange) -> Any:
+    async def send(self, request: OutboundRequest) -> Any:
         self.calls += 1
         step = self.script.popleft() if self.script else 200
         if step == "hang":
@@ -357,6 +358,94 @@ async def test_a_lone_deployment_with_an_open_breaker_fails_fast_with_503() -> N
     assert reply.code == "no_deployment_available"
     assert reply.retry_after == pytest.approx(60.0)
     assert exchange.attempts == 0 and r.calls()["a"] == 5
+
+
+def rate_limit(seconds: int) -> Step:
+    return (429, {"retry-after": str(seconds)}, b"")
+
+
+async def unavailable(r: Rig) -> ProxyError:
+    """The answer to a request for which nothing is available: nothing is called."""
+    calls = r.calls()
+    reply, exchange = await r.ask()
+    assert isinstance(reply, ProxyError) and exchange.attempts == 0 and r.calls() == calls
+    return reply
+
+
+async def test_a_group_held_back_only_by_rate_limits_answers_429_with_the_remaining_wait() -> None:
+    r = rig({"m": in_order("a", "b")}, {"retry": {"max_wait": "5s"}})
+    r.script("a", rate_limit(60))
+    r.script("b", rate_limit(30))
+    reply, _ = await r.ask()
+    assert reply.status == 429, "the provider's own 429, relayed"
+    r.clock.now += 10
+
+    reply = await unavailable(r)
+
+    assert (reply.status, reply.code) == (429, "rate_limit_exceeded")
+    assert reply.retry_after == pytest.approx(20.0), "b's retry-after, the earlier one, less 10s"
+
+
+@pytest.mark.parametrize(
+    "b_is",
+    ["open", "cooling after a 503", "at its in-flight ceiling", "at its rpm ceiling"],
+)
+async def test_any_deployment_held_back_for_another_reason_keeps_the_503(b_is: str) -> None:
+    group = in_order("a", "b")
+    ceiling = {"at its in-flight ceiling": "max_in_flight", "at its rpm ceiling": "rpm"}
+    if b_is in ceiling:
+        group["deployments"][1][ceiling[b_is]] = 1
+    r = rig({"m": group}, {"retry": {"max_attempts": 1}})
+    r.script("a", rate_limit(60))
+    await r.ask()
+    if b_is == "open":
+        r.script("b", *[500] * 5)
+        for _ in range(5):
+            await r.ask()
+    elif b_is == "cooling after a 503":
+        r.script("b", (503, {"retry-after": "60"}, b""))
+        await r.ask()
+    elif b_is == "at its in-flight ceiling":
+        assert r.health("b").acquire(r.clock(), 0), "another request holds b's only place"
+    else:
+        await r.ask()
+
+    reply = await unavailable(r)
+
+    assert (reply.status, reply.code) == (503, "no_deployment_available")
+
+
+async def test_a_breaker_opened_by_rate_limits_is_a_429_until_the_retry_after_passes() -> None:
+    r = rig({"m": in_order("a")}, {"retry": {"max_attempts": 1}})
+    r.script("a", *[rate_limit(10)] * 5)
+    for attempt in range(5):
+        r.clock.now += 10 if attempt else 0
+        await r.ask()
+    assert r.health("a").breaker.state.value == "open"
+
+    assert (await unavailable(r)).status == 429, "the provider's pause is still running"
+    r.clock.now += 10
+    reply = await unavailable(r)
+    assert reply.status == 503 and reply.retry_after == pytest.approx(50.0), "now the breaker's"
+
+
+@pytest.mark.parametrize(("fallback_rate_limited", "status"), [(True, 429), (False, 503)])
+async def test_fallback_groups_count_towards_the_answer(
+    fallback_rate_limited: bool, status: int
+) -> None:
+    r = rig(
+        {"m": in_order("a", fallbacks=["n"]), "n": in_order("b")},
+        {"retry": {"max_attempts": 1}},
+    )
+    r.script("a", rate_limit(60))
+    r.script("b", rate_limit(60) if fallback_rate_limited else 500)
+    await r.ask()
+    if not fallback_rate_limited:
+        r.script("b", *[500] * 4)
+        for _ in range(4):
+            await r.ask("n")
+
+    assert (await unavailable(r)).status == status
 
 
 async def test_half_open_probes_close_the_breaker_after_recovery() -> None:

@@ -58,6 +58,38 @@ def test_successes_and_failures_move_the_success_rate_and_latency() -> None:
     assert (h.failures, h.breaker.snapshot(T0)["consecutive_failures"]) == (1, 1)
 
 
+@pytest.mark.parametrize(
+    ("retry_after", "rate_limited", "held_back"),
+    [
+        (20.0, True, True),
+        (None, True, False),  # a 429 that did not say how long: the breaker alone decides
+        (20.0, False, False),  # a 503 asking for a pause: cooling, but not a rate limit
+    ],
+)
+def test_a_rate_limit_holds_a_deployment_back_for_its_retry_after(
+    retry_after: float | None, rate_limited: bool, held_back: bool
+) -> None:
+    h = health()
+    h.failed(T0, retry_after, rate_limited=rate_limited)
+    assert h.rate_limited(T0 + 19) is held_back
+    assert not h.rate_limited(T0 + 20)
+
+
+def test_a_rate_limit_lasts_as_long_as_the_longest_retry_after_and_through_the_breaker() -> None:
+    h = health()
+    h.failed(T0, 30, rate_limited=True)
+    h.failed(T0 + 1, 5, rate_limited=True)
+    assert h.rate_limited(T0 + 29) and not h.available(T0 + 29)
+    assert not h.rate_limited(T0 + 30)
+
+
+def test_a_lease_reports_a_rate_limit_to_its_deployment() -> None:
+    h = health()
+    assert h.acquire(T0, 0)
+    Lease(h, T0).failed(T0 + 0.1, 10, rate_limited=True)
+    assert h.rate_limited(T0 + 10) and not h.rate_limited(T0 + 10.1)
+
+
 def test_a_lease_is_given_back_once() -> None:
     h = health(max_in_flight=1)
     assert h.acquire(T0, 0)

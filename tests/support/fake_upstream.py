@@ -5,7 +5,8 @@ Tests script its behaviour per route (`script`, `default`) and read what it saw 
 dropped or ended with the provider's own error event. Google Gemini (`fake.gemini`) and AWS
 Bedrock (`fake.bedrock`) are served by the same server as `Mode`s kept in their own modules.
 Also runnable on its own for benchmarks:
-`python -m tests.support.fake_upstream --port 0 --chunks 20 --split frames`, and, with
+`python -m tests.support.fake_upstream --port 0 --chunks 20 --split whole` (`--split events`:
+see `Reply.split`), and, with
 `--flap-period 5 [--flap-mode error|reset] [--flap-offset 0]`, as a deployment that keeps
 failing and recovering by itself (`Flap`). On SIGTERM it prints what it served (`CALLS ...`).
 """
@@ -81,6 +82,12 @@ class Reply:
     prompt_tokens: int = 11
     completion_tokens: int | None = None
     chunks: int = 5
+    # How a stream is cut into writes: "odd" (random small cuts), "bytes:N", "frames" (one
+    # write per frame, back to back), and two for the benchmark's stream scenarios: "whole"
+    # (the stream in one write: one read for a proxy) and "events" (one write per frame, with
+    # a turn of the event loop between them, as a model's tokens are sent: the frames of
+    # concurrent streams interleave, so a proxy reads each stream in many parts, each costing
+    # it a wake-up, a read and a write).
     split: str = "odd"
     first_byte_delay: float = 0.0
     chunk_delay: float = 0.0
@@ -210,6 +217,10 @@ class FakeUpstream:
         self.calls: dict[str, int] = defaultdict(int)
         self.requests: list[RecordedRequest] = []
         self.disconnects = 0
+        # Opt-in: whole answers (JSON, errors) gzipped for requests that accept gzip, as
+        # OpenAI's and Anthropic's servers do; `compress_streams`: event streams too.
+        self.compress = False
+        self.compress_streams = False
         self._disconnected = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -266,6 +277,13 @@ class FakeUpstream:
         self._disconnected.set()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        response = await self._answer(request)
+        accepted = request.headers.get("accept-encoding", "")
+        if self.compress and isinstance(response, web.Response) and "gzip" in accepted:
+            response.enable_compression(web.ContentCoding.gzip)
+        return response
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         mode = next((m for m in self.modes if m.owns(request)), None)
         route = mode.route(request) if mode else ROUTES.get((request.method, request.path))
         anthropic = request.path.startswith("/v1/messages")
@@ -421,11 +439,15 @@ class FakeUpstream:
             default=len(frames),
         )
         response = web.StreamResponse(headers={**headers, "content-type": content_type})
+        if self.compress_streams and "gzip" in request.headers.get("accept-encoding", ""):
+            response.enable_compression(web.ContentCoding.gzip)
         await response.prepare(request)
         for piece in self._cut(frames[:limit], reply):
             await response.write(piece)
             if reply.chunk_delay:
                 await asyncio.sleep(reply.chunk_delay)
+            elif reply.split == "events":
+                await asyncio.sleep(0)  # the next frame is written on the loop's next turn
         if reply.stall_after and limit == reply.stall_after:
             await asyncio.Event().wait()
         if reply.drop_after and limit == reply.drop_after:
@@ -455,9 +477,11 @@ class FakeUpstream:
         return response
 
     def _cut(self, frames: list[bytes], reply: Reply) -> list[bytes]:
-        if reply.split == "frames" or reply.chunk_delay:
+        if reply.split in ("frames", "events") or reply.chunk_delay:
             return frames
         data = b"".join(frames)
+        if reply.split == "whole":
+            return [data]
         if reply.split.startswith("bytes:"):
             size = int(reply.split.partition(":")[2])
             return [data[i : i + size] for i in range(0, len(data), size)]

@@ -13,8 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from edgeproxy.app import Clocks, ProxyServer
+from edgeproxy.app import ProxyServer
 from edgeproxy.config import parse
+from edgeproxy.state import Clocks
 from tests.support.clock import ManualClock, RecordingSleep
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.stack import ANTHROPIC_KEY, OPENAI_KEY, ProxyFront

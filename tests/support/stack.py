@@ -31,6 +31,7 @@ def proxy_config(
     cache: dict[str, Any] | None = None,
     admin: dict[str, Any] | None = None,
     model_settings: dict[str, dict[str, Any]] | None = None,
+    provider_settings: dict[str, dict[str, Any]] | None = None,
 ) -> Config:
     """Providers pointing at the fake upstream; public names mapped to upstream names.
 
@@ -100,6 +101,8 @@ def proxy_config(
     }
     for name, settings in (model_settings or {}).items():
         raw["models"][name].update(settings)
+    for name, settings in (provider_settings or {}).items():
+        raw["providers"][name].update(settings)
     if catch_all:
         raw["models"]["claude-*"] = {"deployments": [{"provider": "anthropic-up"}]}
         raw["models"]["*"] = {"deployments": [{"provider": "openai-up"}]}

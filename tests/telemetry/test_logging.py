@@ -8,7 +8,8 @@ import aiohttp
 import orjson
 import pytest
 
-from edgeproxy.telemetry.logging import MASK, RedactingFormatter
+from edgeproxy.redact import MASK
+from edgeproxy.telemetry.logging import RedactingFormatter
 from tests.conftest import StackFactory
 from tests.support.fake_upstream import Fail, Reply
 from tests.support.stack import ANTHROPIC_KEY, CLIENT_KEY, OPENAI_KEY

@@ -1,0 +1,142 @@
+"""The per-request `Exchange`, the replies stages give, and the stage contract.
+
+Every stage, the relay and the access log import this module; it imports no stage, so the
+program's modules form no import circle (tests/test_imports.py checks it). What the cache
+feeds on a miss is the `Capture` contract here, implemented by `cache.lookup`.
+
+The `Exchange` carries what the stages learn:
+
+    field           set by              read by
+    request_id      handlers            providers (sent upstream), relay (response header)
+    operation       handlers            route, dispatch, providers, relay
+    headers         handlers            route (strategy header), lookup_cache (Cache-Control,
+                                        ttl and tags), dispatch (forwarded to the provider)
+    body, payload   handlers            route (needs), lookup_cache (key, policy), dispatch
+                                        (model mapping), mock provider
+    model, stream   handlers            route, dispatch, providers, relay (relay mode)
+    started         handlers            dispatch (deadlines), access log
+    group           route               lookup_cache (name, cache switch, TTL), dispatch
+    strategy        route (the header)  dispatch (else each group's own)
+    needs           route               dispatch (filters, cost, token ceilings)
+    deployment      dispatch            relay (x-edgeproxy-provider), access log
+    translator      dispatch            relay (decode, render)
+    neutral         dispatch            relay (stream encoder options)
+    dropped         dispatch            relay (x-edgeproxy-dropped-params)
+    upstream_body   dispatch            dispatch (the body of the provider's OutboundRequest)
+    attempts        dispatch            relay (x-edgeproxy-attempts), access log
+    lease           dispatch            settle (when the answer has been relayed)
+    cache_status    lookup_cache        relay (x-edgeproxy-cache: hit-l1, hit-l2,
+                                        hit-semantic, coalesced, miss, bypass), metrics
+    cache_key       lookup_cache        relay (x-edgeproxy-cache-key: what an admin deletes)
+    cache_age       lookup_cache        relay (the Age of a hit)
+    capture         lookup_cache        relay (fed what the client is sent; a complete
+                                        answer is stored in the background and handed to
+                                        waiters), settle (an answer that never completed
+                                        lets a waiter take over)
+    usage           relay               access log, lease (token ceilings)
+    status          relay               access log, lease (a stream that broke is a failure)
+    detached        relay               relay: its client left mid-stream and the rest is read
+                                        for requests following it, in the background, which
+                                        releases the upstream and settles the exchange
+
+Providers never see the exchange: dispatch hands each attempt's provider a narrow
+`providers.base.OutboundRequest`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from edgeproxy.dialects.neutral import ChatRequest, EmbeddingRequest, Usage
+from edgeproxy.dialects.translation import Translator
+from edgeproxy.errors import ProxyError
+from edgeproxy.operations import Operation
+from edgeproxy.providers.base import Upstream
+from edgeproxy.routing.health import Lease
+from edgeproxy.routing.needs import Needs
+from edgeproxy.routing.router import Deployment, ModelGroup
+
+Reply = ProxyError | Upstream
+Stage = Callable[["Exchange"], Awaitable[Reply | None]]
+
+
+class Capture(Protocol):
+    """What the relay feeds on a cache miss: what the client is sent, and how it ended."""
+
+    def add(self, chunk: bytes) -> None:
+        """A piece of the stream as it is written to the client (followers get it at once)."""
+
+    def complete_body(self, body: bytes) -> None:
+        """The whole (non-streamed) successful answer was sent."""
+
+    def complete_stream(self) -> None:
+        """The stream ended as it should (its last event written, no error)."""
+
+    def close(self) -> None:
+        """The exchange is over; an answer that never completed lets waiters take over."""
+
+    def follow_through(
+        self,
+        upstream: Upstream,
+        feed: Callable[[bytes], bytes],
+        end: Callable[[], bytes],
+        done: Callable[[bool], None],
+    ) -> bool:
+        """The client left mid-stream: read the rest for the requests following it (True), or
+        do nothing when none follows (False)."""
+
+
+@dataclass(slots=True, eq=False)
+class Exchange:
+    """What the stages learn about one request (see the module docstring for who sets what)."""
+
+    request_id: str
+    operation: Operation
+    headers: Mapping[str, str]
+    body: bytes
+    payload: dict[str, Any]
+    model: str
+    stream: bool
+    started: float
+    group: ModelGroup | None = None
+    strategy: str | None = None
+    needs: Needs | None = None
+    deployment: Deployment | None = None
+    translator: Translator | None = None
+    neutral: ChatRequest | EmbeddingRequest | None = None
+    dropped: list[str] = field(default_factory=list)
+    upstream_body: bytes = b""
+    attempts: int = 0
+    lease: Lease | None = None
+    cache_status: str | None = None
+    cache_key: str | None = None
+    cache_age: int | None = None
+    capture: Capture | None = None
+    usage: Usage | None = None
+    status: int = 0
+    detached: bool = False
+
+    @property
+    def upstream_model(self) -> str:
+        """The model name the provider sees."""
+        if self.deployment is not None and self.deployment.model is not None:
+            return self.deployment.model
+        return self.model
+
+    @property
+    def counts_tokens(self) -> bool:
+        """Whether the serving deployment keeps a tokens-per-minute ceiling (needs usage)."""
+        return self.lease is not None and self.lease.health.counts_tokens
+
+    def settle(self, now: float) -> None:
+        """The answer has been relayed (or abandoned): give the deployment its place back, and
+        let requests waiting on an answer that never completed take over."""
+        if self.capture is not None:
+            self.capture.close()
+        lease = self.lease
+        if lease is not None:
+            self.lease = None
+            usage = self.usage
+            lease.settle(now, self.status, usage.output_tokens if usage else 0)

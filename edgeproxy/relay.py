@@ -1,0 +1,379 @@
+"""The one way an answer reaches a client: relayed bytes, a translation, or a cache replay.
+
+Every reply of the pipeline goes through `Relay.answer`:
+- a `ProxyError` is rendered in the client's dialect (`Relay.fail`, the only place errors are
+  rendered), with every configured secret masked;
+- a whole answer (JSON, or an event stream held whole) is relayed as the provider sent it on a
+  same-dialect route (usage read when someone needs it; an error body masked), or decoded from
+  the provider's dialect and rendered in the client's (`read_whole`, which `Pipeline.embed`
+  uses too);
+- a stream goes through one loop, whatever its kind: a `Transform` turns provider chunks into
+  client bytes (`PassThrough`: whole SSE events as they are, watched for usage; or a
+  translator's `StreamRelay`). The client's headers go out with the first bytes, so a stream
+  that fails before producing any still gets a proper error status; once it has started, a
+  failure becomes a final SSE error event, never a second status line.
+
+What the client is sent is teed into the cache capture (before the write, so requests following
+this stream get it even if this client has just left). A client that leaves mid-stream stops
+the upstream call, unless others follow the stream: then its rest is read for them in the
+background (`Capture.follow_through`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable, Iterable, MutableMapping
+from typing import Protocol
+
+from edgeproxy.dialects.codec import Codec
+from edgeproxy.dialects.neutral import ChatRequest, EmbeddingRequest, Usage
+from edgeproxy.dialects.translation import ChatTranslator, EmbeddingTranslator
+from edgeproxy.errors import ProxyError
+from edgeproxy.exchange import Capture, Exchange, Reply
+from edgeproxy.providers.base import Upstream
+from edgeproxy.providers.http import decoded_body
+from edgeproxy.redact import Redactor
+from edgeproxy.sse import EventAligner, SSEDecoder
+
+log = logging.getLogger("edgeproxy.proxy")
+
+JSON_TYPE = "application/json"
+SSE_TYPE = "text/event-stream; charset=utf-8"
+_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+# A translated answer's own framing: the provider's type and coding do not describe it.
+_RENDERED_ANEW = frozenset({"content-type", "content-encoding"})
+Headers = MutableMapping[str, str]
+
+
+class ClientResponse(Protocol):
+    """Where an answer is written: the HTTP listener's response (or a test's)."""
+
+    @property
+    def started(self) -> bool: ...
+
+    def send(self, status: int, headers: Iterable[tuple[str, str]], body: bytes) -> None:
+        """A complete response at once."""
+
+    def start(self, status: int, headers: Iterable[tuple[str, str]]) -> None:
+        """The head of a streamed response."""
+
+    def write(self, data: bytes) -> None:
+        """Body bytes of a started response."""
+
+    async def drain(self) -> None:
+        """Until the client has taken what was written; raises ConnectionError once it left."""
+
+    def end(self) -> None:
+        """The streamed response is complete."""
+
+
+class Transform(Protocol):
+    """Provider stream chunks in, client bytes out (whole events), and the usage seen."""
+
+    @property
+    def usage(self) -> Usage | None: ...
+
+    @property
+    def failed(self) -> bool:
+        """The provider's own error event was relayed as it was."""
+
+    def feed(self, chunk: bytes) -> bytes: ...
+
+    def finish(self) -> bytes: ...
+
+    def error(self, err: ProxyError) -> bytes: ...
+
+
+class PassThrough:
+    """A same-dialect stream: whole events as they arrive, watched for usage, never re-encoded.
+    A partial event is held until its end arrives, which costs the client nothing (it could not
+    use half an event) and means a failure mid-stream always leaves it a clean error event."""
+
+    __slots__ = ("_aligner", "_codec", "_decoder", "_watch")
+
+    def __init__(self, codec: Codec) -> None:
+        self._codec = codec
+        self._aligner = EventAligner()
+        self._decoder = SSEDecoder()
+        self._watch = codec.StreamUsage()
+
+    @property
+    def usage(self) -> Usage | None:
+        return self._watch.usage
+
+    @property
+    def failed(self) -> bool:
+        return self._watch.failed
+
+    def feed(self, chunk: bytes) -> bytes:
+        whole = self._aligner.whole_events(chunk)
+        if whole:
+            observe = self._watch.observe
+            for event in self._decoder.feed(whole):
+                observe(event)
+        return whole
+
+    def finish(self) -> bytes:
+        return self._aligner.rest()
+
+    def error(self, err: ProxyError) -> bytes:
+        return self._codec.error_event(err)
+
+
+def readable(exchange: Exchange, headers: Headers, body: bytes) -> bytes:
+    """A whole answer without the content coding the provider may have sent it in."""
+    if "content-encoding" not in headers:
+        return body
+    deployment = exchange.deployment
+    return decoded_body(body, headers, deployment.provider.name if deployment else "upstream")
+
+
+async def read_whole(
+    exchange: Exchange, upstream: Upstream, codec: Codec, watch_usage: bool
+) -> tuple[int, Headers, bytes]:
+    """A non-streamed answer as its client is sent it: the provider's bytes on a same-dialect
+    route (as they came, compressed if the client accepted that; its usage read when
+    `watch_usage`), else decoded and rendered in the client's dialect. Raises ProxyError when
+    a translated provider failed."""
+    body = await upstream.read()
+    translator = exchange.translator
+    if translator is None:
+        headers = upstream.headers
+        headers["x-request-id"] = exchange.request_id
+        mark(headers, exchange)
+        if watch_usage and upstream.status == 200:
+            exchange.usage = codec.usage_of_body(readable(exchange, headers, body))
+        return upstream.status, headers, body
+    body = readable(exchange, upstream.headers, body)
+    if not 200 <= upstream.status < 300:
+        raise translator.error(upstream.status, upstream.headers, body)
+    model, neutral = exchange.upstream_model, exchange.neutral
+    if isinstance(translator, EmbeddingTranslator):
+        assert isinstance(neutral, EmbeddingRequest), "an embeddings translator parsed it"
+        out, exchange.usage = translator.response(body, neutral, model)
+        content_type = JSON_TYPE
+    else:
+        assert isinstance(neutral, ChatRequest), "a chat translator parsed it"
+        if exchange.stream:
+            out, exchange.usage = translator.response_as_stream(body, neutral, model)
+            content_type = SSE_TYPE
+        else:
+            out, exchange.usage = translator.response(body, neutral, model)
+            content_type = JSON_TYPE
+    return 200, translated_headers(exchange, upstream, content_type), out
+
+
+class Relay:
+    """Writes pipeline replies to clients; built once, with what it needs decided at load."""
+
+    __slots__ = ("_clock", "_redact", "_watch_usage")
+
+    def __init__(self, clock: Callable[[], float], redact: Redactor, watch_usage: bool) -> None:
+        self._clock = clock
+        self._redact = redact
+        self._watch_usage = watch_usage  # the access log is on: usage is read for it
+
+    def fail(
+        self,
+        response: ClientResponse,
+        err: ProxyError,
+        codec: Codec,
+        request_id: str,
+        exchange: Exchange | None = None,
+        *,
+        allow: str | None = None,
+    ) -> None:
+        """`err` in the client's dialect: the one place an error is rendered (`allow`: the
+        methods a 405's path takes)."""
+        if err.status >= 500:
+            log.warning(
+                "request failed: %s %s",
+                err.code,
+                err.detail or err.message,
+                extra={"request_id": request_id},
+            )
+        status = codec.status_for(err)
+        headers = {"content-type": JSON_TYPE, "x-request-id": request_id}
+        if err.retry_after is not None:
+            headers["retry-after"] = str(math.ceil(err.retry_after))
+        if allow is not None:
+            headers["allow"] = allow
+        if exchange is not None:
+            exchange.status = status
+            mark(headers, exchange)
+        response.send(status, headers.items(), self._redact.bytes(codec.render_error(err)))
+
+    async def answer(
+        self, response: ClientResponse, exchange: Exchange, reply: Reply, codec: Codec
+    ) -> None:
+        """Relay `reply` to the client; the upstream is released after (unless the exchange
+        was detached for requests following its stream)."""
+        if isinstance(reply, ProxyError):
+            self.fail(response, reply, codec, exchange.request_id, exchange)
+            return
+        exchange.status = reply.status
+        try:
+            transform = self._transform(exchange, reply, codec)
+            if transform is None:
+                await self._whole(response, exchange, reply, codec)
+            else:
+                await self._stream(response, exchange, reply, codec, transform)
+        finally:
+            if not exchange.detached:
+                reply.close()
+
+    def _transform(self, exchange: Exchange, upstream: Upstream, codec: Codec) -> Transform | None:
+        """How a streamed answer is relayed; None when it is relayed whole."""
+        if not (exchange.stream and upstream.is_event_stream):
+            return None
+        translator = exchange.translator
+        if translator is None:
+            return PassThrough(codec) if upstream.status == 200 else None
+        if not isinstance(translator, ChatTranslator) or not 200 <= upstream.status < 300:
+            return None
+        assert isinstance(exchange.neutral, ChatRequest), "a chat translator parsed it"
+        return translator.stream(exchange.neutral, exchange.upstream_model)
+
+    async def _whole(
+        self, response: ClientResponse, exchange: Exchange, upstream: Upstream, codec: Codec
+    ) -> None:
+        watch = self._watch_usage or exchange.counts_tokens
+        try:
+            status, headers, body = await read_whole(exchange, upstream, codec, watch)
+        except ProxyError as err:
+            self.fail(response, err, codec, exchange.request_id, exchange)
+            return
+        exchange.status = status
+        if status >= 400:
+            body = self._redact.bytes(readable(exchange, headers, body))
+            headers.pop("content-encoding", None)
+        elif status == 200 and exchange.capture is not None:
+            capture = exchange.capture
+            if exchange.stream and exchange.translator is not None:  # rendered as a stream
+                capture.add(body)
+                capture.complete_stream()
+            else:
+                capture.complete_body(readable(exchange, headers, body))
+        response.send(status, headers.items(), body)
+
+    async def _stream(
+        self,
+        response: ClientResponse,
+        exchange: Exchange,
+        upstream: Upstream,
+        codec: Codec,
+        transform: Transform,
+    ) -> None:
+        headers = stream_headers(exchange, upstream)
+        capture = exchange.capture
+        try:
+            out = await _pump(response, upstream, transform, capture, headers)
+        except ProxyError as err:
+            if not response.started:
+                self.fail(response, err, codec, exchange.request_id, exchange)
+                return
+            log.warning(
+                "stream failed after it started: %s %s",
+                err.code,
+                err.detail or err.message,
+                extra={"request_id": exchange.request_id},
+            )
+            exchange.status = err.status
+            out, capture = self._redact.bytes(transform.error(err)), None
+        except ConnectionError:
+            self._client_left(exchange, upstream, transform)
+            return
+        except asyncio.CancelledError:
+            self._client_left(exchange, upstream, transform)
+            raise
+        exchange.usage = transform.usage
+        if transform.failed:  # the provider's own error event, relayed as it was
+            exchange.status = 502
+        elif capture is not None:  # complete before the last write, which may find no client
+            if out:
+                capture.add(out)
+            capture.complete_stream()
+        if not response.started:
+            response.start(200, headers.items())
+        if out:
+            response.write(out)
+        response.end()
+
+    def _client_left(self, exchange: Exchange, upstream: Upstream, transform: Transform) -> None:
+        """The client went away mid-stream (499). When other requests follow this stream, its
+        rest is read for them in the background, which then releases the upstream and settles
+        the exchange (`detached`); otherwise they are released as usual."""
+        exchange.status = 499
+        capture = exchange.capture
+        if capture is None:
+            return
+        clock = self._clock
+
+        def done(completed: bool) -> None:
+            if completed:
+                exchange.status = 200  # the provider answered in full, for the followers
+            exchange.settle(clock())
+
+        exchange.detached = capture.follow_through(upstream, transform.feed, transform.finish, done)
+
+
+async def _pump(
+    response: ClientResponse,
+    upstream: Upstream,
+    transform: Transform,
+    capture: Capture | None,
+    headers: Headers,
+) -> bytes:
+    """Provider chunks to the client as they arrive; the stream's last bytes once it ended."""
+    while chunk := await upstream.next_chunk():
+        out = transform.feed(chunk)
+        if out:
+            if capture is not None:  # first: followers get it even if this client left
+                capture.add(out)
+            if not response.started:
+                response.start(200, headers.items())
+            response.write(out)
+            await response.drain()
+    return transform.finish()
+
+
+def stream_headers(exchange: Exchange, upstream: Upstream) -> Headers:
+    """A stream's head: the provider's own on a same-dialect route, else translated ones."""
+    if exchange.translator is not None:
+        return translated_headers(exchange, upstream, SSE_TYPE)
+    headers = upstream.headers
+    headers["x-request-id"] = exchange.request_id
+    mark(headers, exchange)
+    headers.update(_SSE_HEADERS)
+    return headers
+
+
+def mark(headers: Headers, exchange: Exchange) -> None:
+    """Which deployment answered, after how many upstream attempts, and what the cache did."""
+    deployment = exchange.deployment
+    if deployment is not None:
+        headers["x-edgeproxy-provider"] = deployment.provider.name
+        headers["x-edgeproxy-deployment"] = deployment.name
+    if exchange.group is not None:  # routed: 0 when nothing was available to try
+        headers["x-edgeproxy-attempts"] = str(exchange.attempts)
+    if exchange.cache_status is not None:
+        headers["x-edgeproxy-cache"] = exchange.cache_status
+        if exchange.cache_key is not None:
+            headers["x-edgeproxy-cache-key"] = exchange.cache_key
+        if exchange.cache_age is not None:
+            headers["age"] = str(exchange.cache_age)
+
+
+def translated_headers(exchange: Exchange, upstream: Upstream, content_type: str) -> Headers:
+    """The provider's informative headers (rate limits, ids) with our framing and markers."""
+    headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _RENDERED_ANEW}
+    headers["content-type"] = content_type
+    headers["x-request-id"] = exchange.request_id
+    mark(headers, exchange)
+    if exchange.dropped:
+        headers["x-edgeproxy-dropped-params"] = ", ".join(exchange.dropped)
+    if content_type == SSE_TYPE:
+        headers.update(_SSE_HEADERS)
+    return headers

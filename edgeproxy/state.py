@@ -1,0 +1,95 @@
+"""Everything built from one configuration: providers, model table, cache and pipeline.
+
+Clock, randomness and sleep are injected (`Clocks`) so tests drive routing decisions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgeproxy.background import Background
+from edgeproxy.cache.answer import StoredAnswer
+from edgeproxy.cache.lookup import LookupCache
+from edgeproxy.cache.memory import MemoryCache
+from edgeproxy.cache.redis import RedisCache
+from edgeproxy.cache.tiered import TieredCache
+from edgeproxy.config import CacheConfig, Config
+from edgeproxy.pipeline import Pipeline, build_pipeline
+from edgeproxy.providers import build_provider
+from edgeproxy.providers.base import Provider
+from edgeproxy.routing.router import ModelTable
+
+
+@dataclass(eq=False)
+class ProxyState:
+    """Everything built from one configuration."""
+
+    config: Config
+    providers: dict[str, Provider]
+    table: ModelTable
+    pipeline: Pipeline
+    background: Background = field(default_factory=Background)
+    cache: LookupCache | None = None
+    pools_open: bool = False
+    draining: bool = False
+
+    @property
+    def ready(self) -> bool:
+        return self.pools_open and not self.draining
+
+    def routing_status(self) -> dict[str, Any]:
+        """Every group and deployment as routing sees them now (GET /admin/routing)."""
+        status = self.table.snapshot(self.pipeline.clock())
+        status["hedges"] = self.pipeline.dispatch.hedges
+        return status
+
+
+@dataclass(frozen=True)
+class Clocks:
+    """Time, randomness and waiting for routing decisions: real ones, or a test's."""
+
+    clock: Callable[[], float] = time.monotonic
+    rng: Callable[[], float] = random.random
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+
+def build_cache(
+    config: CacheConfig,
+    background: Background,
+    clock: Callable[[], float],
+    semantic: bool = False,
+) -> LookupCache | None:
+    """The cache stage when the cache is on: L1 always, L2 when Redis is configured, the
+    semantic layer when a model group opted in (`semantic`)."""
+    if not config.enabled:
+        return None
+    remote = RedisCache(config.redis, clock=clock) if config.redis.enabled else None
+    similar = None
+    if semantic:
+        from edgeproxy.cache.semantic import SemanticCache
+
+        similar = SemanticCache(config.semantic, remote)
+    memory: MemoryCache[StoredAnswer] = MemoryCache(
+        config.max_entries, config.max_bytes, config.max_entry_bytes
+    )
+    tiered = TieredCache(memory, remote, background, clock, time.time)
+    return LookupCache(tiered, config, background, similar)
+
+
+def build_state(config: Config, clocks: Clocks | None = None) -> ProxyState:
+    """Providers, model table and pipeline for `config` (`clocks`: injected for tests)."""
+    clocks = clocks or Clocks()
+    providers = {name: build_provider(p) for name, p in config.providers.items()}
+    table = ModelTable(config.models, providers, config.routing)
+    background = Background()
+    semantic = any(m.cache_semantic for m in config.models)
+    cache = build_cache(config.cache, background, clocks.clock, semantic)
+    pipeline = build_pipeline(table, clocks.clock, clocks.rng, clocks.sleep, cache)
+    if cache is not None and cache.semantic is not None:
+        cache.semantic.connect(pipeline.embed)  # an embeddings group embeds through routing
+    return ProxyState(config, providers, table, pipeline, background, cache)

@@ -1,0 +1,38 @@
+"""Masking configured credentials in text and bytes."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from edgeproxy.redact import MASK, Redactor
+
+KEY = "sk-upstream-0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("secrets", "text", "expected"),
+    [
+        ([KEY], f"invalid key {KEY}.", f"invalid key {MASK}."),
+        ([KEY], f"{KEY}{KEY}", MASK + MASK),
+        ([KEY, KEY[:10]], f"key {KEY}", f"key {MASK}"),  # the longer first: no tail is left
+        (["abc"], "abc is too short to be a secret", "abc is too short to be a secret"),
+        ([], f"nothing configured {KEY}", f"nothing configured {KEY}"),
+    ],
+)
+def test_every_configured_secret_is_masked(secrets: list[str], text: str, expected: str) -> None:
+    redact = Redactor(secrets)
+    assert redact.text(text) == expected
+    assert redact.bytes(text.encode()) == expected.encode()
+
+
+def test_a_secret_quoted_inside_json_is_masked_in_its_escaped_form() -> None:
+    secret = 'pa"ss\\word-1234'
+    body = orjson.dumps({"error": {"message": f"bad password {secret}"}})
+    masked = Redactor([secret]).bytes(body)
+    assert orjson.loads(masked) == {"error": {"message": f"bad password {MASK}"}}
+
+
+def test_a_redactor_without_secrets_is_false() -> None:
+    assert not Redactor([])
+    assert Redactor([KEY])
