@@ -9,8 +9,8 @@ import pytest
 
 from edgeproxy.wire.limits import Limits
 from edgeproxy.wire.server import Request, Response
-from tests.wire.conftest import Serve, answer_ok
-from tests.wire.raw_client import RawClient, RawResponse
+from tests.wire.server.conftest import Serve, answer_ok
+from tests.wire.server.raw_client import RawClient, RawResponse
 
 
 class Recorder:

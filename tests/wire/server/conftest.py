@@ -1,4 +1,5 @@
-"""Wire tests run twice: on uvloop, as the server does in production, and on asyncio's own
+"""The server's tests (a directory of their own, so these fixtures and the loop choice apply
+to them alone) run twice: on uvloop, as the server does in production, and on asyncio's own
 loop, whose transports differ in when they read, write and report. Every test starts servers
 through `serve`, and leaves no client connection, handler task or loop error behind."""
 
@@ -14,7 +15,7 @@ import uvloop
 
 from edgeproxy.wire.limits import Limits
 from edgeproxy.wire.server import Handler, HttpServer, Reject, Request, Response
-from tests.wire.raw_client import RawClient
+from tests.wire.server.raw_client import RawClient
 
 
 def pytest_asyncio_loop_factories(

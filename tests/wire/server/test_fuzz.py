@@ -10,8 +10,8 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, given, settings
 
 from edgeproxy.wire.limits import Limits
-from tests.wire.conftest import Serve, settle
-from tests.wire.raw_client import read_all_responses
+from tests.wire.server.conftest import Serve, settle
+from tests.wire.server.raw_client import read_all_responses
 
 # Short client timeouts, so a request left incomplete ends the example quickly (with a 408).
 LIMITS = Limits(

@@ -13,7 +13,7 @@ from edgeproxy.wire import response as response_module
 from edgeproxy.wire.limits import Limits
 from edgeproxy.wire.response import HttpDate, Outlet
 from edgeproxy.wire.server import Request, Response
-from tests.wire.conftest import Serve, wait_until
+from tests.wire.server.conftest import Serve, wait_until
 
 GET = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
 

@@ -11,8 +11,8 @@ import pytest
 from edgeproxy.wire import server as server_module
 from edgeproxy.wire.limits import Limits
 from edgeproxy.wire.server import ClientGone, Reject, Request, Response
-from tests.wire.conftest import Serve, answer_ok, settle, wait_until
-from tests.wire.raw_client import complete_responses
+from tests.wire.server.conftest import Serve, answer_ok, settle, wait_until
+from tests.wire.server.raw_client import complete_responses
 
 GET = b"GET /%d HTTP/1.1\r\nHost: test\r\n\r\n"
 
