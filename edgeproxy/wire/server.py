@@ -7,14 +7,14 @@ reading. It runs each handler in a task it owns, and keeps one timer for whichev
 client's (head, body or idle). A client that goes away cancels the handler of a response still
 in progress, so its upstream call stops at once; a FIN counts as going away, as in nginx.
 
-The parser is llhttp through httptools, chosen by measurement (`python -m bench.wire`, one
-core each for server and client, medians of 3 interleaved runs on a shared 2-core VM):
+The parser is llhttp through httptools, chosen by measurement (`python -m bench.wire_server`,
+one core each for server and client, medians of 3 interleaved runs on a shared 2-core VM):
   parsing a 1.3 KB JSON POST with 10 header fields into a target, header dict and body:
-    httptools 9.3 µs, aiohttp's C parser 22 µs (12 µs without turning its CIMultiDict into
-    a dict), this package's RequestReader (every check, a Request) 18.7 µs;
+    httptools 9.4 µs, aiohttp's C parser 21.5 µs (19 µs before its CIMultiDict becomes a
+    dict), this package's RequestReader (every check, a Request object) 18.6 µs;
   server CPU per small keep-alive POST, a minimal echo protocol on each parser:
-    httptools 55 µs, aiohttp's parser 83 µs;
-  and for scale, a trivial handler: this server 121.5 µs, aiohttp.web 175.5 µs.
+    httptools 64 µs, aiohttp's parser 94.5 µs;
+  and for scale, a trivial handler: this server 116.5 µs, aiohttp.web 178.5 µs.
 httptools builds nothing the server does not need (aiohttp's parser makes a CIMultiDict, a
 yarl URL and a StreamReader per request) and its small API is public, where aiohttp's parser
 is a private module whose constructor has changed between releases. Its gaps (no header

@@ -1,5 +1,5 @@
-"""`python -m bench.wire`: what the wire server costs per request, next to aiohttp's server, and
-next to minimal servers on the two llhttp parsers it could be built on.
+"""`python -m bench.wire_server`: what the wire server costs per request, next to aiohttp's
+server, and next to minimal servers on the two llhttp parsers it could be built on.
 
 Each server runs alone, pinned to CPU 0 (`taskset -c 0`). A raw-socket client pinned to CPU 1
 sends small keep-alive POSTs one after another (a closed loop, one connection) and reads the
@@ -223,7 +223,7 @@ def _client(port: int, requests: int, server_pid: int) -> dict[str, float]:
 
 def _measure(kind: str, requests: int) -> dict[str, float]:
     port = free_port()
-    here = [sys.executable, "-m", "bench.wire"]
+    here = [sys.executable, "-m", "bench.wire_server"]
     server = subprocess.Popen(["taskset", "-c", "0", *here, "--serve", kind, "--port", str(port)])
     try:
         for _ in range(500):
@@ -243,7 +243,7 @@ def _measure(kind: str, requests: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.wire", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.wire_server", description=__doc__)
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--servers", nargs="+", choices=SERVERS, default=list(SERVERS))
