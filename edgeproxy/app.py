@@ -1,8 +1,9 @@
 """Assembling and running the proxy: providers, pipeline, listeners and their lifecycle.
 
-Long-lived resources open once: each provider's connection pool opens when the data app
-starts and closes after in-flight requests have finished (or the grace period ran out) and
-background work has drained.
+The data listener is edgeproxy's own HTTP/1.1 server on asyncio protocols (edgeproxy.wire);
+the admin listener, off the request path, is aiohttp. Long-lived resources open once: each
+provider's connection pool opens before the data listener starts, and closes after in-flight
+requests have finished (or the grace period ran out) and background work has drained.
 """
 
 from __future__ import annotations
@@ -11,29 +12,26 @@ import asyncio
 import gc
 import logging
 import signal
-from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from edgeproxy import aiohttp_edge
 from edgeproxy.admin import build_admin_app
 from edgeproxy.cache.redis import RedisCache
-from edgeproxy.config import Config
+from edgeproxy.config import Config, ServerConfig
 from edgeproxy.handlers import ProxyHandlers
 from edgeproxy.redact import Redactor
 from edgeproxy.relay import Relay
 from edgeproxy.state import Clocks, ProxyState, build_state
 from edgeproxy.telemetry.access import AccessLog
 from edgeproxy.telemetry.metrics import exposition
+from edgeproxy.wire.limits import Limits
+from edgeproxy.wire.server import HttpServer
 
 log = logging.getLogger("edgeproxy")
-STATE = web.AppKey("state", ProxyState)
 
 
-async def _resources(app: web.Application) -> AsyncIterator[None]:
-    """Provider pools and the Redis client open before the first request; at shutdown they
-    close after in-flight requests and background work (cache writes) have finished."""
-    state = app[STATE]
+async def open_resources(state: ProxyState) -> None:
+    """Provider pools, the semantic model and the Redis client, before the first request."""
     tiered = state.cache.cache if state.cache is not None else None
     remote = tiered.remote if tiered is not None else None
     await asyncio.gather(*(p.open() for p in state.providers.values()))
@@ -43,8 +41,13 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await remote.open()
         remote.subscribe(tiered.invalidate, state.background)
     state.pools_open = True
-    yield
+
+
+async def close_resources(state: ProxyState) -> None:
+    """After in-flight requests: background work (cache writes) drains, then pools close."""
     state.pools_open = False
+    tiered = state.cache.cache if state.cache is not None else None
+    remote = tiered.remote if tiered is not None else None
     if isinstance(remote, RedisCache):
         await remote.stop_listening()  # so draining waits only for cache writes
     await state.background.drain(state.config.server.shutdown_grace)
@@ -53,38 +56,37 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await remote.close()
 
 
-def build_handlers(state: ProxyState) -> tuple[ProxyHandlers, Relay]:
-    """The data listener's handler and the relay it answers through, for `state`."""
+def build_handlers(state: ProxyState) -> ProxyHandlers:
+    """The data listener's handler, answering through a relay built for `state`."""
     config = state.config
     access_log = AccessLog() if config.server.access_log else None
     relay = Relay(state.pipeline.clock, Redactor(config.secrets()), access_log is not None)
     max_body = config.server.max_body_bytes
-    return ProxyHandlers(state.pipeline, state.table, relay, access_log, max_body), relay
+    return ProxyHandlers(state.pipeline, state.table, relay, access_log, max_body)
 
 
-def build_data_app(state: ProxyState) -> web.Application:
-    handlers, relay = build_handlers(state)
-    app = aiohttp_edge.build_data_app(handlers, relay, state.config.server.max_body_bytes)
-    app[STATE] = state
-    app.cleanup_ctx.append(_resources)
-    return app
+def listener_limits(server: ServerConfig) -> Limits:
+    """What one client connection may cost, from the server section."""
+    return Limits(
+        max_header_bytes=server.max_header_bytes,
+        max_header_count=server.max_headers,
+        max_body=server.max_body_bytes,
+        header_timeout=server.header_timeout,
+        body_timeout=server.body_timeout,
+        keepalive_timeout=server.keepalive_timeout,
+    )
 
 
 class ProxyServer:
-    """The data and admin listeners, started and stopped together."""
+    """The data listener (edgeproxy.wire) and the admin listener (aiohttp), started and
+    stopped together with the resources the data path uses."""
 
     def __init__(self, config: Config, clocks: Clocks | None = None) -> None:
         self.config = config
         self.state = build_state(config, clocks)
         server = config.server
-        self._data = web.AppRunner(
-            build_data_app(self.state),
-            handler_cancellation=True,
-            auto_decompress=False,  # a compressed body is decoded by the handler, bounded
-            access_log=None,
-            keepalive_timeout=server.keepalive_timeout,
-            shutdown_timeout=server.shutdown_grace,
-        )
+        handlers = build_handlers(self.state)
+        self._data = HttpServer(handlers, listener_limits(server), handlers.reject)
         self._admin = web.AppRunner(
             build_admin_app(
                 lambda: self.state.ready,
@@ -112,11 +114,15 @@ class ProxyServer:
         host, port = self.admin_address
         return f"http://{host}:{port}"
 
+    @property
+    def client_connections(self) -> int:
+        """Open connections on the data listener (for leak checks)."""
+        return self._data.connections
+
     async def start(self) -> None:
         server, admin = self.config.server, self.config.admin
-        await self._data.setup()
-        await web.TCPSite(self._data, server.host, server.port).start()
-        self.data_address = self._data.addresses[0][:2]
+        await open_resources(self.state)
+        self.data_address = await self._data.start(server.host, server.port)
         if admin.enabled:
             await self._admin.setup()
             await web.TCPSite(self._admin, admin.host, admin.port).start()
@@ -125,7 +131,8 @@ class ProxyServer:
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish within the grace period, close pools."""
         self.state.draining = True
-        await self._data.cleanup()
+        await self._data.shutdown(self.config.server.shutdown_grace)
+        await close_resources(self.state)
         await self._admin.cleanup()
 
 

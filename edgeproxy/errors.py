@@ -66,6 +66,23 @@ def payload_too_large(limit: int) -> ProxyError:
     )
 
 
+# The listener's own refusals (malformed or oversized requests, slow clients), by status.
+_REFUSALS = {
+    400: "invalid_request",
+    408: "request_timeout",
+    413: "request_too_large",
+    414: "uri_too_long",
+    431: "headers_too_large",
+    501: "not_implemented",
+    505: "http_version_not_supported",
+}
+
+
+def refused(status: int, message: str) -> ProxyError:
+    """What the HTTP listener answers by itself, before any handler saw the request."""
+    return ProxyError(status, _REFUSALS.get(status, "internal_error"), message)
+
+
 def unsupported_encoding(coding: str) -> ProxyError:
     return ProxyError(
         415,

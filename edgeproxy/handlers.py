@@ -2,7 +2,8 @@
 
 The listener (wire/server.py) knows HTTP and nothing of LLMs; this is where knowledge of the
 OpenAI and Anthropic APIs starts: the route table, the client's dialect, the request's JSON.
-Errors are rendered by the relay, in the client's dialect.
+Errors are rendered by the relay, in the client's dialect; so are the listener's own refusals
+(`ProxyHandlers.reject`).
 """
 
 from __future__ import annotations
@@ -28,11 +29,22 @@ MODELS_PATH = "/v1/models"
 class ClientRequest(Protocol):
     """A request as the listener read it (wire.server.Request)."""
 
-    method: str
-    path: str
-    headers: Mapping[str, str]
-    body: bytes
-    received: float
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Names in lower case."""
+
+    @property
+    def body(self) -> bytes: ...
+
+    @property
+    def received(self) -> float:
+        """Loop time when its first byte arrived: queueing counts in its latency."""
 
 
 def client_dialect(path: str, headers: Mapping[str, str]) -> Dialect:
@@ -69,6 +81,22 @@ class ProxyHandlers:
             self.models(request, response)
         else:
             self.refuse(request, response)
+
+    def reject(
+        self, status: int, message: str, request: ClientRequest | None
+    ) -> tuple[list[tuple[str, str]], bytes]:
+        """The listener's own refusals (400, 408, 413, 431, 501, ...) in the client's dialect,
+        when its request's head was read far enough to tell."""
+        dialect = Dialect.OPENAI
+        headers = [("content-type", JSON_TYPE)]
+        if request is not None:
+            dialect = client_dialect(request.path, request.headers)
+            headers.append(("x-request-id", inbound.request_id(request.headers)))
+        if status == 413:
+            err = errors.payload_too_large(self._max_body)
+        else:
+            err = errors.refused(status, message)
+        return headers, codec_for(dialect).render_error(err)
 
     def models(self, request: ClientRequest, response: ClientResponse) -> None:
         names = self._table.public_names

@@ -33,7 +33,7 @@ _LAST_CHUNK = b"0\r\n\r\n"
 _CRLF = b"\r\n"
 
 
-class ClientGone(Exception):
+class ClientGone(ConnectionError):
     """The client went away: nothing written now can reach it."""
 
 
