@@ -8,7 +8,8 @@ value in memory until it ends), the body limit while it arrives, transfer coding
 exactly `chunked`, Transfer-Encoding on HTTP/1.0, versions other than 1.0 and 1.1, a missing
 Host, CONNECT and upgrades (`HttpParserUpgrade` is not an `HttpParserError`).
 
-Every refusal is a `Refusal` carrying the status the server answers with, then closes.
+Every refusal is a `Refusal` carrying the status the server answers with, then closes, and
+whatever was read of the request's head: its path and fields tell the client's dialect.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import httptools
 
 from edgeproxy.wire.limits import Limits
 
-_METHOD_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}(?: |$)")
+# A method token, then the target when the request line is at hand that far.
+_METHOD_TOKEN = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32})(?: (/[!-~]*) | |$)")
 _VERSIONS = frozenset({"1.1", "1.0"})
 _REQUEST_LINE_FRAME = len(b"  HTTP/1.1\r\n")
 _HEADER_LINE_FRAME = len(b": \r\n")
@@ -67,7 +69,8 @@ class Request:
 
 class Refusal(Exception):
     """A request the server answers itself, with `status` and a client-safe `message`, and then
-    closes the connection. `request` is set when its head was parsed."""
+    closes the connection. `request` is set once its target was read: the whole request when
+    its head was parsed, else what was read of it (see `RequestReader._head_so_far`)."""
 
     def __init__(self, status: int, message: str, request: Request | None = None) -> None:
         super().__init__(status, message)
@@ -168,10 +171,10 @@ class RequestReader:
             self._watch_body(len(data))
 
     def abandon(self) -> Request | None:
-        """Stop reading (the client ran out of time); returns the request whose body was being
-        read, if any."""
+        """Stop reading (the client ran out of time); returns the request being read, as far
+        as it was read, if its target was."""
         self.done = True
-        return self._request
+        return self._request or self._head_so_far()
 
     # httptools callbacks, in the order llhttp calls them
 
@@ -246,8 +249,7 @@ class RequestReader:
     def _read_fields(self, size: int) -> dict[str, str]:
         """The head's fields as a dict, once they are known to be within the limits; `size`
         is the request line's."""
-        fields = self._fields
-        self._fields = []
+        fields = self._fields  # kept until checked: a refusal reports them
         if len(fields) > self._limits.max_header_count:
             self._refuse(431, "too many header fields")
         headers: dict[str, str] = {}
@@ -263,6 +265,7 @@ class RequestReader:
                 headers[key] = text
         if size > self._limits.max_header_bytes:
             self._refuse(431, "header fields too large")
+        self._fields = []  # from here on, trailer fields
         return headers
 
     # rules
@@ -278,8 +281,40 @@ class RequestReader:
         self._refuse(501, "transfer coding not supported", request)
 
     def _refuse(self, status: int, message: str, request: Request | None = None) -> NoReturn:
-        self._refusal = Refusal(status, message, request)
+        self._refusal = Refusal(status, message, request or self._head_so_far())
         raise self._refusal
+
+    def _head_so_far(self) -> Request | None:
+        """What was read of a head that will not complete: the method, the target as far as it
+        went and the fields before the fault. Enough to answer in the client's dialect and with
+        its request id; None before the target."""
+        if self.phase != IN_HEAD or not self._url:
+            return None
+        parser = self._parser
+        version = parser.get_http_version()
+        headers = {_field_name(name): value.decode("latin-1") for name, value in self._fields}
+        try:
+            return Request(
+                parser.get_method().decode("ascii"),
+                b"".join(self._url).decode("latin-1"),
+                headers,
+                version if version in _VERSIONS else "1.1",
+                self.began_at,
+            )
+        except httptools.HttpParserInvalidURLError:  # a target not in a form a request takes
+            return None
+
+    def _unknown_method(self, data: bytes | memoryview) -> Refusal | None:
+        """llhttp stops at the first byte of a method it does not know: a well-formed token is
+        a 501, with the target when the request line came in the same bytes."""
+        token = _METHOD_TOKEN.match(bytes(data).lstrip(b"\r\n"))
+        if token is None:
+            return None
+        method, target = token[1].decode("ascii"), token[2]
+        request = None
+        if target is not None:
+            request = Request(method, target.decode("latin-1"), {}, "1.1", self._now)
+        return Refusal(501, "method not implemented", request)
 
     def _failed(self, error: httptools.HttpParserError, data: bytes | memoryview) -> None:
         if self._refusal is not None:
@@ -291,11 +326,12 @@ class RequestReader:
         parser = self._parser
         if isinstance(error, httptools.HttpParserInvalidMethodError):
             # The method's bytes are at hand only when its message began this feed's data.
-            if self._starts_message and _METHOD_TOKEN.match(bytes(data).lstrip(b"\r\n")):
-                raise Refusal(501, "method not implemented") from None
+            if self._starts_message and (refusal := self._unknown_method(data)):
+                raise refusal from None
         elif parser.get_method() == b"PRI" or parser.get_http_version() not in ("0.0", *_VERSIONS):
             raise Refusal(505, "HTTP version not supported") from None
-        raise Refusal(400, f"malformed request: {error}", self._request) from None
+        request = self._request or self._head_so_far()
+        raise Refusal(400, f"malformed request: {error}", request) from None
 
     def _watch_head(self, data: bytes | memoryview) -> None:
         """httptools keeps an unfinished header line in memory until it ends, and counting in
@@ -311,7 +347,7 @@ class RequestReader:
             self._head_fed = 0
         if self._head_fed > self._limits.max_header_bytes:
             self.done = True
-            raise Refusal(431, "header fields too large")
+            raise Refusal(431, "header fields too large", self._head_so_far())
 
     def _watch_body(self, size: int) -> None:
         """In a chunked body, a trailer line (which httptools also keeps until it ends) or a

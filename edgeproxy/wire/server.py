@@ -519,7 +519,5 @@ class ClientConnection(asyncio.Protocol):
             self._close_after_response()
             return
         request = self._reader.abandon()
-        if phase == IN_HEAD:
-            self._enqueue(Refusal(408, "timed out reading the request head"))
-        else:
-            self._enqueue(Refusal(408, "timed out reading the request body", request))
+        part = "head" if phase == IN_HEAD else "body"
+        self._enqueue(Refusal(408, f"timed out reading the request {part}", request))

@@ -153,15 +153,15 @@ async def test_a_refused_pipelined_request_is_answered_after_the_ones_before_it(
     assert (await refused(client, b"")).status == 400
 
 
-async def test_refusals_render_through_reject_with_the_request_once_its_head_was_read(
+async def test_refusals_render_through_reject_with_what_was_read_of_the_request(
     serve: Serve,
 ) -> None:
-    seen: list[tuple[int, str | None]] = []
+    seen: list[tuple[int, str | None, dict[str, str] | None]] = []
 
     def reject(
         status: int, message: str, request: Request | None
     ) -> tuple[list[tuple[str, str]], bytes]:
-        seen.append((status, request.path if request else None))
+        seen.append((status, request.path, request.headers) if request else (status, None, None))
         return [("content-type", "application/x-dialect")], f"{status}: {message}".encode()
 
     served = await serve(reject=reject, limits=Limits(max_body=10))
@@ -169,8 +169,18 @@ async def test_refusals_render_through_reject_with_the_request_once_its_head_was
         await served.connect(),
         b"POST /v1/messages HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\n",
     )
-    head_broken = await refused(await served.connect(), b"GET / HTTP/1.1\r\nHost : t\r\n\r\n")
-    assert seen == [(413, "/v1/messages"), (400, None)]
+    head_broken = await refused(
+        await served.connect(),
+        b"POST /v1/messages HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    )
+    await refused(await served.connect(), b"BREW /v1/messages HTTP/1.1\r\nHost: t\r\n\r\n")
+    await refused(await served.connect(), b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+    assert seen == [
+        (413, "/v1/messages", {"host": "t", "content-length": "11"}),
+        (400, "/v1/messages", {"host": "t", "content-length": "1"}),  # the fields before the fault
+        (501, "/v1/messages", {}),  # llhttp stops at the method: the target read past it
+        (400, None, None),  # nothing of a request
+    ]
     assert head_read.headers["content-type"] == "application/x-dialect"
     assert head_read.body == b"413: request body too large"
     assert head_broken.body.startswith(b"400: malformed request")
