@@ -119,6 +119,12 @@ class ProxyServer:
         """Open connections on the data listener (for leak checks)."""
         return self._data.connections
 
+    @property
+    def buffered_bytes(self) -> int:
+        """Response bytes the data listener holds for clients that have not read them yet
+        (bounded by backpressure, however slow the client)."""
+        return self._data.buffered_bytes
+
     async def start(self) -> None:
         server, admin = self.config.server, self.config.admin
         await open_resources(self.state)
