@@ -1,7 +1,10 @@
-"""The data listener on aiohttp's server, behind the same handler as the raw one.
+"""The proxy as it was before edgeproxy.wire: the same handler on aiohttp's server.
 
-aiohttp's request becomes a `handlers.ClientRequest` and its `StreamResponse` serves as the
-relay's `ClientResponse`.
+The reference of the differential test (tests/test_differential.py). `AiohttpProxy` builds the
+proxy's state, resources and handler exactly as `edgeproxy.app.ProxyServer` does and serves
+them on an aiohttp application the way the data listener did before it was replaced: aiohttp's
+request becomes a `handlers.ClientRequest`, and its `StreamResponse` serves as the relay's
+`ClientResponse`.
 """
 
 from __future__ import annotations
@@ -12,11 +15,10 @@ from collections.abc import Iterable, Mapping
 from aiohttp import web
 from multidict import CIMultiDict
 
-from edgeproxy import errors, inbound
-from edgeproxy.dialects.codec import codec_for
-from edgeproxy.errors import ProxyError
-from edgeproxy.handlers import ProxyHandlers, client_dialect
-from edgeproxy.relay import Relay
+from edgeproxy.app import build_handlers, close_resources, open_resources
+from edgeproxy.config import Config
+from edgeproxy.handlers import ProxyHandlers
+from edgeproxy.state import build_state
 
 
 class AiohttpRequest:
@@ -79,19 +81,21 @@ class AiohttpResponse:
         return response
 
 
-def build_data_app(handlers: ProxyHandlers, relay: Relay, max_body: int) -> web.Application:
-    """An aiohttp application serving every path through `handlers`."""
+def build_data_app(handlers: ProxyHandlers, max_body: int) -> web.Application:
+    """An aiohttp application serving every path through `handlers`; a body over `max_body`
+    is refused as the raw listener refuses it (`ProxyHandlers.reject`)."""
     app = web.Application(client_max_size=max_body)
 
     async def serve(request: web.Request) -> web.StreamResponse:
         received = asyncio.get_running_loop().time()
         response = AiohttpResponse(request)
-        try:
-            body = await _read_body(request, max_body)
-        except ProxyError as err:
-            codec = codec_for(client_dialect(request.path, request.headers))
-            relay.fail(response, err, codec, inbound.request_id(request.headers))
+        if not await _body_fits(request, max_body):
+            headers, body = handlers.reject(
+                413, "request body too large", AiohttpRequest(request, b"", received)
+            )
+            response.send(413, headers, body)
             return await response.finish()
+        body = await request.read()
         await handlers(AiohttpRequest(request, body, received), response)
         return await response.finish()
 
@@ -99,11 +103,50 @@ def build_data_app(handlers: ProxyHandlers, relay: Relay, max_body: int) -> web.
     return app
 
 
-async def _read_body(request: web.Request, max_body: int) -> bytes:
+async def _body_fits(request: web.Request, max_body: int) -> bool:
+    """Whether the body is within `max_body`: declared so, or read whole without passing it
+    (aiohttp keeps what it read for `request.read()`)."""
     length = request.content_length
     if length is not None and length > max_body:
-        raise errors.payload_too_large(max_body)
+        return False
     try:
-        return await request.read()
+        await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise errors.payload_too_large(max_body) from None
+        return False
+    return True
+
+
+class AiohttpProxy:
+    """`ProxyServer`'s data listener on aiohttp, with the same state, resources and handler
+    (no admin listener: the differential test compares the data plane)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.state = build_state(config)
+        server = config.server
+        self._runner = web.AppRunner(
+            build_data_app(build_handlers(self.state), server.max_body_bytes),
+            handler_cancellation=True,  # a client leaving cancels its upstream call
+            auto_decompress=False,  # a compressed body is decoded by the handler, bounded
+            access_log=None,
+            keepalive_timeout=server.keepalive_timeout,
+            shutdown_timeout=server.shutdown_grace,
+        )
+        self.data_address: tuple[str, int] = (server.host, server.port)
+
+    @property
+    def url(self) -> str:
+        host, port = self.data_address
+        return f"http://{host}:{port}"
+
+    async def start(self) -> None:
+        server = self.config.server
+        await open_resources(self.state)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, server.host, server.port).start()
+        self.data_address = self._runner.addresses[0][:2]
+
+    async def stop(self) -> None:
+        self.state.draining = True
+        await self._runner.cleanup()
+        await close_resources(self.state)
