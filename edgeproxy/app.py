@@ -74,6 +74,7 @@ def listener_limits(server: ServerConfig) -> Limits:
         header_timeout=server.header_timeout,
         body_timeout=server.body_timeout,
         keepalive_timeout=server.keepalive_timeout,
+        send_timeout=server.send_timeout,
     )
 
 
