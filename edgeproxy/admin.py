@@ -10,8 +10,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from edgeproxy.cache.redis import RedisUnavailable
-from edgeproxy.cache.tiered import TieredCache
+from edgeproxy.cache.tiered import RedisUnavailable, TieredCache
 from edgeproxy.config import Secret
 from edgeproxy.telemetry.metrics import CONTENT_TYPE
 

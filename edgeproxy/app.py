@@ -12,47 +12,57 @@ import asyncio
 import gc
 import logging
 import signal
+from typing import TYPE_CHECKING
 
-from aiohttp import web
-
-from edgeproxy.admin import build_admin_app
-from edgeproxy.cache.redis import RedisCache
 from edgeproxy.config import Config, ServerConfig
 from edgeproxy.handlers import ProxyHandlers
 from edgeproxy.redact import Redactor
 from edgeproxy.relay import Relay
 from edgeproxy.state import Clocks, ProxyState, build_state
 from edgeproxy.telemetry.access import AccessLog
-from edgeproxy.telemetry.metrics import exposition
 from edgeproxy.wire.limits import Limits
 from edgeproxy.wire.server import HttpServer
+
+if TYPE_CHECKING:  # imported when used: aiohttp serves only the admin listener, redis only L2
+    from aiohttp import web
+
+    from edgeproxy.cache.redis import RedisCache
 
 log = logging.getLogger("edgeproxy")
 
 
+def _redis(state: ProxyState) -> RedisCache | None:
+    """The L2 store when one is configured (redis-py is imported only then)."""
+    remote = state.cache.cache.remote if state.cache is not None else None
+    if remote is None:
+        return None
+    from edgeproxy.cache.redis import RedisCache
+
+    assert isinstance(remote, RedisCache), "L2 is Redis"
+    return remote
+
+
 async def open_resources(state: ProxyState) -> None:
     """Provider pools, the semantic model and the Redis client, before the first request."""
-    tiered = state.cache.cache if state.cache is not None else None
-    remote = tiered.remote if tiered is not None else None
     await asyncio.gather(*(p.open() for p in state.providers.values()))
     if state.cache is not None and state.cache.semantic is not None:
         await state.cache.semantic.open()
-    if tiered is not None and isinstance(remote, RedisCache):
+    remote = _redis(state)
+    if state.cache is not None and remote is not None:
         await remote.open()
-        remote.subscribe(tiered.invalidate, state.background)
+        remote.subscribe(state.cache.cache.invalidate, state.background)
     state.pools_open = True
 
 
 async def close_resources(state: ProxyState) -> None:
     """After in-flight requests: background work (cache writes) drains, then pools close."""
     state.pools_open = False
-    tiered = state.cache.cache if state.cache is not None else None
-    remote = tiered.remote if tiered is not None else None
-    if isinstance(remote, RedisCache):
+    remote = _redis(state)
+    if remote is not None:
         await remote.stop_listening()  # so draining waits only for cache writes
     await state.background.drain(state.config.server.shutdown_grace)
     await asyncio.gather(*(p.close() for p in state.providers.values()))
-    if isinstance(remote, RedisCache):
+    if remote is not None:
         await remote.close()
 
 
@@ -74,6 +84,7 @@ def listener_limits(server: ServerConfig) -> Limits:
         header_timeout=server.header_timeout,
         body_timeout=server.body_timeout,
         keepalive_timeout=server.keepalive_timeout,
+        send_timeout=server.send_timeout,
     )
 
 
@@ -87,21 +98,31 @@ class ProxyServer:
         server = config.server
         handlers = build_handlers(self.state)
         self._data = HttpServer(handlers, listener_limits(server), handlers.reject)
-        self._admin = web.AppRunner(
+        self._admin = self._admin_runner() if config.admin.enabled else None
+        self.data_address: tuple[str, int] = (server.host, server.port)
+        self.admin_address: tuple[str, int] | None = None
+
+    def _admin_runner(self) -> web.AppRunner:
+        """The admin listener on aiohttp (imported only when the admin listener is on)."""
+        from aiohttp import web
+
+        from edgeproxy.admin import build_admin_app
+        from edgeproxy.telemetry.metrics import exposition
+
+        state, config = self.state, self.config
+        return web.AppRunner(
             build_admin_app(
-                lambda: self.state.ready,
-                self.state.routing_status,
+                lambda: state.ready,
+                state.routing_status,
                 config.admin.token,
-                cache=self.state.cache.cache if self.state.cache is not None else None,
-                metrics=lambda: exposition(self.state),
+                cache=state.cache.cache if state.cache is not None else None,
+                metrics=lambda: exposition(state),
                 cache_namespace=config.cache.namespace,
             ),
             access_log=None,
             keepalive_timeout=10.0,  # reachable from the pod network: keep slow clients short
             shutdown_timeout=1.0,
         )
-        self.data_address: tuple[str, int] = (server.host, server.port)
-        self.admin_address: tuple[str, int] | None = None
 
     @property
     def url(self) -> str:
@@ -129,7 +150,9 @@ class ProxyServer:
         server, admin = self.config.server, self.config.admin
         await open_resources(self.state)
         self.data_address = await self._data.start(server.host, server.port)
-        if admin.enabled:
+        if self._admin is not None:
+            from aiohttp import web
+
             await self._admin.setup()
             await web.TCPSite(self._admin, admin.host, admin.port).start()
             self.admin_address = self._admin.addresses[0][:2]
@@ -139,7 +162,8 @@ class ProxyServer:
         self.state.draining = True
         await self._data.shutdown(self.config.server.shutdown_grace)
         await close_resources(self.state)
-        await self._admin.cleanup()
+        if self._admin is not None:
+            await self._admin.cleanup()
 
 
 def _freeze_startup_objects() -> None:

@@ -331,6 +331,7 @@ class ServerConfig:
     keepalive_timeout: float = 75.0
     header_timeout: float = 10.0
     body_timeout: float = 60.0
+    send_timeout: float = 60.0
     max_header_bytes: int = 16 * 1024
     max_headers: int = 100
     shutdown_grace: float = 20.0
@@ -677,6 +678,7 @@ def _server(r: _Reader, raw: Any) -> ServerConfig:
             "keepalive_timeout",
             "header_timeout",
             "body_timeout",
+            "send_timeout",
             "max_header_size",
             "max_headers",
             "shutdown_grace",
@@ -691,6 +693,7 @@ def _server(r: _Reader, raw: Any) -> ServerConfig:
         keepalive_timeout=r.get(s, "server", "keepalive_timeout", r.duration, d.keepalive_timeout),
         header_timeout=r.get(s, "server", "header_timeout", r.positive_duration, d.header_timeout),
         body_timeout=r.get(s, "server", "body_timeout", r.positive_duration, d.body_timeout),
+        send_timeout=r.get(s, "server", "send_timeout", r.positive_duration, d.send_timeout),
         max_header_bytes=r.get(s, "server", "max_header_size", r.size, d.max_header_bytes),
         max_headers=r.get(s, "server", "max_headers", r.count, d.max_headers),
         shutdown_grace=r.get(s, "server", "shutdown_grace", r.duration, d.shutdown_grace),

@@ -22,8 +22,10 @@ background (`Capture.follow_through`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
+import re
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Protocol
 
@@ -89,15 +91,17 @@ class Transform(Protocol):
 class PassThrough:
     """A same-dialect stream: whole events as they arrive, watched for usage, never re-encoded.
     A partial event is held until its end arrives, which costs the client nothing (it could not
-    use half an event) and means a failure mid-stream always leaves it a clean error event."""
+    use half an event) and means a failure mid-stream always leaves it a clean error event.
+    Only the events that can carry usage or an error are decoded: found by a byte search."""
 
-    __slots__ = ("_aligner", "_codec", "_decoder", "_watch")
+    __slots__ = ("_aligner", "_codec", "_decoder", "_marked", "_watch")
 
     def __init__(self, codec: Codec) -> None:
         self._codec = codec
         self._aligner = EventAligner()
         self._decoder = SSEDecoder()
         self._watch = codec.StreamUsage()
+        self._marked = _marker_search(codec.USAGE_MARKERS)
 
     @property
     def usage(self) -> Usage | None:
@@ -109,7 +113,7 @@ class PassThrough:
 
     def feed(self, chunk: bytes) -> bytes:
         whole = self._aligner.whole_events(chunk)
-        if whole:
+        if whole and self._marked(whole):  # whole events: the decoder starts fresh each time
             observe = self._watch.observe
             for event in self._decoder.feed(whole):
                 observe(event)
@@ -128,6 +132,12 @@ def readable(exchange: Exchange, headers: Headers, body: bytes) -> bytes:
         return body
     deployment = exchange.deployment
     return decoded_body(body, headers, deployment.provider.name if deployment else "upstream")
+
+
+@functools.cache
+def _marker_search(markers: tuple[bytes, ...]) -> Callable[[bytes], re.Match[bytes] | None]:
+    """One compiled search for any of `markers` (a dialect's usage markers)."""
+    return re.compile(b"|".join(re.escape(m) for m in markers)).search
 
 
 async def read_whole(

@@ -16,7 +16,6 @@ from edgeproxy.background import Background
 from edgeproxy.cache.answer import StoredAnswer
 from edgeproxy.cache.lookup import LookupCache
 from edgeproxy.cache.memory import MemoryCache
-from edgeproxy.cache.redis import RedisCache
 from edgeproxy.cache.tiered import TieredCache
 from edgeproxy.config import CacheConfig, Config
 from edgeproxy.pipeline import Pipeline, build_pipeline
@@ -68,7 +67,11 @@ def build_cache(
     semantic layer when a model group opted in (`semantic`)."""
     if not config.enabled:
         return None
-    remote = RedisCache(config.redis, clock=clock) if config.redis.enabled else None
+    remote = None
+    if config.redis.enabled:  # redis-py imported only when L2 is configured
+        from edgeproxy.cache.redis import RedisCache
+
+        remote = RedisCache(config.redis, clock=clock)
     similar = None
     if semantic:
         from edgeproxy.cache.semantic import SemanticCache

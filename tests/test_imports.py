@@ -7,6 +7,8 @@ A circle ties its modules into one unit that cannot be understood, tested or cha
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,3 +103,18 @@ def test_no_module_of_the_package_takes_part_in_an_import_circle() -> None:
 def test_the_exchange_module_imports_no_stage() -> None:
     stages = {"edgeproxy.pipeline", "edgeproxy.cache.lookup", "edgeproxy.routing.dispatch"}
     assert not import_graph()["edgeproxy.exchange"] & stages
+
+
+def test_a_proxy_without_admin_listener_or_redis_loads_neither_aiohttp_nor_redis() -> None:
+    """Each costs about 10 MiB of resident memory a sidecar without them should not pay."""
+    program = (
+        "import sys\n"
+        "from edgeproxy.app import ProxyServer\n"
+        "from edgeproxy.config import parse\n"
+        "ProxyServer(parse({'admin': {'enabled': False}}, {}))\n"
+        "print(sorted(m for m in ('aiohttp', 'redis') if m in sys.modules))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.strip() == "[]"

@@ -9,7 +9,9 @@ import aiohttp
 import orjson
 import pytest
 
+from edgeproxy.dialects import anthropic, openai
 from edgeproxy.redact import MASK
+from edgeproxy.relay import PassThrough
 from tests.conftest import StackFactory
 from tests.support.fake_upstream import Fail
 from tests.support.stack import ANTHROPIC_KEY, OPENAI_KEY, Stack, background_done
@@ -107,3 +109,55 @@ async def test_a_gzipped_stream_is_decoded_and_relayed_event_by_event(stack: Sta
     assert "content-encoding" not in headers
     assert events[-1].data == b"[DONE]"
     assert stack.fake.requests[0].headers["accept-encoding"] == "gzip"
+
+
+# --- watching a relayed stream -------------------------------------------------------------
+
+OPENAI_STREAM = (
+    b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"Hi"}}],"usage":null}\n\n'
+    b'data: {"id":"c","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":3,'
+    b'"total_tokens":12}}\n\n'
+    b"data: [DONE]\n\n"
+)
+ANTHROPIC_STREAM = (
+    b'event: message_start\ndata: {"type":"message_start","message":{"id":"m","usage":'
+    b'{"input_tokens":9,"output_tokens":1}}}\n\n'
+    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+    b'"delta":{"type":"text_delta","text":"Hi"}}\n\n'
+    b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn"},'
+    b'"usage":{"output_tokens":3}}\n\n'
+    b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("codec", "stream"), [(openai, OPENAI_STREAM), (anthropic, ANTHROPIC_STREAM)]
+)
+@pytest.mark.parametrize("cut", [1, 7, 64, 10_000])
+def test_a_passed_through_stream_is_relayed_whole_and_its_usage_read(
+    codec: Any, stream: bytes, cut: int
+) -> None:
+    relay = PassThrough(codec)
+    out = b"".join(relay.feed(stream[i : i + cut]) for i in range(0, len(stream), cut))
+    assert out + relay.finish() == stream
+    assert relay.usage is not None
+    assert (relay.usage.input_tokens, relay.usage.output_tokens) == (9, 3)
+    assert not relay.failed
+
+
+@pytest.mark.parametrize(
+    ("codec", "error"),
+    [
+        (openai, b'data: {"error":{"message":"overloaded","type":"server_error"}}\n\n'),
+        (
+            anthropic,
+            b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error"}}\n\n',
+        ),
+    ],
+)
+def test_a_providers_error_event_in_a_passed_through_stream_is_noticed(
+    codec: Any, error: bytes
+) -> None:
+    relay = PassThrough(codec)
+    assert relay.feed(error[:5]) + relay.feed(error[5:]) == error
+    assert relay.failed

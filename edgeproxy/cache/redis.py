@@ -76,6 +76,7 @@ from redis.exceptions import (
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from edgeproxy.background import Background
+from edgeproxy.cache.tiered import RedisUnavailable
 from edgeproxy.config import BreakerSettings, RedisSettings
 from edgeproxy.routing.breaker import BreakerState, CircuitBreaker
 
@@ -107,10 +108,6 @@ class _Failed(enum.Enum):
 
 
 _FAILED: Final = _Failed.FAILED
-
-
-class RedisUnavailable(Exception):
-    """An operator's deletion could not be carried out (or not announced) in Redis."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,10 @@ class Invalidated(Protocol):
     def value(self) -> str: ...
 
 
+class RedisUnavailable(Exception):
+    """An operator's deletion could not be carried out (or not announced) in L2 (Redis)."""
+
+
 class RemoteStore(Protocol):
     """What the tiered cache needs of L2 (implemented by `cache.redis.RedisCache`).
     Deletions remove entries everywhere and announce it to every sidecar's L1."""

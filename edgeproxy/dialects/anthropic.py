@@ -123,6 +123,10 @@ def usage_of_body(body: bytes) -> Usage | None:
     return read_usage(payload) if isinstance(payload, dict) else None
 
 
+# What an event must contain for StreamUsage to learn anything from it (see openai.py).
+USAGE_MARKERS = (b"message_start", b"message_delta", b"event: error", b"event:error")
+
+
 class StreamUsage:
     """Watches relayed Anthropic events: input tokens in message_start, output in message_delta,
     and an `error` event the provider sent mid-stream."""

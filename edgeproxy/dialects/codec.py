@@ -25,6 +25,10 @@ class Codec(Protocol):
     def StreamUsage(self) -> Callable[[], UsageWatcher]:  # the module's class, read-only
         ...
 
+    @property
+    def USAGE_MARKERS(self) -> tuple[bytes, ...]:
+        """Bytes an event contains when StreamUsage can learn from it; others are not decoded."""
+
     def render_error(self, err: ProxyError) -> bytes: ...
 
     def status_for(self, err: ProxyError) -> int:

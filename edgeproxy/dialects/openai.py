@@ -97,6 +97,11 @@ def usage_of_body(body: bytes) -> Usage | None:
     return read_usage(payload) if isinstance(payload, dict) else None
 
 
+# What an event must contain for StreamUsage to learn anything from it: a usage object (not
+# null), or an error. A relay decodes only the events it finds these in.
+USAGE_MARKERS = (b'"usage":{', b'"usage": {', b'"error"')
+
+
 class StreamUsage:
     """Watches relayed OpenAI SSE events for the usage chunk without re-encoding anything,
     and for an error the provider sent in place of a chunk."""

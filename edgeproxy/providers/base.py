@@ -62,6 +62,7 @@ NOT_RELAYED = HOP_BY_HOP | {
     "x-request-id",
 }
 UPSTREAM_REQUEST_ID = "x-edgeproxy-upstream-request-id"
+_NONE: frozenset[str] = frozenset()
 # The client dialects' chat endpoints, and the module that parses and renders each.
 CLIENT_CHAT: dict[Operation, ClientChat] = {
     Operation.CHAT: openai_chat,
@@ -70,25 +71,25 @@ CLIENT_CHAT: dict[Operation, ClientChat] = {
 
 
 def forwarded_headers(client: Mapping[str, str], fixed: Mapping[str, str]) -> dict[str, str]:
-    """Client headers that may travel upstream, with the provider's `fixed` ones on top."""
-    connection = client.get("connection", "")
-    named = {h.strip().lower() for h in connection.split(",")} if connection else ()
+    """Client headers (names in lower case, as the listener gives them) that may travel
+    upstream, with the provider's `fixed` ones on top."""
+    connection = client.get("connection")
+    named = {h.strip().lower() for h in connection.split(",")} if connection else _NONE
     headers = {
         name: value
         for name, value in client.items()
-        if (low := name.lower()) not in NOT_FORWARDED
-        and not low.startswith("x-edgeproxy-")
-        and low not in named
+        if name not in NOT_FORWARDED and name not in named and not name.startswith("x-edgeproxy-")
     }
-    if _accepts_gzip(client.get("accept-encoding")):  # the answer may then come compressed
+    accepted = client.get("accept-encoding")
+    if accepted and _accepts_gzip(accepted):  # the answer may then come compressed
         headers["accept-encoding"] = "gzip"
     headers.update(fixed)
     return headers
 
 
-def _accepts_gzip(accepted: str | None) -> bool:
+def _accepts_gzip(accepted: str) -> bool:
     """Whether an Accept-Encoding value lets gzip through (not `gzip;q=0`)."""
-    if not accepted or "gzip" not in accepted:
+    if "gzip" not in accepted:
         return False
     for item in accepted.split(","):
         coding, _, params = item.partition(";")
@@ -98,12 +99,13 @@ def _accepts_gzip(accepted: str | None) -> bool:
     return False
 
 
-def relayed_headers(upstream: Mapping[str, str]) -> CIMultiDict[str]:
+def relayed_headers(upstream: CIMultiDict[str]) -> CIMultiDict[str]:
     """Upstream response headers the client should see (rate limits, retry hints, ids),
     case-insensitive as HTTP has them."""
-    headers = CIMultiDict(
-        (name, value) for name, value in upstream.items() if name.lower() not in NOT_RELAYED
-    )
+    headers = upstream.copy()
+    for name in NOT_RELAYED:
+        if name in headers:
+            del headers[name]
     if upstream_id := upstream.get("x-request-id"):
         headers[UPSTREAM_REQUEST_ID] = upstream_id
     return headers

@@ -15,5 +15,6 @@ class Limits:
     header_timeout: float = 10.0  # first byte of a request -> headers complete (408 after)
     body_timeout: float = 60.0  # headers complete -> body complete (408 after)
     keepalive_timeout: float = 75.0  # an idle keep-alive connection is closed after this
+    send_timeout: float = 60.0  # a client that takes no response bytes this long is dropped
     max_pipelined: int = 16  # parsed requests queued behind the running one
     write_buffer_high: int = 256 * 1024  # transport write buffer high mark (backpressure)

@@ -44,6 +44,8 @@ class Outlet:
         "_flush_scheduled",
         "_loop",
         "_pending",
+        "_send_timeout",
+        "_stall",
         "_transport",
         "_waiter",
         "gone",
@@ -51,12 +53,19 @@ class Outlet:
         "paused",
     )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, transport: asyncio.Transport) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        transport: asyncio.Transport,
+        send_timeout: float = 60.0,
+    ) -> None:
         self._loop = loop
         self._transport = transport
+        self._send_timeout = send_timeout  # a client taking nothing this long is dropped
         self._pending: list[bytes] = []
         self._flush_scheduled = False
         self._waiter: asyncio.Future[None] | None = None
+        self._stall: asyncio.TimerHandle | None = None
         self.paused = False  # the transport's buffer is above its high mark
         self.gone = False  # the client left, or the connection was dropped
         self.keep_alive = True  # False once the server is draining: responses then close
@@ -99,6 +108,8 @@ class Outlet:
         while self.paused and not self.gone:
             if self._waiter is None:
                 self._waiter = self._loop.create_future()
+                # Only while the client takes nothing: progress (resume_writing) cancels it.
+                self._stall = self._loop.call_later(self._send_timeout, self.abort)
             # Shielded: one waiter cancelled must not cancel the future others wait on too.
             await asyncio.shield(self._waiter)
         if self.gone:
@@ -122,6 +133,9 @@ class Outlet:
         self._transport.abort()
 
     def _wake(self) -> None:
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
         self._waiter = None

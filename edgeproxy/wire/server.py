@@ -204,7 +204,7 @@ class ClientConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport (uvloop's does not subclass asyncio.Transport, hence no isinstance).
         self._transport = transport = cast(asyncio.Transport, transport)
-        self._outlet = Outlet(self._loop, transport)
+        self._outlet = Outlet(self._loop, transport, self._limits.send_timeout)
         transport.set_write_buffer_limits(high=self._limits.write_buffer_high)
         self._server._opened(self)
         if self._server.draining:

@@ -171,8 +171,10 @@ async def test_writes_of_one_loop_turn_go_out_in_one_call(
     calls: list[list[bytes]] = []
     original = Outlet.__init__
 
-    def logging_init(self: Outlet, loop: asyncio.AbstractEventLoop, transport: Any) -> None:
-        original(self, loop, WriteLog(transport, calls))
+    def logging_init(
+        self: Outlet, loop: asyncio.AbstractEventLoop, transport: Any, send_timeout: float
+    ) -> None:
+        original(self, loop, WriteLog(transport, calls), send_timeout)
 
     monkeypatch.setattr(Outlet, "__init__", logging_init)
 
@@ -224,6 +226,19 @@ async def test_a_client_that_never_reads_blocks_drain_and_bounds_memory(serve: S
     await client.send(GET)
     await wait_until(lambda: streamer.entered > streamer.left, "the handler to block in drain")
     assert served.server.buffered_bytes <= limits.write_buffer_high + len(streamer.chunk)
+    client.reset()
+
+
+async def test_a_client_that_takes_nothing_for_the_send_timeout_is_dropped(serve: Serve) -> None:
+    limits = Limits(write_buffer_high=64 * 1024, send_timeout=0.05)
+    streamer = Streamer(b"x" * 16 * 1024)
+    served = await serve(streamer, limits)
+    client = await served.connect(receive_buffer=4096)
+    await client.send(GET)
+    await wait_until(lambda: streamer.entered > streamer.left, "the handler to block in drain")
+    # The client neither reads nor closes: the server drops it, which ends the handler.
+    await wait_until(lambda: served.server.connections == 0, "the stalled client to be dropped")
+    await wait_until(lambda: served.server.handlers_running == 0, "its handler to end")
     client.reset()
 
 
