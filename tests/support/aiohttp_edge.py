@@ -10,7 +10,7 @@ request becomes a `handlers.ClientRequest`, and its `StreamResponse` serves as t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -22,12 +22,17 @@ from edgeproxy.state import build_state
 
 
 class AiohttpRequest:
+    """aiohttp's request as the handler reads one: header names in lower case (see
+    `handlers.ClientRequest`), a repeated field as its first line (what aiohttp's `get` gave)."""
+
     __slots__ = ("body", "headers", "method", "path", "received")
 
     def __init__(self, request: web.Request, body: bytes, received: float) -> None:
         self.method = request.method
         self.path = request.path
-        self.headers: Mapping[str, str] = request.headers
+        self.headers: dict[str, str] = {}
+        for name, value in request.headers.items():
+            self.headers.setdefault(name.lower(), value)
         self.body = body
         self.received = received
 
