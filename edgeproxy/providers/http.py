@@ -307,5 +307,7 @@ class HttpProvider(Provider):
         if isinstance(exc, UpstreamError):
             return errors.upstream_broken(self.name, str(exc))
         if isinstance(exc, ValueError):  # a header value no HTTP/1.1 request can carry
-            return errors.bad_request("A header cannot be sent upstream (a line break in it).")
+            return errors.bad_request(
+                "A header cannot be sent upstream (a line break or a character outside latin-1)."
+            )
         return exc
