@@ -250,22 +250,22 @@ class Relay:
         self, response: ClientResponse, exchange: Exchange, upstream: Upstream, codec: Codec
     ) -> None:
         watch = self._watch_usage or exchange.counts_tokens
+        capture = exchange.capture
         try:
             status, headers, body = await read_whole(exchange, upstream, codec, watch)
+            if status >= 400:  # as plain text, masked: a provider may quote its key
+                body = self._redact.bytes(readable(exchange, headers, body))
+                headers.pop("content-encoding", None)
+            elif status == 200 and capture is not None:
+                if exchange.stream and exchange.translator is not None:  # rendered as a stream
+                    capture.add(body)
+                    capture.complete_stream()
+                else:
+                    capture.complete_body(readable(exchange, headers, body))
         except ProxyError as err:
             self.fail(response, err, codec, exchange.request_id, exchange)
             return
         exchange.status = status
-        if status >= 400:
-            body = self._redact.bytes(readable(exchange, headers, body))
-            headers.pop("content-encoding", None)
-        elif status == 200 and exchange.capture is not None:
-            capture = exchange.capture
-            if exchange.stream and exchange.translator is not None:  # rendered as a stream
-                capture.add(body)
-                capture.complete_stream()
-            else:
-                capture.complete_body(readable(exchange, headers, body))
         response.send(status, headers.items(), body)
 
     async def _stream(

@@ -26,7 +26,7 @@ from edgeproxy.wire.limits import Limits
 from edgeproxy.wire.upstream_connection import PAUSE_ABOVE
 from tests.conftest import StackFactory
 from tests.support.fake_upstream import Reply
-from tests.support.raw_upstream import Peer, RawUpstream, Script, TlsServer, response
+from tests.support.raw_upstream import Peer, RawUpstream, Script, TlsServer, answering, response
 from tests.support.stack import Stack
 from tests.wire.server.raw_client import RawClient, RawResponse
 
@@ -501,3 +501,19 @@ async def test_tls_to_an_upstream_the_proxy_does_not_trust_is_a_502_in_the_diale
     error_of(answer, dialect)
     assert upstream.requests == []
     assert (await (await dial(stack)).exchange(request("GET", "/v1/models"))).status == 200
+
+
+async def test_an_error_answer_whose_gzip_does_not_decode_is_a_502_in_the_clients_dialect(
+    make_stack: StackFactory, dial: Dial, raw_upstreams: StartUpstream
+) -> None:
+    broken = response(
+        b"\x1f\x8b not really gzip",
+        status=401,
+        reason="Unauthorized",
+        headers=[("content-type", "application/json"), ("content-encoding", "gzip")],
+    )
+    stack = await make_stack(**through(await raw_upstreams(answering(broken))))
+    client = await dial(stack)
+    answer = await client.exchange(post("/v1/chat/completions", CHAT, "accept-encoding: gzip"))
+    assert answer.status == 502
+    assert orjson.loads(answer.body)["error"]["type"] == "api_error"
