@@ -63,6 +63,8 @@ class UpstreamConnection(asyncio.Protocol):
         "_pending_reason",
         "_state",
         "_until_eof",
+        "_wait_timer",
+        "_wait_until",
         "_waiter",
         "chunks",
         "closed",
@@ -85,6 +87,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._state = _IDLE
         self._waiter: asyncio.Future[bool] | None = None
+        self._wait_until: float | None = None  # the deadline of the wait in progress
+        self._wait_timer: asyncio.TimerHandle | None = None
         self.lost: asyncio.Future[None] = self.loop.create_future()
         self.closed = False
         self.idle_timer: asyncio.TimerHandle | None = None
@@ -125,16 +129,25 @@ class UpstreamConnection(asyncio.Protocol):
 
     async def wait(self, deadline: float | None) -> None:
         """Until the response moves on (head, body bytes, its end, a failure); TimeoutError
-        if nothing happened by `deadline` (loop time)."""
+        if nothing happened by `deadline` (loop time).
+
+        One timer serves every wait: it is armed for the earliest deadline and, when it fires
+        before the current wait's own deadline (a stream's idle deadline moves on with every
+        chunk), re-armed for it. Creating and cancelling a timer for each chunk cost about 3 us
+        of every relayed event."""
         waiter: asyncio.Future[bool] = self.loop.create_future()
         self._waiter = waiter
-        timer = None if deadline is None else self.loop.call_at(deadline, _expire, waiter)
+        self._wait_until = deadline
+        timer = self._wait_timer
+        if deadline is not None and (timer is None or timer.when() > deadline):
+            if timer is not None:
+                timer.cancel()
+            self._wait_timer = self.loop.call_at(deadline, self._deadline_reached)
         try:
             moved = await waiter
         finally:
             self._waiter = None
-            if timer is not None:
-                timer.cancel()
+            self._wait_until = None
         if not moved:
             raise TimeoutError
 
@@ -151,6 +164,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._state = _IDLE
         self.chunks.clear()
         self._drained()
+        self._disarm()
 
     def abort(self) -> None:
         self._mark_closed()
@@ -254,6 +268,24 @@ class UpstreamConnection(asyncio.Protocol):
 
     # internals
 
+    def _deadline_reached(self) -> None:
+        """The armed deadline came: the wait in progress times out if its own deadline has
+        passed too, else the timer follows it; with no wait in progress it rests."""
+        self._wait_timer = None
+        waiter, deadline = self._waiter, self._wait_until
+        if waiter is None or deadline is None:
+            return
+        if self.loop.time() >= deadline:
+            if not waiter.done():
+                waiter.set_result(False)
+        else:
+            self._wait_timer = self.loop.call_at(deadline, self._deadline_reached)
+
+    def _disarm(self) -> None:
+        if self._wait_timer is not None:
+            self._wait_timer.cancel()
+            self._wait_timer = None
+
     def _wake(self) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -269,6 +301,7 @@ class UpstreamConnection(asyncio.Protocol):
     def _mark_closed(self) -> None:
         if not self.closed:
             self.closed = True
+            self._disarm()
             self._on_closed(self)
 
     def _end_at_close(self, how: str, *, clean: bool) -> None:
@@ -289,11 +322,6 @@ class UpstreamConnection(asyncio.Protocol):
         self._keep_alive = False
         self._wake()
         self.abort()
-
-
-def _expire(waiter: asyncio.Future[bool]) -> None:
-    if not waiter.done():
-        waiter.set_result(False)
 
 
 def _ends_at_close(status: int, headers: CIMultiDict[str]) -> bool:

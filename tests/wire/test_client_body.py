@@ -239,6 +239,50 @@ async def test_nothing_arriving_by_the_deadline_is_a_timeout(wire: Harness) -> N
     await upstream.peers[0].client_gone.wait()
 
 
+async def test_each_wait_times_out_at_its_own_deadline_earlier_or_later(wire: Harness) -> None:
+    held = Held()
+    upstream = await wire.serve(held)
+    pool = wire.pool(upstream.origin())
+    request = asyncio.create_task(pool.request("POST", "/", [], b"", deadline=None))
+    peer, _ = await held.arrived.get()
+    peer.writer.write(response(chunked(b"one"), headers=STREAM_HEADERS, length=False)[:-5])
+    answer = await request
+    loop = asyncio.get_running_loop()
+    assert await answer.next_chunk(loop.time() + 30) == b"one"  # arms a distant deadline
+
+    reading = asyncio.create_task(answer.next_chunk(loop.time() + 30))
+    await asyncio.sleep(0)
+    peer.writer.write(chunked(b"two")[:-5])  # arrives well before the distant deadline
+    assert await reading == b"two"
+
+    with pytest.raises(TimeoutError):  # a nearer deadline than the one armed still counts
+        await answer.next_chunk(loop.time() + 0.05)
+
+
+async def test_a_wait_outlasting_an_earlier_waits_deadline_is_not_cut_short(
+    wire: Harness,
+) -> None:
+    held = Held()
+    upstream = await wire.serve(held)
+    pool = wire.pool(upstream.origin())
+    request = asyncio.create_task(pool.request("POST", "/", [], b"", deadline=None))
+    peer, _ = await held.arrived.get()
+    peer.writer.write(response(chunked(), headers=STREAM_HEADERS, length=False)[:-5])
+    answer = await request
+    loop = asyncio.get_running_loop()
+    first = asyncio.create_task(answer.next_chunk(loop.time() + 0.05))  # arms 50 ms
+    await asyncio.sleep(0)
+    peer.writer.write(chunked(b"one")[:-5])
+    assert await first == b"one"
+
+    second = asyncio.create_task(answer.next_chunk(loop.time() + 30))
+    await asyncio.sleep(0.1)  # past the first wait's deadline: the timer fires and follows
+    assert not second.done()
+    peer.writer.write(chunked(b"two")[:-5])
+    assert await second == b"two"
+    answer.release()
+
+
 async def test_cancelled_while_streaming_reads_on_or_aborts_when_released(
     wire: Harness,
 ) -> None:
