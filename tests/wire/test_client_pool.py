@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
 
-from edgeproxy.wire.client import ConnectionBroken, PoolTimeout, UpstreamError, UpstreamPool
+from edgeproxy.wire.client import (
+    ConnectionBroken,
+    PoolTimeout,
+    UpstreamError,
+    UpstreamPool,
+    UpstreamResponse,
+)
 from tests.support.raw_upstream import (
     Harness,
     Held,
     Peer,
+    RawUpstream,
     eventually,
     keep_answering,
     response,
@@ -216,29 +224,47 @@ async def test_server_closing_between_requests_costs_no_error(wire: Harness, how
     assert len(upstream.peers) == 2
 
 
-async def test_connection_closed_when_handed_over_carries_nothing_and_is_replaced(
-    wire: Harness,
-) -> None:
+@dataclass
+class Queued:
+    """A pool of one connection: the first request's answer read (not yet released) and a
+    second request waiting for that connection."""
+
+    held: Held
+    upstream: RawUpstream
+    pool: UpstreamPool
+    peer: Peer
+    answer: UpstreamResponse
+    second: asyncio.Task[UpstreamResponse]
+
+
+async def one_answered_one_waiting(wire: Harness, first: bytes, then: bytes) -> Queued:
     held = Held()
     upstream = await wire.serve(held)
     pool = wire.pool(upstream.origin(), max_connections=1)
-    first = asyncio.create_task(pool.request("POST", "/", [], b"A", deadline=None))
+    request = asyncio.create_task(pool.request("POST", "/", [], first, deadline=None))
     peer, _ = await held.arrived.get()
-    peer.writer.write(response(b"a"))
-    answer = await first
-    assert await answer.next_chunk(None) == b"a"
-    second = asyncio.create_task(pool.request("POST", "/", [], b"B", deadline=None))
+    peer.writer.write(response(first.lower()))
+    answer = await request
+    assert await answer.next_chunk(None) == first.lower()
+    second = asyncio.create_task(pool.request("POST", "/", [], then, deadline=None))
     await eventually(lambda: pool.waiting == 1, "the second request waits")
+    return Queued(held, upstream, pool, peer, answer, second)
+
+
+async def test_connection_closed_when_handed_over_carries_nothing_and_is_replaced(
+    wire: Harness,
+) -> None:
+    queued = await one_answered_one_waiting(wire, b"A", b"B")
 
     # The FIN is on the wire before the connection is handed over, and seen just after.
-    peer.shut()
-    asyncio.get_running_loop().call_soon(answer.release)
-    replacement, _ = await held.arrived.get()
+    queued.peer.shut()
+    asyncio.get_running_loop().call_soon(queued.answer.release)
+    replacement, _ = await queued.held.arrived.get()
     replacement.writer.write(response(b"b"))
 
-    assert await (await second).read(None) == b"b"
-    assert replacement is not peer
-    assert [r.body for r in upstream.requests] == [b"A", b"B"]
+    assert await (await queued.second).read(None) == b"b"
+    assert replacement is not queued.peer
+    assert [r.body for r in queued.upstream.requests] == [b"A", b"B"]
 
 
 async def test_request_is_never_sent_again_once_written(wire: Harness) -> None:
@@ -436,25 +462,17 @@ async def test_place_left_to_a_cancelled_waiter_goes_on(wire: Harness) -> None:
 async def test_connection_closed_after_handover_to_a_cancelled_waiter_is_dropped(
     wire: Harness,
 ) -> None:
-    held = Held()
-    upstream = await wire.serve(held)
-    pool = wire.pool(upstream.origin(), max_connections=1)
-    first = asyncio.create_task(pool.request("POST", "/", [], b"", deadline=None))
-    peer, _ = await held.arrived.get()
-    peer.writer.write(response(b"x"))
-    answer = await first
-    assert await answer.next_chunk(None) == b"x"
-    second = asyncio.create_task(pool.request("POST", "/", [], b"", deadline=None))
-    await eventually(lambda: pool.waiting == 1, "the second request waits")
+    queued = await one_answered_one_waiting(wire, b"X", b"")
 
     # Handed over, then closed, then the waiter is cancelled: all before the waiter runs.
-    peer.shut()
+    queued.peer.shut()
     loop = asyncio.get_running_loop()
-    loop.call_soon(answer.release)
-    loop.call_soon(second.cancel)
+    loop.call_soon(queued.answer.release)
+    loop.call_soon(queued.second.cancel)
 
     with pytest.raises(asyncio.CancelledError):
-        await second
+        await queued.second
+    pool = queued.pool
     assert (pool.in_use, pool.idle, pool.waiting) == (0, 0, 0)
 
 
