@@ -55,6 +55,7 @@ from edgeproxy.sse import SSEDecoder
 from edgeproxy.state import ProxyState
 from tests.conftest import StackFactory
 from tests.support.aiohttp_edge import AiohttpProxy
+from tests.support.poll import eventually
 from tests.support.stack import Stack
 from tests.wire.server.raw_client import RawClient, RawResponse
 
@@ -84,12 +85,8 @@ class Twins:
 
 async def _background_done(state: ProxyState) -> None:
     """Until `state`'s cache writes have finished, so that the twin asked next, and the next
-    example, find the cache as the other twin did: bounded, a condition, never a time."""
-    for _ in range(400):
-        if state.background.pending == 0:
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("background work did not finish")
+    example, find the cache as the other twin did."""
+    await eventually(lambda: state.background.pending == 0, "background work to finish")
 
 
 @pytest.fixture

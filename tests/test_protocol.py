@@ -26,6 +26,7 @@ from edgeproxy.wire.limits import Limits
 from edgeproxy.wire.upstream_connection import PAUSE_ABOVE
 from tests.conftest import StackFactory
 from tests.support.fake_upstream import Reply
+from tests.support.poll import eventually
 from tests.support.raw_upstream import Peer, RawUpstream, Script, TlsServer, answering, response
 from tests.support.stack import Stack
 from tests.wire.server.raw_client import RawClient, RawResponse
@@ -70,15 +71,6 @@ def streamed_text(body: bytes) -> str:
     """The text of an OpenAI chat stream."""
     chunks = [orjson.loads(e.data) for e in SSEDecoder().feed(body) if e.data != b"[DONE]"]
     return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
-
-
-async def until(condition: Callable[[], bool], what: str) -> None:
-    """Poll `condition` for at most ten seconds."""
-    for _ in range(2000):
-        if condition():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"still waiting for {what}")
 
 
 @pytest.fixture
@@ -376,7 +368,7 @@ async def test_a_client_that_stops_reading_pauses_the_upstream_and_bounds_the_pr
     # The client's socket backs up to the proxy's high mark; the proxy stops reading the
     # upstream, whose writes then wait.
     high = Limits().write_buffer_high
-    await until(
+    await eventually(
         lambda: stack.proxy.buffered_bytes > high and endless.waiting,
         "the client's backlog to stop the upstream",
     )
@@ -386,7 +378,7 @@ async def test_a_client_that_stops_reading_pauses_the_upstream_and_bounds_the_pr
     await client.close()
     async with asyncio.timeout(10):
         await endless.ended.wait()  # the upstream call was dropped
-    await until(
+    await eventually(
         lambda: stack.connections_in_use() == 0 and stack.proxy.client_connections == 0,
         "the proxy to let go of both connections",
     )

@@ -25,21 +25,13 @@ from edgeproxy.cache import redis as redis_cache
 from edgeproxy.cache.redis import Invalidation, RedisCache, RedisUnavailable
 from edgeproxy.config import RedisSettings
 from tests.support.clock import ManualClock
+from tests.support.poll import eventually
 from tests.support.redis_servers import HOST, Cluster, RedisServer, free_port, require_redis
 
 MakeCache = Callable[..., Awaitable[RedisCache]]
 # Generous per-command timeouts for the functional tests (a loaded CI machine must not turn a
 # round trip into a miss); the failure tests set their own short ones.
 RELAXED = RedisSettings(timeout=1.0, connect_timeout=1.0)
-
-
-async def eventually(condition: Callable[[], bool], what: str, within: float = 10.0) -> None:
-    """A bounded poll, for what depends on a process or a reconnect backoff."""
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {within}s: {what}")
-        await asyncio.sleep(0.01)
 
 
 def _addresses(settings: RedisSettings) -> list[tuple[str, int]]:

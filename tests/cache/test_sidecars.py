@@ -3,7 +3,6 @@ L2, a purge on one reaches the other's L1, and a dead Redis costs no client a fa
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -11,6 +10,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import StackFactory
+from tests.support.poll import eventually
 from tests.support.redis_servers import Cluster, RedisServer
 from tests.support.stack import Stack, background_done
 
@@ -41,15 +41,6 @@ async def admin(stack: Stack, method: str, path: str) -> tuple[int, Any]:
         ) as response,
     ):
         return response.status, await response.json()
-
-
-async def eventually(condition: Callable[[], bool], what: str) -> None:
-    """A bounded wait for something another task or process does (never a timing claim)."""
-    for _ in range(400):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"never happened: {what}")
 
 
 def l1_entries(stack: Stack) -> int:

@@ -227,15 +227,6 @@ class Held:
             await self.arrived.put((peer, request))
 
 
-async def eventually(condition: Callable[[], bool], what: str) -> None:
-    """Wait for `condition`, polling; fail after a few seconds."""
-    for _ in range(5000):
-        if condition():
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError(f"never happened: {what}")
-
-
 class Harness:
     """Upstreams and pools for one test, checked and stopped when it ends."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +9,7 @@ from edgeproxy.app import ProxyServer
 from edgeproxy.config import Config, parse
 from tests.support.fake_aws import AwsKeys
 from tests.support.fake_upstream import FakeUpstream
+from tests.support.poll import eventually
 
 OPENAI_KEY = "sk-upstream-openai-0123456789abcdef"
 ANTHROPIC_KEY = "sk-ant-upstream-0123456789abcdef"
@@ -151,10 +151,5 @@ async def stop_stack(stack: Stack) -> None:
 
 
 async def background_done(stack: ProxyFront) -> None:
-    """Until the proxy's background work (cache writes) has finished: bounded, a condition on
-    what the proxy does, never a claim about time."""
-    for _ in range(400):
-        if stack.proxy.state.background.pending == 0:
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("background work did not finish")
+    """Until the proxy's background work (cache writes) has finished."""
+    await eventually(lambda: stack.proxy.state.background.pending == 0, "background work")

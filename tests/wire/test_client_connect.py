@@ -17,12 +17,12 @@ import trustme
 from edgeproxy.wire.client import ConnectFailed, Resolver
 from edgeproxy.wire.dns import Address
 from tests.support.connect_proxy import ConnectProxy
+from tests.support.poll import eventually
 from tests.support.raw_upstream import (
     Harness,
     Held,
     Peer,
     TlsServer,
-    eventually,
     keep_answering,
     response,
 )

@@ -16,12 +16,12 @@ from edgeproxy.wire.client import (
     UpstreamPool,
     UpstreamResponse,
 )
+from tests.support.poll import eventually
 from tests.support.raw_upstream import (
     Harness,
     Held,
     Peer,
     RawUpstream,
-    eventually,
     keep_answering,
     response,
 )

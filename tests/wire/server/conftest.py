@@ -15,6 +15,7 @@ import uvloop
 
 from edgeproxy.wire.limits import Limits
 from edgeproxy.wire.server import Handler, HttpServer, Reject, Request, Response
+from tests.support.poll import eventually
 from tests.wire.server.raw_client import RawClient
 
 
@@ -31,18 +32,9 @@ async def answer_ok(request: Request, response: Response) -> None:
     response.send(200, [("content-type", "text/plain")], body)
 
 
-async def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Poll `condition` every 5 ms until it holds, for at most `timeout` seconds."""
-    for _ in range(int(timeout / 0.005)):
-        if condition():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError(f"still waiting for {what} after {timeout}s")
-
-
 async def settle(server: HttpServer) -> None:
     """Wait until the server holds no connection and no handler task."""
-    await wait_until(
+    await eventually(
         lambda: server.connections == 0 and server.handlers_running == 0,
         "the server to let go of every connection and task",
     )

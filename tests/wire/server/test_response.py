@@ -13,7 +13,8 @@ from edgeproxy.wire import response as response_module
 from edgeproxy.wire.limits import Limits
 from edgeproxy.wire.response import HttpDate, Outlet
 from edgeproxy.wire.server import Request, Response
-from tests.wire.server.conftest import Serve, wait_until
+from tests.support.poll import eventually
+from tests.wire.server.conftest import Serve
 
 GET = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
 
@@ -224,7 +225,7 @@ async def test_a_client_that_never_reads_blocks_drain_and_bounds_memory(serve: S
     served = await serve(streamer, limits)
     client = await served.connect(receive_buffer=4096)
     await client.send(GET)
-    await wait_until(lambda: streamer.entered > streamer.left, "the handler to block in drain")
+    await eventually(lambda: streamer.entered > streamer.left, "the handler to block in drain")
     assert served.server.buffered_bytes <= limits.write_buffer_high + len(streamer.chunk)
     client.reset()
 
@@ -235,10 +236,10 @@ async def test_a_client_that_takes_nothing_for_the_send_timeout_is_dropped(serve
     served = await serve(streamer, limits)
     client = await served.connect(receive_buffer=4096)
     await client.send(GET)
-    await wait_until(lambda: streamer.entered > streamer.left, "the handler to block in drain")
+    await eventually(lambda: streamer.entered > streamer.left, "the handler to block in drain")
     # The client neither reads nor closes: the server drops it, which ends the handler.
-    await wait_until(lambda: served.server.connections == 0, "the stalled client to be dropped")
-    await wait_until(lambda: served.server.handlers_running == 0, "its handler to end")
+    await eventually(lambda: served.server.connections == 0, "the stalled client to be dropped")
+    await eventually(lambda: served.server.handlers_running == 0, "its handler to end")
     client.reset()
 
 
@@ -260,7 +261,7 @@ async def test_a_pipelined_response_starts_paused_while_the_client_still_is(serv
     served = await serve(handler, Limits(write_buffer_high=64 * 1024))
     client = await served.connect(receive_buffer=4096)
     await client.send(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\nGET /small HTTP/1.1\r\nHost: t\r\n\r\n")
-    await wait_until(lambda: drains != [], "the second handler to drain")
+    await eventually(lambda: drains != [], "the second handler to drain")
     assert drains == ["entered"], "the second response did not wait for the slow client"
     assert len((await client.response()).body) == len(big)
     assert (await client.response()).body == b"small"
@@ -306,7 +307,7 @@ async def test_a_drain_cancelled_while_waiting_leaves_other_drains_waiting(serve
 
     client = await (await serve(handler, Limits(write_buffer_high=64 * 1024))).connect(4096)
     await client.send(GET)
-    await wait_until(lambda: outcome != [], "the first drain to be cancelled")
+    await eventually(lambda: outcome != [], "the first drain to be cancelled")
     assert outcome == ["first cancelled"]
     assert len((await client.response()).body) == 16 * 1024 * 1024
     assert outcome == ["first cancelled", "second returned"]

@@ -11,7 +11,8 @@ import pytest
 from edgeproxy.wire import server as server_module
 from edgeproxy.wire.limits import Limits
 from edgeproxy.wire.server import ClientGone, Reject, Request, Response
-from tests.wire.server.conftest import Serve, answer_ok, settle, wait_until
+from tests.support.poll import eventually
+from tests.wire.server.conftest import Serve, answer_ok, settle
 from tests.wire.server.raw_client import complete_responses
 
 GET = b"GET /%d HTTP/1.1\r\nHost: test\r\n\r\n"
@@ -215,7 +216,7 @@ async def test_a_closing_connection_whose_client_stays_is_dropped_after_lingerin
     client = await served.connect()
     await client.send(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
     assert (await client.response()).status == 200
-    await wait_until(lambda: served.server.connections == 0, "the server to drop the connection")
+    await eventually(lambda: served.server.connections == 0, "the server to drop the connection")
 
 
 # the client leaving
@@ -226,9 +227,9 @@ async def test_client_fin_cancels_the_running_handler_and_closes(serve: Serve) -
     served = await serve(gate)
     client = await served.connect()
     await client.send(get(1))
-    await wait_until(lambda: gate.entered == ["/1"], "the handler to start")
+    await eventually(lambda: gate.entered == ["/1"], "the handler to start")
     client.finish_sending()
-    await wait_until(lambda: gate.cancelled == ["/1"], "the handler to be cancelled")
+    await eventually(lambda: gate.cancelled == ["/1"], "the handler to be cancelled")
     assert await client.closed_silently()
 
 
@@ -237,9 +238,9 @@ async def test_client_reset_cancels_the_running_handler(serve: Serve) -> None:
     served = await serve(gate)
     client = await served.connect()
     await client.send(get(1))
-    await wait_until(lambda: gate.entered == ["/1"], "the handler to start")
+    await eventually(lambda: gate.entered == ["/1"], "the handler to start")
     client.reset()
-    await wait_until(lambda: gate.cancelled == ["/1"], "the handler to be cancelled")
+    await eventually(lambda: gate.cancelled == ["/1"], "the handler to be cancelled")
     await settle(served.server)
 
 
@@ -248,9 +249,9 @@ async def test_client_fin_drops_queued_requests_unserved(serve: Serve) -> None:
     served = await serve(gate)
     client = await served.connect()
     await client.send(get(1) + get(2))
-    await wait_until(lambda: gate.entered == ["/1"], "the handler to start")
+    await eventually(lambda: gate.entered == ["/1"], "the handler to start")
     client.finish_sending()
-    await wait_until(lambda: gate.cancelled == ["/1"], "the handler to be cancelled")
+    await eventually(lambda: gate.cancelled == ["/1"], "the handler to be cancelled")
     await settle(served.server)
     assert gate.entered == ["/1"]
 
@@ -270,7 +271,7 @@ async def test_a_handler_that_finished_its_response_is_not_cancelled_when_the_cl
     client = await served.connect()
     assert (await client.exchange(get(1))).body == b"done"
     client.finish_sending()
-    await wait_until(lambda: served.server.connections == 0, "the connection to close")
+    await eventually(lambda: served.server.connections == 0, "the connection to close")
     after_response.set()
     await asyncio.wait_for(finished_work.wait(), 10)
 
@@ -418,9 +419,9 @@ async def test_shutdown_lets_a_request_in_flight_finish_with_connection_close(se
     served = await serve(gate)
     client = await served.connect()
     await client.send(get(1))
-    await wait_until(lambda: gate.entered == ["/1"], "the handler to start")
+    await eventually(lambda: gate.entered == ["/1"], "the handler to start")
     stopping = asyncio.create_task(served.server.shutdown(grace=10))
-    await wait_until(lambda: served.server.draining, "the shutdown to begin")
+    await eventually(lambda: served.server.draining, "the shutdown to begin")
     gate.release.set()
     response = await client.response()
     assert response.status == 200
@@ -439,7 +440,7 @@ async def test_shutdown_lets_a_request_being_read_finish_with_connection_close(
     )
     assert (await client.response()).status == 100, "the server has read the head"
     stopping = asyncio.create_task(served.server.shutdown(grace=10))
-    await wait_until(lambda: served.server.draining, "the shutdown to begin")
+    await eventually(lambda: served.server.draining, "the shutdown to begin")
     response = await client.exchange(b"abcd")
     assert (response.status, response.body) == (200, b"POST / 4")
     assert response.headers["connection"] == "close"
@@ -452,7 +453,7 @@ async def test_shutdown_cancels_handlers_still_running_after_the_grace(serve: Se
     served = await serve(gate)
     client = await served.connect()
     await client.send(get(1))
-    await wait_until(lambda: gate.entered == ["/1"], "the handler to start")
+    await eventually(lambda: gate.entered == ["/1"], "the handler to start")
     await served.server.shutdown(grace=0.01)
     assert gate.cancelled == ["/1"]
     assert served.server.connections == 0

@@ -1,0 +1,19 @@
+"""The one bounded wait the tests use for what another task or process does.
+
+A condition polled every few milliseconds until it holds, failing after `within` seconds: a
+wait for an event the test cannot await directly, never a claim about how long anything takes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+
+async def eventually(condition: Callable[[], bool], what: str, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still waiting after {within}s for {what}")
+        await asyncio.sleep(0.002)
