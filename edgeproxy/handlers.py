@@ -19,7 +19,7 @@ from edgeproxy.errors import ProxyError
 from edgeproxy.exchange import Exchange
 from edgeproxy.operations import CLIENT_PATHS, Operation
 from edgeproxy.pipeline import Pipeline
-from edgeproxy.relay import JSON_TYPE, ClientResponse, Relay
+from edgeproxy.relay import JSON_TYPE, ClientResponse, Relay, error_answer
 from edgeproxy.routing.router import ModelTable
 from edgeproxy.telemetry.access import AccessLog
 
@@ -87,16 +87,14 @@ class ProxyHandlers:
     ) -> tuple[list[tuple[str, str]], bytes]:
         """The listener's own refusals (400, 408, 413, 431, 501, ...) in the client's dialect,
         when its request's head was read far enough to tell."""
-        dialect = Dialect.OPENAI
-        headers = [("content-type", JSON_TYPE)]
-        if request is not None:
-            dialect = client_dialect(request.path, request.headers)
-            headers.append(("x-request-id", inbound.request_id(request.headers)))
+        headers: Mapping[str, str] = request.headers if request is not None else {}
+        dialect = client_dialect(request.path, headers) if request is not None else Dialect.OPENAI
         if status == 413:
             err = errors.payload_too_large(self._max_body)
         else:
             err = errors.refused(status, message)
-        return headers, codec_for(dialect).render_error(err)
+        _, fields, body = error_answer(err, codec_for(dialect), inbound.request_id(headers))
+        return list(fields.items()), body
 
     def models(self, request: ClientRequest, response: ClientResponse) -> None:
         names = self._table.public_names

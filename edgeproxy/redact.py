@@ -30,9 +30,6 @@ class Redactor:
         self._as_text = sorted(found, key=len, reverse=True)
         self._as_bytes = [s.encode() for s in self._as_text]
 
-    def __bool__(self) -> bool:
-        return bool(self._as_text)
-
     def text(self, value: str) -> str:
         for secret in self._as_text:
             if secret in value:

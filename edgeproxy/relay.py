@@ -35,7 +35,7 @@ from edgeproxy.dialects.translation import ChatTranslator, EmbeddingTranslator
 from edgeproxy.errors import ProxyError
 from edgeproxy.exchange import Capture, Exchange, Reply
 from edgeproxy.providers.base import Upstream
-from edgeproxy.providers.http import decoded_body
+from edgeproxy.providers.http import decoded_answer
 from edgeproxy.redact import Redactor
 from edgeproxy.sse import EventAligner, SSEDecoder
 
@@ -126,12 +126,20 @@ class PassThrough:
         return self._codec.error_event(err)
 
 
+def error_answer(err: ProxyError, codec: Codec, request_id: str) -> tuple[int, Headers, bytes]:
+    """`err` as the client's dialect renders it: status, headers and body."""
+    headers = {"content-type": JSON_TYPE, "x-request-id": request_id}
+    if err.retry_after is not None:
+        headers["retry-after"] = str(math.ceil(err.retry_after))
+    return codec.status_for(err), headers, codec.render_error(err)
+
+
 def readable(exchange: Exchange, headers: Headers, body: bytes) -> bytes:
     """A whole answer without the content coding the provider may have sent it in."""
     if "content-encoding" not in headers:
         return body
     deployment = exchange.deployment
-    return decoded_body(body, headers, deployment.provider.name if deployment else "upstream")
+    return decoded_answer(body, headers, deployment.provider.name if deployment else "upstream")
 
 
 @functools.cache
@@ -204,16 +212,13 @@ class Relay:
                 err.detail or err.message,
                 extra={"request_id": request_id},
             )
-        status = codec.status_for(err)
-        headers = {"content-type": JSON_TYPE, "x-request-id": request_id}
-        if err.retry_after is not None:
-            headers["retry-after"] = str(math.ceil(err.retry_after))
+        status, headers, body = error_answer(err, codec, request_id)
         if allow is not None:
             headers["allow"] = allow
         if exchange is not None:
             exchange.status = status
             mark(headers, exchange)
-        response.send(status, headers.items(), self._redact.bytes(codec.render_error(err)))
+        response.send(status, headers.items(), self._redact.bytes(body))
 
     async def answer(
         self, response: ClientResponse, exchange: Exchange, reply: Reply, codec: Codec

@@ -31,8 +31,3 @@ def test_a_secret_quoted_inside_json_is_masked_in_its_escaped_form() -> None:
     body = orjson.dumps({"error": {"message": f"bad password {secret}"}})
     masked = Redactor([secret]).bytes(body)
     assert orjson.loads(masked) == {"error": {"message": f"bad password {MASK}"}}
-
-
-def test_a_redactor_without_secrets_is_false() -> None:
-    assert not Redactor([])
-    assert Redactor([KEY])

@@ -8,7 +8,7 @@ body chunks and `total` for the whole exchange. A timer is set only when a read 
 Bodies come back as the provider sent them. A compressed event stream is decoded here, since
 the relay reads every event; a whole body keeps its coding (the client accepted it: only its
 own Accept-Encoding lets a provider compress) and is decoded only where the proxy must read
-it (`decoded_body`).
+it (`decoded_answer`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ STREAM_TYPES = frozenset({"text/event-stream", "application/vnd.amazon.eventstre
 MAX_DECODED = 256 * 1024 * 1024
 
 
-def decoded_body(body: bytes, headers: Mapping[str, str], provider: str) -> bytes:
+def decoded_answer(body: bytes, headers: Mapping[str, str], provider: str) -> bytes:
     """A whole answer without its content coding, for the proxy to read (usage, the cache,
     translation, masking an error); ProxyError (502) when it does not decode."""
     coding = headers.get("content-encoding")

@@ -10,7 +10,7 @@ from multidict import CIMultiDict
 from edgeproxy.config import ConfigError, parse
 from edgeproxy.errors import ProxyError
 from edgeproxy.providers.base import forwarded_headers
-from edgeproxy.providers.http import decoded_body
+from edgeproxy.providers.http import decoded_answer
 from tests.conftest import StackFactory
 from tests.support.connect_proxy import ConnectProxy
 from tests.test_handlers import CHAT, post
@@ -90,8 +90,10 @@ def test_only_gzip_is_asked_of_a_provider_and_only_when_the_client_takes_it(
 
 def test_a_whole_answer_is_decoded_for_reading_and_a_broken_one_is_a_502() -> None:
     body = b'{"ok": true}'
-    assert decoded_body(gzip.compress(body), CIMultiDict({"content-encoding": "gzip"}), "p") == body
-    assert decoded_body(body, CIMultiDict(), "p") == body
+    assert (
+        decoded_answer(gzip.compress(body), CIMultiDict({"content-encoding": "gzip"}), "p") == body
+    )
+    assert decoded_answer(body, CIMultiDict(), "p") == body
     with pytest.raises(ProxyError) as raised:
-        decoded_body(b"not gzip", CIMultiDict({"content-encoding": "gzip"}), "p")
+        decoded_answer(b"not gzip", CIMultiDict({"content-encoding": "gzip"}), "p")
     assert raised.value.status == 502
