@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from edgeproxy.wire.client import ConnectionBroken, UpstreamResponse
+from edgeproxy.wire.client import ConnectionBroken, UpstreamPool, UpstreamResponse
 from edgeproxy.wire.upstream_connection import MAX_HEADER_FIELDS, PAUSE_ABOVE, UpstreamConnection
 from tests.support.raw_upstream import (
     Harness,
@@ -239,14 +239,20 @@ async def test_nothing_arriving_by_the_deadline_is_a_timeout(wire: Harness) -> N
     await upstream.peers[0].client_gone.wait()
 
 
-async def test_each_wait_times_out_at_its_own_deadline_earlier_or_later(wire: Harness) -> None:
+async def open_stream(wire: Harness, first: bytes) -> tuple[UpstreamResponse, Peer, UpstreamPool]:
+    """A chunked stream's head and `first` (chunked, its last-chunk marker held back) sent:
+    the stream stays open for the test to write more."""
     held = Held()
     upstream = await wire.serve(held)
     pool = wire.pool(upstream.origin())
     request = asyncio.create_task(pool.request("POST", "/", [], b"", deadline=None))
     peer, _ = await held.arrived.get()
-    peer.writer.write(response(chunked(b"one"), headers=STREAM_HEADERS, length=False)[:-5])
-    answer = await request
+    peer.writer.write(response(first, headers=STREAM_HEADERS, length=False)[:-5])
+    return await request, peer, pool
+
+
+async def test_each_wait_times_out_at_its_own_deadline_earlier_or_later(wire: Harness) -> None:
+    answer, peer, _ = await open_stream(wire, chunked(b"one"))
     loop = asyncio.get_running_loop()
     assert await answer.next_chunk(loop.time() + 30) == b"one"  # arms a distant deadline
 
@@ -262,13 +268,7 @@ async def test_each_wait_times_out_at_its_own_deadline_earlier_or_later(wire: Ha
 async def test_a_wait_outlasting_an_earlier_waits_deadline_is_not_cut_short(
     wire: Harness,
 ) -> None:
-    held = Held()
-    upstream = await wire.serve(held)
-    pool = wire.pool(upstream.origin())
-    request = asyncio.create_task(pool.request("POST", "/", [], b"", deadline=None))
-    peer, _ = await held.arrived.get()
-    peer.writer.write(response(chunked(), headers=STREAM_HEADERS, length=False)[:-5])
-    answer = await request
+    answer, peer, _ = await open_stream(wire, chunked())
     loop = asyncio.get_running_loop()
     first = asyncio.create_task(answer.next_chunk(loop.time() + 0.05))  # arms 50 ms
     await asyncio.sleep(0)
@@ -286,13 +286,7 @@ async def test_a_wait_outlasting_an_earlier_waits_deadline_is_not_cut_short(
 async def test_cancelled_while_streaming_reads_on_or_aborts_when_released(
     wire: Harness,
 ) -> None:
-    held = Held()
-    upstream = await wire.serve(held)
-    pool = wire.pool(upstream.origin())
-    request = asyncio.create_task(pool.request("POST", "/", [], b"", deadline=None))
-    peer, _ = await held.arrived.get()
-    peer.writer.write(response(chunked(b"one"), headers=STREAM_HEADERS, length=False)[:-5])
-    answer = await request
+    answer, peer, pool = await open_stream(wire, chunked(b"one"))
     assert await answer.next_chunk(None) == b"one"
 
     reading = asyncio.create_task(answer.next_chunk(None))
