@@ -11,7 +11,7 @@ import orjson
 from aiohttp import web
 
 from edgeproxy.cache.tiered import RedisUnavailable, TieredCache
-from edgeproxy.config import Secret
+from edgeproxy.config_reader import Secret
 from edgeproxy.telemetry.metrics import CONTENT_TYPE
 
 Handler = Callable[[web.Request], Any]

@@ -7,7 +7,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from edgeproxy.config import ConfigError, default_config_text, load
+from edgeproxy.config import default_config_text, load
+from edgeproxy.config_reader import ConfigError
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -11,54 +11,22 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
 
+from edgeproxy.config_reader import HEADER_NAME, ConfigError, FromEnv, Reader, Secret, show
 from edgeproxy.wire.egress import Proxy, proxy_for
-
-T = TypeVar("T")
 
 PROVIDER_KINDS = ("openai", "azure", "anthropic", "gemini", "bedrock", "mock")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_ANTHROPIC_VERSION = "2023-06-01"
 DEFAULT_AZURE_API_VERSION = "2024-10-21"
-
-
-class ConfigError(Exception):
-    """Every problem found in one configuration, each line starting with its field path."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
-
-
-class Secret:
-    """A credential that never shows itself in a repr, a log line or an error message."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,277 +365,10 @@ def _collect_secrets(value: object, found: list[str]) -> None:
             _collect_secrets(item, found)
 
 
-# --- reading values -------------------------------------------------------------------------
-
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$")
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+").fullmatch  # an RFC 9110 token
-_SIZE_UNITS = {
-    None: 1,
-    "B": 1,
-    "KB": 1000,
-    "MB": 1000**2,
-    "GB": 1000**3,
-    "KiB": 1024,
-    "MiB": 1024**2,
-    "GiB": 1024**3,
-}
-_DURATION_UNITS = {None: 1.0, "s": 1.0, "ms": 0.001, "m": 60.0, "h": 3600.0}
-_MISSING = object()
-
-
-class _FromEnv(str):
-    """A string produced by `${...}` substitution: numeric fields may parse it."""
-
-    __slots__ = ()
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, str):
-        return '"' + value + '"'
-    if value is None:
-        return "null"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return repr(value)
-
-
-class _Reader:
-    """Walks the raw YAML, collecting problems with their field paths instead of stopping."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
-        self.problems: list[str] = []
-
-    def fail(self, path: str, message: str) -> None:
-        self.problems.append(f"{path}: {message}")
-
-    def substitute(self, path: str, value: Any) -> Any:
-        if not isinstance(value, str) or "${" not in value:
-            return value
-
-        def replace(match: re.Match[str]) -> str:
-            name, default = match.group(1), match.group(2)
-            found = self.env.get(name)
-            if found:
-                return found
-            if default is not None:
-                return default
-            self.fail(path, f"environment variable {name} is not set")
-            return ""
-
-        return _FromEnv(_ENV_REF.sub(replace, value))
-
-    def section(self, raw: Any, path: str, allowed: tuple[str, ...]) -> dict[str, Any]:
-        if raw is None:
-            return {}
-        if not isinstance(raw, dict):
-            self.fail(path, f"expected a mapping, got {_show(raw)}")
-            return {}
-        for key in raw:
-            if key not in allowed:
-                where = f"{path}.{key}" if path else str(key)
-                self.fail(where, f"unknown field (allowed: {', '.join(allowed)})")
-        return raw
-
-    def get(
-        self,
-        raw: dict[str, Any],
-        path: str,
-        key: str,
-        parse: Callable[[str, Any], T],
-        default: T | object = _MISSING,
-    ) -> T:
-        where = f"{path}.{key}" if path else key
-        if key not in raw or raw[key] is None:
-            if default is _MISSING:
-                self.fail(where, "required")
-                return None  # type: ignore[return-value]
-            return default  # type: ignore[return-value]
-        return parse(where, self.substitute(where, raw[key]))
-
-    # parsers: each returns a value of its type, or records a problem and returns a neutral one
-
-    def text(self, path: str, value: Any) -> str:
-        if isinstance(value, str):
-            return str(value)
-        self.fail(path, f"expected a string, got {_show(value)}")
-        return ""
-
-    def nonempty_text(self, path: str, value: Any) -> str:
-        text = self.text(path, value)
-        if isinstance(value, str) and not text.strip():
-            self.fail(path, "expected a non-empty string")
-        return text
-
-    def boolean(self, path: str, value: Any) -> bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, _FromEnv) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        self.fail(path, f"expected true or false, got {_show(value)}")
-        return False
-
-    def _number(self, value: Any) -> float | None:
-        if isinstance(value, bool):
-            return None
-        if isinstance(value, int | float):
-            return float(value)
-        if isinstance(value, _FromEnv):
-            try:
-                return float(value)
-            except ValueError:
-                return None
-        return None
-
-    def positive_number(self, path: str, value: Any) -> float:
-        number = self._number(value)
-        if number is None or number <= 0:
-            self.fail(path, f"expected a number > 0, got {_show(value)}")
-            return 1.0
-        return number
-
-    def count(self, path: str, value: Any, minimum: int = 1) -> int:
-        number = self._number(value)
-        if number is None or number != int(number) or number < minimum:
-            self.fail(path, f"expected an integer >= {minimum}, got {_show(value)}")
-            return minimum
-        return int(number)
-
-    def optional_count(self, path: str, value: Any) -> int | None:
-        return self.count(path, value, minimum=0)
-
-    def whole(self, path: str, value: Any) -> int:
-        return self.count(path, value, minimum=0)
-
-    def fraction(self, path: str, value: Any) -> float:
-        number = self._number(value)
-        if number is None or not 0 <= number <= 1:
-            self.fail(path, f"expected a number from 0 to 1, got {_show(value)}")
-            return 0.0
-        return number
-
-    def nonnegative_number(self, path: str, value: Any) -> float:
-        number = self._number(value)
-        if number is None or number < 0:
-            self.fail(path, f"expected a number >= 0, got {_show(value)}")
-            return 0.0
-        return number
-
-    def names(self, path: str, value: Any) -> tuple[str, ...]:
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            self.fail(path, f"expected a list of names, got {_show(value)}")
-            return ()
-        return tuple(dict.fromkeys(value))
-
-    def statuses(self, path: str, value: Any) -> frozenset[int]:
-        ok = isinstance(value, list) and all(
-            isinstance(v, int) and not isinstance(v, bool) and 400 <= v <= 599 for v in value
-        )
-        if not ok:
-            self.fail(path, f"expected a list of HTTP error statuses (400-599), got {_show(value)}")
-            return frozenset()
-        return frozenset(value)
-
-    def port(self, path: str, value: Any) -> int:
-        number = self._number(value)
-        if number is None or number != int(number) or not 0 <= number <= 65535:
-            self.fail(path, f"expected a port number 0-65535, got {_show(value)}")
-            return 0
-        return int(number)
-
-    def _seconds(self, value: Any) -> float | None:
-        number = self._number(value)
-        if number is not None and not isinstance(value, _FromEnv):
-            return number if number >= 0 else None
-        match = _DURATION.match(value) if isinstance(value, str) else None
-        return float(match.group(1)) * _DURATION_UNITS[match.group(2)] if match else None
-
-    def duration(self, path: str, value: Any) -> float:
-        seconds = self._seconds(value)
-        if seconds is None:
-            self.fail(
-                path,
-                f'expected a duration such as 30, "250ms", "5s" or "2m", got {_show(value)}',
-            )
-            return 0.0
-        return seconds
-
-    def positive_duration(self, path: str, value: Any) -> float:
-        seconds = self._seconds(value)
-        if not seconds:
-            self.fail(
-                path, f'expected a duration > 0 such as 30, "250ms" or "5s", got {_show(value)}'
-            )
-            return 1.0
-        return seconds
-
-    def size(self, path: str, value: Any) -> int:
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-        match = _SIZE.match(value) if isinstance(value, str) else None
-        if match is None or int(match.group(1)) == 0:
-            self.fail(path, f'expected a size > 0 such as 1048576 or "32MiB", got {_show(value)}')
-            return 1
-        return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
-
-    def choice(self, options: tuple[str, ...]) -> Callable[[str, Any], str]:
-        def parse(path: str, value: Any) -> str:
-            if isinstance(value, str) and value.lower() in options:
-                return value.lower()
-            self.fail(path, f"expected one of {', '.join(options)}, got {_show(value)}")
-            return options[0]
-
-        return parse
-
-    def url(self, path: str, value: Any) -> str:
-        text = self.text(path, value)
-        if isinstance(value, str) and not re.match(r"^https?://[^/\s]+", text):
-            self.fail(path, f"expected an http:// or https:// URL, got {_show(value)}")
-        return text.rstrip("/")
-
-    def readable_file(self, path: str, value: Any) -> str:
-        text = self.text(path, value)
-        if not Path(text).is_file():
-            self.fail(path, f"no readable file at {_show(value)}")
-        return text
-
-    def string_map(self, path: str, value: Any) -> dict[str, str]:
-        if not isinstance(value, dict):
-            self.fail(path, f"expected a mapping of strings, got {_show(value)}")
-            return {}
-        return {
-            str(k): self.text(f"{path}.{k}", self.substitute(f"{path}.{k}", v))
-            for k, v in value.items()
-        }
-
-    def secret(self, raw: dict[str, Any], path: str, key: str) -> Secret | None:
-        """A credential given inline (usually `${ENV}`) or as `<key>_file` (a secret mount)."""
-        file_key = f"{key}_file"
-        inline = self.get(raw, path, key, self.text, None)
-        file_path = self.get(raw, path, file_key, self.text, None)
-        if inline and file_path:
-            self.fail(f"{path}.{key}", f"give either {key} or {file_key}, not both")
-            return None
-        if file_path:
-            try:
-                value = Path(file_path).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                self.fail(f"{path}.{file_key}", f"cannot read {file_path}: {exc.strerror}")
-                return None
-            return Secret(value) if value else None
-        return Secret(inline) if inline else None
-
-
 # --- sections ---------------------------------------------------------------------------------
 
 
-def _server(r: _Reader, raw: Any) -> ServerConfig:
+def _server(r: Reader, raw: Any) -> ServerConfig:
     s = r.section(
         raw,
         "server",
@@ -701,7 +402,7 @@ def _server(r: _Reader, raw: Any) -> ServerConfig:
     )
 
 
-def _admin(r: _Reader, raw: Any) -> AdminConfig:
+def _admin(r: Reader, raw: Any) -> AdminConfig:
     s = r.section(raw, "admin", ("enabled", "host", "port", "token", "token_file"))
     d = AdminConfig()
     return AdminConfig(
@@ -712,7 +413,7 @@ def _admin(r: _Reader, raw: Any) -> AdminConfig:
     )
 
 
-def _logging(r: _Reader, raw: Any) -> LoggingConfig:
+def _logging(r: Reader, raw: Any) -> LoggingConfig:
     s = r.section(raw, "logging", ("level", "format"))
     d = LoggingConfig()
     fmt = r.get(s, "logging", "format", r.choice(("json", "text")), d.format)
@@ -722,7 +423,7 @@ def _logging(r: _Reader, raw: Any) -> LoggingConfig:
     )
 
 
-def _timeouts(r: _Reader, raw: Any, path: str) -> Timeouts:
+def _timeouts(r: Reader, raw: Any, path: str) -> Timeouts:
     s = r.section(raw, path, ("connect", "first_byte", "idle", "total"))
     d = Timeouts()
     total = d.total
@@ -736,7 +437,7 @@ def _timeouts(r: _Reader, raw: Any, path: str) -> Timeouts:
     )
 
 
-def _mock(r: _Reader, raw: Any, path: str) -> MockSettings:
+def _mock(r: Reader, raw: Any, path: str) -> MockSettings:
     s = r.section(
         raw,
         path,
@@ -814,7 +515,7 @@ _AWS_FIELDS = (
 )
 
 
-def _aws(r: _Reader, raw: Any, path: str) -> AwsSettings:
+def _aws(r: Reader, raw: Any, path: str) -> AwsSettings:
     s = r.section(raw, path, _AWS_FIELDS)
     region = r.get(s, path, "region", r.nonempty_text, "") or (
         r.env.get("AWS_REGION") or r.env.get("AWS_DEFAULT_REGION") or ""
@@ -843,7 +544,7 @@ def aws_chain_available(env: Mapping[str, str]) -> bool:
 
 
 def _has_credentials(
-    r: _Reader, kind: str, s: dict[str, Any], keys: tuple[Secret | None, ...]
+    r: Reader, kind: str, s: dict[str, Any], keys: tuple[Secret | None, ...]
 ) -> bool:
     """Whether a provider of `kind` has what it needs to authenticate (`keys`: api_key, token)."""
     if kind == "mock":
@@ -872,7 +573,7 @@ def _missing_credentials(kind: str) -> tuple[str, str]:
     return "api_key", "required for this kind (give api_key or api_key_file)"
 
 
-def _provider(r: _Reader, name: str, raw: Any) -> ProviderConfig | None:
+def _provider(r: Reader, name: str, raw: Any) -> ProviderConfig | None:
     """Parse one provider; None when it is switched off (`enabled: false`, or `auto` sans key)."""
     path = f"providers.{name}"
     s = r.section(raw, path, _PROVIDER_FIELDS)
@@ -928,7 +629,7 @@ def _provider(r: _Reader, name: str, raw: Any) -> ProviderConfig | None:
     )
 
 
-def _egress_proxy(r: _Reader, s: dict[str, Any], path: str, base_url: str) -> str | None:
+def _egress_proxy(r: Reader, s: dict[str, Any], path: str, base_url: str) -> str | None:
     """`proxy` as given (`none` or empty: direct), else what HTTPS_PROXY / HTTP_PROXY and
     NO_PROXY in the environment say for `base_url`."""
     if "proxy" not in s:
@@ -947,7 +648,7 @@ def _egress_proxy(r: _Reader, s: dict[str, Any], path: str, base_url: str) -> st
     return chosen
 
 
-def _retry(r: _Reader, raw: Any, path: str, base: RetrySettings) -> RetrySettings:
+def _retry(r: Reader, raw: Any, path: str, base: RetrySettings) -> RetrySettings:
     """Retry settings: the fields given here over `base` (routing.retry for a model group)."""
     s = r.section(raw, path, tuple(RetrySettings.__slots__))
     settings = RetrySettings(
@@ -964,7 +665,7 @@ def _retry(r: _Reader, raw: Any, path: str, base: RetrySettings) -> RetrySetting
     return settings
 
 
-def _breaker(r: _Reader, raw: Any, path: str) -> BreakerSettings:
+def _breaker(r: Reader, raw: Any, path: str) -> BreakerSettings:
     s = r.section(raw, path, tuple(BreakerSettings.__slots__))
     d = BreakerSettings()
     return BreakerSettings(
@@ -977,7 +678,7 @@ def _breaker(r: _Reader, raw: Any, path: str) -> BreakerSettings:
     )
 
 
-def _hybrid(r: _Reader, raw: Any, path: str) -> HybridWeights:
+def _hybrid(r: Reader, raw: Any, path: str) -> HybridWeights:
     s = r.section(raw, path, ("cost", "latency", "reliability"))
     d = HybridWeights()
     weights = HybridWeights(
@@ -990,14 +691,14 @@ def _hybrid(r: _Reader, raw: Any, path: str) -> HybridWeights:
     return weights
 
 
-def _cache_key(r: _Reader, raw: Any, path: str) -> CacheKeySettings:
+def _cache_key(r: Reader, raw: Any, path: str) -> CacheKeySettings:
     s = r.section(
         raw, path, ("include", "exclude", "case_insensitive", "share_across_dialects", "headers")
     )
     d = CacheKeySettings()
     headers = r.get(s, path, "headers", r.names, d.headers)
     for name in headers:
-        if not _HEADER_NAME(name):
+        if not HEADER_NAME(name):
             r.fail(f"{path}.headers", f"{name!r} is not an HTTP header name")
     return CacheKeySettings(
         headers=tuple(sorted({name.lower() for name in headers})),
@@ -1024,16 +725,16 @@ _REDIS_FIELDS = (
 )
 
 
-def _redis_url(r: _Reader, path: str, value: Any) -> str | None:
+def _redis_url(r: Reader, path: str, value: Any) -> str | None:
     text = r.text(path, value)
     if not text:
         return None  # `url: ${REDIS_URL:-}` left empty: no L2
     if not re.match(r"^(redis|rediss|unix)://", text):
-        r.fail(path, f"expected a redis://, rediss:// or unix:// URL, got {_show(value)}")
+        r.fail(path, f"expected a redis://, rediss:// or unix:// URL, got {show(value)}")
     return text
 
 
-def _redis(r: _Reader, raw: Any, path: str) -> RedisSettings:
+def _redis(r: Reader, raw: Any, path: str) -> RedisSettings:
     s = r.section(raw, path, _REDIS_FIELDS)
     d = RedisSettings()
     nodes = r.get(s, path, "cluster_nodes", r.names, ())
@@ -1057,7 +758,7 @@ def _redis(r: _Reader, raw: Any, path: str) -> RedisSettings:
     return settings
 
 
-def _semantic(r: _Reader, raw: Any, path: str) -> SemanticSettings:
+def _semantic(r: Reader, raw: Any, path: str) -> SemanticSettings:
     s = r.section(raw, path, ("mode", "threshold", "budget", "max_chars", "embedder", "dims"))
     d = SemanticSettings()
     mode = r.get(s, path, "mode", r.choice(("shadow", "serve")), d.mode)
@@ -1097,7 +798,7 @@ _CACHE_FIELDS = (
 )
 
 
-def _cache(r: _Reader, raw: Any) -> CacheConfig:
+def _cache(r: Reader, raw: Any) -> CacheConfig:
     path = "cache"
     s = r.section(raw, path, _CACHE_FIELDS)
     d = CacheConfig()
@@ -1116,7 +817,7 @@ def _cache(r: _Reader, raw: Any) -> CacheConfig:
     )
 
 
-def _routing(r: _Reader, raw: Any) -> RoutingConfig:
+def _routing(r: Reader, raw: Any) -> RoutingConfig:
     path = "routing"
     s = r.section(raw, path, ("strategy", "exploration", "hybrid", "retry", "breaker"))
     d = RoutingConfig()
@@ -1129,7 +830,7 @@ def _routing(r: _Reader, raw: Any) -> RoutingConfig:
     )
 
 
-def _price(r: _Reader, raw: Any, path: str) -> Price | None:
+def _price(r: Reader, raw: Any, path: str) -> Price | None:
     if raw is None:
         return None
     s = r.section(raw, path, ("input", "output"))
@@ -1139,7 +840,7 @@ def _price(r: _Reader, raw: Any, path: str) -> Price | None:
     )
 
 
-def _capabilities(r: _Reader, path: str, value: Any) -> frozenset[str]:
+def _capabilities(r: Reader, path: str, value: Any) -> frozenset[str]:
     names = r.names(path, value)
     unknown = [n for n in names if n not in CAPABILITIES]
     if unknown:
@@ -1161,7 +862,7 @@ _DEPLOYMENT_FIELDS = (
 )
 
 
-def _deployment(r: _Reader, raw: Any, path: str, known: set[str]) -> DeploymentConfig:
+def _deployment(r: Reader, raw: Any, path: str, known: set[str]) -> DeploymentConfig:
     s = r.section(raw, path, _DEPLOYMENT_FIELDS)
     provider = r.get(s, path, "provider", r.nonempty_text)
     if provider and provider not in known:
@@ -1201,14 +902,14 @@ _MODEL_FIELDS = (
 
 
 def _model(
-    r: _Reader, name: str, entry: Any, routing: RoutingConfig, declared: set[str]
+    r: Reader, name: str, entry: Any, routing: RoutingConfig, declared: set[str]
 ) -> ModelConfig | None:
     """One model group with every deployment (enabled or not); None if it cannot be read."""
     path = f"models.{name}"
     s = r.section(entry, path, _MODEL_FIELDS)
     items = s.get("deployments")
     if not isinstance(items, list) or not items:
-        r.fail(f"{path}.deployments", f"expected a non-empty list, got {_show(items)}")
+        r.fail(f"{path}.deployments", f"expected a non-empty list, got {show(items)}")
         return None
     policy = r.get(s, path, "unsupported_params", r.choice(("drop", "reject")), "drop")
     return ModelConfig(
@@ -1228,7 +929,7 @@ def _model(
     )
 
 
-def _model_cache(r: _Reader, raw: Any, path: str) -> dict[str, Any]:
+def _model_cache(r: Reader, raw: Any, path: str) -> dict[str, Any]:
     """A group's `cache: {enabled, ttl}` (or `cache: false`)."""
     if isinstance(raw, bool):
         return {"cache": raw}
@@ -1240,7 +941,7 @@ def _model_cache(r: _Reader, raw: Any, path: str) -> dict[str, Any]:
     }
 
 
-def _check_ttls(r: _Reader, cache: CacheConfig, models: Sequence[ModelConfig]) -> None:
+def _check_ttls(r: Reader, cache: CacheConfig, models: Sequence[ModelConfig]) -> None:
     """No configured TTL outlives `cache.max_ttl`, the ceiling of what requests may ask."""
     ceiling = f"longer than cache.max_ttl ({cache.max_ttl:g}s)"
     if cache.ttl > cache.max_ttl:
@@ -1250,7 +951,7 @@ def _check_ttls(r: _Reader, cache: CacheConfig, models: Sequence[ModelConfig]) -
             r.fail(f"models.{model.name}.cache.ttl", ceiling)
 
 
-def _check_names(r: _Reader, models: list[ModelConfig]) -> None:
+def _check_names(r: Reader, models: list[ModelConfig]) -> None:
     """Aliases clash with nothing; fallbacks name configured groups; a deployment name means
     one deployment (they share a breaker and limits, so their settings must agree)."""
     owner: dict[str, str] = {}
@@ -1298,12 +999,12 @@ def _live(models: list[ModelConfig], enabled: set[str]) -> tuple[ModelConfig, ..
 
 
 def _models(
-    r: _Reader, raw: Any, routing: RoutingConfig, declared: set[str], enabled: set[str]
+    r: Reader, raw: Any, routing: RoutingConfig, declared: set[str], enabled: set[str]
 ) -> tuple[ModelConfig, ...]:
     if raw is None:
         return ()
     if not isinstance(raw, dict):
-        r.fail("models", f"expected a mapping of model name to settings, got {_show(raw)}")
+        r.fail("models", f"expected a mapping of model name to settings, got {show(raw)}")
         return ()
     models = [
         model
@@ -1314,11 +1015,11 @@ def _models(
     return _live(models, enabled)
 
 
-def _providers(r: _Reader, raw: Any) -> tuple[dict[str, ProviderConfig], set[str]]:
+def _providers(r: Reader, raw: Any) -> tuple[dict[str, ProviderConfig], set[str]]:
     if raw is None:
         return {}, set()
     if not isinstance(raw, dict):
-        r.fail("providers", f"expected a mapping of provider name to settings, got {_show(raw)}")
+        r.fail("providers", f"expected a mapping of provider name to settings, got {show(raw)}")
         return {}, set()
     enabled = {}
     for name, entry in raw.items():
@@ -1329,14 +1030,14 @@ def _providers(r: _Reader, raw: Any) -> tuple[dict[str, ProviderConfig], set[str
 
 
 def _env_overrides(
-    r: _Reader, server: ServerConfig, log: LoggingConfig, env: Mapping[str, str]
+    r: Reader, server: ServerConfig, log: LoggingConfig, env: Mapping[str, str]
 ) -> tuple[ServerConfig, LoggingConfig]:
     """The few settings operators change per pod without editing the ConfigMap."""
     if env.get("EDGEPROXY_HOST"):
         server = replace(server, host=env["EDGEPROXY_HOST"])
     port = env.get("EDGEPROXY_PORT", "")
     if port and not port.startswith("tcp://"):  # tcp://... is a Service link, not ours
-        server = replace(server, port=r.port("EDGEPROXY_PORT", _FromEnv(port)))
+        server = replace(server, port=r.port("EDGEPROXY_PORT", FromEnv(port)))
     if env.get("EDGEPROXY_LOG_LEVEL"):
         level = r.choice(LOG_LEVELS)("EDGEPROXY_LOG_LEVEL", env["EDGEPROXY_LOG_LEVEL"])
         log = replace(log, level=level)
@@ -1345,7 +1046,7 @@ def _env_overrides(
 
 def parse(raw: Any, env: Mapping[str, str]) -> Config:
     """Validate an already-parsed YAML document; raises ConfigError listing every problem."""
-    r = _Reader(env)
+    r = Reader(env)
     top = r.section(
         raw, "", ("server", "admin", "logging", "routing", "cache", "providers", "models")
     )

@@ -8,14 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from edgeproxy.config import (
-    ConfigError,
-    Secret,
-    Timeouts,
-    default_config_text,
-    load,
-    parse,
-)
+from edgeproxy.config import Timeouts, default_config_text, load, parse
+from edgeproxy.config_reader import ConfigError, Secret
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from edgeproxy.config import Config, ConfigError, parse
+from edgeproxy.config import Config, parse
+from edgeproxy.config_reader import ConfigError
 
 try:
     import helm_python as helm

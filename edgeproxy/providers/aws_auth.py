@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
-from edgeproxy.config import Secret
+from edgeproxy.config_reader import Secret
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 # Headers a hop may add, drop or rewrite, so they must stay out of the signature.

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import pytest
 from multidict import CIMultiDict
 
-from edgeproxy.config import Secret
+from edgeproxy.config_reader import Secret
 from edgeproxy.providers.aws_auth import (
     AwsCredentials,
     BotocoreCredentials,

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from edgeproxy.config import ConfigError, parse
+from edgeproxy.config import parse
+from edgeproxy.config_reader import ConfigError
 from edgeproxy.operations import Operation
 from edgeproxy.providers.azure import AzureProvider
 from edgeproxy.providers.base import OutboundRequest

@@ -7,7 +7,8 @@ import gzip
 import pytest
 from multidict import CIMultiDict
 
-from edgeproxy.config import ConfigError, parse
+from edgeproxy.config import parse
+from edgeproxy.config_reader import ConfigError
 from edgeproxy.errors import ProxyError
 from edgeproxy.providers.base import forwarded_headers
 from edgeproxy.providers.http import decoded_answer
