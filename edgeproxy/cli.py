@@ -1,4 +1,4 @@
-"""Command line: `edgeproxy [serve]`, `edgeproxy check-config PATH`, `print-default-config`."""
+"""Command line: `edgeproxy [serve]`, `check-config PATH`, `print-default-config`, `hash-key`."""
 
 from __future__ import annotations
 
@@ -22,7 +22,31 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("path")
     commands.add_parser("print-default-config", help="print the embedded defaults")
+    hash_key = commands.add_parser(
+        "hash-key",
+        help="print the sha256 of a virtual key read from standard input, for auth.keys[].hash",
+    )
+    hash_key.add_argument(
+        "--new", action="store_true", help="make a new random key; print it, then its hash"
+    )
     return parser
+
+
+def _hash_key(new: bool) -> int:
+    """The key comes from standard input, never the command line, which `ps` and shell
+    histories show."""
+    from edgeproxy.security.auth import hash_key, new_key
+
+    if new:
+        key = new_key()
+        print(key)
+    else:
+        key = sys.stdin.readline().strip()
+        if not key:
+            print("edgeproxy hash-key: give the key on standard input", file=sys.stderr)
+            return 2
+    print(f"sha256:{hash_key(key)}")
+    return 0
 
 
 def _report(err: ConfigError) -> int:
@@ -56,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(err)
         print(f"{args.path}: ok ({len(config.providers)} providers, {len(config.models)} models)")
         return 0
+    if args.command == "hash-key":
+        return _hash_key(args.new)
     if args.command == "print-default-config":
         sys.stdout.write(default_config_text())
         return 0

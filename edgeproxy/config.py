@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from edgeproxy.config_reader import HEADER_NAME, ConfigError, FromEnv, Reader, Secret, show
+from edgeproxy.security.settings import SECTIONS, SecurityConfig, parse_security
 from edgeproxy.wire.egress import Proxy, proxy_for
 
 PROVIDER_KINDS = ("openai", "azure", "anthropic", "gemini", "bedrock", "mock")
@@ -332,15 +333,15 @@ class Config:
     providers: Mapping[str, ProviderConfig]
     models: tuple[ModelConfig, ...]
     disabled_providers: tuple[str, ...] = ()
+    security: SecurityConfig = field(default_factory=SecurityConfig)
 
     def secrets(self) -> list[str]:
         """Every credential this configuration holds, for the log formatter to mask: each
         `Secret`, the password of a Redis URL, and provider headers that carry credentials."""
         found: list[str] = []
         _collect_secrets(self, found)
-        url = self.cache.redis.url
-        if url and (password := urlsplit(url).password):
-            found.append(password)
+        urls = (self.cache.redis.url, self.security.redis.url)
+        found += (p for url in urls if url and (p := urlsplit(url).password))
         for provider in self.providers.values():
             found += (v for k, v in provider.headers.items() if _CREDENTIAL_HEADER.search(k))
             if provider.proxy and (password := urlsplit(provider.proxy).password):
@@ -1048,7 +1049,9 @@ def parse(raw: Any, env: Mapping[str, str]) -> Config:
     """Validate an already-parsed YAML document; raises ConfigError listing every problem."""
     r = Reader(env)
     top = r.section(
-        raw, "", ("server", "admin", "logging", "routing", "cache", "providers", "models")
+        raw,
+        "",
+        ("server", "admin", "logging", "routing", "cache", "providers", "models", *SECTIONS),
     )
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(r.problems)
@@ -1060,6 +1063,7 @@ def parse(raw: Any, env: Mapping[str, str]) -> Config:
     cache = _cache(r, top.get("cache"))
     models = _models(r, top.get("models"), routing, declared, set(providers))
     _check_ttls(r, cache, models)
+    security = parse_security(r, top, frozenset(m.name for m in models))
     server, logging_ = _env_overrides(r, server, logging_, env)
     if r.problems:
         raise ConfigError(r.problems)
@@ -1072,6 +1076,7 @@ def parse(raw: Any, env: Mapping[str, str]) -> Config:
         providers=providers,
         models=models,
         disabled_providers=tuple(sorted(declared - set(providers))),
+        security=security,
     )
 
 

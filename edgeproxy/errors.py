@@ -114,6 +114,47 @@ def model_not_found(model: str) -> ProxyError:
     )
 
 
+def missing_key() -> ProxyError:
+    return ProxyError(
+        401,
+        "missing_api_key",
+        "This proxy needs an API key: send it as `Authorization: Bearer <key>` or `x-api-key`.",
+    )
+
+
+def invalid_key() -> ProxyError:
+    """A key that is unknown or revoked: the two are not told apart, and the key is never
+    echoed (OpenAI's own answer quotes part of it)."""
+    return ProxyError(401, "invalid_api_key", "The API key is not valid for this proxy.")
+
+
+def model_not_allowed(model: str) -> ProxyError:
+    return ProxyError(
+        403,
+        "model_not_allowed",
+        f"This API key may not use the model '{model}'.",
+        param="model",
+    )
+
+
+def too_many_messages(limit: int) -> ProxyError:
+    return ProxyError(
+        400,
+        "too_many_messages",
+        f"The request has more than {limit} messages, more than this key's policy allows.",
+        param="messages",
+    )
+
+
+def prompt_too_long(limit: int) -> ProxyError:
+    return ProxyError(
+        413,
+        "prompt_too_long",
+        f"The prompt has more than {limit} characters, more than this key's policy allows.",
+        param="messages",
+    )
+
+
 def unsupported_route(model: str, provider: str, endpoint: str) -> ProxyError:
     return ProxyError(
         400,

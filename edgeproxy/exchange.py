@@ -8,6 +8,9 @@ The `Exchange` carries what the stages learn:
 
     field           set by              read by
     request_id      handlers            providers (sent upstream), relay (response header)
+    caller          authenticate        route (allowed model groups), limits, budgets,
+                                        screen (its policy), lookup_cache (its namespace),
+                                        access log
     operation       handlers            route, dispatch, providers, relay
     headers         handlers            route (strategy header), lookup_cache (Cache-Control,
                                         ttl and tags), dispatch (forwarded to the provider)
@@ -25,6 +28,7 @@ The `Exchange` carries what the stages learn:
     upstream_body   dispatch            dispatch (the body of the provider's OutboundRequest)
     attempts        dispatch            relay (x-edgeproxy-attempts), access log
     lease           dispatch            settle (when the answer has been relayed)
+    charges         limits, budgets     settle (the real usage reconciles what was held)
     cache_status    lookup_cache        relay (x-edgeproxy-cache: hit-l1, hit-l2,
                                         hit-semantic, coalesced, miss, bypass), metrics
     cache_key       lookup_cache        relay (x-edgeproxy-cache-key: what an admin deletes)
@@ -57,9 +61,18 @@ from edgeproxy.providers.base import Upstream
 from edgeproxy.routing.health import Lease
 from edgeproxy.routing.needs import Needs
 from edgeproxy.routing.router import Deployment, ModelGroup
+from edgeproxy.security.settings import KeySettings
 
 Reply = ProxyError | Upstream
 Stage = Callable[["Exchange"], Awaitable[Reply | None]]
+
+
+class Charge(Protocol):
+    """What a stage holds against a caller's limits or budget until the answer is over."""
+
+    def settle(self, usage: Usage | None, status: int) -> None:
+        """The exchange is over: reconcile with the tokens really used, free what was held.
+        Called exactly once; never raises, never waits (I/O goes to the background)."""
 
 
 class Capture(Protocol):
@@ -110,6 +123,8 @@ class Exchange:
     upstream_body: bytes = b""
     attempts: int = 0
     lease: Lease | None = None
+    caller: KeySettings | None = None
+    charges: list[Charge] | None = None
     cache_status: str | None = None
     cache_key: str | None = None
     cache_age: int | None = None
@@ -127,14 +142,21 @@ class Exchange:
 
     @property
     def counts_tokens(self) -> bool:
-        """Whether the serving deployment keeps a tokens-per-minute ceiling (needs usage)."""
-        return self.lease is not None and self.lease.health.counts_tokens
+        """Whether the real usage is needed: a caller's limits or budget are charged, or the
+        serving deployment keeps a tokens-per-minute ceiling."""
+        return self.charges is not None or (
+            self.lease is not None and self.lease.health.counts_tokens
+        )
 
     def settle(self, now: float) -> None:
         """The answer has been relayed (or abandoned): give the deployment its place back, and
         let requests waiting on an answer that never completed take over."""
         if self.capture is not None:
             self.capture.close()
+        if self.charges is not None:
+            charges, self.charges = self.charges, None
+            for charge in charges:
+                charge.settle(self.usage, self.status)
         lease = self.lease
         if lease is not None:
             self.lease = None

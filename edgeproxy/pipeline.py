@@ -3,8 +3,12 @@
 A request passes these stages in order; each either continues (returns None) or answers
 (returns a reply). Only the stages the configuration enables are built, once, at load.
 
+    0. authenticate  (when auth.mode is keys; security/auth.py) the caller's virtual key, from
+                 the configured ones or the Redis key store: 401 when missing or unknown,
+                 before any other work
     1. route     resolve the public model (name, alias or pattern) to its group: 404 for an
-                 unconfigured model; read the per-request strategy header (400 if unknown) and,
+                 unconfigured model, 403 for a group the caller's key may not use; read the
+                 per-request strategy header (400 if unknown) and,
                  only where the group needs them (capability or context filters, cost-aware
                  strategies, token ceilings), what the request needs from a deployment
     2. lookup_cache  (when cache.enabled; cache/lookup.py) a cacheable request the policy
@@ -59,6 +63,9 @@ async def route(exchange: Exchange, table: ModelTable) -> Reply | None:
     group = table.resolve(exchange.model)
     if group is None:
         return errors.model_not_found(exchange.model)
+    caller = exchange.caller
+    if caller is not None and caller.models is not None and group.name not in caller.models:
+        return errors.model_not_allowed(exchange.model)
     exchange.group = group
     asked = exchange.headers.get(STRATEGY_HEADER)
     if asked:
@@ -71,8 +78,20 @@ async def route(exchange: Exchange, table: ModelTable) -> Reply | None:
     return None
 
 
+class Route:
+    """Stage 1 bound to the model table."""
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: ModelTable) -> None:
+        self._table = table
+
+    def __call__(self, exchange: Exchange) -> Awaitable[Reply | None]:
+        return route(exchange, self._table)
+
+
 class Pipeline:
-    """The enabled stages, in order, ending in `dispatch`."""
+    """The enabled stages, in order (route among them), ending in `dispatch`."""
 
     __slots__ = ("clock", "dispatch", "stages", "table")
 
@@ -120,9 +139,6 @@ class Pipeline:
             exchange.settle(self.clock())
 
     async def run(self, exchange: Exchange) -> Reply:
-        reply = await route(exchange, self.table)
-        if reply is not None:
-            return reply
         for stage in self.stages:
             reply = await stage(exchange)
             if reply is not None:
@@ -136,8 +152,12 @@ def build_pipeline(
     rng: Callable[[], float] = random.random,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     cache: LookupCache | None = None,
+    *,
+    before_route: tuple[Stage, ...] = (),
+    after_route: tuple[Stage, ...] = (),
 ) -> Pipeline:
-    """The stages for `table` (the cache's only when it is on); clock, randomness and sleep
-    are injected for tests."""
-    stages: tuple[Stage, ...] = () if cache is None else (cache,)
+    """The stages for `table`: those that need no model group (authenticate), route, those
+    that do (limits, budgets, screening), then the cache's when it is on. Clock, randomness
+    and sleep are injected for tests."""
+    stages = (*before_route, Route(table), *after_route, *(() if cache is None else (cache,)))
     return Pipeline(table, stages, Dispatch(clock, rng, sleep), clock)

@@ -199,6 +199,8 @@ class LookupCache:
         group = exchange.group
         assert group is not None, "route runs before the cache"
         namespace = self._config.namespace
+        if exchange.caller is not None:  # tenants never share answers
+            namespace = f"{namespace}/{exchange.caller.tenant}"
         scope = key_scope(group.name, exchange.headers, self._config.key)
         key = cache_key(exchange.operation, exchange.payload, scope, namespace, self._config.key)
         exchange.cache_key = key

@@ -32,13 +32,15 @@ def proxy_config(
     admin: dict[str, Any] | None = None,
     model_settings: dict[str, dict[str, Any]] | None = None,
     provider_settings: dict[str, dict[str, Any]] | None = None,
+    sections: dict[str, Any] | None = None,
 ) -> Config:
     """Providers pointing at the fake upstream; public names mapped to upstream names.
 
     `catch_all` adds the pass-through patterns `claude-*` and `*`; without them an unknown
     model name is a 404. Retries are off unless `routing` says otherwise, so a scripted
     upstream error reaches the client as it is; the cache is off unless `cache` says
-    otherwise, so every request reaches the fake upstream.
+    otherwise, so every request reaches the fake upstream. `sections`: more top-level
+    sections (auth, limits, guardrails, ...) as they are.
     """
     provider_timeouts = {"connect": "2s", "first_byte": "10s", "idle": "10s", "total": "30s"}
     provider_timeouts.update(timeouts or {})
@@ -103,6 +105,7 @@ def proxy_config(
         raw["models"][name].update(settings)
     for name, settings in (provider_settings or {}).items():
         raw["providers"][name].update(settings)
+    raw.update(sections or {})
     if catch_all:
         raw["models"]["claude-*"] = {"deployments": [{"provider": "anthropic-up"}]}
         raw["models"]["*"] = {"deployments": [{"provider": "openai-up"}]}
