@@ -250,6 +250,30 @@ def unsupported_parameter(field: str, provider: str, why: str = "") -> ProxyErro
     )
 
 
+def guardrail_blocked(rule: str, message: str | None = None) -> ProxyError:
+    """A guardrail refused the request or the answer. `rule` (its id) goes to the log only;
+    `message`, when the guard gave one, is client-safe by contract. The code is Azure
+    OpenAI's for its own content filter, so clients that handle that one handle this."""
+    return ProxyError(
+        400,
+        "content_filter",
+        message or "The request was refused by this proxy's content policy.",
+        detail=f"blocked by guardrail {rule}",
+    )
+
+
+def guard_unavailable(detail: str) -> ProxyError:
+    """A guard that must decide (fail-closed) gave no decision: refused, retryable."""
+    return ProxyError(
+        503,
+        "guard_unavailable",
+        "The content guard could not check this request; retry later.",
+        retry_after=1.0,
+        retryable=True,
+        detail=detail,
+    )
+
+
 # Codes of errors a provider answered with, in neutral terms (set by each dialect's
 # `parse_error`, rendered in the client's dialect): invalid_request, authentication_error,
 # permission_denied, not_found, request_too_large, context_length_exceeded, rate_limited,

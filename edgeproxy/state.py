@@ -23,6 +23,7 @@ from edgeproxy.pipeline import Pipeline, build_pipeline
 from edgeproxy.providers import build_provider
 from edgeproxy.providers.base import Provider
 from edgeproxy.routing.router import ModelTable
+from edgeproxy.security.audit import AuditLog, DecisionCounter
 from edgeproxy.security.auth import Authenticate, Keyring
 
 
@@ -36,6 +37,8 @@ class ProxyState:
     pipeline: Pipeline
     background: Background = field(default_factory=Background)
     cache: LookupCache | None = None
+    decisions: DecisionCounter | None = None
+    audit: AuditLog | None = None
     pools_open: bool = False
     draining: bool = False
 

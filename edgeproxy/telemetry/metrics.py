@@ -53,6 +53,7 @@ class ProxyCollector(Collector):
         yield from self._cache()
         yield from self._routing()
         yield from self._background()
+        yield from self._guardrails()
         yield from L2_LOOKUP_SECONDS.collect()
         yield from SEMANTIC_LOOKUP_SECONDS.collect()
 
@@ -151,6 +152,30 @@ class ProxyCollector(Collector):
         yield CounterMetricFamily(
             "edgeproxy_background_failed", "Background tasks that failed.", value=background.failed
         )
+
+    def _guardrails(self) -> Iterator[Metric]:
+        decisions = self._state.decisions
+        if decisions is not None:
+            family = _counter(
+                "edgeproxy_guardrail_decisions",
+                "Guardrail decisions by rule and by what the proxy did (flag: noted, not enforced; "
+                "error: the guard gave no decision).",
+                ["rule", "action"],
+            )
+            for rule, action, count in decisions.samples():
+                family.add_metric([rule, action], count)
+            yield family
+        audit = self._state.audit
+        if audit is not None:
+            lost = _counter(
+                "edgeproxy_audit_lost",
+                "Audit records not written: the buffer was full (dropped) or the file refused "
+                "the write (failed).",
+                ["reason"],
+            )
+            lost.add_metric(["dropped"], audit.dropped)
+            lost.add_metric(["failed"], audit.failed)
+            yield lost
 
 
 def exposition(state: ProxyState) -> bytes:

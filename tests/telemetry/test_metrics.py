@@ -5,6 +5,7 @@ from __future__ import annotations
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from edgeproxy.security.audit import AuditLog, DecisionCounter
 from tests.conftest import StackFactory
 from tests.support.fake_upstream import Fail
 from tests.support.stack import background_done
@@ -44,3 +45,21 @@ async def test_cache_and_routing_counters_are_scraped(make_stack: StackFactory) 
     assert metrics[("edgeproxy_breaker_state", deployment)] == 0
     assert metrics[("edgeproxy_deployment_in_flight", deployment)] == 0
     assert metrics[("edgeproxy_background_dropped_total", ())] == 0
+
+
+async def test_guardrail_decisions_and_lost_audit_records_are_scraped(
+    make_stack: StackFactory,
+) -> None:
+    stack = await make_stack()
+    state = stack.proxy.state
+    state.decisions = DecisionCounter({"shield"})
+    state.decisions.count("shield", "block")
+    state.decisions.count("unlisted", "flag")
+    state.audit = AuditLog("-", max_pending=0)
+    state.audit.record("req-1", None, "shield", "block")
+    metrics = await scrape(stack.proxy.admin_url)
+    decisions = "edgeproxy_guardrail_decisions_total"
+    assert metrics[(decisions, (("action", "block"), ("rule", "shield")))] == 1
+    assert metrics[(decisions, (("action", "flag"), ("rule", "other")))] == 1
+    assert metrics[(decisions, (("action", "allow"), ("rule", "shield")))] == 0
+    assert metrics[("edgeproxy_audit_lost_total", (("reason", "dropped"),))] == 1
