@@ -22,6 +22,7 @@ from edgeproxy.pipeline import Pipeline, build_pipeline
 from edgeproxy.providers import build_provider
 from edgeproxy.providers.base import Provider
 from edgeproxy.routing.router import ModelTable
+from edgeproxy.security.budgets import Budgets
 
 
 @dataclass(eq=False)
@@ -34,6 +35,7 @@ class ProxyState:
     pipeline: Pipeline
     background: Background = field(default_factory=Background)
     cache: LookupCache | None = None
+    budgets: Budgets | None = None
     pools_open: bool = False
     draining: bool = False
 

@@ -53,6 +53,7 @@ class ProxyCollector(Collector):
         yield from self._cache()
         yield from self._routing()
         yield from self._background()
+        yield from self._budgets()
         yield from L2_LOOKUP_SECONDS.collect()
         yield from SEMANTIC_LOOKUP_SECONDS.collect()
 
@@ -151,6 +152,20 @@ class ProxyCollector(Collector):
         yield CounterMetricFamily(
             "edgeproxy_background_failed", "Background tasks that failed.", value=background.failed
         )
+
+    def _budgets(self) -> Iterator[Metric]:
+        budgets = self._state.budgets
+        if budgets is None:
+            return
+        errors = _counter(
+            "edgeproxy_budget_backend_errors",
+            "Budget store calls that failed (Redis errors and timeouts), by operation; a "
+            "failed check answered by the store's policy, a failed record lost its spend.",
+            ["operation"],
+        )
+        for operation, count in budgets.errors.items():
+            errors.add_metric([operation], count)
+        yield errors
 
 
 def exposition(state: ProxyState) -> bytes:
