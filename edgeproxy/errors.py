@@ -7,6 +7,8 @@ the log and never reaches the client; neither field may ever hold a credential.
 
 from __future__ import annotations
 
+import math
+
 
 class ProxyError(Exception):
     """A failure the proxy answers with, carrying everything the edge needs to render it."""
@@ -209,6 +211,44 @@ def no_deployment_available(model: str, retry_after: float) -> ProxyError:
         retry_after=max(1.0, retry_after),
         retryable=True,
     )
+
+
+def budget_exceeded(scope_label: str, period: str, limit_usd: float, reset_in: float) -> ProxyError:
+    """A key's or team's spend reached its limit for the `period` (day, month) that ends in
+    `reset_in` seconds. Not retryable: retrying before the reset only fails again, so the
+    edge should tell SDKs so (`x-should-retry: false`); OpenAI clients see the type and code
+    of OpenAI's own exhausted quota. `scope_label` names the key or team, never its secret."""
+    return ProxyError(
+        429,
+        "budget_exceeded",
+        f"Budget exceeded for {scope_label}: ${limit_usd:,.2f} per {period}; "
+        f"resets in {_duration(reset_in)}.",
+        retry_after=max(1.0, reset_in),
+    )
+
+
+def budget_unavailable() -> ProxyError:
+    """The budget store does not answer and budgets are enforced closed (fail closed)."""
+    return ProxyError(
+        503,
+        "budget_unavailable",
+        "Spend budgets cannot be checked right now; retry later.",
+        retry_after=1.0,
+        retryable=True,
+    )
+
+
+def _duration(seconds: float) -> str:
+    """A wait as people read it: 2d5h, 3h12m, 12m30s, 45s."""
+    total = max(1, math.ceil(seconds))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes}m"
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
 
 
 def upstream_unreachable(provider: str, detail: str) -> ProxyError:

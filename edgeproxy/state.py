@@ -25,6 +25,7 @@ from edgeproxy.providers.base import Provider
 from edgeproxy.routing.router import ModelTable
 from edgeproxy.security.audit import AuditLog, DecisionCounter
 from edgeproxy.security.auth import Authenticate, Keyring
+from edgeproxy.security.budgets import Budgets
 
 
 @dataclass(eq=False)
@@ -39,6 +40,7 @@ class ProxyState:
     cache: LookupCache | None = None
     decisions: DecisionCounter | None = None
     audit: AuditLog | None = None
+    budgets: Budgets | None = None
     pools_open: bool = False
     draining: bool = False
 

@@ -22,14 +22,16 @@ _ERROR_TYPES = {
     413: "invalid_request_error",
     429: "rate_limit_error",
 }
-# Neutral codes of provider failures that OpenAI words differently: (type, code) as OpenAI's
-# own API sends them, so code written against OpenAI (retry on `rate_limit_exceeded`, alert on
-# `invalid_api_key`) works unchanged behind the proxy. Other codes keep the status's type.
+# Neutral codes that OpenAI words differently: (type, code) as OpenAI's own API sends them, so
+# code written against OpenAI (retry on `rate_limit_exceeded`, alert on `invalid_api_key`,
+# stop on `insufficient_quota`) works unchanged behind the proxy. Other codes keep the
+# status's type. A spent budget is OpenAI's exhausted quota.
 _UPSTREAM_ERRORS = {
     "authentication_error": ("invalid_request_error", "invalid_api_key"),
     "rate_limited": ("requests", "rate_limit_exceeded"),
     "overloaded": ("server_error", "overloaded"),
     "upstream_error": ("server_error", "upstream_error"),
+    "budget_exceeded": ("insufficient_quota", "insufficient_quota"),
 }
 DONE = b"data: [DONE]\n\n"
 

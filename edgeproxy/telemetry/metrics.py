@@ -54,6 +54,7 @@ class ProxyCollector(Collector):
         yield from self._routing()
         yield from self._background()
         yield from self._guardrails()
+        yield from self._budgets()
         yield from L2_LOOKUP_SECONDS.collect()
         yield from SEMANTIC_LOOKUP_SECONDS.collect()
 
@@ -176,6 +177,20 @@ class ProxyCollector(Collector):
             lost.add_metric(["dropped"], audit.dropped)
             lost.add_metric(["failed"], audit.failed)
             yield lost
+
+    def _budgets(self) -> Iterator[Metric]:
+        budgets = self._state.budgets
+        if budgets is None:
+            return
+        errors = _counter(
+            "edgeproxy_budget_backend_errors",
+            "Budget store calls that failed (Redis errors and timeouts), by operation; a "
+            "failed check answered by the store's policy, a failed record lost its spend.",
+            ["operation"],
+        )
+        for operation, count in budgets.errors.items():
+            errors.add_metric([operation], count)
+        yield errors
 
 
 def exposition(state: ProxyState) -> bytes:

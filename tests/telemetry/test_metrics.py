@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
+from edgeproxy.config import parse
 from edgeproxy.security.audit import AuditLog, DecisionCounter
+from edgeproxy.security.budgets import BudgetLimits, RedisBudgets
+from edgeproxy.state import build_state
+from edgeproxy.telemetry.metrics import exposition
 from tests.conftest import StackFactory
 from tests.support.fake_upstream import Fail
+from tests.support.redis_servers import HOST, free_port
 from tests.support.stack import background_done
 
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}
@@ -63,3 +71,22 @@ async def test_guardrail_decisions_and_lost_audit_records_are_scraped(
     assert metrics[(decisions, (("action", "flag"), ("rule", "other")))] == 1
     assert metrics[(decisions, (("action", "allow"), ("rule", "shield")))] == 0
     assert metrics[("edgeproxy_audit_lost_total", (("reason", "dropped"),))] == 1
+
+
+async def test_budget_store_failures_are_counted_by_operation() -> None:
+    state = build_state(parse({}, {}))
+    assert b"edgeproxy_budget_backend_errors" not in exposition(state)  # no budgets, no family
+    nobody = Redis(host=HOST, port=free_port(), protocol=2, retry=Retry(NoBackoff(), 0))
+    try:
+        state.budgets = RedisBudgets(nobody, "edgeproxy-test", timeout=2.0)
+        await state.budgets.check([("key:k1", BudgetLimits(daily_usd=1.0))])
+    finally:
+        await nobody.aclose()
+    samples = {
+        (sample.name, tuple(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(exposition(state).decode())
+        for sample in family.samples
+    }
+    errors = "edgeproxy_budget_backend_errors_total"
+    assert samples[(errors, (("operation", "check"),))] == 1
+    assert samples[(errors, (("operation", "record"),))] == 0
