@@ -62,6 +62,7 @@ async def close_resources(state: ProxyState) -> None:
         await remote.stop_listening()  # so draining waits only for cache writes
     await state.background.drain(state.config.server.shutdown_grace)
     await asyncio.gather(*(p.close() for p in state.providers.values()))
+    await state.guards.close()
     if remote is not None:
         await remote.close()
 

@@ -70,9 +70,10 @@ Stage = Callable[["Exchange"], Awaitable[Reply | None]]
 class Charge(Protocol):
     """What a stage holds against a caller's limits or budget until the answer is over."""
 
-    def settle(self, usage: Usage | None, status: int) -> None:
-        """The exchange is over: reconcile with the tokens really used, free what was held.
-        Called exactly once; never raises, never waits (I/O goes to the background)."""
+    def settle(self, exchange: Exchange) -> None:
+        """The exchange is over: reconcile with its usage (the tokens really used, the
+        deployment that answered), free what was held. Called exactly once; never raises,
+        never waits (I/O goes to the background)."""
 
 
 class Capture(Protocol):
@@ -156,7 +157,7 @@ class Exchange:
         if self.charges is not None:
             charges, self.charges = self.charges, None
             for charge in charges:
-                charge.settle(self.usage, self.status)
+                charge.settle(self)
         lease = self.lease
         if lease is not None:
             self.lease = None

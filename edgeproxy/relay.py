@@ -47,6 +47,8 @@ _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 # A translated answer's own framing: the provider's type and coding do not describe it.
 _RENDERED_ANEW = frozenset({"content-type", "content-encoding"})
 Headers = MutableMapping[str, str]
+# Statuses the official SDKs retry unless told not to (`x-should-retry: false`).
+_SDK_RETRIES = frozenset({408, 409, 429})
 
 
 class ClientResponse(Protocol):
@@ -131,6 +133,8 @@ def error_answer(err: ProxyError, codec: Codec, request_id: str) -> tuple[int, H
     headers = {"content-type": JSON_TYPE, "x-request-id": request_id}
     if err.retry_after is not None:
         headers["retry-after"] = str(math.ceil(err.retry_after))
+    if not err.retryable and (err.status in _SDK_RETRIES or err.status >= 500):
+        headers["x-should-retry"] = "false"  # both SDKs would retry it: an exhausted budget
     return codec.status_for(err), headers, codec.render_error(err)
 
 

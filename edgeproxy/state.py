@@ -18,14 +18,13 @@ from edgeproxy.cache.lookup import LookupCache
 from edgeproxy.cache.memory import MemoryCache
 from edgeproxy.cache.tiered import TieredCache
 from edgeproxy.config import CacheConfig, Config
-from edgeproxy.exchange import Stage
 from edgeproxy.pipeline import Pipeline, build_pipeline
 from edgeproxy.providers import build_provider
 from edgeproxy.providers.base import Provider
 from edgeproxy.routing.router import ModelTable
 from edgeproxy.security.audit import AuditLog, DecisionCounter
-from edgeproxy.security.auth import Authenticate, Keyring
 from edgeproxy.security.budgets import Budgets
+from edgeproxy.security.build import Guards, build_guards
 
 
 @dataclass(eq=False)
@@ -41,6 +40,7 @@ class ProxyState:
     decisions: DecisionCounter | None = None
     audit: AuditLog | None = None
     budgets: Budgets | None = None
+    guards: Guards = field(default_factory=Guards)
     pools_open: bool = False
     draining: bool = False
 
@@ -91,14 +91,6 @@ def build_cache(
     return LookupCache(tiered, config, background, similar)
 
 
-def guard_stages(config: Config) -> tuple[Stage, ...]:
-    """The stages that run before routing: authentication when keys are required."""
-    auth = config.security.auth
-    if auth.mode == "none":
-        return ()
-    return (Authenticate(Keyring(auth.keys)),)
-
-
 def build_state(config: Config, clocks: Clocks | None = None) -> ProxyState:
     """Providers, model table and pipeline for `config` (`clocks`: injected for tests)."""
     clocks = clocks or Clocks()
@@ -107,9 +99,25 @@ def build_state(config: Config, clocks: Clocks | None = None) -> ProxyState:
     background = Background()
     semantic = any(m.cache_semantic for m in config.models)
     cache = build_cache(config.cache, background, clocks.clock, semantic)
+    guards = build_guards(config, background)
     pipeline = build_pipeline(
-        table, clocks.clock, clocks.rng, clocks.sleep, cache, before_route=guard_stages(config)
+        table,
+        clocks.clock,
+        clocks.rng,
+        clocks.sleep,
+        cache,
+        before_route=guards.before_route,
+        after_route=guards.after_route,
     )
     if cache is not None and cache.semantic is not None:
         cache.semantic.connect(pipeline.embed)  # an embeddings group embeds through routing
-    return ProxyState(config, providers, table, pipeline, background, cache)
+    return ProxyState(
+        config,
+        providers,
+        table,
+        pipeline,
+        background,
+        cache,
+        budgets=guards.budgets,
+        guards=guards,
+    )

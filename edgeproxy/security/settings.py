@@ -28,7 +28,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from edgeproxy.config_reader import Reader, Secret, show
+from edgeproxy.config_reader import ConfigError, Reader, Secret, show
+from edgeproxy.pricing import PricingTable, load_pricing
 
 AUTH_MODES = ("none", "keys")
 BACKEND_POLICIES = ("local", "open", "closed")
@@ -115,11 +116,10 @@ class BudgetsConfig:
 
 @dataclass(frozen=True, slots=True)
 class PricingConfig:
-    """Prices over the embedded table: an operator's file, then inline entries (validated
-    by edgeproxy.pricing when the table is built)."""
+    """The price table: the embedded one, then an operator's file, then inline entries."""
 
+    table: PricingTable = field(default_factory=load_pricing)
     file: str | None = None
-    models: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,12 +381,19 @@ def _budgets(r: Reader, raw: Any) -> BudgetsConfig:
 
 
 def _pricing(r: Reader, raw: Any) -> PricingConfig:
-    s = r.section(raw, "pricing", ("file", "models"))
-    models = s.get("models") or {}
-    if not isinstance(models, dict):
-        r.fail("pricing.models", f"expected a mapping of model id to prices, got {show(models)}")
-        models = {}
-    return PricingConfig(file=r.get(s, "pricing", "file", r.readable_file, None), models=models)
+    """Loaded and checked now, so a bad price stops the load with its field named."""
+    s = r.section(raw, "pricing", ("file", "overrides"))
+    file = r.get(s, "pricing", "file", r.readable_file, None)
+    overrides = s.get("overrides")
+    if overrides is not None and not isinstance(overrides, dict):
+        r.fail("pricing.overrides", f"expected a mapping of sections, got {show(overrides)}")
+        overrides = None
+    try:
+        table = load_pricing(overrides, file)
+    except ConfigError as err:
+        r.problems += err.problems
+        return PricingConfig(file=file)
+    return PricingConfig(table=table, file=file)
 
 
 def _shared_state(r: Reader, raw: Any) -> SharedState:
