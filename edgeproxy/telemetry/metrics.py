@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from edgeproxy.routing.breaker import BreakerState
+from edgeproxy.telemetry.counters import RATELIMIT_BACKEND_ERRORS
 from edgeproxy.telemetry.latency import L2_LOOKUP_SECONDS, SEMANTIC_LOOKUP_SECONDS
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class ProxyCollector(Collector):
         yield from self._budgets()
         yield from L2_LOOKUP_SECONDS.collect()
         yield from SEMANTIC_LOOKUP_SECONDS.collect()
+        yield from RATELIMIT_BACKEND_ERRORS.collect()
 
     def _cache(self) -> Iterator[Metric]:
         stage = self._state.cache
