@@ -51,6 +51,7 @@ async def open_resources(state: ProxyState) -> None:
     if state.cache is not None and remote is not None:
         await remote.open()
         remote.subscribe(state.cache.cache.invalidate, state.background)
+    await state.guards.open(state.background)
     state.pools_open = True
 
 

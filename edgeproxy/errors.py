@@ -8,12 +8,22 @@ the log and never reaches the client; neither field may ever hold a credential.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 
 class ProxyError(Exception):
     """A failure the proxy answers with, carrying everything the edge needs to render it."""
 
-    __slots__ = ("code", "detail", "message", "param", "retry_after", "retryable", "status")
+    __slots__ = (
+        "code",
+        "detail",
+        "headers_for",
+        "message",
+        "param",
+        "retry_after",
+        "retryable",
+        "status",
+    )
 
     def __init__(
         self,
@@ -25,6 +35,7 @@ class ProxyError(Exception):
         retry_after: float | None = None,
         retryable: bool = False,
         detail: str = "",
+        headers_for: Callable[[str], list[tuple[str, str]]] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -34,6 +45,8 @@ class ProxyError(Exception):
         self.retry_after = retry_after
         self.retryable = retryable
         self.detail = detail
+        # Headers that depend on the client's dialect (rate limits), given its name.
+        self.headers_for = headers_for
 
     def __repr__(self) -> str:
         return f"ProxyError({self.status}, {self.code!r}, {self.message!r})"
@@ -209,6 +222,52 @@ def no_deployment_available(model: str, retry_after: float) -> ProxyError:
         f"No deployment of model '{model}' is available right now (circuit open, cooling down "
         "after a rate limit, or at its configured capacity); retry later.",
         retry_after=max(1.0, retry_after),
+        retryable=True,
+    )
+
+
+def caller_rate_limited(
+    scope: str,
+    limit: str,
+    retry_after: float,
+    headers_for: Callable[[str], list[tuple[str, str]]],
+) -> ProxyError:
+    """A caller's own limit (its key's, its team's, or the model group's) refused the request;
+    `headers_for` renders the dialect's rate-limit headers. OpenAI's code, retryable."""
+    per = {"rpm": "requests per minute", "tpm": "tokens per minute"}.get(limit, "")
+    what = f"{limit.upper()} ({per})" if per else "requests in flight"
+    return ProxyError(
+        429,
+        "rate_limit_exceeded",
+        f"Rate limit reached for {scope.replace(':', ' ', 1)} on {what}; retry after the time "
+        "in the retry-after header.",
+        retry_after=max(0.001, retry_after),
+        retryable=True,
+        headers_for=headers_for,
+    )
+
+
+def request_too_large_for_limit(
+    scope: str, headers_for: Callable[[str], list[tuple[str, str]]]
+) -> ProxyError:
+    """The request alone needs more tokens than the caller's whole tokens-per-minute limit:
+    it can never pass, so it is not retryable."""
+    return ProxyError(
+        429,
+        "rate_limit_exceeded",
+        f"Request too large for {scope.replace(':', ' ', 1)}: it needs more tokens than its "
+        "tokens-per-minute limit allows; send a shorter prompt or a smaller max_tokens.",
+        headers_for=headers_for,
+    )
+
+
+def limiter_unavailable() -> ProxyError:
+    """The shared limiter does not answer and limits are enforced closed."""
+    return ProxyError(
+        503,
+        "limiter_unavailable",
+        "Rate limits cannot be checked right now; retry later.",
+        retry_after=1.0,
         retryable=True,
     )
 

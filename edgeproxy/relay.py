@@ -135,6 +135,8 @@ def error_answer(err: ProxyError, codec: Codec, request_id: str) -> tuple[int, H
         headers["retry-after"] = str(math.ceil(err.retry_after))
     if not err.retryable and (err.status in _SDK_RETRIES or err.status >= 500):
         headers["x-should-retry"] = "false"  # both SDKs would retry it: an exhausted budget
+    if err.headers_for is not None:
+        headers.update(err.headers_for(codec.NAME))
     return codec.status_for(err), headers, codec.render_error(err)
 
 

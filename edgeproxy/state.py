@@ -99,7 +99,7 @@ def build_state(config: Config, clocks: Clocks | None = None) -> ProxyState:
     background = Background()
     semantic = any(m.cache_semantic for m in config.models)
     cache = build_cache(config.cache, background, clocks.clock, semantic)
-    guards = build_guards(config, background)
+    guards = build_guards(config, background, clock=clocks.clock)
     pipeline = build_pipeline(
         table,
         clocks.clock,

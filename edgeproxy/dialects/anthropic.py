@@ -124,6 +124,7 @@ def usage_of_body(body: bytes) -> Usage | None:
 
 
 # What an event must contain for StreamUsage to learn anything from it (see openai.py).
+NAME = "anthropic"  # the dialect, as headers and logs name it
 USAGE_MARKERS = (b"message_start", b"message_delta", b"event: error", b"event:error")
 
 

@@ -26,6 +26,10 @@ class Codec(Protocol):
         ...
 
     @property
+    def NAME(self) -> str:
+        """The dialect: "openai" or "anthropic"."""
+
+    @property
     def USAGE_MARKERS(self) -> tuple[bytes, ...]:
         """Bytes an event contains when StreamUsage can learn from it; others are not decoded."""
 

@@ -101,6 +101,7 @@ def usage_of_body(body: bytes) -> Usage | None:
 
 # What an event must contain for StreamUsage to learn anything from it: a usage object (not
 # null), or an error. A relay decodes only the events it finds these in.
+NAME = "openai"  # the dialect, as headers and logs name it
 USAGE_MARKERS = (b'"usage":{', b'"usage": {', b'"error"')
 
 

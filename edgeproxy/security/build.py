@@ -8,20 +8,27 @@ redis-py is imported only then.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from edgeproxy.background import Background
 from edgeproxy.config import Config
 from edgeproxy.exchange import Stage
 from edgeproxy.security.auth import Authenticate, Keyring
 from edgeproxy.security.budgets import Budgets, LocalBudgets
+from edgeproxy.security.limits import AdmitLimits
+from edgeproxy.security.ratelimit import Limiter, LocalLimiter
 from edgeproxy.security.spend import CheckBudget
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis, RedisCluster
+
+log = logging.getLogger("edgeproxy.security")
+SHARED_CONNECTIONS = 32
 
 
 @dataclass(eq=False)
@@ -31,34 +38,67 @@ class Guards:
     before_route: tuple[Stage, ...] = ()
     after_route: tuple[Stage, ...] = ()
     budgets: Budgets | None = None
+    limiter: Limiter | None = None
+    keep_leases: Callable[[], Coroutine[Any, Any, None]] | None = None
     redis: Redis | RedisCluster | None = None
+    _services: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def open(self, background: Background) -> None:
+        """Before the first request: a first connection to the shared Redis (so the first
+        burst of requests does not pay for it), and the limiter's leases kept."""
+        if self.redis is not None:
+            from redis.exceptions import RedisError
+
+            try:
+                await self.redis.ping()
+            except (OSError, RedisError) as exc:
+                log.warning("the shared Redis does not answer yet: %s", type(exc).__name__)
+        if self.keep_leases is not None:
+            self._services.append(background.service("rate limit leases", self.keep_leases()))
 
     async def close(self) -> None:
-        """After in-flight requests and background work: the shared Redis client."""
+        """After in-flight requests and background work: services, the shared Redis client."""
+        for task in self._services:
+            task.cancel()
+        await asyncio.gather(*self._services, return_exceptions=True)
+        self._services.clear()
         if self.redis is not None:
             await self.redis.aclose()
 
 
-def _shared_redis(config: Config) -> Redis | RedisCluster | None:
+def _shared_redis(config: Config) -> Redis | None:
+    """One client for keys, limits and spend: a bounded pool that queues a burst of requests
+    on its connections instead of opening one per request."""
     settings = config.security.redis
     if settings.url is None:
         return None
-    from redis.asyncio import Redis
+    from redis.asyncio import BlockingConnectionPool, Redis
 
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         settings.url,
-        socket_timeout=max(settings.timeout, 0.05) * 4,
-        socket_connect_timeout=max(settings.timeout, 0.05) * 4,
+        max_connections=SHARED_CONNECTIONS,
+        timeout=settings.timeout,
+        socket_timeout=settings.timeout * 4,
+        socket_connect_timeout=settings.timeout * 4,
     )
+    return Redis.from_pool(pool)  # closing the client closes the pool
 
 
 def build_guards(
-    config: Config, background: Background, wall_clock: Callable[[], float] = time.time
+    config: Config,
+    background: Background,
+    wall_clock: Callable[[], float] = time.time,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Guards:
     """What `config` enables of tenancy and guardrails."""
     security = config.security
     auth = security.auth
     guards = Guards(redis=_shared_redis(config))
+    guards.limiter, guards.keep_leases = _limiter(config, guards.redis, clock)
+    if guards.limiter is not None:
+        teams = {name: team.limits for name, team in auth.teams.items()}
+        limits = AdmitLimits(guards.limiter, security.limits.groups, teams, background)
+        guards.after_route += (limits,)
     if auth.mode == "none":
         return guards
     guards.before_route = (Authenticate(Keyring(auth.keys)),)
@@ -70,6 +110,36 @@ def build_guards(
         stage = CheckBudget(guards.budgets, security.pricing.table, auth.teams, background)
         guards.after_route += (stage,)
     return guards
+
+
+def _limiter(
+    config: Config, redis: Redis | RedisCluster | None, clock: Callable[[], float]
+) -> tuple[Limiter | None, Callable[[], Coroutine[Any, Any, None]] | None]:
+    """A limiter when some limit is configured: on the shared Redis when there is one."""
+    security = config.security
+    auth = security.auth
+    limited = (
+        any(security.limits.groups.values())
+        or any(key.limits for key in auth.keys)
+        or any(team.limits for team in auth.teams.values())
+        or auth.redis_keys
+    )
+    if not limited:
+        return None, None
+    if redis is None:
+        return LocalLimiter(clock), None
+    from edgeproxy.security.ratelimit_redis import RedisLimiter
+
+    shared = config.security.redis
+    limiter = RedisLimiter(
+        redis,
+        shared.prefix,
+        clock=clock,
+        timeout=shared.timeout,
+        on_error=security.limits.on_redis_error,
+        local_share=security.limits.local_share,
+    )
+    return limiter, limiter.keep_leases
 
 
 def _budgets(

@@ -32,10 +32,10 @@ from __future__ import annotations
 import importlib
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 LimitKind = Literal["rpm", "tpm", "parallel"]
 Reason = Literal["ok", "rate_limited", "too_large", "unchecked", "backend_down"]
@@ -93,6 +93,10 @@ class Grant(Protocol):
     async def release(self) -> None:
         """Free the parallel slot; idempotent."""
 
+    def settle(self, actual_tokens: int | None) -> Coroutine[Any, Any, None] | None:
+        """Reconcile (when `actual_tokens` is given) and release: done at once for a grant
+        held in process (None, so nothing can lose it), else the work to await."""
+
 
 class _NoGrant:
     """The grant of a refused or unchecked request: it holds nothing."""
@@ -103,6 +107,9 @@ class _NoGrant:
         return None
 
     async def release(self) -> None:
+        return None
+
+    def settle(self, actual_tokens: int | None) -> None:
         return None
 
 
@@ -309,12 +316,23 @@ class _LocalGrant:
         self._released = False
 
     async def reconcile(self, actual_tokens: int) -> None:
+        self._reconcile(actual_tokens)
+
+    async def release(self) -> None:
+        self._release()
+
+    def settle(self, actual_tokens: int | None) -> None:
+        if actual_tokens is not None:
+            self._reconcile(actual_tokens)
+        self._release()
+
+    def _reconcile(self, actual_tokens: int) -> None:
         delta = actual_tokens - self._charged
         if delta:
             self._limiter._charge(self._checks, delta)
             self._charged = actual_tokens
 
-    async def release(self) -> None:
+    def _release(self) -> None:
         if not self._released:
             self._released = True
             self._limiter._release(self._checks)

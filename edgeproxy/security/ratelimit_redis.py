@@ -43,7 +43,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -373,6 +373,16 @@ class _RedisGrant:
             return
         if await self._limiter._settle(self._checks, self._keys, delta, ""):
             self._charged = actual_tokens
+
+    def settle(self, actual_tokens: int | None) -> Coroutine[Any, Any, None]:
+        return self._settled(actual_tokens)
+
+    async def _settled(self, actual_tokens: int | None) -> None:
+        try:
+            if actual_tokens is not None:
+                await self.reconcile(actual_tokens)
+        finally:
+            await self.release()
 
     async def release(self) -> None:
         if self._released:

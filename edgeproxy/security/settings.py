@@ -128,7 +128,7 @@ class SharedState:
 
     url: str | None = None
     prefix: str = "edgeproxy"
-    timeout: float = 0.05
+    timeout: float = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,7 +405,7 @@ def _shared_state(r: Reader, raw: Any) -> SharedState:
     return SharedState(
         url=url,
         prefix=r.get(s, path, "prefix", _named(r), "edgeproxy"),
-        timeout=r.get(s, path, "timeout", r.positive_duration, 0.05),
+        timeout=r.get(s, path, "timeout", r.positive_duration, 0.2),
     )
 
 
