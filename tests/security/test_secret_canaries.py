@@ -1,13 +1,15 @@
 """No configured secret leaves the process, and neither does the client's own key.
 
 Every secret-bearing field of the config holds a canary: each provider kind's key, Azure's
-Entra token, AWS's secret key and session token, the admin token, a Redis URL's password,
-credential headers of a self-hosted provider, an egress proxy's password. Logging is at debug
+Entra token, AWS's secret key and session token, the admin token, the Redis URLs' passwords,
+credential headers of a self-hosted provider, an egress proxy's password, the Shield's token;
+the client's key is configured by its hash (auth mode keys). Logging is at debug
 level with the access log on, through the production log setup (telemetry.logging), in both
 formats. Then the proxy is driven through what makes software talk: successful requests,
 upstream errors that quote back every header they were sent (the provider's key among them)
 in their body and headers, streams that fail with the provider's own error event quoting them,
-timeouts, a refused connection, invalid JSON, admin endpoints with a wrong token, `/metrics`.
+timeouts, a refused connection, invalid JSON, an unknown client key, admin endpoints with a
+wrong token, `/metrics`.
 No canary may appear in any log line, any answer to a client (status line, headers, body) or
 the metrics exposition; the client's key appears in no log line and never goes upstream
 (LiteLLM #24902 and its 2026-03-18 incident: keys in logs).
@@ -29,6 +31,7 @@ import pytest
 from edgeproxy.app import ProxyServer
 from edgeproxy.config import Config, parse
 from edgeproxy.redact import MASK
+from edgeproxy.security.auth import hash_key
 from edgeproxy.telemetry.logging import configure
 from tests.conftest import _settled
 from tests.security.support import Echo, SecurityUpstream
@@ -51,8 +54,13 @@ CANARIES = {
     "x-api-key header": "canary-vllm-x-api-key-4a2c",
     "authorization header": "canary-vllm-bearer-9b3d",
     "egress proxy password": "canary-proxy-pass-1e6f0a",
+    "shield token": "canary-shield-token-8f2a6b",
+    "shared redis url password": "canary-shared-redis-3c9d1e",
 }
+# The client's own key (configured by its hash only), and a key the proxy does not know.
 CLIENT_KEY = "sk-client-canary-own-key-5d8e2f"
+UNKNOWN_KEY = "sk-client-canary-unknown-7a4c0e"
+SHIELD_URL = "http://127.0.0.1:1/check"  # configured only: no stage calls the Shield yet
 PROXY_USER = "edgeproxy"
 AWS = AwsKeys(
     "AKIDCANARYACCESSKEY",
@@ -147,6 +155,14 @@ def config(upstream: str, egress: ConnectProxy) -> dict[str, Any]:
         },
         "cache": {
             "redis": {"url": f"redis://:{secret['redis url password']}@127.0.0.1:{free_port()}/0"}
+        },
+        "redis": {"url": f"redis://:{secret['shared redis url password']}@127.0.0.1:1/0"},
+        "auth": {"mode": "keys", "keys": [{"id": "client", "hash": hash_key(CLIENT_KEY)}]},
+        "guardrails": {
+            "policies": {
+                "guarded": {"shield": {"url": SHIELD_URL, "token": secret["shield token"]}}
+            },
+            "default_policy": "guarded",
         },
         "providers": providers,
         "models": {
@@ -256,7 +272,7 @@ async def test_no_secret_reaches_a_log_line_a_client_or_the_metrics(
     assert '"level":"debug"' in lines or "\ndebug " in lines, "debug lines were written"
     assert leaked(lines) == [], "secrets in the log"
     assert leaked(answered) == [], "secrets in answers to clients"
-    assert CLIENT_KEY not in lines, "the client's key in the log"
+    assert CLIENT_KEY not in lines and UNKNOWN_KEY not in lines, "a client's key in the log"
     sent_upstream = repr([r.headers for r in fake.requests]) + repr(egress.asked)
     assert CLIENT_KEY not in sent_upstream, "the client's key went upstream"
 
@@ -283,6 +299,14 @@ async def drive(client: Client, fake: SecurityUpstream) -> dict[str, list[int]]:
     steps["connection refused"] = [await client.post("dead")]
     steps["invalid JSON"] = [await client.send("POST", client.proxy.url + CHAT, data=b'{"m": 1,')]
     steps["unknown model"] = [await client.post("no-such-model")]
+    steps["unknown client key"] = [
+        await client.send(
+            "POST",
+            client.proxy.url + CHAT,
+            json={"model": "gpt", "messages": MESSAGES},
+            headers={"authorization": f"Bearer {UNKNOWN_KEY}", "x-api-key": UNKNOWN_KEY},
+        )
+    ]
     steps["admin, no or a wrong token"] = [
         await client.admin("GET", "/admin/routing", None),
         await client.admin("GET", "/admin/routing", "wrong-token"),
@@ -304,11 +328,12 @@ def assert_drove_everything(steps: dict[str, list[int]]) -> None:
     assert set(steps["success"]) == set(steps["success, streamed"]) == {200}
     assert all(status >= 400 for status in steps["echo 401"] + steps["echo 500"]), steps
     assert 200 in steps["echo stream"], "streams failed after they started"
-    assert {status: count for status, count in steps.items() if len(count) == 1} == {
+    assert {step: statuses for step, statuses in steps.items() if len(statuses) == 1} == {
         "first-byte timeout": [504],
         "connection refused": [502],
         "invalid JSON": [400],
         "unknown model": [404],
+        "unknown client key": [401],
         "purge, Redis down": [503],
         "metrics": [200],
     }
