@@ -1,64 +1,90 @@
 """The admin listener: liveness and readiness probes, what routing knows right now, and the
-cache's counters and purges."""
+cache's counters and purges.
+
+Who may do what is decided in one place, a middleware in front of every route (so a route
+added later is covered without a line of its own):
+- the probes (`/healthz`, `/readyz`) and `/metrics` answer anyone: kubelet and Prometheus
+  reach the pod IP without credentials, and none of them carries content (metrics are counters
+  labelled with configured names);
+- with `admin.token` set, everything else needs it as a bearer token, compared in constant time;
+- without one, an action that changes state (any method but GET, HEAD and OPTIONS) is refused
+  (403), and reads stay open.
+Every answer the listener sends is masked by the proxy's one scrubber (edgeproxy.redact).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler as AiohttpHandler
+from aiohttp.typedefs import Middleware
 
 from edgeproxy.cache.tiered import RedisUnavailable, TieredCache
 from edgeproxy.config_reader import Secret
+from edgeproxy.redact import Redactor
 from edgeproxy.telemetry.metrics import CONTENT_TYPE
 
 Handler = Callable[[web.Request], Any]
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_NEEDS_TOKEN = {
+    "error": "admin actions that change state need admin.token to be set (a purge changes "
+    "what every sidecar serves)"
+}
+_TOKEN_REQUIRED = {"error": "admin token required (Authorization: Bearer ...)"}
 
 
 def _json(payload: Any, status: int = 200) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(payload), content_type="application/json")
 
 
-def _authorized(request: web.Request, token: Secret | None) -> bool:
-    """With `admin.token` set, admin endpoints other than the probes need it as a bearer token."""
-    if token is None:
-        return True
+def _digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode()).digest()
+
+
+def _authorized(request: web.Request, expected: bytes) -> bool:
+    """Whether the request's bearer token has the digest `expected`. Digests are compared, so
+    the comparison takes the same time whatever was sent, its length included."""
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        given.strip().encode(), token.reveal().encode()
-    )
+    matches = hmac.compare_digest(_digest(given.strip()), expected)
+    return scheme.lower() == "bearer" and matches
 
 
-_PURGE_NEEDS_TOKEN = {
-    "error": "cache purges need admin.token to be set (they change what every sidecar serves)"
-}
+def guard(token: Secret | None, redact: Redactor) -> Middleware:
+    """The middleware deciding who may do what (see the module docstring), masking answers."""
+    expected = _digest(token.reveal()) if token is not None else None
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: AiohttpHandler) -> web.StreamResponse:
+        if request.path not in OPEN_PATHS:
+            if expected is None and request.method not in READ_METHODS:
+                return _json(_NEEDS_TOKEN, 403)
+            if expected is not None and not _authorized(request, expected):
+                return _json(_TOKEN_REQUIRED, 401)
+        response: web.StreamResponse = await handler(request)
+        if isinstance(response, web.Response) and isinstance(response.body, bytes):
+            response.body = redact.bytes(response.body)
+        return response
+
+    return middleware
 
 
-def _cache_routes(
-    app: web.Application, cache: TieredCache, token: Secret | None, own_namespace: str
-) -> None:
+def _cache_routes(app: web.Application, cache: TieredCache, own_namespace: str) -> None:
     """`GET /admin/cache` (counters) and the purges: `DELETE /admin/cache/entries/{key}`,
     `/admin/cache/tags/{tag}` (both `?namespace=`, by default this sidecar's `cache.namespace`)
     and `/admin/cache/namespaces/{namespace}`. A purge reaches every sidecar's L1 through
     Redis."""
 
-    def denied(request: web.Request, purge: bool) -> web.Response | None:
-        if purge and token is None:
-            return _json(_PURGE_NEEDS_TOKEN, 403)
-        if not _authorized(request, token):
-            return _json({"error": "admin token required (Authorization: Bearer ...)"}, 401)
-        return None
-
-    async def stats(request: web.Request) -> web.Response:
-        return denied(request, purge=False) or _json(cache.snapshot())
+    async def stats(_: web.Request) -> web.Response:
+        return _json(cache.snapshot())
 
     def purge(action: Callable[[web.Request], Awaitable[dict[str, int]]]) -> Handler:
         async def handle(request: web.Request) -> web.Response:
-            refused = denied(request, purge=True)
-            if refused is not None:
-                return refused
             try:
                 removed = await action(request)
             except RedisUnavailable as exc:
@@ -93,6 +119,7 @@ def build_admin_app(
     routing_status: Callable[[], dict[str, Any]],
     token: Secret | None,
     *,
+    redact: Redactor,
     cache: TieredCache | None = None,
     metrics: Callable[[], bytes] | None = None,
     cache_namespace: str = "default",
@@ -109,12 +136,10 @@ def build_admin_app(
         ready = is_ready()
         return _json({"status": "ready" if ready else "not ready"}, 200 if ready else 503)
 
-    async def routing(request: web.Request) -> web.Response:
-        if not _authorized(request, token):
-            return _json({"error": "admin token required (Authorization: Bearer ...)"}, 401)
+    async def routing(_: web.Request) -> web.Response:
         return _json(routing_status())
 
-    app = web.Application()
+    app = web.Application(middlewares=[guard(token, redact)])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/admin/routing", routing)
@@ -125,5 +150,5 @@ def build_admin_app(
 
         app.router.add_get("/metrics", scrape)
     if cache is not None:
-        _cache_routes(app, cache, token, cache_namespace)
+        _cache_routes(app, cache, cache_namespace)
     return app

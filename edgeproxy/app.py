@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from edgeproxy.config import Config, ServerConfig
 from edgeproxy.handlers import ProxyHandlers
-from edgeproxy.redact import Redactor
 from edgeproxy.relay import Relay
 from edgeproxy.state import Clocks, ProxyState, build_state
 from edgeproxy.telemetry.access import AccessLog
@@ -72,7 +71,7 @@ def build_handlers(state: ProxyState) -> ProxyHandlers:
     """The data listener's handler, answering through a relay built for `state`."""
     config = state.config
     access_log = AccessLog() if config.server.access_log else None
-    relay = Relay(state.pipeline.clock, Redactor(config.secrets()), access_log is not None)
+    relay = Relay(state.pipeline.clock, state.redactor, access_log is not None)
     max_body = config.server.max_body_bytes
     return ProxyHandlers(state.pipeline, state.table, relay, access_log, max_body)
 
@@ -117,6 +116,7 @@ class ProxyServer:
                 lambda: state.ready,
                 state.routing_status,
                 config.admin.token,
+                redact=state.redactor,
                 cache=state.cache.cache if state.cache is not None else None,
                 metrics=lambda: exposition(state),
                 cache_namespace=config.cache.namespace,

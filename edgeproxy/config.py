@@ -13,6 +13,7 @@ import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +24,7 @@ import yaml
 from edgeproxy.config_reader import HEADER_NAME, ConfigError, FromEnv, Reader, Secret, show
 from edgeproxy.security.settings import SECTIONS, SecurityConfig, parse_security
 from edgeproxy.wire.egress import Proxy, proxy_for
+from edgeproxy.wire.urls import proxy_url_problem, url_problem
 
 PROVIDER_KINDS = ("openai", "azure", "anthropic", "gemini", "bedrock", "mock")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -337,7 +339,8 @@ class Config:
 
     def secrets(self) -> list[str]:
         """Every credential this configuration holds, for the log formatter to mask: each
-        `Secret`, the password of a Redis URL, and provider headers that carry credentials."""
+        `Secret`, the password of a Redis URL, provider headers that carry credentials, and an
+        egress proxy's password (and the Proxy-Authorization value made of it)."""
         found: list[str] = []
         _collect_secrets(self, found)
         urls = (self.cache.redis.url, self.security.redis.url)
@@ -346,6 +349,7 @@ class Config:
             found += (v for k, v in provider.headers.items() if _CREDENTIAL_HEADER.search(k))
             if provider.proxy and (password := urlsplit(provider.proxy).password):
                 found.append(password)
+                found.append(Proxy(provider.proxy).authorization or "")
         return found
 
 
@@ -598,7 +602,13 @@ def _provider(r: Reader, name: str, raw: Any) -> ProviderConfig | None:
     default_url = _DEFAULT_BASE_URLS.get(kind, "")
     if kind == "bedrock":
         default_url = f"https://bedrock-runtime.{aws.region}.amazonaws.com"
-    base_url = r.get(s, path, "base_url", r.url, default_url)
+        if aws.region and url_problem(default_url, dns_name=True):
+            r.fail(
+                f"{path}.aws.region",
+                f"expected an AWS region such as us-east-1, got {aws.region!r}",
+            )
+    reader = partial(r.url, base=True, dns_name=kind == "azure")
+    base_url = r.get(s, path, "base_url", reader, default_url)
     official = base_url.startswith(OPENAI_URL)
     return ProviderConfig(
         name=name,
@@ -641,11 +651,10 @@ def _egress_proxy(r: Reader, s: dict[str, Any], path: str, base_url: str) -> str
             return None
     if chosen is None:
         return None
-    try:
-        Proxy(chosen)
-    except ValueError as exc:
+    problem = proxy_url_problem(chosen)
+    if problem is not None:
         where = f"{path}.proxy" if "proxy" in s else f"{path} (proxy from the environment)"
-        r.fail(where, str(exc))
+        r.fail(where, problem)
     return chosen
 
 

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from edgeproxy.wire.urls import url_problem
+
 T = TypeVar("T")
 
 
@@ -272,10 +274,15 @@ class Reader:
 
         return parse
 
-    def url(self, path: str, value: Any) -> str:
+    def url(self, path: str, value: Any, *, base: bool = False, dns_name: bool = False) -> str:
+        """An upstream URL, held to the form edgeproxy.wire.urls describes (`base`: a base URL
+        paths are appended to; `dns_name`: its host must be a DNS name)."""
         text = self.text(path, value)
-        if isinstance(value, str) and not re.match(r"^https?://[^/\s]+", text):
-            self.fail(path, f"expected an http:// or https:// URL, got {show(value)}")
+        problem = (
+            url_problem(text, base=base, dns_name=dns_name) if isinstance(value, str) else None
+        )
+        if problem is not None:
+            self.fail(path, problem)
         return text.rstrip("/")
 
     def readable_file(self, path: str, value: Any) -> str:

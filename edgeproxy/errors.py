@@ -330,6 +330,20 @@ def upstream_broken(provider: str, detail: str) -> ProxyError:
     )
 
 
+def upstream_redirected(provider: str, status: int, location: str) -> ProxyError:
+    """A provider answered with a redirect. It is never followed (only configured URLs are
+    requested) nor relayed: a `Location` may name an internal host the client should not learn
+    of, and no provider API redirects, so the deployment is misconfigured or compromised."""
+    return ProxyError(
+        502,
+        "upstream_redirect",
+        f"Provider '{provider}' answered with a redirect ({status}), which this proxy does not "
+        "follow.",
+        retryable=True,
+        detail=f"{status} to {location[:200]!r}",
+    )
+
+
 def upstream_timeout(provider: str, phase: str, seconds: float) -> ProxyError:
     return ProxyError(
         504,

@@ -2,7 +2,8 @@
 
 Every reply of the pipeline goes through `Relay.answer`:
 - a `ProxyError` is rendered in the client's dialect (`Relay.fail`, the only place errors are
-  rendered), with every configured secret masked;
+  rendered), with every configured secret masked (as in a provider's error answer, body and
+  headers, and in its error events in a stream);
 - a whole answer (JSON, or an event stream held whole) is relayed as the provider sent it on a
   same-dialect route (usage read when someone needs it; an error body masked), or decoded from
   the provider's dialect and rendered in the client's (`read_whole`, which `Pipeline.embed`
@@ -277,7 +278,8 @@ class Relay:
             self.fail(response, err, codec, exchange.request_id, exchange)
             return
         exchange.status = status
-        response.send(status, headers.items(), body)
+        fields = self._redact.fields(headers.items()) if status >= 400 else headers.items()
+        response.send(status, fields, body)
 
     async def _stream(
         self,
@@ -290,7 +292,7 @@ class Relay:
         headers = stream_headers(exchange, upstream)
         capture = exchange.capture
         try:
-            out = await _pump(response, upstream, transform, capture, headers)
+            out = await _pump(response, upstream, transform, capture, headers, redact=self._redact)
         except ProxyError as err:
             if not response.started:
                 self.fail(response, err, codec, exchange.request_id, exchange)
@@ -310,8 +312,9 @@ class Relay:
             self._client_left(exchange, upstream, transform)
             raise
         exchange.usage = transform.usage
-        if transform.failed:  # the provider's own error event, relayed as it was
+        if transform.failed:  # the provider's own error event, relayed masked
             exchange.status = 502
+            out = self._redact.bytes(out)
         elif capture is not None:  # complete before the last write, which may find no client
             if out:
                 capture.add(out)
@@ -346,10 +349,15 @@ async def _pump(
     transform: Transform,
     capture: Capture | None,
     headers: Headers,
+    *,
+    redact: Redactor,
 ) -> bytes:
-    """Provider chunks to the client as they arrive; the stream's last bytes once it ended."""
+    """Provider chunks to the client as they arrive; the stream's last bytes once it ended.
+    From the provider's own error event on (a provider may quote its key), masked."""
     while chunk := await upstream.next_chunk():
         out = transform.feed(chunk)
+        if transform.failed:
+            out = redact.bytes(out)
         if out:
             if capture is not None:  # first: followers get it even if this client left
                 capture.add(out)

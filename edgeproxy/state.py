@@ -10,6 +10,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from edgeproxy.background import Background
@@ -21,6 +22,7 @@ from edgeproxy.config import CacheConfig, Config
 from edgeproxy.pipeline import Pipeline, build_pipeline
 from edgeproxy.providers import build_provider
 from edgeproxy.providers.base import Provider
+from edgeproxy.redact import Redactor
 from edgeproxy.routing.router import ModelTable
 from edgeproxy.security.audit import AuditLog, DecisionCounter
 from edgeproxy.security.budgets import Budgets
@@ -43,6 +45,12 @@ class ProxyState:
     guards: Guards = field(default_factory=Guards)
     pools_open: bool = False
     draining: bool = False
+
+    @cached_property
+    def redactor(self) -> Redactor:
+        """The one scrubber of this configuration's secrets: the relay's errors, the admin
+        listener's answers (metrics included)."""
+        return Redactor(self.config.secrets())
 
     @property
     def ready(self) -> bool:

@@ -31,3 +31,29 @@ def test_a_secret_quoted_inside_json_is_masked_in_its_escaped_form() -> None:
     body = orjson.dumps({"error": {"message": f"bad password {secret}"}})
     masked = Redactor([secret]).bytes(body)
     assert orjson.loads(masked) == {"error": {"message": f"bad password {MASK}"}}
+
+
+@pytest.mark.parametrize(
+    ("secret", "written"),
+    [
+        ("Bearer sk-header-token-0123", "sk-header-token-0123"),  # without its scheme
+        ("aws/secret+key=0123", "aws%2Fsecret%2Bkey%3D0123"),  # percent-encoded
+        ("p%40ss-word-0123", "p@ss-word-0123"),  # a URL's password, decoded
+    ],
+)
+def test_a_secret_is_masked_in_the_forms_it_travels_in(secret: str, written: str) -> None:
+    assert Redactor([secret]).text(f"said {written}.") == f"said {MASK}."
+
+
+def test_a_passphrase_is_not_split_into_words() -> None:
+    assert Redactor(["correct horse battery"]).text("a horse") == "a horse"
+
+
+def test_header_fields_are_masked_in_their_values_only() -> None:
+    fields = [("x-echo", f"got {KEY}"), (KEY, "name"), ("x-request-id", "r-1")]
+    assert Redactor([KEY]).fields(fields) == [
+        ("x-echo", f"got {MASK}"),
+        (KEY, "name"),
+        ("x-request-id", "r-1"),
+    ]
+    assert Redactor([KEY]).fields([("x-request-id", "r-1")]) == [("x-request-id", "r-1")]

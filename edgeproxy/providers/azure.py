@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from edgeproxy.config import ProviderConfig
 from edgeproxy.operations import Operation
-from edgeproxy.providers.base import OutboundRequest
+from edgeproxy.providers.base import OutboundRequest, path_segment
 from edgeproxy.providers.openai import OpenAIProvider
 
 
@@ -40,5 +40,5 @@ class AzureProvider(OpenAIProvider):
             return self._urls[request.operation]
         operation = request.operation
         path = operation.path if operation in self.operations else Operation.CHAT.path
-        deployment = quote(request.model, safe="")
+        deployment = path_segment(request.model)
         return self._deployments + deployment + path + self._query

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from multidict import CIMultiDict
 
+from edgeproxy import errors
 from edgeproxy.config import ProviderConfig
 from edgeproxy.dialects import anthropic_messages, openai_chat
 from edgeproxy.dialects.neutral import ChatRequest, EmbeddingRequest
@@ -37,21 +40,43 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
+# Headers with which reverse proxies and web frameworks rewrite a request's host, path or
+# method: a client must not steer where its request lands behind the configured URL.
+REWRITING = frozenset(
+    {
+        "forwarded",
+        "x-forwarded-host",
+        "x-forwarded-prefix",
+        "x-forwarded-proto",
+        "x-forwarded-port",
+        "x-forwarded-server",
+        "x-original-host",
+        "x-original-url",
+        "x-rewrite-url",
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+    }
+)
 # Client headers never sent upstream: credentials (the provider's own key is injected),
-# framing we recompute, and our own control headers.
-NOT_FORWARDED = HOP_BY_HOP | {
-    "host",
-    "content-length",
-    "content-type",
-    "content-encoding",  # the body goes upstream decoded (inbound.decoded_body)
-    "accept-encoding",  # only codings the proxy can decode go on (see forwarded_headers)
-    "authorization",
-    "x-api-key",
-    "api-key",
-    "x-goog-api-key",
-    "cookie",
-    "x-request-id",
-}
+# framing we recompute, rewriting headers, and our own control headers.
+NOT_FORWARDED = (
+    HOP_BY_HOP
+    | REWRITING
+    | {
+        "host",
+        "content-length",
+        "content-type",
+        "content-encoding",  # the body goes upstream decoded (inbound.decoded_body)
+        "accept-encoding",  # only codings the proxy can decode go on (see forwarded_headers)
+        "authorization",
+        "x-api-key",
+        "api-key",
+        "x-goog-api-key",
+        "cookie",
+        "x-request-id",
+    }
+)
 # Upstream response headers not relayed: framing the listener recomputes, and identity of the
 # upstream server. The upstream's own x-request-id is kept under another name.
 NOT_RELAYED = HOP_BY_HOP | {
@@ -63,11 +88,24 @@ NOT_RELAYED = HOP_BY_HOP | {
 }
 UPSTREAM_REQUEST_ID = "x-edgeproxy-upstream-request-id"
 _NONE: frozenset[str] = frozenset()
+_DOT_SEGMENTS = frozenset({"", ".", ".."})
 # The client dialects' chat endpoints, and the module that parses and renders each.
 CLIENT_CHAT: dict[Operation, ClientChat] = {
     Operation.CHAT: openai_chat,
     Operation.MESSAGES: anthropic_messages,
 }
+
+
+def path_segment(name: str) -> str:
+    """An upstream model or deployment name as exactly one URL path segment: percent-encoded
+    (no `/`, `?`, `#`, `@` or `%` survives to add a segment, a query or a fragment), and never a
+    dot segment, which a server resolves against its parent (`/deployments/..` climbs out).
+    A client's model name reaches a URL this way when a pattern group forwards it as given."""
+    if unicodedata.normalize("NFKC", name) in _DOT_SEGMENTS:
+        raise errors.bad_request(
+            f"The model name {name[:40]!r} cannot be sent upstream.", param="model"
+        )
+    return quote(name, safe="")
 
 
 def forwarded_headers(client: Mapping[str, str], fixed: Mapping[str, str]) -> dict[str, str]:

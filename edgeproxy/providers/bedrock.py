@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 from datetime import UTC, datetime
-from urllib.parse import quote
 
 import orjson
 
@@ -33,7 +32,7 @@ from edgeproxy.providers.aws_auth import (
     from_environment,
     sign_request,
 )
-from edgeproxy.providers.base import OutboundRequest
+from edgeproxy.providers.base import OutboundRequest, path_segment
 from edgeproxy.providers.http import BufferedUpstream, HttpProvider, HttpUpstream
 
 EMBEDDING_CALLS_IN_FLIGHT = 8  # per client request, so one large batch cannot take the pool
@@ -82,7 +81,7 @@ class BedrockProvider(HttpProvider):
         self._credentials = credential_source(self.config)
 
     def url_for(self, request: OutboundRequest) -> str:
-        model = quote(request.model, safe="")
+        model = path_segment(request.model)
         if request.operation is Operation.EMBEDDINGS:
             action = "invoke"
         else:

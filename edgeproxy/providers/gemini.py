@@ -7,14 +7,12 @@ the URL, so no logged or echoed URL can carry it.
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from edgeproxy.dialects import gemini
 from edgeproxy.dialects.neutral import EmbeddingRequest, EmbeddingResponse
 from edgeproxy.dialects.params import ParamPolicy, UnsupportedParams
 from edgeproxy.dialects.translation import EmbeddingTranslator, UpstreamChat
 from edgeproxy.operations import Operation
-from edgeproxy.providers.base import OutboundRequest
+from edgeproxy.providers.base import OutboundRequest, path_segment
 from edgeproxy.providers.http import HttpProvider
 
 
@@ -48,7 +46,7 @@ class GeminiProvider(HttpProvider):
         )
 
     def url_for(self, request: OutboundRequest) -> str:
-        model = quote(request.model.removeprefix("models/"), safe="")
+        model = path_segment(request.model.removeprefix("models/"))
         if request.operation is Operation.EMBEDDINGS:
             batch = isinstance(request.neutral, EmbeddingRequest) and _batch(request.neutral)
             method = ":batchEmbedContents" if batch else ":embedContent"

@@ -267,7 +267,7 @@ class HttpProvider(Provider):
     ) -> HttpUpstream:
         """POST the request's body (or `body`) to `url` (already percent-encoded, sent as
         it is) under its deadlines; returns once headers arrive (with the body too, unless it
-        is a stream)."""
+        is a stream). A redirect is neither followed nor relayed (a 502)."""
         pool = self._pool
         if pool is None:
             raise errors.upstream_unreachable(self.name, "provider pool is not open")
@@ -284,6 +284,9 @@ class HttpProvider(Provider):
             response = await pool.request(
                 "POST", target, list(headers.items()), data, deadline=first_byte
             )
+            if 300 <= response.status < 400:
+                location = response.headers.get("location", "")
+                raise errors.upstream_redirected(self.name, response.status, location)
             if _media_type(response.headers) in STREAM_TYPES:
                 return HttpUpstream(response, self.name, timeouts, deadline)
             phase = "total"

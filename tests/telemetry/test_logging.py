@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 
 import aiohttp
@@ -9,7 +10,7 @@ import orjson
 import pytest
 
 from edgeproxy.redact import MASK
-from edgeproxy.telemetry.logging import RedactingFormatter
+from edgeproxy.telemetry.logging import RedactingFormatter, configure
 from tests.conftest import StackFactory
 from tests.support.fake_upstream import Fail, Reply
 from tests.support.stack import ANTHROPIC_KEY, CLIENT_KEY, OPENAI_KEY
@@ -27,6 +28,33 @@ def test_the_formatter_masks_configured_secrets_in_json_and_text() -> None:
         assert OPENAI_KEY not in line
         assert MASK in line
     assert orjson.loads(RedactingFormatter("json", []).format(record))["level"] == "error"
+
+
+def test_a_text_line_is_one_line_whatever_a_client_put_in_it() -> None:
+    record = logging.makeLogRecord(
+        {
+            "msg": "model %s",
+            "args": ("x\ninfo    forged\r\x1b[2J",),
+            "levelname": "INFO",
+            "name": "edgeproxy",
+        }
+    )
+    record.__dict__["path"] = "/v1/\nfake"
+    line = RedactingFormatter("text", []).format(record)
+    assert line == "info    edgeproxy: model x\\ninfo    forged\\r\\x1b[2J path=/v1/\\nfake"
+
+
+def test_configure_routes_every_logger_through_the_redacting_formatter() -> None:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    buffer = io.StringIO()
+    try:
+        configure("debug", "json", [OPENAI_KEY], stream=buffer)
+        logging.getLogger("edgeproxy.test").debug("key %s", OPENAI_KEY)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    assert orjson.loads(buffer.getvalue())["msg"] == f"key {MASK}"
 
 
 async def test_no_credential_reaches_any_log_record_even_on_failures(
