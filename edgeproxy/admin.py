@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
@@ -13,6 +13,9 @@ from aiohttp import web
 from edgeproxy.cache.tiered import RedisUnavailable, TieredCache
 from edgeproxy.config_reader import Secret
 from edgeproxy.telemetry.metrics import CONTENT_TYPE
+
+if TYPE_CHECKING:  # redis-py is imported only when keys are kept in Redis
+    from edgeproxy.security.keystore import RedisKeyStore
 
 Handler = Callable[[web.Request], Any]
 
@@ -96,11 +99,13 @@ def build_admin_app(
     cache: TieredCache | None = None,
     metrics: Callable[[], bytes] | None = None,
     cache_namespace: str = "default",
+    keys: RedisKeyStore | None = None,
 ) -> web.Application:
     """`/healthz` answers while the process runs; `/readyz` once pools are open, until draining;
     `/admin/routing` lists groups and deployments with breaker state, latency, success rate,
-    in-flight and local ceilings; `/admin/cache` shows and purges the cache; `/metrics` is
-    for Prometheus (open, like the probes: it holds counters, never content)."""
+    in-flight and local ceilings; `/admin/cache` shows and purges the cache; `/admin/keys`
+    manages the keys kept in Redis (edgeproxy.admin_keys); `/metrics` is for Prometheus
+    (open, like the probes: it holds counters, never content)."""
 
     async def healthz(_: web.Request) -> web.Response:
         return _json({"status": "ok"})
@@ -126,4 +131,8 @@ def build_admin_app(
         app.router.add_get("/metrics", scrape)
     if cache is not None:
         _cache_routes(app, cache, token, cache_namespace)
+    if keys is not None:
+        from edgeproxy.admin_keys import key_routes
+
+        key_routes(app, keys, token)
     return app

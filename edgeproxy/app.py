@@ -43,7 +43,7 @@ def _redis(state: ProxyState) -> RedisCache | None:
 
 
 async def open_resources(state: ProxyState) -> None:
-    """Provider pools, the semantic model and the Redis client, before the first request."""
+    """Provider pools, the semantic model and the Redis clients, before the first request."""
     await asyncio.gather(*(p.open() for p in state.providers.values()))
     if state.cache is not None and state.cache.semantic is not None:
         await state.cache.semantic.open()
@@ -51,6 +51,12 @@ async def open_resources(state: ProxyState) -> None:
     if state.cache is not None and remote is not None:
         await remote.open()
         remote.subscribe(state.cache.cache.invalidate, state.background)
+    if state.shared_redis is not None:
+        from edgeproxy.security.shared_redis import warm
+
+        await warm(state.shared_redis)
+    if state.keys is not None:
+        state.keys.listen(state.background)
     state.pools_open = True
 
 
@@ -60,10 +66,14 @@ async def close_resources(state: ProxyState) -> None:
     remote = _redis(state)
     if remote is not None:
         await remote.stop_listening()  # so draining waits only for cache writes
+    if state.keys is not None:
+        await state.keys.close()
     await state.background.drain(state.config.server.shutdown_grace)
     await asyncio.gather(*(p.close() for p in state.providers.values()))
     if remote is not None:
         await remote.close()
+    if state.shared_redis is not None:
+        await state.shared_redis.aclose()
 
 
 def build_handlers(state: ProxyState) -> ProxyHandlers:
@@ -118,6 +128,7 @@ class ProxyServer:
                 cache=state.cache.cache if state.cache is not None else None,
                 metrics=lambda: exposition(state),
                 cache_namespace=config.cache.namespace,
+                keys=state.keys,
             ),
             access_log=None,
             keepalive_timeout=10.0,  # reachable from the pod network: keep slow clients short

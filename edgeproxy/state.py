@@ -10,7 +10,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeproxy.background import Background
 from edgeproxy.cache.answer import StoredAnswer
@@ -23,7 +23,12 @@ from edgeproxy.pipeline import Pipeline, build_pipeline
 from edgeproxy.providers import build_provider
 from edgeproxy.providers.base import Provider
 from edgeproxy.routing.router import ModelTable
-from edgeproxy.security.auth import Authenticate, Keyring
+from edgeproxy.security.auth import Authenticate, Keyring, KeyStore
+
+if TYPE_CHECKING:  # redis-py is imported only when a Redis is configured
+    from redis.asyncio import Redis, RedisCluster
+
+    from edgeproxy.security.keystore import RedisKeyStore
 
 
 @dataclass(eq=False)
@@ -36,6 +41,8 @@ class ProxyState:
     pipeline: Pipeline
     background: Background = field(default_factory=Background)
     cache: LookupCache | None = None
+    shared_redis: Redis | RedisCluster | None = None  # the top-level `redis:` section's
+    keys: RedisKeyStore | None = None
     pools_open: bool = False
     draining: bool = False
 
@@ -86,12 +93,29 @@ def build_cache(
     return LookupCache(tiered, config, background, similar)
 
 
-def guard_stages(config: Config) -> tuple[Stage, ...]:
-    """The stages that run before routing: authentication when keys are required."""
+def guard_stages(config: Config, store: KeyStore | None = None) -> tuple[Stage, ...]:
+    """The stages that run before routing: authentication when keys are required, against
+    the configured keys, then `store`'s."""
     auth = config.security.auth
     if auth.mode == "none":
         return ()
-    return (Authenticate(Keyring(auth.keys)),)
+    return (Authenticate(Keyring(auth.keys), store),)
+
+
+def build_key_store(
+    config: Config, client: Redis | RedisCluster, clock: Callable[[], float]
+) -> RedisKeyStore:
+    """The keys kept in Redis (`auth.redis_keys`), checked against this configuration."""
+    from edgeproxy.security.key_records import KeyRules
+    from edgeproxy.security.keystore import RedisKeyStore
+
+    security = config.security
+    rules = KeyRules(
+        groups=frozenset(model.name for model in config.models),
+        policies=security.guardrails.policies,
+        configured_ids=frozenset(key.id for key in security.auth.keys),
+    )
+    return RedisKeyStore(client, security.redis, rules, clock=clock)
 
 
 def build_state(config: Config, clocks: Clocks | None = None) -> ProxyState:
@@ -102,9 +126,19 @@ def build_state(config: Config, clocks: Clocks | None = None) -> ProxyState:
     background = Background()
     semantic = any(m.cache_semantic for m in config.models)
     cache = build_cache(config.cache, background, clocks.clock, semantic)
+    shared_redis = keys = None
+    if config.security.redis.url is not None:
+        from edgeproxy.security.shared_redis import connect
+
+        shared_redis = connect(config.security.redis)
+        if config.security.auth.redis_keys:
+            keys = build_key_store(config, shared_redis, clocks.clock)
+    guards = guard_stages(config, keys)
     pipeline = build_pipeline(
-        table, clocks.clock, clocks.rng, clocks.sleep, cache, before_route=guard_stages(config)
+        table, clocks.clock, clocks.rng, clocks.sleep, cache, before_route=guards
     )
     if cache is not None and cache.semantic is not None:
         cache.semantic.connect(pipeline.embed)  # an embeddings group embeds through routing
-    return ProxyState(config, providers, table, pipeline, background, cache)
+    return ProxyState(
+        config, providers, table, pipeline, background, cache, shared_redis=shared_redis, keys=keys
+    )
