@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
@@ -29,12 +29,15 @@ from edgeproxy.config_reader import Secret
 from edgeproxy.redact import Redactor
 from edgeproxy.telemetry.metrics import CONTENT_TYPE
 
+if TYPE_CHECKING:  # redis-py is imported only when keys are kept in Redis
+    from edgeproxy.security.keystore import RedisKeyStore
+
 Handler = Callable[[web.Request], Any]
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _NEEDS_TOKEN = {
-    "error": "admin actions that change state need admin.token to be set (a purge changes "
-    "what every sidecar serves)"
+    "error": "admin actions that change state need admin.token to be set (purges and key "
+    "changes reach every sidecar)"
 }
 _TOKEN_REQUIRED = {"error": "admin token required (Authorization: Bearer ...)"}
 
@@ -123,11 +126,13 @@ def build_admin_app(
     cache: TieredCache | None = None,
     metrics: Callable[[], bytes] | None = None,
     cache_namespace: str = "default",
+    keys: RedisKeyStore | None = None,
 ) -> web.Application:
     """`/healthz` answers while the process runs; `/readyz` once pools are open, until draining;
     `/admin/routing` lists groups and deployments with breaker state, latency, success rate,
-    in-flight and local ceilings; `/admin/cache` shows and purges the cache; `/metrics` is
-    for Prometheus (open, like the probes: it holds counters, never content)."""
+    in-flight and local ceilings; `/admin/cache` shows and purges the cache; `/admin/keys`
+    manages the keys kept in Redis (edgeproxy.admin_keys); `/metrics` is for Prometheus
+    (open, like the probes: it holds counters, never content)."""
 
     async def healthz(_: web.Request) -> web.Response:
         return _json({"status": "ok"})
@@ -151,4 +156,8 @@ def build_admin_app(
         app.router.add_get("/metrics", scrape)
     if cache is not None:
         _cache_routes(app, cache, cache_namespace)
+    if keys is not None:
+        from edgeproxy.admin_keys import key_routes
+
+        key_routes(app, keys, token)
     return app

@@ -42,7 +42,7 @@ def _redis(state: ProxyState) -> RedisCache | None:
 
 
 async def open_resources(state: ProxyState) -> None:
-    """Provider pools, the semantic model and the Redis client, before the first request."""
+    """Provider pools, the semantic model and the Redis clients, before the first request."""
     await asyncio.gather(*(p.open() for p in state.providers.values()))
     if state.cache is not None and state.cache.semantic is not None:
         await state.cache.semantic.open()
@@ -60,6 +60,7 @@ async def close_resources(state: ProxyState) -> None:
     remote = _redis(state)
     if remote is not None:
         await remote.stop_listening()  # so draining waits only for cache writes
+    await state.guards.stop_listening()
     await state.background.drain(state.config.server.shutdown_grace)
     await asyncio.gather(*(p.close() for p in state.providers.values()))
     await state.guards.close()
@@ -120,6 +121,7 @@ class ProxyServer:
                 cache=state.cache.cache if state.cache is not None else None,
                 metrics=lambda: exposition(state),
                 cache_namespace=config.cache.namespace,
+                keys=state.guards.keys,
             ),
             access_log=None,
             keepalive_timeout=10.0,  # reachable from the pod network: keep slow clients short

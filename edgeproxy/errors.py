@@ -429,3 +429,15 @@ def from_upstream(
         retryable=status in (408, 409, 429) or status >= 500,
         detail=detail,
     )
+
+
+def key_store_unavailable() -> ProxyError:
+    """The key store (Redis) cannot say whether a key is valid: not a 401, so a valid caller
+    is not told its key is invalid, and retryable."""
+    return ProxyError(
+        503,
+        "key_store_unavailable",
+        "The proxy cannot check API keys right now; retry shortly.",
+        retry_after=1.0,
+        retryable=True,
+    )

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from edgeproxy import errors
+from edgeproxy.errors import ProxyError
 from edgeproxy.exchange import Exchange, Reply
 from edgeproxy.security.settings import KeySettings
 
@@ -54,7 +55,8 @@ class KeyStore(Protocol):
     """Keys kept outside the configuration (in Redis, managed through the admin API)."""
 
     async def find(self, digest: str) -> KeySettings | None:
-        """The live key with this digest, or None (unknown or revoked)."""
+        """The live key with this digest, or None (unknown or revoked); raises ProxyError
+        when the store cannot tell."""
 
 
 class Keyring:
@@ -92,7 +94,10 @@ class Authenticate:
         digest = hash_key(presented)
         caller = self._keyring.find(digest)
         if caller is None and self._store is not None:
-            caller = await self._store.find(digest)
+            try:
+                caller = await self._store.find(digest)
+            except ProxyError as err:
+                return err
         if caller is None:
             return errors.invalid_key()
         exchange.caller = caller

@@ -9,7 +9,6 @@ redis-py is imported only then.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -27,8 +26,7 @@ from edgeproxy.security.spend import CheckBudget
 if TYPE_CHECKING:
     from redis.asyncio import Redis, RedisCluster
 
-log = logging.getLogger("edgeproxy.security")
-SHARED_CONNECTIONS = 32
+    from edgeproxy.security.keystore import RedisKeyStore
 
 
 @dataclass(eq=False)
@@ -41,20 +39,26 @@ class Guards:
     limiter: Limiter | None = None
     keep_leases: Callable[[], Coroutine[Any, Any, None]] | None = None
     redis: Redis | RedisCluster | None = None
+    keys: RedisKeyStore | None = None
     _services: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def open(self, background: Background) -> None:
         """Before the first request: a first connection to the shared Redis (so the first
-        burst of requests does not pay for it), and the limiter's leases kept."""
+        burst of requests does not pay for it), the key store's listener, the limiter's
+        leases kept."""
         if self.redis is not None:
-            from redis.exceptions import RedisError
+            from edgeproxy.security.shared_redis import warm
 
-            try:
-                await self.redis.ping()
-            except (OSError, RedisError) as exc:
-                log.warning("the shared Redis does not answer yet: %s", type(exc).__name__)
+            await warm(self.redis)
+        if self.keys is not None:
+            self.keys.listen(background)
         if self.keep_leases is not None:
             self._services.append(background.service("rate limit leases", self.keep_leases()))
+
+    async def stop_listening(self) -> None:
+        """At shutdown, before background work drains: the key store's listener."""
+        if self.keys is not None:
+            await self.keys.close()
 
     async def close(self) -> None:
         """After in-flight requests and background work: services, the shared Redis client."""
@@ -64,24 +68,6 @@ class Guards:
         self._services.clear()
         if self.redis is not None:
             await self.redis.aclose()
-
-
-def _shared_redis(config: Config) -> Redis | None:
-    """One client for keys, limits and spend: a bounded pool that queues a burst of requests
-    on its connections instead of opening one per request."""
-    settings = config.security.redis
-    if settings.url is None:
-        return None
-    from redis.asyncio import BlockingConnectionPool, Redis
-
-    pool = BlockingConnectionPool.from_url(
-        settings.url,
-        max_connections=SHARED_CONNECTIONS,
-        timeout=settings.timeout,
-        socket_timeout=settings.timeout * 4,
-        socket_connect_timeout=settings.timeout * 4,
-    )
-    return Redis.from_pool(pool)  # closing the client closes the pool
 
 
 def build_guards(
@@ -94,6 +80,8 @@ def build_guards(
     security = config.security
     auth = security.auth
     guards = Guards(redis=_shared_redis(config))
+    if auth.redis_keys and guards.redis is not None:
+        guards.keys = _key_store(config, guards.redis, clock)
     guards.limiter, guards.keep_leases = _limiter(config, guards.redis, clock)
     if guards.limiter is not None:
         teams = {name: team.limits for name, team in auth.teams.items()}
@@ -101,7 +89,7 @@ def build_guards(
         guards.after_route += (limits,)
     if auth.mode == "none":
         return guards
-    guards.before_route = (Authenticate(Keyring(auth.keys)),)
+    guards.before_route = (Authenticate(Keyring(auth.keys), guards.keys),)
     budgeted = any(key.budget for key in auth.keys) or any(
         team.budget for team in auth.teams.values()
     )
@@ -110,6 +98,30 @@ def build_guards(
         stage = CheckBudget(guards.budgets, security.pricing.table, auth.teams, background)
         guards.after_route += (stage,)
     return guards
+
+
+def _shared_redis(config: Config) -> Redis | RedisCluster | None:
+    if config.security.redis.url is None:
+        return None
+    from edgeproxy.security.shared_redis import connect
+
+    return connect(config.security.redis)
+
+
+def _key_store(
+    config: Config, client: Redis | RedisCluster, clock: Callable[[], float]
+) -> RedisKeyStore:
+    """The keys kept in Redis (`auth.redis_keys`), checked against this configuration."""
+    from edgeproxy.security.key_records import KeyRules
+    from edgeproxy.security.keystore import RedisKeyStore
+
+    security = config.security
+    rules = KeyRules(
+        groups=frozenset(model.name for model in config.models),
+        policies=security.guardrails.policies,
+        configured_ids=frozenset(key.id for key in security.auth.keys),
+    )
+    return RedisKeyStore(client, security.redis, rules, clock=clock)
 
 
 def _limiter(

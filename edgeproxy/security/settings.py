@@ -19,6 +19,11 @@ request needs is decided here, at load: a key's hash, its allowed model groups, 
       teams:
         storefront: {limits: {rpm: 600}, budget: {monthly_usd: 1000}}
       redis_keys: false                 # also keys created through the admin API, in Redis
+    redis:                              # shared by replicas: keys, limits, spend
+      url: redis://redis:6379/0
+      prefix: edgeproxy
+      timeout: 50ms                     # the most a request waits for it
+      cluster: false                    # url names one node of a Redis Cluster
 """
 
 from __future__ import annotations
@@ -129,6 +134,7 @@ class SharedState:
     url: str | None = None
     prefix: str = "edgeproxy"
     timeout: float = 0.2
+    cluster: bool = False  # url names one node of a Redis Cluster
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,9 +265,10 @@ def _digests(r: Reader) -> Callable[[str, Any], str]:
     return parse
 
 
-def _key(
+def parse_key(
     r: Reader, raw: Any, path: str, groups: frozenset[str], policies: Mapping[str, Policy]
 ) -> KeySettings | None:
+    """One key at `path`: from the configuration, or created through the admin API."""
     s = r.section(
         raw,
         path,
@@ -310,7 +317,9 @@ def _auth(
     if not isinstance(items, list):
         r.fail(f"{path}.keys", f"expected a list of keys, got {show(items)}")
         items = []
-    keys = [_key(r, item, f"{path}.keys[{i}]", groups, policies) for i, item in enumerate(items)]
+    keys = [
+        parse_key(r, item, f"{path}.keys[{i}]", groups, policies) for i, item in enumerate(items)
+    ]
     found = tuple(k for k in keys if k is not None)
     _check_unique(r, found)
     teams_raw = s.get("teams") or {}
@@ -398,14 +407,18 @@ def _pricing(r: Reader, raw: Any) -> PricingConfig:
 
 def _shared_state(r: Reader, raw: Any) -> SharedState:
     path = "redis"
-    s = r.section(raw, path, ("url", "prefix", "timeout"))
+    s = r.section(raw, path, ("url", "prefix", "timeout", "cluster"))
     url = r.get(s, path, "url", r.text, "") or None
     if url is not None and not re.match(r"^(rediss?|unix)://", url):
         r.fail(f"{path}.url", "expected a redis://, rediss:// or unix:// URL")
+    cluster = r.get(s, path, "cluster", r.boolean, False)
+    if cluster and url is not None and url.startswith("unix://"):
+        r.fail(f"{path}.url", "a Redis Cluster is reached over TCP: give one node's redis:// URL")
     return SharedState(
         url=url,
         prefix=r.get(s, path, "prefix", _named(r), "edgeproxy"),
         timeout=r.get(s, path, "timeout", r.positive_duration, 0.2),
+        cluster=cluster,
     )
 
 
