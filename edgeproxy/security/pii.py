@@ -9,8 +9,9 @@ dates, versions and timestamps are not phones), a decoded JSON header for JWTs. 
 alone is ambiguous (ten bare digits, nine bare digits, `1.2.3.4`), a few words just before the
 candidate decide ("call", "SSN", "version"). docs/guardrails.md weighs this against Presidio.
 
-A `Detector` compiles everything once, at construction; `find` compiles nothing. Overlapping
-candidates are settled the same way every time: the longest wins, then the most specific kind.
+Every pattern is compiled when the module is imported (at load); a `Detector` keeps the rules
+of its kinds, and `find` compiles nothing. Overlapping candidates are settled the same way
+every time: one value spanning them, of the longest candidate's kind (then the most specific).
 Pure: no I/O, no state between calls.
 """
 
@@ -65,6 +66,9 @@ class _Rule:
     scope: str
     trigger: Callable[[str], bool] = _always
     min_digits: int = 0  # in a window of the `numbers` scope
+    # Candidates may share characters (addresses run together share a domain and a local
+    # part): each start is tried, so which are found does not depend on where a window starts.
+    overlapping: bool = False
 
 
 def _whole(check: Check) -> Accept:
@@ -78,9 +82,11 @@ def _before(text: str, match: re.Match[str]) -> str:
 
 # --- e-mail ------------------------------------------------------------------------------
 
+# Local parts and domain labels may hold any letters (RFC 6531, IDNA); top-level domains are
+# ASCII (an IDN one is written `xn--…`).
 _EMAIL = re.compile(
-    r"(?<![\w.%+\-])[A-Za-z0-9._%+\-]{1,64}@"
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}(?![\w\-])"
+    r"(?<![\w.%+\-])[\w.%+\-]{1,64}@"
+    r"(?:[^\W_](?:[\w\-]{0,61}[^\W_])?\.){1,8}(?:[A-Za-z]{2,24}|xn--[a-z0-9]{1,59})(?![\w\-])"
 )
 # `icon@2x.png` is a file, not an address.
 _FILE_SUFFIXES: Final = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "pdf"})
@@ -290,7 +296,7 @@ def _ipv6(text: str, match: re.Match[str]) -> bool:
 _PEM_LABEL = r"-----{} (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
 PEM_BEGIN: Final = _PEM_LABEL.format("BEGIN")
 PEM_END: Final = _PEM_LABEL.format("END")
-_LINE = r"(?:[ \t]*(?:\r?\n|\\r?\\n)[ \t]*)"  # a line break, also as escaped in JSON source
+_LINE = r"(?:[ \t]*(?:\r?\n|(?:\\r)?\\n)[ \t]*)"  # a line break, also as escaped in JSON source
 _KEYS = (
     r"sk-ant-[A-Za-z0-9_\-]{20,}",  # Anthropic
     r"sk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{20,}",  # OpenAI project, service, admin
@@ -375,7 +381,7 @@ def _ipv6_hint(text: str) -> bool:
 
 
 _RULES: Final = (
-    _Rule("email", _EMAIL, _whole(_email), "at"),
+    _Rule("email", _EMAIL, _whole(_email), "at", overlapping=True),
     _Rule("phone", _PHONE, _whole(_phone), "numbers", min_digits=8),
     _Rule("credit_card", _CARD, _whole(_card), "numbers", min_digits=13),
     _Rule("iban", _IBAN, _iban, "capitals"),
@@ -462,20 +468,45 @@ class Detector:
             for start, end, digits in windows[rule.scope]:
                 if digits < rule.min_digits:
                     continue
-                for candidate in rule.pattern.finditer(text, start, end):
+                for candidate in _candidates(rule, text, start, end):
+                    if candidate.end() == end < len(text):
+                        continue  # a lookahead took the window's end for the text's
                     value_end = rule.accept(text, candidate)
                     if value_end is not None:
                         found.append(Match(rule.kind, candidate.start(), value_end))
         return _settled(found) if len(found) > 1 else found
 
 
+def _candidates(rule: _Rule, text: str, start: int, end: int) -> Iterator[re.Match[str]]:
+    if not rule.overlapping:
+        yield from rule.pattern.finditer(text, start, end)
+        return
+    candidate = rule.pattern.search(text, start, end)
+    while candidate is not None:
+        yield candidate
+        candidate = rule.pattern.search(text, candidate.start() + 1, end)
+
+
 def _settled(found: list[Match]) -> list[Match]:
-    """Overlaps resolved: the longest first, then the most specific kind, then the earliest.
-    Windows may overlap, so the same value can be found twice: the copy overlaps and goes."""
-    ranked = sorted(found, key=lambda m: (m.start - m.end, _SPECIFICITY[m.kind], m.start))
-    kept: list[Match] = []
-    for match in ranked:
-        if all(match.end <= k.start or k.end <= match.start for k in kept):
-            kept.append(match)
-    kept.sort(key=lambda m: m.start)
-    return kept
+    """Overlapping candidates become one value spanning them all: a redactor must not leave in
+    clear a part of something it recognised (a key glued to a private key's header, addresses
+    run together). The value is named after the longest, then the most specific, candidate.
+    Windows may overlap, so the same candidate can be found twice: the copies merge too."""
+    found.sort(key=lambda m: m.start)
+    settled: list[Match] = []
+    group = [found[0]]
+    end = found[0].end
+    for match in found[1:]:
+        if match.start < end:
+            group.append(match)
+            end = max(end, match.end)
+        else:
+            settled.append(_spanning(group, end))
+            group, end = [match], match.end
+    settled.append(_spanning(group, end))
+    return settled
+
+
+def _spanning(group: list[Match], end: int) -> Match:
+    named = min(group, key=lambda m: (m.start - m.end, _SPECIFICITY[m.kind], m.start))
+    return Match(named.kind, group[0].start, end)

@@ -35,17 +35,18 @@ HOLD_BACK: Final = 256  # characters: the most a StreamScreen holds back
 # Text already released that is kept to read the next deltas in context: the words before a
 # candidate that decide it, and the character before it that a pattern's lookbehind checks.
 _CONTEXT: Final = CONTEXT_CHARS + 8
-# The end of the text that may still grow into a value: characters of e-mail addresses, keys,
-# tokens and addresses, and before them groups of digits or capitals separated by spaces
-# (`+1 (555) 123`, `4111 1111`, `DE89 3704`, `-----BEGIN RSA`). Matched backwards, on the
-# reversed end of the text, so one match finds it.
-_TAIL = re.compile(r"[A-Za-z0-9_.%+@:/=()\-]*(?:[ ]{1,2}[0-9A-Z+().\-/]+)*")
+# The end of the text that may still grow into a value: characters of e-mail addresses (any
+# letter, as their local parts and domains may hold), keys, tokens and addresses, and before
+# them groups of digits or capitals separated by spaces (`+1 (555) 123`, `4111 1111`,
+# `DE89 3704`, `-----BEGIN RSA`). Matched backwards, on the reversed end of the text, so one
+# match finds it. Scripts written without spaces are held up to their punctuation, or the bound.
+_TAIL = re.compile(r"[\w.%+@:/=()\-]*(?:[ ]{1,2}[0-9A-Z+().\-/]+)*")
 _PEM_END = re.compile(PEM_END)
 _PEM_END_LONGEST = 64  # characters of a footer split across deltas, kept while dropping a key
 # What continues a value cut off at `HOLD_BACK`, dropped until the value ends.
 _JWT_REST = re.compile(r"[A-Za-z0-9_.\-]*")
 _KEY_REST = re.compile(r"[A-Za-z0-9_\-]*")
-_EMAIL_REST = re.compile(r"[A-Za-z0-9._%+@\-]*")
+_EMAIL_REST = re.compile(r"[\w.%+@\-]*")
 _NUMBER_REST = re.compile(r"[0-9A-Z .()\-]*")
 
 
@@ -118,7 +119,13 @@ class StreamScreen:
         the rest. Returns what follows a value that has started to be dropped."""
         text = self._context + pending
         base = len(self._context)
-        matches = [m for m in self._detector.find(text) if m.start >= base]
+        # A value that began in released text (glued to a value before it) is redacted from
+        # here on: what was released is gone, the rest need not be.
+        matches = [
+            m if m.start >= base else Match(m.kind, base, m.end)
+            for m in self._detector.find(text)
+            if m.end > base
+        ]
         for match in matches:
             if not final and _is_open_key(text, match):
                 return self._start_dropping(text, base, matches, match, out)
