@@ -11,7 +11,7 @@ candidate decide ("call", "SSN", "version"). docs/guardrails.md weighs this agai
 
 Every pattern is compiled when the module is imported (at load); a `Detector` keeps the rules
 of its kinds, and `find` compiles nothing. Overlapping candidates are settled the same way
-every time: one value spanning them, of the longest candidate's kind (then the most specific).
+every time: one value spanning them, of the most specific candidate's kind (then the longest).
 Pure: no I/O, no state between calls.
 """
 
@@ -28,7 +28,7 @@ from typing import Final
 KINDS: Final = ("email", "phone", "credit_card", "iban", "ssn", "ip", "secret")
 # How each kind is named in placeholders and redaction marks (`[EMAIL_1]`, `[REDACTED_EMAIL]`).
 LABELS: Final = {kind: kind.upper() for kind in KINDS}
-# Who wins a tie between overlapping candidates of equal length: the first in this order.
+# Which kind names a value that overlapping candidates make: the first in this order.
 _SPECIFICITY: Final = {
     kind: rank
     for rank, kind in enumerate(("secret", "credit_card", "iban", "ssn", "email", "ip", "phone"))
@@ -121,7 +121,7 @@ _DIGIT_GROUPS = re.compile(r"[0-9]+")
 
 def _phone(text: str, match: re.Match[str]) -> bool:
     value = match.group()
-    digits = [c for c in value if c.isdigit()]
+    digits = value.translate(_NOT_DIGITS)
     if value.startswith("+"):
         return 8 <= len(digits) <= 15 and digits[0] != "0"
     if value.isdigit():  # bare digits are ids and timestamps unless the text says phone
@@ -137,7 +137,7 @@ def _phone(text: str, match: re.Match[str]) -> bool:
     return _nanp(digits, groups)
 
 
-def _nanp(digits: list[str], groups: tuple[int, ...]) -> bool:
+def _nanp(digits: str, groups: tuple[int, ...]) -> bool:
     """North American numbering: (NXX) NXX-XXXX, optionally after a 1."""
     if len(digits) == 11 and digits[0] == "1":
         digits = digits[1:]
@@ -164,7 +164,8 @@ _ISSUERS: Final = (
     ("37", "37", (15,)),  # American Express
     ("300", "305", (14, 15, 16, 17, 18, 19)),  # Diners Club
     ("36", "36", (14, 15, 16, 17, 18, 19)),  # Diners Club
-    ("38", "39", (16, 17, 18, 19)),  # Diners Club
+    ("3095", "3095", (14, 15, 16, 17, 18, 19)),  # Diners Club
+    ("38", "39", (14, 15, 16, 17, 18, 19)),  # Diners Club
     ("3528", "3589", (16, 17, 18, 19)),  # JCB
     ("6011", "6011", (16, 17, 18, 19)),  # Discover
     ("644", "649", (16, 17, 18, 19)),  # Discover
@@ -175,19 +176,23 @@ _ISSUERS: Final = (
 )
 
 
+_DOUBLED = "0246813579"  # each digit doubled, its two digits added
+
+
 def luhn_valid(digits: str) -> bool:
-    """The check digit of payment cards (ISO/IEC 7812)."""
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        digit = ord(char) - 48
-        if position % 2:
-            digit = digit * 2 - 9 if digit > 4 else digit * 2
-        total += digit
-    return total % 10 == 0
+    """The check digit of payment cards (ISO/IEC 7812): every second digit from the right
+    doubled, the sum a multiple of ten."""
+    doubled = digits[-2::-2].translate(_DOUBLED_TABLE)
+    return (sum(map(int, digits[::-2])) + sum(map(int, doubled))) % 10 == 0
+
+
+_DOUBLED_TABLE = str.maketrans("0123456789", _DOUBLED)
+# What separates the digits of cards and phones.
+_NOT_DIGITS = str.maketrans("", "", " -.()+")
 
 
 def _card(text: str, match: re.Match[str]) -> bool:
-    digits = "".join(c for c in match.group() if c.isdigit())
+    digits = match.group().translate(_NOT_DIGITS)
     return luhn_valid(digits) and any(
         low <= digits[: len(low)] <= high and len(digits) in lengths
         for low, high, lengths in _ISSUERS
@@ -221,27 +226,35 @@ _IBAN_LENGTHS: Final = {
 }
 
 
+# ISO 7064 reads each letter as two digits, A = 10 to Z = 35.
+_IBAN_NUMBERS = str.maketrans({chr(code): str(code - 55) for code in range(65, 91)})
+
+
 def iban_valid(compact: str) -> bool:
     """ISO 13616: the registered length for the country and ISO 7064 mod 97-10."""
-    if _IBAN_LENGTHS.get(compact[:2]) != len(compact):
+    compact = compact.upper()
+    if _IBAN_LENGTHS.get(compact[:2]) != len(compact) or not compact.isalnum():
         return False
-    rearranged = compact[4:] + compact[:4]
-    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+    digits = (compact[4:] + compact[:4]).translate(_IBAN_NUMBERS)
+    return digits.isdecimal() and digits.isascii() and int(digits) % 97 == 1
 
 
 def _iban(text: str, match: re.Match[str]) -> int | None:
     """A candidate may run on into a following group of capitals or digits (`… 3000 AND`):
     only the country's length is taken, and it must end where a group does."""
-    length = _IBAN_LENGTHS.get(match.group()[:2])
+    candidate = match.group()
+    length = _IBAN_LENGTHS.get(candidate[:2], 0)
+    if " " not in candidate:  # written without spaces, it is one run: all of it or nothing
+        return match.end() if len(candidate) == length and iban_valid(candidate) else None
     taken = 0
-    for position in range(match.start(), match.end()):
-        if text[position] != " ":
+    for offset, char in enumerate(candidate):
+        if char != " ":
             taken += 1
             if taken == length:
-                end = position + 1
-                at_group_end = end == match.end() or text[end] == " "
-                compact = text[match.start() : end].replace(" ", "")
-                return end if at_group_end and iban_valid(compact) else None
+                end = offset + 1
+                at_group_end = end == len(candidate) or candidate[end] == " "
+                valid = at_group_end and iban_valid(candidate[:end].replace(" ", ""))
+                return match.start() + end if valid else None
     return None
 
 
@@ -262,7 +275,11 @@ def _ssn(text: str, match: re.Match[str]) -> bool:
 # --- IP addresses ------------------------------------------------------------------------
 
 _IPV4 = re.compile(r"(?<![\w.\-])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![\w\-]|\.[0-9])")
-_VERSION_WORDS = re.compile(r"(?i)\b(?:version|ver|release|build|firmware|v)[\s:=.]*\Z")
+# Dotted quads that number things rather than hosts: versions, builds, sections.
+_VERSION_WORDS = re.compile(
+    r"(?i)(?:\b(?:version|ver|release|build|firmware|v|section|chapter|clause|step|figure|"
+    r"table|item|rule|paragraph)|§)[\s:=.]*\Z"
+)
 
 
 def _ipv4(text: str, match: re.Match[str]) -> bool:
@@ -309,12 +326,12 @@ _KEYS = (
     r"(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}",  # Stripe
     r"eyJ[A-Za-z0-9_\-]{12,}\.eyJ[A-Za-z0-9_\-]{5,}(?:\.[A-Za-z0-9_\-]*)?",  # JWT (JWS)
 )
-_SECRET = re.compile(
-    r"(?<![\w\-])(?:" + "|".join(_KEYS) + r")(?![\w\-])"
-    # A private key: its header, its body lines, its footer. Without a footer (a truncated
-    # paste), the lines that look like a key's body.
-    rf"|{PEM_BEGIN}"
-    rf"(?:(?:{_LINE}|[ ])(?:[A-Za-z0-9+/=]{{16,}}|(?:Proc-Type|DEK-Info|Comment):[^\r\n\\]*))*"
+_TOKEN_SECRET = re.compile(r"(?<![\w\-])(?:" + "|".join(_KEYS) + r")(?![\w\-])")
+# A private key: its header, its body lines, its footer. Without a footer (a truncated paste),
+# the lines that look like a key's body.
+_PRIVATE_KEY = re.compile(
+    PEM_BEGIN
+    + rf"(?:(?:{_LINE}|[ ])(?:[A-Za-z0-9+/=]{{16,}}|(?:Proc-Type|DEK-Info|Comment):[^\r\n\\]*))*"
     rf"(?:(?:{_LINE}|[ ])[A-Za-z0-9+/=]{{1,15}})?(?:(?:{_LINE}|[ ])?{PEM_END})?"
 )
 
@@ -327,6 +344,11 @@ def _secret(text: str, match: re.Match[str]) -> bool:
         # An older OpenAI key mixes digits and letters; `sk-` before one long word is prose.
         body = value[3:]
         return any(c.isdigit() for c in body) and any(c.isalpha() for c in body)
+    return True
+
+
+def _framed(text: str, match: re.Match[str]) -> bool:
+    """A private key's header is check enough: nothing else is written that way."""
     return True
 
 
@@ -388,7 +410,8 @@ _RULES: Final = (
     _Rule("ssn", _SSN, _whole(_ssn), "numbers", min_digits=9),
     _Rule("ip", _IPV4, _whole(_ipv4), "numbers", min_digits=4),
     _Rule("ip", _IPV6, _whole(_ipv6), "text", _ipv6_hint),
-    _Rule("secret", _SECRET, _whole(_secret), "tokens"),
+    _Rule("secret", _TOKEN_SECRET, _whole(_secret), "tokens"),
+    _Rule("secret", _PRIVATE_KEY, _whole(_framed), "keys"),
 )
 # (start, end, digits): where a scope's patterns run, and how many digits a number there has.
 Window = tuple[int, int, int]
@@ -397,8 +420,8 @@ Window = tuple[int, int, int]
 def _windows(text: str, scopes: frozenset[str]) -> dict[str, list[Window]]:
     """The windows of each scope in `scopes`: `text` is all of it; `numbers` the runs of
     digits and separators; `capitals` the places an IBAN can start; `at` each `@` with an
-    address's length either side; `tokens` the long runs of token characters, and each private
-    key header with the rest of the text (its body)."""
+    address's length either side; `tokens` the long runs of token characters; `keys` each
+    private key header with the rest of the text (its body)."""
     size = len(text)
     windows: dict[str, list[Window]] = {"text": [(0, size, _NO_LIMIT)]}
     ascii_text = text.encode("ascii", "replace")
@@ -423,10 +446,21 @@ def _windows(text: str, scopes: frozenset[str]) -> dict[str, list[Window]]:
         windows["tokens"] = [
             (start, min(size, end + _AFTER), _NO_LIMIT) for start, end in _long_tokens(tokens)
         ]
-        windows["tokens"] += [
-            (start, size, _NO_LIMIT) for start in _positions(ascii_text, _PEM_START)
-        ]
-    return windows
+    if "keys" in scopes:
+        windows["keys"] = [(start, size, _NO_LIMIT) for start in _positions(ascii_text, _PEM_START)]
+    return {scope: _merged(found) for scope, found in windows.items()}
+
+
+def _merged(windows: list[Window]) -> list[Window]:
+    """Overlapping windows (in order of start) as one, so a candidate is found once."""
+    merged: list[Window] = []
+    for start, end, digits in windows:
+        if merged and start < merged[-1][1]:
+            first, last, counted = merged[-1]
+            merged[-1] = (first, max(last, end), counted + digits)
+        else:
+            merged.append((start, end, digits))
+    return merged
 
 
 def _positions(haystack: bytes, needle: bytes) -> Iterator[int]:
@@ -490,7 +524,8 @@ def _candidates(rule: _Rule, text: str, start: int, end: int) -> Iterator[re.Mat
 def _settled(found: list[Match]) -> list[Match]:
     """Overlapping candidates become one value spanning them all: a redactor must not leave in
     clear a part of something it recognised (a key glued to a private key's header, addresses
-    run together). The value is named after the longest, then the most specific, candidate.
+    run together). The value is named after the most specific candidate (a key inside what
+    looks like an address is a secret), then the longest.
     Windows may overlap, so the same candidate can be found twice: the copies merge too."""
     found.sort(key=lambda m: m.start)
     settled: list[Match] = []
@@ -508,5 +543,5 @@ def _settled(found: list[Match]) -> list[Match]:
 
 
 def _spanning(group: list[Match], end: int) -> Match:
-    named = min(group, key=lambda m: (m.start - m.end, _SPECIFICITY[m.kind], m.start))
+    named = min(group, key=lambda m: (_SPECIFICITY[m.kind], m.start - m.end, m.start))
     return Match(named.kind, group[0].start, end)

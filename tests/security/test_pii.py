@@ -178,6 +178,8 @@ HARD_NEGATIVES = [
     "release v10.0.19041.1",
     "v1.2.3.4",
     "oid 1.3.6.1.4.1.311",
+    "Section 1.2.3.4 of the spec",
+    "see § 10.2.1.4",
     "padded 01.02.03.04",
     "time 12:30:45",
     "mac 00:1A:2B:3C:4D:5E",
@@ -265,7 +267,30 @@ def test_values_are_found_in_order_and_none_overlap() -> None:
         (f"t {JWT}", [("secret", JWT)]),
     ],
 )
-def test_overlaps_go_to_the_longest_value(text: str, expected: list[tuple[str, str]]) -> None:
+def test_the_longest_candidate_wins_what_it_contains(
+    text: str, expected: list[tuple[str, str]]
+) -> None:
+    assert found(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # A token in a URL's user part reads as an address too: it is one value, a secret.
+        (
+            "https://ghp_16C7e42F292c6912E7710c838347Ae178B4a@github.com/acme/app.git",
+            [("secret", "ghp_16C7e42F292c6912E7710c838347Ae178B4a@github.com")],
+        ),
+        # A key glued to a private key's header: neither part is left in clear.
+        (
+            "sk-ant-api03-Zx8_Yw7-Vu6Ts5Rq4Po3Nm2Lk1" + PEM,
+            [("secret", "sk-ant-api03-Zx8_Yw7-Vu6Ts5Rq4Po3Nm2Lk1" + PEM)],
+        ),
+    ],
+)
+def test_overlapping_candidates_become_one_value_of_the_most_specific_kind(
+    text: str, expected: list[tuple[str, str]]
+) -> None:
     assert found(text) == expected
 
 
