@@ -436,7 +436,7 @@ def _windows(text: str, scopes: frozenset[str]) -> dict[str, list[Window]]:
             (start, min(size, start + _IBAN_SPAN), _NO_LIMIT)
             for start in _positions(shape, _IBAN_START)
         ]
-    if "at" in scopes:
+    if "at" in scopes and b"@" in ascii_text:
         windows["at"] = [
             (max(0, at - _EMAIL_BEFORE), min(size, at + _EMAIL_AFTER), _NO_LIMIT)
             for at in _positions(ascii_text, b"@")
@@ -446,9 +446,9 @@ def _windows(text: str, scopes: frozenset[str]) -> dict[str, list[Window]]:
         windows["tokens"] = [
             (start, min(size, end + _AFTER), _NO_LIMIT) for start, end in _long_tokens(tokens)
         ]
-    if "keys" in scopes:
+    if "keys" in scopes and _PEM_START in ascii_text:
         windows["keys"] = [(start, size, _NO_LIMIT) for start in _positions(ascii_text, _PEM_START)]
-    return {scope: _merged(found) for scope, found in windows.items()}
+    return {scope: _merged(found) if len(found) > 1 else found for scope, found in windows.items()}
 
 
 def _merged(windows: list[Window]) -> list[Window]:
@@ -497,9 +497,10 @@ class Detector:
         windows = _windows(text, self._scopes)
         found: list[Match] = []
         for rule in self._rules:
-            if not rule.trigger(text):
+            scope = windows.get(rule.scope)
+            if not scope or not rule.trigger(text):
                 continue
-            for start, end, digits in windows[rule.scope]:
+            for start, end, digits in scope:
                 if digits < rule.min_digits:
                     continue
                 for candidate in _candidates(rule, text, start, end):

@@ -41,6 +41,7 @@ _CONTEXT: Final = CONTEXT_CHARS + 8
 # `DE89 3704`, `-----BEGIN RSA`). Matched backwards, on the reversed end of the text, so one
 # match finds it. Scripts written without spaces are held up to their punctuation, or the bound.
 _TAIL = re.compile(r"[\w.%+@:/=()\-]*(?:[ ]{1,2}[0-9A-Z+().\-/]+)*")
+_WORD = re.compile(r"\w+")
 _PEM_END = re.compile(PEM_END)
 _PEM_END_LONGEST = 64  # characters of a footer split across deltas, kept while dropping a key
 # What continues a value cut off at `HOLD_BACK`, dropped until the value ends.
@@ -93,8 +94,22 @@ class StreamScreen:
         self.found: Counter[str] = Counter()
 
     def feed(self, delta: str) -> str:
+        if self._lengthens_tail(delta):
+            self._held += delta
+            return "" if self._redact else delta
         released = self._screened(delta, final=False)
         return released if self._redact else delta
+
+    def _lengthens_tail(self, delta: str) -> bool:
+        """Whether `delta` only lengthens the word being held: the tail then starts where it
+        did, so screening would release nothing yet, and is left for a delta that can."""
+        held = self._held
+        return (
+            len(held) + len(delta) <= HOLD_BACK
+            and _WORD.fullmatch(delta) is not None
+            and held[-1:].isalnum()
+            and not (self._dropping or self._in_key)
+        )
 
     def flush(self) -> str:
         released = self._screened("", final=True)
