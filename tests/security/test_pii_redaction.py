@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgeproxy.security.pii import KINDS, Detector
 from edgeproxy.security.pii_redaction import PLACEHOLDER, Redaction, StreamRestorer
+from edgeproxy.security.prompt_text import Channel, request_texts, stream_texts
 
 DETECTOR = Detector(KINDS)
 PEM = (
@@ -214,3 +217,49 @@ def test_json_channel_restores_escaped_values() -> None:
     restorer = StreamRestorer(request, json=True)
     out = streamed(restorer, ['{"key": "[SEC', 'RET_1]"}'])
     assert out == '{"key": "' + PEM.replace("\n", "\\n") + '"}'
+
+
+def test_a_request_redacted_through_its_slots_gets_its_streamed_answer_restored() -> None:
+    payload = {
+        "messages": [
+            {"role": "system", "content": "Support desk. Escalate to lead@example.com."},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "I'm a@example.com, +1 415-555-2671"}],
+            },
+        ]
+    }
+    request = Redaction(DETECTOR)
+    for slot in request_texts("chat", payload):
+        slot.set(request.redact(slot.get(), slot.json))
+    assert payload["messages"][1]["content"][0]["text"] == "I'm [EMAIL_2], [PHONE_1]"
+    assert request.kinds_found == {"email": 2, "phone": 1}
+
+    def chunk(content: str | None = None, arguments: str | None = None) -> dict[str, Any]:
+        delta: dict[str, Any] = {}
+        if content is not None:
+            delta["content"] = content
+        if arguments is not None:
+            delta["tool_calls"] = [{"index": 0, "function": {"arguments": arguments}}]
+        return {"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+
+    answer = [
+        chunk("Hello [EMA"),
+        chunk("IL_2], I'll"),
+        chunk(" call [PHONE_"),
+        chunk(arguments='{"to": "[EMAIL'),
+        chunk("1] now.", '_1]"}'),
+    ]
+    restorers: dict[Channel, StreamRestorer] = {}
+    texts: dict[Channel, str] = {}
+    for data in answer:
+        for slot in stream_texts("chat", data):
+            restorer = restorers.setdefault(slot.channel, StreamRestorer(request, slot.json))
+            slot.set(restorer.feed(slot.get()))
+            texts[slot.channel] = texts.get(slot.channel, "") + slot.get()
+    for channel, restorer in restorers.items():
+        texts[channel] += restorer.flush()
+    assert texts == {
+        ("content", 0, 0): "Hello a@example.com, I'll call +1 415-555-2671 now.",
+        ("arguments", 0, 0): '{"to": "lead@example.com"}',
+    }
