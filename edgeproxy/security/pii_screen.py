@@ -18,6 +18,8 @@ more and never hold more:
 - a token longer than `HOLD_BACK` characters that is already a match (a JWT, a long key) is
   redacted at that point, and the rest of the token is dropped as it arrives.
 Up to those two cases, a stream cut at any points screens exactly as the whole text would.
+Values glued to one another with no separator at all may be marked in more pieces than the
+whole text marks them, never in fewer characters: what the whole text hides, a stream hides.
 In monitor mode the same machinery runs to count, and every delta is passed on at once.
 """
 
