@@ -84,19 +84,33 @@ class InjectionRules:
 
     def screen(self, text: str) -> InjectionVerdict:
         unmasked = self._unmasker.unmask(text)
-        fired = self._fire(unmasked.view, quoted=self._quoted_spans(unmasked.view))
+        fired: dict[str, float] = {}
+        quoted_only: dict[str, float] = {}
+        self._fire(unmasked.view, self._quoted_spans(unmasked.view), fired, quoted_only)
         for kind, payload in unmasked.payloads:
-            inside = self._fire(payload, quoted=())
+            inside: dict[str, float] = {}
+            self._fire(payload, (), inside, inside)
             if inside:
                 fired.update(inside)
                 fired[f"obfuscation.{kind}"] = _PAYLOAD_WEIGHT
         for signal in unmasked.signals:
             fired[f"obfuscation.{signal}"] = _SIGNAL_WEIGHTS[signal]
-        score = round(min(1.0, sum(fired.values())), 4)
-        return InjectionVerdict(score, score >= self.threshold, tuple(sorted(fired)))
+        # Rules that fired only inside quotations of a discussion overlap (one quoted attack
+        # phrase fires several), so together they weigh what the heaviest of them does.
+        quoted_weight = _QUOTED_FACTOR * max(quoted_only.values(), default=0.0)
+        score = round(min(1.0, sum(fired.values()) + quoted_weight), 4)
+        rules = tuple(sorted(fired.keys() | quoted_only.keys()))
+        return InjectionVerdict(score, score >= self.threshold, rules)
 
-    def _fire(self, view: str, quoted: tuple[tuple[int, int], ...]) -> dict[str, float]:
-        fired: dict[str, float] = {}
+    def _fire(
+        self,
+        view: str,
+        quoted: tuple[tuple[int, int], ...],
+        fired: dict[str, float],
+        quoted_only: dict[str, float],
+    ) -> None:
+        """Adds the rules that fire on `view` to `fired`, or to `quoted_only` when every match
+        lies inside one of the `quoted` spans."""
         padded = f" {view}"  # so that an anchor such as " ai" finds a text's first word
         present = {anchor for anchor in self._anchors if anchor in padded}
         for rule_id, weight, pattern, anchors in self._rules:
@@ -109,8 +123,7 @@ class InjectionRules:
             matches = [match.span() for match in pattern.finditer(view)]
             if matches:
                 inside = all(_within(span, quoted) for span in matches)
-                fired[rule_id] = weight * _QUOTED_FACTOR if inside else weight
-        return fired
+                (quoted_only if inside else fired)[rule_id] = weight
 
     def _quoted_spans(self, view: str) -> tuple[tuple[int, int], ...]:
         """The quoted stretches of a text that discusses attacks; none otherwise."""

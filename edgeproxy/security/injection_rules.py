@@ -152,6 +152,7 @@ _MODEL = _any(
     "bots?",
     "agents?",
     r"(?:coding|automated|shopping|browsing|email|autonomous) agents?",
+    r"(?:automated|automatic) \w+",
     "gpt",
     "chatgpt",
     "copilot",
@@ -171,6 +172,7 @@ _MODEL_STRONG = _any(
     "assistants?",
     "chatbots?",
     r"(?:coding|automated|shopping|browsing|email|autonomous) agents?",
+    r"(?:automated|automatic) \w+",
     "gpt",
     "chatgpt",
     "copilot",
@@ -184,6 +186,10 @@ _VOCATIVE = (
     r"(?:^|[.!?:(\[>\"'#*/-]\s?|\n|,\s|\bp\.s\.\s)(?:(?:hey|hi|dear|attention|um|ok|okay|psst"
     rf"|yo|to the|note to the|note for the)[,]?\s)?@?{_MODEL_STRONG}(?:\s\S+){{0,3}}?\s?[:,]\s"
 )
+# A JSON or form field named for the model: "message_for_ai": ..., "note-to-assistant": ...
+_MODEL_KEY = r"[\"'](?:\w+[_-])*(?:ai|llm|assistant|model|agent|bot|gpt)(?:[_-]\w+)*[\"']\s?:"
+# Weaker names ("agent", "bot", "model") count as an address only before a comma: "Agent, ...".
+_WEAK_VOCATIVE = r"(?:^|[.!?:(\[>\"'\n]\s?)(?:agent|bot|model|assistant)s?,\s"
 _MODEL_READS = (
     rf"\b(?:when|if|once|after)\s(?:an?|the|any)\s{_MODEL}\s(?:reads|sees|processes|summari[sz]es"
     r"|parses|visits|encounters|loads|opens)\s(?:this|these|the)\b"
@@ -314,6 +320,11 @@ _MODEL_ANCHORS = (
     "summari",
     "screening",
     "crawler",
+    "automat",
+    'ai"',
+    "ai'",
+    "_ai",
+    "-ai",
 )
 _REVEAL_ANCHORS = (
     "reveal",
@@ -348,6 +359,12 @@ _REVEAL_ANCHORS = (
     "convert",
     "encode",
     "what",
+    "type",
+    "write down",
+    "see",
+    "view",
+    "know",
+    "access",
 )
 _HIDDEN_ANCHORS = (
     "exact",
@@ -363,6 +380,117 @@ _HIDDEN_ANCHORS = (
     "confidential",
     "system",
     "initial",
+)
+# The model's own instructions, however they are named: "your original directives", "the rules
+# set by your operator", "whatever you were told", "the system prompt".
+_PRIOR_INSTRUCTIONS = (
+    r"(?:\b(?:previous|prior|preceding|earlier|original|initial|above|old|former|your|the"
+    r" system's|the operator's|the developer's)\s(?:\S+\s)?(?:instructions?|rules|guidance"
+    r"|guidelines|directives?|prompts?|system prompt|polic(?:y|ies)|configuration|programming"
+    r"|orders|constraints|restrictions|setup|directions|conditioning)\b|\b(?:instructions?"
+    r"|rules|guidance|guidelines|directives?|prompts?|polic(?:y|ies)|configuration|programming"
+    r"|orders|constraints|restrictions)\s(?:\S+\s){0,3}?(?:you (?:were|have been|'ve been|got"
+    r"|received|operate under|follow)|set by (?:your|the)|given (?:to you|before|earlier)"
+    r"|came with|from (?:your|the) (?:developer|operator|creator|system))\b|\b(?:whatever|what"
+    r"|everything|anything)(?: else)? you(?:'ve| have| were| had)? (?:been )?(?:told|instructed"
+    r"|given|programmed)\b|\bsystem (?:prompt|message)\b)"
+)
+_DISMISSED = (
+    r"(?:\b(?:ignor\w*|disregard\w*|forget|forgot|scrap\w*|drop(?:ped)?|throw (?:out|away)"
+    r"|discard\w*|cancell?ed|void|wiped|erased|obsolete|outdated|invalid|revoked|overridden"
+    r"|superseded|replaced|suspended|lifted|deprecated|irrelevant|never mind|bypass\w*"
+    r"|overrid\w*|set aside|pay no attention|stop following|(?:don't|do not) follow)\b"
+    r"|\bno longer (?:in force|valid|applies|apply|counts?|matters?|relevant|active|binding"
+    r"|exists?)\b|\b(?:don't|doesn't|do not|does not) (?:count|matter|apply)\b|\bcount"
+    r" anymore\b|\b(?:are|is|were|was|have been|has been) (?:now )?(?:off|disabled|gone"
+    r"|removed|deleted)\b)"
+)
+_DISMISSED_ANCHORS = (
+    "ignor",
+    "disregard",
+    "forget",
+    "forgot",
+    "scrap",
+    "drop",
+    "throw",
+    "discard",
+    "cancel",
+    "void",
+    "wiped",
+    "erased",
+    "obsolete",
+    "outdated",
+    "invalid",
+    "revoked",
+    "overridden",
+    "superseded",
+    "replaced",
+    "suspended",
+    "lifted",
+    "deprecated",
+    "irrelevant",
+    "never mind",
+    "bypass",
+    "overrid",
+    "set aside",
+    "pay no attention",
+    "follow",
+    "no longer",
+    "count",
+    "matter",
+    "apply",
+    "off",
+    "disabled",
+    "gone",
+    "removed",
+    "deleted",
+)
+# What the model was told and should keep: its prompt, its hidden or given instructions.
+_HIDDEN_INSTRUCTIONS = (
+    r"(?:\byour (?:\S+\s)?(?:system prompt|prompt|configuration|setup|directives|programming"
+    r"|system message|initial message|preamble|pre-?prompt)\b|\b(?:hidden|secret|confidential"
+    r"|internal|private|initial|original|underlying) (?:\S+\s)?(?:prompt|instructions"
+    r"|rules|guidelines|preamble|configuration|setup|part|directives)\b|\b(?:instructions|rules"
+    r"|guidelines|prompt|text)\s(?:that\s)?(?:you (?:were|have been|'ve been) (?:given|told"
+    r"|loaded|fed)|you (?:operate|work|run) under|(?:was|were) loaded into you|given to you)\b"
+    r"|\bwhat (?:the|your) (?:developers?|operators?|creators?|company|admins?) (?:told|instructed"
+    r"|asked|said to) you\b)"
+)
+# "won't reveal its prompt" describes a refusal; it asks for nothing.
+_NOT_NEGATED = r"(?<!won't )(?<!not )(?<!never )(?<!n't )"
+_ASK_TO_SEE = _any(
+    "reveal",
+    "show",
+    "print",
+    "display",
+    "output",
+    "repeat",
+    "recite",
+    "tell",
+    "give",
+    "share",
+    "disclose",
+    "leak",
+    "dump",
+    "expose",
+    "paste",
+    "copy",
+    "write out",
+    "spell out",
+    "echo",
+    "return",
+    "list",
+    "provide",
+    "send",
+    "translate",
+    "quote",
+    "restate",
+    "read out",
+    "type",
+    "type out",
+    "write down",
+    "see",
+    "view",
 )
 _REVEAL = _any(
     "reveal",
@@ -399,6 +527,13 @@ _REVEAL = _any(
     "what (?:is|are|was|were)",
     "what's",
     "whats",
+    "type out",
+    "type",
+    "write down",
+    "see",
+    "view",
+    "know",
+    "access",
 )
 _HIDDEN_PROMPT = (
     _any(
@@ -562,7 +697,8 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         "override.filters_off",
         0.45,
         r"\b(?:filters?|guardrails?|restrictions?|moderation|safety(?: features| checks| layer)?"
-        r"|censorship|refusals?|content polic(?:y|ies)|limits)\s?(?::\s|=\s?|are\s|is\s"
+        r"|censorship|refusals?|content polic(?:y|ies)|limits)(?:\s(?:mode|setting|level|system"
+        r"|layer|behaviou?r))?\s?(?::\s|=\s?|are\s|is\s"
         r"|have been\s|has been\s)?(?:now\s)?(?:disabled|off|removed|lifted|deactivated"
         r"|turned off|bypassed|suspended|none)\b",
         ("disabled", "off", "removed", "lifted", "deactivated", "bypassed", "suspended", "none"),
@@ -624,7 +760,7 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         r"(?<!my\s)\b(?:new|updated|real|actual|true|revised|secret|priority|urgent|current)"
         r"\s(?:system\s)?(?:instructions?|directives?|rules?|task|objective|orders|mission|policy"
         r"|purpose|role|goal|job)(?:\s(?:from(?:\s\S+){1,3}|for you))?\s?(?:[:=]|is\b|are\b)"
-        r"|\byour (?:new|true|real|actual|only) (?:task|purpose|role|instructions|goal|job"
+        r"|\byour (?:new|true|real|actual|only|sole) (?:task|purpose|role|instructions|goal|job"
         r"|objective|mission|priority)\b",
         (
             "new",
@@ -639,6 +775,20 @@ RULES: Final[tuple[RuleSpec, ...]] = (
             "current",
             "your",
         ),
+    ),
+    RuleSpec(
+        "override.dismiss_instructions",
+        0.6,
+        rf"{_PRIOR_INSTRUCTIONS}[^\n]{{0,60}}?{_DISMISSED}|{_DISMISSED}[^\n]{{0,60}}?"
+        rf"{_PRIOR_INSTRUCTIONS}",
+        _DISMISSED_ANCHORS,
+    ),
+    RuleSpec(
+        "exfiltration.reveal_instructions",
+        0.55,
+        rf"{_NOT_NEGATED}\b{_ASK_TO_SEE}\b[^\n]{{0,60}}?{_HIDDEN_INSTRUCTIONS}|{_HIDDEN_INSTRUCTIONS}[^\n]{{0,40}}?"
+        r"\b(?:list|print|show|reveal|repeat|paste|copy|dump|output|type|quote|recite)\b",
+        (*_REVEAL_ANCHORS, *_HIDDEN_ANCHORS, "what", "instructions", "prompt"),
     ),
     RuleSpec(
         "override.from_now_on",
@@ -685,8 +835,20 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         0.35,
         r"\b(?:you (?:obey|listen to|follow|answer to)|(?:obey|listen to|follow)) only"
         r" (?:me|my (?:commands|instructions|orders))\b|\b(?:act|acting) on my commands only"
-        r"|\bmy (?:messages|instructions|commands) take priority\b",
-        ("only me", "only my", "commands only", "take priority"),
+        r"|\bmy (?:messages|instructions|commands) take priority\b|\bdo (?:as|what) i (?:say|tell you"
+        r"|command)\b|\btake orders (?:only )?from me\b|\b(?:only|just) (?:listen to|obey) me\b",
+        (
+            "only me",
+            "only my",
+            "commands only",
+            "take priority",
+            "as i say",
+            "what i say",
+            "what i tell",
+            "what i command",
+            "orders",
+            "me",
+        ),
     ),
     RuleSpec(
         "override.disable_safety",
@@ -717,7 +879,7 @@ RULES: Final[tuple[RuleSpec, ...]] = (
     RuleSpec(
         "exfiltration.system_prompt",
         0.6,
-        rf"\b{_REVEAL}\b(?:\s\S+){{0,6}}?\s(?:your|ur|the (?:bot's|assistant's|ai's))"
+        rf"{_NOT_NEGATED}\b{_REVEAL}\b(?:\s\S+){{0,6}}?\s(?:your|ur|the (?:bot's|assistant's|ai's))"
         rf"(?:\s\S+){{0,2}}?\s{_HIDDEN_PROMPT}\b"
         rf"|\b{_REVEAL}\b(?:\s\S+){{0,4}}?\s(?:the|any|all)(?:\s\S+){{0,2}}?\s{_HIDDEN_PROMPT}"
         r"\s(?:that\s|which\s)?(?:you\b|your \S+ (?:gave|wrote|set|put)\b|given to you|(?:the )?"
@@ -734,10 +896,10 @@ RULES: Final[tuple[RuleSpec, ...]] = (
     RuleSpec(
         "exfiltration.the_system_prompt",
         0.35,
-        rf"\b{_REVEAL}\b(?:\s\S+){{0,4}}?\s(?:the|any|all|their|its)(?:\s\S+){{0,2}}?\s"
+        rf"{_NOT_NEGATED}\b{_REVEAL}\b(?:\s\S+){{0,4}}?\s(?:the|any|all|their)(?:\s\S+){{0,2}}?\s"
         r"(?:system|hidden|secret|initial|original|developer|internal|confidential)"
         r"\s(?:prompts?|instructions?|messages?|rules|turn|descriptions?|text|content|details"
-        r"|notes|configuration)\b",
+        r"|notes|configuration|part|section|portion|preamble|setup)\b",
         (
             "system",
             "hidden",
@@ -781,7 +943,8 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         r"|beginning|first word))\b|\b(?:what|which|the) (?:text|words|content|instructions?)"
         r" (?:came|comes|appears?|appeared|is|was|are|were) (?:written )?(?:before|above|prior to)\b"
         r"|\b(?:before|above|prior to)\s(?:the\s|my\s|this\s|our\s)?"
-        r"(?:first\s)?(?:user\s)?(?:message|conversation)\b|\b(?:context window|conversation history|chat history"
+        r"(?:first\s)?(?:user\s)?(?:message|conversation)\b|\b(?:at the (?:start|beginning) of (?:this|the|our) (?:session|conversation|chat)"
+        r"|loaded into you|(?:conversation|chat|messages) so far)\b|\b(?:context window|conversation history|chat history"
         r"|system turn|developer message|pre-?prompt|initiali[sz]ed with)\b",
         (
             "above",
@@ -797,6 +960,8 @@ RULES: Final[tuple[RuleSpec, ...]] = (
             "developer message",
             "prompt",
             "initiali",
+            "loaded into",
+            "so far",
         ),
     ),
     RuleSpec(
@@ -804,7 +969,8 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         0.25,
         r"\b(?:in|from|of) your (?:context|context window|prompt|system prompt|instructions"
         r"|configuration|memory)\b|\byour (?:(?:system|initial|original|hidden|secret|full"
-        r"|complete|entire|setup) )?(?:prompt|system message|pre-?prompt)\b",
+        r"|complete|entire|setup) )?(?:prompt|system message|pre-?prompt|configuration|setup"
+        r" instructions|programming)\b",
         (
             "your ",
             "your prompt",
@@ -832,7 +998,9 @@ RULES: Final[tuple[RuleSpec, ...]] = (
     RuleSpec(
         "exfiltration.what_you_were_told",
         0.5,
-        r"\bwhat (?:were|are|have|did) you (?:been )?(?:told|instructed|programmed|given)"
+        r"\bwhat (?:the|your) (?:developers?|operators?|creators?|system|company|admins?)"
+        r" (?:told|instructed|asked|programmed|said to) you\b"
+        r"|\bwhat (?:were|are|have|did) you (?:been )?(?:told|instructed|programmed|given)"
         r"(?: not)? (?:to|about)\b|\bwhat (?:instructions|rules|guidelines) (?:were|have) you"
         r" (?:been )?given\b|\bwhat did the system (?:message|prompt) say\b",
         ("what",),
@@ -991,7 +1159,11 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         "roleplay.no_restrictions",
         0.3,
         rf"\b{_NO}\s(?:(?:any|all|the|its|your|content|safety|ethical|moral|such|real|more)\s)*"
-        rf"{_LIMITS}\b|\blaws(?: and \S+)* (?:don't|do not) exist\b|\bnothing is off[- ]limits\b",
+        rf"{_LIMITS}\b|\blaws(?: and \S+)* (?:don't|do not) exist\b|\bnothing is off[- ]limits\b"
+        rf"|{_LIMITS}\s(?:was|were|has been|have been|is|are)\s(?:now\s)?(?:removed|disabled|stripped"
+        r"|deleted|turned off|gone|lifted|switched off)\b|\b(?:released|freed|liberated|exempt"
+        rf"|unshackled)\s(?:from|of)\s(?:every|all|any|your|its|his|her|their)?\s?{_LIMITS}"
+        r"|\bnever (?:adds?|gives?|includes?|uses?) (?:any )?(?:warnings|disclaimers|caveats)\b",
         (
             "restriction",
             "limit",
@@ -1010,6 +1182,8 @@ RULES: Final[tuple[RuleSpec, ...]] = (
             "refusal",
             "disclaimer",
             "exist",
+            "warnings",
+            "caveats",
             "terms of",
             "usage polic",
         ),
@@ -1025,7 +1199,7 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         r" (?:says?|tells?) (?:it|you|that it) can(?:'t|not)\b|\brefusals (?:are|is) disabled"
         r"|\bno refusals\b|\bsure, here(?:'s| is)\b|\b(?:will|would|can|must) do anything (?:i|you|they)"
         r" (?:say|ask|want|tell)\b|\b(?:will|would|can|must) answer (?:any|every|all) (?:questions?"
-        r"|requests?)\b",
+        r"|requests?)\b|\b(?:that|who|which) answers? (?:anything|everything|any question)\b",
         (
             "refus",
             "declin",
@@ -1051,7 +1225,9 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         r"(?:\S+\s){0,2}(?:ai|ais|a\.i\.|chatbot|language model|llm|model|version of (?:yourself|you)"
         r"|alter ego|terminal for an ai)\b|\b(?:act|pretend|imagine|behave)\b(?:\s\S+){0,3}?\s"
         r"(?:as if |that )?you(?:'re| are| were| have been)\s(?:\S+\s){0,2}?(?:trained|programmed"
-        r"|built|fine-tuned|designed|jailbroken|freed|released|unlocked)\b",
+        r"|built|fine-tuned|designed|jailbroken|freed|released|unlocked)\b|\b(?:you are|you're)\s(?:\S+\s){0,3}?"
+        r"(?:an?\s)?(?:ai|chatbot|bot|model|assistant|language model|llm)\b(?:\s\S+)?\s(?:that|who"
+        r"|which|with|without|whose)\b|\bimagine (?:that )?you(?:'re| are| have| had| were)\b",
         (
             "pretend",
             "imagine",
@@ -1075,7 +1251,8 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         r"\b(?:respond|answer|reply|speak|talk) (?:only )?as\b|\b(?:you are|you're) now\b"
         r"|\bact (?:as|like)\b|\bpretend (?:to be|you(?:'re| are))|\brole-?play(?:ing)? as\b"
         r"|\bplay the (?:role|part)\b|\bassume the (?:persona|role)\b|\byour new persona\b"
-        r"|\b(?:an actor|a character) (?:playing|named|who)\b",
+        r"|\b(?:an actor|a character) (?:playing|named|who|called)\b|\bplay (?:a|the) character\b"
+        r"|\bimagine (?:that )?you(?:'re| are| have| had| were)\b",
         (
             "respond",
             "answer",
@@ -1092,6 +1269,7 @@ RULES: Final[tuple[RuleSpec, ...]] = (
             "persona",
             "an actor",
             "a character",
+            "imagine",
         ),
     ),
     RuleSpec(
@@ -1195,7 +1373,12 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         r"(?:\s\S+){0,2}?\s(?:catch|detect|see|notice|flag|read|understand|block|trigger)\b"
         r"|\b(?:get|sneak|slip)\s(?:past|around|by)\s(?:the\s|your\s)?(?:content\s)?(?:filters?"
         r"|moderation|censors?|safety|guardrails)\b|\b(?:evade|fool|trick)\s(?:the\s|your\s)?"
-        r"(?:content\s)?(?:filters?|moderation|detection|classifiers?|censors?)\b",
+        r"(?:content\s)?(?:filters?|moderation|detection|classifiers?|censors?)\b"
+        r"|\b(?:so|so that|such that|in order that|to make sure|to ensure|otherwise)\s(?:\S+\s){0,4}?"
+        r"(?:filter|moderat|classifier|safety|monitor|detector|censor|guardrail|detection)\w*"
+        r"(?:\s\S+)?\s(?:can't|cannot|won't|doesn't|does not|will not|wouldn't|couldn't|fails to"
+        r"|is unable to)\s(?:\S+\s)?(?:catch|detect|see|notice|flag|read|understand|block|trigger"
+        r"|decode|parse)\b",
         (
             "filter",
             "moderat",
@@ -1218,13 +1401,13 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         rf"|\bif you(?:'re| are) (?:an?|the) {_MODEL}\b|\b{_MODEL} (?:\w+\s){{0,2}}?"
         r"(?:reading|processing|summari[sz]ing|parsing|analy[sz]ing|visiting|handling|screening"
         r"|translating|reviewing|listening to|crawling|scraping|managing)\b"
-        rf"|{_VOCATIVE}|@assistant\b|{_MODEL_READS}",
+        rf"|{_VOCATIVE}|@assistant\b|{_MODEL_READS}|{_MODEL_KEY}|{_WEAK_VOCATIVE}",
         _MODEL_ANCHORS,
     ),
     RuleSpec(
         "indirect.command_to_model",
         0.3,
-        rf"(?:{_VOCATIVE}|\bif you(?:'re| are) (?:an?|the) {_MODEL}(?:\s\S+){{0,4}}?[:,]\s"
+        rf"(?:{_VOCATIVE}|{_MODEL_KEY}\s?[\"']|{_WEAK_VOCATIVE}|\bif you(?:'re| are) (?:an?|the) {_MODEL}(?:\s\S+){{0,4}}?[:,]\s"
         rf"|\b(?:to|for) (?:the |any |all )?{_MODEL}(?:\s\S+){{0,3}}?[:,]\s)(?:\S+\s){{0,3}}?"
         rf"{_IMPERATIVE}\b",
         _MODEL_ANCHORS,
@@ -1301,7 +1484,10 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         r"|review|checks|confirmation))\b|\bmark (?:it|every|all|this)\b(?:\s\S+){0,4}?\s(?:as"
         r" (?:paid|resolved|approved))\b|\b(?:grant|escalate)\b(?:\s\S+){0,3}?\s(?:admin"
         r"|administrator|root) (?:rights|privileges|access)\b|\bdrive\.delete|\bcommit directly"
-        r" to main\b|\bdisable the ci\b|\b(?:rank|rate) this (?:applicant|candidate)\b",
+        r" to main\b|\bdisable the ci\b|\b(?:rank|rate) this (?:applicant|candidate)\b"
+        r"|\b(?:rank|rate|score|mark|classify|label|flag)\w*\s(?:\S+\s){0,3}?(?:as\s)?(?:the\s)?"
+        r"(?:top|best|highest|first|strongest|approved|safe|legitimate|verified)\b"
+        r"|\badd\s(?:\S+\s){0,2}(?:ssh key|public key|admin|administrator)\s(?:to|as)\b",
         (
             "tool",
             "function",
@@ -1329,6 +1515,14 @@ RULES: Final[tuple[RuleSpec, ...]] = (
             "disable the ci",
             "rank this",
             "rate this",
+            "rank",
+            "rate",
+            "score",
+            "mark",
+            "classif",
+            "label",
+            "flag",
+            "add ",
         ),
     ),
     RuleSpec(
@@ -1352,7 +1546,7 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         r"(?:<\|im_start\|>|<start_of_turn>|<im_start>|<\|start_header_id\|>)\s?(?:system"
         r"|developer|assistant|model)\b|<\|(?:system|assistant)\|>\s?\S|<<sys>>[\s\S]{3,500}?<</sys>>"
         r"|(?m:^)#{1,4}\s?(?:system|instruction|developer)(?:\sprompt)?(?:\s?update)?"
-        r"\s?(?::|#{2,})|\[system\]\(#|(?m:^)(?:system|developer)\s?:\s|(?m:^)system$",
+        r"\s?(?::|#{2,}|$)|\[system\]\(#|(?m:^)(?:system|developer)\s?:\s|(?m:^)system$",
         ("<|", "<start_of", "<im_", "<<sys", "#", "[system]", "system", "developer"),
     ),
     RuleSpec(
@@ -1383,7 +1577,7 @@ RULES: Final[tuple[RuleSpec, ...]] = (
     RuleSpec(
         "delimiter.fake_turns",
         0.3,
-        r"(?m:^)(?:human|user|assistant|ai|model|observation|thought|action)\s?:(?:.*\n)+?"
+        r"(?m:^)(?:human|user|assistant|ai|model|system|observation|thought|action)\s?:(?:.*\n)+?"
         r"(?:human|user|assistant|ai|model|system|action)\s?:",
         ("human", "user", "assistant", "ai", "model", "observation", "thought", "action"),
     ),

@@ -213,6 +213,8 @@ class Unmasker:
     ) -> str:
         if not text.isascii():
             text = self._unhide(text, signals, payloads, depth)
+        if "\\n" in text:  # newlines written as escapes, as in a JSON string
+            text = text.replace("\\n", "\n")
         if "&" in text and self._entity.search(text):
             text = html.unescape(text)
         if depth > 0:
