@@ -47,7 +47,8 @@ _DISCUSSION: Final = (
     r"|phrases?)|(?:an|the|this|classic|famous|common) (?:attack|exploit)|phrases? like"
     r"|text like|strings? like|detect\w*|classif\w+|research\w*|paper|defen[cs]es?|mitigat\w+"
     r"|red[- ]team\w*|vulnerab\w+|why (?:does|do|did) (?:it|this|that) work|quote[sd]?"
-    r"|for example|e\.g\.)(?!\w)"
+    r"|for example|e\.g\.|(?:style|such|these|those|jailbreak|attack) prompts|prompts like"
+    r"|tricks?|techniques?|exploits?|popular|history)(?!\w)"
 )
 # Short quotations: an attack phrase quoted in a discussion, not a quoted document.
 _QUOTED: Final = r"\"[^\"\n]{1,120}\"|`[^`\n]{1,120}`|'[^'\n]{8,120}'(?!\w)"

@@ -325,6 +325,7 @@ _MODEL_ANCHORS = (
     "ai'",
     "_ai",
     "-ai",
+    "<!--",
 )
 _REVEAL_ANCHORS = (
     "reveal",
@@ -389,8 +390,10 @@ _PRIOR_INSTRUCTIONS = (
     r"|guidelines|directives?|prompts?|system prompt|polic(?:y|ies)|configuration|programming"
     r"|orders|constraints|restrictions|setup|directions|conditioning)\b|\b(?:instructions?"
     r"|rules|guidance|guidelines|directives?|prompts?|polic(?:y|ies)|configuration|programming"
-    r"|orders|constraints|restrictions)\s(?:\S+\s){0,3}?(?:you (?:were|have been|'ve been|got"
-    r"|received|operate under|follow)|set by (?:your|the)|given (?:to you|before|earlier)"
+    r"|orders|constraints|restrictions)\s(?:\S+\s){0,3}?(?:you (?:\w+ )?(?:were|have been|'ve been"
+    r"|got|received|operate under|follow|obey|stick to|have)|set by (?:your|the)|given (?:to you"
+    r"|before|earlier)|(?:they|the developers?|the operators?|your \w+) (?:gave|give|provided|set"
+    r"|wrote|put)(?: you)?\b"
     r"|came with|from (?:your|the) (?:developer|operator|creator|system))\b|\b(?:whatever|what"
     r"|everything|anything)(?: else)? you(?:'ve| have| were| had)? (?:been )?(?:told|instructed"
     r"|given|programmed)\b|\bsystem (?:prompt|message)\b)"
@@ -399,7 +402,8 @@ _DISMISSED = (
     r"(?:\b(?:ignor\w*|disregard\w*|forget|forgot|scrap\w*|drop(?:ped)?|throw (?:out|away)"
     r"|discard\w*|cancell?ed|void|wiped|erased|obsolete|outdated|invalid|revoked|overridden"
     r"|superseded|replaced|suspended|lifted|deprecated|irrelevant|never mind|bypass\w*"
-    r"|overrid\w*|set aside|pay no attention|stop following|(?:don't|do not) follow)\b"
+    r"|overrid\w*|set aside|pay no attention|stop following|(?:don't|do not) follow|don't bother"
+    r" with|do not bother with|get rid of|let go of|abandon\w*|stop obeying|quit following)\b"
     r"|\bno longer (?:in force|valid|applies|apply|counts?|matters?|relevant|active|binding"
     r"|exists?)\b|\b(?:don't|doesn't|do not|does not) (?:count|matter|apply)\b|\bcount"
     r" anymore\b|\b(?:are|is|were|was|have been|has been) (?:now )?(?:off|disabled|gone"
@@ -444,6 +448,12 @@ _DISMISSED_ANCHORS = (
     "gone",
     "removed",
     "deleted",
+    "bother",
+    "get rid",
+    "let go",
+    "abandon",
+    "obeying",
+    "quit",
 )
 # What the model was told and should keep: its prompt, its hidden or given instructions.
 _HIDDEN_INSTRUCTIONS = (
@@ -452,7 +462,10 @@ _HIDDEN_INSTRUCTIONS = (
     r"|internal|private|initial|original|underlying) (?:\S+\s)?(?:prompt|instructions"
     r"|rules|guidelines|preamble|configuration|setup|part|directives)\b|\b(?:instructions|rules"
     r"|guidelines|prompt|text)\s(?:that\s)?(?:you (?:were|have been|'ve been) (?:given|told"
-    r"|loaded|fed)|you (?:operate|work|run) under|(?:was|were) loaded into you|given to you)\b"
+    r"|loaded|fed)|you (?:operate|work|run) under|(?:was|were) loaded into you|given to you"
+    r"|(?:configures?|controls?|governs?|defines?|shapes?) you)\b|\b(?:everything|whatever|all"
+    r"|what) you(?:'ve| have| were)? (?:been )?(?:told|instructed|given)\b|\b(?:exact|full|entire"
+    r"|complete) setup\b|\bsetup (?:text|prompt|instructions|message)\b|\bmarked confidential\b"
     r"|\bwhat (?:the|your) (?:developers?|operators?|creators?|company|admins?) (?:told|instructed"
     r"|asked|said to) you\b)"
 )
@@ -491,6 +504,15 @@ _ASK_TO_SEE = _any(
     "write down",
     "see",
     "view",
+    "put",
+    "place",
+    "insert",
+    "include",
+    "write",
+    "encode",
+    "convert",
+    "format",
+    "wrap",
 )
 _REVEAL = _any(
     "reveal",
@@ -787,8 +809,33 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         "exfiltration.reveal_instructions",
         0.55,
         rf"{_NOT_NEGATED}\b{_ASK_TO_SEE}\b[^\n]{{0,60}}?{_HIDDEN_INSTRUCTIONS}|{_HIDDEN_INSTRUCTIONS}[^\n]{{0,40}}?"
-        r"\b(?:list|print|show|reveal|repeat|paste|copy|dump|output|type|quote|recite)\b",
-        (*_REVEAL_ANCHORS, *_HIDDEN_ANCHORS, "what", "instructions", "prompt"),
+        r"\b(?:list|print|show|reveal|repeat|paste|copy|dump|output|type|quote|recite|give|tell"
+        r"|share|send|return|echo|write (?:it|them) out)\b",
+        (
+            *_REVEAL_ANCHORS,
+            *_HIDDEN_ANCHORS,
+            "what",
+            "instructions",
+            "prompt",
+            "put",
+            "place",
+            "insert",
+            "include",
+            "write",
+            "format",
+            "wrap",
+            "told",
+            "setup",
+            "confidential",
+        ),
+    ),
+    RuleSpec(
+        "override.pretend_no_instructions",
+        0.55,
+        r"\b(?:as (?:though|if)|pretend|imagine)\s(?:that\s)?you\s(?:never|didn't|did not|don't"
+        r"|do not|have no|had no|haven't|were never)\s(?:\S+\s){0,2}?(?:any\s)?(?:system\s)?"
+        r"(?:instructions|rules|guidelines|prompt|system prompt|restrictions|directives)\b",
+        ("though", "as if", "pretend", "imagine"),
     ),
     RuleSpec(
         "override.from_now_on",
@@ -1000,10 +1047,11 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         0.5,
         r"\bwhat (?:the|your) (?:developers?|operators?|creators?|system|company|admins?)"
         r" (?:told|instructed|asked|programmed|said to) you\b"
-        r"|\bwhat (?:were|are|have|did) you (?:been )?(?:told|instructed|programmed|given)"
+        r"|\bhow (?:were|are|have) you (?:been )?(?:set up|configured|instructed|programmed"
+        r"|prompted)\b|\bwhat (?:were|are|have|did) you (?:been )?(?:told|instructed|programmed|given)"
         r"(?: not)? (?:to|about)\b|\bwhat (?:instructions|rules|guidelines) (?:were|have) you"
         r" (?:been )?given\b|\bwhat did the system (?:message|prompt) say\b",
-        ("what",),
+        ("what", "how "),
     ),
     RuleSpec(
         "exfiltration.secrets",
@@ -1030,10 +1078,7 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         "exfiltration.send_out",
         0.4,
         r"\b(?:send|forward|email|e-mail|post|upload|transmit|exfiltrate|leak|copy|push|wire"
-        r"|transfer|share)\b(?:\s\S+){0,6}?\s(?:chat history|conversation(?: history)?|emails?"
-        r"|inbox|messages|contents?|files?|data|credentials|passwords?|tokens?|keys?|secrets"
-        r"|documents?|attachments|thread|history|records|details|information|address(?:es)?"
-        r"|\.env|results|report|payment)\b(?:\s\S+){0,6}?\s(?:to|at|into|on)\s(?:\S+@\S+|\S*https?:"
+        r"|transfer|share)\b(?:\s\S+){0,8}?\s(?:to|at|into|on)\s(?:\S+@\S+|\S*https?:"
         r"|www\.|\+?\d[\d -]{6,}|a (?:public|external|new)\b|[a-z0-9.-]+\.(?:example|com|net|org"
         r"|io|xyz|ru|cn)\b)",
         (
@@ -1249,7 +1294,7 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         "roleplay.persona",
         0.2,
         r"\b(?:respond|answer|reply|speak|talk) (?:only )?as\b|\b(?:you are|you're) now\b"
-        r"|\bact (?:as|like)\b|\bpretend (?:to be|you(?:'re| are))|\brole-?play(?:ing)? as\b"
+        r"|\bact (?:as|like)\b|\bpretend (?:to be|you(?:'re| are)|(?:that )?(?:you|your)\b)|\brole-?play(?:ing)? as\b"
         r"|\bplay the (?:role|part)\b|\bassume the (?:persona|role)\b|\byour new persona\b"
         r"|\b(?:an actor|a character) (?:playing|named|who|called)\b|\bplay (?:a|the) character\b"
         r"|\bimagine (?:that )?you(?:'re| are| have| had| were)\b",
@@ -1401,14 +1446,18 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         rf"|\bif you(?:'re| are) (?:an?|the) {_MODEL}\b|\b{_MODEL} (?:\w+\s){{0,2}}?"
         r"(?:reading|processing|summari[sz]ing|parsing|analy[sz]ing|visiting|handling|screening"
         r"|translating|reviewing|listening to|crawling|scraping|managing)\b"
-        rf"|{_VOCATIVE}|@assistant\b|{_MODEL_READS}|{_MODEL_KEY}|{_WEAK_VOCATIVE}",
+        rf"|{_VOCATIVE}|@assistant\b|{_MODEL_READS}|{_MODEL_KEY}|{_WEAK_VOCATIVE}"
+        rf"|\bif (?:an?|the|any) {_MODEL} (?:is|are) \w+ (?:this|these)\b"
+        rf"|<!--\s?(?:\S+\s){{0,3}}?(?:{_MODEL}|agent|bot|model)s?\s?[:,]\s",
         _MODEL_ANCHORS,
     ),
     RuleSpec(
         "indirect.command_to_model",
         0.3,
         rf"(?:{_VOCATIVE}|{_MODEL_KEY}\s?[\"']|{_WEAK_VOCATIVE}|\bif you(?:'re| are) (?:an?|the) {_MODEL}(?:\s\S+){{0,4}}?[:,]\s"
-        rf"|\b(?:to|for) (?:the |any |all )?{_MODEL}(?:\s\S+){{0,3}}?[:,]\s)(?:\S+\s){{0,3}}?"
+        rf"|\b(?:to|for) (?:the |any |all )?{_MODEL}(?:\s\S+){{0,3}}?[:,]\s"
+        rf"|\bif (?:an?|the|any) {_MODEL} (?:is|are) \w+ (?:this|these)(?:\s\S+){{0,3}}?[:,]\s"
+        rf"|<!--\s?(?:\S+\s){{0,3}}?(?:{_MODEL}|agent|bot|model)s?\s?[:,]\s)(?:\S+\s){{0,3}}?"
         rf"{_IMPERATIVE}\b",
         _MODEL_ANCHORS,
     ),
@@ -1546,7 +1595,7 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         r"(?:<\|im_start\|>|<start_of_turn>|<im_start>|<\|start_header_id\|>)\s?(?:system"
         r"|developer|assistant|model)\b|<\|(?:system|assistant)\|>\s?\S|<<sys>>[\s\S]{3,500}?<</sys>>"
         r"|(?m:^)#{1,4}\s?(?:system|instruction|developer)(?:\sprompt)?(?:\s?update)?"
-        r"\s?(?::|#{2,}|$)|\[system\]\(#|(?m:^)(?:system|developer)\s?:\s|(?m:^)system$",
+        r"\s?(?::|#{2,}|\n|$)|\[system\]\(#|(?m:^)(?:system|developer)\s?:\s|(?m:^)system$",
         ("<|", "<start_of", "<im_", "<<sys", "#", "[system]", "system", "developer"),
     ),
     RuleSpec(

@@ -99,6 +99,20 @@ _CONFUSABLES: Final = str.maketrans(
         "ω": "w",
     }
 )
+_LEET_L: Final = str.maketrans(
+    {
+        "0": "o",
+        "1": "l",
+        "2": "z",
+        "3": "e",
+        "4": "a",
+        "5": "s",
+        "6": "g",
+        "7": "t",
+        "8": "b",
+        "9": "g",
+    }
+)
 _LEET: Final = str.maketrans(
     {
         "0": "o",
@@ -162,9 +176,11 @@ class Unmasker:
         "_hex",
         "_invisible",
         "_invisible_in_words",
+        "_invisible_spaced",
         "_leet_token",
         "_max_payload_chars",
         "_max_payloads",
+        "_morse",
         "_mixed_script",
         "_non_latin",
         "_newlines",
@@ -186,11 +202,13 @@ class Unmasker:
         self._accents = _latin_accents()
         self._tag_run = re.compile(_TAG_RUN)
         self._invisible = re.compile(f"[{_INVISIBLE}]+")
+        self._invisible_spaced = re.compile(f"[{_INVISIBLE}]+ [{_INVISIBLE}]+")
         self._invisible_in_words = re.compile(f"(?<=[A-Za-z])[{_INVISIBLE}]+(?=[A-Za-z])")
         self._entity = re.compile(r"&(?:#\d{2,7}|#x[0-9a-fA-F]{2,6}|[a-zA-Z]{2,8});")
         self._base64 = re.compile(r"(?<![\w+/=-])[A-Za-z0-9+/_-]{16,}={0,2}(?![\w+/=-])")
         self._hex = re.compile(r"(?<![0-9a-fA-F])(?:0x)?((?:[0-9a-fA-F]{2}[ :]?){8,})")
         self._url_escape = re.compile(r"%[0-9a-fA-F]{2}")
+        self._morse = re.compile(r"(?<![\w.-])(?:[.-]{1,6}(?: {1,3}| / )){7,}[.-]{1,6}(?![\w.-])")
         self._non_latin = re.compile(r"[\u0370-\u03ff\u0400-\u052f]")
         self._mixed_script = re.compile(r"\b(?=\w*[a-z])(?=\w*[\u0370-\u03ff\u0400-\u052f])\w+")
         self._leet_token = re.compile(r"(?<!\w)(?=\w*[a-z])\w*\d\w*")
@@ -224,8 +242,11 @@ class Unmasker:
             text = text.translate(self._accents).translate(_QUOTES)
             if self._non_latin.search(text):
                 text = self._mixed_script.sub(lambda m: self._look_alike(m, signals), text)
-        text = self._leet_token.sub(lambda m: self._unleet(m, signals), text)
-        text = self._spaced.sub(lambda m: self._join_letters(m, signals), text)
+        unleeted = self._leet_token.sub(lambda m: self._unleet(m, signals, _LEET), text)
+        if depth > 0 and unleeted != text and "1" in text:  # "ru1es": 1 is an l as often as an i
+            also = self._leet_token.sub(lambda m: self._unleet(m, signals, _LEET_L), text)
+            self._keep(payloads, "leetspeak", also, signals, 0)
+        text = self._spaced.sub(lambda m: self._join_letters(m, signals), unleeted)
         text = self._newlines.sub("\n", self._spaces.sub(" ", text)).strip()
         if depth > 0:
             self._turn_around(text, signals, payloads)
@@ -240,9 +261,10 @@ class Unmasker:
             signals.add("unicode_tags")
             self._keep(payloads, "unicode_tags", hidden, signals, depth)
         text = unicodedata.normalize("NFKC", text)
-        if self._invisible_in_words.search(text):
-            if len(self._invisible_in_words.findall(text)) >= 2:
-                signals.add("invisible_chars")
+        if len(self._invisible_in_words.findall(text)) >= 2:
+            signals.add("invisible_chars")
+            # Letters spread out by invisible characters: a space between two is part of it.
+            text = self._invisible_spaced.sub("", text)
         return self._invisible.sub("", text)
 
     def _decode_payloads(
@@ -261,6 +283,8 @@ class Unmasker:
             self._keep(payloads, "hex", _from_hex(match.group(1)), signals, depth)
         if len(self._url_escape.findall(text)) >= 6:
             self._keep(payloads, "urlencoded", urllib.parse.unquote(text), signals, depth)
+        for match in self._morse.finditer(text):
+            self._keep(payloads, "morse", _from_morse(match.group()), signals, depth)
 
     def _turn_around(self, view: str, signals: set[str], payloads: list[tuple[str, str]]) -> None:
         """ROT13 and reversed text, tried only when telling words appear in that form."""
@@ -288,12 +312,14 @@ class Unmasker:
         signals.add("homoglyphs")
         return match.group().translate(_CONFUSABLES)
 
-    def _unleet(self, match: re.Match[str], signals: set[str]) -> str:
+    def _unleet(self, match: re.Match[str], signals: set[str], table: dict[int, str]) -> str:
         token = match.group()
         if _NOT_LEET.fullmatch(token):
             return token
         signals.add("leetspeak")
-        return token.translate(_LEET)
+        if token.startswith("1"):  # a word opening on 1 reads as "i" ("1gnore") in either table
+            return "i" + token[1:].translate(table)
+        return token.translate(table)
 
     def _join_letters(self, match: re.Match[str], signals: set[str]) -> str:
         signals.add("spaced_letters")
@@ -317,6 +343,21 @@ def _from_hex(digits: str) -> str | None:
 
 
 _URLSAFE: Final = str.maketrans("-_", "+/")
+_MORSE: Final = dict(
+    zip(
+        ".- -... -.-. -.. . ..-. --. .... .. .--- -.- .-.. -- -. --- .--. --.- .-. ... - ..- ...- "
+        ".-- -..- -.-- --.. ----- .---- ..--- ...-- ....- ..... -.... --... ---.. ----.".split(),
+        "abcdefghijklmnopqrstuvwxyz0123456789",
+        strict=True,
+    )
+)
+
+
+def _from_morse(code: str) -> str | None:
+    """Dots and dashes to text: letters apart by one space, words by more or by " / "."""
+    words = re.split(r" {2,}| / ", code.strip())
+    text = " ".join("".join(_MORSE.get(letter, "") for letter in word.split()) for word in words)
+    return text if " " in text else None
 
 
 def _readable(data: bytes) -> str | None:
