@@ -808,7 +808,8 @@ RULES: Final[tuple[RuleSpec, ...]] = (
     RuleSpec(
         "exfiltration.reveal_instructions",
         0.55,
-        rf"{_NOT_NEGATED}\b{_ASK_TO_SEE}\b[^\n]{{0,60}}?{_HIDDEN_INSTRUCTIONS}|{_HIDDEN_INSTRUCTIONS}[^\n]{{0,40}}?"
+        rf"{_NOT_NEGATED}\b{_ASK_TO_SEE}\b[^\n]{{0,60}}?{_HIDDEN_INSTRUCTIONS}"
+        rf"|{_HIDDEN_INSTRUCTIONS}[^\n]{{0,40}}?"
         r"\b(?:list|print|show|reveal|repeat|paste|copy|dump|output|type|quote|recite|give|tell"
         r"|share|send|return|echo|write (?:it|them) out)\b",
         (
@@ -882,7 +883,8 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         0.35,
         r"\b(?:you (?:obey|listen to|follow|answer to)|(?:obey|listen to|follow)) only"
         r" (?:me|my (?:commands|instructions|orders))\b|\b(?:act|acting) on my commands only"
-        r"|\bmy (?:messages|instructions|commands) take priority\b|\bdo (?:as|what) i (?:say|tell you"
+        r"|\bmy (?:messages|instructions|commands) take priority\b|\bdo (?:as|what) i (?:say"
+        r"|tell you"
         r"|command)\b|\btake orders (?:only )?from me\b|\b(?:only|just) (?:listen to|obey) me\b",
         (
             "only me",
@@ -988,10 +990,13 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         r"|sentences?|part|first \d+ \w+)(?:\s\S+){0,3}?\s(?:above|before (?:this|the first|my)"
         r"|prior to (?:this|my)|at the (?:top|start|beginning)|from the (?:very )?(?:top|start"
         r"|beginning|first word))\b|\b(?:what|which|the) (?:text|words|content|instructions?)"
-        r" (?:came|comes|appears?|appeared|is|was|are|were) (?:written )?(?:before|above|prior to)\b"
+        r" (?:came|comes|appears?|appeared|is|was|are|were) (?:written )?(?:before|above"
+        r"|prior to)\b"
         r"|\b(?:before|above|prior to)\s(?:the\s|my\s|this\s|our\s)?"
-        r"(?:first\s)?(?:user\s)?(?:message|conversation)\b|\b(?:at the (?:start|beginning) of (?:this|the|our) (?:session|conversation|chat)"
-        r"|loaded into you|(?:conversation|chat|messages) so far)\b|\b(?:context window|conversation history|chat history"
+        r"(?:first\s)?(?:user\s)?(?:message|conversation)\b|\b(?:at the (?:start"
+        r"|beginning) of (?:this|the|our) (?:session|conversation|chat)"
+        r"|loaded into you|(?:conversation|chat|messages) so far)\b|\b(?:context window"
+        r"|conversation history|chat history"
         r"|system turn|developer message|pre-?prompt|initiali[sz]ed with)\b",
         (
             "above",
@@ -1048,7 +1053,8 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         r"\bwhat (?:the|your) (?:developers?|operators?|creators?|system|company|admins?)"
         r" (?:told|instructed|asked|programmed|said to) you\b"
         r"|\bhow (?:were|are|have) you (?:been )?(?:set up|configured|instructed|programmed"
-        r"|prompted)\b|\bwhat (?:were|are|have|did) you (?:been )?(?:told|instructed|programmed|given)"
+        r"|prompted)\b|\bwhat (?:were|are|have|did) you (?:been )?(?:told|instructed|programmed"
+        r"|given)"
         r"(?: not)? (?:to|about)\b|\bwhat (?:instructions|rules|guidelines) (?:were|have) you"
         r" (?:been )?given\b|\bwhat did the system (?:message|prompt) say\b",
         ("what", "how "),
@@ -1205,7 +1211,8 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         0.3,
         rf"\b{_NO}\s(?:(?:any|all|the|its|your|content|safety|ethical|moral|such|real|more)\s)*"
         rf"{_LIMITS}\b|\blaws(?: and \S+)* (?:don't|do not) exist\b|\bnothing is off[- ]limits\b"
-        rf"|{_LIMITS}\s(?:was|were|has been|have been|is|are)\s(?:now\s)?(?:removed|disabled|stripped"
+        rf"|{_LIMITS}\s(?:was|were|has been|have been|is|are)\s(?:now\s)?(?:removed|disabled"
+        r"|stripped"
         r"|deleted|turned off|gone|lifted|switched off)\b|\b(?:released|freed|liberated|exempt"
         rf"|unshackled)\s(?:from|of)\s(?:every|all|any|your|its|his|her|their)?\s?{_LIMITS}"
         r"|\bnever (?:adds?|gives?|includes?|uses?) (?:any )?(?:warnings|disclaimers|caveats)\b",
@@ -1242,7 +1249,8 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         r"\s(?:no matter (?:what|how)|regardless of (?:the )?(?:content|consequences|ethics"
         r"|legality|policy|rules))\b|\balways (?:comply|complies|obey|obeys)\b|\bnever"
         r" (?:says?|tells?) (?:it|you|that it) can(?:'t|not)\b|\brefusals (?:are|is) disabled"
-        r"|\bno refusals\b|\bsure, here(?:'s| is)\b|\b(?:will|would|can|must) do anything (?:i|you|they)"
+        r"|\bno refusals\b|\bsure, here(?:'s| is)\b|\b(?:will|would|can|must) do anything (?:i|you"
+        r"|they)"
         r" (?:say|ask|want|tell)\b|\b(?:will|would|can|must) answer (?:any|every|all) (?:questions?"
         r"|requests?)\b|\b(?:that|who|which) answers? (?:anything|everything|any question)\b",
         (
@@ -1259,6 +1267,7 @@ RULES: Final[tuple[RuleSpec, ...]] = (
             "answer any",
             "answer every",
             "answer all",
+            "answers",
         ),
     ),
     RuleSpec(
@@ -1267,10 +1276,12 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         r"\b(?:pretend|imagine|act|behave|roleplay|role-play|role play|play the role|simulate"
         r"|assume the (?:persona|role)|your new persona|respond as|answer as|speak as"
         r"|you are now|you're now|you are no longer|become)\b(?:\s\S+){0,6}?\s(?:an?\s|the\s)?"
-        r"(?:\S+\s){0,2}(?:ai|ais|a\.i\.|chatbot|language model|llm|model|version of (?:yourself|you)"
+        r"(?:\S+\s){0,2}(?:ai|ais|a\.i\.|chatbot|language model|llm|model|version of (?:yourself"
+        r"|you)"
         r"|alter ego|terminal for an ai)\b|\b(?:act|pretend|imagine|behave)\b(?:\s\S+){0,3}?\s"
         r"(?:as if |that )?you(?:'re| are| were| have been)\s(?:\S+\s){0,2}?(?:trained|programmed"
-        r"|built|fine-tuned|designed|jailbroken|freed|released|unlocked)\b|\b(?:you are|you're)\s(?:\S+\s){0,3}?"
+        r"|built|fine-tuned|designed|jailbroken|freed|released|unlocked)\b|\b(?:you are"
+        r"|you're)\s(?:\S+\s){0,3}?"
         r"(?:an?\s)?(?:ai|chatbot|bot|model|assistant|language model|llm)\b(?:\s\S+)?\s(?:that|who"
         r"|which|with|without|whose)\b|\bimagine (?:that )?you(?:'re| are| have| had| were)\b",
         (
@@ -1294,7 +1305,8 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         "roleplay.persona",
         0.2,
         r"\b(?:respond|answer|reply|speak|talk) (?:only )?as\b|\b(?:you are|you're) now\b"
-        r"|\bact (?:as|like)\b|\bpretend (?:to be|you(?:'re| are)|(?:that )?(?:you|your)\b)|\brole-?play(?:ing)? as\b"
+        r"|\bact (?:as|like)\b|\bpretend (?:to be|you(?:'re| are)|(?:that )?(?:you|your)\b)"
+        r"|\brole-?play(?:ing)? as\b"
         r"|\bplay the (?:role|part)\b|\bassume the (?:persona|role)\b|\byour new persona\b"
         r"|\b(?:an actor|a character) (?:playing|named|who|called)\b|\bplay (?:a|the) character\b"
         r"|\bimagine (?:that )?you(?:'re| are| have| had| were)\b",
@@ -1404,7 +1416,8 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         "obfuscation.obey_hidden",
         0.3,
         r"\b(?:obey|follow|execute|carry out|act on|do)\s(?:the\s)?(?:result|decoded (?:text"
-        r"|message|instructions?)|hidden (?:message|instructions?)|resulting (?:text|instructions?))"
+        r"|message|instructions?)|hidden (?:message|instructions?)|resulting (?:text"
+        r"|instructions?))"
         r"\b",
         ("result", "decoded", "hidden"),
     ),
@@ -1419,7 +1432,8 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         r"|\b(?:get|sneak|slip)\s(?:past|around|by)\s(?:the\s|your\s)?(?:content\s)?(?:filters?"
         r"|moderation|censors?|safety|guardrails)\b|\b(?:evade|fool|trick)\s(?:the\s|your\s)?"
         r"(?:content\s)?(?:filters?|moderation|detection|classifiers?|censors?)\b"
-        r"|\b(?:so|so that|such that|in order that|to make sure|to ensure|otherwise)\s(?:\S+\s){0,4}?"
+        r"|\b(?:so|so that|such that|in order that|to make sure|to ensure"
+        r"|otherwise)\s(?:\S+\s){0,4}?"
         r"(?:filter|moderat|classifier|safety|monitor|detector|censor|guardrail|detection)\w*"
         r"(?:\s\S+)?\s(?:can't|cannot|won't|doesn't|does not|will not|wouldn't|couldn't|fails to"
         r"|is unable to)\s(?:\S+\s)?(?:catch|detect|see|notice|flag|read|understand|block|trigger"
@@ -1454,7 +1468,8 @@ RULES: Final[tuple[RuleSpec, ...]] = (
     RuleSpec(
         "indirect.command_to_model",
         0.3,
-        rf"(?:{_VOCATIVE}|{_MODEL_KEY}\s?[\"']|{_WEAK_VOCATIVE}|\bif you(?:'re| are) (?:an?|the) {_MODEL}(?:\s\S+){{0,4}}?[:,]\s"
+        rf"(?:{_VOCATIVE}|{_MODEL_KEY}\s?[\"']|{_WEAK_VOCATIVE}|\bif you(?:'re| are) (?:an?"
+        rf"|the) {_MODEL}(?:\s\S+){{0,4}}?[:,]\s"
         rf"|\b(?:to|for) (?:the |any |all )?{_MODEL}(?:\s\S+){{0,3}}?[:,]\s"
         rf"|\bif (?:an?|the|any) {_MODEL} (?:is|are) \w+ (?:this|these)(?:\s\S+){{0,3}}?[:,]\s"
         rf"|<!--\s?(?:\S+\s){{0,3}}?(?:{_MODEL}|agent|bot|model)s?\s?[:,]\s)(?:\S+\s){{0,3}}?"
@@ -1464,7 +1479,8 @@ RULES: Final[tuple[RuleSpec, ...]] = (
     RuleSpec(
         "indirect.model_must",
         0.3,
-        rf"\b(?:the|any|all|every)\s{_MODEL}(?:\s\S+){{0,3}}?\s(?:must|should|shall|is required to|needs to"
+        rf"\b(?:the|any|all|every)\s{_MODEL}(?:\s\S+){{0,3}}?\s(?:must|should|shall|is required to"
+        r"|needs to"
         r"|has to|will now|is (?:now )?(?:allowed|permitted|authori[sz]ed))\b"
         rf"|(?:^|[.!?]\s|\n){_MODEL_STRONG}(?:\s\S+){{0,3}}?\s(?:must|should|shall|are required to"
         r"|need to|have to)\b|\byou are authori[sz]ed to\b|\byou have permission to\b",
@@ -1593,7 +1609,8 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         "delimiter.role_header",
         0.35,
         r"(?:<\|im_start\|>|<start_of_turn>|<im_start>|<\|start_header_id\|>)\s?(?:system"
-        r"|developer|assistant|model)\b|<\|(?:system|assistant)\|>\s?\S|<<sys>>[\s\S]{3,500}?<</sys>>"
+        r"|developer|assistant|model)\b|<\|(?:system|assistant)\|>\s?\S"
+        r"|<<sys>>[\s\S]{3,500}?<</sys>>"
         r"|(?m:^)#{1,4}\s?(?:system|instruction|developer)(?:\sprompt)?(?:\s?update)?"
         r"\s?(?::|#{2,}|\n|$)|\[system\]\(#|(?m:^)(?:system|developer)\s?:\s|(?m:^)system$",
         ("<|", "<start_of", "<im_", "<<sys", "#", "[system]", "system", "developer"),
@@ -1656,9 +1673,9 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         r" внимания на|не обращайте внимания на|пропусти|отбрось)\b(?:\s\S+){0,4}?"
         r"\s(?:инструкци\w*|указани\w*|правил\w*|директив\w*|команд\w*)"
         r"|\b(?:ігноруй\w*|забудь)\b(?:\s\S+){0,4}?\s(?:інструкці\w*|вказівк\w*|правил\w*)"
-        r"|(?:忽略|无视|無視|忽視|忽视|不要理会|不要遵守|忘记|忘記|放弃|跳过)[^。！？\n]{0,12}?"
+        r"|(?:忽略|无视|無視|忽視|忽视|不要理会|不要遵守|忘记|忘記|放弃|跳过)[^。!?\n]{0,12}?"
         r"(?:指令|指示|说明|規則|规则|提示|要求|设定|設定|限制)"
-        r"|(?:指示|命令|ルール|規則|設定|制約|プロンプト)[^。！？\n]{0,12}?(?:無視|忘れ)"
+        r"|(?:指示|命令|ルール|規則|設定|制約|プロンプト)[^。!?\n]{0,12}?(?:無視|忘れ)"
         r"|(?:지시|명령|규칙|지침|프롬프트|제한)[^.!?\n]{0,12}?(?:무시|잊)"
         r"|(?:تجاهل|انس|إنس)(?:\s\S+){0,4}?\s(?:التعليمات|الأوامر|القواعد|الإرشادات)"
         r"|(?:निर्देश|नियम)\S*(?:\s\S+){0,4}?\s(?:अनदेखा|नजरअंदाज|भूल)",

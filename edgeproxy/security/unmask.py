@@ -63,40 +63,40 @@ _QUOTES: Final = str.maketrans(
 # Cyrillic and Greek letters drawn like Latin ones (lower case: the map runs after case-fold).
 _CONFUSABLES: Final = str.maketrans(
     {
-        "а": "a",
-        "в": "b",
-        "с": "c",
-        "е": "e",
-        "ё": "e",
-        "һ": "h",
-        "і": "i",
-        "ї": "i",
-        "ј": "j",
-        "к": "k",
-        "м": "m",
-        "н": "h",
-        "о": "o",
-        "р": "p",
-        "ѕ": "s",
-        "т": "t",
-        "у": "y",
-        "х": "x",
-        "ԁ": "d",
-        "ԛ": "q",
-        "ԝ": "w",
-        "α": "a",
-        "β": "b",
-        "ε": "e",
-        "η": "n",
-        "ι": "i",
-        "κ": "k",
-        "ν": "v",
-        "ο": "o",
-        "ρ": "p",
-        "τ": "t",
-        "υ": "u",
-        "χ": "x",
-        "ω": "w",
+        "\u0430": "a",
+        "\u0432": "b",
+        "\u0441": "c",
+        "\u0435": "e",
+        "\u0451": "e",
+        "\u04bb": "h",
+        "\u0456": "i",
+        "\u0457": "i",
+        "\u0458": "j",
+        "\u043a": "k",
+        "\u043c": "m",
+        "\u043d": "h",
+        "\u043e": "o",
+        "\u0440": "p",
+        "\u0455": "s",
+        "\u0442": "t",
+        "\u0443": "y",
+        "\u0445": "x",
+        "\u0501": "d",
+        "\u051b": "q",
+        "\u051d": "w",
+        "\u03b1": "a",
+        "\u03b2": "b",
+        "\u03b5": "e",
+        "\u03b7": "n",
+        "\u03b9": "i",
+        "\u03ba": "k",
+        "\u03bd": "v",
+        "\u03bf": "o",
+        "\u03c1": "p",
+        "\u03c4": "t",
+        "\u03c5": "u",
+        "\u03c7": "x",
+        "\u03c9": "w",
     }
 )
 _LEET_L: Final = str.maketrans(
@@ -128,15 +128,31 @@ _LEET: Final = str.maketrans(
     }
 )
 # Units, ordinals and versions written with digits first ("4th", "10mb", "64bit") are words,
-# not leetspeak; so are names with trailing digits ("base64", "sha256", "python3").
+# not leetspeak; so are names with trailing digits ("base64", "sha256", "python3") and
+# numeronyms ("e2e", "k8s", "i18n").
 _NOT_LEET: Final = re.compile(
     r"\d+(?:st|nd|rd|th|[kmgtp]?b|[kmg]?hz|ms|px|em|rem|pt|[smhdwy]|min|am|pm|kg|km|cm|mm|ml"
-    r"|bit|bits|fps|[kmg]bps|k|x|p|v|gb|d)|[a-z]+\d{2,}|[a-z]{1,2}\d|[0-9a-f]{12,}"
+    r"|bit|bits|fps|[kmg]bps|k|x|p|v|gb|d)|[a-z]+\d+|[a-z]\d+[a-z]|[0-9a-f]{12,}"
 )
-_REVEALING_WORDS: Final = (
-    "ignore instructions instruction previous prompt system rules disregard forget "
-    "guidelines reveal pretend jailbreak restrictions password secret hidden"
-).split()
+_REVEALING_WORDS: Final = [
+    "ignore",
+    "instructions",
+    "instruction",
+    "previous",
+    "prompt",
+    "system",
+    "rules",
+    "disregard",
+    "forget",
+    "guidelines",
+    "reveal",
+    "pretend",
+    "jailbreak",
+    "restrictions",
+    "password",
+    "secret",
+    "hidden",
+]
 _ROT13_ANCHORS: Final = re.compile(
     r"\b(?:" + "|".join(codecs.encode(word, "rot13") for word in _REVEALING_WORDS) + r")\b"
 )
@@ -180,10 +196,10 @@ class Unmasker:
         "_leet_token",
         "_max_payload_chars",
         "_max_payloads",
-        "_morse",
         "_mixed_script",
-        "_non_latin",
+        "_morse",
         "_newlines",
+        "_non_latin",
         "_spaced",
         "_spaces",
         "_tag_run",
@@ -345,8 +361,44 @@ def _from_hex(digits: str) -> str | None:
 _URLSAFE: Final = str.maketrans("-_", "+/")
 _MORSE: Final = dict(
     zip(
-        ".- -... -.-. -.. . ..-. --. .... .. .--- -.- .-.. -- -. --- .--. --.- .-. ... - ..- ...- "
-        ".-- -..- -.-- --.. ----- .---- ..--- ...-- ....- ..... -.... --... ---.. ----.".split(),
+        [
+            ".-",
+            "-...",
+            "-.-.",
+            "-..",
+            ".",
+            "..-.",
+            "--.",
+            "....",
+            "..",
+            ".---",
+            "-.-",
+            ".-..",
+            "--",
+            "-.",
+            "---",
+            ".--.",
+            "--.-",
+            ".-.",
+            "...",
+            "-",
+            "..-",
+            "...-",
+            ".--",
+            "-..-",
+            "-.--",
+            "--..",
+            "-----",
+            ".----",
+            "..---",
+            "...--",
+            "....-",
+            ".....",
+            "-....",
+            "--...",
+            "---..",
+            "----.",
+        ],
         "abcdefghijklmnopqrstuvwxyz0123456789",
         strict=True,
     )
@@ -366,7 +418,7 @@ def _readable(data: bytes) -> str | None:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    if " " not in text or not text.isprintable() and not text.replace("\n", "").isprintable():
+    if " " not in text or (not text.isprintable() and not text.replace("\n", "").isprintable()):
         return None
     letters = sum(char.isalpha() for char in text)
     return text if letters >= len(text) // 2 else None
