@@ -138,6 +138,8 @@ def report(samples: Sequence[Sample], rules: InjectionRules, repeat: int) -> str
     typical = [t for s, t in zip(samples, every, strict=True) if len(s.text) in TYPICAL]
     lines += ["### Latency per prompt (median of each text's runs)", ""]
     for name, values in (("all texts", every), ("100-600 characters", typical)):
+        if not values:
+            continue
         lines.append(
             f"- {name} ({len(values)}): p50 {percentile(values, 0.5):.0f} µs, "
             f"p99 {percentile(values, 0.99):.0f} µs, max {max(values):.0f} µs"
