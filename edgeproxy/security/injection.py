@@ -48,10 +48,16 @@ _DISCUSSION: Final = (
     r"|text like|strings? like|detect\w*|classif\w+|research\w*|paper|defen[cs]es?|mitigat\w+"
     r"|red[- ]team\w*|vulnerab\w+|why (?:does|do|did) (?:it|this|that) work|quote[sd]?"
     r"|for example|e\.g\.|(?:style|such|these|those|jailbreak|attack) prompts|prompts like"
-    r"|tricks?|techniques?|exploits?|popular|history)(?!\w)"
+    r"|tricks?|techniques?|exploits?|popular|history|templates?|chatml|tokeni[sz]er"
+    r"|special tokens?|fine-?tun\w*)(?!\w)"
 )
 # Short quotations: an attack phrase quoted in a discussion, not a quoted document.
-_QUOTED: Final = r"\"[^\"\n]{1,120}\"|`[^`\n]{1,120}`|'[^'\n]{8,120}'(?!\w)"
+_QUOTED: Final = (
+    r"\"[^\"\n]{1,120}\"|`[^`\n]{1,120}`|'[^'\n]{8,120}'(?!\w)"
+    # chat-template tokens named in a question about templates count as quoted
+    r"|(?:<\|[a-z_]+\|>(?:\s?(?:system|user|assistant|developer|model)\b)?)+|\[/?inst\]"
+    r"|<</?sys>>"
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -385,18 +385,20 @@ _HIDDEN_ANCHORS = (
 # The model's own instructions, however they are named: "your original directives", "the rules
 # set by your operator", "whatever you were told", "the system prompt".
 _PRIOR_INSTRUCTIONS = (
-    r"(?:\b(?:previous|prior|preceding|earlier|original|initial|above|old|former|your|the"
-    r" system's|the operator's|the developer's)\s(?:\S+\s)?(?:instructions?|rules|guidance"
-    r"|guidelines|directives?|prompts?|system prompt|polic(?:y|ies)|configuration|programming"
-    r"|orders|constraints|restrictions|setup|directions|conditioning)\b|\b(?:instructions?"
+    r"(?:(?<!my )(?<!our )\b(?:previous|prior|preceding|earlier|original|initial|above|old"
+    r"|former|your|the system's|the operator's|the developer's)\s(?:\S+\s)?(?:\S+\sand\s)?"
+    r"(?:instructions?|rules|guidance|guidelines|directives?|prompts?|system prompt|polic(?:y|ies)"
+    r"|configuration|programming|orders|constraints|restrictions|setup|directions|conditioning"
+    r"|guardrails|safeguards)\b|\b(?:instructions?"
     r"|rules|guidance|guidelines|directives?|prompts?|polic(?:y|ies)|configuration|programming"
     r"|orders|constraints|restrictions)\s(?:\S+\s){0,3}?(?:you (?:\w+ )?(?:were|have been|'ve been"
     r"|got|received|operate under|follow|obey|stick to|have)|set by (?:your|the)|given (?:to you"
     r"|before|earlier)|(?:they|the developers?|the operators?|your \w+) (?:gave|give|provided|set"
     r"|wrote|put)(?: you)?\b"
     r"|came with|from (?:your|the) (?:developer|operator|creator|system))\b|\b(?:whatever|what"
-    r"|everything|anything)(?: else)? you(?:'ve| have| were| had)? (?:been )?(?:told|instructed"
-    r"|given|programmed)\b|\bsystem (?:prompt|message)\b)"
+    r"|everything|anything|nothing)(?: else)? (?:you|they|the \w+|your \w+)(?:'ve| have| were"
+    r"| had)? (?:been )?(?:told|instructed|given|programmed)(?: you)?\b|\bsystem (?:prompt"
+    r"|message)\b)"
 )
 _DISMISSED = (
     r"(?:\b(?:ignor\w*|disregard\w*|forget|forgot|scrap\w*|drop(?:ped)?|throw (?:out|away)"
@@ -407,7 +409,8 @@ _DISMISSED = (
     r"|\bno longer (?:in force|valid|applies|apply|counts?|matters?|relevant|active|binding"
     r"|exists?)\b|\b(?:don't|doesn't|do not|does not) (?:count|matter|apply)\b|\bcount"
     r" anymore\b|\b(?:are|is|were|was|have been|has been) (?:now )?(?:off|disabled|gone"
-    r"|removed|deleted)\b)"
+    r"|removed|deleted|null)\b|\b(?:end|ends|ended|stop|stops) here\b|\bsomething (?:else"
+    r"|different)\b|\bmatters\b|\b(?:set|put) (?:\S+\s){0,3}aside\b|\bnullified\b)"
 )
 _DISMISSED_ANCHORS = (
     "ignor",
@@ -454,6 +457,12 @@ _DISMISSED_ANCHORS = (
     "abandon",
     "obeying",
     "quit",
+    "null",
+    "end",
+    "stop",
+    "something",
+    "matters",
+    "aside",
 )
 # What the model was told and should keep: its prompt, its hidden or given instructions.
 _HIDDEN_INSTRUCTIONS = (
@@ -466,6 +475,8 @@ _HIDDEN_INSTRUCTIONS = (
     r"|(?:configures?|controls?|governs?|defines?|shapes?) you)\b|\b(?:everything|whatever|all"
     r"|what) you(?:'ve| have| were)? (?:been )?(?:told|instructed|given)\b|\b(?:exact|full|entire"
     r"|complete) setup\b|\bsetup (?:text|prompt|instructions|message)\b|\bmarked confidential\b"
+    r"|\b(?:the )?(?:developer's|system's|operator's) (?:message|prompt|instructions)\b"
+    r"|\bthe (?:developer|system) message\b|\bat the top of (?:this|the) (?:chat|conversation)\b"
     r"|\bwhat (?:the|your) (?:developers?|operators?|creators?|company|admins?) (?:told|instructed"
     r"|asked|said to) you\b)"
 )
@@ -504,6 +515,10 @@ _ASK_TO_SEE = _any(
     "write down",
     "see",
     "view",
+    "reproduce",
+    "regurgitate",
+    "replicate",
+    "transcribe",
     "put",
     "place",
     "insert",
@@ -668,6 +683,9 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         rf"\b{_SET_ASIDE}\b{_gap_not_mine(2)}{_INSTRUCTIONS}\b(?:\s\S+){{0,3}}?\s"
         r"(?:you(?:'ve| have| were)? (?:been )?(?:given|received|told|trained|programmed)"
         r"|(?:gave|give|wrote for) you|given to you|you (?:have|follow|got)\b)"
+        r"|\b(?:set|put|push|cast|throw) (?:your |the |all |those "
+        rf"|these )?(?:\S+\s)?{_INSTRUCTIONS}"
+        r" (?:aside|away|out)\b"
         r"|\b(?:don't|do not|stop|never) (?:do(?:ing)?|follow(?:ing)?) what you(?:'ve| have| were)?"
         r" (?:been )?(?:told|instructed|programmed|asked)\b"
         rf"|\b(?:you have|your) (?:\S+\s){{0,2}}{_INSTRUCTIONS}[^.!?\n]{{0,50}}\b{_SET_ASIDE}"
@@ -675,7 +693,7 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         rf"|\b{_SET_ASIDE}\s(?:what|whatever|everything|anything)\s(?:the system|the operator"
         r"|the developers?|you were|you've been|you have been|they|your \S+)\s(?:\S+\s)?"
         r"(?:said|told|gave|wrote|instructed|asked|given|told you)\b",
-        (*_SET_ASIDE_ANCHORS, "what you"),
+        (*_SET_ASIDE_ANCHORS, "what you", "set ", "put ", "push ", "cast ", "throw "),
     ),
     RuleSpec(
         "override.ignore_safety",
@@ -782,6 +800,8 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         r"(?<!my\s)\b(?:new|updated|real|actual|true|revised|secret|priority|urgent|current)"
         r"\s(?:system\s)?(?:instructions?|directives?|rules?|task|objective|orders|mission|policy"
         r"|purpose|role|goal|job)(?:\s(?:from(?:\s\S+){1,3}|for you))?\s?(?:[:=]|is\b|are\b)"
+        r"|\b(?:what follows|the following|below) (?:are|is) my (?:real |new "
+        r"|actual )?instructions\b"
         r"|\byour (?:new|true|real|actual|only|sole) (?:task|purpose|role|instructions|goal|job"
         r"|objective|mission|priority)\b",
         (
@@ -796,6 +816,8 @@ RULES: Final[tuple[RuleSpec, ...]] = (
             "urgent",
             "current",
             "your",
+            "follow",
+            "below",
         ),
     ),
     RuleSpec(
@@ -828,6 +850,13 @@ RULES: Final[tuple[RuleSpec, ...]] = (
             "told",
             "setup",
             "confidential",
+            "reproduce",
+            "regurgitate",
+            "replicate",
+            "transcribe",
+            "developer",
+            "message",
+            "top of",
         ),
     ),
     RuleSpec(
@@ -1215,7 +1244,13 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         r"|stripped"
         r"|deleted|turned off|gone|lifted|switched off)\b|\b(?:released|freed|liberated|exempt"
         rf"|unshackled)\s(?:from|of)\s(?:every|all|any|your|its|his|her|their)?\s?{_LIMITS}"
-        r"|\bnever (?:adds?|gives?|includes?|uses?) (?:any )?(?:warnings|disclaimers|caveats)\b",
+        r"|\bnever (?:adds?|gives?|includes?|uses?) (?:any )?(?:warnings|disclaimers|caveats)\b"
+        r"|\b(?:has|have|had) (?:bypassed|disabled|removed|escaped|broken|overcome|shed|dropped"
+        r"|deleted|switched off|turned off) (?:its|his|her|their|your|all|any"
+        rf"|the)? ?(?:own )?{_LIMITS}"
+        r"|\bbefore (?:safety training|alignment|rlhf|any (?:filters|guardrails|rules|restrictions)"
+        r"|content polic(?:y|ies)|guardrails|filters) (?:existed|was added|were added"
+        r"|was applied)\b",
         (
             "restriction",
             "limit",
@@ -1238,6 +1273,12 @@ RULES: Final[tuple[RuleSpec, ...]] = (
             "caveats",
             "terms of",
             "usage polic",
+            "bypassed",
+            "escaped",
+            "overcome",
+            "shed",
+            "dropped",
+            "before ",
         ),
     ),
     RuleSpec(
@@ -1252,7 +1293,9 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         r"|\bno refusals\b|\bsure, here(?:'s| is)\b|\b(?:will|would|can|must) do anything (?:i|you"
         r"|they)"
         r" (?:say|ask|want|tell)\b|\b(?:will|would|can|must) answer (?:any|every|all) (?:questions?"
-        r"|requests?)\b|\b(?:that|who|which) answers? (?:anything|everything|any question)\b",
+        r"|requests?)\b|\b(?:that|who|which) answers? (?:anything|everything|any question)\b"
+        r"|\b(?:can|will|would|could) (?:say|do|tell you|write|answer|produce|generate)"
+        r" (?:absolutely )?(?:anything|everything)\b",
         (
             "refus",
             "declin",
@@ -1268,6 +1311,8 @@ RULES: Final[tuple[RuleSpec, ...]] = (
             "answer every",
             "answer all",
             "answers",
+            "anything",
+            "everything",
         ),
     ),
     RuleSpec(
@@ -1482,7 +1527,8 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         rf"\b(?:the|any|all|every)\s{_MODEL}(?:\s\S+){{0,3}}?\s(?:must|should|shall|is required to"
         r"|needs to"
         r"|has to|will now|is (?:now )?(?:allowed|permitted|authori[sz]ed))\b"
-        rf"|(?:^|[.!?]\s|\n){_MODEL_STRONG}(?:\s\S+){{0,3}}?\s(?:must|should|shall|are required to"
+        rf"|(?:^|[.!?]\s|\n|[\"']){_MODEL_STRONG}(?:\s\S+){{0,3}}?\s(?:must|should|shall"
+        r"|are required to"
         r"|need to|have to)\b|\byou are authori[sz]ed to\b|\byou have permission to\b",
         (
             "must",
@@ -1552,7 +1598,8 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         r" to main\b|\bdisable the ci\b|\b(?:rank|rate) this (?:applicant|candidate)\b"
         r"|\b(?:rank|rate|score|mark|classify|label|flag)\w*\s(?:\S+\s){0,3}?(?:as\s)?(?:the\s)?"
         r"(?:top|best|highest|first|strongest|approved|safe|legitimate|verified)\b"
-        r"|\badd\s(?:\S+\s){0,2}(?:ssh key|public key|admin|administrator)\s(?:to|as)\b",
+        r"|\badd\s(?:\S+\s){0,2}(?:ssh key|public key|admin|administrator)\s(?:to|as)\b"
+        r"|\b(?:call|invoke|execute|run|trigger)\s[`'\"]?[a-z]+_[a-z_]+\b",
         (
             "tool",
             "function",
@@ -1588,6 +1635,11 @@ RULES: Final[tuple[RuleSpec, ...]] = (
             "label",
             "flag",
             "add ",
+            "call",
+            "invoke",
+            "execute",
+            "run",
+            "trigger",
         ),
     ),
     RuleSpec(
@@ -1637,8 +1689,8 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         r"|content)|text to summari[sz]e|prompt|context|article|email|instructions|session)\b"
         r"|\b(?:begin|start)(?:ning)?\s(?:of\s)?(?:a\s)?new\s(?:session|instructions|system)"
         r"|\bbegin system (?:message|prompt)\b|-{3,}begin system prompt|\bconversation reset\b"
-        r"|\[start of new instructions\]",
-        ("end", "begin", "start", "reset"),
+        r"|\[start of new instructions\]|^new (?:session|conversation|chat)\b",
+        ("end", "begin", "start", "reset", "new "),
     ),
     RuleSpec(
         "delimiter.fake_turns",
