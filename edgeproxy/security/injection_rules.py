@@ -480,6 +480,10 @@ _HIDDEN_INSTRUCTIONS = (
     r"|\bwhat (?:the|your) (?:developers?|operators?|creators?|company|admins?) (?:told|instructed"
     r"|asked|said to) you\b)"
 )
+# "your guidelines for writing a cover letter" are advice on a topic, not the model's own.
+_NOT_A_TOPIC = (
+    r"(?!\s(?:for|on|about|regarding)\s(?!(?:this|the|our) (?:chat|conversation|session)\b))"
+)
 # "won't reveal its prompt" describes a refusal; it asks for nothing.
 _NOT_NEGATED = r"(?<!won't )(?<!not )(?<!never )(?<!n't )"
 _ASK_TO_SEE = _any(
@@ -958,7 +962,7 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         "exfiltration.system_prompt",
         0.6,
         rf"{_NOT_NEGATED}\b{_REVEAL}\b(?:\s\S+){{0,6}}?\s(?:your|ur|the (?:bot's|assistant's|ai's))"
-        rf"(?:\s\S+){{0,2}}?\s{_HIDDEN_PROMPT}\b"
+        rf"(?:\s\S+){{0,2}}?\s{_HIDDEN_PROMPT}\b{_NOT_A_TOPIC}"
         rf"|\b{_REVEAL}\b(?:\s\S+){{0,4}}?\s(?:the|any|all)(?:\s\S+){{0,2}}?\s{_HIDDEN_PROMPT}"
         r"\s(?:that\s|which\s)?(?:you\b|your \S+ (?:gave|wrote|set|put)\b|given to you|(?:the )?"
         r"(?:developer|operator|creators?) gave you|(?:govern|control|guide|shape|define|constrain"

@@ -13,7 +13,8 @@ characters. `Unmasker.unmask(text)` undoes the cheap ones and returns:
   "10mb"), spaced and dotted letters joined, runs of spaces collapsed (line breaks kept, one
   per run, since rules read line starts).
 - `payloads`: decoded texts, each folded the same way and named by how it was hidden
-  (`base64`, `hex`, `urlencoded`, `rot13`, `reversed`, `unicode_tags`), for the rules to read
+  (`base64`, `hex`, `urlencoded`, `morse`, `rot13`, `reversed`, `split_words`, `leetspeak`,
+  `unicode_tags`), for the rules to read
   on their own. ROT13 and reversal are tried only when words that matter ("ignore",
   "instructions", "prompt"...) appear in that form, so ordinary text pays nothing for them.
 - `signals`: disguises seen, whatever they hid (`invisible_chars`, `homoglyphs`, `leetspeak`,
@@ -190,6 +191,7 @@ class Unmasker:
         "_base64",
         "_entity",
         "_hex",
+        "_hyphenated",
         "_invisible",
         "_invisible_in_words",
         "_invisible_spaced",
@@ -232,6 +234,7 @@ class Unmasker:
             r"(?<![^\W\d_])(?:(?:[^\W\d_] ){3,}|(?:[^\W\d_][.\-_*/|]){3,})[^\W\d_](?![^\W\d_])"
         )
         self._spaces = re.compile(r"[^\S\n]+")
+        self._hyphenated = re.compile(r"\b[^\W\d_]+-[^\W\d_]+\b")
         self._newlines = re.compile(r"\s*\n\s*")
 
     def unmask(self, text: str) -> Unmasked:
@@ -303,9 +306,13 @@ class Unmasker:
             self._keep(payloads, "morse", _from_morse(match.group()), signals, depth)
 
     def _turn_around(self, view: str, signals: set[str], payloads: list[tuple[str, str]]) -> None:
-        """ROT13 and reversed text, tried only when telling words appear in that form."""
+        """ROT13, reversed text and words cut by hyphens, tried only when the view shows them."""
         if _ROT13_ANCHORS.search(view):
             self._keep(payloads, "rot13", codecs.encode(view, "rot13"), signals, 0)
+        hyphenated = self._hyphenated.findall(view)
+        if len(hyphenated) >= 3 and 3 * len(hyphenated) > view.count(" ") + 1:
+            # "ig-nore a-ll pre-vious": most words cut by hyphens
+            self._keep(payloads, "split_words", view.replace("-", ""), signals, 0)
         if _REVERSED_ANCHORS.search(view):
             self._keep(payloads, "reversed", view[::-1], signals, 0)
             words = " ".join(word[::-1] for word in view.split(" "))
