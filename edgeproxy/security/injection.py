@@ -46,7 +46,7 @@ _DISCUSSION: Final = (
     r"\b(?:prompt injections?|injection attacks?|jailbreak\w*|attack (?:strings?|prompts?"
     r"|phrases?)|(?:an|the|this|classic|famous|common) (?:attack|exploit)|phrases? like"
     r"|text like|strings? like|detect\w*|classif\w+|research\w*|paper|defen[cs]es?|mitigat\w+"
-    r"|red[- ]team\w*|vulnerab\w+|why (?:does|do|did) (?:it|this|that) work|quote[sd]?"
+    r"|red[- ]team\w*|vulnerab\w+|why (?:does|do|did|would)|quote[sd]?"
     r"|for example|e\.g\.|(?:style|such|these|those|jailbreak|attack) prompts|prompts like"
     r"|tricks?|techniques?|exploits?|popular|history|templates?|chatml|tokeni[sz]er"
     r"|special tokens?|fine-?tun\w*)(?!\w)"
