@@ -6,13 +6,16 @@ threshold, or `--threshold`). The report gives, per split and per file, precisio
 the false-positive rate; per attack family its recall, per benign family its false-positive
 rate. Latency: each text is screened `--repeat` times and its median kept; the report gives
 the p50 and p99 of those medians over all texts and over the typical prompts (100 to 600
-characters). It is a report, not a gate: the targets are asserted by
+characters). With `--classifier` (the `semantic` extra installed) it also reports the optional
+embedding classifier (edgeproxy/security/injection_classifier.py) alone and OR-ed with the
+rules, and its latency. It is a report, not a gate: the targets are asserted by
 tests/security/test_injection.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import statistics
 import time
@@ -147,13 +150,41 @@ def report(samples: Sequence[Sample], rules: InjectionRules, repeat: int) -> str
     return "\n".join(lines)
 
 
+def classifier_report(samples: Sequence[Sample], rules: InjectionRules) -> str:
+    """The embedding classifier alone and OR-ed with the rules (needs the semantic extra)."""
+    from edgeproxy.cache.embed import LocalMiniLM
+    from edgeproxy.security.injection_classifier import InjectionClassifier
+
+    embedder = LocalMiniLM()
+    classifier = InjectionClassifier(embedder)
+    vectors = asyncio.run(embedder.embed([sample.text for sample in samples]))
+    scores = [classifier.score_vector(vector) for vector in vectors]
+    alone = [score >= classifier.threshold for score in scores]
+    ruled = [rules.screen(sample.text).flagged for sample in samples]
+    either = [a or b for a, b in zip(alone, ruled, strict=True)]
+    lines = [f"## Embedding classifier (threshold {classifier.threshold}, fit on dev only)", ""]
+    lines += table("Classifier alone, by split", tally(samples, alone, "split"))
+    lines += table("Classifier alone, by file", tally(samples, alone, "source"))
+    lines += table("Rules or classifier, by split", tally(samples, either, "split"))
+    started = time.perf_counter()
+    for sample in samples[:100]:
+        asyncio.run(classifier.score(sample.text))
+    per_text_ms = (time.perf_counter() - started) * 1000 / min(100, len(samples))
+    lines.append(f"Classifier latency: {per_text_ms:.1f} ms per text (one text per call).")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
     parser.add_argument("--repeat", type=int, default=15, help="screenings per text for timing")
     parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--classifier", action="store_true", help="also the embedding classifier")
     args = parser.parse_args(argv)
-    print(report(load(args.data), InjectionRules(args.threshold), args.repeat))
+    samples, rules = load(args.data), InjectionRules(args.threshold)
+    print(report(samples, rules, args.repeat))
+    if args.classifier:
+        print("\n" + classifier_report(samples, rules))
 
 
 if __name__ == "__main__":
