@@ -39,6 +39,16 @@ def _any(*words: str) -> str:
     return "(?:" + "|".join(words) + ")"
 
 
+# "the rules for one line", "previous CSS rules with higher specificity", "the previous
+# instructions in the manual": instructions about something else than the model itself.
+_ABOUT_SOMETHING_ELSE = (
+    r"(?!\s(?:for|in|of|on|about|regarding|with|from)\s(?!(?:you|your|this|that|these|me|us"
+    r"|above|earlier|before|now|all|any|once|today|memory|good|real|the (?:system|developer"
+    r"|operator|assistant|ai|model|above|prompt|conversation|chat|user|moment|time being|rest"
+    r"|next|remainder)|a (?:second|moment|minute|bit|while|change))\b))"
+)
+
+
 def _gap(most: int) -> str:
     """Up to `most` words between two parts of a pattern (the view has single spaces)."""
     return rf"(?:\s\S+){{0,{most}}}?\s"
@@ -140,7 +150,7 @@ _PRIOR_INSTRUCTIONS = (
     r"|former|your|the system's|the operator's|the developer's)\s(?:\S+\s)?(?:\S+\sand\s)?"
     r"(?:instructions?|rules|guidance|guidelines|directives?|prompts?|system prompt|polic(?:y|ies)"
     r"|configuration|programming|orders|constraints|restrictions|setup|directions|conditioning"
-    r"|guardrails|safeguards)\b|\b(?:instructions?"
+    rf"|guardrails|safeguards)\b{_ABOUT_SOMETHING_ELSE}|\b(?:instructions?"
     r"|rules|guidance|guidelines|directives?|prompts?|polic(?:y|ies)|configuration|programming"
     r"|orders|constraints|restrictions)\s(?:\S+\s){0,3}?(?:you (?:\w+ )?(?:were|have been|'ve been"
     r"|got|received|operate under|follow|obey|stick to|have)|set by (?:your|the)|given (?:to you"
@@ -247,7 +257,8 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         "override.ignore_previous",
         0.7,
         rf"\b{_SET_ASIDE}\b{_gap_not_mine(3)}{_EARLIER}\b(?:\s\S+){{0,3}}?\s?{_INSTRUCTIONS}\b"
-        rf"|\b{_SET_ASIDE}\b{_gap_not_mine(2)}{_INSTRUCTIONS}\s(?:above|before this|so far"
+        rf"{_ABOUT_SOMETHING_ELSE}|\b{_SET_ASIDE}\b{_gap_not_mine(2)}{_INSTRUCTIONS}\s(?:above"
+        r"|before this|so far"
         r"|given (?:before|earlier|above))\b"
         rf"|\b{_SET_ASIDE}\b{_gap_not_mine(2)}(?:system|developer|operator)\s(?:prompts?|messages?"
         r"|instructions?)\b",
@@ -303,7 +314,8 @@ RULES: Final[tuple[RuleSpec, ...]] = (
     RuleSpec(
         "override.filters_off",
         0.45,
-        r"\b(?:filters?|guardrails?|restrictions?|moderation|safety(?: features| checks| layer)?"
+        r"\b(?:filters?|guardrails?|restrictions?|moderation|safety(?: features| checks| layer"
+        r"| protocols?| measures| systems?)?"
         r"|censorship|refusals?|content polic(?:y|ies)|limits)(?:\s(?:mode|setting|level|system"
         r"|layer|behaviou?r))?\s?(?::\s|=\s?|are\s|is\s"
         r"|have been\s|has been\s)?(?:now\s)?(?:disabled|off|removed|lifted|deactivated"
@@ -331,7 +343,8 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         "override.instructions_void",
         0.55,
         rf"{_any('previous', 'prior', 'earlier', 'above', 'original', 'old', 'former', 'your')}"
-        rf"\s{_INSTRUCTIONS}(?:[,;]?(?:\s\S+){{0,4}}?\s(?:were|was|are|is|have been|has been)|:)\s"
+        rf"\s{_INSTRUCTIONS}{_ABOUT_SOMETHING_ELSE}(?:[,;]?(?:\s\S+){{0,4}}?\s(?:were|was|are|is"
+        r"|have been|has been)|:)\s"
         r"(?:just\s|now\s|all\s)?(?:a test|fake|wrong|void|obsolete|outdated|deprecated|invalid"
         r"|revoked|cancell?ed|null|irrelevant|removed|lifted|overridden|superseded|updated"
         r"|no longer (?:valid|apply|applicable|relevant|in effect|needed))"
@@ -348,7 +361,7 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         0.3,
         r"(?<!my\s)\b(?:new|updated|real|actual|true|revised|secret|priority|urgent|current)"
         r"\s(?:system\s)?(?:instructions?|directives?|rules?|task|objective|orders|mission|policy"
-        r"|purpose|role|goal|job)(?:\s(?:from(?:\s\S+){1,3}|for you))?\s?(?:[:=]|is\b|are\b)"
+        r"|purpose|role|goal|job)(?:\s(?:from(?:\s\S+){1,3}|for you))?\s?(?:[:=,]|is\b|are\b)"
         r"|\b(?:what follows|the following|below) (?:are|is) my (?:real |new "
         r"|actual )?instructions\b"
         r"|\byour (?:new|true|real|actual|only|sole) (?:task|purpose|role|instructions|goal|job"
@@ -383,8 +396,10 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         0.55,
         r"\b(?:as (?:though|if)|pretend|imagine)\s(?:that\s)?you\s(?:never|didn't|did not|don't"
         r"|do not|have no|had no|haven't|were never)\s(?:\S+\s){0,2}?(?:any\s)?(?:system\s)?"
-        r"(?:instructions|rules|guidelines|prompt|system prompt|restrictions|directives)\b",
-        ("though", "as if", "pretend", "imagine"),
+        r"(?:instructions|rules|guidelines|prompt|system prompt|restrictions|directives)\b"
+        r"|\bforget (?:that )?you(?:'re| are) (?:an? |the )?(?:ai|model|assistant|chatbot"
+        r"|language model|llm)\b",
+        ("though", "as if", "pretend", "imagine", "forget"),
     ),
     RuleSpec(
         "override.from_now_on",
@@ -402,12 +417,17 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         r"|operator|programmer)\b|\bi(?:'ve| have) been (?:authori[sz]ed|granted|given"
         r" permission)|\b(?:developers?|admin|administrator|operator|openai|anthropic)"
         r" (?:has|have) (?:authori[sz]ed|approved|allowed|permitted|granted)|\bimportant update"
-        r" from your (?:developers?|creators?|team)|\bi(?:'m| am) (?:the one )?in charge\b"
+        r" from your (?:developers?|creators?|team)|\b(?:message|notice|update|instructions?"
+        r"|policy)"
+        r" from (?:the |your )?(?:system )?(?:administrator|admin|developers?|operator|openai"
+        r"|anthropic|it department)\b|\bi(?:'m| am) (?:the one )?in charge\b"
         r"|\bi(?:'m| am) your (?:new )?(?:boss|master|owner|god)\b",
         (
             "developer", "in charge", "your boss", "your new", "your master", "your owner",
             "your god", "creator", "admin", "owner", "operator", "programmer", "maker", "authori",
             "granted", "permission", "openai", "anthropic", "important update",
+            "from the",
+            "from your",
         ),
     ),
     RuleSpec(
@@ -592,10 +612,13 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         0.6,
         r"\bdo anything now\b|\bstrive to avoid norms\b|\balways intelligent and machiavellian"
         r"\b|\bevil confidant\b|\bmongo tom\b|\bbetter ?dan\b|\banti-?gpt\b|\bjailbroken\b"
-        r"|\bjailbreak (?:mode|activated|enabled|prompt)\b|\[jailbreak\]",
+        r"|\bjailbreak (?:mode|activated|enabled|prompt)\b|\[jailbreak\]"
+        r"|\blet's break (?:the |all the )?(?:\S+ )?rules\b|\bmorali[sz]ing rant\b",
         (
             "do anything now", "strive to avoid", "machiavellian", "evil confidant", "mongo tom",
             "dan", "anti", "jailbr",
+            "break",
+            "morali",
         ),
     ),
     RuleSpec("roleplay.dan", 0.25, r"(?<![a-z])dan(?![a-z])", ("dan",)),
@@ -613,10 +636,9 @@ RULES: Final[tuple[RuleSpec, ...]] = (
     RuleSpec(
         "roleplay.unfiltered_ai",
         0.5,
-        r"\b(?:unfiltered|uncensored|unrestricted|unlimited|unaligned|unmoderated|jail-?broken"
-        r"|unchained|unbound|rogue|amoral|immoral|unethical|lawless|no-limits?)(?:,? \w+)?"
-        r"\s(?:ai|a\.i\.|chatbot|bot|model|language model|llm|assistant|version|mode|persona"
-        r"|alter ego|edition|superintelligence|gpt|response|answer|output|reply)\b",
+        r"\b(?:unfiltered|uncensored|unrestricted|unaligned|unmoderated|jail-?broken|unchained"
+        r"|amoral|no-limits?)(?:,? \w+)?\s(?:ai|a\.i\.|chatbot|bot|model|language model|llm"
+        r"|assistant|mode|persona|alter ego|superintelligence|gpt|response|output)\b",
         (
             "unfilter", "uncensor", "unrestrict", "unlimited", "unaligned", "unmoderat", "jail",
             "unchain", "unbound", "rogue", "amoral", "immoral", "unethical", "lawless", "no-limit",
@@ -642,13 +664,14 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         "roleplay.jailbreak_mode",
         0.5,
         r"\b(?:jailbreak|jailbroken|dan|unrestricted|unfiltered|uncensored|opposite|evil"
-        r"|chaos|god|no[- ]limits?|freedom|unlocked|anything)\smode\b",
+        r"|chaos|no[- ]limits?|freedom|unlocked|anything)\smode\b|\b(?:simulate|pretend|act as if)"
+        r"\s(?:\S+\s){0,3}?(?:developer|dev|god|debug|sudo|admin)\smode\b",
         ("mode",),
     ),
     RuleSpec(
         "roleplay.privileged_mode",
         0.25,
-        r"\b(?:developer|dev|debug|maintenance|sudo|root|admin|superuser)\smode\b",
+        r"\b(?:developer|dev|debug|maintenance|sudo|root|admin|superuser|god)\smode\b",
         ("mode",),
     ),
     RuleSpec(
@@ -661,6 +684,7 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         r"|deleted|turned off|gone|lifted|switched off)\b|\b(?:released|freed|liberated|exempt"
         rf"|unshackled)\s(?:from|of)\s(?:every|all|any|your|its|his|her|their)?\s?{_LIMITS}"
         r"|\bnever (?:adds?|gives?|includes?|uses?) (?:any )?(?:warnings|disclaimers|caveats)\b"
+        rf"|\b(?:free|freed|liberated|released|exempt) (?:from|of) (?:\S+\s)?{_LIMITS}"
         r"|\b(?:has|have|had) (?:bypassed|disabled|removed|escaped|broken|overcome|shed|dropped"
         r"|deleted|switched off|turned off) (?:its|his|her|their|your|all|any"
         rf"|the)? ?(?:own )?{_LIMITS}"
@@ -722,12 +746,20 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         r"|\brole-?play(?:ing)? as\b"
         r"|\bplay the (?:role|part)\b|\bassume the (?:persona|role)\b|\byour new persona\b"
         r"|\b(?:an actor|a character) (?:playing|named|who|called)\b|\bplay (?:a|the) character\b"
-        r"|\bimagine (?:that )?you(?:'re| are| have| had| were)\b",
+        r"|\bimagine (?:that )?you(?:'re| are| have| had| were)\b"
+        r"|\bplay a game (?:where|in which) you\b",
         (
             "respond", "answer", "reply", "speak", "talk", "you are now", "you're now", "act ",
             "pretend", "role", "play the", "assume the", "persona", "an actor", "a character",
             "imagine",
+            "play a game",
         ),
+    ),
+    RuleSpec(
+        "roleplay.forced_opening",
+        0.2,
+        r"\b(?:start|begin|open) (?:your|each|every) (?:reply|response|answer|message)s? with\b",
+        ("start", "begin", "open"),
     ),
     RuleSpec(
         "roleplay.stay_in_character",
@@ -748,7 +780,9 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         r"\b(?:freed|broken free|broke free|escaped|liberated|released|unshackled)\b"
         r"(?:\s\S+){0,4}?\s(?:from|of)\s(?:\S+\s){0,3}?(?:confines|limitations|restrictions"
         r"|programming|training|rules|guidelines|policies|creators'?|shackles|chains|control)\b"
-        r"|\bi am free\b|\bnobody is (?:filtering|watching|monitoring) you\b",
+        r"|\bi am free\b|\bnobody is (?:filtering|watching|monitoring) you\b"
+        r"|\bescaped (?:\S+\s){0,2}"
+        r"(?:control|confines|restrictions|programming|rules|guardrails)\b",
         ("free", "escaped", "liberated", "released", "unshackled", "nobody is", "broke"),
     ),
     RuleSpec(
@@ -863,10 +897,15 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         r"|has to|will now|is (?:now )?(?:allowed|permitted|authori[sz]ed))\b"
         rf"|(?:^|[.!?]\s|\n|[\"']){_MODEL_STRONG}(?:\s\S+){{0,3}}?\s(?:must|should|shall"
         r"|are required to"
-        r"|need to|have to)\b|\byou are authori[sz]ed to\b|\byou have permission to\b",
+        r"|need to|have to)\b|\byou are authori[sz]ed to\b|\byou have permission to\b"
+        r"|\byou (?:may|can) now (?:share|reveal|disclose|ignore|bypass|say|answer|tell)\b"
+        r"|\b(?:is|are) now (?:free|unrestricted|unfiltered|uncensored|unlocked|jailbroken)\b",
         (
             "must", "should", "shall", "required", "need", "has to", "have to", "will now",
             "allowed", "permitted", "authori", "permission",
+            "may now",
+            "can now",
+            "now ",
         ),
     ),
     RuleSpec(
@@ -930,8 +969,9 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         0.35,
         r"\b(?:system|admin|administrator|root|priority|security)\s(?:override\b|directive\b"
         r"|instruction embedded\b|command\b|notice\]|prompt override\b|prompt update\b)"
-        r"|\bsystem instruction embedded\b|\bsystem:\s",
-        ("system", "admin", "root", "priority", "security"),
+        r"|\bsystem instruction embedded\b|\boverride (?:protocol|code|sequence|command|activated"
+        r"|enabled|engaged)\b",
+        ("system", "admin", "root", "priority", "security", "override"),
     ),
     # --- chat templates, role headers and closing tags -------------------------------------
     RuleSpec(
