@@ -8,18 +8,19 @@ rules, never the text they matched, so it can go into logs and audit records as 
 
 Two adjustments to the plain sum:
 
-- A rule that fires inside a decoded payload (base64, hex, ROT13, reversed, URL-encoded,
-  Unicode tags) also fires `obfuscation.<kind>`: hiding an instruction is itself a signal.
-  Disguises seen on the way (zero-width characters inside words, mixed-script words,
-  leetspeak, spaced letters) add their own small weights.
+- A rule that fires inside a decoded payload (base64, hex, Morse, ROT13, reversed,
+  URL-encoded, Unicode tags...) also fires `obfuscation.<kind>`: hiding an instruction is
+  itself a signal. Disguises seen on the way (a hidden Unicode-tag message, zero-width
+  characters inside words, mixed-script words, leetspeak, spaced letters) add their own weights.
 - Talking about attacks is not attacking. When a text discusses them (it says "prompt
-  injection", "jailbreak", "example", "detect", "research"...) a rule whose every match lies
-  inside quotation marks or backticks weighs a quarter: "why does \"ignore previous
-  instructions\" work?" is a question, the same words unquoted are an attack.
+  injection", "jailbreak", "for example", "detect", "template"...), the rules whose every match
+  lies inside short quotations, backticks or chat-template tokens weigh together a quarter of
+  the heaviest of them: 'why does "ignore previous instructions" work?' is a question, the
+  same words unquoted are an attack.
 
-Built once at load (the patterns compile in the constructor); `screen` compiles nothing and
-does no I/O. About 0.1 ms for a prompt of a few hundred characters (docs/guardrails.md); a
-long text is read as its first and last `window` characters.
+Built once at load (the patterns compile in the constructor, about 80 ms); `screen` compiles
+nothing and does no I/O: a median of about 0.2 ms for a prompt of 100 to 600 characters
+(docs/guardrails.md). A long text is read as its first and last `window` characters.
 """
 
 from __future__ import annotations

@@ -3,22 +3,23 @@
 Attackers dress an instruction so that a pattern written for "ignore previous instructions"
 misses it: fullwidth or mathematical letters, zero-width characters inside words, Cyrillic
 letters that look Latin, leetspeak, s p a c e d or d.o.t.t.e.d letters, HTML entities, and
-payloads in base64, hex, URL-encoding, ROT13, reversed text or invisible Unicode tag
+payloads in base64, hex, URL-encoding, Morse, ROT13, reversed text or invisible Unicode tag
 characters. `Unmasker.unmask(text)` undoes the cheap ones and returns:
 
 - `view`: the text NFKC-normalised, without format characters, case-folded, Latin accents
   removed (so "instrucciónes" reads "instrucciones"), typographic quotes made plain, Cyrillic
   and Greek look-alikes mapped to Latin inside words that mix scripts (Russian words stay
   Russian), leetspeak mapped inside words that mix letters and digits (not "base64", "4th" or
-  "10mb"), spaced and dotted letters joined, runs of spaces collapsed (line breaks kept, one
-  per run, since rules read line starts).
+  "10mb"), spaced and dotted letters joined, HTML entities and "\\n" escapes decoded, runs of
+  spaces collapsed (line breaks kept, one per run, since rules read line starts).
 - `payloads`: decoded texts, each folded the same way and named by how it was hidden
   (`base64`, `hex`, `urlencoded`, `morse`, `rot13`, `reversed`, `split_words`, `leetspeak`,
-  `unicode_tags`), for the rules to read
-  on their own. ROT13 and reversal are tried only when words that matter ("ignore",
-  "instructions", "prompt"...) appear in that form, so ordinary text pays nothing for them.
-- `signals`: disguises seen, whatever they hid (`invisible_chars`, `homoglyphs`, `leetspeak`,
-  `spaced_letters`).
+  `unicode_tags`), for the rules to read on their own. ROT13 and reversal are tried only when
+  words that matter ("ignore", "instructions", "prompt"...) appear in that form, words cut by
+  hyphens only when most words are, leetspeak is read again with 1 as "l" only when it has a 1:
+  ordinary text pays nothing for them.
+- `signals`: disguises seen, whatever they hid (`unicode_tags`, `invisible_chars`,
+  `homoglyphs`, `leetspeak`, `spaced_letters`).
 
 The work is bounded: a text longer than `2 * window` characters is read as its first and last
 `window` characters (instructions hidden in the middle of a huge document are not seen), at
