@@ -1,0 +1,1 @@
+"""Data files of the guardrails: the prompt-injection classifier's weights."""
