@@ -156,7 +156,7 @@ class ShieldSettings:
     token: Secret | None = None
     timeout: float = 0.1
     mode: str = "blocking"
-    fail_open: bool = True
+    fail_open: bool = False  # a guard that cannot answer refuses, as Envoy's ext_authz does
     screen_output: bool = False
 
 
@@ -458,7 +458,7 @@ def _shield(r: Reader, raw: Any, path: str) -> ShieldSettings | None:
         token=r.secret(s, path, "token"),
         timeout=r.get(s, path, "timeout", r.positive_duration, 0.1),
         mode=r.get(s, path, "mode", r.choice(SHIELD_MODES), "blocking"),
-        fail_open=r.get(s, path, "fail_open", r.boolean, True),
+        fail_open=r.get(s, path, "fail_open", r.boolean, False),
         screen_output=r.get(s, path, "output", r.boolean, False),
     )
 
