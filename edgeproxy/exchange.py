@@ -29,6 +29,8 @@ The `Exchange` carries what the stages learn:
     attempts        dispatch            relay (x-edgeproxy-attempts), access log
     lease           dispatch            settle (when the answer has been relayed)
     charges         limits, budgets     settle (the real usage reconciles what was held)
+    answer_screen   screen              relay (placeholders restored and output screened in
+                                        what the client is sent, after the cache's copy)
     cache_status    lookup_cache        relay (x-edgeproxy-cache: hit-l1, hit-l2,
                                         hit-semantic, coalesced, miss, bypass), metrics
     cache_key       lookup_cache        relay (x-edgeproxy-cache-key: what an admin deletes)
@@ -74,6 +76,18 @@ class Charge(Protocol):
         """The exchange is over: reconcile with its usage (the tokens really used, the
         deployment that answered), free what was held. Called exactly once; never raises,
         never waits (I/O goes to the background)."""
+
+
+class AnswerFilter(Protocol):
+    """Rewrites what a client is sent, in its dialect: whole answers, or stream events."""
+
+    def whole(self, body: bytes) -> bytes: ...
+
+    def feed(self, data: bytes) -> bytes:
+        """Whole SSE events in, the same events rewritten out."""
+
+    def finish(self) -> bytes:
+        """The stream ended: what the filter still held."""
 
 
 class Capture(Protocol):
@@ -126,6 +140,7 @@ class Exchange:
     lease: Lease | None = None
     caller: KeySettings | None = None
     charges: list[Charge] | None = None
+    answer_screen: AnswerFilter | None = None
     cache_status: str | None = None
     cache_key: str | None = None
     cache_age: int | None = None

@@ -11,14 +11,24 @@ A request passes these stages in order; each either continues (returns None) or 
                  per-request strategy header (400 if unknown) and,
                  only where the group needs them (capability or context filters, cost-aware
                  strategies, token ceilings), what the request needs from a deployment
-    2. lookup_cache  (when cache.enabled; cache/lookup.py) a cacheable request the policy
+    2. limits    (when some rate limit is configured; security/limits.py) the caller's key's
+                 and team's RPM, TPM and parallel limits and the group's, in one all-or-nothing
+                 check, in process or in Redis: 429 with the dialect's rate-limit headers;
+                 tokens reserved from an estimate, settled on the real usage
+    3. budgets   (when a key or team has a budget; security/spend.py) 429 insufficient_quota
+                 once the day's or month's spend is reached; the answer's cost charged after it
+    4. screen    (when a guardrail policy applies; security/screen.py) input limits,
+                 blocklist, prompt-injection rules, personal data (refused, or replaced by
+                 placeholders that the relay restores in the answer), the Shield hook: 400
+                 content_filter, 413, or 503 when a fail-closed guard cannot answer
+    5. lookup_cache  (when cache.enabled; cache/lookup.py) a cacheable request the policy
                  lets look up is answered from the exact cache (L1, then L2) with no upstream
                  call, from the semantic layer for groups that opted in (a near-identical last
                  user turn, everything else exact; or counted only, in shadow mode), or waits
                  on an identical request already in flight (coalescing);
                  otherwise, if the answer may be kept, this request leads: the edge gets a
                  capture to feed, which stores the complete answer and shares it with waiters
-    3. dispatch  (terminal, routing/dispatch.py) choose a deployment by strategy among the
+    6. dispatch  (terminal, routing/dispatch.py) choose a deployment by strategy among the
                  available ones (breaker, cooldown, local ceilings), shape the body for it
                  (model name mapped, or translated into the provider's dialect: 400 for what
                  cannot go), send it through the provider; retry, fail over to other

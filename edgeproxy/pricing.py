@@ -187,6 +187,18 @@ class PricingTable:
             for model, price in table.prices.items():
                 yield section, model, price
 
+    def __eq__(self, other: object) -> bool:
+        """Tables with the same prices are equal (two loads of one configuration are)."""
+        if not isinstance(other, PricingTable):
+            return NotImplemented
+        mine, theirs = self._sections, other._sections
+        return mine.keys() == theirs.keys() and all(
+            (t.prices, t.aliases) == (theirs[name].prices, theirs[name].aliases)
+            for name, t in mine.items()
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
 
 def embedded_pricing_text() -> str:
     """The table shipped inside the package (configs/pricing.yaml is a copy)."""

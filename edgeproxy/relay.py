@@ -34,7 +34,7 @@ from edgeproxy.dialects.codec import Codec
 from edgeproxy.dialects.neutral import ChatRequest, EmbeddingRequest, Usage
 from edgeproxy.dialects.translation import ChatTranslator, EmbeddingTranslator
 from edgeproxy.errors import ProxyError
-from edgeproxy.exchange import Capture, Exchange, Reply
+from edgeproxy.exchange import AnswerFilter, Capture, Exchange, Reply
 from edgeproxy.providers.base import Upstream
 from edgeproxy.providers.http import decoded_answer
 from edgeproxy.redact import Redactor
@@ -268,12 +268,23 @@ class Relay:
             if status >= 400:  # as plain text, masked: a provider may quote its key
                 body = self._redact.bytes(readable(exchange, headers, body))
                 headers.pop("content-encoding", None)
-            elif status == 200 and capture is not None:
-                if exchange.stream and exchange.translator is not None:  # rendered as a stream
-                    capture.add(body)
-                    capture.complete_stream()
-                else:
-                    capture.complete_body(readable(exchange, headers, body))
+            elif status == 200:
+                rendered_stream = exchange.stream and exchange.translator is not None
+                if capture is not None:
+                    if rendered_stream:
+                        capture.add(body)
+                        capture.complete_stream()
+                    else:
+                        capture.complete_body(readable(exchange, headers, body))
+                screen = exchange.answer_screen
+                if screen is not None:  # after the cache's copy: it keeps placeholders
+                    body = readable(exchange, headers, body)
+                    headers.pop("content-encoding", None)
+                    body = (
+                        screen.feed(body) + screen.finish()
+                        if rendered_stream
+                        else screen.whole(body)
+                    )
         except ProxyError as err:
             self.fail(response, err, codec, exchange.request_id, exchange)
             return
@@ -291,8 +302,11 @@ class Relay:
     ) -> None:
         headers = stream_headers(exchange, upstream)
         capture = exchange.capture
+        screen = exchange.answer_screen
         try:
-            out = await _pump(response, upstream, transform, capture, headers, redact=self._redact)
+            out = await _pump(
+                response, upstream, transform, capture, headers, redact=self._redact, screen=screen
+            )
         except ProxyError as err:
             if not response.started:
                 self.fail(response, err, codec, exchange.request_id, exchange)
@@ -319,6 +333,8 @@ class Relay:
             if out:
                 capture.add(out)
             capture.complete_stream()
+        if screen is not None:
+            out = screen.feed(out) + screen.finish()
         if not response.started:
             response.start(200, headers.items())
         if out:
@@ -351,9 +367,11 @@ async def _pump(
     headers: Headers,
     *,
     redact: Redactor,
+    screen: AnswerFilter | None,
 ) -> bytes:
-    """Provider chunks to the client as they arrive; the stream's last bytes once it ended.
-    From the provider's own error event on (a provider may quote its key), masked."""
+    """Provider chunks to the client as they arrive (the cache's copy before `screen` rewrote
+    them for this client); the stream's last bytes once it ended. From the provider's own
+    error event on (a provider may quote its key), masked."""
     while chunk := await upstream.next_chunk():
         out = transform.feed(chunk)
         if transform.failed:
@@ -361,6 +379,10 @@ async def _pump(
         if out:
             if capture is not None:  # first: followers get it even if this client left
                 capture.add(out)
+            if screen is not None:
+                out = screen.feed(out)
+                if not out:
+                    continue
             if not response.started:
                 response.start(200, headers.items())
             response.write(out)

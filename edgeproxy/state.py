@@ -126,6 +126,8 @@ def build_state(config: Config, clocks: Clocks | None = None) -> ProxyState:
         pipeline,
         background,
         cache,
+        decisions=guards.decisions,
+        audit=guards.audit,
         budgets=guards.budgets,
         guards=guards,
     )

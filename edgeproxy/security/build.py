@@ -17,10 +17,16 @@ from typing import TYPE_CHECKING, Any
 from edgeproxy.background import Background
 from edgeproxy.config import Config
 from edgeproxy.exchange import Stage
+from edgeproxy.security.audit import AuditLog, DecisionCounter
 from edgeproxy.security.auth import Authenticate, Keyring
+from edgeproxy.security.blocklist import Blocklist
 from edgeproxy.security.budgets import Budgets, LocalBudgets
+from edgeproxy.security.injection import InjectionRules
 from edgeproxy.security.limits import AdmitLimits
+from edgeproxy.security.pii import Detector
 from edgeproxy.security.ratelimit import Limiter, LocalLimiter
+from edgeproxy.security.screen import RULES, CompiledPolicy, Screen
+from edgeproxy.security.shield import ShieldClient
 from edgeproxy.security.spend import CheckBudget
 
 if TYPE_CHECKING:
@@ -36,6 +42,9 @@ class Guards:
     before_route: tuple[Stage, ...] = ()
     after_route: tuple[Stage, ...] = ()
     budgets: Budgets | None = None
+    decisions: DecisionCounter | None = None
+    audit: AuditLog | None = None
+    shields: tuple[ShieldClient, ...] = ()
     limiter: Limiter | None = None
     keep_leases: Callable[[], Coroutine[Any, Any, None]] | None = None
     redis: Redis | RedisCluster | None = None
@@ -52,6 +61,9 @@ class Guards:
             await warm(self.redis)
         if self.keys is not None:
             self.keys.listen(background)
+        if self.audit is not None:
+            await self.audit.open(background)
+        await asyncio.gather(*(shield.open() for shield in self.shields))
         if self.keep_leases is not None:
             self._services.append(background.service("rate limit leases", self.keep_leases()))
 
@@ -66,6 +78,9 @@ class Guards:
             task.cancel()
         await asyncio.gather(*self._services, return_exceptions=True)
         self._services.clear()
+        await asyncio.gather(*(shield.close() for shield in self.shields))
+        if self.audit is not None:
+            await self.audit.close()
         if self.redis is not None:
             await self.redis.aclose()
 
@@ -82,12 +97,14 @@ def build_guards(
     guards = Guards(redis=_shared_redis(config))
     if auth.redis_keys and guards.redis is not None:
         guards.keys = _key_store(config, guards.redis, clock)
+    screen = _screen(config, guards, background)
     guards.limiter, guards.keep_leases = _limiter(config, guards.redis, clock)
     if guards.limiter is not None:
         teams = {name: team.limits for name, team in auth.teams.items()}
         limits = AdmitLimits(guards.limiter, security.limits.groups, teams, background)
         guards.after_route += (limits,)
     if auth.mode == "none":
+        guards.after_route += screen
         return guards
     guards.before_route = (Authenticate(Keyring(auth.keys), guards.keys),)
     budgeted = any(key.budget for key in auth.keys) or any(
@@ -97,7 +114,70 @@ def build_guards(
         guards.budgets = _budgets(config, guards.redis, wall_clock)
         stage = CheckBudget(guards.budgets, security.pricing.table, auth.teams, background)
         guards.after_route += (stage,)
+    guards.after_route += screen
     return guards
+
+
+def _screen(config: Config, guards: Guards, background: Background) -> tuple[Stage, ...]:
+    """The screening stage when some guardrail policy exists, its decision counter, audit
+    log and Shield clients kept on `guards` for the lifecycle and the metrics."""
+    guardrails = config.security.guardrails
+    if not guardrails.policies:
+        return ()
+    guards.decisions = DecisionCounter(RULES)
+    if guardrails.audit_log is not None:
+        guards.audit = AuditLog(guardrails.audit_log)
+    injection: dict[float, InjectionRules] = {}  # 75 patterns: compiled once per threshold
+    shields: list[ShieldClient] = []
+    compiled = {}
+    for name, policy in guardrails.policies.items():
+        shield = None
+        if policy.shield is not None:
+            settings = policy.shield
+            shield = ShieldClient(
+                settings.url,
+                background=background,
+                counter=guards.decisions,
+                audit=guards.audit,
+                mode=settings.mode,  # type: ignore[arg-type]
+                timeout=settings.timeout,
+                fail_open=settings.fail_open,
+                token=settings.token.reveal() if settings.token is not None else None,
+            )
+            shields.append(shield)
+        rules = None
+        if policy.injection is not None:
+            threshold = policy.injection.threshold
+            rules = injection.get(threshold) or injection.setdefault(
+                threshold, InjectionRules(threshold)
+            )
+        compiled[name] = CompiledPolicy(
+            name=name,
+            max_messages=policy.max_messages,
+            max_prompt_chars=policy.max_prompt_chars,
+            blocklist=Blocklist(policy.blocklist.terms, policy.blocklist.patterns)
+            if policy.blocklist is not None
+            else None,
+            blocklist_mode=policy.blocklist.mode if policy.blocklist is not None else "block",
+            injection=rules,
+            injection_mode=policy.injection.mode if policy.injection is not None else "block",
+            pii=Detector(policy.pii.kinds) if policy.pii is not None else None,
+            pii_mode=policy.pii.mode if policy.pii is not None else "redact",
+            output=Detector(policy.output.kinds) if policy.output is not None else None,
+            output_mode=policy.output.mode if policy.output is not None else "redact",
+            shield=shield,
+            shield_output=policy.shield is not None and policy.shield.screen_output,
+        )
+    guards.shields = tuple(shields)
+    stage = Screen(
+        compiled,
+        guardrails.routes,
+        guardrails.default_policy,
+        guards.decisions,
+        audit=guards.audit,
+        background=background,
+    )
+    return (stage,)
 
 
 def _shared_redis(config: Config) -> Redis | RedisCluster | None:

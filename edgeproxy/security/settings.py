@@ -162,7 +162,7 @@ class ShieldSettings:
     token: Secret | None = None
     timeout: float = 0.1
     mode: str = "blocking"
-    fail_open: bool = True
+    fail_open: bool = False  # a guard that cannot answer refuses, as Envoy's ext_authz does
     screen_output: bool = False
 
 
@@ -426,7 +426,11 @@ def _rule_mode(r: Reader, s: dict[str, Any], path: str, allowed: tuple[str, ...]
     return r.get(s, path, "mode", r.choice(allowed), allowed[0])
 
 
-def _pii(r: Reader, raw: Any, path: str) -> PiiRule | None:
+def _pii(
+    r: Reader, raw: Any, path: str, modes: tuple[str, ...] = ("redact", "block", "monitor")
+) -> PiiRule | None:
+    """Personal data in prompts (redact, block or monitor), or in answers (redact or
+    monitor: by the time a stream shows a value, what came before it has been sent)."""
     if raw is None:
         return None
     s = r.section(raw, path, ("mode", "kinds"))
@@ -434,7 +438,7 @@ def _pii(r: Reader, raw: Any, path: str) -> PiiRule | None:
     for kind in kinds:
         if kind not in PII_KINDS:
             r.fail(f"{path}.kinds", f"unknown kind {show(kind)} (known: {', '.join(PII_KINDS)})")
-    return PiiRule(mode=_rule_mode(r, s, path, ("redact", "block", "monitor")), kinds=kinds)
+    return PiiRule(mode=_rule_mode(r, s, path, modes), kinds=kinds)
 
 
 def _injection(r: Reader, raw: Any, path: str) -> InjectionRule | None:
@@ -478,7 +482,7 @@ def _shield(r: Reader, raw: Any, path: str) -> ShieldSettings | None:
         token=r.secret(s, path, "token"),
         timeout=r.get(s, path, "timeout", r.positive_duration, 0.1),
         mode=r.get(s, path, "mode", r.choice(SHIELD_MODES), "blocking"),
-        fail_open=r.get(s, path, "fail_open", r.boolean, True),
+        fail_open=r.get(s, path, "fail_open", r.boolean, False),
         screen_output=r.get(s, path, "output", r.boolean, False),
     )
 
@@ -494,7 +498,7 @@ def _policy(r: Reader, name: str, raw: Any, path: str) -> Policy:
         pii=_pii(r, s.get("pii"), f"{path}.pii"),
         injection=_injection(r, s.get("injection"), f"{path}.injection"),
         blocklist=_blocklist(r, s.get("blocklist"), f"{path}.blocklist"),
-        output=_pii(r, s.get("output"), f"{path}.output"),
+        output=_pii(r, s.get("output"), f"{path}.output", ("redact", "monitor")),
         shield=_shield(r, s.get("shield"), f"{path}.shield"),
         max_messages=r.get(s, path, "max_messages", r.count, None),
         max_prompt_chars=r.get(s, path, "max_prompt_chars", r.count, None),

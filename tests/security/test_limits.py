@@ -121,7 +121,11 @@ async def test_sidecars_sharing_redis_let_exactly_the_limit_through(
     require_redis()
     sections = {
         **keyed(limits={"rpm": 10}),
-        "redis": {"url": "redis://127.0.0.1:6379/0", "prefix": f"test-rl-{uuid.uuid4().hex}"},
+        "redis": {  # a generous timeout: this is about exactness, not a slow Redis
+            "url": "redis://127.0.0.1:6379/0",
+            "prefix": f"test-rl-{uuid.uuid4().hex}",
+            "timeout": "2s",
+        },
     }
     first = await make_stack(sections=sections)
     second = await make_stack(sections=sections)

@@ -160,7 +160,13 @@ def config(upstream: str, egress: ConnectProxy) -> dict[str, Any]:
         "auth": {"mode": "keys", "keys": [{"id": "client", "hash": hash_key(CLIENT_KEY)}]},
         "guardrails": {
             "policies": {
-                "guarded": {"shield": {"url": SHIELD_URL, "token": secret["shield token"]}}
+                "guarded": {
+                    "shield": {  # a guard nobody runs: failing open, every request is asked
+                        "url": SHIELD_URL,
+                        "token": secret["shield token"],
+                        "fail_open": True,
+                    }
+                }
             },
             "default_policy": "guarded",
         },
