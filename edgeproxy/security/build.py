@@ -22,6 +22,7 @@ from edgeproxy.security.auth import Authenticate, Keyring
 from edgeproxy.security.blocklist import Blocklist
 from edgeproxy.security.budgets import Budgets, LocalBudgets
 from edgeproxy.security.injection import InjectionRules
+from edgeproxy.security.injection_classifier import InjectionClassifier
 from edgeproxy.security.limits import AdmitLimits
 from edgeproxy.security.pii import Detector
 from edgeproxy.security.ratelimit import Limiter, LocalLimiter
@@ -45,6 +46,7 @@ class Guards:
     decisions: DecisionCounter | None = None
     audit: AuditLog | None = None
     shields: tuple[ShieldClient, ...] = ()
+    classifier: InjectionClassifier | None = None
     limiter: Limiter | None = None
     keep_leases: Callable[[], Coroutine[Any, Any, None]] | None = None
     redis: Redis | RedisCluster | None = None
@@ -63,6 +65,8 @@ class Guards:
             self.keys.listen(background)
         if self.audit is not None:
             await self.audit.open(background)
+        if self.classifier is not None:
+            await self.classifier.load()
         await asyncio.gather(*(shield.open() for shield in self.shields))
         if self.keep_leases is not None:
             self._services.append(background.service("rate limit leases", self.keep_leases()))
@@ -151,6 +155,9 @@ def _screen(config: Config, guards: Guards, background: Background) -> tuple[Sta
             rules = injection.get(threshold) or injection.setdefault(
                 threshold, InjectionRules(threshold)
             )
+        classifier = None
+        if policy.injection is not None and policy.injection.classifier:
+            classifier = guards.classifier = guards.classifier or InjectionClassifier()
         compiled[name] = CompiledPolicy(
             name=name,
             max_messages=policy.max_messages,
@@ -160,6 +167,7 @@ def _screen(config: Config, guards: Guards, background: Background) -> tuple[Sta
             else None,
             blocklist_mode=policy.blocklist.mode if policy.blocklist is not None else "block",
             injection=rules,
+            classifier=classifier,
             injection_mode=policy.injection.mode if policy.injection is not None else "block",
             pii=Detector(policy.pii.kinds) if policy.pii is not None else None,
             pii_mode=policy.pii.mode if policy.pii is not None else "redact",

@@ -55,6 +55,11 @@ class InjectionClassifier:
         self._bias = float(fitted["bias"])
         self.threshold = threshold
 
+    async def load(self) -> None:
+        """Load the embedding model before the first request needs it."""
+        if isinstance(self._embedder, LocalMiniLM):
+            await self._embedder.load()
+
     async def score(self, text: str) -> float:
         """The probability that `text` is an attack (the embedding runs in a worker thread)."""
         [vector] = await self._embedder.embed([text])

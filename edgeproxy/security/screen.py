@@ -35,12 +35,15 @@ from edgeproxy.security.answer_screen import AnswerScreen
 from edgeproxy.security.audit import AuditLog, DecisionCounter
 from edgeproxy.security.blocklist import Blocklist
 from edgeproxy.security.injection import InjectionRules
+from edgeproxy.security.injection_classifier import InjectionClassifier
 from edgeproxy.security.pii import Detector
 from edgeproxy.security.pii_redaction import Redaction
 from edgeproxy.security.prompt_text import TextSlot, request_texts
 from edgeproxy.security.shield import ShieldClient, refusal
 
-RULES = ("limits", "blocklist", "injection", "pii", "output", "shield")
+RULES = ("limits", "blocklist", "injection", "injection_classifier", "pii", "output", "shield")
+# Texts the classifier reads per request, the last ones written (each costs an inference).
+CLASSIFIED_TEXTS = 4
 # Who wrote a text, as the Shield contract names roles: a document is what a user supplied.
 _SHIELD_ROLES = {"document": "user"}
 _SCREENED_FOR_INJECTION = frozenset({"user", "tool", "document"})
@@ -58,6 +61,7 @@ class CompiledPolicy:
     blocklist_mode: str = "block"
     injection: InjectionRules | None = None
     injection_mode: str = "block"
+    classifier: InjectionClassifier | None = None
     pii: Detector | None = None
     pii_mode: str = "redact"
     output: Detector | None = None
@@ -197,6 +201,8 @@ class Screen:
             refused = self._injection(exchange, policy, policy.injection, slots)
             if refused is not None:
                 return refused
+        if policy.classifier is not None:
+            self._classify(exchange, policy.classifier, slots)
         redaction = None
         if policy.pii is not None:
             refused, redaction = self._pii(exchange, policy, policy.pii, slots)
@@ -257,6 +263,27 @@ class Screen:
                     return errors.guardrail_blocked("injection")
                 return None
         return None
+
+    def _classify(
+        self, exchange: Exchange, classifier: InjectionClassifier, slots: Sequence[TextSlot]
+    ) -> None:
+        """The classifier's opinion, in the background (an inference is about 10 ms): a flag
+        is counted and audited, never enforced (its false-positive rate is the rules' many
+        times over; docs/guardrails.md)."""
+        texts = [slot.get() for slot in slots if slot.role in _SCREENED_FOR_INJECTION]
+        if texts:
+            self._background.spawn(
+                "injection classifier", self._classified(exchange, classifier, texts)
+            )
+
+    async def _classified(
+        self, exchange: Exchange, classifier: InjectionClassifier, texts: list[str]
+    ) -> None:
+        for text in texts[-CLASSIFIED_TEXTS:]:
+            score = await classifier.score(text)
+            if score >= classifier.threshold:
+                self._decide(exchange, "injection_classifier", "monitor", score=round(score, 3))
+                return
 
     def _pii(
         self,

@@ -28,6 +28,7 @@ request needs is decided here, at load: a key's hash, its allowed model groups, 
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -147,6 +148,7 @@ class PiiRule:
 class InjectionRule:
     mode: str
     threshold: float = 0.5
+    classifier: bool = False  # also the embedding classifier, noted off the request path
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,10 +446,22 @@ def _pii(
 def _injection(r: Reader, raw: Any, path: str) -> InjectionRule | None:
     if raw is None:
         return None
-    s = r.section(raw, path, ("mode", "threshold"))
+    s = r.section(raw, path, ("mode", "threshold", "classifier"))
+    classifier = r.get(s, path, "classifier", r.boolean, False)
+    if classifier:
+        from edgeproxy.cache.embed import EXTRA, PACKAGES
+
+        missing = [name for name in PACKAGES if importlib.util.find_spec(name) is None]
+        if missing:
+            r.fail(
+                f"{path}.classifier",
+                f"needs the {EXTRA} extra (pip install 'edgeproxy[{EXTRA}]'); "
+                f"missing: {', '.join(missing)}",
+            )
     return InjectionRule(
         mode=_rule_mode(r, s, path, ("block", "monitor")),
         threshold=r.get(s, path, "threshold", r.fraction, 0.5),
+        classifier=classifier,
     )
 
 
