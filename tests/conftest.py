@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.loop_thread import LoopThread
+from tests.support.redis_servers import (
+    Cluster,
+    RedisServer,
+    require_redis_server,
+    start_cluster,
+    start_redis,
+)
 from tests.support.stack import ProxyFront, Stack, start_stack, stop_stack
 
 StackFactory = Callable[..., Awaitable[Stack]]
@@ -71,3 +79,25 @@ def thread_stack() -> Iterator[Stack]:
             loop.run(_settled(stack))
         finally:
             loop.run(stop_stack(stack))
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private redis-server the test may count commands on, kill, pause and restart."""
+    require_redis_server()
+    server = start_redis(tmp_path / "redis")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A 3-master Redis Cluster, started once for the session (tests use unique prefixes)."""
+    require_redis_server()
+    cluster = start_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

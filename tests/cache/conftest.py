@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -16,12 +15,7 @@ import redis
 from tests.support.redis_servers import (
     SHARED_HOST,
     SHARED_PORT,
-    Cluster,
-    RedisServer,
     require_redis,
-    require_redis_server,
-    start_cluster,
-    start_redis,
 )
 
 
@@ -40,25 +34,3 @@ def redis_url(redis_prefix: str) -> Iterator[str]:
         names = list(client.scan_iter(match=f"{redis_prefix}:*", count=1000))
         if names:
             client.unlink(*names)
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A private redis-server the test may kill, pause and restart; stopped after it."""
-    require_redis_server()
-    server = start_redis(tmp_path / "redis")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """A 3-master Redis Cluster, started once for the session (tests use unique prefixes)."""
-    require_redis_server()
-    cluster = start_cluster(tmp_path_factory.mktemp("redis-cluster"))
-    try:
-        yield cluster
-    finally:
-        cluster.stop()

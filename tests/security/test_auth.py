@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -20,7 +19,7 @@ from edgeproxy.security.auth import Keyring, hash_key, new_key, presented_key
 from edgeproxy.security.settings import KeySettings
 from tests.conftest import StackFactory
 from tests.support.fake_upstream import Reply
-from tests.support.redis_servers import require_redis_server, start_redis
+from tests.support.redis_servers import RedisServer
 from tests.support.stack import Stack
 
 WEB_KEY = "sk-ep-web-0123456789abcdefghij"
@@ -314,28 +313,23 @@ def _connection_command(name: str) -> bool:
 
 @pytest.mark.parametrize("redis_keys", [False, True])
 async def test_a_bad_key_touches_no_limit_budget_or_cache_state_in_redis(
-    make_stack: StackFactory, tmp_path: Path, redis_keys: bool
+    make_stack: StackFactory, redis_server: RedisServer, redis_keys: bool
 ) -> None:
-    require_redis_server()
-    server = start_redis(tmp_path)
-    try:
-        sections = keys_section(limits={"rpm": 100, "tpm": 100000}, budget={"daily_usd": 5})
-        sections["auth"]["redis_keys"] = redis_keys
-        sections["limits"] = {"groups": {"gpt-4o": {"rpm": 1000}}}
-        sections["redis"] = {"url": server.url, "timeout": "2s"}
-        stack = await make_stack(
-            sections=sections, cache={"enabled": True, "redis": {"url": server.url}}
-        )
-        before = commands_run(server.url)
-        async with openai_sdk(stack, "sk-ep-guess-0123456789") as sdk:
-            for _ in range(20):
-                with pytest.raises(openai.AuthenticationError):
-                    await sdk.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
-        after = commands_run(server.url)
-        ran = {name: after[name] - before.get(name, 0) for name in after}
-        ran = {name: n for name, n in ran.items() if n and not _connection_command(name)}
-        # Only the key's own lookup, once (then remembered as unknown), when keys live in Redis.
-        assert ran == ({"get": 1} if redis_keys else {})
-        assert stack.fake.calls == {}
-    finally:
-        server.stop()
+    sections = keys_section(limits={"rpm": 100, "tpm": 100000}, budget={"daily_usd": 5})
+    sections["auth"]["redis_keys"] = redis_keys
+    sections["limits"] = {"groups": {"gpt-4o": {"rpm": 1000}}}
+    sections["redis"] = {"url": redis_server.url, "timeout": "2s"}
+    stack = await make_stack(
+        sections=sections, cache={"enabled": True, "redis": {"url": redis_server.url}}
+    )
+    before = commands_run(redis_server.url)
+    async with openai_sdk(stack, "sk-ep-guess-0123456789") as sdk:
+        for _ in range(20):
+            with pytest.raises(openai.AuthenticationError):
+                await sdk.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # type: ignore[arg-type]
+    after = commands_run(redis_server.url)
+    ran = {name: after[name] - before.get(name, 0) for name in after}
+    ran = {name: n for name, n in ran.items() if n and not _connection_command(name)}
+    # Only the key's own lookup, once (then remembered as unknown), when keys live in Redis.
+    assert ran == ({"get": 1} if redis_keys else {})
+    assert stack.fake.calls == {}

@@ -8,7 +8,6 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Literal
 
 import orjson
@@ -41,9 +40,6 @@ from tests.support.redis_servers import (
     Cluster,
     RedisServer,
     require_redis,
-    require_redis_server,
-    start_cluster,
-    start_redis,
 )
 
 DAILY_10 = BudgetLimits(daily_usd=10.0)
@@ -286,26 +282,6 @@ def make(
         return RedisBudgets(client, prefix, clock, timeout, on_error)
 
     return factory
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    require_redis_server()
-    server = start_redis(tmp_path / "redis")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    require_redis_server()
-    cluster = start_cluster(tmp_path_factory.mktemp("budget-cluster"))
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 async def test_counters_are_named_by_scope_and_period_with_the_scope_as_hash_tag(

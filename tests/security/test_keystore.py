@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -41,9 +40,6 @@ from tests.support.redis_servers import (
     Cluster,
     RedisServer,
     require_redis,
-    require_redis_server,
-    start_cluster,
-    start_redis,
 )
 from tests.support.stack import Stack
 
@@ -85,27 +81,6 @@ def _shared_client() -> redis.Redis:
 def shared_url() -> str:
     require_redis(SHARED_HOST, SHARED_PORT)
     return f"redis://{SHARED_HOST}:{SHARED_PORT}/0"
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server of this test's own, which it may count commands on, kill and pause."""
-    require_redis_server()
-    server = start_redis(tmp_path / "redis")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    require_redis_server()
-    started = start_cluster(tmp_path_factory.mktemp("keystore-cluster"))
-    try:
-        yield started
-    finally:
-        started.stop()
 
 
 def gets(server: RedisServer) -> int:
@@ -162,45 +137,45 @@ async def test_a_created_key_is_found_by_its_digest_only(
 
 
 async def test_unknown_keys_reach_redis_once_per_negative_period(
-    stores: Stores, private_redis: RedisServer, prefix: str
+    stores: Stores, redis_server: RedisServer, prefix: str
 ) -> None:
     clock = ManualClock()
-    store = stores.open(SharedState(private_redis.url, prefix), clock)
+    store = stores.open(SharedState(redis_server.url, prefix), clock)
     guess = hash_key("sk-ep-made-up")
-    before = gets(private_redis)
+    before = gets(redis_server)
     for _ in range(20):
         assert await store.find(guess) is None
-    assert gets(private_redis) == before + 1
+    assert gets(redis_server) == before + 1
     clock.advance(UNKNOWN_FOR)
     assert await store.find(guess) is None
-    assert gets(private_redis) == before + 2
+    assert gets(redis_server) == before + 2
 
 
 async def test_concurrent_lookups_of_one_digest_share_one_get(
-    stores: Stores, private_redis: RedisServer, prefix: str
+    stores: Stores, redis_server: RedisServer, prefix: str
 ) -> None:
-    store = stores.open(SharedState(private_redis.url, prefix))
+    store = stores.open(SharedState(redis_server.url, prefix))
     key, record = await store.create({"id": "web"})
-    before = gets(private_redis)
+    before = gets(redis_server)
     found = await asyncio.gather(*(store.find(hash_key(key)) for _ in range(50)))
     assert found == [record.settings] * 50
-    assert gets(private_redis) == before + 1
+    assert gets(redis_server) == before + 1
 
 
 async def test_a_found_key_is_asked_again_after_a_second_without_the_channel(
-    stores: Stores, private_redis: RedisServer, prefix: str
+    stores: Stores, redis_server: RedisServer, prefix: str
 ) -> None:
     clock = ManualClock()
-    store = stores.open(SharedState(private_redis.url, prefix), clock)  # not listening
+    store = stores.open(SharedState(redis_server.url, prefix), clock)  # not listening
     key, _ = await store.create({"id": "web"})
     digest = hash_key(key)
-    before = gets(private_redis)
+    before = gets(redis_server)
     for _ in range(5):
         assert await store.find(digest) is not None
-    assert gets(private_redis) == before + 1
+    assert gets(redis_server) == before + 1
     clock.advance(TRUST_UNHEARD)
     assert await store.find(digest) is not None
-    assert gets(private_redis) == before + 2
+    assert gets(redis_server) == before + 2
 
 
 async def test_the_key_itself_is_stored_nowhere(
@@ -311,13 +286,13 @@ async def test_ids_are_never_reused_and_revoked_keys_cannot_be_rotated(
 
 
 async def test_redis_down_keeps_recent_keys_and_answers_others_503(
-    stores: Stores, private_redis: RedisServer, prefix: str
+    stores: Stores, redis_server: RedisServer, prefix: str
 ) -> None:
     clock = ManualClock()
-    store = stores.open(SharedState(private_redis.url, prefix), clock)
+    store = stores.open(SharedState(redis_server.url, prefix), clock)
     key, record = await store.create({"id": "web"})
     assert await store.find(hash_key(key)) == record.settings
-    private_redis.kill()
+    redis_server.kill()
     clock.advance(TRUST_UNHEARD)  # the cached answer must be asked again
     assert await store.find(hash_key(key)) == record.settings
     with pytest.raises(ProxyError) as caught:
@@ -326,56 +301,56 @@ async def test_redis_down_keeps_recent_keys_and_answers_others_503(
     assert caught.value.retryable
     with pytest.raises(KeyStoreUnavailable):
         await store.create({"id": "batch"})
-    private_redis.restart()
+    redis_server.restart()
     clock.advance(QUIET_AFTER_FAILURE)
     assert await store.find(hash_key("sk-ep-unknown")) is None  # Redis asked again
 
 
 async def test_a_key_seen_revoked_is_not_revived_by_an_outage(
-    stores: Stores, private_redis: RedisServer, prefix: str
+    stores: Stores, redis_server: RedisServer, prefix: str
 ) -> None:
     clock = ManualClock()
-    settings = SharedState(private_redis.url, prefix)
+    settings = SharedState(redis_server.url, prefix)
     admin, store = stores.open(settings), stores.open(settings, clock)  # neither listens
     key, record = await admin.create({"id": "web"})
     assert await store.find(hash_key(key)) == record.settings
     await admin.revoke("web")
     clock.advance(TRUST_UNHEARD)
     assert await store.find(hash_key(key)) is None
-    private_redis.kill()
+    redis_server.kill()
     clock.advance(UNKNOWN_FOR)
     with pytest.raises(ProxyError):
         await store.find(hash_key(key))
 
 
 async def test_a_hung_redis_answers_within_the_timeout(
-    stores: Stores, private_redis: RedisServer, prefix: str
+    stores: Stores, redis_server: RedisServer, prefix: str
 ) -> None:
-    store = stores.open(SharedState(private_redis.url, prefix, timeout=0.05))
+    store = stores.open(SharedState(redis_server.url, prefix, timeout=0.05))
     await store.find(hash_key("sk-ep-first"))  # connected before the server hangs
-    private_redis.pause()
+    redis_server.pause()
     try:
         with pytest.raises(ProxyError) as caught:
             await store.find(hash_key("sk-ep-second"))
         assert caught.value.status == 503
         assert store.failures == 1
     finally:
-        private_redis.resume()
+        redis_server.resume()
 
 
 # --- the channel -----------------------------------------------------------------------------
 
 
 async def test_a_resubscription_forgets_every_cached_key(
-    stores: Stores, private_redis: RedisServer, prefix: str
+    stores: Stores, redis_server: RedisServer, prefix: str
 ) -> None:
     """Messages sent while the listener is away are lost: a key revoked then must not stay
     cached for a minute."""
-    store = stores.open(SharedState(private_redis.url, prefix), listen=True)
+    store = stores.open(SharedState(redis_server.url, prefix), listen=True)
     await eventually(lambda: store.listening, "the store to subscribe")
     key, record = await store.create({"id": "web"})
     assert await store.find(hash_key(key)) == record.settings
-    with private_redis.client() as client:
+    with redis_server.client() as client:
         client.delete(store.record_name(hash_key(key)))  # a change whose message was lost
         client.client_kill_filter(_type="pubsub")
     await eventually(lambda: store.listening and store.subscriptions == 2, "a resubscription")
@@ -383,9 +358,9 @@ async def test_a_resubscription_forgets_every_cached_key(
 
 
 async def test_cluster_keeps_the_store_in_one_slot_and_hears_changes(
-    stores: Stores, cluster: Cluster, prefix: str
+    stores: Stores, redis_cluster: Cluster, prefix: str
 ) -> None:
-    settings = SharedState(f"redis://{cluster.nodes[1]}", prefix, timeout=1.0, cluster=True)
+    settings = SharedState(f"redis://{redis_cluster.nodes[1]}", prefix, timeout=1.0, cluster=True)
     admin = stores.open(settings)
     sidecar = stores.open(settings, listen=True)
     await eventually(lambda: sidecar.listening, "the sidecar to subscribe")
@@ -591,10 +566,10 @@ async def test_without_an_admin_token_configured_keys_cannot_be_managed(
 
 
 async def test_with_redis_down_a_sidecar_answers_unknown_keys_503(
-    make_stack: StackFactory, private_redis: RedisServer, prefix: str
+    make_stack: StackFactory, redis_server: RedisServer, prefix: str
 ) -> None:
-    stack = await sidecar(make_stack, private_redis.url, prefix)
-    private_redis.kill()
+    stack = await sidecar(make_stack, redis_server.url, prefix)
+    redis_server.kill()
     async with (
         aiohttp.ClientSession() as http,
         http.post(

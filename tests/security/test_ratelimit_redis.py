@@ -30,9 +30,6 @@ from tests.support.redis_servers import (
     RedisServer,
     free_port,
     require_redis,
-    require_redis_server,
-    start_cluster,
-    start_redis,
 )
 
 KEY = "key:k1"
@@ -72,26 +69,6 @@ async def shared(prefix: str) -> AsyncIterator[Redis]:
 @pytest.fixture
 def limiter(shared: Redis, prefix: str) -> RedisLimiter:
     return RedisLimiter(shared, prefix, timeout=5.0)
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    require_redis_server()
-    server = start_redis(tmp_path / "redis")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    require_redis_server()
-    started = start_cluster(tmp_path_factory.mktemp("ratelimit-cluster"))
-    try:
-        yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture
@@ -275,8 +252,8 @@ async def test_keys_expire_once_their_buckets_are_full(
 # --- Redis Cluster -----------------------------------------------------------------------------
 
 
-async def test_a_cluster_runs_the_script_on_one_slot(cluster: Cluster, prefix: str) -> None:
-    nodes = [ClusterNode(HOST, server.port) for server in cluster.servers]
+async def test_a_cluster_runs_the_script_on_one_slot(redis_cluster: Cluster, prefix: str) -> None:
+    nodes = [ClusterNode(HOST, server.port) for server in redis_cluster.servers]
     client = RedisCluster(startup_nodes=nodes, protocol=2, retry=Retry(NoBackoff(), 0))
     try:
         limiter = RedisLimiter(client, prefix, timeout=5.0)
