@@ -235,6 +235,15 @@ def _named(r: Reader) -> Callable[[str, Any], str]:
     return parse
 
 
+def _mapping(r: Reader, s: dict[str, Any], path: str, key: str, what: str) -> dict[Any, Any]:
+    """`s[key]`, a mapping of `what` (empty when absent or not a mapping, which is reported)."""
+    value = s.get(key) or {}
+    if not isinstance(value, dict):
+        r.fail(f"{path}.{key}", f"expected a mapping of {what}, got {show(value)}")
+        return {}
+    return value
+
+
 def _limit_settings(r: Reader, raw: Any, path: str) -> LimitSettings:
     s = r.section(raw, path, ("rpm", "tpm", "parallel"))
     return LimitSettings(
@@ -324,12 +333,7 @@ def _auth(
     ]
     found = tuple(k for k in keys if k is not None)
     _check_unique(r, found)
-    teams_raw = s.get("teams") or {}
-    if not isinstance(teams_raw, dict):
-        r.fail(
-            f"{path}.teams", f"expected a mapping of team name to settings, got {show(teams_raw)}"
-        )
-        teams_raw = {}
+    teams_raw = _mapping(r, s, path, "teams", "team name to settings")
     teams = {}
     for name, entry in teams_raw.items():
         where = f"{path}.teams.{name}"
@@ -367,12 +371,7 @@ def _check_unique(r: Reader, keys: tuple[KeySettings, ...]) -> None:
 def _limits(r: Reader, raw: Any, groups: frozenset[str]) -> LimitsConfig:
     path = "limits"
     s = r.section(raw, path, ("groups", "on_redis_error", "local_share"))
-    per_group = s.get("groups") or {}
-    if not isinstance(per_group, dict):
-        r.fail(
-            f"{path}.groups", f"expected a mapping of model group to limits, got {show(per_group)}"
-        )
-        per_group = {}
+    per_group = _mapping(r, s, path, "groups", "model group to limits")
     parsed = {}
     for name, entry in per_group.items():
         if name not in groups:
@@ -522,12 +521,7 @@ def _policy(r: Reader, name: str, raw: Any, path: str) -> Policy:
 def _guardrails(r: Reader, raw: Any) -> GuardrailsConfig:
     path = "guardrails"
     s = r.section(raw, path, ("policies", "default_policy", "routes", "audit_log"))
-    entries = s.get("policies") or {}
-    if not isinstance(entries, dict):
-        r.fail(
-            f"{path}.policies", f"expected a mapping of policy name to rules, got {show(entries)}"
-        )
-        entries = {}
+    entries = _mapping(r, s, path, "policies", "policy name to rules")
     policies = {}
     for name, entry in entries.items():
         where = f"{path}.policies.{name}"
