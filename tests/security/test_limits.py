@@ -9,11 +9,12 @@ from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 
 from edgeproxy.security.auth import hash_key
 from tests.conftest import StackFactory
 from tests.support.fake_upstream import Reply
-from tests.support.redis_servers import require_redis
+from tests.support.redis_servers import free_port, require_redis
 from tests.support.stack import Stack, background_done
 
 KEY = "sk-ep-limited-0123456789abcdef"
@@ -132,3 +133,22 @@ async def test_sidecars_sharing_redis_let_exactly_the_limit_through(
     answers = await burst([first, second], 100)
     assert [s for s, _ in answers].count(200) == 10
     assert first.fake.calls["chat"] + second.fake.calls["chat"] == 10
+
+
+@pytest.mark.parametrize(
+    ("policy", "passed"),
+    [("local", 5), ("open", 20), ("closed", 0)],
+)
+async def test_with_redis_down_the_configured_policy_applies_and_nothing_hangs(
+    make_stack: StackFactory, policy: str, passed: int
+) -> None:
+    sections = {
+        **keyed(limits={"rpm": 5}),
+        "limits": {"on_redis_error": policy},
+        "redis": {"url": f"redis://127.0.0.1:{free_port()}/0", "timeout": "100ms"},
+    }
+    stack = await make_stack(sections=sections)
+    answers = await burst([stack], 20)
+    statuses = [status for status, _ in answers]
+    assert statuses.count(200) == passed
+    assert statuses.count(503 if policy == "closed" else 429) == 20 - passed
