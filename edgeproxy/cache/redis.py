@@ -37,18 +37,18 @@ operator's deletions raise `RedisUnavailable` so the admin API can say the purge
 happen, and they are always attempted, whatever the breaker says.
 
 Invalidations: each deletion publishes `{"kind", "namespace", "value", "origin"}` (JSON, kind
-key|tag|namespace, value "" for a namespace). `subscribe` runs one listener through
-`Background` that hands every message to a callback, this store's own included (`origin` says
-whose it was; applying one's own deletion to L1 twice is harmless). The listener has its own
-connection (in a Cluster, to one node: classic PUBLISH reaches every node), pings when idle,
-and reconnects with a capped, jittered backoff, trying the next node each time. Messages sent
-while it is disconnected are lost; L1 entries then live at most their TTL.
+key|tag|namespace, value "" for a namespace). `subscribe` runs one listener (a
+`redis_channel.ChannelListener`) through `Background` that hands every message to a callback,
+this store's own included (`origin` says whose it was; applying one's own deletion to L1 twice
+is harmless). The listener has its own connection (in a Cluster, to one node: classic PUBLISH
+reaches every node), pings when idle, and reconnects with a capped, jittered backoff, trying
+the next node each time. Messages sent while it is disconnected are lost; L1 entries then live
+at most their TTL.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import functools
 import logging
@@ -63,7 +63,6 @@ from urllib.parse import quote
 
 import orjson
 from redis.asyncio import Redis, RedisCluster
-from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -78,6 +77,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from edgeproxy.background import Background
 from edgeproxy.cache.tiered import RedisUnavailable
 from edgeproxy.config import BreakerSettings, RedisSettings
+from edgeproxy.redis_channel import ChannelListener
 from edgeproxy.routing.breaker import BreakerState, CircuitBreaker
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,6 @@ _SPOP_ALL = 2**62  # SPOP with a count at least the set's size pops all and remo
 
 _LISTEN_POLL = 1.0  # how long one read of the subscription waits for a message
 _LISTEN_PING_AFTER = 5.0  # silence after which the listener checks its connection
-_BACKOFF_FIRST, _BACKOFF_CAP = 0.05, 2.0
 
 _CLOSED = BreakerState.CLOSED
 _BUSY_ANSWERS = (ClusterDownError, TryAgainError)  # Redis answered, but cannot serve now
@@ -177,7 +176,6 @@ class RedisCache:
         "_deadline",
         "_listener",
         "_listener_kwargs",
-        "_listener_stopped",
         "_nodes",
         "_prefix",
         "_rng",
@@ -187,12 +185,10 @@ class RedisCache:
         "callback_errors",
         "errors",
         "hits",
-        "listening",
         "misses",
         "origin",
         "published",
         "received",
-        "reconnects",
         "skipped",
         "subscribed",
         "timeouts",
@@ -261,12 +257,12 @@ class RedisCache:
             "socket_timeout": max(settings.timeout, settings.connect_timeout),
             "client_name": f"edgeproxy-listener-{self.origin}",
         }
-        self._listener: asyncio.Task[None] | None = None
-        self._listener_stopped = self._closed = False
-        self.subscribed = self.listening = False
+        self._listener: ChannelListener | None = None
+        self._closed = False
+        self.subscribed = False
         self.hits = self.misses = self.errors = self.timeouts = self.skipped = 0
         self.writes = self.published = self.received = 0
-        self.reconnects = self.bad_messages = self.callback_errors = 0
+        self.bad_messages = self.callback_errors = 0
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -287,11 +283,8 @@ class RedisCache:
         """Cancel the invalidation listener (`close` does it too). For L2 writes still queued
         in the Background runner to land at shutdown: `stop_listening`, drain the runner, then
         `close`. After `close`, calls return None/False at once (deletions raise)."""
-        self._listener_stopped = True
-        listener = self._listener
-        if listener is not None and not listener.done():
-            listener.cancel()
-            await asyncio.wait({listener})
+        if self._listener is not None:
+            await self._listener.stop()
 
     async def close(self) -> None:
         """Stop the listener, then close every connection this store opened."""
@@ -499,34 +492,29 @@ class RedisCache:
         cancels; True once it is started."""
         if self.subscribed:
             raise RuntimeError("already subscribed")
-        self._listener = background.service("redis-invalidations", self._listen(callback))
+        self._listener = ChannelListener(
+            self._channel,
+            self._listener_client,
+            functools.partial(self._deliver, callback),
+            name="invalidation listener",
+            poll=_LISTEN_POLL,
+            ping_after=_LISTEN_PING_AFTER,
+            silence_limit=_LISTEN_PING_AFTER + self._settings.connect_timeout,
+            rng=self._rng,
+        )
+        self._listener.start(background)
         self.subscribed = True
         return True
 
-    async def _listen(self, callback: Callable[[Invalidation], None]) -> None:
-        delay, attempt = _BACKOFF_FIRST, 0
-        while not self._listener_stopped:
-            client = self._listener_client(attempt)
-            pubsub = client.pubsub()
-            try:
-                await pubsub.subscribe(self._channel)
-                await self._relay(pubsub, callback)
-            except Exception as exc:
-                if self.listening:  # it had worked: start the backoff over
-                    delay = _BACKOFF_FIRST
-                    log.warning("invalidation listener lost Redis (%r); reconnecting", exc)
-                else:
-                    log.debug("invalidation listener cannot reach Redis: %r", exc)
-            finally:
-                self.listening = False
-                with contextlib.suppress(Exception):
-                    await cast(Callable[[], Awaitable[None]], pubsub.aclose)()  # untyped
-                with contextlib.suppress(Exception):
-                    await client.aclose()
-            attempt += 1
-            self.reconnects += 1
-            await asyncio.sleep(delay * (0.5 + self._rng() / 2))
-            delay = min(delay * 2, _BACKOFF_CAP)
+    @property
+    def listening(self) -> bool:
+        """Whether the invalidation listener is subscribed right now."""
+        return self._listener is not None and self._listener.listening
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the invalidation listener has connected again."""
+        return self._listener.reconnects if self._listener is not None else 0
 
     def _listener_client(self, attempt: int) -> Redis:
         kwargs = self._listener_kwargs
@@ -540,33 +528,9 @@ class RedisCache:
         host, port = nodes[attempt % len(nodes)]
         return Redis(host=host, port=port, **kwargs)
 
-    async def _relay(self, pubsub: PubSub, callback: Callable[[Invalidation], None]) -> None:
-        """Hand messages to `callback`; returns only by raising, when the connection fails or
-        stays silent after a PING."""
-        loop = asyncio.get_running_loop()
-        heard, pinged = loop.time(), False
-        silence_limit = _LISTEN_PING_AFTER + self._settings.connect_timeout
-        while True:
-            message = cast(dict[str, Any] | None, await pubsub.get_message(timeout=_LISTEN_POLL))
-            now = loop.time()
-            if message is None:
-                if now - heard >= silence_limit:
-                    raise TimeoutError("Redis did not answer the listener's PING")
-                if not pinged and now - heard >= _LISTEN_PING_AFTER:
-                    await pubsub.ping()
-                    pinged = True
-                continue
-            heard, pinged = now, False
-            if message["type"] == "subscribe":
-                if self.reconnects:
-                    log.info("invalidation listener subscribed again")
-                self.listening = True
-            elif message["type"] == "message":
-                self._deliver(message["data"], callback)
-
-    def _deliver(self, data: object, callback: Callable[[Invalidation], None]) -> None:
+    def _deliver(self, callback: Callable[[Invalidation], None], data: bytes) -> None:
         try:
-            invalidation = Invalidation.decode(cast(bytes, data))
+            invalidation = Invalidation.decode(data)
         except ValueError as exc:
             self.bad_messages += 1
             log.warning("ignored a malformed invalidation %r: %s", data, exc)

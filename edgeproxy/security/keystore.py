@@ -53,10 +53,11 @@ from redis.asyncio import Redis, RedisCluster
 
 from edgeproxy import errors
 from edgeproxy.background import Background
+from edgeproxy.redis_channel import ChannelListener
 from edgeproxy.security.auth import hash_key, new_key
 from edgeproxy.security.key_records import KeyRecord, KeyRules, with_digest
 from edgeproxy.security.settings import KeySettings, SharedState
-from edgeproxy.security.shared_redis import Subscription
+from edgeproxy.security.shared_redis import channel_listener
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +193,7 @@ class RedisKeyStore:
         self._epoch = 0  # moves on every change heard: answers read before it are not kept
         self._quiet_until = -1.0
         self._down = False
-        self._subscription: Subscription | None = None
+        self._subscription: ChannelListener | None = None
         self.lookups = self.failures = 0  # GETs sent, and those that failed
         self.heard = self.subscriptions = 0  # messages on the channel, (re)subscriptions
 
@@ -208,7 +209,7 @@ class RedisKeyStore:
         """Hear changes made by every sidecar (this one too), from a service of `background`."""
         if self._subscription is not None:
             raise RuntimeError("already listening")
-        self._subscription = Subscription(
+        self._subscription = channel_listener(
             self._settings, self._client, self._channel, self._heard, self._subscribed
         )
         self._subscription.start(background)

@@ -11,29 +11,24 @@ and the next command opens a new one, so the client reconnects by itself.
 
 With `cluster: true`, `url` names one node of a Redis Cluster; the client learns the others.
 
-`Subscription` hears one channel over a connection of its own (in a Cluster, to one node:
-classic PUBLISH reaches every node). It pings when the channel is quiet, and when the
-connection fails or stays silent it reconnects with a capped, jittered backoff, trying the next
-known node each time. Messages published while it is disconnected are lost: `on_subscribed`
-runs on every (re)subscription, so its owner can drop what those messages would have changed.
+`channel_listener` makes the `ChannelListener` of one channel of this Redis: its connection
+goes to the `url`, or in a Cluster to the next node the client knows on each attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, cast
 from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
-from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from edgeproxy.background import Background
+from edgeproxy.redis_channel import ChannelListener
 from edgeproxy.security.settings import SharedState
 
 log = logging.getLogger(__name__)
@@ -43,7 +38,6 @@ MAX_CONNECTIONS = 32  # per sidecar, to one Redis server
 _COMMAND_BACKSTOP = 5.0
 _POLL = 1.0  # how long one read of the subscription waits for a message
 _PING_AFTER = 5.0  # quiet time after which the listener checks its connection
-_BACKOFF_FIRST, _BACKOFF_CAP = 0.05, 2.0
 
 
 def _options(role: str) -> dict[str, Any]:
@@ -94,85 +88,21 @@ def _node_url(url: str, host: str, port: int) -> str:
     return parts._replace(netloc=f"{credentials}@{node}" if credentials else node).geturl()
 
 
-class Subscription:
-    """Calls `on_message` with the payload of every message on `channel`, and `on_subscribed`
-    each time the subscription starts or starts again, from a service of `background`."""
+def channel_listener(
+    settings: SharedState,
+    client: Redis | RedisCluster,
+    channel: str,
+    on_message: Callable[[bytes], None],
+    on_subscribed: Callable[[], None],
+    *,
+    rng: Callable[[], float] = random.random,
+) -> ChannelListener:
+    """A listener of `channel` on this Redis; `client` (a Cluster's) tells which nodes there
+    are to try in turn."""
 
-    __slots__ = (
-        "_channel",
-        "_client",
-        "_on_message",
-        "_on_subscribed",
-        "_rng",
-        "_settings",
-        "_stopped",
-        "_task",
-        "listening",
-        "reconnects",
-    )
-
-    def __init__(
-        self,
-        settings: SharedState,
-        client: Redis | RedisCluster,
-        channel: str,
-        on_message: Callable[[bytes], None],
-        on_subscribed: Callable[[], None],
-        *,
-        rng: Callable[[], float] = random.random,
-    ) -> None:
-        self._settings = settings
-        self._client = client  # a Cluster's client tells which nodes there are
-        self._channel = channel
-        self._on_message = on_message
-        self._on_subscribed = on_subscribed
-        self._rng = rng
-        self._stopped = False
-        self._task: asyncio.Task[None] | None = None
-        self.listening = False
-        self.reconnects = 0
-
-    def start(self, background: Background) -> None:
-        if self._task is not None:
-            raise RuntimeError("already started")
-        self._task = background.service(f"redis-subscription:{self._channel}", self._run())
-
-    async def stop(self) -> None:
-        self._stopped = True
-        task = self._task
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.wait({task})
-
-    async def _run(self) -> None:
-        delay, attempt = _BACKOFF_FIRST, 0
-        while not self._stopped:
-            client = self._connection(attempt)
-            pubsub = client.pubsub()
-            try:
-                await pubsub.subscribe(self._channel)
-                await self._relay(pubsub)
-            except Exception as exc:
-                if self.listening:  # it had worked: start the backoff over
-                    delay = _BACKOFF_FIRST
-                    log.warning("lost the Redis channel %s (%r); reconnecting", self._channel, exc)
-                else:
-                    log.debug("cannot subscribe to %s: %r", self._channel, exc)
-            finally:
-                self.listening = False
-                with contextlib.suppress(Exception):
-                    await cast(Callable[[], Awaitable[None]], pubsub.aclose)()  # untyped
-                with contextlib.suppress(Exception):
-                    await client.aclose()
-            attempt += 1
-            self.reconnects += 1
-            await asyncio.sleep(delay * (0.5 + self._rng() / 2))
-            delay = min(delay * 2, _BACKOFF_CAP)
-
-    def _connection(self, attempt: int) -> Redis:
-        url = cast(str, self._settings.url)
+    def connection(attempt: int) -> Redis:
+        url = cast(str, settings.url)
         options = {**_options("listener"), "socket_timeout": _CONNECT_TIMEOUT}
-        client = self._client
         if isinstance(client, RedisCluster):
             nodes = [(node.host, int(node.port)) for node in client.get_nodes()]
             if nodes:
@@ -180,24 +110,14 @@ class Subscription:
                 url = _node_url(url, host, port)
         return Redis.from_url(url, **options)
 
-    async def _relay(self, pubsub: PubSub) -> None:
-        """Hand messages on; returns only by raising, when the connection fails or stays
-        silent after a PING."""
-        loop = asyncio.get_running_loop()
-        heard, pinged = loop.time(), False
-        while True:
-            message = cast(dict[str, Any] | None, await pubsub.get_message(timeout=_POLL))
-            now = loop.time()
-            if message is None:
-                if now - heard >= _PING_AFTER + _CONNECT_TIMEOUT:
-                    raise TimeoutError("Redis did not answer the listener's PING")
-                if not pinged and now - heard >= _PING_AFTER:
-                    await pubsub.ping()
-                    pinged = True
-                continue
-            heard, pinged = now, False
-            if message["type"] == "subscribe":
-                self.listening = True
-                self._on_subscribed()
-            elif message["type"] == "message":
-                self._on_message(cast(bytes, message["data"]))
+    return ChannelListener(
+        channel,
+        connection,
+        on_message,
+        on_subscribed,
+        name=f"the listener of {channel}",
+        poll=_POLL,
+        ping_after=_PING_AFTER,
+        silence_limit=_PING_AFTER + _CONNECT_TIMEOUT,
+        rng=rng,
+    )
