@@ -93,9 +93,13 @@ class Screen:
         self._audit = audit
 
     def policy_for(self, exchange: Exchange) -> CompiledPolicy | None:
+        """The caller's key's policy, else its route's, else the default. A key kept in Redis
+        may name a policy a later configuration removed: the route's or default one applies."""
         caller = exchange.caller
         if caller is not None and caller.policy is not None:
-            return self._policies[caller.policy]
+            policy = self._policies.get(caller.policy)
+            if policy is not None:
+                return policy
         return self._routes.get(exchange.operation.label, self._default)
 
     async def __call__(self, exchange: Exchange) -> Reply | None:
