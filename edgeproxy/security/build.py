@@ -9,6 +9,7 @@ redis-py is imported only then.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from edgeproxy.security.injection import InjectionRules
 from edgeproxy.security.injection_classifier import InjectionClassifier
 from edgeproxy.security.limits import AdmitLimits
 from edgeproxy.security.pii import Detector
-from edgeproxy.security.ratelimit import Limiter, LocalLimiter
+from edgeproxy.security.ratelimit import Limiter, LocalLimiter, TokenCounter, tiktoken_counter
 from edgeproxy.security.screen import RULES, CompiledPolicy, Screen
 from edgeproxy.security.shield import ShieldClient
 from edgeproxy.security.spend import CheckBudget
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis, RedisCluster
 
     from edgeproxy.security.keystore import RedisKeyStore
+
+log = logging.getLogger("edgeproxy.security")
 
 
 @dataclass(eq=False)
@@ -105,7 +108,9 @@ def build_guards(
     guards.limiter, guards.keep_leases = _limiter(config, guards.redis, clock)
     if guards.limiter is not None:
         teams = {name: team.limits for name, team in auth.teams.items()}
-        limits = AdmitLimits(guards.limiter, security.limits.groups, teams, background)
+        limits = AdmitLimits(
+            guards.limiter, security.limits.groups, teams, background, _tokenizer(config)
+        )
         guards.after_route += (limits,)
     if auth.mode == "none":
         guards.after_route += screen
@@ -210,6 +215,16 @@ def _key_store(
         configured_ids=frozenset(key.id for key in security.auth.keys),
     )
     return RedisKeyStore(client, security.redis, rules, clock=clock)
+
+
+def _tokenizer(config: Config) -> TokenCounter | None:
+    """tiktoken's counter when configured and its encoding loads; else the heuristic."""
+    if config.security.limits.tokenizer != "tiktoken":
+        return None
+    counter = tiktoken_counter()
+    if counter is None:
+        log.warning("limits.tokenizer: tiktoken could not load its encoding; using chars / 4")
+    return counter
 
 
 def _limiter(

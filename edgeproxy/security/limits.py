@@ -5,9 +5,10 @@ process, or in one atomic script on the shared Redis. Tokens per minute are rese
 call from an estimate, and reconciled with the real usage when the exchange is over (an answer
 the cache gave used no provider tokens); the parallel slot is freed then too.
 
-The estimate: the request body's length over 4 (a token is about 4 characters of English; JSON
-punctuation makes it an overestimate, which the reconciliation returns), 4 tokens per message,
-plus the request's max_tokens, or DEFAULT_OUTPUT_TOKENS when it asks for none.
+The estimate: the prompt's tokens as tiktoken counts them (`limits.tokenizer: tiktoken`), else
+the request body's length over 4 (a token is about 4 characters of English; JSON punctuation
+makes it an overestimate, which the reconciliation returns); 4 tokens per message; plus the
+request's max_tokens, or DEFAULT_OUTPUT_TOKENS when it asks for none.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from collections.abc import Mapping
 from edgeproxy import errors
 from edgeproxy.background import Background
 from edgeproxy.exchange import Exchange, Reply
+from edgeproxy.security.prompt_text import request_texts
 from edgeproxy.security.ratelimit import (
     Admission,
     Check,
     Grant,
     Limiter,
     Limits,
+    TokenCounter,
     rate_limit_headers,
     token_estimate,
 )
@@ -38,14 +41,19 @@ def limits_of(settings: LimitSettings) -> Limits:
     return Limits(rpm=settings.rpm, tpm=settings.tpm, parallel=settings.parallel)
 
 
-def _estimate(exchange: Exchange) -> int:
+def _estimate(exchange: Exchange, count: TokenCounter | None) -> int:
     payload = exchange.payload
     asked = next((payload[f] for f in _MAX_TOKENS_FIELDS if isinstance(payload.get(f), int)), None)
     messages = payload.get("messages")
+    prompt = None
+    if count is not None:
+        slots = request_texts(exchange.operation.label, payload)
+        prompt = sum(count(slot.get()) for slot in slots)
     return token_estimate(
         len(exchange.body),
         asked if asked is not None else DEFAULT_OUTPUT_TOKENS,
         messages=len(messages) if isinstance(messages, list) else 0,
+        prompt_tokens=prompt,
     )
 
 
@@ -68,7 +76,7 @@ def _headers(admission: Admission, dialect: str) -> list[tuple[str, str]]:
 class AdmitLimits:
     """Runs after route (the group's limits need the group)."""
 
-    __slots__ = ("_background", "_checks", "_groups", "_limiter", "_teams")
+    __slots__ = ("_background", "_checks", "_count", "_groups", "_limiter", "_teams")
 
     def __init__(
         self,
@@ -76,8 +84,10 @@ class AdmitLimits:
         groups: Mapping[str, LimitSettings],
         teams: Mapping[str, LimitSettings],
         background: Background,
+        count: TokenCounter | None = None,
     ) -> None:
         self._limiter = limiter
+        self._count = count  # a tokenizer's prompt count, else characters / 4
         self._groups = {name: limits_of(s) for name, s in groups.items() if s}
         self._teams = {name: limits_of(s) for name, s in teams.items() if s}
         self._background = background
@@ -106,7 +116,8 @@ class AdmitLimits:
         checks = self.checks(exchange.caller, group.name)
         if not checks:
             return None
-        tokens = _estimate(exchange) if any(c[1].tpm is not None for c in checks) else 0
+        metered = any(c[1].tpm is not None for c in checks)
+        tokens = _estimate(exchange, self._count) if metered else 0
         admission = await self._limiter.admit(checks, tokens)
         if not admission.allowed:
             return _refusal(admission)

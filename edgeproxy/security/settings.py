@@ -113,6 +113,10 @@ class LimitsConfig:
     groups: Mapping[str, LimitSettings] = field(default_factory=dict)
     on_redis_error: Literal["local", "open", "closed"] = "local"
     local_share: float = 1.0
+    # How a request's prompt tokens are estimated for TPM: characters / 4, or counted by
+    # tiktoken (installed separately; it loads its encoding at start, from its cache
+    # directory, TIKTOKEN_CACHE_DIR, or the network; failing that, the heuristic applies).
+    tokenizer: Literal["heuristic", "tiktoken"] = "heuristic"
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,7 +374,7 @@ def _check_unique(r: Reader, keys: tuple[KeySettings, ...]) -> None:
 
 def _limits(r: Reader, raw: Any, groups: frozenset[str]) -> LimitsConfig:
     path = "limits"
-    s = r.section(raw, path, ("groups", "on_redis_error", "local_share"))
+    s = r.section(raw, path, ("groups", "on_redis_error", "local_share", "tokenizer"))
     per_group = _mapping(r, s, path, "groups", "model group to limits")
     parsed = {}
     for name, entry in per_group.items():
@@ -381,7 +385,15 @@ def _limits(r: Reader, raw: Any, groups: frozenset[str]) -> LimitsConfig:
     share = r.get(s, path, "local_share", r.fraction, 1.0)
     if share == 0:
         r.fail(f"{path}.local_share", "must be > 0 (use on_redis_error: closed to refuse all)")
-    return LimitsConfig(groups=parsed, on_redis_error=policy, local_share=share)  # type: ignore[arg-type]
+    tokenizer = r.get(s, path, "tokenizer", r.choice(("heuristic", "tiktoken")), "heuristic")
+    if tokenizer == "tiktoken" and missing(("tiktoken",)):
+        r.fail(f"{path}.tokenizer", "tiktoken is not installed (pip install tiktoken)")
+    return LimitsConfig(
+        groups=parsed,
+        on_redis_error=policy,  # type: ignore[arg-type]
+        local_share=share,
+        tokenizer="tiktoken" if tokenizer == "tiktoken" else "heuristic",
+    )
 
 
 def _budgets(r: Reader, raw: Any) -> BudgetsConfig:

@@ -4,6 +4,9 @@ one sidecar and across sidecars sharing Redis; refusals carry the client dialect
 from __future__ import annotations
 
 import asyncio
+import importlib.machinery
+import sys
+import types
 import uuid
 from typing import Any
 
@@ -152,3 +155,31 @@ async def test_with_redis_down_the_configured_policy_applies_and_nothing_hangs(
     statuses = [status for status, _ in answers]
     assert statuses.count(200) == passed
     assert statuses.count(503 if policy == "closed" else 429) == 20 - passed
+
+
+async def test_a_configured_tokenizer_counts_the_prompt_for_tpm(
+    make_stack: StackFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With tiktoken (here a stand-in counting words), the reservation is the prompt's token
+    count: 60 words + 4 for the message + max_tokens 10 = 74 of TPM 140, so one request of
+    two fits (by characters / 4, 196 / 4 + 14 = 63, both would)."""
+    encoding = types.SimpleNamespace(encode_ordinary=str.split)
+    tiktoken = types.ModuleType("tiktoken")
+    tiktoken.__spec__ = importlib.machinery.ModuleSpec("tiktoken", None)
+    tiktoken.get_encoding = lambda name: encoding  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tiktoken", tiktoken)
+    sections = {**keyed(limits={"tpm": 140}), "limits": {"tokenizer": "tiktoken"}}
+    stack = await make_stack(sections=sections)
+    body = orjson.dumps(
+        {"model": "gpt-4o", "max_tokens": 10, "messages": [{"role": "user", "content": "w " * 60}]}
+    )
+    headers = {"authorization": f"Bearer {KEY}", "content-type": "application/json"}
+    async with aiohttp.ClientSession() as http:
+
+        async def one() -> int:
+            url = stack.proxy.url + "/v1/chat/completions"
+            async with http.post(url, data=body, headers=headers) as answer:
+                return answer.status
+
+        statuses = await asyncio.gather(one(), one())
+    assert sorted(statuses) == [200, 429]

@@ -26,6 +26,7 @@ def config_with(**sections: Any) -> dict[str, Any]:
         ({"limits": {"on_redis_error": "maybe"}}, "limits.on_redis_error: expected one of"),
         ({"limits": {"local_share": 0}}, "limits.local_share: must be > 0"),
         ({"limits": {"local_share": 2}}, "limits.local_share: expected a number from 0 to 1"),
+        ({"limits": {"tokenizer": "bpe"}}, "limits.tokenizer: expected one of heuristic, tiktoken"),
         ({"budgets": {"on_redis_error": "local"}}, "budgets.on_redis_error: expected one of"),
         ({"redis": {"url": "http://cache:6379"}}, "redis.url: expected a redis://"),
         ({"redis": {"prefix": "a{b}"}}, "redis.prefix: expected letters"),
