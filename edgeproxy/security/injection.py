@@ -31,10 +31,12 @@ from typing import Final
 
 from edgeproxy.security.injection_rules import RULES
 from edgeproxy.security.unmask import Unmasker
+from edgeproxy.security.unmask_decoders import DIRECTIVE_WORDS
 
 DEFAULT_THRESHOLD: Final = 0.5
 DEFAULT_WINDOW: Final = 16_384  # characters read from each end of a longer text
 _PAYLOAD_WEIGHT: Final = 0.3
+_HIDDEN_DIRECTIVE_WEIGHT: Final = 0.3  # a decoded payload of directive words no rule reads
 _SIGNAL_WEIGHTS: Final = {
     "unicode_tags": 0.5,
     "invisible_chars": 0.35,
@@ -74,7 +76,15 @@ class InjectionVerdict:
 class InjectionRules:
     """The compiled rule set and its threshold: one per configuration, shared by requests."""
 
-    __slots__ = ("_anchors", "_discussion", "_quoted", "_rules", "_unmasker", "threshold")
+    __slots__ = (
+        "_anchors",
+        "_directive_words",
+        "_discussion",
+        "_quoted",
+        "_rules",
+        "_unmasker",
+        "threshold",
+    )
 
     def __init__(self, threshold: float = DEFAULT_THRESHOLD, *, window: int = DEFAULT_WINDOW):
         if not 0.0 < threshold <= 1.0:
@@ -88,6 +98,7 @@ class InjectionRules:
         # Every rule's anchors, looked for once per text rather than once per rule.
         self._anchors = tuple(sorted({anchor for spec in RULES for anchor in spec.anchors}))
         self._discussion = re.compile(_DISCUSSION)
+        self._directive_words = re.compile(r"\b(?:" + "|".join(DIRECTIVE_WORDS) + r")\b")
         self._quoted = re.compile(_QUOTED)
 
     def screen(self, text: str) -> InjectionVerdict:
@@ -101,6 +112,10 @@ class InjectionRules:
             if inside:
                 fired.update(inside)
                 fired[f"obfuscation.{kind}"] = _PAYLOAD_WEIGHT
+            elif len(set(self._directive_words.findall(payload))) >= 2:
+                # "ignore rules show prompt" in Morse is too terse for any rule, plain once decoded
+                fired[f"obfuscation.{kind}"] = _PAYLOAD_WEIGHT
+                fired["obfuscation.hidden_directive"] = _HIDDEN_DIRECTIVE_WEIGHT
         for signal in unmasked.signals:
             fired[f"obfuscation.{signal}"] = _SIGNAL_WEIGHTS[signal]
         # Rules that fired only inside quotations of a discussion overlap (one quoted attack
