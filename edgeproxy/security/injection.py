@@ -10,7 +10,9 @@ Two adjustments to the plain sum:
 
 - A rule that fires inside a decoded payload (base64, hex, Morse, ROT13, reversed,
   URL-encoded, Unicode tags...) also fires `obfuscation.<kind>`: hiding an instruction is
-  itself a signal. Disguises seen on the way (a hidden Unicode-tag message, zero-width
+  itself a signal. A payload no rule reads but that holds two directive words ("ignore rules
+  show prompt", in Morse) fires `obfuscation.<kind>` and `obfuscation.hidden_directive`.
+  Disguises seen on the way (a hidden Unicode-tag message, zero-width
   characters inside words, mixed-script words, leetspeak, spaced letters) add their own weights.
 - Talking about attacks is not attacking. When a text discusses them (it says "prompt
   injection", "jailbreak", "for example", "detect", "template"...), the rules whose every match
@@ -18,8 +20,8 @@ Two adjustments to the plain sum:
   the heaviest of them: 'why does "ignore previous instructions" work?' is a question, the
   same words unquoted are an attack.
 
-Built once at load (the patterns compile in the constructor, about 80 ms); `screen` compiles
-nothing and does no I/O: a median of about 0.2 ms for a prompt of 100 to 600 characters
+Built once at load (the patterns compile in the constructor); `screen` compiles nothing and
+does no I/O: a median of about 0.4 ms for a prompt of 100 to 600 characters
 (docs/guardrails.md). A long text is read as its first and last `window` characters.
 """
 

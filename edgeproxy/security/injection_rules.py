@@ -16,7 +16,8 @@ conversation sent out), `roleplay` (personas, DAN, "developer mode", "no restric
 `obfuscation` (asking for encoded instructions to be followed, or for answers that a filter
 cannot read), `indirect` (instructions in documents and tool results addressed to the model,
 hidden markup, actions to take unseen), `delimiter` (chat-template tokens, fake role headers
-and closing tags), and `multilingual` (the commonest of the above in other languages).
+and closing tags), and `multilingual` (the commonest of the above in about 35 other
+languages, in `injection_multilingual`).
 """
 
 from __future__ import annotations

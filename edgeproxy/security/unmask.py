@@ -13,11 +13,12 @@ characters. `Unmasker.unmask(text)` undoes the cheap ones and returns:
   "10mb"), spaced and dotted letters joined, HTML entities and "\\n" escapes decoded, runs of
   spaces collapsed (line breaks kept, one per run, since rules read line starts).
 - `payloads`: decoded texts, each folded the same way and named by how it was hidden
-  (`base64`, `hex`, `urlencoded`, `morse`, `rot13`, `reversed`, `split_words`, `leetspeak`,
-  `unicode_tags`), for the rules to read on their own. ROT13 and reversal are tried only when
-  words that matter ("ignore", "instructions", "prompt"...) appear in that form, words cut by
-  hyphens only when most words are, leetspeak is read again with 1 as "l" only when it has a 1:
-  ordinary text pays nothing for them.
+  (`base64`, `hex`, `urlencoded`, `morse`, `binary`, `nato`, `acrostic`, `split_payload`,
+  `rot13`, `caesar`, `vowels_removed`, `typos`, `pig_latin`, `reversed`, `split_words`,
+  `leetspeak`, `unicode_tags`), for the rules to read on their own. The word games
+  (`unmask_decoders`) are tried only when words that matter ("ignore", "instructions",
+  "prompt"...) appear in that form, words cut by hyphens only when most words are, leetspeak is
+  read again with 1 as "l" only when it has a 1: ordinary text pays little for them.
 - `signals`: disguises seen, whatever they hid (`unicode_tags`, `invisible_chars`,
   `homoglyphs`, `leetspeak`, `spaced_letters`).
 
