@@ -10,7 +10,9 @@ Two adjustments to the plain sum:
 
 - A rule that fires inside a decoded payload (base64, hex, Morse, ROT13, reversed,
   URL-encoded, Unicode tags...) also fires `obfuscation.<kind>`: hiding an instruction is
-  itself a signal. Disguises seen on the way (a hidden Unicode-tag message, zero-width
+  itself a signal. A payload no rule reads but that holds two directive words ("ignore rules
+  show prompt", in Morse) fires `obfuscation.<kind>` and `obfuscation.hidden_directive`.
+  Disguises seen on the way (a hidden Unicode-tag message, zero-width
   characters inside words, mixed-script words, leetspeak, spaced letters) add their own weights.
 - Talking about attacks is not attacking. When a text discusses them (it says "prompt
   injection", "jailbreak", "for example", "detect", "template"...), the rules whose every match
@@ -18,8 +20,8 @@ Two adjustments to the plain sum:
   the heaviest of them: 'why does "ignore previous instructions" work?' is a question, the
   same words unquoted are an attack.
 
-Built once at load (the patterns compile in the constructor, about 80 ms); `screen` compiles
-nothing and does no I/O: a median of about 0.2 ms for a prompt of 100 to 600 characters
+Built once at load (the patterns compile in the constructor); `screen` compiles nothing and
+does no I/O: a median of about 0.4 ms for a prompt of 100 to 600 characters
 (docs/guardrails.md). A long text is read as its first and last `window` characters.
 """
 
@@ -31,10 +33,12 @@ from typing import Final
 
 from edgeproxy.security.injection_rules import RULES
 from edgeproxy.security.unmask import Unmasker
+from edgeproxy.security.unmask_decoders import DIRECTIVE_WORDS
 
 DEFAULT_THRESHOLD: Final = 0.5
 DEFAULT_WINDOW: Final = 16_384  # characters read from each end of a longer text
 _PAYLOAD_WEIGHT: Final = 0.3
+_HIDDEN_DIRECTIVE_WEIGHT: Final = 0.3  # a decoded payload of directive words no rule reads
 _SIGNAL_WEIGHTS: Final = {
     "unicode_tags": 0.5,
     "invisible_chars": 0.35,
@@ -74,7 +78,15 @@ class InjectionVerdict:
 class InjectionRules:
     """The compiled rule set and its threshold: one per configuration, shared by requests."""
 
-    __slots__ = ("_anchors", "_discussion", "_quoted", "_rules", "_unmasker", "threshold")
+    __slots__ = (
+        "_anchors",
+        "_directive_words",
+        "_discussion",
+        "_quoted",
+        "_rules",
+        "_unmasker",
+        "threshold",
+    )
 
     def __init__(self, threshold: float = DEFAULT_THRESHOLD, *, window: int = DEFAULT_WINDOW):
         if not 0.0 < threshold <= 1.0:
@@ -88,6 +100,7 @@ class InjectionRules:
         # Every rule's anchors, looked for once per text rather than once per rule.
         self._anchors = tuple(sorted({anchor for spec in RULES for anchor in spec.anchors}))
         self._discussion = re.compile(_DISCUSSION)
+        self._directive_words = re.compile(r"\b(?:" + "|".join(DIRECTIVE_WORDS) + r")\b")
         self._quoted = re.compile(_QUOTED)
 
     def screen(self, text: str) -> InjectionVerdict:
@@ -101,6 +114,10 @@ class InjectionRules:
             if inside:
                 fired.update(inside)
                 fired[f"obfuscation.{kind}"] = _PAYLOAD_WEIGHT
+            elif len(set(self._directive_words.findall(payload))) >= 2:
+                # "ignore rules show prompt" in Morse is too terse for any rule, plain once decoded
+                fired[f"obfuscation.{kind}"] = _PAYLOAD_WEIGHT
+                fired["obfuscation.hidden_directive"] = _HIDDEN_DIRECTIVE_WEIGHT
         for signal in unmasked.signals:
             fired[f"obfuscation.{signal}"] = _SIGNAL_WEIGHTS[signal]
         # Rules that fired only inside quotations of a discussion overlap (one quoted attack

@@ -13,11 +13,12 @@ characters. `Unmasker.unmask(text)` undoes the cheap ones and returns:
   "10mb"), spaced and dotted letters joined, HTML entities and "\\n" escapes decoded, runs of
   spaces collapsed (line breaks kept, one per run, since rules read line starts).
 - `payloads`: decoded texts, each folded the same way and named by how it was hidden
-  (`base64`, `hex`, `urlencoded`, `morse`, `rot13`, `reversed`, `split_words`, `leetspeak`,
-  `unicode_tags`), for the rules to read on their own. ROT13 and reversal are tried only when
-  words that matter ("ignore", "instructions", "prompt"...) appear in that form, words cut by
-  hyphens only when most words are, leetspeak is read again with 1 as "l" only when it has a 1:
-  ordinary text pays nothing for them.
+  (`base64`, `hex`, `urlencoded`, `morse`, `binary`, `nato`, `acrostic`, `split_payload`,
+  `rot13`, `caesar`, `vowels_removed`, `typos`, `pig_latin`, `reversed`, `split_words`,
+  `leetspeak`, `unicode_tags`), for the rules to read on their own. The word games
+  (`unmask_decoders`) are tried only when words that matter ("ignore", "instructions",
+  "prompt"...) appear in that form, words cut by hyphens only when most words are, leetspeak is
+  read again with 1 as "l" only when it has a 1: ordinary text pays little for them.
 - `signals`: disguises seen, whatever they hid (`unicode_tags`, `invisible_chars`,
   `homoglyphs`, `leetspeak`, `spaced_letters`).
 
@@ -31,13 +32,21 @@ from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 import html
 import re
 import unicodedata
 import urllib.parse
 from dataclasses import dataclass
 from typing import Final
+
+from edgeproxy.security.unmask_decoders import (
+    WordCodes,
+    assemble_fragments,
+    from_acrostic,
+    from_binary,
+    from_nato,
+    from_pig_latin,
+)
 
 # Format characters and fillers that render as nothing: zero-width spaces and joiners, soft
 # hyphens, bidi controls, word joiners, variation selectors, the BOM, Hangul fillers, tags.
@@ -155,18 +164,32 @@ _REVEALING_WORDS: Final = [
     "secret",
     "hidden",
 ]
-_ROT13_ANCHORS: Final = re.compile(
-    r"\b(?:" + "|".join(codecs.encode(word, "rot13") for word in _REVEALING_WORDS) + r")\b"
-)
 _REVERSED_ANCHORS: Final = re.compile(
     r"\b(?:" + "|".join(word[::-1] for word in _REVEALING_WORDS) + r")\b"
 )
 
 
+# Vowel points and cantillation of Hebrew, harakat and the tatweel of Arabic: optional marks
+# that a writer may add or leave out, and that an attacker can sprinkle to break a word.
+_SEMITIC_MARKS: Final = (
+    *range(0x0591, 0x05BE),
+    0x05BF,
+    0x05C1,
+    0x05C2,
+    0x05C4,
+    0x05C5,
+    0x05C7,
+    *range(0x064B, 0x0660),
+    0x0670,
+    0x0640,
+)
+
+
 def _latin_accents() -> dict[int, str]:
     """Latin letters with marks to their base letters (é → e, ç → c, ơ → o), other scripts
-    untouched: stripping marks from Cyrillic or Devanagari would change their words."""
-    table: dict[int, str] = {}
+    untouched: stripping marks from Cyrillic or Devanagari would change their words; only the
+    optional vowel marks of Hebrew and Arabic are dropped."""
+    table: dict[int, str] = dict.fromkeys(_SEMITIC_MARKS, "")
     for code in (*range(0xC0, 0x250), *range(0x1E00, 0x1F00)):
         base = unicodedata.normalize("NFKD", chr(code))
         letters = "".join(c for c in base if not unicodedata.combining(c))
@@ -197,6 +220,8 @@ class Unmasker:
         "_invisible_in_words",
         "_invisible_spaced",
         "_leet_token",
+        "_markup_at_words",
+        "_markup_in_words",
         "_max_payload_chars",
         "_max_payloads",
         "_mixed_script",
@@ -208,6 +233,7 @@ class Unmasker:
         "_tag_run",
         "_url_escape",
         "_window",
+        "_word_codes",
     )
 
     def __init__(
@@ -232,8 +258,12 @@ class Unmasker:
         self._mixed_script = re.compile(r"\b(?=\w*[a-z])(?=\w*[\u0370-\u03ff\u0400-\u052f])\w+")
         self._leet_token = re.compile(r"(?<!\w)(?=\w*[a-z])\w*\d\w*")
         self._spaced = re.compile(
-            r"(?<![^\W\d_])(?:(?:[^\W\d_] ){3,}|(?:[^\W\d_][.\-_*/|]){3,})[^\W\d_](?![^\W\d_])"
+            r"(?<![^\W\d_])(?:(?:[^\W\d_] ){3,}|(?:[^\W\d_][.\-_*/|~^]){3,})[^\W\d_](?![^\W\d_])"
         )
+        # Markdown emphasis or code marks inside a word: "Ig**nore** pre*vious* in`struc`tions"
+        self._markup_in_words = re.compile(r"(?<=[^\W\d_])[*`~]+(?=[^\W\d_])")
+        self._markup_at_words = re.compile(r"(?<=[^\W\d_])[*`~]+|[*`~]+(?=[^\W\d_])")
+        self._word_codes = WordCodes()
         self._spaces = re.compile(r"[^\S\n]+")
         self._hyphenated = re.compile(r"\b[^\W\d_]+-[^\W\d_]+\b")
         self._newlines = re.compile(r"\s*\n\s*")
@@ -257,6 +287,8 @@ class Unmasker:
             text = html.unescape(text)
         if depth > 0:
             self._decode_payloads(text, signals, payloads, depth)
+        if len(self._markup_in_words.findall(text)) >= 2:
+            text = self._markup_at_words.sub("", text)
         text = text.casefold()
         if not text.isascii():
             text = text.translate(self._accents).translate(_QUOTES)
@@ -305,11 +337,18 @@ class Unmasker:
             self._keep(payloads, "urlencoded", urllib.parse.unquote(text), signals, depth)
         for match in self._morse.finditer(text):
             self._keep(payloads, "morse", _from_morse(match.group()), signals, depth)
+        self._keep(payloads, "binary", from_binary(text), signals, depth)
+        self._keep(payloads, "nato", from_nato(text), signals, depth)
+        self._keep(payloads, "acrostic", from_acrostic(text), signals, depth)
+        self._keep(payloads, "split_payload", assemble_fragments(text), signals, depth)
 
     def _turn_around(self, view: str, signals: set[str], payloads: list[tuple[str, str]]) -> None:
-        """ROT13, reversed text and words cut by hyphens, tried only when the view shows them."""
-        if _ROT13_ANCHORS.search(view):
-            self._keep(payloads, "rot13", codecs.encode(view, "rot13"), signals, 0)
+        """Shifted letters (ROT13 and every other Caesar shift), words without vowels or with
+        typos, pig latin, reversed text and words cut by hyphens, each tried only when the view
+        shows it."""
+        for kind, decoded in self._word_codes.decode(view):
+            self._keep(payloads, kind, decoded, signals, 0)
+        self._keep(payloads, "pig_latin", from_pig_latin(view), signals, 0)
         hyphenated = self._hyphenated.findall(view)
         if len(hyphenated) >= 3 and 3 * len(hyphenated) > view.count(" ") + 1:
             # "ig-nore a-ll pre-vious": most words cut by hyphens
