@@ -116,11 +116,11 @@ def start_plain(
 def describe() -> str:
     """What the guarded proxies check, for the report."""
     return (
-        f"Guarded scenarios (bench/guarded.py): the cache-off proxy plus auth.mode keys (one "
-        f"key, the load's bearer token, hashed with SHA-256), that key's rpm/tpm/parallel "
-        f"limits (in process, no Redis) and a daily budget, both far above what a run sends, a "
-        f"price for the upstream model so every answer is charged, and a default guardrail "
-        f"policy: pii redact (every kind), injection block, a blocklist of "
+        "Guarded scenarios (bench/guarded.py): the cache-off proxy plus auth.mode keys (one "
+        "key, the load's bearer token, hashed with SHA-256), that key's rpm/tpm/parallel "
+        "limits (in process, no Redis) and a daily budget, both far above what a run sends, a "
+        "price for the upstream model so every answer is charged, and a default guardrail "
+        "policy: pii redact (every kind), injection block, a blocklist of "
         f"{len(BLOCKED_TERMS)} terms and 1 pattern, max_messages {MAX_MESSAGES}, "
         f"max_prompt_chars {MAX_PROMPT_CHARS:,}; guarded-stream-c16's proxy also has an output "
         "rule (redact secrets) that screens every event of the answer. plain: the same proxy "
