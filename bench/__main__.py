@@ -2,14 +2,17 @@
 scenario, report.
 
 Scenarios run in groups, each with an upstream and a proxy of its own: the proxy's cache layer
-(the cache scenarios, bench/cached.py, need it on; the others keep it off) and the way the
-upstream writes a stream (at once, or event by event) make a group. Beside each proxy, on its
-core, run the references its scenarios name: the bare aiohttp pass-through (bench/floor.py) and
-nginx (bench/nginx.py) where it is installed, measured in the same interleaved runs, since
-issue 11's targets are ratios to them (bench/targets.py); `--no-floor` and `--no-nginx` leave
-them out. Then the memory soak (bench/soak.py) and the chaos run (bench/chaos.py), each with
-processes of its own. Results go to stdout (markdown) and bench/results/latest.jsonl; the
-configs and every server's log are left in bench/results/ for a post-mortem.
+(the cache scenarios, bench/cached.py, need it on; the others keep it off), its guards (the
+guarded scenarios, bench/guarded.py: a key, its limits and budget, a guardrail policy) and the
+way the upstream writes a stream (at once, or event by event) make a group. Beside each proxy,
+on its core, run the references its scenarios name: the bare aiohttp pass-through
+(bench/floor.py) and nginx (bench/nginx.py) where it is installed, measured in the same
+interleaved runs, since issue 11's targets are ratios to them (bench/targets.py); `--no-floor`
+and `--no-nginx` leave them out. Beside a guarded proxy runs the same proxy without its guards
+(the `plain` reference), so the guards' cost comes from the same runs. Then the memory soak
+(bench/soak.py) and the chaos run (bench/chaos.py), each with processes of its own. Results go
+to stdout (markdown) and bench/results/latest.jsonl; the configs and every server's log are
+left in bench/results/ for a post-mortem.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import Any, TypeVar
 import aiohttp
 import uvloop
 
-from bench import cached, chaos, nginx, soak
+from bench import cached, chaos, guarded, nginx, soak
 from bench.cached import RedisPrefix
 from bench.chaos import ChaosRun, ChaosSettings
 from bench.load import Limits
@@ -41,11 +44,13 @@ from bench.runner import (
     STREAM_CHUNKS,
     Bench,
     CacheLayer,
+    Guarding,
     Reference,
     Scenario,
     Server,
     Settings,
     Split,
+    proxy_config,
 )
 from bench.soak import SoakSettings
 
@@ -63,9 +68,9 @@ FLOOR_SCENARIOS = [
 ]
 # `--scenario data-plane`: what issue 11 is judged by (bench/targets.py), and the memory soak.
 DATA_PLANE = (*FLOOR_SCENARIOS, soak.NAME)
-GROUPS = {**SCENARIO_GROUPS, "data-plane": DATA_PLANE}
+GROUPS = {**SCENARIO_GROUPS, "data-plane": DATA_PLANE, guarded.NAME: guarded.SCENARIOS}
 T = TypeVar("T")
-GroupKey = tuple[CacheLayer | None, Split]
+GroupKey = tuple[CacheLayer | None, Split, Guarding | None]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -110,7 +115,8 @@ def _parser() -> argparse.ArgumentParser:
         help="run only this scenario (repeatable; default: all, then rss, then chaos); l1-hit "
         "and l2-hit stand for their c=1 and c=16 scenarios, semantic-hit for "
         "semantic-hit-c1/c16 and semantic-repeat-c1/c16, data-plane for those issue 11 is "
-        "judged by and rss",
+        "judged by and rss, guarded for guarded-c16, guarded-pii-c16 and guarded-stream-c16 "
+        "(each beside the same proxy without its guards)",
     )
     group = parser.add_argument_group("chaos run (one of three deployments flapping)")
     group.add_argument(
@@ -152,8 +158,9 @@ def _chaos_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 
 @dataclass(frozen=True)
 class References:
-    """What runs beside the proxies: the floor or not, nginx's binary or None; `described`
-    says what each is, or why it is not measured, for the report."""
+    """What runs beside the proxies: the floor or not, nginx's binary or None (the plain
+    proxy always runs beside a guarded one); `described` says what each is, or why it is not
+    measured, for the report."""
 
     floor: bool
     nginx: Path | None
@@ -165,7 +172,7 @@ def _references(args: argparse.Namespace, names: list[str]) -> References:
     wanted = {r for name in names if name in SCENARIOS for r in SCENARIOS[name].references}
     if args.floor:
         why = "not measured: --floor puts the floor in the proxy's place"
-        return References(False, None, {"floor": why, "nginx": why})
+        return References(False, None, {"floor": why, "nginx": why, "plain": why})
     unused = "not measured: no scenario chosen compares with it"
     floor = "floor" in wanted and not args.no_floor
     described: dict[Reference, str] = {
@@ -173,6 +180,8 @@ def _references(args: argparse.Namespace, names: list[str]) -> References:
         if floor
         else ("not measured (--no-floor)" if args.no_floor else unused)
     }
+    plain = "the guarded proxy's config without the guards' sections"
+    described["plain"] = plain if "plain" in wanted else unused
     binary = None
     if args.no_nginx:
         described["nginx"] = "not measured (--no-nginx)"
@@ -189,25 +198,6 @@ def _references(args: argparse.Namespace, names: list[str]) -> References:
     else:
         described["nginx"] = f"{nginx.version(binary)} ({binary})"
     return References(floor, binary, described)
-
-
-def _proxy_config(port: int, upstream_url: str) -> str:
-    """`bench-model` is mapped (the body is re-encoded); `bench-claude` goes to an Anthropic
-    upstream (translated both ways); any other name passes through as is."""
-    return f"""\
-server: {{host: 127.0.0.1, port: {port}, access_log: false, shutdown_grace: 2s}}
-admin: {{enabled: false}}
-logging: {{level: warning}}
-cache: {{enabled: false}}  # every request goes upstream: this measures the proxy
-providers:
-  up: {{kind: openai, base_url: "{upstream_url}/v1", api_key: sk-bench, max_connections: 64}}
-  up-anthropic:
-    {{kind: anthropic, base_url: "{upstream_url}", api_key: sk-bench, max_connections: 64}}
-models:
-  bench-model: {{deployments: [{{provider: up, model: bench-upstream-model}}]}}
-  bench-claude: {{deployments: [{{provider: up-anthropic, model: claude-bench}}]}}
-  "*": {{deployments: [{{provider: up}}]}}
-"""
 
 
 async def _cancellable(work: Coroutine[Any, Any, T]) -> T:
@@ -246,7 +236,7 @@ def _main_proxy(
     starts the names of its config and log."""
     port = free_port()
     config = RESULTS / f"{label.replace(' ', '-')}proxy.yaml"
-    config.write_text(_proxy_config(port, upstream_url))
+    config.write_text(proxy_config(port, upstream_url))
     if args.floor:
         proxy = children.floor(upstream_url, port, pinning.proxy, name=f"{label}floor")
     else:
@@ -254,9 +244,15 @@ def _main_proxy(
     return f"http://127.0.0.1:{port}", proxy
 
 
-def _label(layer: CacheLayer | None, split: Split) -> str:
-    """How a group's processes are named: `` for the first, `cache l1 `, `events `..."""
-    return ("" if layer is None else f"cache {layer} ") + ("events " if split == "events" else "")
+def _label(key: GroupKey) -> str:
+    """How a group's processes are named: `` for the first, `cache l1 `, `events `,
+    `guarded answers `..."""
+    layer, split, guards = key
+    return (
+        ("" if layer is None else f"cache {layer} ")
+        + ("" if guards is None else f"guarded {guards} ")
+        + ("events " if split == "events" else "")
+    )
 
 
 def _start_references(
@@ -272,8 +268,8 @@ def _start_references(
     another side runs); the floor of the l1 group answers repeated bodies from its dict, as
     the proxy there answers from its L1."""
     wanted = {r for scenario in scenarios for r in scenario.references}
-    layer, split = key
-    label = _label(layer, split)
+    layer = key[0]
+    label = _label(key)
     servers: dict[Reference, Server] = {}
     if refs.floor and "floor" in wanted:
         port = free_port()
@@ -293,6 +289,10 @@ def _start_references(
             name=f"{label}nginx",
         )
         servers["nginx"] = Server(f"http://127.0.0.1:{port}", process)
+    if "plain" in wanted:
+        servers["plain"] = guarded.start_plain(
+            children, pinning, upstream_url, results=RESULTS, label=label
+        )
     return servers
 
 
@@ -305,13 +305,14 @@ def _group(
     pinning: Pinning,
     refs: References,
 ) -> tuple[list[dict[str, Any]], float | None]:
-    """The scenarios of one proxy (`key`: its cache layer, None for the cache off, and how
-    its upstream writes streams), with an upstream, a proxy and references of their own that
-    stop before the next group's start, so no idle server of another group shares the cores.
+    """The scenarios of one proxy (`key`: its cache layer, None for the cache off, how its
+    upstream writes streams, and its guards, None for none), with an upstream, a proxy and
+    references of their own that stop before the next group's start, so no idle server of
+    another group shares the cores.
     Also that proxy's starting RSS. The l2 group needs Redis: without it its scenarios are
     skipped; with it, the run's keys are deleted once the proxy has stopped."""
-    layer, split = key
-    label = _label(layer, split)
+    layer, split, guards = key
+    label = _label(key)
     with contextlib.ExitStack() as stack:
         l2 = None
         if layer == "l2":
@@ -325,7 +326,11 @@ def _group(
         upstream, upstream_url = children.upstream(
             pinning.upstream, STREAM_CHUNKS, name=f"{label}fake upstream", split=split
         )
-        if layer is None:
+        if guards is not None:
+            url, proxy = guarded.start_proxy(
+                children, pinning, upstream_url, guards, results=RESULTS, label=label
+            )
+        elif layer is None:
             url, proxy = _main_proxy(args, children, upstream_url, pinning, label)
         elif args.floor:  # the l1 scenarios (the others are refused)
             port = free_port()
@@ -356,7 +361,7 @@ def _scenarios(
     of the first proxy (the cache-off one when it runs)."""
     groups: dict[GroupKey, list[Scenario]] = {}
     for scenario in scenarios:
-        groups.setdefault((scenario.cache, scenario.split), []).append(scenario)
+        groups.setdefault((scenario.cache, scenario.split, scenario.guards), []).append(scenario)
     rows: list[dict[str, Any]] = []
     rss_start_mib = None
     for key, members in groups.items():
@@ -405,6 +410,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--floor has no routing to put under chaos; leave out --scenario chaos")
     if args.floor and any(SCENARIOS[n].cache not in (None, "l1") for n in names if n in SCENARIOS):
         parser.error("--floor has only an L1 of sorts; leave out l2-hit and semantic-*")
+    if args.floor and any(SCENARIOS[n].guards for n in names if n in SCENARIOS):
+        parser.error("--floor has no keys, limits or guardrails; leave out guarded-*")
     scenarios = [SCENARIOS[name] for name in names if name in SCENARIOS]
     RESULTS.mkdir(parents=True, exist_ok=True)
     refs = _references(args, names)

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from bench import cached, targets
+from bench import cached, guarded, targets
 from bench.procs import CLOCK_TICKS, Pinning
 from bench.runner import (
     L2_VARIANTS,
@@ -59,6 +59,23 @@ _COLUMNS = (
     ("proxy RSS MiB", "proxy_rss_mib", 1),
 )
 
+
+_GUARDED_COLUMNS = (
+    ("scenario", "scenario", None),
+    ("c", "concurrency", None),
+    ("guarded CPU ms/req", "proxy_cpu_ms_per_request", 3),
+    ("plain CPU ms/req", "plain_cpu_ms_per_request", 3),
+    ("guarded - plain ms", "proxy_cpu_added_over_plain_ms", 3),
+    ("guarded/plain", "proxy_cpu_ratio_to_plain", 2),
+    ("RPS guarded", "rps_proxy", 0),
+    ("RPS plain", "rps_plain", 0),
+    ("+p50 guarded ms", "p50_added_ms", 2),
+    ("+p50 plain ms", "p50_plain_added_ms", 2),
+    ("+p99 guarded ms", "p99_added_ms", 2),
+    ("+p99 plain ms", "p99_plain_added_ms", 2),
+)
+# The references issue 11's targets are ratios to (the plain proxy has a table of its own).
+_DATA_PLANE_REFERENCES = frozenset({"floor", "nginx"})
 
 _REFERENCE_COLUMNS = (
     ("scenario", "scenario", None),
@@ -322,12 +339,19 @@ def _cache_notes(rows: list[dict[str, Any]]) -> list[str]:
 def _against_references(rows: list[dict[str, Any]], meta: dict[str, Any]) -> list[str]:
     """Issue 11's table: the proxy's CPU per request and added p50 next to the floor's and
     nginx's from the same runs, the ratios, and each target's verdict."""
-    shown = [row for row in rows if row.get("references") or row["scenario"] in targets.DATA_PLANE]
+    shown = [
+        row
+        for row in rows
+        if _DATA_PLANE_REFERENCES & set(row.get("references", ()))
+        or row["scenario"] in targets.DATA_PLANE
+    ]
     if not shown:
         return []
     described = meta.get("references", {})
-    if not any(row.get("references") for row in shown):
-        why = "; ".join(f"{name}: {what}" for name, what in described.items())
+    if not any(_DATA_PLANE_REFERENCES & set(row.get("references", ())) for row in shown):
+        why = "; ".join(
+            f"{name}: {what}" for name, what in described.items() if name in _DATA_PLANE_REFERENCES
+        )
         return [f"- Issue 11's targets (ratios to the floor and nginx): not judged ({why})."]
     lines = []
     for row in shown:
@@ -352,6 +376,24 @@ def _against_references(rows: list[dict[str, Any]], meta: dict[str, Any]) -> lis
         "rival. Its CPU is its master's and its worker's.",
         "- proxy/floor and proxy/nginx are medians of per-repetition ratios of CPU per "
         "request; +p50 is over a direct call to the fake upstream, as in the table above.",
+    ]
+
+
+def _against_plain(rows: list[dict[str, Any]]) -> list[str]:
+    """Issue 12's table: each guarded scenario's CPU per request next to the same proxy's
+    without the guards, from the same runs, and the difference: what the guards cost."""
+    shown = [row for row in rows if "plain" in row.get("references", ())]
+    if not shown:
+        return []
+    lines = [[_cell(row.get(key), digits) for _, key, digits in _GUARDED_COLUMNS] for row in shown]
+    return [
+        "",
+        "**Tenancy and guardrails on the hot path (issue 12, measured in the same runs)**",
+        "",
+        *_table([title for title, _, _ in _GUARDED_COLUMNS], lines, first_left=True),
+        "",
+        f"- {guarded.describe()}",
+        "- +p50/+p99 are over a direct call to the fake upstream, as in the first table.",
     ]
 
 
@@ -390,6 +432,7 @@ def markdown(
         "Against the targets:",
         *_verdicts(measured),
         *_against_references(measured, meta),
+        *_against_plain(measured),
     ]
     problems = [problem for row in measured if (problem := _failures(row))]
     problems += [f"- {problem}" for row in rows if (problem := cached.hit_problem(row))]

@@ -1,10 +1,11 @@
 """Scenarios, and measuring each one: direct, via the proxy and via the references (the aiohttp
-floor, nginx), interleaved and repeated.
+floor, nginx; beside a guarded proxy, the plain one), interleaved and repeated.
 
 Interleaving in ABBA order (direct, proxy, proxy, direct, ...; with references, direct, proxy,
-floor, nginx, then the same backwards) on the same machine at the same time means slow drift
-and noisy neighbours hit every side alike; medians over the repetitions then discard the odd
-disturbed run, and ratios between sides are taken within a repetition.
+floor, nginx, then the same backwards; for a guarded proxy, direct, proxy, plain) on the same
+machine at the same time means slow drift and noisy neighbours hit every side alike; medians
+over the repetitions then discard the odd disturbed run, and ratios and differences between
+sides are taken within a repetition.
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ from bench.load import Limits, Observer, RunResult
 from bench.procs import Child, machine_busy_seconds
 
 CacheLayer = Literal["l1", "l2", "semantic"]
-# Run beside the proxy: the bare aiohttp pass-through (bench/floor.py) and nginx (bench/nginx.py).
-Reference = Literal["floor", "nginx"]
-REFERENCES: tuple[Reference, ...] = ("floor", "nginx")
-Target = Literal["direct", "proxy", "floor", "nginx"]
+# Run beside the proxy: the bare aiohttp pass-through (bench/floor.py), nginx (bench/nginx.py)
+# and, beside a guarded proxy, the same proxy without its guards (bench/guarded.py).
+Reference = Literal["floor", "nginx", "plain"]
+REFERENCES: tuple[Reference, ...] = ("floor", "nginx", "plain")
+Target = Literal["direct", "proxy", "floor", "nginx", "plain"]
+# What a guarded proxy screens (bench/guarded.py): the request only, or its answers too.
+Guarding = Literal["request", "answers"]
 # How the fake upstream writes a stream (its `Reply.split`): all at once, or event by event.
 Split = Literal["whole", "events"]
 
@@ -39,7 +43,8 @@ class Scenario:
     `variants` how many distinct questions its load cycles over. `asks`, when given, are those
     questions (the semantic scenarios' paraphrases); otherwise they are made up. `references`
     are measured in the same runs (for a cache scenario, the floor answers from its dict), and
-    `split` is how the upstream writes a stream."""
+    `split` is how the upstream writes a stream. `guards`, when given, puts the scenario behind
+    a key, its limits and budget, and a guardrail policy (bench/guarded.py)."""
 
     name: str
     concurrency: int
@@ -52,6 +57,7 @@ class Scenario:
     outcome: str | None = None  # x-edgeproxy-cache of every answer; default hit-<cache>
     references: tuple[Reference, ...] = ()
     split: Split = "whole"
+    guards: Guarding | None = None
 
     def __post_init__(self) -> None:
         if self.asks and len(self.asks) != self.variants:
@@ -120,6 +126,32 @@ SEMANTIC_DISTINCT = 5120
 # most 20,000 requests and a warm-up of 4,000), so no question is asked twice. A longer run
 # would come back around to them and be flagged: its answers would be hits, not misses.
 MISS_VARIANTS = 110_000
+# guarded-pii-c16's user turn: nonstream-c16's question with an e-mail address and a phone
+# number, each replaced by a placeholder on the way up and looked for in the answer.
+PII_QUESTION = (
+    "Summarise why sidecar proxies must be cheap, then send it to jane.doe@example.com "
+    "or call me on +1 415 555 0134."
+)
+
+
+def proxy_config(port: int, upstream_url: str) -> str:
+    """The cache-off proxy's config (the guarded scenarios' plain reference too): `bench-model`
+    is mapped (the body is re-encoded); `bench-claude` goes to an Anthropic upstream
+    (translated both ways); any other name passes through as is."""
+    return f"""\
+server: {{host: 127.0.0.1, port: {port}, access_log: false, shutdown_grace: 2s}}
+admin: {{enabled: false}}
+logging: {{level: warning}}
+cache: {{enabled: false}}  # every request goes upstream: this measures the proxy
+providers:
+  up: {{kind: openai, base_url: "{upstream_url}/v1", api_key: sk-bench, max_connections: 64}}
+  up-anthropic:
+    {{kind: anthropic, base_url: "{upstream_url}", api_key: sk-bench, max_connections: 64}}
+models:
+  bench-model: {{deployments: [{{provider: up, model: bench-upstream-model}}]}}
+  bench-claude: {{deployments: [{{provider: up-anthropic, model: claude-bench}}]}}
+  "*": {{deployments: [{{provider: up}}]}}
+"""
 
 
 def respaced(text: str, n: int) -> str:
@@ -246,6 +278,37 @@ SCENARIOS = {
             f"JSON, every request an L2 (Redis) hit, {L2_VARIANTS} questions in turn, c=16",
             "l2",
             L2_VARIANTS,
+        ),
+        Scenario(
+            "guarded-c16",
+            16,
+            False,
+            "bench-model",
+            "JSON as nonstream-c16, through a key with limits and a budget and a guardrail "
+            "policy (nothing found to redact), c=16",
+            references=("plain",),
+            guards="request",
+        ),
+        Scenario(
+            "guarded-pii-c16",
+            16,
+            False,
+            "bench-model",
+            "JSON as guarded-c16, the question carrying an e-mail address and a phone number "
+            "(both redacted, the answer screened for their placeholders), c=16",
+            asks=(PII_QUESTION,),
+            references=("plain",),
+            guards="request",
+        ),
+        Scenario(
+            "guarded-stream-c16",
+            16,
+            True,
+            "bench-model",
+            "SSE as stream-c16, through the guards of guarded-c16 and an output rule (every "
+            "event screened for secrets), c=16",
+            references=("plain",),
+            guards="answers",
         ),
         _semantic("semantic-hit-c1", 1, SEMANTIC_DISTINCT),
         _semantic("semantic-hit-c16", 16, SEMANTIC_DISTINCT),
@@ -457,10 +520,17 @@ def _cpu_ratio(reference: Sample, proxy: Sample) -> float | None:
     return ours / theirs if ours is not None and theirs else None
 
 
+def _cpu_added(reference: Sample, proxy: Sample) -> float | None:
+    """The proxy's CPU per request minus the reference's, ms, within one repetition."""
+    ours, theirs = proxy.cpu_ms_per_request, reference.cpu_ms_per_request
+    return ours - theirs if ours is not None and theirs is not None else None
+
+
 def _reference_fields(
     name: Reference, direct: list[Sample], proxy: list[Sample], runs: list[Sample]
 ) -> dict[str, Any]:
-    """A reference's own figures, and the proxy's CPU per request as a ratio of its own."""
+    """A reference's own figures, and the proxy's CPU per request as a ratio of its own and
+    as a difference from it."""
     return {
         f"rps_{name}": _rps(runs),
         f"p50_{name}_ms": _pct(runs, 50),
@@ -470,6 +540,7 @@ def _reference_fields(
         f"{name}_cpu_ms_per_request": _cpu(runs),
         f"{name}_core_busy": _busy(runs, "server_cpu"),
         f"proxy_cpu_ratio_to_{name}": _paired(runs, proxy, _cpu_ratio),
+        f"proxy_cpu_added_over_{name}_ms": _paired(runs, proxy, _cpu_added),
         f"requests_{name}": sum(s.result.completed for s in runs),
         f"errors_{name}": sum(s.result.errors for s in runs),
         f"stalled_{name}": sum(s.result.stalled for s in runs),
