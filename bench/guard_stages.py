@@ -283,6 +283,7 @@ SINGLE_RULES: dict[str, dict[str, Any]] = {
         "blocklist": {"mode": "block", "terms": list(BLOCKED_TERMS), "patterns": [BLOCKED_PATTERN]}
     },
     "injection": {"injection": {"mode": "block"}},
+    "injection, every text new": {"injection": {"mode": "block", "remember_clean": 0}},
     "pii redact": {"pii": {"mode": "redact"}},
 }
 

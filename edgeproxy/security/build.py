@@ -27,7 +27,8 @@ from edgeproxy.security.injection_classifier import InjectionClassifier
 from edgeproxy.security.limits import AdmitLimits
 from edgeproxy.security.pii import Detector
 from edgeproxy.security.ratelimit import Limiter, LocalLimiter, TokenCounter, tiktoken_counter
-from edgeproxy.security.screen import RULES, CompiledPolicy, Screen
+from edgeproxy.security.screen import INJECTION_WINDOW, RULES, CompiledPolicy, Screen
+from edgeproxy.security.seen import CleanTexts
 from edgeproxy.security.shield import ShieldClient
 from edgeproxy.security.spend import CheckBudget
 
@@ -158,7 +159,7 @@ def _screen(config: Config, guards: Guards, background: Background) -> tuple[Sta
         if policy.injection is not None:
             threshold = policy.injection.threshold
             rules = injection.get(threshold) or injection.setdefault(
-                threshold, InjectionRules(threshold)
+                threshold, InjectionRules(threshold, window=INJECTION_WINDOW)
             )
         classifier = None
         if policy.injection is not None and policy.injection.classifier:
@@ -172,6 +173,7 @@ def _screen(config: Config, guards: Guards, background: Background) -> tuple[Sta
             else None,
             blocklist_mode=policy.blocklist.mode if policy.blocklist is not None else "block",
             injection=rules,
+            clean=CleanTexts(policy.injection.remember_clean if policy.injection else 0),
             classifier=classifier,
             injection_mode=policy.injection.mode if policy.injection is not None else "block",
             pii=Detector(policy.pii.kinds) if policy.pii is not None else None,

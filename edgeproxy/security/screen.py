@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -39,11 +39,17 @@ from edgeproxy.security.injection_classifier import InjectionClassifier
 from edgeproxy.security.pii import Detector
 from edgeproxy.security.pii_redaction import Redaction
 from edgeproxy.security.prompt_text import TextSlot, request_texts
+from edgeproxy.security.seen import CleanTexts
 from edgeproxy.security.shield import ShieldClient, refusal
 
 RULES = ("limits", "blocklist", "injection", "injection_classifier", "pii", "output", "shield")
 # Texts the classifier reads per request, the last ones written (each costs an inference).
 CLASSIFIED_TEXTS = 4
+# Characters the injection rules read per request, newest texts first: 1.5 to 6 ms a KB of
+# prose (bench/guard_stages.py), so a request's screening stays within tens of milliseconds.
+INJECTION_BUDGET = 16 * 1024
+# Of one longer text, the rules read its first and last INJECTION_WINDOW characters.
+INJECTION_WINDOW = 8 * 1024
 # Who wrote a text, as the Shield contract names roles: a document is what a user supplied.
 _SHIELD_ROLES = {"document": "user"}
 _SCREENED_FOR_INJECTION = frozenset({"user", "tool", "document"})
@@ -61,6 +67,7 @@ class CompiledPolicy:
     blocklist_mode: str = "block"
     injection: InjectionRules | None = None
     injection_mode: str = "block"
+    clean: CleanTexts = field(default_factory=CleanTexts)  # texts the rules passed
     classifier: InjectionClassifier | None = None
     pii: Detector | None = None
     pii_mode: str = "redact"
@@ -253,10 +260,18 @@ class Screen:
         rules: InjectionRules,
         slots: Sequence[TextSlot],
     ) -> ProxyError | None:
-        for slot in slots:
+        """The newest texts first, each at most once while it stays clean (`CleanTexts`), and
+        at most INJECTION_BUDGET characters of them per request: a long conversation's cost
+        stays that of its new turns."""
+        budget = INJECTION_BUDGET
+        clean = policy.clean
+        for slot in reversed(slots):
             if slot.role not in _SCREENED_FOR_INJECTION:
                 continue
-            verdict = rules.screen(slot.get())
+            text = slot.get()
+            if text in clean:
+                continue
+            verdict = rules.screen(text)
             if verdict.flagged:
                 category = verdict.rules[0] if verdict.rules else None
                 score = round(verdict.score, 3)
@@ -266,6 +281,10 @@ class Screen:
                 if policy.injection_mode == "block":
                     return errors.guardrail_blocked("injection")
                 return None
+            clean.add(text)
+            budget -= len(text)
+            if budget <= 0:
+                break
         return None
 
     def _classify(

@@ -153,6 +153,7 @@ class InjectionRule:
     mode: str
     threshold: float = 0.5
     classifier: bool = False  # also the embedding classifier, noted off the request path
+    remember_clean: int = 16384  # texts found clean, not screened again (0: screen every time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,7 +458,7 @@ def _pii(
 def _injection(r: Reader, raw: Any, path: str) -> InjectionRule | None:
     if raw is None:
         return None
-    s = r.section(raw, path, ("mode", "threshold", "classifier"))
+    s = r.section(raw, path, ("mode", "threshold", "classifier", "remember_clean"))
     classifier = r.get(s, path, "classifier", r.boolean, False)
     absent = missing(SEMANTIC_PACKAGES) if classifier else []
     if absent:
@@ -470,6 +471,7 @@ def _injection(r: Reader, raw: Any, path: str) -> InjectionRule | None:
         mode=_rule_mode(r, s, path, ("block", "monitor")),
         threshold=r.get(s, path, "threshold", r.fraction, 0.5),
         classifier=classifier,
+        remember_clean=r.get(s, path, "remember_clean", r.whole, 16384),
     )
 
 

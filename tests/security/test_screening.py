@@ -9,12 +9,14 @@ import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import anthropic
 import openai
 import pytest
 
 from edgeproxy.security.auth import hash_key
+from edgeproxy.security.injection import InjectionRules
 from tests.conftest import StackFactory
 from tests.support.fake_shield import Answer, FakeShield
 from tests.support.fake_upstream import Reply
@@ -407,3 +409,25 @@ async def test_the_classifier_notes_attacks_off_the_request_path(make_stack: Sta
     assert decisions is not None
     assert decisions.counts[("injection", "flag")] == 1
     assert decisions.counts[("injection_classifier", "flag")] == 1
+
+
+async def test_a_conversations_history_is_screened_for_injection_once(
+    make_stack: StackFactory,
+) -> None:
+    stack = await make_stack(sections=policies())
+    stack.fake.default["chat"] = Reply(text="ok")
+    history: list[dict[str, str]] = []
+    screened: list[str] = []
+    real = InjectionRules.screen
+
+    def counting(rules: InjectionRules, text: str) -> Any:
+        screened.append(text)
+        return real(rules, text)
+
+    with patch.object(InjectionRules, "screen", counting):
+        async with openai_sdk(stack) as sdk:
+            for turn in ("How do tides work?", "And why twice a day?", "Thanks! One more?"):
+                history.append({"role": "user", "content": turn})
+                await sdk.chat.completions.create(model="gpt-4o", messages=history)  # type: ignore[arg-type]
+                history.append({"role": "assistant", "content": "ok"})
+    assert screened == ["How do tides work?", "And why twice a day?", "Thanks! One more?"]
