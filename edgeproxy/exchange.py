@@ -31,6 +31,9 @@ The `Exchange` carries what the stages learn:
     charges         limits, budgets     settle (the real usage reconciles what was held)
     answer_screen   screen              relay (placeholders restored and output screened in
                                         what the client is sent, after the cache's copy)
+    upstream_wait   dispatch, relay     the request's record (time spent waiting on providers:
+                                        dispatch whole, then each read of the answer's body)
+    upstream_ttfb   settle (the lease)  the request's record (the answer's head, how long)
     cache_status    lookup_cache        relay (x-edgeproxy-cache: hit-l1, hit-l2,
                                         hit-semantic, coalesced, miss, bypass), metrics
     cache_key       lookup_cache        relay (x-edgeproxy-cache-key: what an admin deletes)
@@ -141,6 +144,8 @@ class Exchange:
     caller: KeySettings | None = None
     charges: list[Charge] | None = None
     answer_screen: AnswerFilter | None = None
+    upstream_wait: float = 0.0
+    upstream_ttfb: float | None = None
     cache_status: str | None = None
     cache_key: str | None = None
     cache_age: int | None = None
@@ -176,5 +181,6 @@ class Exchange:
         lease = self.lease
         if lease is not None:
             self.lease = None
+            self.upstream_ttfb = lease.ttfb
             usage = self.usage
             lease.settle(now, self.status, usage.output_tokens if usage else 0)

@@ -44,7 +44,7 @@ class ClientRequest(Protocol):
 
     @property
     def received(self) -> float:
-        """Loop time when its first byte arrived: queueing counts in its latency."""
+        """When its first byte arrived (time.monotonic()): queueing counts in its latency."""
 
 
 def client_dialect(path: str, headers: Mapping[str, str]) -> Dialect:

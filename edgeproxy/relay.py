@@ -27,6 +27,7 @@ import functools
 import logging
 import math
 import re
+import time
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Protocol
 
@@ -162,7 +163,9 @@ async def read_whole(
     route (as they came, compressed if the client accepted that; its usage read when
     `watch_usage`), else decoded and rendered in the client's dialect. Raises ProxyError when
     a translated provider failed."""
+    asked = time.monotonic()
     body = await upstream.read()
+    exchange.upstream_wait += time.monotonic() - asked
     translator = exchange.translator
     if translator is None:
         headers = upstream.headers
@@ -305,7 +308,14 @@ class Relay:
         screen = exchange.answer_screen
         try:
             out = await _pump(
-                response, upstream, transform, capture, headers, redact=self._redact, screen=screen
+                response,
+                exchange,
+                upstream,
+                transform,
+                capture=capture,
+                headers=headers,
+                redact=self._redact,
+                screen=screen,
             )
         except ProxyError as err:
             if not response.started:
@@ -361,18 +371,25 @@ class Relay:
 
 async def _pump(
     response: ClientResponse,
+    exchange: Exchange,
     upstream: Upstream,
     transform: Transform,
+    *,
     capture: Capture | None,
     headers: Headers,
-    *,
     redact: Redactor,
     screen: AnswerFilter | None,
 ) -> bytes:
     """Provider chunks to the client as they arrive (the cache's copy before `screen` rewrote
     them for this client); the stream's last bytes once it ended. From the provider's own
     error event on (a provider may quote its key), masked."""
-    while chunk := await upstream.next_chunk():
+    clock = time.monotonic
+    while True:
+        asked = clock()
+        chunk = await upstream.next_chunk()
+        exchange.upstream_wait += clock() - asked
+        if not chunk:
+            break
         out = transform.feed(chunk)
         if transform.failed:
             out = redact.bytes(out)

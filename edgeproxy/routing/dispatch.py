@@ -182,10 +182,12 @@ class Dispatch:
         primary = exchange.group
         assert primary is not None, "route runs before dispatch"
         primary.budget.enter()
+        began = self._clock()
         try:
             return await self._dispatch(exchange, primary)
         finally:
             primary.budget.leave()
+            exchange.upstream_wait += self._clock() - began  # attempts, backoff, hedges
 
     async def _dispatch(self, exchange: Exchange, primary: ModelGroup) -> Reply:
         plan, unfit = self._plan(exchange, primary)

@@ -148,18 +148,20 @@ class Lease:
     the place itself is given back when the exchange ends, once.
     """
 
-    __slots__ = ("_done", "_failed", "_verdict", "health", "started")
+    __slots__ = ("_done", "_failed", "_verdict", "health", "started", "ttfb")
 
     def __init__(self, health: DeploymentHealth, started: float) -> None:
         self.health = health
         self.started = started
+        self.ttfb: float | None = None  # once the answer's head came, how long it took
         self._verdict = False
         self._failed = False
         self._done = False
 
     def succeeded(self, now: float) -> None:
         self._verdict = True
-        self.health.succeeded(now, now - self.started)
+        self.ttfb = now - self.started
+        self.health.succeeded(now, self.ttfb)
 
     def failed(
         self, now: float, retry_after: float | None = None, *, rate_limited: bool = False

@@ -35,7 +35,8 @@ class Request:
     """One parsed request. Header names are lower-cased; values are latin-1 decoded (so the
     bytes survive a round trip) and a repeated field is joined with ", ". `path` and `query`
     are split from the raw target and not percent-decoded; `body` is de-chunked, not
-    decompressed. `received` is the loop time of the request's first byte."""
+    decompressed. `received` is when its first byte was read (time.monotonic(), the loop
+    clock's base at full resolution)."""
 
     __slots__ = (
         "body",

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import cast
@@ -219,7 +220,7 @@ class ClientConnection(asyncio.Protocol):
         if self._stash is not None:
             self._stash += data
             return
-        self._now = self._loop.time()
+        self._now = time.monotonic()  # loop.time() on uvloop counts whole milliseconds
         self._feed(data)
         self._send_continue()
         self._arm_timer()

@@ -1,0 +1,110 @@
+"""What one request did, as a value: built once, after its answer, from what the stages set.
+
+Every consumer of per-request telemetry reads this record and nothing else: the Prometheus
+counters, the access log, the telemetry events, incident detection, feedback. It is built
+from data already gathered (never by reading a body again), after the client has its answer,
+so none of its cost is latency; a request that is still streaming has no record yet.
+
+Times are loop seconds. `duration` runs from the request's first byte off the socket (queueing
+included) to the end of its answer; `upstream_wait` is the time spent waiting on providers
+(each attempt's wait for its answer's head, then each read of its body); `overhead` is the
+rest, what the proxy itself added.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgeproxy.exchange import Exchange
+from edgeproxy.pricing import PricingTable, cost
+
+# Cache outcomes that made no provider call: their cost is what the cache saved.
+FREE = frozenset({"hit-l1", "hit-l2", "hit-semantic", "coalesced"})
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    request_id: str
+    route: str  # the operation: chat, completions, embeddings, messages, count_tokens
+    model: str  # as the client asked (never a metric label: unbounded)
+    group: str | None  # the model group it resolved to (bounded: the configured ones)
+    provider: str | None
+    deployment: str | None
+    status: int
+    cache: str | None  # x-edgeproxy-cache, or None when the cache is off
+    attempts: int
+    stream: bool
+    key_id: str | None
+    team: str | None
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int
+    cost_usd: float  # what the provider charged for it
+    saved_usd: float  # what a cache answer would have cost
+    started: float
+    duration: float
+    upstream_wait: float
+    upstream_ttfb: float | None
+
+    @property
+    def overhead(self) -> float:
+        return max(0.0, self.duration - self.upstream_wait)
+
+
+class Costing:
+    """Prices answers with the pricing table: a provider's answer at its deployment's price,
+    a cache answer at the price of its group's first deployment (what it would have cost)."""
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: PricingTable) -> None:
+        self._table = table
+
+    def of(self, exchange: Exchange) -> tuple[float, float]:
+        """(cost, saved) in US dollars; 0 for what the table does not price."""
+        usage = exchange.usage
+        if usage is None:
+            return 0.0, 0.0
+        deployment = exchange.deployment
+        if exchange.cache_status in FREE:
+            group = exchange.group
+            if group is None or not group.deployments:
+                return 0.0, 0.0
+            deployment = group.deployments[0]
+            model = deployment.model or exchange.model
+            price = self._table.price(deployment.provider.config.kind, model)
+            return 0.0, cost(price, usage) if price is not None else 0.0
+        if deployment is None:
+            return 0.0, 0.0
+        price = self._table.price(deployment.provider.config.kind, exchange.upstream_model)
+        return (cost(price, usage) if price is not None else 0.0), 0.0
+
+
+def record_of(exchange: Exchange, costing: Costing, now: float) -> RequestRecord:
+    usage = exchange.usage
+    deployment = exchange.deployment
+    caller = exchange.caller
+    spent, saved = costing.of(exchange)
+    return RequestRecord(
+        request_id=exchange.request_id,
+        route=exchange.operation.label,
+        model=exchange.model,
+        group=exchange.group.name if exchange.group is not None else None,
+        provider=deployment.provider.name if deployment is not None else None,
+        deployment=deployment.name if deployment is not None else None,
+        status=exchange.status,
+        cache=exchange.cache_status,
+        attempts=exchange.attempts,
+        stream=exchange.stream,
+        key_id=caller.id if caller is not None else None,
+        team=caller.team if caller is not None else None,
+        input_tokens=usage.input_tokens if usage is not None else 0,
+        output_tokens=usage.output_tokens if usage is not None else 0,
+        cached_tokens=usage.cached_tokens if usage is not None else 0,
+        cost_usd=spent,
+        saved_usd=saved,
+        started=exchange.started,
+        duration=now - exchange.started,
+        upstream_wait=exchange.upstream_wait,
+        upstream_ttfb=exchange.upstream_ttfb,
+    )
