@@ -19,6 +19,8 @@ from edgeproxy.handlers import ProxyHandlers
 from edgeproxy.relay import Relay
 from edgeproxy.state import Clocks, ProxyState, build_state
 from edgeproxy.telemetry.access import AccessLog
+from edgeproxy.telemetry.record import Costing
+from edgeproxy.telemetry.recorder import Recorder
 from edgeproxy.wire.limits import Limits
 from edgeproxy.wire.server import HttpServer
 
@@ -71,10 +73,12 @@ async def close_resources(state: ProxyState) -> None:
 def build_handlers(state: ProxyState) -> ProxyHandlers:
     """The data listener's handler, answering through a relay built for `state`."""
     config = state.config
-    access_log = AccessLog() if config.server.access_log else None
-    relay = Relay(state.pipeline.clock, state.redactor, access_log is not None)
+    costing = Costing(config.security.pricing.table)
+    consumers = (AccessLog(),) if config.server.access_log else ()
+    recorder = Recorder(costing, state.requests, consumers)
+    relay = Relay(state.pipeline.clock, state.redactor, costing, state.requests.chunk_gaps)
     max_body = config.server.max_body_bytes
-    return ProxyHandlers(state.pipeline, state.table, relay, access_log, max_body)
+    return ProxyHandlers(state.pipeline, state.table, relay, recorder, max_body)
 
 
 def listener_limits(server: ServerConfig) -> Limits:

@@ -23,6 +23,7 @@ import yaml
 
 from edgeproxy.config_reader import HEADER_NAME, ConfigError, FromEnv, Reader, Secret, show
 from edgeproxy.security.settings import SECTIONS, SecurityConfig, parse_security
+from edgeproxy.telemetry.settings import TelemetryConfig, parse_telemetry
 from edgeproxy.wire.egress import Proxy, proxy_for
 from edgeproxy.wire.urls import proxy_url_problem, url_problem
 
@@ -336,6 +337,7 @@ class Config:
     models: tuple[ModelConfig, ...]
     disabled_providers: tuple[str, ...] = ()
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
 
     def secrets(self) -> list[str]:
         """Every credential this configuration holds, for the log formatter to mask: each
@@ -1073,6 +1075,7 @@ def parse(raw: Any, env: Mapping[str, str]) -> Config:
     models = _models(r, top.get("models"), routing, declared, set(providers))
     _check_ttls(r, cache, models)
     security = parse_security(r, top, frozenset(m.name for m in models))
+    telemetry = parse_telemetry(r, top)
     server, logging_ = _env_overrides(r, server, logging_, env)
     if r.problems:
         raise ConfigError(r.problems)
@@ -1086,6 +1089,7 @@ def parse(raw: Any, env: Mapping[str, str]) -> Config:
         models=models,
         disabled_providers=tuple(sorted(declared - set(providers))),
         security=security,
+        telemetry=telemetry,
     )
 
 

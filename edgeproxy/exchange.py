@@ -31,6 +31,8 @@ The `Exchange` carries what the stages learn:
     charges         limits, budgets     settle (the real usage reconciles what was held)
     answer_screen   screen              relay (placeholders restored and output screened in
                                         what the client is sent, after the cache's copy)
+    queued          handlers            the request's record (first byte read to pipeline start)
+    cache_time      lookup_cache        the request's record (the lookup's duration)
     upstream_wait   dispatch, relay     the request's record (time spent waiting on providers:
                                         dispatch whole, then each read of the answer's body)
     upstream_ttfb   settle (the lease)  the request's record (the answer's head, how long)
@@ -144,6 +146,8 @@ class Exchange:
     caller: KeySettings | None = None
     charges: list[Charge] | None = None
     answer_screen: AnswerFilter | None = None
+    queued: float = 0.0
+    cache_time: float | None = None
     upstream_wait: float = 0.0
     upstream_ttfb: float | None = None
     cache_status: str | None = None

@@ -8,7 +8,7 @@ Errors are rendered by the relay, in the client's dialect; so are the listener's
 
 from __future__ import annotations
 
-import asyncio
+import time
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -21,7 +21,7 @@ from edgeproxy.operations import CLIENT_PATHS, Operation
 from edgeproxy.pipeline import Pipeline
 from edgeproxy.relay import JSON_TYPE, ClientResponse, Relay, error_answer
 from edgeproxy.routing.router import ModelTable
-from edgeproxy.telemetry.access import AccessLog
+from edgeproxy.telemetry.recorder import Recorder
 
 MODELS_PATH = "/v1/models"
 
@@ -57,21 +57,21 @@ def client_dialect(path: str, headers: Mapping[str, str]) -> Dialect:
 class ProxyHandlers:
     """The listener's handler, bound once to the pipeline, model table and relay."""
 
-    __slots__ = ("_access_log", "_max_body", "_pipeline", "_relay", "_table")
+    __slots__ = ("_max_body", "_pipeline", "_recorder", "_relay", "_table")
 
     def __init__(
         self,
         pipeline: Pipeline,
         table: ModelTable,
         relay: Relay,
-        access_log: AccessLog | None,
+        recorder: Recorder,
         max_body: int,
     ) -> None:
         self._pipeline = pipeline
         self._max_body = max_body  # a compressed body is never inflated beyond it
         self._table = table
         self._relay = relay
-        self._access_log = access_log
+        self._recorder = recorder
 
     async def __call__(self, request: ClientRequest, response: ClientResponse) -> None:
         operation = CLIENT_PATHS.get(request.path)
@@ -145,11 +145,14 @@ class ProxyHandlers:
             stream=stream,
             started=request.received,
         )
+        metrics = self._recorder.metrics
+        metrics.in_flight += 1
+        exchange.queued = time.monotonic() - request.received
         try:
             reply = await self._pipeline.run(exchange)
             await self._relay.answer(response, exchange, reply, codec)
         finally:
+            metrics.in_flight -= 1
             if not exchange.detached:
                 exchange.settle(self._pipeline.clock())
-            if self._access_log is not None:
-                self._access_log.record(exchange, asyncio.get_running_loop().time())
+            self._recorder.finished(exchange, time.monotonic())

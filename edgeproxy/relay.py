@@ -40,6 +40,8 @@ from edgeproxy.providers.base import Upstream
 from edgeproxy.providers.http import decoded_answer
 from edgeproxy.redact import Redactor
 from edgeproxy.sse import EventAligner, SSEDecoder
+from edgeproxy.telemetry.histogram import Histogram
+from edgeproxy.telemetry.record import Costing
 
 log = logging.getLogger("edgeproxy.proxy")
 
@@ -157,7 +159,7 @@ def _marker_search(markers: tuple[bytes, ...]) -> Callable[[bytes], re.Match[byt
 
 
 async def read_whole(
-    exchange: Exchange, upstream: Upstream, codec: Codec, watch_usage: bool
+    exchange: Exchange, upstream: Upstream, codec: Codec, *, watch_usage: bool
 ) -> tuple[int, Headers, bytes]:
     """A non-streamed answer as its client is sent it: the provider's bytes on a same-dialect
     route (as they came, compressed if the client accepted that; its usage read when
@@ -196,12 +198,15 @@ async def read_whole(
 class Relay:
     """Writes pipeline replies to clients; built once, with what it needs decided at load."""
 
-    __slots__ = ("_clock", "_redact", "_watch_usage")
+    __slots__ = ("_clock", "_costing", "_gaps", "_redact")
 
-    def __init__(self, clock: Callable[[], float], redact: Redactor, watch_usage: bool) -> None:
+    def __init__(
+        self, clock: Callable[[], float], redact: Redactor, costing: Costing, gaps: Histogram
+    ) -> None:
         self._clock = clock
         self._redact = redact
-        self._watch_usage = watch_usage  # the access log is on: usage is read for it
+        self._costing = costing  # usage is always read: metrics count tokens and money
+        self._gaps = gaps  # how long each next chunk of a stream was waited for
 
     def fail(
         self,
@@ -264,10 +269,9 @@ class Relay:
     async def _whole(
         self, response: ClientResponse, exchange: Exchange, upstream: Upstream, codec: Codec
     ) -> None:
-        watch = self._watch_usage or exchange.counts_tokens
         capture = exchange.capture
         try:
-            status, headers, body = await read_whole(exchange, upstream, codec, watch)
+            status, headers, body = await read_whole(exchange, upstream, codec, watch_usage=True)
             if status >= 400:  # as plain text, masked: a provider may quote its key
                 body = self._redact.bytes(readable(exchange, headers, body))
                 headers.pop("content-encoding", None)
@@ -288,6 +292,9 @@ class Relay:
                         if rendered_stream
                         else screen.whole(body)
                     )
+                if not rendered_stream:
+                    spent, _ = self._costing.of(exchange)
+                    headers["x-edgeproxy-cost-usd"] = f"{spent:.8f}"
         except ProxyError as err:
             self.fail(response, err, codec, exchange.request_id, exchange)
             return
@@ -316,6 +323,7 @@ class Relay:
                 headers=headers,
                 redact=self._redact,
                 screen=screen,
+                gaps=self._gaps,
             )
         except ProxyError as err:
             if not response.started:
@@ -379,6 +387,7 @@ async def _pump(
     headers: Headers,
     redact: Redactor,
     screen: AnswerFilter | None,
+    gaps: Histogram,
 ) -> bytes:
     """Provider chunks to the client as they arrive (the cache's copy before `screen` rewrote
     them for this client); the stream's last bytes once it ended. From the provider's own
@@ -387,9 +396,11 @@ async def _pump(
     while True:
         asked = clock()
         chunk = await upstream.next_chunk()
-        exchange.upstream_wait += clock() - asked
+        waited = clock() - asked
+        exchange.upstream_wait += waited
         if not chunk:
             break
+        gaps.observe(waited)
         out = transform.feed(chunk)
         if transform.failed:
             out = redact.bytes(out)

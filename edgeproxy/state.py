@@ -27,6 +27,7 @@ from edgeproxy.routing.router import ModelTable
 from edgeproxy.security.audit import AuditLog, DecisionCounter
 from edgeproxy.security.budgets import Budgets
 from edgeproxy.security.build import Guards, build_guards
+from edgeproxy.telemetry.request_metrics import RequestMetrics
 
 
 @dataclass(eq=False)
@@ -43,6 +44,7 @@ class ProxyState:
     audit: AuditLog | None = None
     budgets: Budgets | None = None
     guards: Guards = field(default_factory=Guards)
+    requests: RequestMetrics = field(default_factory=lambda: RequestMetrics((), {}))
     pools_open: bool = False
     draining: bool = False
 
@@ -99,6 +101,16 @@ def build_cache(
     return LookupCache(tiered, config, background, similar)
 
 
+def request_metrics(config: Config) -> RequestMetrics:
+    """The request metrics, their labels bounded by this configuration."""
+    return RequestMetrics(
+        groups=[model.name for model in config.models],
+        providers={name: provider.kind for name, provider in config.providers.items()},
+        key_labels=config.telemetry.metrics.key_labels,
+        teams=config.security.auth.teams,
+    )
+
+
 def build_state(config: Config, clocks: Clocks | None = None) -> ProxyState:
     """Providers, model table and pipeline for `config` (`clocks`: injected for tests)."""
     clocks = clocks or Clocks()
@@ -130,4 +142,5 @@ def build_state(config: Config, clocks: Clocks | None = None) -> ProxyState:
         audit=guards.audit,
         budgets=guards.budgets,
         guards=guards,
+        requests=request_metrics(config),
     )

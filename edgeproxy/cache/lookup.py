@@ -10,6 +10,7 @@ other requests follow that stream: then it is read to its end for them, and stor
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -187,7 +188,9 @@ class LookupCache:
         return self._background.spawn(name, work)
 
     async def __call__(self, exchange: Exchange) -> Reply | None:
+        began = time.monotonic()
         reply = await self._answer(exchange)
+        exchange.cache_time = time.monotonic() - began  # a coalesced wait included
         self.outcomes[exchange.cache_status or "bypass"] += 1
         return reply
 

@@ -51,6 +51,7 @@ class ProxyCollector(Collector):
         self._state = state
 
     def collect(self) -> Iterator[Metric]:
+        yield from self._state.requests.families()
         yield from self._cache()
         yield from self._routing()
         yield from self._background()

@@ -16,10 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgeproxy.exchange import Exchange
-from edgeproxy.pricing import PricingTable, cost
+from edgeproxy.pricing import ModelPrice, PricingTable, cost
 
 # Cache outcomes that made no provider call: their cost is what the cache saved.
 FREE = frozenset({"hit-l1", "hit-l2", "hit-semantic", "coalesced"})
+_MAX_PRICED = 4096  # (provider kind, model) prices remembered
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,7 @@ class RequestRecord:
     status: int
     cache: str | None  # x-edgeproxy-cache, or None when the cache is off
     attempts: int
+    fallback: bool  # answered by a deployment of a fallback group, not the asked one
     stream: bool
     key_id: str | None
     team: str | None
@@ -43,6 +45,8 @@ class RequestRecord:
     saved_usd: float  # what a cache answer would have cost
     started: float
     duration: float
+    queued: float  # from the first byte read to the pipeline's start
+    cache_time: float | None  # the cache stage's lookup, when it ran
     upstream_wait: float
     upstream_ttfb: float | None
 
@@ -53,12 +57,24 @@ class RequestRecord:
 
 class Costing:
     """Prices answers with the pricing table: a provider's answer at its deployment's price,
-    a cache answer at the price of its group's first deployment (what it would have cost)."""
+    a cache answer at the price of its group's first deployment (what it would have cost).
+    Each (provider kind, model) is looked up in the table once."""
 
-    __slots__ = ("_table",)
+    __slots__ = ("_prices", "_table")
 
     def __init__(self, table: PricingTable) -> None:
         self._table = table
+        self._prices: dict[tuple[str, str], ModelPrice | None] = {}
+
+    def price(self, kind: str, model: str) -> ModelPrice | None:
+        key = (kind, model)
+        try:
+            return self._prices[key]
+        except KeyError:
+            if len(self._prices) >= _MAX_PRICED:  # model names may come from clients
+                self._prices.clear()
+            found = self._prices[key] = self._table.price(kind, model)
+            return found
 
     def of(self, exchange: Exchange) -> tuple[float, float]:
         """(cost, saved) in US dollars; 0 for what the table does not price."""
@@ -71,13 +87,17 @@ class Costing:
             if group is None or not group.deployments:
                 return 0.0, 0.0
             deployment = group.deployments[0]
-            model = deployment.model or exchange.model
-            price = self._table.price(deployment.provider.config.kind, model)
+            price = self.price(deployment.provider.config.kind, deployment.model or exchange.model)
             return 0.0, cost(price, usage) if price is not None else 0.0
         if deployment is None:
             return 0.0, 0.0
-        price = self._table.price(deployment.provider.config.kind, exchange.upstream_model)
+        price = self.price(deployment.provider.config.kind, exchange.upstream_model)
         return (cost(price, usage) if price is not None else 0.0), 0.0
+
+
+def _fell_back(exchange: Exchange) -> bool:
+    group, deployment = exchange.group, exchange.deployment
+    return group is not None and deployment is not None and deployment not in group.deployments
 
 
 def record_of(exchange: Exchange, costing: Costing, now: float) -> RequestRecord:
@@ -95,6 +115,7 @@ def record_of(exchange: Exchange, costing: Costing, now: float) -> RequestRecord
         status=exchange.status,
         cache=exchange.cache_status,
         attempts=exchange.attempts,
+        fallback=_fell_back(exchange),
         stream=exchange.stream,
         key_id=caller.id if caller is not None else None,
         team=caller.team if caller is not None else None,
@@ -105,6 +126,8 @@ def record_of(exchange: Exchange, costing: Costing, now: float) -> RequestRecord
         saved_usd=saved,
         started=exchange.started,
         duration=now - exchange.started,
+        queued=exchange.queued,
+        cache_time=exchange.cache_time,
         upstream_wait=exchange.upstream_wait,
         upstream_ttfb=exchange.upstream_ttfb,
     )

@@ -127,3 +127,10 @@ async def test_access_log_records_usage_watched_on_streams(
         ("openai-up/gpt-4o-2024-08-06", 1),
     ]
     assert [(x["input_tokens"], x["output_tokens"]) for x in lines] == [(21, 4), (13, 2), (13, 2)]
+    assert [x["model_group"] for x in lines] == ["claude-sonnet", "gpt-4o", "gpt-4o"]
+    for line in lines:
+        assert line["cost_usd"] > 0
+        assert 0 <= line["overhead_ms"] <= line["duration_ms"]
+        assert 0 < line["upstream_ttfb_ms"] <= line["upstream_ms"] <= line["duration_ms"]
+        assert line["queue_ms"] >= 0
+        assert line["cache"] is None and line["cache_ms"] is None  # the cache is off

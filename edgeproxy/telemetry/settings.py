@@ -1,0 +1,42 @@
+"""The `telemetry` section: what the request metrics label by key, and (as they are built)
+the telemetry events, incident detection and feedback.
+
+    telemetry:
+      metrics:
+        key_labels: [storefront-web]   # key ids that get their own series; the rest: other
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from edgeproxy.config_reader import Reader, show
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    key_labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryConfig:
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+
+
+SECTION = "telemetry"
+MAX_KEY_LABELS = 1000  # each is a series of every per-key metric
+
+
+def parse_telemetry(r: Reader, top: Mapping[str, Any]) -> TelemetryConfig:
+    s = r.section(top.get(SECTION), SECTION, ("metrics",))
+    return TelemetryConfig(metrics=_metrics(r, s.get("metrics"), f"{SECTION}.metrics"))
+
+
+def _metrics(r: Reader, raw: Any, path: str) -> MetricsSettings:
+    s = r.section(raw, path, ("key_labels",))
+    keys = r.get(s, path, "key_labels", r.names, ())
+    if len(keys) > MAX_KEY_LABELS:
+        r.fail(f"{path}.key_labels", f"at most {MAX_KEY_LABELS} keys, got {show(len(keys))}")
+    return MetricsSettings(key_labels=keys)
