@@ -52,6 +52,8 @@ class Guards:
     shields: tuple[ShieldClient, ...] = ()
     classifier: InjectionClassifier | None = None
     limiter: Limiter | None = None
+    limits: AdmitLimits | None = None  # the stages, for their refusal counts
+    spend: CheckBudget | None = None
     keep_leases: Callable[[], Coroutine[Any, Any, None]] | None = None
     redis: Redis | RedisCluster | None = None
     keys: RedisKeyStore | None = None
@@ -113,6 +115,7 @@ def build_guards(
             guards.limiter, security.limits.groups, teams, background, _tokenizer(config)
         )
         guards.after_route += (limits,)
+        guards.limits = limits
     if auth.mode == "none":
         guards.after_route += screen
         return guards
@@ -124,6 +127,7 @@ def build_guards(
         guards.budgets = _budgets(config, guards.redis, wall_clock)
         stage = CheckBudget(guards.budgets, security.pricing.table, auth.teams, background)
         guards.after_route += (stage,)
+        guards.spend = stage
     guards.after_route += screen
     return guards
 

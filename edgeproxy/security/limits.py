@@ -14,6 +14,7 @@ request's max_tokens, or DEFAULT_OUTPUT_TOKENS when it asks for none.
 from __future__ import annotations
 
 import functools
+from collections import Counter
 from collections.abc import Mapping
 
 from edgeproxy import errors
@@ -76,7 +77,7 @@ def _headers(admission: Admission, dialect: str) -> list[tuple[str, str]]:
 class AdmitLimits:
     """Runs after route (the group's limits need the group)."""
 
-    __slots__ = ("_background", "_checks", "_count", "_groups", "_limiter", "_teams")
+    __slots__ = ("_background", "_checks", "_count", "_groups", "_limiter", "_teams", "refused")
 
     def __init__(
         self,
@@ -88,6 +89,9 @@ class AdmitLimits:
     ) -> None:
         self._limiter = limiter
         self._count = count  # a tokenizer's prompt count, else characters / 4
+        # Refusals by the kind of scope (key, team, group) and what refused (a limit, or
+        # the shared store, down with on_redis_error: closed).
+        self.refused: Counter[tuple[str, str]] = Counter()
         self._groups = {name: limits_of(s) for name, s in groups.items() if s}
         self._teams = {name: limits_of(s) for name, s in teams.items() if s}
         self._background = background
@@ -120,6 +124,9 @@ class AdmitLimits:
         tokens = _estimate(exchange, self._count) if metered else 0
         admission = await self._limiter.admit(checks, tokens)
         if not admission.allowed:
+            scope = (admission.scope or "").partition(":")[0] or "store"
+            what = "store" if admission.reason == "backend_down" else admission.limit or "rpm"
+            self.refused[(scope, what)] += 1
             return _refusal(admission)
         charge = _Held(admission.grant, tokens > 0, self._background)
         if exchange.charges is None:

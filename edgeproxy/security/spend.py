@@ -10,6 +10,7 @@ does not price charges nothing, and is logged once, so an operator can add it to
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Mapping
 
 from edgeproxy.background import Background
@@ -29,7 +30,15 @@ def _limits(settings: BudgetSettings) -> BudgetLimits:
 class CheckBudget:
     """Runs after route, for callers whose key or team has a budget."""
 
-    __slots__ = ("_background", "_budgets", "_pricing", "_scopes", "_teams", "_unpriced")
+    __slots__ = (
+        "_background",
+        "_budgets",
+        "_pricing",
+        "_scopes",
+        "_teams",
+        "_unpriced",
+        "refused",
+    )
 
     def __init__(
         self,
@@ -44,6 +53,8 @@ class CheckBudget:
         self._background = background
         self._scopes: dict[str, tuple[Scope, ...]] = {}  # by key id, built on first use
         self._unpriced: set[tuple[str, str]] = set()
+        # Refusals by the kind of scope (key, team) and period (day, month, or the store).
+        self.refused: Counter[tuple[str, str]] = Counter()
 
     def scopes(self, caller: KeySettings) -> tuple[Scope, ...]:
         found = self._scopes.get(caller.id)
@@ -66,6 +77,8 @@ class CheckBudget:
             return None
         verdict = await self._budgets.check(scopes)
         if not verdict.allowed:
+            scope = verdict.scope.partition(":")[0] or "store"
+            self.refused[(scope, "store" if verdict.unavailable else str(verdict.period))] += 1
             return refusal(verdict)
         charges = exchange.charges
         charge = _Charge(self, scopes)

@@ -56,6 +56,7 @@ class ProxyCollector(Collector):
         yield from self._routing()
         yield from self._background()
         yield from self._guardrails()
+        yield from self._refusals()
         yield from self._budgets()
         yield from L2_LOOKUP_SECONDS.collect()
         yield from SEMANTIC_LOOKUP_SECONDS.collect()
@@ -180,6 +181,29 @@ class ProxyCollector(Collector):
             lost.add_metric(["dropped"], audit.dropped)
             lost.add_metric(["failed"], audit.failed)
             yield lost
+
+    def _refusals(self) -> Iterator[Metric]:
+        guards = self._state.guards
+        if guards.limits is not None:
+            limits = _counter(
+                "edgeproxy_ratelimit_refusals",
+                "Requests refused by a rate limit: the kind of scope (key, team, group) and the "
+                "limit (rpm, tpm, parallel; store: the shared Redis down, failing closed).",
+                ["scope", "limit"],
+            )
+            for (scope, limit), count in guards.limits.refused.items():
+                limits.add_metric([scope, limit], count)
+            yield limits
+        if guards.spend is not None:
+            budgets = _counter(
+                "edgeproxy_budget_refusals",
+                "Requests refused by a spent budget: the kind of scope (key, team) and the "
+                "period (day, month; store: the shared Redis down, failing closed).",
+                ["scope", "period"],
+            )
+            for (scope, period), count in guards.spend.refused.items():
+                budgets.add_metric([scope, period], count)
+            yield budgets
 
     def _budgets(self) -> Iterator[Metric]:
         budgets = self._state.budgets

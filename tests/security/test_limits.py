@@ -19,6 +19,7 @@ from tests.conftest import StackFactory
 from tests.support.fake_upstream import Reply
 from tests.support.redis_servers import free_port, require_redis
 from tests.support.stack import Stack, background_done
+from tests.telemetry.test_metrics import scrape
 
 KEY = "sk-ep-limited-0123456789abcdef"
 TEAMMATE = "sk-ep-teammate-0123456789abcdef"
@@ -183,3 +184,12 @@ async def test_a_configured_tokenizer_counts_the_prompt_for_tpm(
 
         statuses = await asyncio.gather(one(), one())
     assert sorted(statuses) == [200, 429]
+
+
+async def test_refusals_are_counted_by_scope_and_limit(make_stack: StackFactory) -> None:
+    stack = await make_stack(sections=keyed(limits={"rpm": 3}))
+    await burst([stack], 10)
+    metrics = await scrape(stack.proxy.admin_url)
+    assert (
+        metrics[("edgeproxy_ratelimit_refusals_total", (("limit", "rpm"), ("scope", "key")))] == 7
+    )

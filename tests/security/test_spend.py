@@ -15,6 +15,7 @@ from tests.conftest import StackFactory
 from tests.support.fake_upstream import Reply
 from tests.support.redis_servers import require_redis
 from tests.support.stack import Stack, background_done
+from tests.telemetry.test_metrics import scrape
 
 KEY = "sk-ep-spender-0123456789abcdef"
 TEAMMATE = "sk-ep-teammate-0123456789abcdef"
@@ -101,3 +102,14 @@ async def test_spend_is_shared_through_redis_and_survives_a_restart(
     await ask(second, KEY)
     with pytest.raises(openai.RateLimitError):
         await ask(second, KEY)
+
+
+async def test_refusals_are_counted_by_scope_and_period(make_stack: StackFactory) -> None:
+    stack = await make_stack(sections=budget_sections(key_budget={"daily_usd": 1}))
+    stack.fake.default["chat"] = ONE_DOLLAR
+    await ask(stack, KEY)
+    for _ in range(2):
+        with pytest.raises(openai.RateLimitError):
+            await ask(stack, KEY)
+    metrics = await scrape(stack.proxy.admin_url)
+    assert metrics[("edgeproxy_budget_refusals_total", (("period", "day"), ("scope", "key")))] == 2
