@@ -15,6 +15,7 @@ just before; so is whatever is held when the stream ends.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +34,9 @@ from edgeproxy.security.prompt_text import (
 from edgeproxy.sse import SSEDecoder, SSEEvent, encode_event
 
 Report = Callable[[Counter[str]], None]
+# A placeholder's start in an event's JSON: `[` and a capital, or `[` ending a text (the rest of
+# the placeholder in the next event). OpenAI's `"choices":[{` is neither.
+_MAYBE_PLACEHOLDER = re.compile(rb'\[(?:[A-Z]|")').search
 MAX_TRANSCRIPT = 64 * 1024  # characters of an answer an output guard is sent
 # Events after which nothing more of any channel can come.
 _STREAM_ENDS = frozenset({b"[DONE]"})
@@ -107,6 +111,7 @@ class AnswerScreen:
         "_redaction",
         "_report",
         "_reported",
+        "_restores_only",
         "_template",
         "_transcript",
     )
@@ -132,7 +137,11 @@ class AnswerScreen:
         self._channels: dict[Channel, _Channel] = {}
         self._counted: Counter[str] = Counter()  # what channels already flushed found
         self._decoder = SSEDecoder()
-        self._template: dict[str, Any] = {}  # the fields an OpenAI chunk repeats
+        # The fields an OpenAI chunk repeats, for the events a flush adds (None: none seen).
+        self._template: dict[str, Any] | None = None
+        # Only placeholders to restore (no output rule, no guard reading the transcript): an
+        # event with no trace of one is passed on without being decoded.
+        self._restores_only = output is None and observe is None
 
     # --- whole answers ---------------------------------------------------------------------
 
@@ -192,14 +201,20 @@ class AnswerScreen:
     def _event(self, event: SSEEvent) -> list[bytes]:
         if event.data in _STREAM_ENDS:
             return [*self._flush_all(), _encoded(event.data, event)]
+        if (
+            self._restores_only
+            and self._template is not None
+            and _MAYBE_PLACEHOLDER(event.data) is None
+            and not self._holding()
+        ):
+            return [_encoded(event.data, event)]  # nothing to restore: not decoded
         try:
             data = orjson.loads(event.data)
         except orjson.JSONDecodeError:
             return [_encoded(event.data, event)]
         if not isinstance(data, dict):
             return [_encoded(event.data, event)]
-        if "choices" in data:
-            self._template = {k: data[k] for k in ("id", "object", "created", "model") if k in data}
+        self._template = {k: data[k] for k in ("id", "object", "created", "model") if k in data}
         for slot in stream_texts(self._label, data):
             slot.set(self._channel(slot.channel, slot.json).feed(slot.get()))
         before = []
@@ -209,6 +224,12 @@ class AnswerScreen:
             for index in finished_indexes(self._label, data):
                 before += self._flush_index(index)
         return [*before, _encoded(orjson.dumps(data), event)]
+
+    def _holding(self) -> bool:
+        return any(
+            channel.restorer is not None and channel.restorer.holding
+            for channel in self._channels.values()
+        )
 
     def _channel(self, key: Channel, json: bool) -> _Channel:
         channel = self._channels.get(key)
@@ -254,7 +275,7 @@ class AnswerScreen:
             choice: dict[str, Any] = {"index": index, "text": text, "finish_reason": None}
         else:
             choice = {"index": index, "delta": _chat_delta(kind, sub, text), "finish_reason": None}
-        return encode_event(orjson.dumps({**self._template, "choices": [choice]}))
+        return encode_event(orjson.dumps({**(self._template or {}), "choices": [choice]}))
 
 
 def _chat_delta(kind: str, sub: int, text: str) -> dict[str, Any]:

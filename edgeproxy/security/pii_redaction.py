@@ -134,6 +134,11 @@ class StreamRestorer:
         held, self._held = self._held, ""
         return held
 
+    @property
+    def holding(self) -> bool:
+        """Whether it holds the start of a placeholder back."""
+        return bool(self._held)
+
     def _fragment_start(self, text: str) -> int:
         """Where a trailing start of a placeholder begins, or the end of `text`. Placeholders
         hold no `[` after their first character, so only the last `[` can begin one."""
