@@ -11,30 +11,24 @@ field a prompt could be put in, and a caller passing another name or a list fail
      "reasons": "prompt_injection", "score": 0.97, "latency_ms": 12.5}
 
 Writing never blocks the event loop: `record` serialises the line (a few microseconds) into a
-bounded buffer, and one writer task hands whole batches to a thread, one `write` per batch on
-a descriptor opened with O_APPEND, so lines of several processes appending to one local file
-do not interleave (the kernel appends each write whole). When the buffer is full a record is
-dropped and counted (`dropped`); a batch the file refused (disk full) is counted in `failed`.
-`close` writes what is buffered.
-
-Rotation is the platform's: with a file, rotate by copy-and-truncate (logrotate's
-`copytruncate`), which O_APPEND writes follow; or write to standard output (`-`) for the
-container runtime to collect, where batches go out in writes of at most PIPE_BUF bytes so that
-no line is torn by other writers of the same pipe.
+bounded buffer, and one writer task hands whole batches to `edgeproxy.jsonl.AppendFile`, which
+appends each batch in one write from a thread, so lines of several processes appending to one
+file do not interleave (rotation and standard output are described there). When the buffer is
+full a record is dropped and counted (`dropped`); a batch the file refused (disk full) is
+counted in `failed`. `close` writes what is buffered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import select
 import time
 from collections.abc import Callable, Iterable, Iterator
 
 import orjson
 
 from edgeproxy.background import Background
+from edgeproxy.jsonl import AppendFile, Timestamps
 
 log = logging.getLogger(__name__)
 
@@ -61,26 +55,6 @@ FIELDS = frozenset(
 )
 MAX_VALUE = 128
 OTHER_RULE = "other"
-STDOUT = "-"
-_STDOUT_FD = 1
-_CREATE_MODE = 0o600
-
-
-class Timestamps:
-    """RFC 3339 times in UTC to the millisecond, the date and time formatted once a second."""
-
-    __slots__ = ("_prefix", "_second")
-
-    def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
-
-    def __call__(self, seconds: float) -> str:
-        second, millis = divmod(int(seconds * 1000), 1000)
-        if second != self._second:
-            self._second = second
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._prefix}.{millis:03d}Z"
 
 
 def audit_line(
@@ -143,10 +117,9 @@ class AuditLog:
         "_buffer",
         "_clock",
         "_closing",
-        "_fd",
+        "_file",
         "_max_pending",
         "_stamp",
-        "_target",
         "_wake",
         "_writer",
         "dropped",
@@ -163,14 +136,13 @@ class AuditLog:
     ) -> None:
         if not target:
             raise ValueError("the audit log needs a file path, or '-' for standard output")
-        self._target = target
+        self._file = AppendFile(target)
         self._max_pending = max_pending
         self._clock = clock
         self._stamp = Timestamps()
         self._buffer: list[bytes] = []
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
-        self._fd: int | None = None
         self._closing = False
         self.dropped = 0  # records refused because the buffer was full or the log closed
         self.failed = 0  # records lost because the file refused a write
@@ -182,15 +154,7 @@ class AuditLog:
 
     async def open(self, background: Background) -> None:
         """Open the target for appending (created 0600 if absent) and start the writer."""
-        if self._target == STDOUT:
-            self._fd = _STDOUT_FD
-        else:
-            self._fd = await asyncio.to_thread(
-                os.open,
-                self._target,
-                os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                _CREATE_MODE,
-            )
+        await self._file.open()
         self._writer = background.service("audit-log", self._write_batches())
 
     def record(
@@ -220,9 +184,7 @@ class AuditLog:
             self._writer = None
         self.dropped += len(self._buffer)  # only when the log was never opened
         self._buffer = []
-        fd, self._fd = self._fd, None
-        if fd is not None and fd != _STDOUT_FD:
-            await asyncio.to_thread(os.close, fd)
+        await self._file.close()
 
     async def _write_batches(self) -> None:
         while True:
@@ -235,37 +197,10 @@ class AuditLog:
                 return
 
     async def _write(self, batch: list[bytes]) -> None:
-        fd = self._fd
-        assert fd is not None
-        writes = _pipe_sized(batch) if fd == _STDOUT_FD else [b"".join(batch)]
         try:
-            await asyncio.to_thread(_write_all, fd, writes)
+            await self._file.append(batch)
         except OSError as exc:
             self.failed += len(batch)
-            log.error("audit log %s: %d records lost: %s", self._target, len(batch), exc)
+            log.error("audit log %s: %d records lost: %s", self._file.target, len(batch), exc)
             return
         self.written += len(batch)
-
-
-def _pipe_sized(lines: list[bytes]) -> list[bytes]:
-    """Whole lines grouped into writes of at most PIPE_BUF bytes, which a pipe keeps whole."""
-    writes: list[bytes] = []
-    group: list[bytes] = []
-    size = 0
-    for line in lines:
-        if group and size + len(line) > select.PIPE_BUF:
-            writes.append(b"".join(group))
-            group, size = [], 0
-        group.append(line)
-        size += len(line)
-    if group:
-        writes.append(b"".join(group))
-    return writes
-
-
-def _write_all(fd: int, writes: list[bytes]) -> None:
-    """Each buffer in full (a short write is continued)."""
-    for data in writes:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]

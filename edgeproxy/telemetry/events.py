@@ -1,0 +1,103 @@
+"""The telemetry events the Observatory consumes, schema `edgeproxy.event/1` (docs/events.md,
+docs/events.schema.json): what each event holds, built as plain values, sent by
+`telemetry.event_queue`.
+
+Every event starts with the same four fields:
+
+    {"schema": "edgeproxy.event/1", "type": "request.completed",
+     "time": "2025-01-31T12:00:00.123Z", "id": "0f6c3f9e52d04b7e9a1c...", ...}
+
+An event is built from values the proxy already holds (a request's `RequestRecord`, a breaker's
+new state, a guard's decision) and holds identifiers, names, numbers and outcomes only: never a
+prompt, an answer, a header or a credential, and nothing a caller could put one in. Strings a
+client chose (its model name, its request id) are cut to `MAX_VALUE` characters.
+
+One request is one `request.completed` event. The issue's other per-request events are its
+fields, not events of their own: the cache outcome (`cache`), the deployment that answered
+(`deployment`, with `attempts`) and whether it failed (`error`: status 500 or above). Each is
+final only once the answer is, which is when the record exists; separate events would repeat
+the request's identity in two or three events per request, and double the traffic exactly when
+errors surge and the queue is under the most pressure.
+"""
+
+from __future__ import annotations
+
+import os
+
+from edgeproxy.jsonl import Timestamps
+from edgeproxy.security.audit import ACTIONS
+from edgeproxy.telemetry.record import RequestRecord
+
+SCHEMA = "edgeproxy.event/1"
+REQUEST_COMPLETED = "request.completed"
+GUARD_DECISION = "guard.decision"
+# A breaker's state (routing.breaker.BreakerState's values) and the event that announces it.
+BREAKER_EVENTS = {
+    "open": "breaker.opened",
+    "half_open": "breaker.half_open",
+    "closed": "breaker.closed",
+}
+MAX_VALUE = 128
+
+Value = str | int | float | bool | None
+Event = dict[str, Value]
+
+_stamp = Timestamps()
+
+
+def request_event(record: RequestRecord, wall: float) -> Event:
+    """`request.completed`: one request, once its answer has ended (`wall`: epoch seconds)."""
+    return _head(REQUEST_COMPLETED, wall) | {
+        "request_id": record.request_id[:MAX_VALUE],
+        "route": record.route,
+        "model": record.model[:MAX_VALUE],
+        "group": record.group,
+        "provider": record.provider,
+        "deployment": record.deployment,
+        "status": record.status,
+        "error": record.status >= 500,
+        "cache": record.cache,
+        "attempts": record.attempts,
+        "stream": record.stream,
+        "key_id": record.key_id,
+        "team": record.team,
+        "input_tokens": record.input_tokens,
+        "output_tokens": record.output_tokens,
+        "cached_tokens": record.cached_tokens,
+        "cost_usd": record.cost_usd,
+        "saved_usd": record.saved_usd,
+        "duration_ms": _millis(record.duration),
+        "upstream_wait_ms": _millis(record.upstream_wait),
+        "upstream_ttfb_ms": None if record.upstream_ttfb is None else _millis(record.upstream_ttfb),
+        "overhead_ms": _millis(record.overhead),
+    }
+
+
+def breaker_event(deployment: str, state: str, wall: float) -> Event:
+    """`breaker.opened`, `breaker.half_open` or `breaker.closed`: a deployment's circuit
+    breaker entered `state` (a `BreakerState` value); ValueError for another state."""
+    kind = BREAKER_EVENTS.get(state)
+    if kind is None:
+        raise ValueError(f"breaker state {state!r} is not one of {sorted(BREAKER_EVENTS)}")
+    return _head(kind, wall) | {"deployment": deployment}
+
+
+def guard_event(request_id: str, key_id: str | None, rule: str, action: str, wall: float) -> Event:
+    """`guard.decision`: what a guardrail rule made the proxy do with a request (an audit
+    log action); ValueError for another action."""
+    if action not in ACTIONS:
+        raise ValueError(f"action {action!r} is not one of {ACTIONS}")
+    return _head(GUARD_DECISION, wall) | {
+        "request_id": request_id[:MAX_VALUE],
+        "key_id": key_id,
+        "rule": rule[:MAX_VALUE],
+        "action": action,
+    }
+
+
+def _head(kind: str, wall: float) -> Event:
+    return {"schema": SCHEMA, "type": kind, "time": _stamp(wall), "id": os.urandom(16).hex()}
+
+
+def _millis(seconds: float) -> float:
+    return round(seconds * 1000, 3)
