@@ -20,7 +20,7 @@ from edgeproxy.relay import Relay
 from edgeproxy.state import Clocks, ProxyState, build_state
 from edgeproxy.telemetry.access import AccessLog
 from edgeproxy.telemetry.record import Costing
-from edgeproxy.telemetry.recorder import Recorder
+from edgeproxy.telemetry.recorder import Consumer, Recorder, request_events
 from edgeproxy.wire.limits import Limits
 from edgeproxy.wire.server import HttpServer
 
@@ -53,6 +53,8 @@ async def open_resources(state: ProxyState) -> None:
         await remote.open()
         remote.subscribe(state.cache.cache.invalidate, state.background)
     await state.guards.open(state.background)
+    if state.events is not None:
+        state.events.start(state.background)
     state.pools_open = True
 
 
@@ -63,6 +65,8 @@ async def close_resources(state: ProxyState) -> None:
     if remote is not None:
         await remote.stop_listening()  # so draining waits only for cache writes
     await state.guards.stop_listening()
+    if state.events is not None:  # the requests' events are queued: send them, within the grace
+        await state.events.close(state.config.server.shutdown_grace)
     await state.background.drain(state.config.server.shutdown_grace)
     await asyncio.gather(*(p.close() for p in state.providers.values()))
     await state.guards.close()
@@ -74,7 +78,9 @@ def build_handlers(state: ProxyState) -> ProxyHandlers:
     """The data listener's handler, answering through a relay built for `state`."""
     config = state.config
     costing = Costing(config.security.pricing.table)
-    consumers = (AccessLog(),) if config.server.access_log else ()
+    consumers: tuple[Consumer, ...] = (AccessLog(),) if config.server.access_log else ()
+    if state.events is not None:
+        consumers += (request_events(state.events),)
     recorder = Recorder(costing, state.requests, consumers)
     relay = Relay(state.pipeline.clock, state.redactor, costing, state.requests.chunk_gaps)
     max_body = config.server.max_body_bytes

@@ -23,6 +23,7 @@ import yaml
 
 from edgeproxy.config_reader import HEADER_NAME, ConfigError, FromEnv, Reader, Secret, show
 from edgeproxy.security.settings import SECTIONS, SecurityConfig, parse_security
+from edgeproxy.telemetry.settings import SECTION as TELEMETRY
 from edgeproxy.telemetry.settings import TelemetryConfig, parse_telemetry
 from edgeproxy.wire.egress import Proxy, proxy_for
 from edgeproxy.wire.urls import proxy_url_problem, url_problem
@@ -1062,7 +1063,17 @@ def parse(raw: Any, env: Mapping[str, str]) -> Config:
     top = r.section(
         raw,
         "",
-        ("server", "admin", "logging", "routing", "cache", "providers", "models", *SECTIONS),
+        (
+            "server",
+            "admin",
+            "logging",
+            "routing",
+            "cache",
+            "providers",
+            "models",
+            *SECTIONS,
+            TELEMETRY,
+        ),
     )
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(r.problems)

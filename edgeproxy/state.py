@@ -6,12 +6,13 @@ Clock, randomness and sleep are injected (`Clocks`) so tests drive routing decis
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgeproxy.background import Background
 from edgeproxy.cache.answer import StoredAnswer
@@ -23,11 +24,15 @@ from edgeproxy.pipeline import Pipeline, build_pipeline
 from edgeproxy.providers import build_provider
 from edgeproxy.providers.base import Provider
 from edgeproxy.redact import Redactor
+from edgeproxy.routing.breaker import BreakerState
 from edgeproxy.routing.router import ModelTable
 from edgeproxy.security.audit import AuditLog, DecisionCounter
 from edgeproxy.security.budgets import Budgets
 from edgeproxy.security.build import Guards, build_guards
 from edgeproxy.telemetry.request_metrics import RequestMetrics
+
+if TYPE_CHECKING:  # imported when events are configured: their webhook uses aiohttp
+    from edgeproxy.telemetry.event_queue import EventQueue
 
 
 @dataclass(eq=False)
@@ -45,6 +50,7 @@ class ProxyState:
     budgets: Budgets | None = None
     guards: Guards = field(default_factory=Guards)
     requests: RequestMetrics = field(default_factory=lambda: RequestMetrics((), {}))
+    events: EventQueue | None = None
     pools_open: bool = False
     draining: bool = False
 
@@ -101,6 +107,31 @@ def build_cache(
     return LookupCache(tiered, config, background, similar)
 
 
+def _events(config: Config, table: ModelTable, guards: Guards) -> EventQueue | None:
+    """The telemetry events queue when configured, told of breakers' changes and guardrail
+    decisions (aiohttp, which its webhook uses, is imported only then)."""
+    settings = config.telemetry.events
+    if settings is None:
+        return None
+    from edgeproxy.telemetry.event_queue import build_events
+    from edgeproxy.telemetry.events import breaker_event, guard_event
+
+    queue = build_events(settings)
+
+    def breaker_changed(deployment: str, state: BreakerState) -> None:
+        queue.emit(breaker_event(deployment, state.value, time.time()))
+
+    for name, health in table.health.items():
+        health.breaker.on_change = functools.partial(breaker_changed, name)
+    if guards.screen is not None:
+
+        def decided(request_id: str, key_id: str | None, rule: str, action: str) -> None:
+            queue.emit(guard_event(request_id, key_id, rule, action, time.time()))
+
+        guards.screen.on_decision = decided
+    return queue
+
+
 def request_metrics(config: Config) -> RequestMetrics:
     """The request metrics, their labels bounded by this configuration."""
     return RequestMetrics(
@@ -143,4 +174,5 @@ def build_state(config: Config, clocks: Clocks | None = None) -> ProxyState:
         budgets=guards.budgets,
         guards=guards,
         requests=request_metrics(config),
+        events=_events(config, table, guards),
     )

@@ -10,6 +10,7 @@ with `acquire` and reports the outcome with exactly one of `record_success`,
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from enum import Enum
 
 from edgeproxy.config import BreakerSettings
@@ -46,6 +47,7 @@ class CircuitBreaker:
         "_settings",
         "_succeeded",
         "_until",
+        "on_change",
         "opened",
         "state",
     )
@@ -54,6 +56,8 @@ class CircuitBreaker:
         self._settings = settings
         self.state: BreakerState = _CLOSED
         self.opened = 0
+        # Told of every change of state (telemetry events); None when nobody listens.
+        self.on_change: Callable[[BreakerState], None] | None = None
         self._until = -math.inf
         self._consecutive = 0
         self._calls = SlidingCounter(settings.window)
@@ -76,6 +80,8 @@ class CircuitBreaker:
             return True
         if self.state is _OPEN:
             self.state = _HALF_OPEN
+            if self.on_change is not None:
+                self.on_change(_HALF_OPEN)
         if self._admitted < self._settings.half_open_requests:
             self._admitted += 1
             return True
@@ -145,6 +151,8 @@ class CircuitBreaker:
         self.opened += 1
         self._until = now + max(self._settings.reset_timeout, retry_after or 0.0)
         self._admitted = self._succeeded = 0
+        if self.on_change is not None:
+            self.on_change(_OPEN)
 
     def _close(self) -> None:
         self.state = _CLOSED
@@ -152,3 +160,5 @@ class CircuitBreaker:
         self._calls.clear()
         self._failures.clear()
         self._admitted = self._succeeded = 0
+        if self.on_change is not None:
+            self.on_change(_CLOSED)

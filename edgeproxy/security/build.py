@@ -54,6 +54,7 @@ class Guards:
     limiter: Limiter | None = None
     limits: AdmitLimits | None = None  # the stages, for their refusal counts
     spend: CheckBudget | None = None
+    screen: Screen | None = None  # the stage, for telemetry events of its decisions
     keep_leases: Callable[[], Coroutine[Any, Any, None]] | None = None
     redis: Redis | RedisCluster | None = None
     keys: RedisKeyStore | None = None
@@ -196,6 +197,7 @@ def _screen(config: Config, guards: Guards, background: Background) -> tuple[Sta
         audit=guards.audit,
         background=background,
     )
+    guards.screen = stage
     return (stage,)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,7 +80,15 @@ class CompiledPolicy:
 class Screen:
     """The screening stage, built once with every policy compiled."""
 
-    __slots__ = ("_audit", "_background", "_decisions", "_default", "_policies", "_routes")
+    __slots__ = (
+        "_audit",
+        "_background",
+        "_decisions",
+        "_default",
+        "_policies",
+        "_routes",
+        "on_decision",
+    )
 
     def __init__(
         self,
@@ -98,6 +106,8 @@ class Screen:
         self._default = policies[default] if default is not None else None
         self._decisions = decisions
         self._audit = audit
+        # Told of each decision that acts (telemetry events); None when nobody listens.
+        self.on_decision: Callable[[str, str | None, str, str], None] | None = None
 
     def policy_for(self, exchange: Exchange) -> CompiledPolicy | None:
         """The caller's key's policy, else its route's, else the default. A key kept in Redis
@@ -173,6 +183,9 @@ class Screen:
     ) -> None:
         action = _ACTIONS[mode]
         self._decisions.count(rule, action)
+        if self.on_decision is not None:
+            key_id = exchange.caller.id if exchange.caller is not None else None
+            self.on_decision(exchange.request_id, key_id, rule, action)
         if self._audit is not None:
             caller = exchange.caller
             self._audit.record(

@@ -205,8 +205,8 @@ class EventQueue:
             await lane.sink.close()
 
 
-def build_events(settings: EventsSettings, background: Background) -> EventQueue:
-    """The queue and sinks `settings` configure, flushing (call with the loop running)."""
+def build_events(settings: EventsSettings) -> EventQueue:
+    """The queue and sinks `settings` configure; `start` it once the loop runs."""
     sinks: list[Sink] = []
     if (hook := settings.webhook) is not None:
         sinks.append(
@@ -220,8 +220,6 @@ def build_events(settings: EventsSettings, background: Background) -> EventQueue
         )
     if settings.file is not None:
         sinks.append(JsonlSink(settings.file))
-    queue = EventQueue(
+    return EventQueue(
         sinks, capacity=settings.queue, batch=settings.batch, interval=settings.interval
     )
-    queue.start(background)
-    return queue

@@ -7,13 +7,28 @@ queue what they send, so none of this is latency and nothing is sent from here.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from edgeproxy.exchange import Exchange
 from edgeproxy.telemetry.record import Costing, RequestRecord, record_of
 from edgeproxy.telemetry.request_metrics import RequestMetrics
 
+if TYPE_CHECKING:
+    from edgeproxy.telemetry.event_queue import EventQueue
+
 Consumer = Callable[[RequestRecord], None]
+
+
+def request_events(queue: EventQueue) -> Consumer:
+    """A `request.completed` event of each record, queued (sent in the background)."""
+    from edgeproxy.telemetry.events import request_event
+
+    def emit(record: RequestRecord) -> None:
+        queue.emit(request_event(record, time.time()))
+
+    return emit
 
 
 class Recorder:

@@ -4,6 +4,9 @@ the telemetry events, incident detection and feedback.
     telemetry:
       metrics:
         key_labels: [storefront-web]   # key ids that get their own series; the rest: other
+      events:                          # telemetry events, batched in the background
+        webhook: {url: https://observatory.example/v1/events}
+        file: /var/log/edgeproxy/events.jsonl
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgeproxy.config_reader import Reader, show
+from edgeproxy.telemetry.event_settings import EventsSettings, parse_events
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +27,7 @@ class MetricsSettings:
 @dataclass(frozen=True, slots=True)
 class TelemetryConfig:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    events: EventsSettings | None = None  # telemetry events (docs/events.md)
 
 
 SECTION = "telemetry"
@@ -30,8 +35,11 @@ MAX_KEY_LABELS = 1000  # each is a series of every per-key metric
 
 
 def parse_telemetry(r: Reader, top: Mapping[str, Any]) -> TelemetryConfig:
-    s = r.section(top.get(SECTION), SECTION, ("metrics",))
-    return TelemetryConfig(metrics=_metrics(r, s.get("metrics"), f"{SECTION}.metrics"))
+    s = r.section(top.get(SECTION), SECTION, ("metrics", "events"))
+    return TelemetryConfig(
+        metrics=_metrics(r, s.get("metrics"), f"{SECTION}.metrics"),
+        events=parse_events(r, s.get("events"), f"{SECTION}.events"),
+    )
 
 
 def _metrics(r: Reader, raw: Any, path: str) -> MetricsSettings:

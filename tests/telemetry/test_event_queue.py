@@ -247,7 +247,8 @@ async def test_built_events_go_to_each_configured_sink(
         file=str(path),
         batch=10,
     )
-    queue = build_events(settings, background)
+    queue = build_events(settings)
+    queue.start(background)
     emitted = emit(queue, 3)
     await queue.close()
     assert [orjson.loads(line) for line in path.read_bytes().splitlines()] == emitted

@@ -35,6 +35,7 @@ RECORD = RequestRecord(
     status=200,
     cache="miss",
     attempts=2,
+    fallback=False,
     stream=True,
     key_id="web",
     team="storefront",
@@ -45,6 +46,8 @@ RECORD = RequestRecord(
     saved_usd=0.0,
     started=500.0,
     duration=0.8125,
+    queued=0.0005,
+    cache_time=0.0001,
     upstream_wait=0.75,
     upstream_ttfb=0.25,
 )
