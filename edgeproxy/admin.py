@@ -31,6 +31,7 @@ from edgeproxy.telemetry.metrics import CONTENT_TYPE
 
 if TYPE_CHECKING:  # redis-py is imported only when keys are kept in Redis
     from edgeproxy.security.keystore import RedisKeyStore
+    from edgeproxy.telemetry.recommend import Recommender
 
 Handler = Callable[[web.Request], Any]
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -127,11 +128,13 @@ def build_admin_app(
     metrics: Callable[[], bytes] | None = None,
     cache_namespace: str = "default",
     keys: RedisKeyStore | None = None,
+    recommender: Recommender | None = None,
 ) -> web.Application:
     """`/healthz` answers while the process runs; `/readyz` once pools are open, until draining;
     `/admin/routing` lists groups and deployments with breaker state, latency, success rate,
     in-flight and local ceilings; `/admin/cache` shows and purges the cache; `/admin/keys`
-    manages the keys kept in Redis (edgeproxy.admin_keys); `/metrics` is for Prometheus
+    manages the keys kept in Redis (edgeproxy.admin_keys); `/admin/recommendations` suggests
+    routing from the apps' feedback (edgeproxy.admin_feedback); `/metrics` is for Prometheus
     (open, like the probes: it holds counters, never content)."""
 
     async def healthz(_: web.Request) -> web.Response:
@@ -160,4 +163,8 @@ def build_admin_app(
         from edgeproxy.admin_keys import key_routes
 
         key_routes(app, keys, token)
+    if recommender is not None:
+        from edgeproxy.admin_feedback import recommendation_routes
+
+        recommendation_routes(app, recommender)
     return app

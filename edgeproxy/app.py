@@ -19,6 +19,7 @@ from edgeproxy.handlers import ProxyHandlers
 from edgeproxy.relay import Relay
 from edgeproxy.state import Clocks, ProxyState, build_state
 from edgeproxy.telemetry.access import AccessLog
+from edgeproxy.telemetry.feedback import FeedbackEndpoint
 from edgeproxy.telemetry.record import Costing
 from edgeproxy.telemetry.recorder import Consumer, Recorder, request_events
 from edgeproxy.wire.limits import Limits
@@ -28,6 +29,7 @@ if TYPE_CHECKING:  # imported when used: aiohttp serves only the admin listener,
     from aiohttp import web
 
     from edgeproxy.cache.redis import RedisCache
+    from edgeproxy.telemetry.recommend import Recommender
 
 log = logging.getLogger("edgeproxy")
 
@@ -81,10 +83,16 @@ def build_handlers(state: ProxyState) -> ProxyHandlers:
     consumers: tuple[Consumer, ...] = (AccessLog(),) if config.server.access_log else ()
     if state.events is not None:
         consumers += (request_events(state.events),)
+    endpoint = None
+    if state.feedback is not None:
+        consumers += (state.feedback.ledger.served,)
+        authenticate = state.guards.authenticate
+        identify = authenticate.caller if authenticate is not None else None
+        endpoint = FeedbackEndpoint(state.feedback, identify)
     recorder = Recorder(costing, state.requests, consumers)
     relay = Relay(state.pipeline.clock, state.redactor, costing, state.requests.chunk_gaps)
     max_body = config.server.max_body_bytes
-    return ProxyHandlers(state.pipeline, state.table, relay, recorder, max_body)
+    return ProxyHandlers(state.pipeline, state.table, relay, recorder, max_body, feedback=endpoint)
 
 
 def listener_limits(server: ServerConfig) -> Limits:
@@ -132,11 +140,21 @@ class ProxyServer:
                 metrics=lambda: exposition(state),
                 cache_namespace=config.cache.namespace,
                 keys=state.guards.keys,
+                recommender=self._recommender(),
             ),
             access_log=None,
             keepalive_timeout=10.0,  # reachable from the pod network: keep slow clients short
             shutdown_timeout=1.0,
         )
+
+    def _recommender(self) -> Recommender | None:
+        feedback = self.state.feedback
+        if feedback is None:
+            return None
+        from edgeproxy.telemetry.recommend import Bounds, Recommender
+
+        pricing = self.config.security.pricing.table
+        return Recommender(self.state.table, feedback, pricing, Bounds.of(feedback.settings))
 
     @property
     def url(self) -> str:

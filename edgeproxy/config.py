@@ -174,11 +174,13 @@ class RetrySettings:
 @dataclass(frozen=True, slots=True)
 class HybridWeights:
     """The `hybrid` strategy's score: cost·(1 - cost/max) + latency·(1 - ttfb/max) +
-    reliability·success_rate."""
+    reliability·success_rate + quality·feedback_quality (0 by default: the apps' feedback
+    steers routing only where an operator asks it to)."""
 
     cost: float = 0.4
     latency: float = 0.4
     reliability: float = 0.2
+    quality: float = 0.0
 
 
 STRATEGIES = ("weighted", "latency", "cost", "hybrid")
@@ -692,14 +694,15 @@ def _breaker(r: Reader, raw: Any, path: str) -> BreakerSettings:
 
 
 def _hybrid(r: Reader, raw: Any, path: str) -> HybridWeights:
-    s = r.section(raw, path, ("cost", "latency", "reliability"))
+    s = r.section(raw, path, ("cost", "latency", "reliability", "quality"))
     d = HybridWeights()
     weights = HybridWeights(
         cost=r.get(s, path, "cost", r.nonnegative_number, d.cost),
         latency=r.get(s, path, "latency", r.nonnegative_number, d.latency),
         reliability=r.get(s, path, "reliability", r.nonnegative_number, d.reliability),
+        quality=r.get(s, path, "quality", r.nonnegative_number, d.quality),
     )
-    if weights.cost + weights.latency + weights.reliability <= 0:
+    if weights.cost + weights.latency + weights.reliability + weights.quality <= 0:
         r.fail(path, "at least one weight must be > 0")
     return weights
 

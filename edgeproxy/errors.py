@@ -120,6 +120,29 @@ def method_not_allowed(method: str, path: str) -> ProxyError:
     return ProxyError(405, "method_not_allowed", f"{method} is not allowed on {path}")
 
 
+def unknown_request_id(request_id: str, window: float) -> ProxyError:
+    """Feedback names no answer this proxy remembers serving to this caller: never served,
+    served to another key, failed, or older than the `window` (seconds) it remembers."""
+    return ProxyError(
+        404,
+        "request_not_found",
+        f"No answer with request id '{request_id}' was served to this caller in the last "
+        f"{_duration(window)}.",
+        param="request_id",
+    )
+
+
+def feedback_exists(request_id: str) -> ProxyError:
+    """Different feedback for an answer already rated: the first word stands."""
+    return ProxyError(
+        409,
+        "feedback_exists",
+        f"The answer with request id '{request_id}' already has different feedback; "
+        "feedback cannot be changed.",
+        param="request_id",
+    )
+
+
 def model_not_found(model: str) -> ProxyError:
     return ProxyError(
         404,

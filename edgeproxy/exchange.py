@@ -58,7 +58,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from edgeproxy.dialects.neutral import ChatRequest, EmbeddingRequest, Usage
 from edgeproxy.dialects.translation import Translator
@@ -70,7 +70,7 @@ from edgeproxy.routing.needs import Needs
 from edgeproxy.routing.router import Deployment, ModelGroup
 from edgeproxy.security.settings import KeySettings
 
-Reply = ProxyError | Upstream
+Reply: TypeAlias = ProxyError | Upstream  # explicit: read right inside import cycles
 Stage = Callable[["Exchange"], Awaitable[Reply | None]]
 
 

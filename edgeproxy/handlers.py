@@ -21,6 +21,7 @@ from edgeproxy.operations import CLIENT_PATHS, Operation
 from edgeproxy.pipeline import Pipeline
 from edgeproxy.relay import JSON_TYPE, ClientResponse, Relay, error_answer
 from edgeproxy.routing.router import ModelTable
+from edgeproxy.telemetry.feedback import FEEDBACK_PATH, FeedbackEndpoint
 from edgeproxy.telemetry.recorder import Recorder
 
 MODELS_PATH = "/v1/models"
@@ -57,7 +58,7 @@ def client_dialect(path: str, headers: Mapping[str, str]) -> Dialect:
 class ProxyHandlers:
     """The listener's handler, bound once to the pipeline, model table and relay."""
 
-    __slots__ = ("_max_body", "_pipeline", "_recorder", "_relay", "_table")
+    __slots__ = ("_feedback", "_max_body", "_pipeline", "_recorder", "_relay", "_table")
 
     def __init__(
         self,
@@ -66,12 +67,15 @@ class ProxyHandlers:
         relay: Relay,
         recorder: Recorder,
         max_body: int,
+        *,
+        feedback: FeedbackEndpoint | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._max_body = max_body  # a compressed body is never inflated beyond it
         self._table = table
         self._relay = relay
         self._recorder = recorder
+        self._feedback = feedback  # POST /v1/feedback, when telemetry.feedback is enabled
 
     async def __call__(self, request: ClientRequest, response: ClientResponse) -> None:
         operation = CLIENT_PATHS.get(request.path)
@@ -79,6 +83,8 @@ class ProxyHandlers:
             await self.handle(request, operation, response)
         elif request.path == MODELS_PATH and request.method in ("GET", "HEAD"):
             self.models(request, response)
+        elif request.path == FEEDBACK_PATH and request.method == "POST" and self._feedback:
+            await self.feedback(self._feedback, request, response)
         else:
             self.refuse(request, response)
 
@@ -113,13 +119,26 @@ class ProxyHandlers:
         path = request.path
         codec = codec_for(client_dialect(path, request.headers))
         request_id = inbound.request_id(request.headers)
-        known = path in CLIENT_PATHS or path == MODELS_PATH
+        feedback = path == FEEDBACK_PATH and self._feedback is not None
+        known = path in CLIENT_PATHS or path == MODELS_PATH or feedback
         if not known:
             self._relay.fail(response, errors.route_not_found(path), codec, request_id)
             return
         allow = "GET, HEAD" if path == MODELS_PATH else "POST"
         err = errors.method_not_allowed(request.method, path)
         self._relay.fail(response, err, codec, request_id, allow=allow)
+
+    async def feedback(
+        self, endpoint: FeedbackEndpoint, request: ClientRequest, response: ClientResponse
+    ) -> None:
+        """An app's score for an answer (telemetry/feedback.py), in the client's dialect."""
+        request_id = inbound.request_id(request.headers)
+        answer = await endpoint(request.headers, request.body)
+        if isinstance(answer, ProxyError):
+            codec = codec_for(client_dialect(request.path, request.headers))
+            self._relay.fail(response, answer, codec, request_id)
+            return
+        response.send(200, (("content-type", JSON_TYPE), ("x-request-id", request_id)), answer)
 
     async def handle(
         self, request: ClientRequest, operation: Operation, response: ClientResponse

@@ -28,7 +28,8 @@ MAX_JSON_DEPTH = 128
 # orjson's encoder refuses more levels than this ("Recursion limit reached"). Checked by the
 # tests at MAX_JSON_DEPTH and one above: a new orjson with another limit fails them.
 _ENCODER_DEPTH = 254
-_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}").fullmatch
+# A request id as the proxy takes it from a client (and as feedback must name one).
+valid_request_id = re.compile(r"[A-Za-z0-9._:\-]{1,128}").fullmatch
 
 # field -> (check, what it must be), per operation
 _REQUIRED: dict[Operation, tuple[tuple[str, type | tuple[type, ...], str], ...]] = {
@@ -46,7 +47,7 @@ _REQUIRED: dict[Operation, tuple[tuple[str, type | tuple[type, ...], str], ...]]
 def request_id(headers: Mapping[str, str]) -> str:
     """The client's x-request-id when it is a sane token, else a fresh one."""
     given = headers.get("x-request-id")
-    if given and _VALID_REQUEST_ID(given):
+    if given and valid_request_id(given):
         return given
     return new_request_id()
 

@@ -29,7 +29,9 @@ from edgeproxy.routing.router import ModelTable
 from edgeproxy.security.audit import AuditLog, DecisionCounter
 from edgeproxy.security.budgets import Budgets
 from edgeproxy.security.build import Guards, build_guards
+from edgeproxy.telemetry.feedback import Feedback
 from edgeproxy.telemetry.request_metrics import RequestMetrics
+from edgeproxy.telemetry.served import ServedLedger
 
 if TYPE_CHECKING:  # imported when events are configured: their webhook uses aiohttp
     from edgeproxy.telemetry.event_queue import EventQueue
@@ -51,6 +53,7 @@ class ProxyState:
     guards: Guards = field(default_factory=Guards)
     requests: RequestMetrics = field(default_factory=lambda: RequestMetrics((), {}))
     events: EventQueue | None = None
+    feedback: Feedback | None = None  # the apps' quality scores, when telemetry.feedback is on
     pools_open: bool = False
     draining: bool = False
 
@@ -132,6 +135,13 @@ def _events(config: Config, table: ModelTable, guards: Guards) -> EventQueue | N
     return queue
 
 
+def _feedback(config: Config, table: ModelTable) -> Feedback | None:
+    settings = config.telemetry.feedback
+    if not settings.enabled:
+        return None
+    return Feedback(ServedLedger(settings.window, settings.max_ids), settings, table.health)
+
+
 def request_metrics(config: Config) -> RequestMetrics:
     """The request metrics, their labels bounded by this configuration."""
     return RequestMetrics(
@@ -175,4 +185,5 @@ def build_state(config: Config, clocks: Clocks | None = None) -> ProxyState:
         guards=guards,
         requests=request_metrics(config),
         events=_events(config, table, guards),
+        feedback=_feedback(config, table),
     )

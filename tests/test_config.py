@@ -330,12 +330,14 @@ def test_routing_defaults_follow_the_mission() -> None:
     assert routing.strategy == "weighted"
     assert (routing.breaker.failure_threshold, routing.breaker.reset_timeout) == (5, 60.0)
     assert routing.breaker.half_open_requests == 3
-    assert (routing.hybrid.cost, routing.hybrid.latency, routing.hybrid.reliability) == (
-        0.4,
-        0.4,
-        0.2,
-    )
+    hybrid = routing.hybrid
+    assert (hybrid.cost, hybrid.latency, hybrid.reliability, hybrid.quality) == (0.4, 0.4, 0.2, 0)
     assert routing.retry.on_status == frozenset({401, 403, 408, 429, 500, 502, 503, 504, 529})
+
+
+def test_feedback_quality_alone_may_weigh_the_hybrid_strategy() -> None:
+    weights = {"cost": 0, "latency": 0, "reliability": 0, "quality": 1}
+    assert parse({**minimal(), "routing": {"hybrid": weights}}, {}).routing.hybrid.quality == 1
 
 
 def test_a_model_group_reads_every_routing_field() -> None:
@@ -406,6 +408,10 @@ def test_a_model_group_reads_every_routing_field() -> None:
         (
             {**minimal(), "routing": {"hybrid": {"cost": 0, "latency": 0, "reliability": 0}}},
             "routing.hybrid: at least one weight must be > 0",
+        ),
+        (
+            {**minimal(), "routing": {"hybrid": {"quality": -1}}},
+            "routing.hybrid.quality: expected a number >= 0, got -1",
         ),
         (
             two_providers(m={"deployments": [{"provider": "a", "capabilities": ["telepathy"]}]}),

@@ -41,6 +41,7 @@ class DeploymentHealth:
         "in_flight",
         "max_in_flight",
         "name",
+        "quality",
         "rate_limited_until",
         "requests",
         "rpm",
@@ -66,6 +67,9 @@ class DeploymentHealth:
         self.failures = 0
         self.hedges = 0
         self.rate_limited_until = -math.inf
+        # The apps' mean feedback score in [0, 1], kept by telemetry/feedback.py; None until
+        # it has enough scores (the hybrid strategy's quality term).
+        self.quality: float | None = None
 
     @property
     def counts_tokens(self) -> bool:
@@ -129,6 +133,7 @@ class DeploymentHealth:
             "available": self.available(now),
             "ewma_ttfb_ms": None if ttfb is None else round(ttfb * 1000, 3),
             "success_rate": round(self.success_rate.value or 0.0, 4),
+            "quality": None if self.quality is None else round(self.quality, 4),
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
             "rpm": None if self.rpm is None else int(self.rpm.total(now)),

@@ -168,7 +168,9 @@ class ModelGroup:
         if strategy == "cost":
             return strategies.pick_cost(costs)
         rates = [d.health.success_rate.value or 0.0 for d in candidates]
-        return strategies.pick_hybrid(costs, latencies, rates, self._choice.hybrid)
+        weights = self._choice.hybrid
+        qualities = [d.health.quality for d in candidates] if weights.quality else None
+        return strategies.pick_hybrid(costs, latencies, rates, weights, qualities)
 
     def snapshot(self, now: float) -> dict[str, Any]:
         return {

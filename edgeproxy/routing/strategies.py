@@ -62,27 +62,43 @@ def _headroom(value: float | None, largest: float, unknown: float) -> float:
     return 1.0 if largest <= 0 else 1.0 - value / largest
 
 
+def _known_mean(values: Sequence[float | None]) -> float:
+    known = [v for v in values if v is not None]
+    return sum(known) / len(known) if known else 0.0
+
+
 def hybrid_scores(
     costs: Sequence[float | None],
     latencies: Sequence[float | None],
     success_rates: Sequence[float],
     weights: HybridWeights,
+    qualities: Sequence[float | None] | None = None,
 ) -> list[float]:
-    """w_cost·(1 - cost/max_cost) + w_latency·(1 - ttfb/max_ttfb) + w_reliability·success_rate,
-    the maxima taken over the known values of the candidates, success rates in [0, 1].
+    """w_cost·(1 - cost/max_cost) + w_latency·(1 - ttfb/max_ttfb) + w_reliability·success_rate
+    + w_quality·quality, the maxima taken over the known values of the candidates, success
+    rates and qualities (the apps' feedback, telemetry/feedback.py) in [0, 1].
 
     Edge cases: a maximum of 0 (all free, all instant) gives that term its full weight to
     every known value; an unknown cost scores 0 on cost (as if the most expensive, the same
     rank pick_cost gives it); an unknown latency scores the full latency weight, so an
-    unmeasured deployment gets measured, as in pick_latency.
+    unmeasured deployment gets measured, as in pick_latency; an unknown quality (too few
+    scores yet) scores the mean of the known ones, neither favoured nor held back by a
+    judgement nobody made (no qualities given: the term is left out).
     """
     max_cost = max((c for c in costs if c is not None), default=0.0)
     max_latency = max((t for t in latencies if t is not None), default=0.0)
-    return [
+    scores = [
         weights.cost * _headroom(cost, max_cost, 0.0)
         + weights.latency * _headroom(latency, max_latency, 1.0)
         + weights.reliability * rate
         for cost, latency, rate in zip(costs, latencies, success_rates, strict=True)
+    ]
+    if qualities is None or not weights.quality:
+        return scores
+    unknown = _known_mean(qualities)
+    return [
+        score + weights.quality * _or(quality, unknown)
+        for score, quality in zip(scores, qualities, strict=True)
     ]
 
 
@@ -91,7 +107,8 @@ def pick_hybrid(
     latencies: Sequence[float | None],
     success_rates: Sequence[float],
     weights: HybridWeights,
+    qualities: Sequence[float | None] | None = None,
 ) -> int:
     """The highest hybrid score; ties go to the first."""
-    scores = hybrid_scores(costs, latencies, success_rates, weights)
+    scores = hybrid_scores(costs, latencies, success_rates, weights, qualities)
     return max(range(len(scores)), key=scores.__getitem__)

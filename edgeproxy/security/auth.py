@@ -88,7 +88,16 @@ class Authenticate:
         self._store = store
 
     async def __call__(self, exchange: Exchange) -> Reply | None:
-        presented = presented_key(exchange.headers)
+        caller = await self.caller(exchange.headers)
+        if isinstance(caller, ProxyError):
+            return caller
+        exchange.caller = caller
+        return None
+
+    async def caller(self, headers: Mapping[str, str]) -> KeySettings | ProxyError:
+        """The key `headers` present, or the refusal to answer with (also for requests that
+        are not API calls: feedback)."""
+        presented = presented_key(headers)
         if presented is None:
             return errors.missing_key()
         digest = hash_key(presented)
@@ -98,7 +107,4 @@ class Authenticate:
                 caller = await self._store.find(digest)
             except ProxyError as err:
                 return err
-        if caller is None:
-            return errors.invalid_key()
-        exchange.caller = caller
-        return None
+        return errors.invalid_key() if caller is None else caller

@@ -55,6 +55,7 @@ class Guards:
     limits: AdmitLimits | None = None  # the stages, for their refusal counts
     spend: CheckBudget | None = None
     screen: Screen | None = None  # the stage, for telemetry events of its decisions
+    authenticate: Authenticate | None = None  # who presents a request that is no API call
     keep_leases: Callable[[], Coroutine[Any, Any, None]] | None = None
     redis: Redis | RedisCluster | None = None
     keys: RedisKeyStore | None = None
@@ -120,7 +121,8 @@ def build_guards(
     if auth.mode == "none":
         guards.after_route += screen
         return guards
-    guards.before_route = (Authenticate(Keyring(auth.keys), guards.keys),)
+    guards.authenticate = Authenticate(Keyring(auth.keys), guards.keys)
+    guards.before_route = (guards.authenticate,)
     budgeted = any(key.budget for key in auth.keys) or any(
         team.budget for team in auth.teams.values()
     )

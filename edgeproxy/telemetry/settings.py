@@ -7,6 +7,7 @@ the telemetry events, incident detection and feedback.
       events:                          # telemetry events, batched in the background
         webhook: {url: https://observatory.example/v1/events}
         file: /var/log/edgeproxy/events.jsonl
+      feedback: {enabled: true}        # POST /v1/feedback, /admin/recommendations
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from edgeproxy.config_reader import Reader, show
 from edgeproxy.telemetry.event_settings import EventsSettings, parse_events
+from edgeproxy.telemetry.feedback_settings import FeedbackSettings, parse_feedback
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,7 @@ class MetricsSettings:
 class TelemetryConfig:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     events: EventsSettings | None = None  # telemetry events (docs/events.md)
+    feedback: FeedbackSettings = field(default_factory=FeedbackSettings)  # docs/feedback.md
 
 
 SECTION = "telemetry"
@@ -35,10 +38,11 @@ MAX_KEY_LABELS = 1000  # each is a series of every per-key metric
 
 
 def parse_telemetry(r: Reader, top: Mapping[str, Any]) -> TelemetryConfig:
-    s = r.section(top.get(SECTION), SECTION, ("metrics", "events"))
+    s = r.section(top.get(SECTION), SECTION, ("metrics", "events", "feedback"))
     return TelemetryConfig(
         metrics=_metrics(r, s.get("metrics"), f"{SECTION}.metrics"),
         events=parse_events(r, s.get("events"), f"{SECTION}.events"),
+        feedback=parse_feedback(r, s.get("feedback"), f"{SECTION}.feedback"),
     )
 
 

@@ -159,3 +159,31 @@ def test_hybrid_pick_follows_the_weights(weights: HybridWeights, index: int) -> 
 
 def test_hybrid_ties_go_to_the_first() -> None:
     assert pick_hybrid([1.0, 1.0], [0.5, 0.5], [1.0, 1.0], DEFAULT) == 0
+
+
+QUALITY = HybridWeights(cost=0.4, latency=0.4, reliability=0.2, quality=0.5)
+
+
+@pytest.mark.parametrize(
+    ("qualities", "extra"),
+    [
+        # known qualities add w_quality·quality
+        ([0.6, 0.9], [0.3, 0.45]),
+        # an unknown quality scores the mean of the known ones
+        ([None, 0.8, 0.4], [0.3, 0.4, 0.2]),
+        # nothing known: the term adds nothing
+        ([None, None], [0.0, 0.0]),
+    ],
+)
+def test_hybrid_quality_term(qualities: list[float | None], extra: list[float]) -> None:
+    count = len(qualities)
+    costs, latencies, rates = [1.0] * count, [0.5] * count, [1.0] * count
+    base = hybrid_scores(costs, latencies, rates, QUALITY)
+    scores = hybrid_scores(costs, latencies, rates, QUALITY, qualities)
+    assert [s - b for s, b in zip(scores, base, strict=True)] == pytest.approx(extra)
+
+
+def test_hybrid_prefers_the_better_quality_all_else_equal() -> None:
+    same = ([1.0, 1.0], [0.5, 0.5], [1.0, 1.0])
+    assert pick_hybrid(*same, QUALITY, [0.7, 0.9]) == 1
+    assert pick_hybrid(*same, DEFAULT, [0.7, 0.9]) == 0, "quality weighs 0 by default"
