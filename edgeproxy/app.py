@@ -114,6 +114,7 @@ class ProxyServer:
 
         from edgeproxy.admin import build_admin_app
         from edgeproxy.telemetry.metrics import exposition
+        from edgeproxy.telemetry.stats import LiveStats
 
         state, config = self.state, self.config
         return web.AppRunner(
@@ -126,6 +127,7 @@ class ProxyServer:
                 metrics=lambda: exposition(state),
                 cache_namespace=config.cache.namespace,
                 keys=state.guards.keys,
+                stats=LiveStats(state.requests, state.table, state.pipeline.clock),
             ),
             access_log=None,
             keepalive_timeout=10.0,  # reachable from the pod network: keep slow clients short
