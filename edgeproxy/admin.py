@@ -1,11 +1,12 @@
-"""The admin listener: liveness and readiness probes, what routing knows right now, and the
-cache's counters and purges.
+"""The admin listener: liveness and readiness probes, what routing knows right now, the
+cache's counters and purges, and the status page.
 
 Who may do what is decided in one place, a middleware in front of every route (so a route
 added later is covered without a line of its own):
 - the probes (`/healthz`, `/readyz`) and `/metrics` answer anyone: kubelet and Prometheus
   reach the pod IP without credentials, and none of them carries content (metrics are counters
-  labelled with configured names);
+  labelled with configured names); so does the status page's HTML (`/ui`), which holds no
+  data: its figures come from `/admin/stats`;
 - with `admin.token` set, everything else needs it as a bearer token, compared in constant time;
 - without one, an action that changes state (any method but GET, HEAD and OPTIONS) is refused
   (403), and reads stay open.
@@ -24,17 +25,19 @@ from aiohttp import web
 from aiohttp.typedefs import Handler as AiohttpHandler
 from aiohttp.typedefs import Middleware
 
+from edgeproxy.admin_ui import PAGE_PATH, status_routes
 from edgeproxy.cache.tiered import RedisUnavailable, TieredCache
 from edgeproxy.config_reader import Secret
 from edgeproxy.redact import Redactor
 from edgeproxy.telemetry.metrics import CONTENT_TYPE
+from edgeproxy.telemetry.stats import LiveStats
 
 if TYPE_CHECKING:  # redis-py is imported only when keys are kept in Redis
     from edgeproxy.security.keystore import RedisKeyStore
     from edgeproxy.telemetry.recommend import Recommender
 
 Handler = Callable[[web.Request], Any]
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", PAGE_PATH})
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _NEEDS_TOKEN = {
     "error": "admin actions that change state need admin.token to be set (purges and key "
@@ -129,13 +132,15 @@ def build_admin_app(
     cache_namespace: str = "default",
     keys: RedisKeyStore | None = None,
     recommender: Recommender | None = None,
+    stats: LiveStats | None = None,
 ) -> web.Application:
     """`/healthz` answers while the process runs; `/readyz` once pools are open, until draining;
     `/admin/routing` lists groups and deployments with breaker state, latency, success rate,
     in-flight and local ceilings; `/admin/cache` shows and purges the cache; `/admin/keys`
     manages the keys kept in Redis (edgeproxy.admin_keys); `/admin/recommendations` suggests
-    routing from the apps' feedback (edgeproxy.admin_feedback); `/metrics` is for Prometheus
-    (open, like the probes: it holds counters, never content)."""
+    routing from the apps' feedback (edgeproxy.admin_feedback); `/ui` is the status page and
+    `/admin/stats` its figures (edgeproxy.admin_ui); `/metrics` is for Prometheus (open, like
+    the probes: it holds counters, never content)."""
 
     async def healthz(_: web.Request) -> web.Response:
         return _json({"status": "ok"})
@@ -167,4 +172,6 @@ def build_admin_app(
         from edgeproxy.admin_feedback import recommendation_routes
 
         recommendation_routes(app, recommender)
+    if stats is not None:
+        status_routes(app, stats)
     return app

@@ -128,6 +128,7 @@ class ProxyServer:
 
         from edgeproxy.admin import build_admin_app
         from edgeproxy.telemetry.metrics import exposition
+        from edgeproxy.telemetry.stats import LiveStats
 
         state, config = self.state, self.config
         return web.AppRunner(
@@ -141,6 +142,7 @@ class ProxyServer:
                 cache_namespace=config.cache.namespace,
                 keys=state.guards.keys,
                 recommender=self._recommender(),
+                stats=LiveStats(state.requests, state.table, state.pipeline.clock),
             ),
             access_log=None,
             keepalive_timeout=10.0,  # reachable from the pod network: keep slow clients short

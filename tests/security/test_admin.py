@@ -1,6 +1,6 @@
 """Who may do what on the admin listener: each endpoint, without a configured token and with
-one (sent not at all, wrong, right). Probes and /metrics answer anyone; with a token set,
-everything else needs it; without one, nothing that changes state is done."""
+one (sent not at all, wrong, right). Probes, /metrics and the status page answer anyone; with
+a token set, everything else needs it; without one, nothing that changes state is done."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ ENDPOINTS = [
     ("GET", "/healthz", OPEN),
     ("GET", "/readyz", OPEN),
     ("GET", "/metrics", OPEN),
+    ("GET", "/ui", OPEN),  # the status page holds no data: its figures come from /admin/stats
+    ("GET", "/admin/stats", READ),
     ("GET", "/admin/routing", READ),
     ("GET", "/admin/cache", READ),
     ("DELETE", "/admin/cache/entries/some-key", CHANGE),

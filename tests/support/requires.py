@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from typing import NoReturn
 
 import pytest
 
 from edgeproxy.cache.embed import PACKAGES
 
 
-def unavailable(message: str) -> None:
+def unavailable(message: str) -> NoReturn:
     """Skip the test with `message`, or fail it under CI."""
     if os.environ.get("CI") == "true":
         pytest.fail(f"{message} (CI=true: a missing part fails the run)", pytrace=False)
