@@ -24,6 +24,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler as AiohttpHandler
 from aiohttp.typedefs import Middleware
 
+from edgeproxy.admin_incidents import incident_routes
 from edgeproxy.cache.tiered import RedisUnavailable, TieredCache
 from edgeproxy.config_reader import Secret
 from edgeproxy.redact import Redactor
@@ -127,12 +128,14 @@ def build_admin_app(
     metrics: Callable[[], bytes] | None = None,
     cache_namespace: str = "default",
     keys: RedisKeyStore | None = None,
+    incidents: Callable[[], dict[str, Any]] | None = None,
 ) -> web.Application:
     """`/healthz` answers while the process runs; `/readyz` once pools are open, until draining;
     `/admin/routing` lists groups and deployments with breaker state, latency, success rate,
     in-flight and local ceilings; `/admin/cache` shows and purges the cache; `/admin/keys`
-    manages the keys kept in Redis (edgeproxy.admin_keys); `/metrics` is for Prometheus
-    (open, like the probes: it holds counters, never content)."""
+    manages the keys kept in Redis (edgeproxy.admin_keys); `/admin/incidents` lists open and
+    recent incidents (edgeproxy.admin_incidents); `/metrics` is for Prometheus (open, like the
+    probes: it holds counters, never content)."""
 
     async def healthz(_: web.Request) -> web.Response:
         return _json({"status": "ok"})
@@ -160,4 +163,6 @@ def build_admin_app(
         from edgeproxy.admin_keys import key_routes
 
         key_routes(app, keys, token)
+    if incidents is not None:
+        incident_routes(app, incidents)
     return app

@@ -49,6 +49,7 @@ class DeploymentHealth:
         "tpm",
         "tpm_limit",
         "ttfb",
+        "weight_factor",
     )
 
     def __init__(self, config: DeploymentConfig, breaker: BreakerSettings) -> None:
@@ -66,6 +67,9 @@ class DeploymentHealth:
         self.failures = 0
         self.hedges = 0
         self.rate_limited_until = -math.inf
+        # What the weighted strategy multiplies this deployment's configured weight by: below
+        # 1 while an incident response shifts traffic away (see ModelTable.scale_weight).
+        self.weight_factor = 1.0
 
     @property
     def counts_tokens(self) -> bool:
@@ -138,6 +142,7 @@ class DeploymentHealth:
             "requests": self.requests,
             "failures": self.failures,
             "hedges": self.hedges,
+            "weight_factor": self.weight_factor,
         }
 
 
