@@ -25,6 +25,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler as AiohttpHandler
 from aiohttp.typedefs import Middleware
 
+from edgeproxy.admin_incidents import incident_routes
 from edgeproxy.admin_ui import PAGE_PATH, status_routes
 from edgeproxy.cache.tiered import RedisUnavailable, TieredCache
 from edgeproxy.config_reader import Secret
@@ -133,14 +134,16 @@ def build_admin_app(
     keys: RedisKeyStore | None = None,
     recommender: Recommender | None = None,
     stats: LiveStats | None = None,
+    incidents: Callable[[], dict[str, Any]] | None = None,
 ) -> web.Application:
     """`/healthz` answers while the process runs; `/readyz` once pools are open, until draining;
     `/admin/routing` lists groups and deployments with breaker state, latency, success rate,
     in-flight and local ceilings; `/admin/cache` shows and purges the cache; `/admin/keys`
     manages the keys kept in Redis (edgeproxy.admin_keys); `/admin/recommendations` suggests
     routing from the apps' feedback (edgeproxy.admin_feedback); `/ui` is the status page and
-    `/admin/stats` its figures (edgeproxy.admin_ui); `/metrics` is for Prometheus (open, like
-    the probes: it holds counters, never content)."""
+    `/admin/stats` its figures (edgeproxy.admin_ui); `/admin/incidents` lists open and recent
+    incidents (edgeproxy.admin_incidents); `/metrics` is for Prometheus (open, like the
+    probes: it holds counters, never content)."""
 
     async def healthz(_: web.Request) -> web.Response:
         return _json({"status": "ok"})
@@ -174,4 +177,6 @@ def build_admin_app(
         recommendation_routes(app, recommender)
     if stats is not None:
         status_routes(app, stats)
+    if incidents is not None:
+        incident_routes(app, incidents)
     return app

@@ -12,7 +12,8 @@ import asyncio
 import gc
 import logging
 import signal
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from edgeproxy.config import Config, ServerConfig
 from edgeproxy.handlers import ProxyHandlers
@@ -57,6 +58,8 @@ async def open_resources(state: ProxyState) -> None:
     await state.guards.open(state.background)
     if state.events is not None:
         state.events.start(state.background)
+    if state.incidents is not None:
+        state.incidents.start()
     state.pools_open = True
 
 
@@ -67,8 +70,11 @@ async def close_resources(state: ProxyState) -> None:
     if remote is not None:
         await remote.stop_listening()  # so draining waits only for cache writes
     await state.guards.stop_listening()
+    grace = state.config.server.shutdown_grace
     if state.events is not None:  # the requests' events are queued: send them, within the grace
-        await state.events.close(state.config.server.shutdown_grace)
+        await state.events.close(grace)
+    if state.incidents is not None:
+        await state.incidents.close(grace)
     await state.background.drain(state.config.server.shutdown_grace)
     await asyncio.gather(*(p.close() for p in state.providers.values()))
     await state.guards.close()
@@ -84,6 +90,8 @@ def build_handlers(state: ProxyState) -> ProxyHandlers:
     if state.events is not None:
         consumers += (request_events(state.events),)
     endpoint = None
+    if state.incidents is not None:
+        consumers += (state.incidents.observe,)
     if state.feedback is not None:
         consumers += (state.feedback.ledger.served,)
         authenticate = state.guards.authenticate
@@ -142,12 +150,22 @@ class ProxyServer:
                 cache_namespace=config.cache.namespace,
                 keys=state.guards.keys,
                 recommender=self._recommender(),
-                stats=LiveStats(state.requests, state.table, state.pipeline.clock),
+                stats=LiveStats(
+                    state.requests, state.table, state.pipeline.clock, self._open_incidents()
+                ),
+                incidents=state.incidents.listing if state.incidents is not None else None,
             ),
             access_log=None,
             keepalive_timeout=10.0,  # reachable from the pod network: keep slow clients short
             shutdown_timeout=1.0,
         )
+
+    def _open_incidents(self) -> Callable[[], list[dict[str, Any]]] | None:
+        watch = self.state.incidents
+        if watch is None:
+            return None
+        manager = watch.manager
+        return lambda: [incident.view() for incident in manager.open_incidents]
 
     def _recommender(self) -> Recommender | None:
         feedback = self.state.feedback

@@ -30,6 +30,7 @@ from edgeproxy.security.audit import AuditLog, DecisionCounter
 from edgeproxy.security.budgets import Budgets
 from edgeproxy.security.build import Guards, build_guards
 from edgeproxy.telemetry.feedback import Feedback
+from edgeproxy.telemetry.incident_watch import IncidentWatch, build_incidents
 from edgeproxy.telemetry.request_metrics import RequestMetrics
 from edgeproxy.telemetry.served import ServedLedger
 
@@ -54,6 +55,7 @@ class ProxyState:
     requests: RequestMetrics = field(default_factory=lambda: RequestMetrics((), {}))
     events: EventQueue | None = None
     feedback: Feedback | None = None  # the apps' quality scores, when telemetry.feedback is on
+    incidents: IncidentWatch | None = None  # incident detection, unless switched off
     pools_open: bool = False
     draining: bool = False
 
@@ -186,4 +188,7 @@ def build_state(config: Config, clocks: Clocks | None = None) -> ProxyState:
         requests=request_metrics(config),
         events=_events(config, table, guards),
         feedback=_feedback(config, table),
+        incidents=build_incidents(
+            config.telemetry.incidents, table, cache, background, clocks.clock
+        ),
     )

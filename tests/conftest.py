@@ -54,14 +54,16 @@ async def make_stack() -> AsyncIterator[StackFactory]:
 
 
 async def _tasks_left(before: set[asyncio.Task[Any]]) -> set[asyncio.Task[Any]]:
-    """Tasks started during the test and still running after a few turns of the loop: the
-    turns let finalizers the loop itself scheduled (an SDK's async generators closing) end."""
+    """Tasks started during the test and still running after a few turns of the loop and at
+    most a second more: that lets finalizers the loop itself scheduled (an SDK's async
+    generator closing its connection, whenever the garbage collector found it) end."""
     for _ in range(10):
         leftover = {t for t in asyncio.all_tasks() - before if t is not asyncio.current_task()}
         if not leftover:
-            break
+            return leftover
         await asyncio.sleep(0)
-    return leftover
+    _, pending = await asyncio.wait(leftover, timeout=1.0)
+    return pending
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from edgeproxy.exchange import Exchange, Reply
 from edgeproxy.operations import Operation
 from edgeproxy.providers.base import Upstream
 from edgeproxy.providers.http import BufferedUpstream
+from edgeproxy.routing.router import ModelGroup
 
 if TYPE_CHECKING:  # numpy and the model come with the `semantic` extra: imported if used
     from edgeproxy.cache.semantic import SemanticCache
@@ -164,6 +165,7 @@ class LookupCache:
         "_background",
         "_config",
         "_flights",
+        "_ttl_factors",
         "cache",
         "outcomes",
         "semantic",
@@ -181,11 +183,26 @@ class LookupCache:
         self._background = background
         self.semantic = semantic
         self._flights: dict[str, Flight] = {}
+        self._ttl_factors: dict[str, float] = {}  # group name: its TTL multiplied (incidents)
         self.outcomes = dict.fromkeys(OUTCOMES, 0)  # for metrics: what the cache did
 
     def spawn(self, name: str, work: Coroutine[Any, Any, None]) -> bool:
         """Run `work` in the proxy's background (bounded, drained at shutdown)."""
         return self._background.spawn(name, work)
+
+    def extend_ttl(self, group: str, factor: float) -> None:
+        """Keep the answers `group` stores `factor` times longer than its TTL (at most
+        `cache.max_ttl`), until `restore_ttl`: an incident response."""
+        self._ttl_factors[group] = factor
+
+    def restore_ttl(self, group: str) -> None:
+        self._ttl_factors.pop(group, None)
+
+    def _ttl(self, group: ModelGroup) -> float:
+        """How long an answer of `group` is kept when the request asks nothing else."""
+        ttl = group.cache_ttl or self._config.ttl
+        factor = self._ttl_factors.get(group.name)
+        return ttl if factor is None else min(ttl * factor, self._config.max_ttl)
 
     async def __call__(self, exchange: Exchange) -> Reply | None:
         began = time.monotonic()
@@ -258,9 +275,12 @@ class LookupCache:
         if operation not in CACHEABLE or not group.cache or not replayable(operation, payload):
             return None
         config = self._config
-        ttl = group.cache_ttl or config.ttl
         decision = decide(
-            exchange.headers, payload, ttl, config.skip_temperature_above, config.max_ttl
+            exchange.headers,
+            payload,
+            self._ttl(group),
+            config.skip_temperature_above,
+            config.max_ttl,
         )
         return decision if decision.lookup or decision.store else None
 
@@ -273,7 +293,7 @@ class LookupCache:
         if found.layer == "l2":
             group = exchange.group
             assert group is not None
-            self.cache.fill(key, namespace, found, group.cache_ttl or self._config.ttl)
+            self.cache.fill(key, namespace, found, self._ttl(group))
         exchange.cache_status = "hit-" + found.layer
         exchange.cache_age = math.floor(found.age)
         return cached_reply(self.cache.render(key, found.answer, shape), exchange.stream)

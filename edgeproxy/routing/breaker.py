@@ -120,6 +120,11 @@ class CircuitBreaker:
         if self.state is _HALF_OPEN and self._admitted > self._succeeded:
             self._admitted -= 1
 
+    def trip(self, now: float, pause: float) -> None:
+        """Open the circuit now, whatever the counts say (an incident response): nothing is
+        admitted for `pause` seconds (at least the reset timeout), then it is probed as usual."""
+        self._open(now, pause)
+
     def available_at(self, now: float) -> float:
         """The earliest moment a call is admitted again, for a 503's retry-after. A HALF_OPEN
         circuit with every probe slot taken reports `now`: a slot frees whenever a probe ends,

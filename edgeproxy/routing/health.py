@@ -50,6 +50,7 @@ class DeploymentHealth:
         "tpm",
         "tpm_limit",
         "ttfb",
+        "weight_factor",
     )
 
     def __init__(self, config: DeploymentConfig, breaker: BreakerSettings) -> None:
@@ -70,6 +71,9 @@ class DeploymentHealth:
         # The apps' mean feedback score in [0, 1], kept by telemetry/feedback.py; None until
         # it has enough scores (the hybrid strategy's quality term).
         self.quality: float | None = None
+        # What the weighted strategy multiplies this deployment's configured weight by: below
+        # 1 while an incident response shifts traffic away (see ModelTable.scale_weight).
+        self.weight_factor = 1.0
 
     @property
     def counts_tokens(self) -> bool:
@@ -143,6 +147,7 @@ class DeploymentHealth:
             "requests": self.requests,
             "failures": self.failures,
             "hedges": self.hedges,
+            "weight_factor": self.weight_factor,
         }
 
 

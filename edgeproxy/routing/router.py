@@ -2,8 +2,9 @@
 
 Names resolve exactly first (names and aliases), then by `*` patterns in config order. Each
 group holds its deployments, its strategy, the groups it falls back to, its retry settings and
-budget, and a cumulative weight table built once: with every deployment available, a weighted
-choice is one draw and one bisection.
+budget, and a cumulative weight table built once (and again only when an incident response
+reweighs a deployment): with every deployment available, a weighted choice is one draw and one
+bisection.
 """
 
 from __future__ import annotations
@@ -112,6 +113,10 @@ class ModelGroup:
         self._table = WeightedChoice([d.weight for d in deployments])
         self._choice = choice
 
+    def reweigh(self) -> None:
+        """Rebuild the weight table after a deployment's `health.weight_factor` changed."""
+        self._table = WeightedChoice([d.weight * d.health.weight_factor for d in self.deployments])
+
     def pick(self, draw: float) -> Deployment:
         """The weighted choice over every deployment, regardless of health."""
         if len(self.deployments) == 1:
@@ -159,7 +164,8 @@ class ModelGroup:
         needs: Needs | None,
     ) -> int:
         if strategy == "weighted":
-            return strategies.pick_weighted([d.weight for d in candidates], rng())
+            scaled = [d.weight * d.health.weight_factor for d in candidates]
+            return strategies.pick_weighted(scaled, rng())
         latencies = [d.health.ttfb.value for d in candidates]
         if strategy == "latency":
             return strategies.pick_latency(latencies, self._choice.exploration, rng(), rng())
@@ -250,6 +256,16 @@ class ModelTable:
             routes = provider.routes(model.unsupported_params)
             deployments.append(Deployment(provider, d.model, d.weight, routes, d, health))
         return tuple(deployments)
+
+    def scale_weight(self, deployment: str, factor: float) -> None:
+        """Weigh `deployment` at `factor` (> 0) times its configured weight in every group that
+        names it: an incident response shifting traffic away; 1 restores it. Only the weighted
+        strategy reads weights."""
+        health = self.health[deployment]
+        health.weight_factor = factor
+        for group in self.groups:
+            if any(d.health is health for d in group.deployments):
+                group.reweigh()
 
     def _named(self, name: str, by_name: Mapping[str, ModelGroup]) -> ModelGroup:
         """A fallback target: a group's name or alias (checked at load)."""

@@ -8,6 +8,8 @@ the telemetry events, incident detection and feedback.
         webhook: {url: https://observatory.example/v1/events}
         file: /var/log/edgeproxy/events.jsonl
       feedback: {enabled: true}        # POST /v1/feedback, /admin/recommendations
+      incidents:                       # on by default; /admin/incidents
+        webhook: {url: https://hooks.slack.example/T000/B000, format: slack}
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from edgeproxy.config_reader import Reader, show
 from edgeproxy.telemetry.event_settings import EventsSettings, parse_events
 from edgeproxy.telemetry.feedback_settings import FeedbackSettings, parse_feedback
+from edgeproxy.telemetry.incident_settings import IncidentSettings, parse_incidents
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +34,7 @@ class TelemetryConfig:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     events: EventsSettings | None = None  # telemetry events (docs/events.md)
     feedback: FeedbackSettings = field(default_factory=FeedbackSettings)  # docs/feedback.md
+    incidents: IncidentSettings = field(default_factory=IncidentSettings)  # docs/incidents.md
 
 
 SECTION = "telemetry"
@@ -38,11 +42,12 @@ MAX_KEY_LABELS = 1000  # each is a series of every per-key metric
 
 
 def parse_telemetry(r: Reader, top: Mapping[str, Any]) -> TelemetryConfig:
-    s = r.section(top.get(SECTION), SECTION, ("metrics", "events", "feedback"))
+    s = r.section(top.get(SECTION), SECTION, ("metrics", "events", "feedback", "incidents"))
     return TelemetryConfig(
         metrics=_metrics(r, s.get("metrics"), f"{SECTION}.metrics"),
         events=parse_events(r, s.get("events"), f"{SECTION}.events"),
         feedback=parse_feedback(r, s.get("feedback"), f"{SECTION}.feedback"),
+        incidents=parse_incidents(r, s.get("incidents"), f"{SECTION}.incidents"),
     )
 
 

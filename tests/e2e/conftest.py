@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import _settled
+from tests.conftest import _settled, _tasks_left
 from tests.support.routing_stack import RoutingStack, start_routing_stack, stop_routing_stack
 
 RoutingStackFactory = Callable[..., Awaitable[RoutingStack]]
@@ -34,5 +34,5 @@ async def make_routing_stack() -> AsyncIterator[RoutingStackFactory]:
     finally:
         for stack in started:
             await stop_routing_stack(stack)
-    leftover = {t for t in asyncio.all_tasks() - before if t is not asyncio.current_task()}
+    leftover = await _tasks_left(before)
     assert not leftover, f"tasks left running after the test: {leftover}"
