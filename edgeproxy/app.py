@@ -26,8 +26,11 @@ from edgeproxy.telemetry.recorder import Consumer, Recorder, request_events
 from edgeproxy.wire.limits import Limits
 from edgeproxy.wire.server import HttpServer
 
-if TYPE_CHECKING:  # imported when used: aiohttp serves only the admin listener, redis only L2
+# Imported when used: aiohttp serves only the admin listener, redis only L2, OpenTelemetry only
+# tracing.
+if TYPE_CHECKING:
     from aiohttp import web
+    from opentelemetry.sdk.trace.export import SpanExporter
 
     from edgeproxy.cache.redis import RedisCache
     from edgeproxy.telemetry.recommend import Recommender
@@ -80,6 +83,8 @@ async def close_resources(state: ProxyState) -> None:
     await state.guards.close()
     if remote is not None:
         await remote.close()
+    if state.tracer is not None:
+        await state.tracer.close()  # the last spans, those of the requests just drained
 
 
 def build_handlers(state: ProxyState) -> ProxyHandlers:
@@ -100,7 +105,15 @@ def build_handlers(state: ProxyState) -> ProxyHandlers:
     recorder = Recorder(costing, state.requests, consumers)
     relay = Relay(state.pipeline.clock, state.redactor, costing, state.requests.chunk_gaps)
     max_body = config.server.max_body_bytes
-    return ProxyHandlers(state.pipeline, state.table, relay, recorder, max_body, feedback=endpoint)
+    return ProxyHandlers(
+        state.pipeline,
+        state.table,
+        relay,
+        recorder,
+        max_body,
+        feedback=endpoint,
+        tracer=state.tracer,
+    )
 
 
 def listener_limits(server: ServerConfig) -> Limits:
@@ -120,9 +133,14 @@ class ProxyServer:
     """The data listener (edgeproxy.wire) and the admin listener (aiohttp), started and
     stopped together with the resources the data path uses."""
 
-    def __init__(self, config: Config, clocks: Clocks | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        clocks: Clocks | None = None,
+        span_exporter: SpanExporter | None = None,
+    ) -> None:
         self.config = config
-        self.state = build_state(config, clocks)
+        self.state = build_state(config, clocks, span_exporter)
         server = config.server
         handlers = build_handlers(self.state)
         self._data = HttpServer(handlers, listener_limits(server), handlers.reject)

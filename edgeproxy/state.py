@@ -33,8 +33,11 @@ from edgeproxy.telemetry.feedback import Feedback
 from edgeproxy.telemetry.incident_watch import IncidentWatch, build_incidents
 from edgeproxy.telemetry.request_metrics import RequestMetrics
 from edgeproxy.telemetry.served import ServedLedger
+from edgeproxy.telemetry.tracing import TracedLookup, Tracer, build_tracer
 
-if TYPE_CHECKING:  # imported when events are configured: their webhook uses aiohttp
+if TYPE_CHECKING:  # imported when configured: events (their webhook uses aiohttp), tracing
+    from opentelemetry.sdk.trace.export import SpanExporter
+
     from edgeproxy.telemetry.event_queue import EventQueue
 
 
@@ -56,13 +59,14 @@ class ProxyState:
     events: EventQueue | None = None
     feedback: Feedback | None = None  # the apps' quality scores, when telemetry.feedback is on
     incidents: IncidentWatch | None = None  # incident detection, unless switched off
+    tracer: Tracer | None = None  # None: tracing is off
     pools_open: bool = False
     draining: bool = False
 
     @cached_property
     def redactor(self) -> Redactor:
         """The one scrubber of this configuration's secrets: the relay's errors, the admin
-        listener's answers (metrics included)."""
+        listener's answers (metrics included), the spans' names and attributes."""
         return Redactor(self.config.secrets())
 
     @property
@@ -154,8 +158,11 @@ def request_metrics(config: Config) -> RequestMetrics:
     )
 
 
-def build_state(config: Config, clocks: Clocks | None = None) -> ProxyState:
-    """Providers, model table and pipeline for `config` (`clocks`: injected for tests)."""
+def build_state(
+    config: Config, clocks: Clocks | None = None, span_exporter: SpanExporter | None = None
+) -> ProxyState:
+    """Providers, model table and pipeline for `config` (`clocks`: injected for tests; and
+    `span_exporter`, where spans go instead of the configured endpoint, when tracing is on)."""
     clocks = clocks or Clocks()
     providers = {name: build_provider(p) for name, p in config.providers.items()}
     table = ModelTable(config.models, providers, config.routing)
@@ -163,18 +170,19 @@ def build_state(config: Config, clocks: Clocks | None = None) -> ProxyState:
     semantic = any(m.cache_semantic for m in config.models)
     cache = build_cache(config.cache, background, clocks.clock, semantic)
     guards = build_guards(config, background, clock=clocks.clock)
+    tracing = config.telemetry.tracing
     pipeline = build_pipeline(
         table,
         clocks.clock,
         clocks.rng,
         clocks.sleep,
-        cache,
+        TracedLookup(cache) if cache is not None and tracing.enabled else cache,
         before_route=guards.before_route,
         after_route=guards.after_route,
     )
     if cache is not None and cache.semantic is not None:
         cache.semantic.connect(pipeline.embed)  # an embeddings group embeds through routing
-    return ProxyState(
+    state = ProxyState(
         config,
         providers,
         table,
@@ -192,3 +200,5 @@ def build_state(config: Config, clocks: Clocks | None = None) -> ProxyState:
             config.telemetry.incidents, table, cache, background, clocks.clock
         ),
     )
+    state.tracer = build_tracer(tracing, state.redactor, span_exporter)
+    return state

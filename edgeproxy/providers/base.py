@@ -87,6 +87,10 @@ NOT_RELAYED = HOP_BY_HOP | {
     "x-request-id",
 }
 UPSTREAM_REQUEST_ID = "x-edgeproxy-upstream-request-id"
+# The W3C trace context. With tracing off the proxy is transparent: a client's goes upstream as
+# it is (on a same-dialect route, like its other headers). With tracing on, each attempt sends
+# its own span's instead, and a client's is never sent unchanged.
+TRACE_CONTEXT = ("traceparent", "tracestate")
 _NONE: frozenset[str] = frozenset()
 _DOT_SEGMENTS = frozenset({"", ".", ".."})
 # The client dialects' chat endpoints, and the module that parses and renders each.
@@ -123,6 +127,15 @@ def forwarded_headers(client: Mapping[str, str], fixed: Mapping[str, str]) -> di
         headers["accept-encoding"] = "gzip"
     headers.update(fixed)
     return headers
+
+
+def with_trace_context(headers: dict[str, str], context: Mapping[str, str] | None) -> None:
+    """Put an attempt's own trace `context` in `headers` in place of the client's (None:
+    tracing is off, the headers stay as they are)."""
+    if context is not None:
+        for name in TRACE_CONTEXT:
+            headers.pop(name, None)
+        headers.update(context)
 
 
 def _accepts_gzip(accepted: str) -> bool:
@@ -165,6 +178,8 @@ class OutboundRequest:
     payload: dict[str, Any]  # the client's parsed body (the mock provider answers from it)
     neutral: ChatRequest | EmbeddingRequest | None  # the translated request, if translated
     deadline: float | None  # loop time by which the whole exchange must be over
+    # The attempt's span as W3C trace context headers, when tracing is on (see TRACE_CONTEXT).
+    trace_context: Mapping[str, str] | None = None
 
 
 class Upstream(Protocol):

@@ -28,6 +28,7 @@ from edgeproxy.providers.base import (
     Provider,
     forwarded_headers,
     relayed_headers,
+    with_trace_context,
 )
 from edgeproxy.wire import codings
 from edgeproxy.wire.client import (
@@ -222,12 +223,14 @@ class HttpProvider(Provider):
 
     def request_headers(self, request: OutboundRequest) -> dict[str, str]:
         """The client's forwardable headers on a same-dialect route; on a translated route
-        they mean nothing to the provider, so only the provider's own are sent."""
+        they mean nothing to the provider, so only the provider's own are sent. With tracing
+        on, the attempt's trace context replaces the client's."""
         if request.client_headers is not None:
             headers = forwarded_headers(request.client_headers, self._fixed_headers)
         else:
             headers = dict(self._fixed_headers)
         headers["x-request-id"] = request.request_id
+        with_trace_context(headers, request.trace_context)
         return headers
 
     def url_for(self, request: OutboundRequest) -> str:

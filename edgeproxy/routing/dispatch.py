@@ -24,12 +24,15 @@ outage. Moving on to a deployment not yet called is failover and needs no place.
 An attempt succeeds when the answer's headers are in and, for a stream, its first chunk too:
 until then nothing has reached the client, so a failure can still move on. After that it is
 the client's, and a failure is a final SSE error event (see handlers).
+
+With tracing on, each attempt that calls a provider (every retry and hedge) has a span of its
+own (`Exchange.trace`, telemetry/otel.py), whose W3C context the provider sends upstream.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping, Set
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Set
 from dataclasses import dataclass, replace
 
 import orjson
@@ -39,7 +42,7 @@ from edgeproxy.dialects.neutral import ChatRequest, EmbeddingRequest
 from edgeproxy.dialects.translation import Translator
 from edgeproxy.dialects.upstream import retry_after
 from edgeproxy.errors import ProxyError
-from edgeproxy.exchange import Exchange, Reply
+from edgeproxy.exchange import AttemptTrace, Exchange, Reply
 from edgeproxy.providers.base import OutboundRequest, Upstream
 from edgeproxy.routing.health import Lease
 from edgeproxy.routing.needs import exceeds_context, missing, why_unfit
@@ -151,8 +154,11 @@ def prepare(exchange: Exchange, deployment: Deployment) -> ProxyError | None:
     return None
 
 
-def outbound(exchange: Exchange, deployment: Deployment) -> OutboundRequest:
-    """The attempt `prepare` shaped, as the provider is given it."""
+def outbound(
+    exchange: Exchange, deployment: Deployment, trace_context: Mapping[str, str] | None = None
+) -> OutboundRequest:
+    """The attempt `prepare` shaped, as the provider is given it (with its span's context when
+    tracing is on)."""
     total = deployment.provider.config.timeouts.total
     return OutboundRequest(
         request_id=exchange.request_id,
@@ -164,6 +170,7 @@ def outbound(exchange: Exchange, deployment: Deployment) -> OutboundRequest:
         payload=exchange.payload,
         neutral=exchange.neutral,
         deadline=None if total is None else exchange.started + total,
+        trace_context=trace_context,
     )
 
 
@@ -410,12 +417,17 @@ class Dispatch:
             ex.lease = None
             return Outcome(refusal, retryable=True, refused=True, shape=shape_of(ex))
         main.attempts += 1
+        span = None if ex.trace is None else ex.trace.attempt(deployment, ex.upstream_model)
         try:
-            outcome = await self._send(ex, group.retry.on_status, deployment, lease)
-        except BaseException:
+            outcome = await self._send(ex, group.retry.on_status, deployment, lease, span)
+        except BaseException as exc:
             lease.release(self._clock())
             ex.lease = None
+            if span is not None:
+                span.broke(exc)
             raise
+        if span is not None:
+            span.answered(outcome.reply, outcome.success)
         outcome.shape = shape_of(ex)
         if outcome.success:
             outcome.lease = lease
@@ -425,10 +437,16 @@ class Dispatch:
         return outcome
 
     async def _send(
-        self, ex: Exchange, on_status: Set[int], deployment: Deployment, lease: Lease
+        self,
+        ex: Exchange,
+        on_status: Set[int],
+        deployment: Deployment,
+        lease: Lease,
+        span: AttemptTrace | None,
     ) -> Outcome:
+        context = None if span is None else span.headers
         try:
-            upstream = await deployment.provider.send(outbound(ex, deployment))
+            upstream = await deployment.provider.send(outbound(ex, deployment, context))
         except ProxyError as err:
             if err.retryable:
                 lease.failed(self._clock(), err.retry_after, rate_limited=err.status == 429)

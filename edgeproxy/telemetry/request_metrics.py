@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 K = TypeVar("K")
 OTHER = "other"
 NONE = "none"
-# OpenTelemetry's gen_ai.provider.name for each provider kind.
+# OpenTelemetry's gen_ai.provider.name for each provider kind (metrics and spans).
 GENAI_PROVIDERS = {
     "openai": "openai",
     "azure": "azure.ai.openai",
@@ -42,7 +42,8 @@ GENAI_PROVIDERS = {
     "bedrock": "aws.bedrock",
     "mock": "edgeproxy.mock",
 }
-_GENAI_OPERATIONS = {
+# gen_ai.operation.name of each route (metrics and spans).
+GENAI_OPERATIONS = {
     "chat": "chat",
     "messages": "chat",
     "completions": "text_completion",
@@ -115,7 +116,7 @@ class RequestMetrics:
         self._genai(record, group, provider)
 
     def _genai(self, record: RequestRecord, group: str, provider: str) -> None:
-        operation = _GENAI_OPERATIONS.get(record.route, record.route)
+        operation = GENAI_OPERATIONS.get(record.route, record.route)
         system = GENAI_PROVIDERS.get(self._providers.get(provider, ""), provider)
         where = (operation, system, group)
         _hist(self.operation, where, REQUEST_SECONDS).observe(record.duration)

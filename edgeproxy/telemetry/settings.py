@@ -1,5 +1,5 @@
-"""The `telemetry` section: what the request metrics label by key, and (as they are built)
-the telemetry events, incident detection and feedback.
+"""The `telemetry` section: what the request metrics label by key, the telemetry events,
+feedback, tracing, and (as it is built) incident detection.
 
     telemetry:
       metrics:
@@ -10,6 +10,9 @@ the telemetry events, incident detection and feedback.
       feedback: {enabled: true}        # POST /v1/feedback, /admin/recommendations
       incidents:                       # on by default; /admin/incidents
         webhook: {url: https://hooks.slack.example/T000/B000, format: slack}
+      tracing:                         # OpenTelemetry spans over OTLP/HTTP (the `otel` extra)
+        enabled: true
+        endpoint: http://otel-collector:4318/v1/traces
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from edgeproxy.config_reader import Reader, show
 from edgeproxy.telemetry.event_settings import EventsSettings, parse_events
 from edgeproxy.telemetry.feedback_settings import FeedbackSettings, parse_feedback
 from edgeproxy.telemetry.incident_settings import IncidentSettings, parse_incidents
+from edgeproxy.telemetry.tracing_settings import TracingSettings, parse_tracing
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,7 @@ class TelemetryConfig:
     events: EventsSettings | None = None  # telemetry events (docs/events.md)
     feedback: FeedbackSettings = field(default_factory=FeedbackSettings)  # docs/feedback.md
     incidents: IncidentSettings = field(default_factory=IncidentSettings)  # docs/incidents.md
+    tracing: TracingSettings = field(default_factory=TracingSettings)  # docs/observability.md
 
 
 SECTION = "telemetry"
@@ -42,12 +47,15 @@ MAX_KEY_LABELS = 1000  # each is a series of every per-key metric
 
 
 def parse_telemetry(r: Reader, top: Mapping[str, Any]) -> TelemetryConfig:
-    s = r.section(top.get(SECTION), SECTION, ("metrics", "events", "feedback", "incidents"))
+    s = r.section(
+        top.get(SECTION), SECTION, ("metrics", "events", "feedback", "incidents", "tracing")
+    )
     return TelemetryConfig(
         metrics=_metrics(r, s.get("metrics"), f"{SECTION}.metrics"),
         events=parse_events(r, s.get("events"), f"{SECTION}.events"),
         feedback=parse_feedback(r, s.get("feedback"), f"{SECTION}.feedback"),
         incidents=parse_incidents(r, s.get("incidents"), f"{SECTION}.incidents"),
+        tracing=parse_tracing(r, s.get("tracing"), f"{SECTION}.tracing"),
     )
 
 
