@@ -63,6 +63,8 @@ async def open_resources(state: ProxyState) -> None:
         state.events.start(state.background)
     if state.incidents is not None:
         state.incidents.start()
+    if state.shared_metrics is not None:
+        state.shared_metrics.start(state.background)
     state.pools_open = True
 
 
@@ -78,6 +80,8 @@ async def close_resources(state: ProxyState) -> None:
         await state.events.close(grace)
     if state.incidents is not None:
         await state.incidents.close(grace)
+    if state.shared_metrics is not None:
+        await state.shared_metrics.stop()
     await state.background.drain(state.config.server.shutdown_grace)
     await asyncio.gather(*(p.close() for p in state.providers.values()))
     await state.guards.close()

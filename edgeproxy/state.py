@@ -33,6 +33,7 @@ from edgeproxy.telemetry.feedback import Feedback
 from edgeproxy.telemetry.incident_watch import IncidentWatch, build_incidents
 from edgeproxy.telemetry.request_metrics import RequestMetrics
 from edgeproxy.telemetry.served import ServedLedger
+from edgeproxy.telemetry.shared_metrics import SharedMetrics
 from edgeproxy.telemetry.tracing import TracedLookup, Tracer, build_tracer
 
 if TYPE_CHECKING:  # imported when configured: events (their webhook uses aiohttp), tracing
@@ -60,6 +61,7 @@ class ProxyState:
     feedback: Feedback | None = None  # the apps' quality scores, when telemetry.feedback is on
     incidents: IncidentWatch | None = None  # incident detection, unless switched off
     tracer: Tracer | None = None  # None: tracing is off
+    shared_metrics: SharedMetrics | None = None  # the pod's workers' request metrics
     pools_open: bool = False
     draining: bool = False
 
@@ -201,4 +203,7 @@ def build_state(
         ),
     )
     state.tracer = build_tracer(tracing, state.redactor, span_exporter)
+    shared_dir = config.telemetry.metrics.shared_dir
+    if shared_dir is not None:
+        state.shared_metrics = SharedMetrics(shared_dir, state.requests)
     return state

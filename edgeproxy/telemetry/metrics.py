@@ -51,7 +51,9 @@ class ProxyCollector(Collector):
         self._state = state
 
     def collect(self) -> Iterator[Metric]:
-        yield from self._state.requests.families()
+        shared = self._state.shared_metrics
+        requests = self._state.requests if shared is None else shared.merged()
+        yield from requests.families()
         yield from self._cache()
         yield from self._routing()
         yield from self._background()

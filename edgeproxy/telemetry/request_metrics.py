@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -127,6 +127,53 @@ class RequestMetrics:
             _hist(usage, (*where, "input"), TOKENS).observe(record.input_tokens)
             _hist(usage, (*where, "output"), TOKENS).observe(record.output_tokens)
 
+    def snapshot(self) -> dict[str, Any]:
+        """Every number as plain JSON values, for another process to `absorb`."""
+        return {
+            "counters": {
+                name: [[_plain(key), value] for key, value in getattr(self, name).items()]
+                for name in _COUNTERS
+            },
+            "owners": {name: [[k, *v] for k, v in getattr(self, name).items()] for name in _OWNERS},
+            "histograms": {
+                name: [
+                    [list(key), h.bounds, h.counts, h.sum] for key, h in getattr(self, name).items()
+                ]
+                for name in _HISTOGRAMS
+            },
+            "chunk_gaps": [self.chunk_gaps.counts, self.chunk_gaps.sum],
+            "in_flight": self.in_flight,
+        }
+
+    def absorb(self, snapshot: Mapping[str, Any], *, live: bool) -> None:
+        """Add another process's numbers (`snapshot`) to these; its in-flight requests only
+        while it is `live` (a worker that exited has none, but its counts stand)."""
+        for name, items in snapshot["counters"].items():
+            table = getattr(self, name)
+            for key, value in items:
+                table[_key(key)] += value
+        for name, items in snapshot["owners"].items():
+            owners = getattr(self, name)
+            for key, count, usd in items:
+                mine = owners[key]
+                mine[0] += count
+                mine[1] += usd
+        for name, items in snapshot["histograms"].items():
+            table = getattr(self, name)
+            for key, bounds, counts, total in items:
+                other = Histogram(bounds)
+                other.counts, other.sum = list(counts), total
+                _hist(table, tuple(key), tuple(bounds)).merge(other)
+        gaps = Histogram(self.chunk_gaps.bounds)
+        gaps.counts, gaps.sum = list(snapshot["chunk_gaps"][0]), snapshot["chunk_gaps"][1]
+        self.chunk_gaps.merge(gaps)
+        if live:
+            self.in_flight += snapshot["in_flight"]
+
+    def empty_like(self) -> RequestMetrics:
+        """New metrics with the same bounded labels, holding nothing yet."""
+        return RequestMetrics(self._groups, self._providers, self._keys, self._teams)
+
     def families(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
             "edgeproxy_requests",
@@ -228,6 +275,19 @@ class RequestMetrics:
             attributes,
             self.first_token,
         )
+
+
+_COUNTERS = ("requests", "tokens", "cost", "saved", "retries", "fallbacks")
+_OWNERS = ("by_key", "by_team")
+_HISTOGRAMS = ("duration", "overhead", "ttfb", "token_usage", "operation", "first_token")
+
+
+def _plain(key: str | tuple[str, ...]) -> str | list[str]:
+    return list(key) if isinstance(key, tuple) else key
+
+
+def _key(key: str | list[str]) -> str | tuple[str, ...]:
+    return tuple(key) if isinstance(key, list) else key
 
 
 def _hist(table: dict[K, Histogram], key: K, bounds: tuple[float, ...]) -> Histogram:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from edgeproxy.config_reader import Reader, show
@@ -31,6 +32,8 @@ from edgeproxy.telemetry.tracing_settings import TracingSettings, parse_tracing
 @dataclass(frozen=True, slots=True)
 class MetricsSettings:
     key_labels: tuple[str, ...] = ()
+    # Where the worker processes of one pod share their request metrics (None: one process).
+    shared_dir: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +63,11 @@ def parse_telemetry(r: Reader, top: Mapping[str, Any]) -> TelemetryConfig:
 
 
 def _metrics(r: Reader, raw: Any, path: str) -> MetricsSettings:
-    s = r.section(raw, path, ("key_labels",))
+    s = r.section(raw, path, ("key_labels", "shared_dir"))
     keys = r.get(s, path, "key_labels", r.names, ())
+    shared = r.get(s, path, "shared_dir", r.text, "") or None
+    if shared is not None and not Path(shared).is_dir():
+        r.fail(f"{path}.shared_dir", f"no directory at {show(shared)}")
     if len(keys) > MAX_KEY_LABELS:
         r.fail(f"{path}.key_labels", f"at most {MAX_KEY_LABELS} keys, got {show(len(keys))}")
-    return MetricsSettings(key_labels=keys)
+    return MetricsSettings(key_labels=keys, shared_dir=shared)
