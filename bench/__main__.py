@@ -27,8 +27,9 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -54,6 +55,7 @@ from bench.runner import (
     Settings,
     Split,
     proxy_config,
+    start_configured,
 )
 from bench.soak import SoakSettings
 
@@ -76,6 +78,12 @@ GROUPS = {
     "data-plane": DATA_PLANE,
     guarded.NAME: guarded.SCENARIOS,
     observed.NAME: observed.SCENARIOS,
+}
+# The references that are the measured proxy with something off: without the guards (plain,
+# bench/guarded.py), with its observability off (off, bench/observed.py).
+SAME_PROXY: dict[Reference, Callable[..., str]] = {
+    "plain": proxy_config,
+    "off": observed.off_config,
 }
 T = TypeVar("T")
 GroupKey = tuple[CacheLayer | None, Split, Guarding | None, bool]  # ..., observed
@@ -301,13 +309,10 @@ def _start_references(
             name=f"{label}nginx",
         )
         servers["nginx"] = Server(f"http://127.0.0.1:{port}", process)
-    if "plain" in wanted:
-        servers["plain"] = guarded.start_plain(
-            children, pinning, upstream_url, results=RESULTS, label=label
-        )
-    if "off" in wanted:
-        servers["off"] = observed.start_off(
-            children, pinning, upstream_url, results=RESULTS, label=label
+    for name in SAME_PROXY.keys() & wanted:  # the proxy itself, something off, same core
+        config = partial(SAME_PROXY[name], upstream_url=upstream_url)
+        servers[name] = start_configured(
+            children, pinning, config, results=RESULTS, name=f"{label}{name} proxy"
         )
     return servers
 

@@ -23,11 +23,12 @@ failed one and be reported.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from bench import load
 from bench.procs import Child, Children, Pinning
-from bench.runner import Guarding, Server, proxy_config, start_configured
+from bench.runner import Guarding, proxy_config, start_configured
 from edgeproxy.security.auth import hash_key
 
 NAME = "guarded"  # the `--scenario` name of all of them
@@ -97,27 +98,9 @@ def start_proxy(
 ) -> tuple[str, Child]:
     """The guarded proxy, on the proxy's core, with its base URL; its config is left in
     `results`."""
-    server = start_configured(
-        children,
-        pinning,
-        lambda port: guarded_config(port, upstream_url, guards),
-        results=results,
-        name=f"{label}proxy",
-    )
+    config = partial(guarded_config, upstream_url=upstream_url, guards=guards)
+    server = start_configured(children, pinning, config, results=results, name=f"{label}proxy")
     return server.url, server.process
-
-
-def start_plain(
-    children: Children, pinning: Pinning, upstream_url: str, *, results: Path, label: str
-) -> Server:
-    """The same proxy without the guards, on the same core: the `plain` reference."""
-    return start_configured(
-        children,
-        pinning,
-        lambda port: proxy_config(port, upstream_url),
-        results=results,
-        name=f"{label}plain proxy",
-    )
 
 
 def describe() -> str:

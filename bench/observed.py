@@ -22,11 +22,12 @@ tracing off. The ratio of their CPU per request is what issue 13's target judges
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 
 from bench.guarded import PRICING
 from bench.procs import Child, Children, Pinning, free_port
-from bench.runner import Server, proxy_config, start_configured
+from bench.runner import proxy_config, start_configured
 from bench.targets import CpuRatio
 
 NAME = "observed"  # the `--scenario` name of all of them
@@ -64,6 +65,20 @@ telemetry:
     )
 
 
+def describe() -> str:
+    """What the observed proxies do, for the report."""
+    return (
+        "Observed scenarios (bench/observed.py): the cache-off proxy, with a price for the "
+        "upstream model on both sides (every answer costed), plus the access log (a JSON line "
+        "per request at info), telemetry events to a JSONL file, incident detection, feedback, "
+        "and tracing with every request sampled, exported over OTLP/HTTP to a local sink "
+        "(bench/otlp_sink.py) on the upstream's core. off: the same proxy with the access log "
+        "off, no events, incidents disabled, feedback and tracing off, on the same core, in the "
+        "same interleaved runs; on - off and on/off are medians of per-repetition differences "
+        f"and ratios. Target: {TARGET.text}."
+    )
+
+
 def start_sink(children: Children, pinning: Pinning, *, label: str) -> str:
     """The OTLP sink on the upstream's core (it takes the proxy's spans in the background, as
     a collector would), with the URL those spans go to."""
@@ -84,40 +99,8 @@ def start_proxy(
 ) -> tuple[str, Child]:
     """The observed proxy and its OTLP sink, with the proxy's base URL; its events go to a
     file in `spool`, its config is left in `results`."""
-    traces_url = start_sink(children, pinning, label=label)
+    traces = start_sink(children, pinning, label=label)
     events = spool / EVENTS_FILE
-    server = start_configured(
-        children,
-        pinning,
-        lambda port: observed_config(port, upstream_url, events, traces_url),
-        results=results,
-        name=f"{label}proxy",
-    )
+    config = partial(observed_config, upstream_url=upstream_url, events=events, traces_url=traces)
+    server = start_configured(children, pinning, config, results=results, name=f"{label}proxy")
     return server.url, server.process
-
-
-def start_off(
-    children: Children, pinning: Pinning, upstream_url: str, *, results: Path, label: str
-) -> Server:
-    """The same proxy with its observability off, on the same core: the `off` reference."""
-    return start_configured(
-        children,
-        pinning,
-        lambda port: off_config(port, upstream_url),
-        results=results,
-        name=f"{label}off proxy",
-    )
-
-
-def describe() -> str:
-    """What the observed proxies do, for the report."""
-    return (
-        "Observed scenarios (bench/observed.py): the cache-off proxy, with a price for the "
-        "upstream model on both sides (every answer costed), plus the access log (a JSON line "
-        "per request at info), telemetry events to a JSONL file, incident detection, feedback, "
-        "and tracing with every request sampled, exported over OTLP/HTTP to a local sink "
-        "(bench/otlp_sink.py) on the upstream's core. off: the same proxy with the access log "
-        "off, no events, incidents disabled, feedback and tracing off, on the same core, in the "
-        "same interleaved runs; on - off and on/off are medians of per-repetition differences "
-        f"and ratios. Target: {TARGET.text}."
-    )
