@@ -3,13 +3,15 @@ scenario, report.
 
 Scenarios run in groups, each with an upstream and a proxy of its own: the proxy's cache layer
 (the cache scenarios, bench/cached.py, need it on; the others keep it off), its guards (the
-guarded scenarios, bench/guarded.py: a key, its limits and budget, a guardrail policy) and the
-way the upstream writes a stream (at once, or event by event) make a group. Beside each proxy,
-on its core, run the references its scenarios name: the bare aiohttp pass-through
+guarded scenarios, bench/guarded.py: a key, its limits and budget, a guardrail policy), its
+observability (the observed scenarios, bench/observed.py: all of it on) and the way the
+upstream writes a stream (at once, or event by event) make a group. Beside each proxy, on its
+core, run the references its scenarios name: the bare aiohttp pass-through
 (bench/floor.py) and nginx (bench/nginx.py) where it is installed, measured in the same
 interleaved runs, since issue 11's targets are ratios to them (bench/targets.py); `--no-floor`
 and `--no-nginx` leave them out. Beside a guarded proxy runs the same proxy without its guards
-(the `plain` reference), so the guards' cost comes from the same runs. Then the memory soak
+(the `plain` reference), so the guards' cost comes from the same runs; beside an observed proxy,
+the same proxy with its observability off (the `off` reference). Then the memory soak
 (bench/soak.py) and the chaos run (bench/chaos.py), each with processes of its own. Results go
 to stdout (markdown) and bench/results/latest.jsonl; the configs and every server's log are
 left in bench/results/ for a post-mortem.
@@ -23,16 +25,18 @@ import contextlib
 import os
 import signal
 import sys
+import tempfile
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
 import uvloop
 
-from bench import cached, chaos, guarded, nginx, soak
+from bench import cached, chaos, guarded, nginx, observed, soak
 from bench.cached import RedisPrefix
 from bench.chaos import ChaosRun, ChaosSettings
 from bench.load import Limits
@@ -51,6 +55,7 @@ from bench.runner import (
     Settings,
     Split,
     proxy_config,
+    start_configured,
 )
 from bench.soak import SoakSettings
 
@@ -68,9 +73,20 @@ FLOOR_SCENARIOS = [
 ]
 # `--scenario data-plane`: what issue 11 is judged by (bench/targets.py), and the memory soak.
 DATA_PLANE = (*FLOOR_SCENARIOS, soak.NAME)
-GROUPS = {**SCENARIO_GROUPS, "data-plane": DATA_PLANE, guarded.NAME: guarded.SCENARIOS}
+GROUPS = {
+    **SCENARIO_GROUPS,
+    "data-plane": DATA_PLANE,
+    guarded.NAME: guarded.SCENARIOS,
+    observed.NAME: observed.SCENARIOS,
+}
+# The references that are the measured proxy with something off: without the guards (plain,
+# bench/guarded.py), with its observability off (off, bench/observed.py).
+SAME_PROXY: dict[Reference, Callable[..., str]] = {
+    "plain": proxy_config,
+    "off": observed.off_config,
+}
 T = TypeVar("T")
-GroupKey = tuple[CacheLayer | None, Split, Guarding | None]
+GroupKey = tuple[CacheLayer | None, Split, Guarding | None, bool]  # ..., observed
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -116,7 +132,8 @@ def _parser() -> argparse.ArgumentParser:
         "and l2-hit stand for their c=1 and c=16 scenarios, semantic-hit for "
         "semantic-hit-c1/c16 and semantic-repeat-c1/c16, data-plane for those issue 11 is "
         "judged by and rss, guarded for guarded-c16, guarded-pii-c16 and guarded-stream-c16 "
-        "(each beside the same proxy without its guards)",
+        "(each beside the same proxy without its guards), observed for observed-c16 and "
+        "observed-stream-c16 (each beside the same proxy with its observability off)",
     )
     group = parser.add_argument_group("chaos run (one of three deployments flapping)")
     group.add_argument(
@@ -159,8 +176,8 @@ def _chaos_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 @dataclass(frozen=True)
 class References:
     """What runs beside the proxies: the floor or not, nginx's binary or None (the plain
-    proxy always runs beside a guarded one); `described` says what each is, or why it is not
-    measured, for the report."""
+    proxy always runs beside a guarded one, the off one beside an observed one); `described`
+    says what each is, or why it is not measured, for the report."""
 
     floor: bool
     nginx: Path | None
@@ -172,7 +189,7 @@ def _references(args: argparse.Namespace, names: list[str]) -> References:
     wanted = {r for name in names if name in SCENARIOS for r in SCENARIOS[name].references}
     if args.floor:
         why = "not measured: --floor puts the floor in the proxy's place"
-        return References(False, None, {"floor": why, "nginx": why, "plain": why})
+        return References(False, None, {"floor": why, "nginx": why, "plain": why, "off": why})
     unused = "not measured: no scenario chosen compares with it"
     floor = "floor" in wanted and not args.no_floor
     described: dict[Reference, str] = {
@@ -182,6 +199,8 @@ def _references(args: argparse.Namespace, names: list[str]) -> References:
     }
     plain = "the guarded proxy's config without the guards' sections"
     described["plain"] = plain if "plain" in wanted else unused
+    off = "the observed proxy's config with its observability off"
+    described["off"] = off if "off" in wanted else unused
     binary = None
     if args.no_nginx:
         described["nginx"] = "not measured (--no-nginx)"
@@ -246,11 +265,12 @@ def _main_proxy(
 
 def _label(key: GroupKey) -> str:
     """How a group's processes are named: `` for the first, `cache l1 `, `events `,
-    `guarded answers `..."""
-    layer, split, guards = key
+    `guarded answers `, `observed `..."""
+    layer, split, guards, watched = key
     return (
         ("" if layer is None else f"cache {layer} ")
         + ("" if guards is None else f"guarded {guards} ")
+        + ("observed " if watched else "")
         + ("events " if split == "events" else "")
     )
 
@@ -289,9 +309,10 @@ def _start_references(
             name=f"{label}nginx",
         )
         servers["nginx"] = Server(f"http://127.0.0.1:{port}", process)
-    if "plain" in wanted:
-        servers["plain"] = guarded.start_plain(
-            children, pinning, upstream_url, results=RESULTS, label=label
+    for name in SAME_PROXY.keys() & wanted:  # the proxy itself, something off, same core
+        config = partial(SAME_PROXY[name], upstream_url=upstream_url)
+        servers[name] = start_configured(
+            children, pinning, config, results=RESULTS, name=f"{label}{name} proxy"
         )
     return servers
 
@@ -306,12 +327,13 @@ def _group(
     refs: References,
 ) -> tuple[list[dict[str, Any]], float | None]:
     """The scenarios of one proxy (`key`: its cache layer, None for the cache off, how its
-    upstream writes streams, and its guards, None for none), with an upstream, a proxy and
-    references of their own that stop before the next group's start, so no idle server of
-    another group shares the cores.
+    upstream writes streams, its guards, None for none, and whether it is observed), with an
+    upstream, a proxy and references of their own that stop before the next group's start, so
+    no idle server of another group shares the cores.
     Also that proxy's starting RSS. The l2 group needs Redis: without it its scenarios are
-    skipped; with it, the run's keys are deleted once the proxy has stopped."""
-    layer, split, guards = key
+    skipped; with it, the run's keys are deleted once the proxy has stopped. An observed
+    proxy's events go to a temporary directory, removed once it has stopped."""
+    layer, split, guards, watched = key
     label = _label(key)
     with contextlib.ExitStack() as stack:
         l2 = None
@@ -322,6 +344,7 @@ def _group(
                     print(f"bench: {scenario.name} skipped: {found}", file=sys.stderr, flush=True)
                 return [cached.not_measured(s, "skipped", found) for s in scenarios], None
             l2 = found
+        spool = stack.enter_context(tempfile.TemporaryDirectory(prefix="edgeproxy-bench-"))
         children = stack.enter_context(Children(ROOT, RESULTS))  # stopped before Redis is purged
         upstream, upstream_url = children.upstream(
             pinning.upstream, STREAM_CHUNKS, name=f"{label}fake upstream", split=split
@@ -329,6 +352,10 @@ def _group(
         if guards is not None:
             url, proxy = guarded.start_proxy(
                 children, pinning, upstream_url, guards, results=RESULTS, label=label
+            )
+        elif watched:
+            url, proxy = observed.start_proxy(
+                children, pinning, upstream_url, spool=Path(spool), results=RESULTS, label=label
             )
         elif layer is None:
             url, proxy = _main_proxy(args, children, upstream_url, pinning, label)
@@ -361,7 +388,8 @@ def _scenarios(
     of the first proxy (the cache-off one when it runs)."""
     groups: dict[GroupKey, list[Scenario]] = {}
     for scenario in scenarios:
-        groups.setdefault((scenario.cache, scenario.split, scenario.guards), []).append(scenario)
+        key = (scenario.cache, scenario.split, scenario.guards, scenario.observed)
+        groups.setdefault(key, []).append(scenario)
     rows: list[dict[str, Any]] = []
     rss_start_mib = None
     for key, members in groups.items():
@@ -412,6 +440,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--floor has only an L1 of sorts; leave out l2-hit and semantic-*")
     if args.floor and any(SCENARIOS[n].guards for n in names if n in SCENARIOS):
         parser.error("--floor has no keys, limits or guardrails; leave out guarded-*")
+    if args.floor and any(SCENARIOS[n].observed for n in names if n in SCENARIOS):
+        parser.error("--floor has no observability to switch on; leave out observed-*")
     scenarios = [SCENARIOS[name] for name in names if name in SCENARIOS]
     RESULTS.mkdir(parents=True, exist_ok=True)
     refs = _references(args, names)

@@ -23,11 +23,12 @@ failed one and be reported.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from bench import load
-from bench.procs import Child, Children, Pinning, free_port
-from bench.runner import Guarding, Server, proxy_config
+from bench.procs import Child, Children, Pinning
+from bench.runner import Guarding, proxy_config, start_configured
 from edgeproxy.security.auth import hash_key
 
 NAME = "guarded"  # the `--scenario` name of all of them
@@ -40,6 +41,14 @@ LIMITS = {"rpm": 1_000_000_000, "tpm": 1_000_000_000_000, "parallel": 100_000}
 DAILY_USD = 1_000_000
 # Every answer costs something, so every answer is charged (an unpriced model is not).
 PRICE = {"input": 2.5, "output": 10.0}
+PRICING = f"""\
+pricing:
+  overrides:
+    openai:
+      bench-upstream-model:
+        {{input: {PRICE["input"]}, output: {PRICE["output"]}, source: "bench: made up",
+          as_of: 2026-01-01}}
+"""
 BLOCKED_TERMS = ("Project Falcon", "internal use only", "do not distribute")
 BLOCKED_PATTERN = r"\bACME-\d{4}\b"
 MAX_MESSAGES = 64
@@ -60,13 +69,7 @@ auth:
       hash: sha256:{hash_key(KEY)}
       limits: {{{limits}}}
       budget: {{daily_usd: {DAILY_USD}}}
-pricing:
-  overrides:
-    openai:
-      bench-upstream-model:
-        {{input: {PRICE["input"]}, output: {PRICE["output"]}, source: "bench: made up",
-          as_of: 2026-01-01}}
-guardrails:
+{PRICING}guardrails:
   default_policy: bench
   policies:
     bench:
@@ -95,22 +98,9 @@ def start_proxy(
 ) -> tuple[str, Child]:
     """The guarded proxy, on the proxy's core, with its base URL; its config is left in
     `results`."""
-    port = free_port()
-    config = results / f"{label.replace(' ', '-')}proxy.yaml"
-    config.write_text(guarded_config(port, upstream_url, guards))
-    proxy = children.proxy(config, port, pinning.proxy, name=f"{label}proxy")
-    return f"http://127.0.0.1:{port}", proxy
-
-
-def start_plain(
-    children: Children, pinning: Pinning, upstream_url: str, *, results: Path, label: str
-) -> Server:
-    """The same proxy without the guards, on the same core: the `plain` reference."""
-    port = free_port()
-    config = results / f"{label.replace(' ', '-')}plain-proxy.yaml"
-    config.write_text(proxy_config(port, upstream_url))
-    proxy = children.proxy(config, port, pinning.proxy, name=f"{label}plain proxy")
-    return Server(f"http://127.0.0.1:{port}", proxy)
+    config = partial(guarded_config, upstream_url=upstream_url, guards=guards)
+    server = start_configured(children, pinning, config, results=results, name=f"{label}proxy")
+    return server.url, server.process
 
 
 def describe() -> str:

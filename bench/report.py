@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from bench import cached, guarded, targets
+from bench import cached, guarded, observed, targets
 from bench.procs import CLOCK_TICKS, Pinning
 from bench.runner import (
     L2_VARIANTS,
@@ -23,9 +23,11 @@ from bench.runner import (
     SCENARIOS,
     SEMANTIC_DISTINCT,
     SEMANTIC_PAIRS,
+    Reference,
     Settings,
 )
 from bench.soak import PER_10K
+from bench.targets import CpuRatio
 
 # Measured elsewhere with the same method, so a run can be read against them at a glance.
 REFERENCES = (
@@ -60,21 +62,26 @@ _COLUMNS = (
 )
 
 
-_GUARDED_COLUMNS = (
-    ("scenario", "scenario", None),
-    ("c", "concurrency", None),
-    ("guarded CPU ms/req", "proxy_cpu_ms_per_request", 3),
-    ("plain CPU ms/req", "plain_cpu_ms_per_request", 3),
-    ("guarded - plain ms", "proxy_cpu_added_over_plain_ms", 3),
-    ("guarded/plain", "proxy_cpu_ratio_to_plain", 2),
-    ("RPS guarded", "rps_proxy", 0),
-    ("RPS plain", "rps_plain", 0),
-    ("+p50 guarded ms", "p50_added_ms", 2),
-    ("+p50 plain ms", "p50_plain_added_ms", 2),
-    ("+p99 guarded ms", "p99_added_ms", 2),
-    ("+p99 plain ms", "p99_plain_added_ms", 2),
-)
-# The references issue 11's targets are ratios to (the plain proxy has a table of its own).
+def _side_by_side(proxy: str, reference: Reference) -> tuple[tuple[str, str, int | None], ...]:
+    """The columns setting a proxy (`proxy`: what the table calls it) against the same proxy
+    with something off (`reference`), measured in the same runs."""
+    return (
+        ("scenario", "scenario", None),
+        ("c", "concurrency", None),
+        (f"{proxy} CPU ms/req", "proxy_cpu_ms_per_request", 3),
+        (f"{reference} CPU ms/req", f"{reference}_cpu_ms_per_request", 3),
+        (f"{proxy} - {reference} ms", f"proxy_cpu_added_over_{reference}_ms", 3),
+        (f"{proxy}/{reference}", f"proxy_cpu_ratio_to_{reference}", 2),
+        (f"RPS {proxy}", "rps_proxy", 0),
+        (f"RPS {reference}", f"rps_{reference}", 0),
+        (f"+p50 {proxy} ms", "p50_added_ms", 2),
+        (f"+p50 {reference} ms", f"p50_{reference}_added_ms", 2),
+        (f"+p99 {proxy} ms", "p99_added_ms", 2),
+        (f"+p99 {reference} ms", f"p99_{reference}_added_ms", 2),
+    )
+
+
+# The references issue 11's targets are ratios to (plain and off have tables of their own).
 _DATA_PLANE_REFERENCES = frozenset({"floor", "nginx"})
 
 _REFERENCE_COLUMNS = (
@@ -379,20 +386,36 @@ def _against_references(rows: list[dict[str, Any]], meta: dict[str, Any]) -> lis
     ]
 
 
-def _against_plain(rows: list[dict[str, Any]]) -> list[str]:
-    """Issue 12's table: each guarded scenario's CPU per request next to the same proxy's
-    without the guards, from the same runs, and the difference: what the guards cost."""
-    shown = [row for row in rows if "plain" in row.get("references", ())]
+def _against_same_proxy(
+    rows: list[dict[str, Any]],
+    *,
+    proxy: str,
+    reference: Reference,
+    title: str,
+    about: str,
+    target: CpuRatio | None = None,
+) -> list[str]:
+    """Each row measured beside `reference` (the same proxy with something off), its CPU per
+    request next to the reference's from the same runs, and the difference: what the
+    something costs; with `target`, each row's verdict."""
+    shown = [row for row in rows if reference in row.get("references", ())]
     if not shown:
         return []
-    lines = [[_cell(row.get(key), digits) for _, key, digits in _GUARDED_COLUMNS] for row in shown]
+    columns = _side_by_side(proxy, reference)
+    lines = [[_cell(row.get(key), digits) for _, key, digits in columns] for row in shown]
+    titles = [name for name, _, _ in columns]
+    if target is not None:
+        titles += ["target", "verdict"]
+        for row, cells in zip(shown, lines, strict=True):
+            verdict = target.judge(row)
+            cells += [verdict.target, verdict.outcome]
     return [
         "",
-        "**Tenancy and guardrails on the hot path (issue 12, measured in the same runs)**",
+        f"**{title}**",
         "",
-        *_table([title for title, _, _ in _GUARDED_COLUMNS], lines, first_left=True),
+        *_table(titles, lines, first_left=True),
         "",
-        f"- {guarded.describe()}",
+        f"- {about}",
         "- +p50/+p99 are over a direct call to the fake upstream, as in the first table.",
     ]
 
@@ -432,7 +455,21 @@ def markdown(
         "Against the targets:",
         *_verdicts(measured),
         *_against_references(measured, meta),
-        *_against_plain(measured),
+        *_against_same_proxy(
+            measured,
+            proxy="guarded",
+            reference="plain",
+            title="Tenancy and guardrails on the hot path (issue 12, measured in the same runs)",
+            about=guarded.describe(),
+        ),
+        *_against_same_proxy(
+            measured,
+            proxy="on",
+            reference="off",
+            title="Observability on the hot path (issue 13, measured in the same runs)",
+            about=observed.describe(),
+            target=observed.TARGET,
+        ),
     ]
     problems = [problem for row in measured if (problem := _failures(row))]
     problems += [f"- {problem}" for row in rows if (problem := cached.hit_problem(row))]

@@ -1,5 +1,6 @@
 """Scenarios, and measuring each one: direct, via the proxy and via the references (the aiohttp
-floor, nginx; beside a guarded proxy, the plain one), interleaved and repeated.
+floor, nginx; beside a guarded proxy, the plain one; beside an observed one, the same with its
+observability off), interleaved and repeated.
 
 Interleaving in ABBA order (direct, proxy, proxy, direct, ...; with references, direct, proxy,
 floor, nginx, then the same backwards; for a guarded proxy, direct, proxy, plain) on the same
@@ -15,6 +16,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
@@ -22,14 +24,15 @@ import orjson
 
 from bench import load
 from bench.load import Limits, Observer, RunResult
-from bench.procs import Child, machine_busy_seconds
+from bench.procs import Child, Children, Pinning, free_port, machine_busy_seconds
 
 CacheLayer = Literal["l1", "l2", "semantic"]
 # Run beside the proxy: the bare aiohttp pass-through (bench/floor.py), nginx (bench/nginx.py)
-# and, beside a guarded proxy, the same proxy without its guards (bench/guarded.py).
-Reference = Literal["floor", "nginx", "plain"]
-REFERENCES: tuple[Reference, ...] = ("floor", "nginx", "plain")
-Target = Literal["direct", "proxy", "floor", "nginx", "plain"]
+# beside a guarded proxy, the same proxy without its guards (bench/guarded.py); beside an
+# observed proxy, the same proxy with its observability off (bench/observed.py).
+Reference = Literal["floor", "nginx", "plain", "off"]
+REFERENCES: tuple[Reference, ...] = ("floor", "nginx", "plain", "off")
+Target = Literal["direct", "proxy", "floor", "nginx", "plain", "off"]
 # What a guarded proxy screens (bench/guarded.py): the request only, or its answers too.
 Guarding = Literal["request", "answers"]
 # How the fake upstream writes a stream (its `Reply.split`): all at once, or event by event.
@@ -44,7 +47,8 @@ class Scenario:
     questions (the semantic scenarios' paraphrases); otherwise they are made up. `references`
     are measured in the same runs (for a cache scenario, the floor answers from its dict), and
     `split` is how the upstream writes a stream. `guards`, when given, puts the scenario behind
-    a key, its limits and budget, and a guardrail policy (bench/guarded.py)."""
+    a key, its limits and budget, and a guardrail policy (bench/guarded.py); `observed` puts it
+    through a proxy with every observability feature on (bench/observed.py)."""
 
     name: str
     concurrency: int
@@ -58,6 +62,7 @@ class Scenario:
     references: tuple[Reference, ...] = ()
     split: Split = "whole"
     guards: Guarding | None = None
+    observed: bool = False
 
     def __post_init__(self) -> None:
         if self.asks and len(self.asks) != self.variants:
@@ -134,14 +139,16 @@ PII_QUESTION = (
 )
 
 
-def proxy_config(port: int, upstream_url: str) -> str:
+def proxy_config(port: int, upstream_url: str, *, access_log: bool = False) -> str:
     """The cache-off proxy's config (the guarded scenarios' plain reference too): `bench-model`
     is mapped (the body is re-encoded); `bench-claude` goes to an Anthropic upstream
-    (translated both ways); any other name passes through as is."""
+    (translated both ways); any other name passes through as is. With `access_log`, a line
+    per request, at info (the level it is written at)."""
+    logged, level = ("true", "info") if access_log else ("false", "warning")
     return f"""\
-server: {{host: 127.0.0.1, port: {port}, access_log: false, shutdown_grace: 2s}}
+server: {{host: 127.0.0.1, port: {port}, access_log: {logged}, shutdown_grace: 2s}}
 admin: {{enabled: false}}
-logging: {{level: warning}}
+logging: {{level: {level}}}
 cache: {{enabled: false}}  # every request goes upstream: this measures the proxy
 providers:
   up: {{kind: openai, base_url: "{upstream_url}/v1", api_key: sk-bench, max_connections: 64}}
@@ -310,6 +317,25 @@ SCENARIOS = {
             references=("plain",),
             guards="answers",
         ),
+        Scenario(
+            "observed-c16",
+            16,
+            False,
+            "bench-model",
+            "JSON as nonstream-c16, through a proxy with every observability feature on "
+            "(access log, events, incidents, feedback, tracing), c=16",
+            references=("off",),
+            observed=True,
+        ),
+        Scenario(
+            "observed-stream-c16",
+            16,
+            True,
+            "bench-model",
+            "SSE as stream-c16, through the observed proxy of observed-c16, c=16",
+            references=("off",),
+            observed=True,
+        ),
         _semantic("semantic-hit-c1", 1, SEMANTIC_DISTINCT),
         _semantic("semantic-hit-c16", 16, SEMANTIC_DISTINCT),
         _semantic("semantic-repeat-c1", 1, len(SEMANTIC_PAIRS)),
@@ -342,6 +368,22 @@ class Server:
 
     url: str
     process: Child
+
+
+def start_configured(
+    children: Children,
+    pinning: Pinning,
+    config: Callable[[int], str],
+    *,
+    results: Path,
+    name: str,
+) -> Server:
+    """A proxy on the proxy's core from `config` (its text for the port it is to listen on);
+    the config is left in `results` as `<name>.yaml`, beside the proxy's log."""
+    port = free_port()
+    path = results / f"{name.replace(' ', '-')}.yaml"
+    path.write_text(config(port))
+    return Server(f"http://127.0.0.1:{port}", children.proxy(path, port, pinning.proxy, name=name))
 
 
 @dataclass

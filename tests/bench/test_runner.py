@@ -72,4 +72,5 @@ def test_only_the_event_by_event_scenario_has_its_upstream_write_each_event_alon
         "stream-events-c16": "events",
         "stream-xdialect-c16": "whole",
         "guarded-stream-c16": "whole",
+        "observed-stream-c16": "whole",
     }
