@@ -21,13 +21,13 @@ from edgeproxy.telemetry.events import (
 )
 from edgeproxy.telemetry.record import RequestRecord
 from tests.support.event_schema import EVENT_SCHEMA
+from tests.support.records import record as a_record
 from tests.support.shield_schemas import DOCS
 
 WALL = 1738324800.123  # 2025-01-31T12:00:00.123Z
 HEAD = {"schema", "type", "time", "id"}
-RECORD = RequestRecord(
+RECORD = a_record(
     request_id="req-1",
-    route="chat",
     model="gpt-4o-mini",
     group="small",
     provider="openai",
@@ -35,7 +35,6 @@ RECORD = RequestRecord(
     status=200,
     cache="miss",
     attempts=2,
-    fallback=False,
     stream=True,
     key_id="web",
     team="storefront",

@@ -15,6 +15,7 @@ from edgeproxy.telemetry.incidents import Change, IncidentManager
 from edgeproxy.telemetry.record import RequestRecord
 from tests.support.clock import ManualClock
 from tests.support.incident_table import routing_table
+from tests.support.records import record as a_record
 
 # A one-minute window judged every ten seconds; baselines trusted after a minute of data.
 SETTINGS = IncidentSettings(window=60.0, min_requests=10, baseline=600.0, baseline_warmup=60.0)
@@ -29,29 +30,15 @@ def record(
     cost: float = 0.001,
     cache: str | None = None,
 ) -> RequestRecord:
-    return RequestRecord(
-        request_id="r",
-        route="chat",
+    return a_record(
         model="chat",
         group="chat",
         provider="a" if deployment else None,
         deployment=deployment,
         status=status,
         cache=cache,
-        attempts=1,
-        fallback=False,
-        stream=False,
-        key_id=None,
-        team=None,
-        input_tokens=10,
         output_tokens=10,
-        cached_tokens=0,
         cost_usd=cost,
-        saved_usd=0.0,
-        started=0.0,
-        duration=0.5,
-        queued=0.0,
-        cache_time=None,
         upstream_wait=0.3,
         upstream_ttfb=ttfb,
     )

@@ -12,35 +12,21 @@ import pytest
 from edgeproxy.config import parse
 from edgeproxy.providers import build_provider
 from edgeproxy.routing.router import ModelTable
-from edgeproxy.telemetry.record import RequestRecord
 from edgeproxy.telemetry.request_metrics import RequestMetrics
 from edgeproxy.telemetry.stats import LiveStats, quantile
 from tests.support.clock import ManualClock
+from tests.support.records import record
 
 BOUNDS = (1.0, 2.0, 4.0)
-PLAIN = RequestRecord(
-    request_id="r",
-    route="chat",
+PLAIN = record(
     model="a",
     group="a",
     provider="mock",
     deployment="shared",
-    status=200,
     cache="miss",
-    attempts=1,
-    fallback=False,
-    stream=False,
-    key_id=None,
-    team=None,
     input_tokens=100,
     output_tokens=10,
-    cached_tokens=0,
-    cost_usd=0.0,
-    saved_usd=0.0,
-    started=0.0,
     duration=0.003,
-    queued=0.0,
-    cache_time=None,
     upstream_wait=0.0025,
     upstream_ttfb=0.002,
 )
