@@ -143,8 +143,12 @@ async def start_stack(**config: Any) -> Stack:
     fake.gemini.api_key = GEMINI_KEY
     fake.bedrock.credentials = AWS_KEYS
     await fake.start()
-    proxy = ProxyServer(proxy_config(fake.url, **config))
-    await proxy.start()
+    try:  # a config the proxy refuses must not leave the fake listening (an unclosed server)
+        proxy = ProxyServer(proxy_config(fake.url, **config))
+        await proxy.start()
+    except BaseException:
+        await fake.close()
+        raise
     return Stack(proxy, fake)
 
 
