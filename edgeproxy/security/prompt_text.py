@@ -116,7 +116,10 @@ def _openai_message(message: dict[str, Any], role: Role) -> Iterator[TextSlot]:
 
 def _chat_request(payload: dict[str, Any]) -> Iterator[TextSlot]:
     for message in _objects(payload.get("messages")):
-        yield from _openai_message(message, _CHAT_ROLES.get(message.get("role"), "user"))
+        role = message.get("role")
+        yield from _openai_message(
+            message, _CHAT_ROLES.get(role, "user") if isinstance(role, str) else "user"
+        )
 
 
 def _strings_or_list(payload: dict[str, Any], field: str) -> Iterator[TextSlot]:

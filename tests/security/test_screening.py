@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
+import aiohttp
 import anthropic
 import openai
 import pytest
@@ -431,3 +432,26 @@ async def test_a_conversations_history_is_screened_for_injection_once(
                 await sdk.chat.completions.create(model="gpt-4o", messages=history)  # type: ignore[arg-type]
                 history.append({"role": "assistant", "content": "ok"})
     assert screened == ["How do tides work?", "And why twice a day?", "Thanks! One more?"]
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [{"role": [], "content": "hi"}],
+        [{"role": {"x": 1}, "content": [{"type": "text", "text": 5}]}],
+        [{"role": "user", "content": [None, 3, {"type": "text"}]}],
+        [{"role": "tool", "content": {"nested": ["a@b.example"]}}],
+    ],
+)
+async def test_odd_shapes_of_messages_are_screened_without_failing(
+    screened: Stack, messages: list[Any]
+) -> None:
+    screened.fake.default["chat"] = Reply(text="ok")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            screened.openai_url + "/chat/completions",
+            json={"model": "gpt-4o", "messages": messages},
+        ) as answer,
+    ):
+        assert answer.status < 500, await answer.text()
