@@ -73,6 +73,8 @@ from edgeproxy.routing.needs import Needs
 from edgeproxy.routing.router import Deployment, ModelGroup
 from edgeproxy.security.settings import KeySettings
 
+# Provider kinds whose OpenAI chat streams carry usage when asked (stream_options).
+_STREAMS_USAGE = frozenset({"openai", "azure"})
 Reply: TypeAlias = ProxyError | Upstream  # explicit: read right inside import cycles
 Stage = Callable[["Exchange"], Awaitable[Reply | None]]
 
@@ -197,6 +199,22 @@ class Exchange:
         if self.deployment is not None and self.deployment.model is not None:
             return self.deployment.model
         return self.model
+
+    @property
+    def injects_usage(self) -> bool:
+        """An OpenAI chat stream whose client did not ask for usage, while its caller's limits
+        or budget need it: the provider is asked for it (`stream_options.include_usage`) and
+        the usage-only last chunk is kept from the client, which would not expect a chunk
+        without choices. Decided from the attempt that answers, by dispatch and relay alike."""
+        if self.charges is None or not self.stream or self.translator is not None:
+            return False
+        deployment = self.deployment
+        if self.operation is not Operation.CHAT or deployment is None:
+            return False
+        if deployment.provider.config.kind not in _STREAMS_USAGE:
+            return False
+        options = self.payload.get("stream_options")
+        return not (isinstance(options, dict) and options.get("include_usage") is True)
 
     @property
     def counts_tokens(self) -> bool:

@@ -31,6 +31,8 @@ import time
 from collections.abc import Callable, Iterable, MutableMapping
 from typing import Protocol
 
+import orjson
+
 from edgeproxy.dialects.codec import Codec
 from edgeproxy.dialects.neutral import ChatRequest, EmbeddingRequest, Usage
 from edgeproxy.dialects.translation import ChatTranslator, EmbeddingTranslator
@@ -39,7 +41,7 @@ from edgeproxy.exchange import AnswerFilter, Capture, Exchange, Reply
 from edgeproxy.providers.base import Upstream
 from edgeproxy.providers.http import decoded_answer
 from edgeproxy.redact import Redactor
-from edgeproxy.sse import EventAligner, SSEDecoder
+from edgeproxy.sse import EventAligner, SSEDecoder, encode_event
 from edgeproxy.telemetry.histogram import Histogram
 from edgeproxy.telemetry.record import Costing
 
@@ -51,6 +53,7 @@ _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 # A translated answer's own framing: the provider's type and coding do not describe it.
 _RENDERED_ANEW = frozenset({"content-type", "content-encoding"})
 Headers = MutableMapping[str, str]
+_NO_CHOICES = re.compile(rb'"choices":\s*\[\s*\]').search
 # Statuses the official SDKs retry unless told not to (`x-should-retry: false`).
 _SDK_RETRIES = frozenset({408, 409, 429})
 
@@ -130,6 +133,41 @@ class PassThrough:
 
     def error(self, err: ProxyError) -> bytes:
         return self._codec.error_event(err)
+
+
+class WithheldUsage:
+    """What the client of an OpenAI stream is sent when the proxy asked the provider for the
+    usage the client did not ask for (`Exchange.injects_usage`): the usage-only last chunk (no
+    choices) is kept from it, which code reading `chunk.choices[0]` would fail on; then the
+    answer screen, if any. The usage was read before, from what the provider sent."""
+
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner: AnswerFilter | None) -> None:
+        self._inner = inner
+
+    def whole(self, body: bytes) -> bytes:
+        return body if self._inner is None else self._inner.whole(body)
+
+    def feed(self, data: bytes) -> bytes:
+        if _NO_CHOICES(data) is not None:
+            data = b"".join(
+                encode_event(event.data, None if event.event == "message" else event.event)
+                for event in SSEDecoder().feed(data)
+                if not _usage_only(event.data)
+            )
+        return data if self._inner is None else self._inner.feed(data)
+
+    def finish(self) -> bytes:
+        return b"" if self._inner is None else self._inner.finish()
+
+
+def _usage_only(data: bytes) -> bool:
+    try:
+        chunk = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(chunk, dict) and chunk.get("choices") == [] and "usage" in chunk
 
 
 def error_answer(err: ProxyError, codec: Codec, request_id: str) -> tuple[int, Headers, bytes]:
@@ -312,7 +350,9 @@ class Relay:
     ) -> None:
         headers = stream_headers(exchange, upstream)
         capture = exchange.capture
-        screen = exchange.answer_screen
+        screen: AnswerFilter | None = exchange.answer_screen
+        if exchange.injects_usage:
+            screen = WithheldUsage(screen)
         try:
             out = await _pump(
                 response,

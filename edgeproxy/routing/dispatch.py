@@ -147,7 +147,14 @@ def prepare(exchange: Exchange, deployment: Deployment) -> ProxyError | None:
         return None
     exchange.neutral, exchange.dropped = None, []
     upstream_model = deployment.model
-    if upstream_model is None or upstream_model == exchange.model:
+    if exchange.injects_usage:  # the caller's limits or budget need the stream's usage
+        options = exchange.payload.get("stream_options")
+        asked = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+        model = upstream_model or exchange.model
+        exchange.upstream_body = orjson.dumps(
+            {**exchange.payload, "model": model, "stream_options": asked}
+        )
+    elif upstream_model is None or upstream_model == exchange.model:
         exchange.upstream_body = exchange.body
     else:
         exchange.upstream_body = orjson.dumps({**exchange.payload, "model": upstream_model})

@@ -113,3 +113,27 @@ async def test_refusals_are_counted_by_scope_and_period(make_stack: StackFactory
             await ask(stack, KEY)
     metrics = await scrape(stack.proxy.admin_url)
     assert metrics[("edgeproxy_budget_refusals_total", (("period", "day"), ("scope", "key")))] == 2
+
+
+async def test_a_stream_is_charged_even_when_its_client_did_not_ask_for_usage(
+    make_stack: StackFactory,
+) -> None:
+    """The proxy asks the provider for the stream's usage (stream_options) and keeps the
+    usage-only last chunk from the client, which did not expect a chunk without choices."""
+    stack = await make_stack(sections=budget_sections(key_budget={"daily_usd": 1.5}))
+    stack.fake.default["chat"] = Reply(text="Hello there!", prompt_tokens=400_000, chunks=4)
+    async with openai.AsyncOpenAI(base_url=stack.openai_url, api_key=KEY) as sdk:
+        stream = await sdk.chat.completions.create(
+            model="gpt-4o",
+            messages=MESSAGES,  # type: ignore[arg-type]
+            stream=True,
+        )
+        chunks = [chunk async for chunk in stream]
+    assert all(chunk.choices for chunk in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Hello there!"
+    (request,) = stack.fake.requests
+    assert request.json["stream_options"] == {"include_usage": True}
+    await background_done(stack)
+    assert await ask(stack, KEY) == "Hello there!"  # $1.00 (the stream) of $1.50: allowed
+    with pytest.raises(openai.RateLimitError):  # uncharged, the stream would leave $0.50
+        await ask(stack, KEY)
