@@ -31,7 +31,9 @@ CacheLayer = Literal["l1", "l2", "semantic"]
 # beside a guarded proxy, the same proxy without its guards (bench/guarded.py); beside an
 # observed proxy, the same proxy with its observability off (bench/observed.py).
 Reference = Literal["floor", "nginx", "plain", "off"]
-REFERENCES: tuple[Reference, ...] = ("floor", "nginx", "plain", "off")
+# The data plane's references (issue 11); the guarded and observed scenarios bring their own.
+REFERENCES: tuple[Reference, ...] = ("floor", "nginx")
+ALL_REFERENCES: tuple[Reference, ...] = (*REFERENCES, "plain", "off")
 Target = Literal["direct", "proxy", "floor", "nginx", "plain", "off"]
 # What a guarded proxy screens (bench/guarded.py): the request only, or its answers too.
 Guarding = Literal["request", "answers"]
@@ -596,7 +598,7 @@ def summarize(
     differences and ratios."""
     direct = [s for s in samples if s.target == "direct"]
     proxy = [s for s in samples if s.target == "proxy"]
-    references = [r for r in REFERENCES if any(s.target == r for s in samples)]
+    references = [r for r in ALL_REFERENCES if any(s.target == r for s in samples)]
     rps_direct, rps_proxy = _rps(direct), _rps(proxy)
     cpu_per_request = _cpu(proxy)
     completed = sum(s.result.completed for s in proxy)

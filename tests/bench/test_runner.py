@@ -74,3 +74,12 @@ def test_only_the_event_by_event_scenario_has_its_upstream_write_each_event_alon
         "guarded-stream-c16": "whole",
         "observed-stream-c16": "whole",
     }
+
+
+@pytest.mark.parametrize(
+    "name", ["nonstream-c1", "nonstream-c16", "stream-c16", "stream-events-c16"]
+)
+def test_data_plane_scenarios_are_measured_against_the_floor_and_nginx_only(name: str) -> None:
+    """The same-proxy references (plain, off) belong to the guarded and observed scenarios:
+    run beside these they would be the proxy itself, reported as if it were guarded."""
+    assert SCENARIOS[name].references == ("floor", "nginx")
