@@ -21,7 +21,6 @@ from edgeproxy.relay import Relay
 from edgeproxy.state import Clocks, ProxyState, build_state
 from edgeproxy.telemetry.access import AccessLog
 from edgeproxy.telemetry.feedback import FeedbackEndpoint
-from edgeproxy.telemetry.record import Costing
 from edgeproxy.telemetry.recorder import Consumer, Recorder, request_events
 from edgeproxy.wire.limits import Limits
 from edgeproxy.wire.server import HttpServer
@@ -94,7 +93,7 @@ async def close_resources(state: ProxyState) -> None:
 def build_handlers(state: ProxyState) -> ProxyHandlers:
     """The data listener's handler, answering through a relay built for `state`."""
     config = state.config
-    costing = Costing(config.security.pricing.table)
+    costing = state.costing
     consumers: tuple[Consumer, ...] = (AccessLog(),) if config.server.access_log else ()
     if state.events is not None:
         consumers += (request_events(state.events),)

@@ -31,6 +31,7 @@ from edgeproxy.security.budgets import Budgets
 from edgeproxy.security.build import Guards, build_guards
 from edgeproxy.telemetry.feedback import Feedback
 from edgeproxy.telemetry.incident_watch import IncidentWatch, build_incidents
+from edgeproxy.telemetry.record import Costing
 from edgeproxy.telemetry.request_metrics import RequestMetrics
 from edgeproxy.telemetry.served import ServedLedger
 from edgeproxy.telemetry.shared_metrics import SharedMetrics
@@ -50,6 +51,7 @@ class ProxyState:
     providers: dict[str, Provider]
     table: ModelTable
     pipeline: Pipeline
+    costing: Costing  # prices answers for the metrics, the cost header and budgets
     background: Background = field(default_factory=Background)
     cache: LookupCache | None = None
     decisions: DecisionCounter | None = None
@@ -171,7 +173,8 @@ def build_state(
     background = Background()
     semantic = any(m.cache_semantic for m in config.models)
     cache = build_cache(config.cache, background, clocks.clock, semantic)
-    guards = build_guards(config, background, clock=clocks.clock)
+    costing = Costing(config.security.pricing.table)  # metrics, cost header and budgets
+    guards = build_guards(config, background, costing, clock=clocks.clock)
     tracing = config.telemetry.tracing
     pipeline = build_pipeline(
         table,
@@ -189,6 +192,7 @@ def build_state(
         providers,
         table,
         pipeline,
+        costing,
         background,
         cache,
         decisions=guards.decisions,

@@ -31,6 +31,7 @@ from edgeproxy.security.screen import INJECTION_WINDOW, RULES, CompiledPolicy, S
 from edgeproxy.security.seen import CleanTexts
 from edgeproxy.security.shield import ShieldClient
 from edgeproxy.security.spend import CheckBudget
+from edgeproxy.telemetry.record import Costing
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis, RedisCluster
@@ -100,6 +101,7 @@ class Guards:
 def build_guards(
     config: Config,
     background: Background,
+    costing: Costing,
     wall_clock: Callable[[], float] = time.time,
     clock: Callable[[], float] = time.monotonic,
 ) -> Guards:
@@ -128,7 +130,7 @@ def build_guards(
     )
     if budgeted or auth.redis_keys:
         guards.budgets = _budgets(config, guards.redis, wall_clock)
-        stage = CheckBudget(guards.budgets, security.pricing.table, auth.teams, background)
+        stage = CheckBudget(guards.budgets, costing, auth.teams, background)
         guards.after_route += (stage,)
         guards.spend = stage
     guards.after_route += screen

@@ -1,26 +1,22 @@
 """Stage: refuse a caller whose key or team has spent its budget; after the answer, charge it.
 
 The check runs before forwarding (one store round trip, or none in-process). The charge is
-the real cost of the answer, from the provider's reported usage and the pricing table, and is
-recorded in the background once the exchange is over: a stream's cost is known at its end.
-Answers the cache gave cost nothing and charge nothing. A deployment whose model the table
-does not price charges nothing, and is logged once, so an operator can add it to the table.
+the real cost of the answer as the request metrics count it (`telemetry.record.Costing`: the
+provider's reported usage at the pricing table's prices), recorded in the background once the
+exchange is over: a stream's cost is known at its end. Answers the cache gave cost nothing and
+charge nothing; neither does a model the table does not price (Costing logs it once).
 """
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Mapping
 
 from edgeproxy.background import Background
 from edgeproxy.exchange import Exchange, Reply
-from edgeproxy.pricing import PricingTable, cost
 from edgeproxy.security.budgets import BudgetLimits, Budgets, Scope, refusal
 from edgeproxy.security.settings import BudgetSettings, KeySettings, TeamSettings
-
-log = logging.getLogger("edgeproxy.budgets")
-_FREE = frozenset({"hit-l1", "hit-l2", "hit-semantic", "coalesced"})
+from edgeproxy.telemetry.record import Costing
 
 
 def _limits(settings: BudgetSettings) -> BudgetLimits:
@@ -33,26 +29,24 @@ class CheckBudget:
     __slots__ = (
         "_background",
         "_budgets",
-        "_pricing",
+        "_costing",
         "_scopes",
         "_teams",
-        "_unpriced",
         "refused",
     )
 
     def __init__(
         self,
         budgets: Budgets,
-        pricing: PricingTable,
+        costing: Costing,
         teams: Mapping[str, TeamSettings],
         background: Background,
     ) -> None:
         self._budgets = budgets
-        self._pricing = pricing
+        self._costing = costing
         self._teams = teams
         self._background = background
         self._scopes: dict[str, tuple[Scope, ...]] = {}  # by key id, built on first use
-        self._unpriced: set[tuple[str, str]] = set()
         # Refusals by the kind of scope (key, team) and period (day, month, or the store).
         self.refused: Counter[tuple[str, str]] = Counter()
 
@@ -89,23 +83,8 @@ class CheckBudget:
         return None
 
     def charge(self, exchange: Exchange, scopes: tuple[Scope, ...]) -> None:
-        """Record what the answer cost (in the background)."""
-        usage, deployment = exchange.usage, exchange.deployment
-        if usage is None or deployment is None or exchange.cache_status in _FREE:
-            return
-        kind, model = deployment.provider.config.kind, exchange.upstream_model
-        price = self._pricing.price(kind, model)
-        if price is None:
-            if (kind, model) not in self._unpriced:
-                self._unpriced.add((kind, model))
-                log.warning(
-                    "no price for %s model %s: its answers are not charged to budgets "
-                    "(add it under pricing.models)",
-                    kind,
-                    model,
-                )
-            return
-        usd = cost(price, usage)
+        """Record what the answer cost (in the background); cache answers cost nothing."""
+        usd, _ = self._costing.of(exchange)
         if usd > 0:
             self._background.spawn("budget record", self._budgets.record(scopes, usd))
 

@@ -13,11 +13,13 @@ rest, what the proxy itself added.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from edgeproxy.exchange import Exchange
 from edgeproxy.pricing import ModelPrice, PricingTable, cost
 
+log = logging.getLogger("edgeproxy.pricing")
 # Cache outcomes that made no provider call: their cost is what the cache saved.
 FREE = frozenset({"hit-l1", "hit-l2", "hit-semantic", "coalesced"})
 _MAX_PRICED = 4096  # (provider kind, model) prices remembered
@@ -61,7 +63,8 @@ class RequestRecord:
 class Costing:
     """Prices answers with the pricing table: a provider's answer at its deployment's price,
     a cache answer at the price of its group's first deployment (what it would have cost).
-    Each (provider kind, model) is looked up in the table once."""
+    Each (provider kind, model) is looked up in the table once, and one the table does not
+    price is logged then. One instance serves the metrics, the cost header and budgets."""
 
     __slots__ = ("_prices", "_table")
 
@@ -77,6 +80,13 @@ class Costing:
             if len(self._prices) >= _MAX_PRICED:  # model names may come from clients
                 self._prices.clear()
             found = self._prices[key] = self._table.price(kind, model)
+            if found is None:
+                log.warning(
+                    "no price for %s model %s: its answers cost 0 in metrics and budgets "
+                    "(add it under pricing.overrides)",
+                    kind,
+                    model[:128],
+                )
             return found
 
     def of(self, exchange: Exchange) -> tuple[float, float]:

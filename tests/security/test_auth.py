@@ -20,7 +20,7 @@ from edgeproxy.security.settings import KeySettings
 from tests.conftest import StackFactory
 from tests.support.fake_upstream import Reply
 from tests.support.redis_servers import RedisServer
-from tests.support.stack import Stack
+from tests.support.stack import Stack, background_done
 
 WEB_KEY = "sk-ep-web-0123456789abcdefghij"
 BATCH_KEY = "sk-ep-batch-0123456789abcdefghij"
@@ -283,14 +283,8 @@ async def test_keys_of_one_tenant_share_answers_and_other_tenants_do_not(keyed: 
                 messages=MESSAGES,  # type: ignore[arg-type]
             )
         assert answer.headers["x-edgeproxy-cache"] == expected, key
-        await _stored(keyed)
+        await background_done(keyed)  # the answer stored before the next asks
     assert keyed.fake.calls["chat"] == 2
-
-
-async def _stored(stack: Stack) -> None:
-    from tests.support.stack import background_done
-
-    await background_done(stack)
 
 
 # --- an auth failure costs no one anything --------------------------------------------------

@@ -30,7 +30,6 @@ from edgeproxy.security.auth import Authenticate, hash_key
 from edgeproxy.state import build_state
 from edgeproxy.telemetry.feedback import MAX_BODY, Accepted, Feedback, FeedbackEndpoint
 from edgeproxy.telemetry.feedback_settings import FeedbackSettings, parse_feedback
-from edgeproxy.telemetry.record import Costing
 from edgeproxy.telemetry.recorder import Recorder
 from edgeproxy.telemetry.served import ServedLedger
 from edgeproxy.wire.server import HttpServer
@@ -314,7 +313,7 @@ async def make_proxy() -> AsyncIterator[ProxyFactory]:
         taken = Feedback(ServedLedger(WINDOW, 1000, clock), SETTINGS, state.table.health)
         stages = state.guards.before_route
         identify = next((s.caller for s in stages if isinstance(s, Authenticate)), None)
-        costing = Costing(config.security.pricing.table)
+        costing = state.costing
         gaps = state.requests.chunk_gaps
         relay = Relay(state.pipeline.clock, state.redactor, costing, gaps)
         handlers = ProxyHandlers(
