@@ -871,6 +871,17 @@ async def test_open_breaker_without_fallback_fails_fast_with_503_and_retry_after
 RATE_LIMITED = Fail(429, headers={"retry-after": "60"})
 
 
+async def both_providers(make: RoutingStackFactory, **options: Any) -> RoutingStack:
+    """Group `both`: an OpenAI and an Anthropic deployment, retries waiting at most 5 s."""
+    return await make(
+        {"both": group(dep("up0"), dep("an0"), retry={"max_wait": "5s"})},
+        openai=1,
+        anthropic=1,
+        rng=first,
+        **options,
+    )
+
+
 @pytest.mark.parametrize(
     ("call", "error"),
     [(_openai_call, openai.RateLimitError), (_anthropic_call, anthropic.RateLimitError)],
@@ -879,12 +890,7 @@ RATE_LIMITED = Fail(429, headers={"retry-after": "60"})
 async def test_a_group_every_provider_rate_limits_answers_429_with_the_remaining_retry_after(
     make_routing_stack: RoutingStackFactory, call: Call, error: type[Exception]
 ) -> None:
-    stack = await make_routing_stack(
-        {"both": group(dep("up0"), dep("an0"), retry={"max_wait": "5s"})},
-        openai=1,
-        anthropic=1,
-        rng=first,
-    )
+    stack = await both_providers(make_routing_stack)
     stack.fakes["up0"].script("chat", RATE_LIMITED)
     stack.fakes["an0"].script("messages", RATE_LIMITED)
     with pytest.raises(error):  # the provider's own 429: 60s is beyond max_wait
@@ -909,13 +915,8 @@ async def test_a_group_every_provider_rate_limits_answers_429_with_the_remaining
 async def test_a_group_with_a_breaker_open_besides_rate_limits_keeps_the_503(
     make_routing_stack: RoutingStackFactory, call: Call, error: type[Exception]
 ) -> None:
-    stack = await make_routing_stack(
-        {"both": group(dep("up0"), dep("an0"), retry={"max_wait": "5s"})},
-        openai=1,
-        anthropic=1,
-        rng=first,
-        routing={"breaker": {"failure_threshold": 1, "reset_timeout": "30s"}},
-    )
+    breaker = {"breaker": {"failure_threshold": 1, "reset_timeout": "30s"}}
+    stack = await both_providers(make_routing_stack, routing=breaker)
     stack.fakes["up0"].script("chat", RATE_LIMITED)
     stack.fakes["an0"].script("messages", Fail(500))
     with pytest.raises(error):
