@@ -310,6 +310,8 @@ class ServerConfig:
     max_header_bytes: int = 16 * 1024
     max_headers: int = 100
     shutdown_grace: float = 20.0
+    drain_delay: float = 5.0
+    workers: int = 1
     access_log: bool = False
 
 
@@ -321,6 +323,16 @@ class AdminConfig:
     host: str = "0.0.0.0"
     port: int = 9090
     token: Secret | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadConfig:
+    """Hot reload of the configuration file (a mounted ConfigMap): its directory is checked
+    every `interval`, so Kubernetes' `..data` symlink swap is seen; SIGHUP and
+    POST /admin/reload reload at once whatever `enabled` says."""
+
+    enabled: bool = True
+    interval: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,6 +351,7 @@ class Config:
     providers: Mapping[str, ProviderConfig]
     models: tuple[ModelConfig, ...]
     disabled_providers: tuple[str, ...] = ()
+    reload: ReloadConfig = field(default_factory=ReloadConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
 
@@ -393,6 +406,8 @@ def _server(r: Reader, raw: Any) -> ServerConfig:
             "max_header_size",
             "max_headers",
             "shutdown_grace",
+            "drain_delay",
+            "workers",
             "access_log",
         ),
     )
@@ -408,6 +423,8 @@ def _server(r: Reader, raw: Any) -> ServerConfig:
         max_header_bytes=r.get(s, "server", "max_header_size", r.size, d.max_header_bytes),
         max_headers=r.get(s, "server", "max_headers", r.count, d.max_headers),
         shutdown_grace=r.get(s, "server", "shutdown_grace", r.duration, d.shutdown_grace),
+        drain_delay=r.get(s, "server", "drain_delay", r.duration, d.drain_delay),
+        workers=r.get(s, "server", "workers", r.count, d.workers),
         access_log=r.get(s, "server", "access_log", r.boolean, d.access_log),
     )
 
@@ -420,6 +437,15 @@ def _admin(r: Reader, raw: Any) -> AdminConfig:
         host=r.get(s, "admin", "host", r.nonempty_text, d.host),
         port=r.get(s, "admin", "port", r.port, d.port),
         token=r.secret(s, "admin", "token"),
+    )
+
+
+def _reload(r: Reader, raw: Any) -> ReloadConfig:
+    s = r.section(raw, "reload", ("enabled", "interval"))
+    d = ReloadConfig()
+    return ReloadConfig(
+        enabled=r.get(s, "reload", "enabled", r.boolean, d.enabled),
+        interval=r.get(s, "reload", "interval", r.positive_duration, d.interval),
     )
 
 
@@ -1070,6 +1096,7 @@ def parse(raw: Any, env: Mapping[str, str]) -> Config:
             "server",
             "admin",
             "logging",
+            "reload",
             "routing",
             "cache",
             "providers",
@@ -1083,6 +1110,7 @@ def parse(raw: Any, env: Mapping[str, str]) -> Config:
     server = _server(r, top.get("server"))
     admin = _admin(r, top.get("admin"))
     logging_ = _logging(r, top.get("logging"))
+    reload = _reload(r, top.get("reload"))
     providers, declared = _providers(r, top.get("providers"))
     routing = _routing(r, top.get("routing"))
     cache = _cache(r, top.get("cache"))
@@ -1102,6 +1130,7 @@ def parse(raw: Any, env: Mapping[str, str]) -> Config:
         providers=providers,
         models=models,
         disabled_providers=tuple(sorted(declared - set(providers))),
+        reload=reload,
         security=security,
         telemetry=telemetry,
     )
