@@ -11,8 +11,9 @@ answer has a cost) with every feature on:
 - telemetry events to a JSONL file in a temporary directory, removed after the run;
 - incident detection (on by default), judging its rolling windows every interval;
 - feedback (`telemetry.feedback.enabled`): every served id remembered;
-- tracing, every request sampled (`sample_ratio: 1.0`), its spans exported over OTLP/HTTP to a
-  local sink (bench/otlp_sink.py) that answers 200, on the upstream's core.
+- tracing, every request sampled (`sample_ratio: 1.0`), its spans exported over OTLP/HTTP in
+  the JSON encoding (the cheaper of the two) to a local sink (bench/otlp_sink.py) that answers
+  200, on the upstream's core.
 
 Beside it, on the same core and in the same interleaved runs, runs the same proxy with all of
 it off (the `off` reference): no access log, no events, incidents disabled, feedback and
@@ -48,7 +49,7 @@ telemetry:
   events: {{file: "{events}"}}
   feedback: {{enabled: true}}
   incidents: {{enabled: true}}
-  tracing: {{enabled: true, endpoint: "{traces_url}", sample_ratio: 1.0}}
+  tracing: {{enabled: true, endpoint: "{traces_url}", sample_ratio: 1.0, protocol: http/json}}
 """
     )
 

@@ -121,13 +121,17 @@ class OtelTracer:
 
 
 def _processor(settings: TracingSettings, exporter: SpanExporter | None) -> SpanProcessor:
-    """Batches to the configured OTLP/HTTP endpoint; a given exporter gets each span as it
-    ends (tests read them at once)."""
+    """Batches to the configured OTLP/HTTP endpoint, in the configured encoding; a given
+    exporter gets each span as it ends (tests read them at once)."""
     if exporter is not None:
         return SimpleSpanProcessor(exporter)
+    headers = {name: secret.reveal() for name, secret in settings.headers}
+    if settings.protocol == "http/json":
+        from edgeproxy.telemetry.otlp_json import OtlpJsonExporter
+
+        return BatchSpanProcessor(OtlpJsonExporter(settings.endpoint, headers))
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    headers = {name: secret.reveal() for name, secret in settings.headers}
     return BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.endpoint, headers=headers))
 
 

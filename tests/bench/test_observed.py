@@ -55,6 +55,7 @@ def test_everything_is_on_in_the_observed_proxy(tmp_path: Path) -> None:
     assert telemetry.feedback.enabled and telemetry.incidents.enabled
     tracing = telemetry.tracing
     assert (tracing.enabled, tracing.endpoint, tracing.sample_ratio) == (True, TRACES, 1.0)
+    assert tracing.protocol == "http/json"
 
 
 def test_everything_is_off_in_the_off_proxy() -> None:

@@ -31,6 +31,7 @@ from edgeproxy.telemetry.tracing_settings import TracingSettings
 from tests.conftest import StackFactory, _settled
 from tests.routing.test_dispatch import in_order, rig, served_by
 from tests.support.fake_upstream import Fail, FakeUpstream, Reply
+from tests.support.otlp import as_protobuf
 from tests.support.redis_servers import free_port
 from tests.support.requires import require_otel
 from tests.support.stack import CLIENT_KEY, Stack, background_done, proxy_config, stop_stack
@@ -43,6 +44,10 @@ TracedFactory = Callable[..., Awaitable[Stack]]
 MESSAGES = [{"role": "user", "content": "Say hello"}]
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 CLIENT_SPAN_ID = "b7ad6b7169203331"
+PROTOCOL_CONTENT_TYPES = {
+    "http/protobuf": "application/x-protobuf",
+    "http/json": "application/json",
+}
 TRACING_CODE = {seam.__file__, str(Path(seam.__file__).with_name("otel.py"))}
 
 
@@ -469,6 +474,7 @@ def test_tracing_without_the_otel_extra_is_a_config_error_saying_how_to_install_
         ({"service_name": ""}, "telemetry.tracing.service_name: expected a non-empty string"),
         ({"headers": {"bad name": "x"}}, "telemetry.tracing.headers: 'bad name' is not an"),
         ({"exporter": "grpc"}, "telemetry.tracing.exporter: unknown field"),
+        ({"protocol": "grpc"}, "telemetry.tracing.protocol: expected one of"),
     ],
 )
 def test_tracing_settings_are_checked_at_load(
@@ -491,7 +497,10 @@ def test_the_collectors_headers_are_secrets() -> None:
     assert name == "authorization"
 
 
-async def test_spans_are_exported_over_otlp_http_with_the_configured_headers() -> None:
+@pytest.mark.parametrize("protocol", ["http/protobuf", "http/json"])
+async def test_spans_are_exported_over_otlp_http_with_the_configured_headers(
+    protocol: str,
+) -> None:
     require_otel()
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
         ExportTraceServiceRequest,
@@ -499,8 +508,10 @@ async def test_spans_are_exported_over_otlp_http_with_the_configured_headers() -
     )
 
     received: list[tuple[str, bytes]] = []
+    content_types = set()
 
     async def collect(request: web.Request) -> web.Response:
+        content_types.add(request.content_type)
         received.append((request.headers.get("authorization", ""), await request.read()))
         body = ExportTraceServiceResponse().SerializeToString()
         return web.Response(body=body, content_type="application/x-protobuf")
@@ -518,6 +529,7 @@ async def test_spans_are_exported_over_otlp_http_with_the_configured_headers() -
         "enabled": True,
         "endpoint": f"http://{host}:{port}/v1/traces",
         "service_name": "edgeproxy-test",
+        "protocol": protocol,
         "headers": {"authorization": "Bearer collector-token-1f2e"},
     }
     proxy = ProxyServer(
@@ -531,9 +543,14 @@ async def test_spans_are_exported_over_otlp_http_with_the_configured_headers() -
         await fake.close()
         await runner.cleanup()
     assert {token for token, _ in received} == {"Bearer collector-token-1f2e"}
+    assert content_types == {PROTOCOL_CONTENT_TYPES[protocol]}
     names = []
     for _, body in received:
-        export = ExportTraceServiceRequest.FromString(body)
+        export = (
+            as_protobuf(body)
+            if protocol == "http/json"
+            else ExportTraceServiceRequest.FromString(body)
+        )
         for resource_spans in export.resource_spans:
             service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
             assert service["service.name"] == "edgeproxy-test"
