@@ -24,8 +24,9 @@ from dataclasses import dataclass
 
 from edgeproxy.background import Background
 from edgeproxy.telemetry.event_settings import EventsSettings
-from edgeproxy.telemetry.event_sinks import Backoff, JsonlSink, Sink, WebhookSink
+from edgeproxy.telemetry.event_sinks import JsonlSink, Sink, WebhookSink
 from edgeproxy.telemetry.events import Event
+from edgeproxy.telemetry.json_post import Backoff, JsonPoster
 
 log = logging.getLogger(__name__)
 
@@ -211,11 +212,13 @@ def build_events(settings: EventsSettings) -> EventQueue:
     if (hook := settings.webhook) is not None:
         sinks.append(
             WebhookSink(
-                hook.url.reveal(),
-                {name: value.reveal() for name, value in hook.headers},
-                timeout=hook.timeout,
-                max_retries=hook.max_retries,
-                backoff=Backoff(hook.backoff, hook.max_backoff),
+                JsonPoster(
+                    hook.url.reveal(),
+                    {name: value.reveal() for name, value in hook.headers},
+                    timeout=hook.timeout,
+                    max_retries=hook.max_retries,
+                    backoff=Backoff(hook.backoff, hook.max_backoff),
+                )
             )
         )
     if settings.file is not None:

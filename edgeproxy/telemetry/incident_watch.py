@@ -117,14 +117,15 @@ def build_incidents(
     webhook = settings.webhook
     sender = None
     if webhook.url is not None:
+        from edgeproxy.telemetry.json_post import JsonPoster
         from edgeproxy.telemetry.webhook import WebhookSender
 
-        sender = WebhookSender(
-            webhook.url.reveal(),
-            token=webhook.token.reveal() if webhook.token is not None else None,
-            timeout=webhook.timeout,
-            retries=webhook.retries,
+        token = webhook.token
+        headers = {"Authorization": f"Bearer {token.reveal()}"} if token is not None else None
+        poster = JsonPoster(
+            webhook.url.reveal(), headers, timeout=webhook.timeout, max_retries=webhook.retries
         )
+        sender = WebhookSender(poster)
     return IncidentWatch(
         IncidentManager(settings, table, clock, wall_clock),
         Responses(settings.responses, table, cache),

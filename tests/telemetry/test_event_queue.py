@@ -16,8 +16,9 @@ from edgeproxy.background import Background
 from edgeproxy.config_reader import Secret
 from edgeproxy.telemetry.event_queue import EventQueue, LaneCounts, build_events
 from edgeproxy.telemetry.event_settings import EventsSettings, WebhookSettings
-from edgeproxy.telemetry.event_sinks import Backoff, JsonlSink, WebhookSink
+from edgeproxy.telemetry.event_sinks import JsonlSink, WebhookSink
 from edgeproxy.telemetry.events import Event, breaker_event
+from edgeproxy.telemetry.json_post import Backoff, JsonPoster
 from tests.support.clock import ManualClock, RecordingSleep
 from tests.support.fake_shield import BLACK_HOLE, Answer, FakeShield
 from tests.support.poll import eventually
@@ -186,11 +187,13 @@ async def test_a_sink_that_raises_loses_its_batch_not_its_lane(background: Backg
 
 def webhook_sink(url: str, **options: float) -> WebhookSink:
     return WebhookSink(
-        url,
-        rng=random.Random(3),
-        sleep=RecordingSleep(ManualClock()),
-        backoff=Backoff(0.1, 1.0),
-        **options,  # type: ignore[arg-type]
+        JsonPoster(
+            url,
+            rng=random.Random(3),
+            sleep=RecordingSleep(ManualClock()),
+            backoff=Backoff(0.1, 1.0),
+            **options,  # type: ignore[arg-type]
+        )
     )
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from edgeproxy.telemetry.event_sinks import Backoff, JsonlSink, WebhookSink, should_retry
+from edgeproxy.telemetry.event_sinks import JsonlSink, WebhookSink
 from edgeproxy.telemetry.events import SCHEMA, Event, breaker_event, guard_event
+from edgeproxy.telemetry.json_post import Backoff, JsonPoster, should_retry
 from tests.support.clock import ManualClock, RecordingSleep
 from tests.support.event_schema import EVENT_SCHEMA
 from tests.support.fake_shield import BLACK_HOLE, Answer, FakeShield
@@ -30,13 +31,15 @@ def sink_for(
     url: str, sleep: RecordingSleep, max_retries: int = 3, timeout: float = 5.0
 ) -> WebhookSink:
     return WebhookSink(
-        url + "/v1/events",
-        {"Authorization": "Bearer observatory-token"},
-        timeout=timeout,
-        max_retries=max_retries,
-        backoff=Backoff(0.5, 30.0),
-        rng=random.Random(7),
-        sleep=sleep,
+        JsonPoster(
+            url + "/v1/events",
+            {"Authorization": "Bearer observatory-token"},
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff=Backoff(0.5, 30.0),
+            rng=random.Random(7),
+            sleep=sleep,
+        )
     )
 
 

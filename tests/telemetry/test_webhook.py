@@ -7,6 +7,7 @@ import asyncio
 import socket
 
 from edgeproxy.background import Background
+from edgeproxy.telemetry.json_post import JsonPoster
 from edgeproxy.telemetry.webhook import WebhookSender
 from tests.support.poll import eventually
 from tests.support.webhook_sink import webhook_sink
@@ -27,7 +28,7 @@ def closed_port_url() -> str:
 async def test_payloads_are_posted_as_json_with_the_token() -> None:
     background = Background()
     async with webhook_sink() as sink:
-        sender = WebhookSender(sink.url, token="sink-token")
+        sender = WebhookSender(JsonPoster(sink.url, {"Authorization": "Bearer sink-token"}))
         sender.start(background)
         sender.send({"n": 1})
         sender.send({"n": 2})
@@ -42,7 +43,7 @@ async def test_payloads_are_posted_as_json_with_the_token() -> None:
 async def test_a_failed_post_is_retried() -> None:
     background = Background()
     async with webhook_sink(503, 500) as sink:
-        sender = WebhookSender(sink.url, retries=2, sleep=no_wait)
+        sender = WebhookSender(JsonPoster(sink.url, max_retries=2, sleep=no_wait))
         sender.start(background)
         sender.send({"n": 1})
         await eventually(lambda: sender.sent == 1, "the payload delivered on its third try")
@@ -52,7 +53,7 @@ async def test_a_failed_post_is_retried() -> None:
 
 async def test_a_sink_that_is_down_costs_counters_and_nothing_else() -> None:
     background = Background()
-    sender = WebhookSender(closed_port_url(), retries=1, sleep=no_wait)
+    sender = WebhookSender(JsonPoster(closed_port_url(), max_retries=1, sleep=no_wait))
     sender.start(background)
     sender.send({"n": 1})
     sender.send({"n": 2})
@@ -66,7 +67,7 @@ async def test_a_sink_that_is_down_costs_counters_and_nothing_else() -> None:
 async def test_a_full_queue_drops_its_oldest_payloads() -> None:
     background = Background()
     async with webhook_sink() as sink:
-        sender = WebhookSender(sink.url, max_pending=2)
+        sender = WebhookSender(JsonPoster(sink.url), max_pending=2)
         for n in range(3):
             sender.send({"n": n})
         sender.start(background)
@@ -79,7 +80,7 @@ async def test_a_full_queue_drops_its_oldest_payloads() -> None:
 async def test_closing_posts_what_is_queued_then_refuses_more() -> None:
     background = Background()
     async with webhook_sink() as sink:
-        sender = WebhookSender(sink.url)
+        sender = WebhookSender(JsonPoster(sink.url))
         sender.start(background)
         sender.send({"n": 1})
         await sender.close(1.0)
