@@ -21,6 +21,7 @@ from edgeproxy.relay import Relay
 from edgeproxy.state import Clocks, ProxyState, build_state
 from edgeproxy.telemetry.access import AccessLog
 from edgeproxy.telemetry.feedback import FeedbackEndpoint
+from edgeproxy.telemetry.logging import line_handler
 from edgeproxy.telemetry.recorder import Consumer, Recorder, request_events
 from edgeproxy.wire.limits import Limits
 from edgeproxy.wire.server import HttpServer
@@ -88,6 +89,8 @@ async def close_resources(state: ProxyState) -> None:
         await remote.close()
     if state.tracer is not None:
         await state.tracer.close()  # the last spans, those of the requests just drained
+    if (log_lines := line_handler()) is not None:
+        log_lines.flush()  # the access lines of the last requests
 
 
 def build_handlers(state: ProxyState) -> ProxyHandlers:

@@ -9,10 +9,12 @@ format: text lines escape line breaks and other control characters, so a value a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
+import time
 from collections.abc import Iterable
-from typing import TextIO
+from typing import Any, TextIO
 
 import orjson
 
@@ -22,6 +24,8 @@ _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime
 # Control characters as a text line shows them: \n, \r, \t, else \xNN.
 _ESCAPED = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F)}
 _ESCAPED |= {0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"}
+_HOLD = 0.1  # seconds an added line may wait for others to be written with
+_BATCH = 256  # lines written together at most
 
 
 class RedactingFormatter(logging.Formatter):
@@ -31,33 +35,96 @@ class RedactingFormatter(logging.Formatter):
         super().__init__()
         self._json = fmt == "json"
         self._redact = Redactor(secrets)
+        self._second = -1
+        self._stamp = ""
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
         extra = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
         if record.exc_info:
             extra["exception"] = self.formatException(record.exc_info)
+        return self.render(
+            record.created, record.levelname.lower(), record.name, record.getMessage(), extra
+        )
+
+    def render(
+        self, created: float, level: str, logger: str, message: str, extra: dict[str, Any]
+    ) -> str:
+        """One line, for a record or for a line written without one (`LineHandler.add`)."""
         if self._json:
             line = orjson.dumps(
-                {
-                    "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-                    "level": record.levelname.lower(),
-                    "logger": record.name,
-                    "msg": message,
-                    **extra,
-                },
+                {"ts": self._timestamp(created), "level": level, "logger": logger, "msg": message}
+                | extra,
                 default=str,
             ).decode()
         else:
             fields = " ".join(f"{k}={v}" for k, v in extra.items())
-            line = f"{record.levelname.lower():7} {record.name}: {message} {fields}".rstrip()
+            line = f"{level:7} {logger}: {message} {fields}".rstrip()
             line = line.translate(_ESCAPED)
         return self._redact.text(line)
+
+    def _timestamp(self, created: float) -> str:
+        """Local time to the second, formatted once a second."""
+        second = int(created)
+        if second != self._second:
+            self._second = second
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(second))
+        return self._stamp
+
+
+class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The log's one stream: records are written at once, as any handler writes them; lines
+    added with `add` (the access log, one a request) are held and written together, at most
+    `_HOLD` seconds later or `_BATCH` lines at a time, in one write. Every record first writes
+    the held lines, so the log keeps its order; `flush`, which logging calls at exit, too."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        assert self.lock is not None, "Handler.__init__ creates it"
+        self._guard = self.lock  # records are emitted under it, from any thread
+        self._held: list[str] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, level: str, logger: str, message: str, extra: dict[str, Any]) -> None:
+        formatter = self.formatter
+        assert isinstance(formatter, RedactingFormatter), "configure() sets it"
+        line = formatter.render(time.time(), level, logger, message, extra)
+        with self._guard:
+            self._held.append(line)
+            held = len(self._held)
+        if held >= _BATCH:
+            self.flush()
+        elif self._timer is None:
+            try:
+                self._timer = asyncio.get_running_loop().call_later(_HOLD, self._written)
+            except RuntimeError:  # no loop: nothing would come back for them
+                self.flush()
+
+    def _written(self) -> None:
+        self._timer = None
+        self.flush()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._held:
+            self.flush()
+        super().emit(record)
+
+    def flush(self) -> None:
+        with self._guard:
+            if self._held:
+                held, self._held = self._held, []
+                self.stream.write("\n".join(held) + "\n")
+            super().flush()
+
+
+def line_handler() -> LineHandler | None:
+    """The handler `configure` installed, when it did (a library or a test may log through
+    handlers of its own)."""
+    return next((h for h in logging.getLogger().handlers if isinstance(h, LineHandler)), None)
 
 
 def configure(level: str, fmt: str, secrets: Iterable[str], stream: TextIO | None = None) -> None:
     """Route every logger to `stream` (stderr) through the redacting formatter."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = LineHandler(stream or sys.stderr)
     handler.setFormatter(RedactingFormatter(fmt, secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -276,6 +276,7 @@ async def test_no_secret_reaches_a_log_line_a_client_or_the_metrics(
     lines = logs.getvalue()
     assert MASK in answered, "an echoed credential was masked on its way to the client"
     assert '"level":"debug"' in lines or "\ndebug " in lines, "debug lines were written"
+    assert "overhead_ms" in lines, "access lines were written"
     assert leaked(lines) == [], "secrets in the log"
     assert leaked(answered) == [], "secrets in answers to clients"
     assert CLIENT_KEY not in lines and UNKNOWN_KEY not in lines, "a client's key in the log"

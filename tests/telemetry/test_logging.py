@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterator
 
 import aiohttp
 import orjson
 import pytest
 
 from edgeproxy.redact import MASK
-from edgeproxy.telemetry.logging import RedactingFormatter, configure
+from edgeproxy.telemetry.logging import RedactingFormatter, configure, line_handler
 from tests.conftest import StackFactory
 from tests.support.fake_upstream import Fail, Reply
+from tests.support.poll import eventually
 from tests.support.stack import ANTHROPIC_KEY, CLIENT_KEY, OPENAI_KEY
 
 SECRETS = (OPENAI_KEY, ANTHROPIC_KEY, CLIENT_KEY)
@@ -134,3 +136,65 @@ async def test_access_log_records_usage_watched_on_streams(
         assert 0 < line["upstream_ttfb_ms"] <= line["upstream_ms"] <= line["duration_ms"]
         assert line["queue_ms"] >= 0
         assert line["cache"] is None and line["cache_ms"] is None  # the cache is off
+
+
+@pytest.fixture
+def configured() -> Iterator[io.StringIO]:
+    """The proxy's own log setup, writing into a buffer; the test's handlers restored after."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    access = logging.getLogger("aiohttp.access")
+    disabled = access.disabled
+    buffer = io.StringIO()
+    configure("info", "json", [OPENAI_KEY], stream=buffer)
+    yield buffer
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    access.disabled = disabled
+
+
+def written(buffer: io.StringIO) -> list[dict[str, object]]:
+    return [orjson.loads(line) for line in buffer.getvalue().splitlines()]
+
+
+async def test_access_lines_are_held_and_written_together_then_in_order_with_records(
+    configured: io.StringIO,
+) -> None:
+    handler = line_handler()
+    assert handler is not None
+    handler.add("info", "edgeproxy.access", "request", {"request_id": "a"})
+    handler.add("info", "edgeproxy.access", "request", {"request_id": "b"})
+    assert configured.getvalue() == ""  # held for the next write
+    logging.getLogger("edgeproxy.test").warning("after them")
+    lines = written(configured)
+    assert [line.get("request_id", line["msg"]) for line in lines] == ["a", "b", "after them"]
+    handler.add("info", "edgeproxy.access", "request", {"request_id": "c"})
+    await eventually(lambda: "c" in configured.getvalue(), "the held line written by its timer")
+
+
+async def test_the_access_log_writes_through_the_proxys_handler_with_every_field(
+    make_stack: StackFactory, configured: io.StringIO
+) -> None:
+    stack = await make_stack(server={"access_log": True})
+    async with aiohttp.ClientSession() as session:
+        for _ in range(3):
+            body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
+            async with session.post(stack.proxy.url + "/v1/chat/completions", json=body) as r:
+                assert r.status == 200
+    handler = line_handler()
+    assert handler is not None
+    handler.flush()
+    lines = [line for line in written(configured) if line["logger"] == "edgeproxy.access"]
+    assert len(lines) == 3
+    assert {line["msg"] for line in lines} == {"request"}
+    assert {line["model_group"] for line in lines} == {"gpt-4o"}
+    assert all(line["duration_ms"] > 0 and line["status"] == 200 for line in lines)
+    assert len({line["request_id"] for line in lines}) == 3
+
+
+def test_without_a_loop_an_added_line_is_written_at_once(configured: io.StringIO) -> None:
+    handler = line_handler()
+    assert handler is not None
+    handler.add("info", "edgeproxy.access", "request", {"key": OPENAI_KEY})
+    (line,) = written(configured)
+    assert line["key"] == MASK
