@@ -22,8 +22,20 @@ def _tokens(path: str) -> list[str]:
     return [t.replace("~1", "/").replace("~0", "~") for t in path[1:].split("/")]
 
 
+def _step(parent: Any, token: str) -> Any:
+    """`parent`'s child at `token`, replaced by a shallow copy of itself, so that objects the
+    YAML shared between places (anchors and aliases) change only where the patch says."""
+    key: str | int = int(token) if isinstance(parent, list) else token
+    child = parent[key]
+    if isinstance(child, dict | list):
+        child = copy.copy(child)
+        parent[key] = child
+    return child
+
+
 def apply(document: Any, patch: Iterable[dict[str, Any]]) -> Any:
-    """`document` with `patch` applied, in place; the added values are copies."""
+    """`document` with `patch` applied: changed in place at its top level, copied below where
+    the patch reaches; the added values are copies."""
     for op in patch:
         if op.get("op") != "add":
             raise PatchError(f"unsupported operation {op.get('op')!r}")
@@ -31,7 +43,7 @@ def apply(document: Any, patch: Iterable[dict[str, Any]]) -> Any:
         target = document
         try:
             for token in parents:
-                target = target[int(token)] if isinstance(target, list) else target[token]
+                target = _step(target, token)
         except (KeyError, IndexError, ValueError, TypeError):
             raise PatchError(f"{op['path']}: the parent does not exist") from None
         value = copy.deepcopy(op["value"])

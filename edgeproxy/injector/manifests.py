@@ -9,6 +9,7 @@ as in a labelled namespace: injected unless annotated `edgeproxy.io/inject: "fal
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -35,34 +36,40 @@ def _child(parent: dict[str, Any], key: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _pods(document: Any, where: str) -> Iterator[tuple[dict[str, Any], str]]:
-    """The pods (or pod templates) inside `document`, each with a name to report it by."""
+Slot = tuple[Any, str | int]  # a dict and its key, or a list and its index
+
+
+def _pods(holder: Any, key: str | int, where: str) -> Iterator[tuple[Slot, str]]:
+    """Where the pods (or pod templates) inside `holder[key]` are, each with a name to report
+    it by."""
+    document = holder[key]
     if not isinstance(document, dict):
         return
     kind = document.get("kind")
     name = f"{where}{kind}/{_child(document, 'metadata').get('name', '?')}"
     spec = _child(document, "spec")
     if kind == "Pod":
-        yield document, name
-    elif kind in TEMPLATED and "template" in spec:
-        yield _child(spec, "template"), name
+        yield (holder, key), name
+    elif kind in TEMPLATED and isinstance(spec.get("template"), dict):
+        yield (spec, "template"), name
     elif kind == "CronJob":
-        template = _child(_child(_child(spec, "jobTemplate"), "spec"), "template")
-        if template:
-            yield template, name
+        job_spec = _child(_child(spec, "jobTemplate"), "spec")
+        if isinstance(job_spec.get("template"), dict):
+            yield (job_spec, "template"), name
     elif kind == "List" and isinstance(document.get("items"), list):
-        for item in document["items"]:
-            yield from _pods(item, f"{where}List/")
+        for index in range(len(document["items"])):
+            yield from _pods(document["items"], index, f"{where}List/")
 
 
 def inject_text(text: str, settings: InjectorSettings) -> Injected:
     """Every document of the YAML `text`, its pods injected. Raises yaml.YAMLError."""
     documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
     notes = []
-    for document in documents:
-        for pod, name in _pods(document, ""):
+    for index in range(len(documents)):
+        for (holder, key), name in _pods(documents, index, ""):
+            pod = copy.copy(holder[key])
             result = plan(pod, True, settings)
-            apply(pod, result.patch)
+            holder[key] = apply(pod, result.patch)
             notes.append(f"{name}: {result.reason}")
             notes += [f"{name}: {warning}" for warning in result.warnings]
     return Injected(documents, notes)

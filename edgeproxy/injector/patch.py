@@ -86,7 +86,7 @@ def plan(pod: Mapping[str, Any], namespace_opted_in: bool, settings: InjectorSet
             ops += _app_env(_mapping(container), index, chosen.port)
     sidecar = _sidecar(chosen, config_volume, tmp_volume)
     if chosen.native_sidecar:
-        if "initContainers" in spec:
+        if isinstance(spec.get("initContainers"), list):
             ops.append(_add(pointer("spec", "initContainers", 0), sidecar))
         else:
             ops.append(_add(pointer("spec", "initContainers"), [sidecar]))
@@ -110,7 +110,7 @@ def _leave_alone(
     if not (choice or namespace_opted_in):
         return Plan([], "not asked")
     containers = _list(spec.get("containers"))
-    if not containers:
+    if not containers or not all(isinstance(c, Mapping) for c in containers):
         return Plan([], "no containers")
     if INJECTED in annotations or any(
         _mapping(c).get("name") == CONTAINER
