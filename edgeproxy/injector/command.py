@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from edgeproxy.config import LOG_LEVELS
 from edgeproxy.config_reader import ConfigError
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def add_parser(commands: Any) -> None:
         help="PEM private key (default: $EDGEPROXY_INJECTOR_KEY, else %(default)s)",
     )
     inject.add_argument("--host", default=env("EDGEPROXY_INJECTOR_HOST", "0.0.0.0"))
-    inject.add_argument("--port", type=int, default=int(env("EDGEPROXY_INJECTOR_PORT", "8443")))
+    inject.add_argument("--port", type=int, default=env("EDGEPROXY_INJECTOR_PORT", "8443"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,7 +91,12 @@ def _serve(args: argparse.Namespace, settings: InjectorSettings) -> int:
     from edgeproxy.injector.webhook import serve
     from edgeproxy.telemetry.logging import configure
 
-    configure(os.environ.get("EDGEPROXY_LOG_LEVEL", "info"), "json", ())
+    level = os.environ.get("EDGEPROXY_LOG_LEVEL", "info").lower()
+    if level not in LOG_LEVELS:
+        choices = ", ".join(LOG_LEVELS)
+        print(f"edgeproxy inject: EDGEPROXY_LOG_LEVEL must be one of {choices}", file=sys.stderr)
+        return 1
+    configure(level, "json", ())
     try:
         certificate = ReloadingCertificate(args.cert, args.key)
     except (OSError, ssl.SSLError) as exc:

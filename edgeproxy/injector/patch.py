@@ -142,10 +142,17 @@ def _append(
 
 
 def _conflicts(spec: Mapping[str, Any], settings: InjectorSettings) -> list[str]:
-    """What would make the injected pod fail: a port the pod already declares, or the node's
-    network (two injected pods on one node would fight over the same loopback port)."""
+    """What would make the injected pod fail: a port the pod already declares, the node's
+    network (two injected pods on one node would fight over the same loopback port), or a
+    pod meant to run to completion that a classic sidecar would keep running."""
     if spec.get("hostNetwork") is True:
         return ["the pod uses the host network"]
+    if not settings.native_sidecar and spec.get("restartPolicy") in ("Never", "OnFailure"):
+        return [
+            f"a classic sidecar never exits, so this pod (restartPolicy: "
+            f"{spec['restartPolicy']}) would never complete; it needs a native sidecar "
+            f'(Kubernetes >= 1.29, edgeproxy.io/native-sidecar: "true")'
+        ]
     problems = []
     declared = {
         port.get("containerPort"): _mapping(container).get("name")

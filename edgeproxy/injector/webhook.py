@@ -70,9 +70,10 @@ async def serve(
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=certificate.context)
     await site.start()
+    bound_host, bound_port = runner.addresses[0][:2]
     log.info(
         "edgeproxy injector listening",
-        extra={"host": host, "port": port, "image": settings.image},
+        extra={"url": f"https://{bound_host}:{bound_port}", "image": settings.image},
     )
     await stop.wait()
     await runner.cleanup()

@@ -129,6 +129,25 @@ def test_dry_run_prints_why_a_pod_was_left_alone(
     assert "Pod/p: edgeproxy not injected: edgeproxy.io/port: '0' is not a port number" in err
 
 
+def test_a_bad_injector_environment_fails_only_the_inject_command(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("EDGEPROXY_INJECTOR_PORT", "https")
+    assert main(["print-default-config"]) == 0
+    with pytest.raises(SystemExit) as exited:
+        main(["inject"])
+    assert exited.value.code == 2
+    assert "argument --port: invalid int value: 'https'" in capsys.readouterr().err
+
+
+def test_a_bad_log_level_stops_the_webhook_before_it_serves(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("EDGEPROXY_LOG_LEVEL", "loud")
+    assert main(["inject"]) == 1
+    assert "EDGEPROXY_LOG_LEVEL must be one of debug, info" in capsys.readouterr().err
+
+
 @pytest.mark.usefixtures("in_tmp_path")
 @pytest.mark.parametrize(
     ("files", "args", "message"),

@@ -295,6 +295,18 @@ def test_a_pod_whose_injection_would_break_it_is_left_alone_with_a_warning(
     assert message in result.warnings[0]
 
 
+@pytest.mark.parametrize("restart_policy", ["Never", "OnFailure"])
+def test_run_to_completion_pods_get_no_classic_sidecar_that_would_keep_them_running(
+    restart_policy: str,
+) -> None:
+    shape = pod({"containers": [app()], "restartPolicy": restart_policy}, ASKED)
+    classic = plan(shape, False, InjectorSettings(native_sidecar=False))
+    assert classic.patch == []
+    assert "would never complete; it needs a native sidecar" in classic.warnings[0]
+    native = plan(shape, False, SETTINGS)
+    validate(patched(shape, native.patch), "1.31")
+
+
 def test_host_network_pods_are_left_alone() -> None:
     result = plan(pod({"containers": [app()], "hostNetwork": True}, ASKED), False, SETTINGS)
     assert result.patch == []

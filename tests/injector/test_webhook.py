@@ -4,8 +4,12 @@ aiohttp's client, the certificate renewed in place, and bodies too large to read
 from __future__ import annotations
 
 import io
+import os
+import signal
 import ssl
-from collections.abc import AsyncIterator
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,3 +139,53 @@ async def test_a_body_over_the_cap_is_refused_before_it_is_read_whole(webhook: W
             assert reply.status == 413
         async with session.get(webhook.url + "/healthz", server_hostname=SERVICE) as reply:
             assert (reply.status, await reply.text()) == (200, "ok")
+
+
+@pytest.fixture
+def served_injector(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Webhook]]:
+    """A real `edgeproxy inject` process on a free port, its certificate from a test CA."""
+    ca = trustme.CA()
+    hook = Webhook("", ca, tmp_path / "tls.crt", tmp_path / "tls.key")
+    hook.issue(SERVICE)
+    settings = tmp_path / "settings.yaml"
+    settings.write_text("image: registry.example.com/edgeproxy:7\nnative_sidecar: false\n")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "edgeproxy", "inject", "--host", "127.0.0.1", "--port", "0"],
+        env={
+            **os.environ,
+            "EDGEPROXY_INJECTOR_SETTINGS": str(settings),
+            "EDGEPROXY_INJECTOR_CERT": str(hook.cert),
+            "EDGEPROXY_INJECTOR_KEY": str(hook.key),
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        started = orjson.loads(process.stderr.readline())
+        assert started["msg"] == "edgeproxy injector listening", started
+        hook.url = started["url"]
+        yield process, hook
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=30)
+
+
+async def test_the_inject_command_serves_its_settings_and_stops_cleanly_on_sigterm(
+    served_injector: tuple[subprocess.Popen[str], Webhook],
+) -> None:
+    process, hook = served_injector
+    result = response(await post(hook, "/inject/namespace", orjson.dumps(review(POD))))
+    injected = patched(POD, patch_of(result))
+    validate(injected, "1.28")
+    sidecar = injected["spec"]["containers"][-1]
+    assert sidecar["image"] == "registry.example.com/edgeproxy:7"
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 0
+    logged = [orjson.loads(line) for line in err.splitlines()]
+    assert [(r["msg"], r.get("outcome")) for r in logged] == [
+        ("admission review", "injected (container)")
+    ]
