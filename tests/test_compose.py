@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -14,7 +16,7 @@ import pytest
 import yaml
 
 from edgeproxy.config import Config, load
-from tests.support.requires import require_otel
+from tests.support.requires import require_otel, unavailable
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = REPO / "docker-compose.yml"
@@ -161,3 +163,25 @@ def test_grafana_provisions_prometheus_and_the_edgeproxy_dashboard(
     ]
     home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert json.loads(host_file(grafana, home).read_text())["uid"] == "edgeproxy"
+
+
+def test_promtool_accepts_the_prometheus_config_with_its_rules(
+    services: dict[str, Any], tmp_path: Path
+) -> None:
+    """The config as Prometheus reads it, its rule file where the container has it."""
+    if shutil.which("promtool") is None:
+        unavailable("promtool not installed (Debian's prometheus package ships it)")
+    prometheus = services["prometheus"]
+    config_flag = next(a for a in prometheus["command"] if a.startswith("--config.file="))
+    scrape = yaml.safe_load(host_file(prometheus, config_flag.split("=", 1)[1]).read_text())
+    scrape["rule_files"] = [str(host_file(prometheus, rules)) for rules in scrape["rule_files"]]
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(scrape))
+    checked = subprocess.run(
+        ["promtool", "check", "config", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
