@@ -1,4 +1,5 @@
-"""Command line: `edgeproxy [serve]`, `check-config PATH`, `print-default-config`, `hash-key`."""
+"""Command line: `edgeproxy [serve]`, `check-config PATH`, `print-default-config`, `hash-key`,
+`inject` (the sidecar injection webhook, or `--dry-run` on manifests)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Sequence
 
 from edgeproxy.config import default_config_text, load
 from edgeproxy.config_reader import ConfigError
+from edgeproxy.injector import command as inject_command
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     hash_key.add_argument(
         "--new", action="store_true", help="make a new random key; print it, then its hash"
     )
+    inject_command.add_parser(commands)
     return parser
 
 
@@ -82,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "hash-key":
         return _hash_key(args.new)
+    if args.command == "inject":
+        return inject_command.run(args)
     if args.command == "print-default-config":
         sys.stdout.write(default_config_text())
         return 0

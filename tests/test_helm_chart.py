@@ -8,6 +8,7 @@ to edgeproxy's own parser with the environment the pod would get.
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,8 @@ import yaml
 
 from edgeproxy.config import Config, parse
 from edgeproxy.config_reader import ConfigError
+from edgeproxy.injector.patch import plan
+from edgeproxy.injector.settings import InjectorSettings, Resources, parse_settings
 
 try:
     import helm_python as helm
@@ -65,6 +68,26 @@ VALUE_SETS: dict[str, dict[str, Any] | None] = {
     "chart-secret": CHART_SECRET,
     "native-sidecar": NATIVE_SIDECAR,
 }
+# The sidecar injector: beside the example Deployment with cert-manager, and alone with a TLS
+# Secret and CA of the operator's own.
+INJECTOR: dict[str, Any] = {"injector": {"enabled": True}}
+CA_BUNDLE = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMIIB\n").decode()
+OWN_TLS: dict[str, Any] = {
+    "deployment": {"enabled": False},
+    "injector": {
+        "enabled": True,
+        "failurePolicy": "Fail",
+        "tls": {
+            "certManager": {"enabled": False},
+            "secretName": "injector-tls",
+            "caBundle": CA_BUNDLE,
+        },
+    },
+}
+INJECTOR_SETS: dict[str, dict[str, Any]] = {"injector": INJECTOR, "injector-own-tls": OWN_TLS}
+ALL_SETS = VALUE_SETS | INJECTOR_SETS
+# Custom resources kubernetes-validate has no schema for.
+CRD_GROUPS = ("monitoring.coreos.com/", "cert-manager.io/")
 
 
 # --- rendering -----------------------------------------------------------------------------------
@@ -94,8 +117,16 @@ def only(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     return found[0]
 
 
+def named(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    found = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind} {name}, got {len(found)}"
+    return found[0]
+
+
 def pod_spec(objects: list[dict[str, Any]]) -> dict[str, Any]:
-    spec: dict[str, Any] = only(objects, "Deployment")["spec"]["template"]["spec"]
+    """The example Deployment's pod (the injector's has a Deployment of its own)."""
+    deployment = named(objects, "Deployment", f"{RELEASE}-edgeproxy")
+    spec: dict[str, Any] = deployment["spec"]["template"]["spec"]
     return spec
 
 
@@ -150,7 +181,7 @@ def edgeproxy_config(objects: list[dict[str, Any]], env: dict[str, str]) -> Conf
 # --- lint and schema -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+@pytest.mark.parametrize("values", ALL_SETS.values(), ids=ALL_SETS.keys())
 def test_chart_lints_clean_in_strict_mode(values: dict[str, Any] | None) -> None:
     report = helm.lint(CHART, values, strict=True, namespace=NAMESPACE)
     problems = [m for m in report["messages"] if m["severity"] >= 2]
@@ -159,15 +190,15 @@ def test_chart_lints_clean_in_strict_mode(values: dict[str, Any] | None) -> None
 
 
 @pytest.mark.parametrize("kube_version", KUBE_VERSIONS)
-@pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
+@pytest.mark.parametrize("values", ALL_SETS.values(), ids=ALL_SETS.keys())
 def test_every_rendered_object_passes_strict_kubernetes_schema(
     chart: helm.Chart, values: dict[str, Any] | None, kube_version: str
 ) -> None:
     objects = render(chart, values)
     assert {o["kind"] for o in objects} >= {"ConfigMap", "Deployment", "Service"}
     for obj in objects:
-        if obj["apiVersion"].startswith("monitoring.coreos.com/"):
-            continue  # a Prometheus Operator CRD: no schema in kubernetes-validate
+        if obj["apiVersion"].startswith(CRD_GROUPS):
+            continue
         try:
             kube_schema.validate(obj, kube_version, strict=True)
         except kube_schema.ValidationError as err:
@@ -445,10 +476,223 @@ def test_pod_monitor_is_off_by_default_and_scrapes_the_admin_port(chart: helm.Ch
 
 
 def test_notes_render_for_every_value_set(chart: helm.Chart) -> None:
-    for values in VALUE_SETS.values():
+    for values in ALL_SETS.values():
         notes = next(
             text
             for path, text in chart.render(values, name=RELEASE, namespace=NAMESPACE).items()
             if path.endswith("NOTES.txt")
         )
-        assert "/readyz" in notes
+        assert ("/readyz" in notes) == (values is not OWN_TLS)
+        assert ("edgeproxy.io/inject=enabled" in notes) == (values in INJECTOR_SETS.values())
+
+
+# --- the sidecar injector ------------------------------------------------------------------------
+
+INJECTOR_NAME = f"{RELEASE}-edgeproxy-injector"
+
+
+def injector_settings(objects: list[dict[str, Any]]) -> InjectorSettings:
+    """The injector's settings file, read by edgeproxy's own parser."""
+    text = named(objects, "ConfigMap", INJECTOR_NAME)["data"]["settings.yaml"]
+    try:
+        return parse_settings(yaml.safe_load(text))
+    except ConfigError as err:
+        pytest.fail(f"the chart's injector settings are rejected: {err.problems}\n{text}")
+
+
+def test_injector_is_off_by_default(chart: helm.Chart) -> None:
+    objects = render(chart)
+    assert not [o for o in objects if "injector" in o["metadata"]["name"]]
+    assert "MutatingWebhookConfiguration" not in {o["kind"] for o in objects}
+
+
+def test_injector_settings_are_the_sidecar_the_chart_deploys(chart: helm.Chart) -> None:
+    objects = render(chart, INJECTOR)
+    assert injector_settings(objects) == InjectorSettings(
+        image="edgeproxy:0.1.0", native_sidecar=True
+    )
+    chart_sidecar = proxy(objects)
+    injected = plan(
+        {"metadata": {}, "spec": {"containers": [{"name": "app", "image": "app"}]}},
+        True,
+        injector_settings(objects),
+    ).patch[-1]["value"][0]
+    for field in ("image", "resources", "securityContext"):
+        assert injected[field] == chart_sidecar[field], field
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert injected[probe]["httpGet"]["path"] == chart_sidecar[probe]["httpGet"]["path"]
+
+
+def test_injector_settings_follow_the_config_ports_and_the_injector_values(
+    chart: helm.Chart,
+) -> None:
+    values = {
+        "config": {"server": {"port": 18080}, "admin": {"port": 19090}},
+        "injector": {
+            "enabled": True,
+            "nativeSidecar": False,
+            "sidecar": {
+                "configMap": "llm-config",
+                "secret": "",
+                "resources": {"requests": {"cpu": "20m"}, "limits": {"memory": "1Gi"}},
+                "env": {"EDGEPROXY_LOG_LEVEL": "debug"},
+            },
+        },
+    }
+    settings = injector_settings(render(chart, values))
+    assert (settings.port, settings.admin_port) == (18080, 19090)
+    assert (settings.native_sidecar, settings.config_map, settings.secret) == (
+        False,
+        "llm-config",
+        "",
+    )
+    assert settings.resources == Resources("20m", None, None, "1Gi")
+    assert settings.env == (("EDGEPROXY_LOG_LEVEL", "debug"),)
+
+
+def test_a_settings_change_rolls_the_injector(chart: helm.Chart) -> None:
+    def checksum(values: dict[str, Any]) -> str:
+        deployment = named(render(chart, values), "Deployment", INJECTOR_NAME)
+        return str(
+            deployment["spec"]["template"]["metadata"]["annotations"]["checksum/injector-settings"]
+        )
+
+    changed = {"injector": {"enabled": True, "sidecar": {"configMap": "other"}}}
+    assert checksum(INJECTOR) == checksum(INJECTOR) != checksum(changed)
+
+
+@pytest.mark.parametrize("values", INJECTOR_SETS.values(), ids=INJECTOR_SETS.keys())
+def test_webhooks_pick_their_path_by_namespace_label_and_skip_system_namespaces(
+    chart: helm.Chart, values: dict[str, Any]
+) -> None:
+    objects = render(chart, values)
+    configuration = only(objects, "MutatingWebhookConfiguration")
+    assert configuration["metadata"]["name"] == f"{INJECTOR_NAME}-{NAMESPACE}"
+    service = named(objects, "Service", INJECTOR_NAME)
+    (service_port,) = service["spec"]["ports"]
+    paths = {}
+    for webhook in configuration["webhooks"]:
+        assert webhook["sideEffects"] == "None"
+        assert webhook["admissionReviewVersions"] == ["v1"]
+        assert webhook["timeoutSeconds"] <= 10
+        assert webhook["failurePolicy"] == values["injector"].get("failurePolicy", "Ignore")
+        assert webhook["reinvocationPolicy"] == "Never"
+        (rule,) = webhook["rules"]
+        assert (rule["operations"], rule["resources"]) == (["CREATE"], ["pods"])
+        target = webhook["clientConfig"]["service"]
+        assert (target["name"], target["namespace"]) == (INJECTOR_NAME, NAMESPACE)
+        assert target["port"] == service_port["port"]
+        label, names = webhook["namespaceSelector"]["matchExpressions"]
+        assert names == {
+            "key": "kubernetes.io/metadata.name",
+            "operator": "NotIn",
+            "values": ["kube-system", "kube-public", "kube-node-lease", NAMESPACE],
+        }
+        paths[target["path"]] = (label["key"], label["operator"], label["values"])
+    assert paths == {
+        "/inject/namespace": ("edgeproxy.io/inject", "In", ["enabled"]),
+        "/inject": ("edgeproxy.io/inject", "NotIn", ["enabled", "disabled"]),
+    }
+
+
+@pytest.mark.parametrize("values", INJECTOR_SETS.values(), ids=INJECTOR_SETS.keys())
+def test_injector_serves_https_from_its_secret_behind_its_own_service(
+    chart: helm.Chart, values: dict[str, Any]
+) -> None:
+    objects = render(chart, values)
+    deployment = named(objects, "Deployment", INJECTOR_NAME)
+    spec = deployment["spec"]["template"]["spec"]
+    (c,) = spec["containers"]
+    args = dict(arg.removeprefix("--").split("=", 1) for arg in c["args"][1:])
+    assert c["args"][0] == "inject"
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert args["settings"] == mounts["settings"] + "/settings.yaml"
+    assert volumes["settings"]["configMap"]["name"] == INJECTOR_NAME
+    assert (args["cert"], args["key"]) == (mounts["tls"] + "/tls.crt", mounts["tls"] + "/tls.key")
+    assert int(args["port"]) == port_number(c, "https") == 8443
+    assert c["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert spec["automountServiceAccountToken"] is False
+    service = named(objects, "Service", INJECTOR_NAME)
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    admin = [o for o in objects if o["kind"] == "Service" and o is not service]
+    for other in admin:  # the sidecar's admin Service never reaches the injector
+        assert not other["spec"]["selector"].items() <= labels.items()
+    own = values["injector"]["tls"].get("secretName") if "tls" in values["injector"] else None
+    assert volumes["tls"]["secret"]["secretName"] == (own or f"{INJECTOR_NAME}-tls")
+
+
+def test_cert_manager_issues_the_certificate_and_injects_its_ca(chart: helm.Chart) -> None:
+    objects = render(chart, INJECTOR)
+    configuration = only(objects, "MutatingWebhookConfiguration")
+    annotation = configuration["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
+    assert annotation == f"{NAMESPACE}/{INJECTOR_NAME}"
+    assert all("caBundle" not in w["clientConfig"] for w in configuration["webhooks"])
+    serving = named(objects, "Certificate", INJECTOR_NAME)
+    tls_volume = named(objects, "Deployment", INJECTOR_NAME)["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "tls", "secret": {"secretName": serving["spec"]["secretName"]}} in tls_volume
+    assert f"{INJECTOR_NAME}.{NAMESPACE}.svc" in serving["spec"]["dnsNames"]
+    # serving certificate <- CA issuer <- CA certificate <- self-signed issuer
+    ca_issuer = named(objects, "Issuer", serving["spec"]["issuerRef"]["name"])
+    ca = next(
+        o
+        for o in objects
+        if o["kind"] == "Certificate"
+        and o["spec"].get("secretName") == ca_issuer["spec"]["ca"]["secretName"]
+    )
+    assert ca["spec"]["isCA"] is True
+    assert "selfSigned" in named(objects, "Issuer", ca["spec"]["issuerRef"]["name"])["spec"]
+
+
+def test_an_issuer_of_your_own_replaces_the_self_signed_ca(chart: helm.Chart) -> None:
+    issuer = {"name": "corp-ca", "kind": "ClusterIssuer"}
+    values = {"injector": {"enabled": True, "tls": {"certManager": {"issuerRef": issuer}}}}
+    objects = render(chart, values)
+    assert [o for o in objects if o["kind"] == "Issuer"] == []
+    certificate = only(objects, "Certificate")
+    assert certificate["spec"]["issuerRef"] == {**issuer, "group": "cert-manager.io"}
+
+
+def test_own_tls_secret_brings_its_ca_bundle_and_no_cert_manager(chart: helm.Chart) -> None:
+    objects = render(chart, OWN_TLS)
+    assert not [o for o in objects if o["apiVersion"].startswith("cert-manager.io/")]
+    configuration = only(objects, "MutatingWebhookConfiguration")
+    assert "annotations" not in configuration["metadata"]
+    assert {w["clientConfig"]["caBundle"] for w in configuration["webhooks"]} == {CA_BUNDLE}
+    # deployment.enabled false: the injector alone.
+    assert [o["metadata"]["name"] for o in objects if o["kind"] == "Deployment"] == [INJECTOR_NAME]
+
+
+def test_pod_disruption_budget_keeps_an_injector_up(chart: helm.Chart) -> None:
+    objects = render(chart, INJECTOR)
+    budget = only(objects, "PodDisruptionBudget")
+    labels = named(objects, "Deployment", INJECTOR_NAME)["spec"]["template"]["metadata"]["labels"]
+    assert budget["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert (
+        named(objects, "Deployment", INJECTOR_NAME)["spec"]["replicas"]
+        > budget["spec"]["maxUnavailable"]
+    )
+    off = {"injector": {"enabled": True, "podDisruptionBudget": {"enabled": False}}}
+    assert [o for o in render(chart, off) if o["kind"] == "PodDisruptionBudget"] == []
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"injector": {"enabled": True, "tls": {"certManager": {"enabled": False}}}},
+            r"without certManager\.enabled, give both secretName and caBundle",
+        ),
+        (
+            {"injector": {"enabled": True, "nativeSidecar": "sometimes"}},
+            r"injector\.nativeSidecar must be auto, true or false",
+        ),
+    ],
+)
+def test_unusable_injector_values_are_refused(
+    chart: helm.Chart, values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(helm.HelmError, match=message):
+        render(chart, values)

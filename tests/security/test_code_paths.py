@@ -17,8 +17,11 @@ FORBIDDEN_MODULES = frozenset(
     {"pickle", "marshal", "shelve", "dill", "cloudpickle", "jinja2", "mako", "subprocess"}
 )
 FORBIDDEN_CALLS = frozenset({"eval", "exec", "compile", "__import__"})
-# What of PyYAML may be used: the safe loader and its errors, nothing that builds objects.
-YAML_ALLOWED = frozenset({"safe_load", "safe_dump", "YAMLError", "MarkedYAMLError"})
+# What of PyYAML may be used: the safe loader (of one document or a stream of them) and its
+# errors, nothing that builds objects.
+YAML_ALLOWED = frozenset(
+    {"safe_load", "safe_load_all", "safe_dump", "safe_dump_all", "YAMLError", "MarkedYAMLError"}
+)
 
 
 def violations(source: str) -> list[str]:

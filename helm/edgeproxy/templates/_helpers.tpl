@@ -170,3 +170,76 @@ volumeMounts:
     readOnly: true
 {{- end }}
 {{- end }}
+
+{{/* The injector's name: its Deployment, Service, certificate and webhook configuration. */}}
+{{- define "edgeproxy.injectorName" -}}
+{{- printf "%s-injector" (include "edgeproxy.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Apart from the sidecar pods' labels, so that the admin Service never selects the injector. */}}
+{{- define "edgeproxy.injectorSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "edgeproxy.name" . }}-injector
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "edgeproxy.injectorLabels" -}}
+helm.sh/chart: {{ include "edgeproxy.chart" . }}
+{{ include "edgeproxy.injectorSelectorLabels" . }}
+app.kubernetes.io/component: injector
+{{- if .Chart.AppVersion }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* injector.nativeSidecar resolved: auto is true from Kubernetes 1.29, which has native sidecars. */}}
+{{- define "edgeproxy.injectorNativeSidecar" -}}
+{{- $choice := toString .Values.injector.nativeSidecar }}
+{{- if eq $choice "auto" }}
+{{- semverCompare ">=1.29-0" .Capabilities.KubeVersion.Version }}
+{{- else if has $choice (list "true" "false") }}
+{{- $choice }}
+{{- else }}
+{{- fail (printf "injector.nativeSidecar must be auto, true or false, not %q" $choice) }}
+{{- end }}
+{{- end }}
+
+{{/* The TLS Secret the injector serves from: cert-manager's, or the operator's own. */}}
+{{- define "edgeproxy.injectorTlsSecret" -}}
+{{- if .Values.injector.tls.certManager.enabled }}
+{{- printf "%s-tls" (include "edgeproxy.injectorName" .) }}
+{{- else if and .Values.injector.tls.secretName .Values.injector.tls.caBundle }}
+{{- .Values.injector.tls.secretName }}
+{{- else }}
+{{- fail "injector.tls: without certManager.enabled, give both secretName and caBundle" }}
+{{- end }}
+{{- end }}
+
+{{/* The injector's settings file (edgeproxy/injector/settings.py reads it). */}}
+{{- define "edgeproxy.injectorSettings" -}}
+{{- $sidecar := .Values.injector.sidecar }}
+image: {{ include "edgeproxy.image" . | quote }}
+image_pull_policy: {{ .Values.image.pullPolicy }}
+config_map: {{ $sidecar.configMap | quote }}
+secret: {{ $sidecar.secret | default "" | quote }}
+port: {{ include "edgeproxy.dataPort" . }}
+admin_port: {{ include "edgeproxy.adminPort" . }}
+native_sidecar: {{ include "edgeproxy.injectorNativeSidecar" . }}
+pre_stop_seconds: {{ int .Values.proxy.preStopSleepSeconds }}
+resources:
+  {{- toYaml ($sidecar.resources | default .Values.proxy.resources) | nindent 2 }}
+probes:
+{{- range $kind := list "startup" "liveness" "readiness" }}
+{{- $probe := get $.Values.proxy (printf "%sProbe" $kind) }}
+  {{ $kind }}:
+    period_seconds: {{ int $probe.periodSeconds }}
+    timeout_seconds: {{ int $probe.timeoutSeconds }}
+    failure_threshold: {{ int $probe.failureThreshold }}
+{{- end }}
+{{- with $sidecar.env }}
+env:
+  {{- range $name, $value := . }}
+  {{ $name }}: {{ toString $value | quote }}
+  {{- end }}
+{{- end }}
+{{- end }}
