@@ -13,7 +13,9 @@ On SIGTERM (t = 0):
   last              background work (events, cache writes, the workers' shared metrics) is
                     flushed within what is left of the grace, and `FLUSH_FLOOR` seconds at
                     least; pools close; the process exits 0.
-So a stop takes drain_delay + shutdown_grace + FLUSH_FLOOR + about a second at most.
+So a stop takes drain_delay + shutdown_grace + `OVERRUN` at most: a pod's
+terminationGracePeriodSeconds must cover that (plus any preStop sleep), or the kubelet's
+SIGKILL drops what the drain was finishing.
 
 SIGINT (Ctrl-C) does the same without the delay: no load balancer waits on an interactive
 run. A second signal, either one, stops waiting: the listener closes if it is still open,
@@ -33,6 +35,9 @@ from edgeproxy.wire.server import HttpServer
 log = logging.getLogger("edgeproxy")
 
 FLUSH_FLOOR = 2.0  # seconds background work gets to flush, however late the requests ended
+# Seconds a stop may take beyond drain_delay + shutdown_grace: the flush floor, the linger of
+# interrupted connections (wire.server), the pools and exporters closing.
+OVERRUN = 5.0
 
 
 class StopSignals:

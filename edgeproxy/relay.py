@@ -12,7 +12,8 @@ Every reply of the pipeline goes through `Relay.answer`:
   client bytes (`PassThrough`: whole SSE events as they are, watched for usage; or a
   translator's `StreamRelay`). The client's headers go out with the first bytes, so a stream
   that fails before producing any still gets a proper error status; once it has started, a
-  failure becomes a final SSE error event, never a second status line.
+  failure becomes a final SSE error event, never a second status line. So does the end of a
+  drain's grace (edgeproxy.drain), which cancels the handler with its client still there.
 
 What the client is sent is teed into the cache capture (before the write, so requests following
 this stream get it even if this client has just left). A client that leaves mid-stream stops
