@@ -82,20 +82,8 @@ class Drain:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.delay + self.grace
         await asyncio.wait((self.hurry,), timeout=self.delay)
-        server.stop_accepting()
-        log.info("drain: stopped accepting", extra={"in_flight": server.handlers_running})
-        quiet = server.quiet()
-        await asyncio.wait(
-            (quiet, self.hurry),
-            timeout=max(0.0, deadline - loop.time()),
-            return_when=asyncio.FIRST_COMPLETED,
-        )
-        if not quiet.done():
-            log.warning(
-                "drain: interrupting the requests still in flight",
-                extra={"in_flight": server.handlers_running},
-            )
-        await server.interrupt()
+        log.info("drain: closing the listener", extra={"in_flight": server.handlers_running})
+        await server.shutdown(max(0.0, deadline - loop.time()), self.hurry)
         if self.hurry.done():
             return FLUSH_FLOOR
         return max(FLUSH_FLOOR, deadline - loop.time())

@@ -114,7 +114,21 @@ class HttpServer:
             self._check_quiet()
         return self._quiet
 
-    async def interrupt(self) -> None:
+    async def shutdown(self, grace: float, hurry: asyncio.Future[None] | None = None) -> None:
+        """Stop accepting; give requests in flight up to `grace` seconds (less if `hurry` is
+        done first), then interrupt them."""
+        self.stop_accepting()
+        quiet = self.quiet()
+        waits = (quiet,) if hurry is None else (quiet, hurry)
+        await asyncio.wait(waits, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+        if not quiet.done():
+            log.warning(
+                "shutdown: interrupting the requests still in flight",
+                extra={"in_flight": len(self._tasks)},
+            )
+        await self._interrupt()
+
+    async def _interrupt(self) -> None:
         """Cancel the handlers still running. A handler may answer its cancellation while its
         client is there (end its stream with a last word and the terminator); a response left
         unfinished is dropped. Connections get `_LINGER` seconds to take their last bytes and
@@ -128,16 +142,6 @@ class HttpServer:
             connection.abort()
         if self._server is not None:
             await self._server.wait_closed()
-
-    async def shutdown(self, grace: float) -> None:
-        """Stop accepting; give requests in flight up to `grace` seconds, then interrupt them."""
-        self.stop_accepting()
-        _, busy = await asyncio.wait((self.quiet(),), timeout=grace)
-        if busy:
-            log.warning(
-                "shutdown: %d connections still busy after %.1fs", len(self._connections), grace
-            )
-        await self.interrupt()
 
     def _opened(self, connection: ClientConnection) -> None:
         self._connections.add(connection)
