@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from edgeproxy.config import Config, ServerConfig
+from edgeproxy.drain import Drain, StopSignals, never
 from edgeproxy.handlers import ProxyHandlers
 from edgeproxy.relay import Relay
 from edgeproxy.state import Clocks, ProxyState, build_state
@@ -68,21 +68,27 @@ async def open_resources(state: ProxyState) -> None:
     state.pools_open = True
 
 
-async def close_resources(state: ProxyState) -> None:
-    """After in-flight requests: background work (cache writes) drains, then pools close."""
+async def close_resources(state: ProxyState, within: float | None = None) -> None:
+    """After in-flight requests: background work (events, cache writes) drains, within
+    `within` seconds together (the shutdown grace unless told), then pools close."""
     state.pools_open = False
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + (state.config.server.shutdown_grace if within is None else within)
+
+    def left() -> float:
+        return max(0.0, deadline - loop.time())
+
     remote = _redis(state)
     if remote is not None:
         await remote.stop_listening()  # so draining waits only for cache writes
     await state.guards.stop_listening()
-    grace = state.config.server.shutdown_grace
-    if state.events is not None:  # the requests' events are queued: send them, within the grace
-        await state.events.close(grace)
+    if state.events is not None:  # the requests' events are queued: send them
+        await state.events.close(left())
     if state.incidents is not None:
-        await state.incidents.close(grace)
+        await state.incidents.close(left())
     if state.shared_metrics is not None:
         await state.shared_metrics.stop()
-    await state.background.drain(state.config.server.shutdown_grace)
+    await state.background.drain(left())
     await asyncio.gather(*(p.close() for p in state.providers.values()))
     await state.guards.close()
     if remote is not None:
@@ -233,11 +239,12 @@ class ProxyServer:
             await web.TCPSite(self._admin, admin.host, admin.port).start()
             self.admin_address = self._admin.addresses[0][:2]
 
-    async def stop(self) -> None:
-        """Stop accepting, let in-flight requests finish within the grace period, close pools."""
+    async def stop(self, drain: Drain | None = None) -> None:
+        """Readiness off, then the drain (edgeproxy.drain; by default no delay and the
+        shutdown grace); background work flushes and pools close."""
         self.state.draining = True
-        await self._data.shutdown(self.config.server.shutdown_grace)
-        await close_resources(self.state)
+        drain = drain or Drain(0.0, self.config.server.shutdown_grace, never())
+        await close_resources(self.state, await drain.listener(self._data))
         if self._admin is not None:
             await self._admin.cleanup()
 
@@ -252,11 +259,8 @@ def _freeze_startup_objects() -> None:
 
 
 async def serve(config: Config) -> None:
-    """Run until SIGTERM or SIGINT, then shut down gracefully."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    """Run until SIGTERM or SIGINT, then drain (edgeproxy.drain)."""
+    signals = StopSignals(asyncio.get_running_loop())
     proxy = ProxyServer(config)
     await proxy.start()
     _freeze_startup_objects()
@@ -270,6 +274,11 @@ async def serve(config: Config) -> None:
             "models": [m.name for m in config.models],
         },
     )
-    await stop.wait()
-    log.info("shutting down", extra={"grace_s": config.server.shutdown_grace})
-    await proxy.stop()
+    signum = await signals.first()
+    server = config.server
+    drain = Drain.after(signum, server.drain_delay, server.shutdown_grace, signals.hurry)
+    log.info(
+        "shutting down",
+        extra={"signal": signum.name, "drain_delay_s": drain.delay, "grace_s": drain.grace},
+    )
+    await proxy.stop(drain)

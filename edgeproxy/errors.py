@@ -295,6 +295,14 @@ def limiter_unavailable() -> ProxyError:
     )
 
 
+def shutting_down() -> ProxyError:
+    """The proxy is stopping and its grace for requests in flight ran out: another instance
+    (or this pod's replacement) can answer the same request."""
+    return ProxyError(
+        503, "shutting_down", "The proxy is shutting down; retry the request.", retryable=True
+    )
+
+
 def budget_exceeded(scope_label: str, period: str, limit_usd: float, reset_in: float) -> ProxyError:
     """A key's or team's spend reached its limit for the `period` (day, month) that ends in
     `reset_in` seconds. Not retryable: retrying before the reset only fails again, so the

@@ -8,6 +8,7 @@ Errors are rendered by the relay, in the client's dialect; so are the listener's
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from typing import Protocol
@@ -175,6 +176,9 @@ class ProxyHandlers:
         try:
             reply = await self._pipeline.run(exchange)
             await self._relay.answer(response, exchange, reply, codec)
+        except asyncio.CancelledError:
+            self._relay.interrupted(response, exchange, codec)
+            raise
         finally:
             metrics.in_flight -= 1
             if not exchange.detached:

@@ -12,7 +12,8 @@ Every reply of the pipeline goes through `Relay.answer`:
   client bytes (`PassThrough`: whole SSE events as they are, watched for usage; or a
   translator's `StreamRelay`). The client's headers go out with the first bytes, so a stream
   that fails before producing any still gets a proper error status; once it has started, a
-  failure becomes a final SSE error event, never a second status line.
+  failure becomes a final SSE error event, never a second status line. So does the end of a
+  drain's grace (edgeproxy.drain), which cancels the handler with its client still there.
 
 What the client is sent is teed into the cache capture (before the write, so requests following
 this stream get it even if this client has just left). A client that leaves mid-stream stops
@@ -33,6 +34,7 @@ from typing import Protocol
 
 import orjson
 
+from edgeproxy import errors
 from edgeproxy.dialects.codec import Codec
 from edgeproxy.dialects.neutral import ChatRequest, EmbeddingRequest, Usage
 from edgeproxy.dialects.translation import ChatTranslator, EmbeddingTranslator
@@ -63,6 +65,10 @@ class ClientResponse(Protocol):
 
     @property
     def started(self) -> bool: ...
+
+    @property
+    def gone(self) -> bool:
+        """The client left: nothing written now can reach it."""
 
     def send(self, status: int, headers: Iterable[tuple[str, str]], body: bytes) -> None:
         """A complete response at once."""
@@ -381,7 +387,7 @@ class Relay:
             self._client_left(exchange, upstream, transform)
             return
         except asyncio.CancelledError:
-            self._client_left(exchange, upstream, transform)
+            self._cancelled(response, exchange, upstream, transform, screen)
             raise
         exchange.usage = transform.usage
         if transform.failed:  # the provider's own error event, relayed masked
@@ -397,6 +403,40 @@ class Relay:
             response.start(200, headers.items())
         if out:
             response.write(out)
+        response.end()
+
+    def interrupted(self, response: ClientResponse, exchange: Exchange, codec: Codec) -> None:
+        """The server cancelled the request (shutting down, its grace over) before any byte of
+        the answer went out: a 503 in the client's dialect, if the client is still there."""
+        if not response.started and not response.gone:
+            self.fail(response, errors.shutting_down(), codec, exchange.request_id, exchange)
+
+    def _cancelled(
+        self,
+        response: ClientResponse,
+        exchange: Exchange,
+        upstream: Upstream,
+        transform: Transform,
+        screen: AnswerFilter | None,
+    ) -> None:
+        """A stream's handler was cancelled: its client left, or the server, shutting down
+        with its grace over, cut it short. Then, with the client still there, a started stream
+        ends with an error event in the client's dialect and its terminator, a clean end the
+        SDKs raise an API error on, not a dropped connection (one not started yet is answered
+        as any request is: `interrupted`)."""
+        if response.gone:
+            self._client_left(exchange, upstream, transform)
+            return
+        if not response.started:
+            return
+        err = errors.shutting_down()
+        log.warning("stream cut short: %s", err.message, extra={"request_id": exchange.request_id})
+        exchange.status = err.status
+        exchange.usage = transform.usage
+        out = self._redact.bytes(transform.error(err))
+        if screen is not None:
+            out = screen.feed(out) + screen.finish()
+        response.write(out)
         response.end()
 
     def _client_left(self, exchange: Exchange, upstream: Upstream, transform: Transform) -> None:

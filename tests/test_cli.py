@@ -75,7 +75,7 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     path = tmp_path / "proxy.yaml"
     path.write_text(
         """
-server: {port: 0, shutdown_grace: 10s}
+server: {port: 0, shutdown_grace: 10s, drain_delay: 0s}
 admin: {host: 127.0.0.1, port: 0}
 providers:
   slow: {kind: mock, mock: {stream_chunks: 5, chunk_interval: 200ms}}

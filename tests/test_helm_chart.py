@@ -19,6 +19,7 @@ import yaml
 
 from edgeproxy.config import Config, parse
 from edgeproxy.config_reader import ConfigError
+from edgeproxy.drain import OVERRUN
 from edgeproxy.injector.patch import plan
 from edgeproxy.injector.settings import InjectorSettings, Resources, parse_settings
 
@@ -289,18 +290,18 @@ def test_proxy_has_small_requests_and_limits(chart: helm.Chart) -> None:
 
 
 @pytest.mark.parametrize("values", VALUE_SETS.values(), ids=VALUE_SETS.keys())
-def test_grace_period_outlasts_prestop_and_shutdown_grace(
+def test_grace_period_covers_prestop_and_the_whole_drain(
     chart: helm.Chart, values: dict[str, Any] | None
 ) -> None:
     objects = render(chart, values)
     c = proxy(objects)
     pre_stop = c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
     raw = yaml.safe_load(only(objects, "ConfigMap")["data"]["edgeproxy.yaml"])
-    shutdown_grace = parse({"server": raw["server"]}, {}).server.shutdown_grace
-    assert shutdown_grace == 20.0
+    server = parse({"server": raw["server"]}, {}).server
+    assert (server.drain_delay, server.shutdown_grace) == (5.0, 20.0)
     grace = pod_spec(objects)["terminationGracePeriodSeconds"]
-    # In-flight requests get shutdown_grace, then background work (usage, logs) as long again.
-    assert grace > pre_stop + 2 * shutdown_grace
+    # Serving through drain_delay, requests in flight through shutdown_grace, then the flush.
+    assert grace >= pre_stop + server.drain_delay + server.shutdown_grace + OVERRUN
 
 
 def test_config_change_rolls_the_pods(chart: helm.Chart) -> None:

@@ -8,7 +8,7 @@ adjusted per pod by the pod's `edgeproxy.io/*` annotations.
     port: 8080                       # the data port the apps' base URLs point at
     admin_port: 9090                 # config.admin.port: the probes use it
     native_sidecar: true             # restartPolicy: Always init container (Kubernetes >= 1.29)
-    pre_stop_seconds: 5              # classic container only: serve this long after the pod stops
+    pre_stop_seconds: 0              # classic container only: a preStop sleep before its SIGTERM
     resources: {requests: {cpu: 50m, memory: 64Mi}, limits: {cpu: "1", memory: 256Mi}}
     probes:                          # GET /healthz (startup, liveness), /readyz (readiness)
       startup: {period_seconds: 1, timeout_seconds: 2, failure_threshold: 30}
@@ -127,7 +127,7 @@ class InjectorSettings:
     port: int = 8080
     admin_port: int = 9090
     native_sidecar: bool = True
-    pre_stop_seconds: int = 5
+    pre_stop_seconds: int = 0  # server.drain_delay already serves on after SIGTERM
     resources: Resources = field(default_factory=Resources)
     probes: Probes = field(default_factory=Probes)
     env: tuple[tuple[str, str], ...] = ()

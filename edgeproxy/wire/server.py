@@ -98,28 +98,48 @@ class HttpServer:
         bound: tuple[str, int] = self._server.sockets[0].getsockname()[:2]
         return bound
 
-    async def shutdown(self, grace: float) -> None:
-        """Stop accepting; close idle connections at once; give requests in flight up to
-        `grace` seconds, then cancel their handlers and drop their connections."""
+    def stop_accepting(self) -> None:
+        """Close the listening socket. Idle connections close at once; busy ones after their
+        response, which says `connection: close`, so their clients reconnect elsewhere."""
         self.draining = True
         if self._server is not None:
             self._server.close()
         for connection in list(self._connections):
             connection.wind_down()
-        self._quiet = asyncio.get_running_loop().create_future()
-        self._check_quiet()
-        try:
-            async with asyncio.timeout(grace):
-                await self._quiet
-        except TimeoutError:
+
+    def quiet(self) -> asyncio.Future[None]:
+        """Done once no connection and no handler is left (after `stop_accepting`)."""
+        if self._quiet is None:
+            self._quiet = asyncio.get_running_loop().create_future()
+            self._check_quiet()
+        return self._quiet
+
+    async def shutdown(self, grace: float, hurry: asyncio.Future[None] | None = None) -> None:
+        """Stop accepting; give requests in flight up to `grace` seconds (less if `hurry` is
+        done first), then interrupt them."""
+        self.stop_accepting()
+        quiet = self.quiet()
+        waits = (quiet,) if hurry is None else (quiet, hurry)
+        await asyncio.wait(waits, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+        if not quiet.done():
             log.warning(
-                "shutdown: %d connections still busy after %.1fs", len(self._connections), grace
+                "shutdown: interrupting the requests still in flight",
+                extra={"in_flight": len(self._tasks)},
             )
-        for connection in list(self._connections):
-            connection.abort()
+        await self._interrupt()
+
+    async def _interrupt(self) -> None:
+        """Cancel the handlers still running. A handler may answer its cancellation while its
+        client is there (end its stream with a last word and the terminator); a response left
+        unfinished is dropped. Connections get `_LINGER` seconds to take their last bytes and
+        close, and are dropped after."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._connections:
+            await asyncio.wait((self.quiet(),), timeout=_LINGER)
+        for connection in list(self._connections):
+            connection.abort()
         if self._server is not None:
             await self._server.wait_closed()
 

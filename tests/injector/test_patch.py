@@ -61,7 +61,6 @@ NATIVE_SIDECAR: dict[str, Any] = {
     ],
 }
 CLASSIC_SIDECAR = {k: v for k, v in NATIVE_SIDECAR.items() if k != "restartPolicy"}
-CLASSIC_SIDECAR["lifecycle"] = {"preStop": {"exec": {"command": ["sleep", "5"]}}}
 
 
 def app(name: str = "app", **extra: Any) -> dict[str, Any]:
@@ -343,17 +342,17 @@ def test_annotations_choose_config_map_secret_ports_and_resources() -> None:
     ]
 
 
-def test_settings_give_extra_env_no_secret_and_no_pre_stop() -> None:
+def test_settings_give_extra_env_no_secret_and_a_pre_stop_sleep() -> None:
     settings = InjectorSettings(
         native_sidecar=False,
         secret="",
-        pre_stop_seconds=0,
+        pre_stop_seconds=5,
         env=(("EDGEPROXY_LOG_LEVEL", "debug"),),
     )
     (*_, sidecar_op) = plan(pod({"containers": [app()]}, ASKED), False, settings).patch
     sidecar = sidecar_op["value"]
     assert "envFrom" not in sidecar
-    assert "lifecycle" not in sidecar
+    assert sidecar["lifecycle"] == {"preStop": {"exec": {"command": ["sleep", "5"]}}}
     assert sidecar["env"][-1] == {"name": "EDGEPROXY_LOG_LEVEL", "value": "debug"}
 
 

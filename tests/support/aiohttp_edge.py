@@ -52,6 +52,11 @@ class AiohttpResponse:
     def started(self) -> bool:
         return self.response is not None
 
+    @property
+    def gone(self) -> bool:
+        transport = self._request.transport
+        return transport is None or transport.is_closing()
+
     def send(self, status: int, headers: Iterable[tuple[str, str]], body: bytes) -> None:
         self.response = web.Response(status=status, body=body, headers=CIMultiDict(headers))
         self.ended = True

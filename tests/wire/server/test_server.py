@@ -459,3 +459,80 @@ async def test_shutdown_cancels_handlers_still_running_after_the_grace(serve: Se
     assert served.server.connections == 0
     assert served.server.handlers_running == 0
     assert await client.closed_silently()
+
+
+class Stream:
+    """A handler that starts a chunked stream and holds it open; cancelled with its client
+    still there, it says `last_word` and ends the stream, if it has one to say."""
+
+    def __init__(self, last_word: bytes | None) -> None:
+        self.last_word = last_word
+        self.started = 0
+
+    async def __call__(self, request: Request, response: Response) -> None:
+        response.start(200, [("content-type", "text/plain")])
+        response.write(b"first ")
+        await response.drain()
+        self.started += 1
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            if self.last_word is not None:
+                response.write(self.last_word)
+                response.end()
+            raise
+
+
+async def test_a_stream_whose_handler_answers_the_interruption_ends_complete(
+    serve: Serve,
+) -> None:
+    stream = Stream(b"and goodbye")
+    served = await serve(stream)
+    client = await served.connect()
+    await client.send(get(1))
+    await eventually(lambda: stream.started == 1, "the stream to start")
+    stopping = asyncio.create_task(served.server.shutdown(grace=0.01))
+    response = await client.response()
+    assert (response.status, response.body) == (200, b"first and goodbye")
+    assert await client.closed_silently()
+    await client.close()
+    await stopping
+    assert served.server.connections == 0
+
+
+async def test_a_stream_whose_handler_ignores_the_interruption_is_dropped(serve: Serve) -> None:
+    stream = Stream(None)
+    served = await serve(stream)
+    client = await served.connect()
+    await client.send(get(1))
+    await eventually(lambda: stream.started == 1, "the stream to start")
+    await served.server.shutdown(grace=0.01)
+    assert await complete_responses(await client.rest()) == [], "a cut stream looked complete"
+
+
+async def test_stop_accepting_closes_idle_connections_refuses_new_ones_then_is_quiet(
+    serve: Serve,
+) -> None:
+    served = await serve()
+    kept = await served.connect()
+    assert (await kept.exchange(get(1))).status == 200
+    quiet = served.server.quiet()
+    assert not quiet.done(), "a connection is open"
+    served.server.stop_accepting()
+    assert await kept.closed_silently(), "an idle connection closes at once"
+    await asyncio.wait_for(quiet, 10)
+    with pytest.raises(OSError):
+        await served.connect()
+
+
+async def test_a_connection_that_does_not_close_after_its_interrupted_stream_is_dropped(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_module, "_LINGER", 0.05)
+    stream = Stream(b"bye")
+    served = await serve(stream)
+    client = await served.connect()
+    await client.send(get(1))
+    await eventually(lambda: stream.started == 1, "the stream to start")
+    await served.server.shutdown(grace=0.01)
+    assert served.server.connections == 0
