@@ -7,6 +7,7 @@ to the webhook (when one is configured) and answered by the enabled responses.
     watch.start()                   # once the event loop runs (with the other resources)
     watch.listing()                 # GET /admin/incidents
     await watch.close(grace)        # at shutdown: the last notifications, within `grace`
+    await watch.stand_down(grace)   # replaced by a reload: closed, its responses undone
 """
 
 from __future__ import annotations
@@ -94,6 +95,13 @@ class IncidentWatch:
             await asyncio.gather(task, return_exceptions=True)
         if self._sender is not None:
             await self._sender.close(grace)
+
+    async def stand_down(self, grace: float) -> None:
+        """Replaced by a configuration reload's watch: stop judging and notifying, and undo
+        the responses to incidents still open (the new watch judges afresh)."""
+        await self.close(grace)
+        for incident in self.manager.open_incidents:
+            self.responses.resolved(incident)
 
     async def _evaluate(self) -> None:
         while True:
