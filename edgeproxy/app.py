@@ -274,6 +274,7 @@ class ProxyServer:
             raise
         if running.incidents is not None:  # it watched the old table: its responses end
             await running.incidents.stand_down(running.config.server.shutdown_grace)
+        state.draining = running.draining  # a reload during shutdown keeps readiness off
         self._state = state
         self._handlers = self._data.handler = build_handlers(state)
         self._data.reject = self._handlers.reject
