@@ -192,7 +192,8 @@ class ProxyServer:
         self._retiring: list[ProxyHandlers] = []
         self._retirements: set[asyncio.Task[None]] = set()
         path = Path(config_path) if config_path is not None else None
-        self.reloader = Reloader(path, os.environ if env is None else env, self._config, self.apply)
+        environ = os.environ if env is None else env
+        self.reloader = Reloader(path, environ, lambda: self._state.config, self.apply)
         self._redactor = Redactor(config.secrets())  # the admin listener's: it learns reloads'
         self._views: AdminViews | None = None
         self._admin = self._admin_runner() if config.admin.enabled else None
@@ -208,9 +209,6 @@ class ProxyServer:
     @property
     def config(self) -> Config:
         """The configuration in force (the last one a reload applied)."""
-        return self._state.config
-
-    def _config(self) -> Config:
         return self._state.config
 
     def _admin_runner(self) -> web.AppRunner:
@@ -290,14 +288,16 @@ class ProxyServer:
         return (*kept.names(), *(f"provider {name}" for name in providers))
 
     async def _retire(self, state: ProxyState, handlers: ProxyHandlers) -> None:
-        """Once the requests `handlers` (and older replaced ones) took are done, or the old
-        configuration's shutdown grace ran out, close what only `state` used."""
+        """Once the requests `handlers` (and older replaced ones) took are done, and the work
+        they left in the background, or the old configuration's shutdown grace ran out, close
+        what only `state` used."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + state.config.server.shutdown_grace
         older = self._retiring[: self._retiring.index(handlers) + 1]
         # Polled: a wake-up when a count reaches zero would cost every request a check.
         while any(h.active for h in older) and loop.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(_RETIRE_POLL)
+        await state.background.settle(deadline - loop.time())  # their work after answers
         self._retiring.remove(handlers)
         await close_resources(state, self._state)
         if gc.get_freeze_count():  # serving (see serve): what start-up froze is now garbage
