@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from edgeproxy.cache.redis import RedisCache
     from edgeproxy.providers.base import Provider
     from edgeproxy.security.build import Guards
+    from edgeproxy.security.keystore import RedisKeyStore
+    from edgeproxy.telemetry.recommend import Recommender
 
 log = logging.getLogger("edgeproxy")
 # How often a reload looks whether the replaced configuration's requests are done.
@@ -220,12 +222,11 @@ class ProxyServer:
         from edgeproxy.admin_views import AdminViews
         from edgeproxy.telemetry.metrics import exposition
 
-        self._views = AdminViews(self._state)
-        config = self.config
+        views = self._views = AdminViews(self._state)
 
         def cache() -> CacheView | None:
             stage = self._state.cache
-            return CacheView(stage.cache, self.config.cache.namespace) if stage else None
+            return None if stage is None else CacheView(stage.cache, self.config.cache.namespace)
 
         def incidents() -> dict[str, Any] | None:
             watch = self._state.incidents
@@ -234,20 +235,26 @@ class ProxyServer:
         def routing() -> dict[str, Any]:
             return self._state.routing_status()
 
+        def keys() -> RedisKeyStore | None:
+            return self._state.guards.keys
+
+        def recommender() -> Recommender | None:
+            return views.recommender
+
         async def reload() -> dict[str, Any]:
             return (await self.reloader.reload("admin")).view()
 
-        views = self._views
         return web.AppRunner(
             build_admin_app(
                 lambda: self._state.ready,
                 routing,
-                config.admin.token,
+                self.config.admin.token,  # the admin section needs a restart
                 redact=self._redactor,
                 cache=cache,
                 metrics=lambda: exposition(self._state, self.reloader.status),
-                keys=(lambda: self._state.guards.keys) if self._state.guards.keys else None,
-                recommender=(lambda: views.recommender) if views.recommender else None,
+                # The key and feedback routes exist when the start-up configuration has them.
+                keys=keys if self._state.guards.keys is not None else None,
+                recommender=recommender if views.recommender is not None else None,
                 stats=lambda: views.stats,
                 incidents=incidents,
                 reload=reload,

@@ -126,6 +126,24 @@ async def test_an_invalid_file_keeps_the_running_configuration_and_says_why(
         assert 'edgeproxy_config_reloads_total{result="success"} 1.0' in metrics
 
 
+async def test_the_admin_routes_follow_the_reloaded_configuration(tmp_path: Path) -> None:
+    path = tmp_path / "edgeproxy.yaml"
+    path.write_text(config_text("first", reload={"enabled": False}))
+    async with running(path) as proxy, aiohttp.ClientSession(headers=AUTH) as session:
+        async with session.get(proxy.admin_url + "/admin/cache") as response:
+            assert response.status == 404, "the cache is off"
+        cache_on = {"enabled": True, "namespace": "reloaded"}
+        path.write_text(config_text("second", reload={"enabled": False}, cache=cache_on))
+        assert (await admin_reload(session, proxy))["result"] == "applied"
+        async with session.get(proxy.admin_url + "/admin/cache") as response:
+            assert response.status == 200
+        async with session.get(proxy.admin_url + "/admin/routing") as response:
+            (group,) = (await response.json())["groups"]
+            assert [d["provider"] for d in group["deployments"]] == ["second"]
+        async with session.get(proxy.admin_url + "/admin/stats") as response:
+            assert response.status == 200
+
+
 @pytest.mark.parametrize(
     ("headers", "status"),
     [({}, 401), ({"authorization": "Bearer wrong-token-0123456789"}, 401), (AUTH, 200)],
