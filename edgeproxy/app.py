@@ -109,8 +109,8 @@ async def close_resources(state: ProxyState, successor: ProxyState | None = None
     # The requests' events are queued: send them, within the grace.
     if (events := _unshared(state, successor, "events")) is not None:
         await events.close(grace)
-    if state.incidents is not None and successor is None:  # a reload stopped it at the swap
-        await state.incidents.close(grace)
+    if (incidents := _unshared(state, successor, "incidents")) is not None:
+        await incidents.close(grace)
     if (metrics := _unshared(state, successor, "shared_metrics")) is not None:
         await metrics.stop()
     if successor is None:
@@ -278,7 +278,7 @@ class ProxyServer:
             await close_resources(state, running)
             raise
         if running.incidents is not None:  # it watched the old table: its responses end
-            await running.incidents.stand_down(running.config.server.shutdown_grace)
+            running.incidents.stand_down()
         state.draining = running.draining  # a reload during shutdown keeps readiness off
         self._state = state
         self._handlers = self._data.handler = build_handlers(state)

@@ -7,7 +7,7 @@ to the webhook (when one is configured) and answered by the enabled responses.
     watch.start()                   # once the event loop runs (with the other resources)
     watch.listing()                 # GET /admin/incidents
     await watch.close(grace)        # at shutdown: the last notifications, within `grace`
-    await watch.stand_down(grace)   # replaced by a reload: closed, its responses undone
+    watch.stand_down()              # replaced by a reload: stopped, its responses undone
 """
 
 from __future__ import annotations
@@ -96,10 +96,13 @@ class IncidentWatch:
         if self._sender is not None:
             await self._sender.close(grace)
 
-    async def stand_down(self, grace: float) -> None:
-        """Replaced by a configuration reload's watch: stop judging and notifying, and undo
-        the responses to incidents still open (the new watch judges afresh)."""
-        await self.close(grace)
+    def stand_down(self) -> None:
+        """Replaced by a configuration reload's watch: stop judging now, and undo the
+        responses to incidents still open (the new watch judges afresh). `close` later sends
+        the notifications already queued."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()  # it waits for its next tick: it never judges again
         for incident in self.manager.open_incidents:
             self.responses.resolved(incident)
 
