@@ -198,6 +198,25 @@ async def test_without_a_file_a_reload_reads_the_embedded_defaults_again() -> No
     assert applied == []
 
 
+async def test_a_configuration_that_cannot_start_is_a_failure_and_the_old_one_stays(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "edgeproxy.yaml"
+    path.write_text(config_text("first"))
+    running_config = load(path, {})
+    path.write_text(config_text("second"))
+
+    async def apply(_: object) -> tuple[str, ...]:
+        raise ConnectionRefusedError("redis at 127.0.0.1:1")
+
+    reloader = Reloader(path, {}, lambda: running_config, apply)
+    result = await reloader.reload("admin")
+    assert result.result == "failed"
+    assert "redis at 127.0.0.1:1" in result.problems[0]
+    assert reloader.status.counts["failure"] == 1
+    assert reloader.status.readiness()["reload"]["result"] == "failed"
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, Path]]:
     """`edgeproxy serve` as a process, its file watch off: only SIGHUP reloads it."""
