@@ -149,8 +149,8 @@ class Reloader:
     async def _reload(self, trigger: str) -> ReloadResult:
         if self._watch is not None:
             self._watch.changed()  # these contents are now seen: the poll does not reload them
-        try:
-            loaded = load(self.path, self._env)
+        try:  # parsing (the pricing table's YAML above all) takes tens of ms: off the loop
+            loaded = await asyncio.to_thread(load, self.path, self._env)
         except ConfigError as err:
             return ReloadResult("invalid", trigger, tuple(err.problems))
         running = self._current()
