@@ -288,16 +288,20 @@ class ProxyServer:
             self._views.follow(state)
         self._redactor.learn(config.secrets())
         self._retiring.append(handlers)
-        task = state.background.service("retire configuration", self._retire(running, handlers))
+        retire = self._retire(running, handlers, state)
+        task = state.background.service("retire configuration", retire)
         self._retirements.add(task)
         task.add_done_callback(self._retirements.discard)
         providers = sorted(n for n, p in state.providers.items() if kept.providers.get(n) is p)
         return (*kept.names(), *(f"provider {name}" for name in providers))
 
-    async def _retire(self, state: ProxyState, handlers: ProxyHandlers) -> None:
+    async def _retire(
+        self, state: ProxyState, handlers: ProxyHandlers, successor: ProxyState
+    ) -> None:
         """Once the requests `handlers` (and older replaced ones) took are done, and the work
         they left in the background, or the old configuration's shutdown grace ran out, close
-        what only `state` used."""
+        what `state` did not hand on to its `successor` (what the successor hands on in turn
+        is closed when it is retired)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + state.config.server.shutdown_grace
         older = self._retiring[: self._retiring.index(handlers) + 1]
@@ -306,7 +310,7 @@ class ProxyServer:
             await asyncio.sleep(_RETIRE_POLL)
         await state.background.settle(deadline - loop.time())  # their work after answers
         self._retiring.remove(handlers)
-        await close_resources(state, self._state)
+        await close_resources(state, successor)
         if gc.get_freeze_count():  # serving (see serve): what start-up froze is now garbage
             gc.unfreeze()
             _freeze_startup_objects()

@@ -161,3 +161,33 @@ async def test_an_in_flight_stream_finishes_on_the_provider_a_reload_replaced(
         200,
         "Hello from the fake upstream.",
     )
+
+
+async def test_a_provider_handed_on_by_one_reload_and_replaced_by_the_next_outlives_its_streams(
+    served: Served,
+) -> None:
+    """Streams started under three configurations: `up` is kept by the second and replaced by
+    the third, and stays open until the last stream on it, the second's, has ended."""
+    proxy, fake = served.proxy, served.fake
+    words = " ".join(f"w{i}" for i in range(12))
+    fake.script(
+        "chat",
+        Reply(text="one two three", chunks=3, chunk_delay=0.05),
+        Reply(text=words, chunks=12, chunk_delay=0.05),
+    )
+    old = proxy.state.providers["up"]
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    url = proxy.url + "/v1/chat/completions"
+    async with served.session.post(url, json=body) as first:
+        head = await first.content.readany()
+        served.path.write_text(config_text(fake, "second"))  # keeps `up`
+        await eventually(lambda: proxy.reloader.status.counts["success"] == 1, "the first")
+        assert proxy.state.providers["up"] is old
+        async with served.session.post(url, json=body) as second:
+            second_head = await second.content.readany()
+            served.path.write_text(config_text(fake, "second", {"first_byte": "20s"}))
+            await eventually(lambda: proxy.state.providers["up"] is not old, "the second")
+            assert streamed_text(head + await first.read()) == "one two three"
+            assert old.in_use == 1, "the second configuration's stream still reads from it"
+            assert streamed_text(second_head + await second.read()) == words
+    await eventually(lambda: old.in_use == 0 and old._pool is None, "its close")
