@@ -128,7 +128,11 @@ def _events(
     breakers' changes and guardrail decisions (aiohttp, which its webhook uses, is imported
     only then)."""
     settings = config.telemetry.events
-    if settings is None:
+    if settings is None:  # nothing told: health records and a screen a reload kept included
+        for health in table.health.values():
+            health.breaker.on_change = None
+        if guards.screen is not None:
+            guards.screen.on_decision = None
         return None
     from edgeproxy.telemetry.event_queue import build_events
     from edgeproxy.telemetry.events import breaker_event, guard_event

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -113,3 +114,17 @@ def test_kept_request_metrics_take_the_new_groups_as_labels() -> None:
 
     _, state = reloaded(renamed)
     assert state.requests._groups == {"chat", "renamed"}
+
+
+def test_events_switched_off_by_a_reload_are_no_longer_told_of_kept_breakers(
+    tmp_path: Path,
+) -> None:
+    raw = base()
+    raw["telemetry"] = {"events": {"file": str(tmp_path / "events.jsonl")}}
+    running = build_state(parse(raw, {}))
+    health = running.table.health["first/*"]
+    assert health.breaker.on_change is not None
+    config = parse(base(), {})
+    state = build_state(config, kept=kept_from(running, config))
+    assert state.table.health["first/*"] is health
+    assert health.breaker.on_change is None
