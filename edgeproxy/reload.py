@@ -177,7 +177,10 @@ class Reloader:
             settings = self._current().reload
             await self._sleep(settings.interval)
             if settings.enabled and watch.changed():
-                await self.reload("file")
+                try:
+                    await self.reload("file")
+                except Exception:  # a bug must not end the watch: the next change is tried
+                    log.exception("configuration reload failed unexpectedly")
 
 
 def _log(result: ReloadResult) -> None:

@@ -3,6 +3,7 @@ a refused file keeping the running configuration, and what the metrics and `/rea
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import urllib.request
@@ -215,6 +216,32 @@ async def test_a_configuration_that_cannot_start_is_a_failure_and_the_old_one_st
     assert "redis at 127.0.0.1:1" in result.problems[0]
     assert reloader.status.counts["failure"] == 1
     assert reloader.status.readiness()["reload"]["result"] == "failed"
+
+
+async def test_the_watch_goes_on_after_a_reload_that_raised(tmp_path: Path) -> None:
+    path = tmp_path / "edgeproxy.yaml"
+    path.write_text(config_text("first"))
+    running_config = load(path, {})
+    edits = [config_text("second"), config_text("first", cache={"enabled": True})]
+    applied: list[object] = []
+
+    async def apply(config: object) -> tuple[str, ...]:
+        applied.append(config)
+        return ()
+
+    async def sleep(_: float) -> None:
+        if not edits:
+            raise asyncio.CancelledError
+        path.write_text(edits.pop(0))
+
+    def broken(_: object) -> None:
+        raise RuntimeError("a listener's bug")
+
+    reloader = Reloader(path, {}, lambda: running_config, apply, sleep=sleep)
+    reloader.on_applied.append(broken)
+    with pytest.raises(asyncio.CancelledError):
+        await reloader.watch()
+    assert len(applied) == 2
 
 
 @pytest.fixture
