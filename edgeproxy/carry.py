@@ -11,7 +11,11 @@ an edit elsewhere in the file:
                     upstream)
     background      always: one runner per process
     cache           when the cache section (and whether a group is semantic) is unchanged:
-                    L1 contents, the L2 client and its invalidation listener, the semantic layer
+                    L1 contents, the L2 client and its invalidation listener, the semantic layer;
+                    otherwise L1 alone (contents and counters) when what makes and holds its
+                    entries is unchanged (namespace, key settings, sizes): a change of TTLs,
+                    of Redis or of the semantic layer keeps the entries (each with the expiry it
+                    was stored with)
     costing         when the pricing table is unchanged
     guards          when the security section, the model groups and the costing are unchanged;
                     otherwise rebuilt, but the in-process rate-limit windows and budget spend
@@ -33,11 +37,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from edgeproxy.config import Config, DeploymentConfig
+from edgeproxy.config import CacheConfig, Config, DeploymentConfig
 
 if TYPE_CHECKING:
     from edgeproxy.background import Background
+    from edgeproxy.cache.answer import StoredAnswer
     from edgeproxy.cache.lookup import LookupCache
+    from edgeproxy.cache.memory import MemoryCache
     from edgeproxy.providers.base import Provider
     from edgeproxy.routing.health import DeploymentHealth
     from edgeproxy.routing.router import ModelTable
@@ -76,6 +82,7 @@ class Kept:
     health: Mapping[str, DeploymentHealth] = field(default_factory=dict)
     background: Background | None = None
     cache: LookupCache | None = None
+    memory: MemoryCache[StoredAnswer] | None = None  # L1 alone, when the cache is rebuilt
     costing: Costing | None = None
     guards: Guards | None = None
     previous_guards: Guards | None = None  # when rebuilt: whose in-process windows to keep
@@ -92,6 +99,8 @@ class Kept:
             for name in ("background", "cache", "costing", "guards", "events", "tracer")
             if getattr(self, name) is not None
         ]
+        if self.memory is not None:
+            kept.append("cache entries")
         if self.served is not None:
             kept.append("feedback")
         if self.requests is not None:
@@ -138,6 +147,24 @@ def _health(
     return kept
 
 
+def _l1_holds(config: CacheConfig) -> tuple[object, ...]:
+    """What the L1 entries depend on: their keys and the memory's sizes."""
+    return (
+        config.enabled,
+        config.namespace,
+        config.key,
+        config.max_entries,
+        config.max_bytes,
+        config.max_entry_bytes,
+    )
+
+
+def _memory(old: Running, config: Config, cache_kept: bool) -> MemoryCache[StoredAnswer] | None:
+    if cache_kept or old.cache is None or _l1_holds(old.config.cache) != _l1_holds(config.cache):
+        return None
+    return old.cache.cache.memory
+
+
 def _groups(config: Config) -> list[str]:
     return [model.name for model in config.models]
 
@@ -167,6 +194,7 @@ def kept_from(old: Running, config: Config) -> Kept:
         health=_health(old, config, providers),
         background=old.background,
         cache=old.cache if cache_kept else None,
+        memory=_memory(old, config, cache_kept),
         costing=costing,
         guards=old.guards if guards_kept else None,
         previous_guards=None if guards_kept else old.guards,

@@ -99,9 +99,11 @@ def build_cache(
     background: Background,
     clock: Callable[[], float],
     semantic: bool = False,
+    memory: MemoryCache[StoredAnswer] | None = None,
 ) -> LookupCache | None:
-    """The cache stage when the cache is on: L1 always, L2 when Redis is configured, the
-    semantic layer when a model group opted in (`semantic`)."""
+    """The cache stage when the cache is on: L1 always (`memory`: the running one, whose
+    entries a reload keeps), L2 when Redis is configured, the semantic layer when a model
+    group opted in (`semantic`)."""
     if not config.enabled:
         return None
     remote = None
@@ -114,9 +116,8 @@ def build_cache(
         from edgeproxy.cache.semantic import SemanticCache
 
         similar = SemanticCache(config.semantic, remote)
-    memory: MemoryCache[StoredAnswer] = MemoryCache(
-        config.max_entries, config.max_bytes, config.max_entry_bytes
-    )
+    if memory is None:
+        memory = MemoryCache(config.max_entries, config.max_bytes, config.max_entry_bytes)
     tiered = TieredCache(memory, remote, background, clock, time.time)
     return LookupCache(tiered, config, background, similar)
 
@@ -192,7 +193,7 @@ def build_state(
     table = ModelTable(config.models, providers, config.routing, kept.health)
     background = kept.background or Background()
     semantic = any(m.cache_semantic for m in config.models)
-    cache = kept.cache or build_cache(config.cache, background, clocks.clock, semantic)
+    cache = kept.cache or build_cache(config.cache, background, clocks.clock, semantic, kept.memory)
     costing = kept.costing or Costing(config.security.pricing.table)  # metrics, cost, budgets
     guards = kept.guards or build_guards(
         config, background, costing, clock=clocks.clock, previous=kept.previous_guards

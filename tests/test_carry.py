@@ -102,6 +102,27 @@ def test_a_reload_keeps_only_what_its_change_left_alone(
     assert state.requests is running.requests, "the request metrics count on"
 
 
+@pytest.mark.parametrize(
+    ("cache", "entries_kept"),
+    [
+        ({"ttl": "2h", "max_ttl": "48h"}, True),
+        ({"redis": {"url": "redis://127.0.0.1:1"}}, True),
+        ({"namespace": "other"}, False),
+        ({"max_entries": 5}, False),
+        ({"enabled": False}, False),
+    ],
+    ids=["ttls", "redis", "namespace", "size", "off"],
+)
+def test_a_rebuilt_cache_keeps_its_l1_entries_unless_their_keys_or_sizes_changed(
+    cache: Raw, entries_kept: bool
+) -> None:
+    running, state = reloaded(lambda raw: raw["cache"].update(cache))
+    assert running.cache is not None
+    assert state.cache is not running.cache
+    memory = state.cache.cache.memory if state.cache is not None else None
+    assert (memory is running.cache.cache.memory) == entries_kept
+
+
 def test_rebuilt_guards_keep_the_rate_limit_windows_of_this_process() -> None:
     running, state = reloaded(limit)
     assert state.guards is not running.guards
