@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -82,19 +83,35 @@ def guard(token: Secret | None, redact: Redactor) -> Middleware:
     return middleware
 
 
-def _cache_routes(app: web.Application, cache: TieredCache, own_namespace: str) -> None:
+@dataclass(frozen=True, slots=True)
+class CacheView:
+    """The cache the admin routes act on, and this sidecar's namespace in it."""
+
+    cache: TieredCache
+    namespace: str
+
+
+_CACHE_OFF = {"error": "the cache is off (cache.enabled)"}
+
+
+def _cache_routes(app: web.Application, current: Callable[[], CacheView | None]) -> None:
     """`GET /admin/cache` (counters) and the purges: `DELETE /admin/cache/entries/{key}`,
     `/admin/cache/tags/{tag}` (both `?namespace=`, by default this sidecar's `cache.namespace`)
     and `/admin/cache/namespaces/{namespace}`. A purge reaches every sidecar's L1 through
-    Redis."""
+    Redis. `current` is asked per request, so the routes follow a configuration reload (404
+    while the cache is off)."""
 
     async def stats(_: web.Request) -> web.Response:
-        return _json(cache.snapshot())
+        view = current()
+        return _json(view.cache.snapshot()) if view is not None else _json(_CACHE_OFF, 404)
 
-    def purge(action: Callable[[web.Request], Awaitable[dict[str, int]]]) -> Handler:
+    def purge(action: Callable[[web.Request, CacheView], Awaitable[dict[str, int]]]) -> Handler:
         async def handle(request: web.Request) -> web.Response:
+            view = current()
+            if view is None:
+                return _json(_CACHE_OFF, 404)
             try:
-                removed = await action(request)
+                removed = await action(request, view)
             except RedisUnavailable as exc:
                 return _json(
                     {"error": f"Redis is unavailable ({exc}); only this sidecar's L1 was purged"},
@@ -104,22 +121,33 @@ def _cache_routes(app: web.Application, cache: TieredCache, own_namespace: str) 
 
         return handle
 
-    def namespace(request: web.Request) -> str:
-        return request.query.get("namespace") or own_namespace
+    def namespace(request: web.Request, view: CacheView) -> str:
+        return request.query.get("namespace") or view.namespace
 
     app.router.add_get("/admin/cache", stats)
     app.router.add_delete(
         "/admin/cache/entries/{key}",
-        purge(lambda r: cache.delete(r.match_info["key"], namespace(r))),
+        purge(lambda r, v: v.cache.delete(r.match_info["key"], namespace(r, v))),
     )
     app.router.add_delete(
         "/admin/cache/tags/{tag}",
-        purge(lambda r: cache.delete_tag(namespace(r), r.match_info["tag"])),
+        purge(lambda r, v: v.cache.delete_tag(namespace(r, v), r.match_info["tag"])),
     )
     app.router.add_delete(
         "/admin/cache/namespaces/{namespace}",
-        purge(lambda r: cache.flush(r.match_info["namespace"])),
+        purge(lambda r, v: v.cache.flush(r.match_info["namespace"])),
     )
+
+
+def _reload_route(app: web.Application, reload: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+    """`POST /admin/reload`: read the configuration file again now; the answer is the reload's
+    result (edgeproxy.reload), 422 when the new configuration was refused."""
+
+    async def handle(_: web.Request) -> web.Response:
+        result = await reload()
+        return _json(result, 200 if result["result"] in ("applied", "unchanged") else 422)
+
+    app.router.add_post("/admin/reload", handle)
 
 
 def build_admin_app(
@@ -128,13 +156,14 @@ def build_admin_app(
     token: Secret | None,
     *,
     redact: Redactor,
-    cache: TieredCache | None = None,
+    cache: Callable[[], CacheView | None] | None = None,
     metrics: Callable[[], bytes] | None = None,
-    cache_namespace: str = "default",
-    keys: RedisKeyStore | None = None,
-    recommender: Recommender | None = None,
-    stats: LiveStats | None = None,
-    incidents: Callable[[], dict[str, Any]] | None = None,
+    keys: Callable[[], RedisKeyStore | None] | None = None,
+    recommender: Callable[[], Recommender | None] | None = None,
+    stats: Callable[[], LiveStats] | None = None,
+    incidents: Callable[[], dict[str, Any] | None] | None = None,
+    reload: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+    readiness: Callable[[], dict[str, Any]] | None = None,
 ) -> web.Application:
     """`/healthz` answers while the process runs; `/readyz` once pools are open, until draining;
     `/admin/routing` lists groups and deployments with breaker state, latency, success rate,
@@ -143,14 +172,20 @@ def build_admin_app(
     routing from the apps' feedback (edgeproxy.admin_feedback); `/ui` is the status page and
     `/admin/stats` its figures (edgeproxy.admin_ui); `/admin/incidents` lists open and recent
     incidents (edgeproxy.admin_incidents); `/metrics` is for Prometheus (open, like the
-    probes: it holds counters, never content)."""
+    probes: it holds counters, never content); `POST /admin/reload` reloads the configuration.
+
+    The sources are functions asked per request, so the routes follow a configuration reload;
+    `readiness` adds details to `/readyz` (the last reload's failure)."""
 
     async def healthz(_: web.Request) -> web.Response:
         return _json({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
         ready = is_ready()
-        return _json({"status": "ready" if ready else "not ready"}, 200 if ready else 503)
+        answer: dict[str, Any] = {"status": "ready" if ready else "not ready"}
+        if readiness is not None:
+            answer.update(readiness())
+        return _json(answer, 200 if ready else 503)
 
     async def routing(_: web.Request) -> web.Response:
         return _json(routing_status())
@@ -166,7 +201,9 @@ def build_admin_app(
 
         app.router.add_get("/metrics", scrape)
     if cache is not None:
-        _cache_routes(app, cache, cache_namespace)
+        _cache_routes(app, cache)
+    if reload is not None:
+        _reload_route(app, reload)
     if keys is not None:
         from edgeproxy.admin_keys import key_routes
 

@@ -10,7 +10,7 @@ with one (edgeproxy.admin's guard).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -51,10 +51,14 @@ def asked_bounds(query: Mapping[str, str], configured: Bounds) -> Bounds | str:
     return Bounds(quality, latency, int(given))
 
 
-def recommendation_routes(app: web.Application, recommend: Recommender) -> None:
-    """Add `GET /admin/recommendations` to `app`."""
+def recommendation_routes(app: web.Application, current: Callable[[], Recommender | None]) -> None:
+    """Add `GET /admin/recommendations` to `app`; `current` gives the running configuration's
+    recommender, asked per request so the route follows a reload (404 while feedback is off)."""
 
     async def show(request: web.Request) -> web.Response:
+        recommend = current()
+        if recommend is None:
+            return _json({"error": "feedback is off (telemetry.feedback.enabled)"}, 404)
         bounds = asked_bounds(request.query, recommend.bounds)
         if isinstance(bounds, str):
             return _json({"error": bounds}, 400)

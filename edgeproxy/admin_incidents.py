@@ -11,8 +11,18 @@ import orjson
 from aiohttp import web
 
 
-def incident_routes(app: web.Application, listing: Callable[[], dict[str, Any]]) -> None:
+def incident_routes(app: web.Application, listing: Callable[[], dict[str, Any] | None]) -> None:
+    """`listing` is asked per request, so the route follows a configuration reload; None: a
+    reload switched incident detection off (404)."""
+
     async def incidents(_: web.Request) -> web.Response:
-        return web.Response(body=orjson.dumps(listing()), content_type="application/json")
+        found = listing()
+        if found is None:
+            found, status = {"error": "incident detection is off (telemetry.incidents)"}, 404
+        else:
+            status = 200
+        return web.Response(
+            body=orjson.dumps(found), status=status, content_type="application/json"
+        )
 
     app.router.add_get("/admin/incidents", incidents)

@@ -70,10 +70,30 @@ def _unknown(key_id: str) -> web.Response:
     return _error(404, f"no key with id {key_id!r}")
 
 
-def key_routes(app: web.Application, store: RedisKeyStore, token: Secret | None) -> None:
-    """Add the routes of the module docstring to `app`."""
+_NO_STORE = "keys are not kept in Redis (auth.redis_keys)"
 
-    async def create(request: web.Request) -> web.Response:
+
+def _with_store(
+    current: Callable[[], RedisKeyStore | None],
+    route: Callable[[web.Request, RedisKeyStore], Awaitable[web.Response]],
+) -> Route:
+    """`route` with the key store of the running configuration (404 after a reload turned
+    `auth.redis_keys` off)."""
+
+    async def handle(request: web.Request) -> web.Response:
+        store = current()
+        return await route(request, store) if store is not None else _error(404, _NO_STORE)
+
+    return handle
+
+
+def key_routes(
+    app: web.Application, current: Callable[[], RedisKeyStore | None], token: Secret | None
+) -> None:
+    """Add the routes of the module docstring to `app`; `current` gives the key store of the
+    running configuration, asked per request so the routes follow a reload."""
+
+    async def create(request: web.Request, store: RedisKeyStore) -> web.Response:
         try:
             fields = orjson.loads(await request.read())
         except orjson.JSONDecodeError:
@@ -84,15 +104,15 @@ def key_routes(app: web.Application, store: RedisKeyStore, token: Secret | None)
             return _error(400, "the key cannot be created as asked", problems=exc.problems)
         return _json({**record.view(), "key": key}, 201)
 
-    async def listing(_: web.Request) -> web.Response:
+    async def listing(_: web.Request, store: RedisKeyStore) -> web.Response:
         return _json({"keys": [record.view() for record in await store.records()]})
 
-    async def show(request: web.Request) -> web.Response:
+    async def show(request: web.Request, store: RedisKeyStore) -> web.Response:
         key_id = request.match_info["id"]
         record = await store.get(key_id)
         return _json(record.view()) if record is not None else _unknown(key_id)
 
-    async def rotate(request: web.Request) -> web.Response:
+    async def rotate(request: web.Request, store: RedisKeyStore) -> web.Response:
         key_id = request.match_info["id"]
         rotated = await store.rotate(key_id)
         if rotated is None:
@@ -100,13 +120,13 @@ def key_routes(app: web.Application, store: RedisKeyStore, token: Secret | None)
         key, record = rotated
         return _json({**record.view(), "key": key})
 
-    async def revoke(request: web.Request) -> web.Response:
+    async def revoke(request: web.Request, store: RedisKeyStore) -> web.Response:
         key_id = request.match_info["id"]
         record = await store.revoke(key_id)
         return _json(record.view()) if record is not None else _unknown(key_id)
 
-    app.router.add_post("/admin/keys", _guarded(token, create))
-    app.router.add_get("/admin/keys", _guarded(token, listing))
-    app.router.add_get("/admin/keys/{id}", _guarded(token, show))
-    app.router.add_post("/admin/keys/{id}/rotate", _guarded(token, rotate))
-    app.router.add_delete("/admin/keys/{id}", _guarded(token, revoke))
+    app.router.add_post("/admin/keys", _guarded(token, _with_store(current, create)))
+    app.router.add_get("/admin/keys", _guarded(token, _with_store(current, listing)))
+    app.router.add_get("/admin/keys/{id}", _guarded(token, _with_store(current, show)))
+    app.router.add_post("/admin/keys/{id}/rotate", _guarded(token, _with_store(current, rotate)))
+    app.router.add_delete("/admin/keys/{id}", _guarded(token, _with_store(current, revoke)))

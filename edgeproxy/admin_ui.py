@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Callable
 from importlib import resources
 
 import orjson
@@ -59,8 +60,9 @@ def page_headers(page: str) -> dict[str, str]:
     }
 
 
-def status_routes(app: web.Application, stats: LiveStats) -> None:
-    """`GET /ui` (the page, read from the package once) and `GET /admin/stats`."""
+def status_routes(app: web.Application, stats: Callable[[], LiveStats]) -> None:
+    """`GET /ui` (the page, read from the package once) and `GET /admin/stats`, whose figures
+    come from `stats()`, the running configuration's (asked per request: a reload swaps it)."""
     page = resources.files("edgeproxy").joinpath("ui/status.html").read_text(encoding="utf-8")
     body, headers = page.encode(), page_headers(page)
 
@@ -69,7 +71,7 @@ def status_routes(app: web.Application, stats: LiveStats) -> None:
 
     async def figures(_: web.Request) -> web.Response:
         return web.Response(
-            body=orjson.dumps(stats.report()),
+            body=orjson.dumps(stats().report()),
             content_type="application/json",
             headers={"cache-control": "no-store"},
         )

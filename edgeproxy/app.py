@@ -11,13 +11,19 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Callable
+import os
+import signal
+from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgeproxy.carry import kept_from
 from edgeproxy.config import Config, ServerConfig
 from edgeproxy.drain import Drain, StopSignals, never
 from edgeproxy.handlers import ProxyHandlers
+from edgeproxy.redact import Redactor
 from edgeproxy.relay import Relay
+from edgeproxy.reload import Reloader
 from edgeproxy.state import Clocks, ProxyState, build_state
 from edgeproxy.telemetry.access import AccessLog
 from edgeproxy.telemetry.feedback import FeedbackEndpoint
@@ -32,10 +38,17 @@ if TYPE_CHECKING:
     from aiohttp import web
     from opentelemetry.sdk.trace.export import SpanExporter
 
+    from edgeproxy.admin_views import AdminViews
+    from edgeproxy.cache.lookup import LookupCache
     from edgeproxy.cache.redis import RedisCache
+    from edgeproxy.providers.base import Provider
+    from edgeproxy.security.build import Guards
+    from edgeproxy.security.keystore import RedisKeyStore
     from edgeproxy.telemetry.recommend import Recommender
 
 log = logging.getLogger("edgeproxy")
+# How often a reload looks whether the replaced configuration's requests are done.
+_RETIRE_POLL = 0.05
 
 
 def _redis(state: ProxyState) -> RedisCache | None:
@@ -49,28 +62,47 @@ def _redis(state: ProxyState) -> RedisCache | None:
     return remote
 
 
-async def open_resources(state: ProxyState) -> None:
-    """Provider pools, the semantic model and the Redis clients, before the first request."""
-    await asyncio.gather(*(p.open() for p in state.providers.values()))
-    if state.cache is not None and state.cache.semantic is not None:
-        await state.cache.semantic.open()
-    remote = _redis(state)
-    if state.cache is not None and remote is not None:
+def _unshared(state: ProxyState, other: ProxyState | None, part: str) -> Any:
+    """`state`'s `part` when it has one that `other` (on a reload, the state before or after
+    it) does not share; else None."""
+    mine = getattr(state, part)
+    return mine if other is None or mine is not getattr(other, part) else None
+
+
+def _unshared_providers(state: ProxyState, other: ProxyState | None) -> list[Provider]:
+    theirs = set(map(id, other.providers.values())) if other is not None else set()
+    return [p for p in state.providers.values() if id(p) not in theirs]
+
+
+async def open_resources(state: ProxyState, running: ProxyState | None = None) -> None:
+    """Provider pools, the semantic model and the Redis clients, before the first request.
+    `running`: on a reload, the state serving now; what the two share is open already."""
+    await asyncio.gather(*(p.open() for p in _unshared_providers(state, running)))
+    cache: LookupCache | None = _unshared(state, running, "cache")
+    if cache is not None and cache.semantic is not None:
+        await cache.semantic.open()
+    remote = _redis(state) if cache is not None else None
+    if cache is not None and remote is not None:
         await remote.open()
-        remote.subscribe(state.cache.cache.invalidate, state.background)
-    await state.guards.open(state.background)
-    if state.events is not None:
-        state.events.start(state.background)
+        remote.subscribe(cache.cache.invalidate, state.background)
+    if _unshared(state, running, "guards") is not None:
+        await state.guards.open(state.background)
+    if (events := _unshared(state, running, "events")) is not None:
+        events.start(state.background)
     if state.incidents is not None:
         state.incidents.start()
-    if state.shared_metrics is not None:
-        state.shared_metrics.start(state.background)
+    if (metrics := _unshared(state, running, "shared_metrics")) is not None:
+        metrics.start(state.background)
     state.pools_open = True
 
 
-async def close_resources(state: ProxyState, within: float | None = None) -> None:
+async def close_resources(
+    state: ProxyState, successor: ProxyState | None = None, within: float | None = None
+) -> None:
     """After in-flight requests: background work (events, cache writes) drains, within
-    `within` seconds together (the shutdown grace unless told), then pools close."""
+    `within` seconds together (the shutdown grace unless told), then pools close.
+    `successor`: on a reload, the state that replaced this one; what the two share stays
+    open, and the background runner (shared too) is not drained."""
     state.pools_open = False
     loop = asyncio.get_running_loop()
     deadline = loop.time() + (state.config.server.shutdown_grace if within is None else within)
@@ -78,24 +110,29 @@ async def close_resources(state: ProxyState, within: float | None = None) -> Non
     def left() -> float:
         return max(0.0, deadline - loop.time())
 
-    remote = _redis(state)
+    remote = _redis(state) if _unshared(state, successor, "cache") is not None else None
     if remote is not None:
         await remote.stop_listening()  # so draining waits only for cache writes
-    await state.guards.stop_listening()
-    if state.events is not None:  # the requests' events are queued: send them
-        await state.events.close(left())
-    if state.incidents is not None:
-        await state.incidents.close(left())
-    if state.shared_metrics is not None:
-        await state.shared_metrics.stop()
-    await state.background.drain(left())
-    await asyncio.gather(*(p.close() for p in state.providers.values()))
-    await state.guards.close()
+    guards: Guards | None = _unshared(state, successor, "guards")
+    if guards is not None:
+        await guards.stop_listening()
+    # The requests' events are queued: send them, within what is left.
+    if (events := _unshared(state, successor, "events")) is not None:
+        await events.close(left())
+    if (incidents := _unshared(state, successor, "incidents")) is not None:
+        await incidents.close(left())
+    if (metrics := _unshared(state, successor, "shared_metrics")) is not None:
+        await metrics.stop()
+    if successor is None:
+        await state.background.drain(left())
+    await asyncio.gather(*(p.close() for p in _unshared_providers(state, successor)))
+    if guards is not None:
+        await guards.close()
     if remote is not None:
         await remote.close()
-    if state.tracer is not None:
-        await state.tracer.close()  # the last spans, those of the requests just drained
-    if (log_lines := line_handler()) is not None:
+    if (tracer := _unshared(state, successor, "tracer")) is not None:
+        await tracer.close()  # the last spans, those of the requests just drained
+    if successor is None and (log_lines := line_handler()) is not None:
         log_lines.flush()  # the access lines of the last requests
 
 
@@ -143,68 +180,152 @@ def listener_limits(server: ServerConfig) -> Limits:
 
 class ProxyServer:
     """The data listener (edgeproxy.wire) and the admin listener (aiohttp), started and
-    stopped together with the resources the data path uses."""
+    stopped together with the resources the data path uses.
+
+    A configuration reload (edgeproxy.reload) swaps the state, handler and listener limits
+    in one step: a request keeps the handler it started with, so in-flight requests finish on
+    the old state while new ones take the new; what only the old state used closes once its
+    requests are done (`_retire`). The admin routes ask for the current state per request.
+    """
 
     def __init__(
         self,
         config: Config,
         clocks: Clocks | None = None,
         span_exporter: SpanExporter | None = None,
+        *,
+        config_path: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
-        self.config = config
-        self.state = build_state(config, clocks, span_exporter)
+        self._clocks = clocks
+        self._span_exporter = span_exporter
+        self._state = build_state(config, clocks, span_exporter)
         server = config.server
-        handlers = build_handlers(self.state)
+        self._handlers = handlers = build_handlers(self._state)
         self._data = HttpServer(handlers, listener_limits(server), handlers.reject)
+        self._retiring: list[ProxyHandlers] = []
+        self._retirements: set[asyncio.Task[None]] = set()
+        path = Path(config_path) if config_path is not None else None
+        environ = os.environ if env is None else env
+        self.reloader = Reloader(path, environ, lambda: self._state.config, self.apply)
+        self._redactor = Redactor(config.secrets())  # the admin listener's: it learns reloads'
+        self._views: AdminViews | None = None
         self._admin = self._admin_runner() if config.admin.enabled else None
         self.data_address: tuple[str, int] = (server.host, server.port)
         self.admin_address: tuple[str, int] | None = None
+        self._watching: asyncio.Task[None] | None = None
+
+    @property
+    def state(self) -> ProxyState:
+        """The state new requests are served with."""
+        return self._state
+
+    @property
+    def config(self) -> Config:
+        """The configuration in force (the last one a reload applied)."""
+        return self._state.config
 
     def _admin_runner(self) -> web.AppRunner:
-        """The admin listener on aiohttp (imported only when the admin listener is on)."""
+        """The admin listener on aiohttp (imported only when the admin listener is on). Each
+        route asks for the current state, so it follows a configuration reload."""
         from aiohttp import web
 
-        from edgeproxy.admin import build_admin_app
+        from edgeproxy.admin import CacheView, build_admin_app
+        from edgeproxy.admin_views import AdminViews
         from edgeproxy.telemetry.metrics import exposition
-        from edgeproxy.telemetry.stats import LiveStats
 
-        state, config = self.state, self.config
+        views = self._views = AdminViews(self._state)
+
+        def cache() -> CacheView | None:
+            stage = self._state.cache
+            return None if stage is None else CacheView(stage.cache, self.config.cache.namespace)
+
+        def incidents() -> dict[str, Any] | None:
+            watch = self._state.incidents
+            return watch.listing() if watch is not None else None
+
+        def routing() -> dict[str, Any]:
+            return self._state.routing_status()
+
+        def keys() -> RedisKeyStore | None:
+            return self._state.guards.keys
+
+        def recommender() -> Recommender | None:
+            return views.recommender
+
+        async def reload() -> dict[str, Any]:
+            return (await self.reloader.reload("admin")).view()
+
         return web.AppRunner(
             build_admin_app(
-                lambda: state.ready,
-                state.routing_status,
-                config.admin.token,
-                redact=state.redactor,
-                cache=state.cache.cache if state.cache is not None else None,
-                metrics=lambda: exposition(state),
-                cache_namespace=config.cache.namespace,
-                keys=state.guards.keys,
-                recommender=self._recommender(),
-                stats=LiveStats(
-                    state.requests, state.table, state.pipeline.clock, self._open_incidents()
-                ),
-                incidents=state.incidents.listing if state.incidents is not None else None,
+                lambda: self._state.ready,
+                routing,
+                self.config.admin.token,  # the admin section needs a restart
+                redact=self._redactor,
+                cache=cache,
+                metrics=lambda: exposition(self._state, self.reloader.status),
+                # The key and feedback routes exist when the start-up configuration has them.
+                keys=keys if self._state.guards.keys is not None else None,
+                recommender=recommender if views.recommender is not None else None,
+                stats=lambda: views.stats,
+                incidents=incidents,
+                reload=reload,
+                readiness=self.reloader.status.readiness,
             ),
             access_log=None,
             keepalive_timeout=10.0,  # reachable from the pod network: keep slow clients short
             shutdown_timeout=1.0,
         )
 
-    def _open_incidents(self) -> Callable[[], list[dict[str, Any]]] | None:
-        watch = self.state.incidents
-        if watch is None:
-            return None
-        manager = watch.manager
-        return lambda: [incident.view() for incident in manager.open_incidents]
+    async def apply(self, config: Config) -> tuple[str, ...]:
+        """Serve new requests with a state built for `config`, keeping what did not change
+        (edgeproxy.carry); returns what was kept. If a new resource fails to open, the
+        running state stays and the error is raised."""
+        running, handlers = self._state, self._handlers
+        kept = kept_from(running, config)
+        state = build_state(config, self._clocks, self._span_exporter, kept)
+        try:
+            await open_resources(state, running)
+        except BaseException:
+            await close_resources(state, running)
+            raise
+        if running.incidents is not None:  # it watched the old table: its responses end
+            running.incidents.stand_down()
+        state.draining = running.draining  # a reload during shutdown keeps readiness off
+        self._state = state
+        self._handlers = self._data.handler = build_handlers(state)
+        self._data.reject = self._handlers.reject
+        self._data.limits = listener_limits(config.server)  # for connections accepted now on
+        if self._views is not None:
+            self._views.follow(state)
+        self._redactor.learn(config.secrets())
+        self._retiring.append(handlers)
+        retire = self._retire(running, handlers, state)
+        task = state.background.service("retire configuration", retire)
+        self._retirements.add(task)
+        task.add_done_callback(self._retirements.discard)
+        providers = sorted(n for n, p in state.providers.items() if kept.providers.get(n) is p)
+        return (*kept.names(), *(f"provider {name}" for name in providers))
 
-    def _recommender(self) -> Recommender | None:
-        feedback = self.state.feedback
-        if feedback is None:
-            return None
-        from edgeproxy.telemetry.recommend import Bounds, Recommender
-
-        pricing = self.config.security.pricing.table
-        return Recommender(self.state.table, feedback, pricing, Bounds.of(feedback.settings))
+    async def _retire(
+        self, state: ProxyState, handlers: ProxyHandlers, successor: ProxyState
+    ) -> None:
+        """Once the requests `handlers` (and older replaced ones) took are done, and the work
+        they left in the background, or the old configuration's shutdown grace ran out, close
+        what `state` did not hand on to its `successor` (what the successor hands on in turn
+        is closed when it is retired)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + state.config.server.shutdown_grace
+        older = self._retiring[: self._retiring.index(handlers) + 1]
+        # Polled: a wake-up when a count reaches zero would cost every request a check.
+        while any(h.active for h in older) and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(_RETIRE_POLL)
+        await state.background.settle(deadline - loop.time())  # their work after answers
+        self._retiring.remove(handlers)
+        await close_resources(state, successor)
+        if gc.get_freeze_count():  # serving (see serve): what start-up froze is now garbage
+            gc.unfreeze()
+            _freeze_startup_objects()
 
     @property
     def url(self) -> str:
@@ -238,13 +359,19 @@ class ProxyServer:
             await self._admin.setup()
             await web.TCPSite(self._admin, admin.host, admin.port).start()
             self.admin_address = self._admin.addresses[0][:2]
+        self._watching = self.state.background.service("config watch", self.reloader.watch())
 
     async def stop(self, drain: Drain | None = None) -> None:
         """Readiness off, then the drain (edgeproxy.drain; by default no delay and the
         shutdown grace); background work flushes and pools close."""
+        if self._watching is not None:
+            self._watching.cancel()
+            await asyncio.gather(self._watching, return_exceptions=True)
         self.state.draining = True
         drain = drain or Drain(0.0, self.config.server.shutdown_grace, never())
-        await close_resources(self.state, await drain.listener(self._data))
+        within = await drain.listener(self._data)
+        await asyncio.gather(*self._retirements)
+        await close_resources(self.state, within=within)
         if self._admin is not None:
             await self._admin.cleanup()
 
@@ -258,10 +385,25 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
-async def serve(config: Config) -> None:
-    """Run until SIGTERM or SIGINT, then drain (edgeproxy.drain)."""
-    signals = StopSignals(asyncio.get_running_loop())
-    proxy = ProxyServer(config)
+async def serve(config: Config, config_path: str | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then drain (edgeproxy.drain); reload `config_path` (the
+    file `config` came from) when it changes and on SIGHUP."""
+    from edgeproxy.telemetry.logging import configure
+
+    loop = asyncio.get_running_loop()
+    signals = StopSignals(loop)
+    proxy = ProxyServer(config, config_path=config_path)
+    secrets = set(config.secrets())
+
+    def relog(applied: Config) -> None:  # the old configuration's secrets stay masked too
+        secrets.update(applied.secrets())
+        configure(applied.logging.level, applied.logging.format, secrets)
+
+    proxy.reloader.on_applied.append(relog)
+    loop.add_signal_handler(
+        signal.SIGHUP,
+        lambda: proxy.state.background.spawn("reload on SIGHUP", proxy.reloader.reload("signal")),
+    )
     await proxy.start()
     _freeze_startup_objects()
     log.info(

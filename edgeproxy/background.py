@@ -62,6 +62,13 @@ class Background:
             self.failed += 1
             log.error("background task %s failed: %r", task.get_name(), exc)
 
+    async def settle(self, grace: float) -> None:
+        """Wait up to `grace` seconds for the work pending now (not for work spawned later),
+        cancelling nothing: a configuration reload lets the replaced configuration's work
+        after answers (spend records, cache writes) finish before closing what it uses."""
+        if self._tasks and grace > 0:
+            await asyncio.wait(set(self._tasks), timeout=grace)
+
     async def drain(self, grace: float) -> None:
         """Wait up to `grace` seconds for pending work, then cancel what is left."""
         if not self._tasks:

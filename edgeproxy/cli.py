@@ -65,12 +65,13 @@ def _serve(path: str | None) -> int:
     from edgeproxy.app import serve
     from edgeproxy.telemetry.logging import configure
 
+    path = path or os.environ.get("EDGEPROXY_CONFIG") or None
     try:
-        config = load(path or os.environ.get("EDGEPROXY_CONFIG") or None, os.environ)
+        config = load(path, os.environ)
     except ConfigError as err:
         return _report(err)
     configure(config.logging.level, config.logging.format, config.secrets())
-    uvloop.run(serve(config))
+    uvloop.run(serve(config, path))
     return 0
 
 

@@ -60,7 +60,16 @@ def client_dialect(path: str, headers: Mapping[str, str]) -> Dialect:
 class ProxyHandlers:
     """The listener's handler, bound once to the pipeline, model table and relay."""
 
-    __slots__ = ("_feedback", "_max_body", "_pipeline", "_recorder", "_relay", "_table", "_tracer")
+    __slots__ = (
+        "_feedback",
+        "_max_body",
+        "_pipeline",
+        "_recorder",
+        "_relay",
+        "_table",
+        "_tracer",
+        "active",
+    )
 
     def __init__(
         self,
@@ -80,6 +89,9 @@ class ProxyHandlers:
         self._recorder = recorder
         self._feedback = feedback  # POST /v1/feedback, when telemetry.feedback is enabled
         self._tracer = tracer  # None: tracing is off, and no request asks anything of it
+        # API calls running on this handler: a configuration reload closes what only they use
+        # once they are done.
+        self.active = 0
 
     async def __call__(self, request: ClientRequest, response: ClientResponse) -> None:
         operation = CLIENT_PATHS.get(request.path)
@@ -172,6 +184,7 @@ class ProxyHandlers:
             exchange.trace = self._tracer.begin(exchange)
         metrics = self._recorder.metrics
         metrics.in_flight += 1
+        self.active += 1
         exchange.queued = time.monotonic() - request.received
         try:
             reply = await self._pipeline.run(exchange)
@@ -181,6 +194,7 @@ class ProxyHandlers:
             raise
         finally:
             metrics.in_flight -= 1
+            self.active -= 1
             if not exchange.detached:
                 exchange.settle(self._pipeline.clock())
             self._recorder.finished(exchange, time.monotonic())

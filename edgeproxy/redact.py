@@ -33,6 +33,13 @@ class Redactor:
     __slots__ = ("_as_bytes", "_as_text")
 
     def __init__(self, secrets: Iterable[str]) -> None:
+        self._as_text: list[str] = []
+        self._as_bytes: list[bytes] = []
+        self.learn(secrets)
+
+    def learn(self, secrets: Iterable[str]) -> None:
+        """Mask `secrets` too, besides those known already: a reloaded configuration's, for a
+        scrubber that outlives the configuration it was built from (the admin listener's)."""
         given = {s for s in secrets if len(s) >= MIN_SECRET_LENGTH}
         # A credential header's value (`Bearer <token>`) is quoted back without its scheme.
         given |= {m[1] for s in given if (m := _SCHEME_AND_TOKEN(s))}
@@ -44,7 +51,7 @@ class Redactor:
             for form in (s, orjson.dumps(s).decode()[1:-1], quote(s, safe=""), unquote(s))
             if len(form) >= MIN_SECRET_LENGTH
         }
-        self._as_text = sorted(found, key=len, reverse=True)
+        self._as_text = sorted(found.union(self._as_text), key=len, reverse=True)
         self._as_bytes = [s.encode() for s in self._as_text]
 
     def text(self, value: str) -> str:

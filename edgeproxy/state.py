@@ -19,6 +19,7 @@ from edgeproxy.cache.answer import StoredAnswer
 from edgeproxy.cache.lookup import LookupCache
 from edgeproxy.cache.memory import MemoryCache
 from edgeproxy.cache.tiered import TieredCache
+from edgeproxy.carry import Kept
 from edgeproxy.config import CacheConfig, Config
 from edgeproxy.pipeline import Pipeline, build_pipeline
 from edgeproxy.providers import build_provider
@@ -98,9 +99,11 @@ def build_cache(
     background: Background,
     clock: Callable[[], float],
     semantic: bool = False,
+    memory: MemoryCache[StoredAnswer] | None = None,
 ) -> LookupCache | None:
-    """The cache stage when the cache is on: L1 always, L2 when Redis is configured, the
-    semantic layer when a model group opted in (`semantic`)."""
+    """The cache stage when the cache is on: L1 always (`memory`: the running one, whose
+    entries a reload keeps), L2 when Redis is configured, the semantic layer when a model
+    group opted in (`semantic`)."""
     if not config.enabled:
         return None
     remote = None
@@ -113,23 +116,29 @@ def build_cache(
         from edgeproxy.cache.semantic import SemanticCache
 
         similar = SemanticCache(config.semantic, remote)
-    memory: MemoryCache[StoredAnswer] = MemoryCache(
-        config.max_entries, config.max_bytes, config.max_entry_bytes
-    )
+    if memory is None:
+        memory = MemoryCache(config.max_entries, config.max_bytes, config.max_entry_bytes)
     tiered = TieredCache(memory, remote, background, clock, time.time)
     return LookupCache(tiered, config, background, similar)
 
 
-def _events(config: Config, table: ModelTable, guards: Guards) -> EventQueue | None:
-    """The telemetry events queue when configured, told of breakers' changes and guardrail
-    decisions (aiohttp, which its webhook uses, is imported only then)."""
+def _events(
+    config: Config, table: ModelTable, guards: Guards, kept: EventQueue | None = None
+) -> EventQueue | None:
+    """The telemetry events queue when configured (`kept`: the running one, reused), told of
+    breakers' changes and guardrail decisions (aiohttp, which its webhook uses, is imported
+    only then)."""
     settings = config.telemetry.events
-    if settings is None:
+    if settings is None:  # nothing told: health records and a screen a reload kept included
+        for health in table.health.values():
+            health.breaker.on_change = None
+        if guards.screen is not None:
+            guards.screen.on_decision = None
         return None
     from edgeproxy.telemetry.event_queue import build_events
     from edgeproxy.telemetry.events import breaker_event, guard_event
 
-    queue = build_events(settings)
+    queue = kept or build_events(settings)
 
     def breaker_changed(deployment: str, state: BreakerState) -> None:
         queue.emit(breaker_event(deployment, state.value, time.time()))
@@ -145,36 +154,50 @@ def _events(config: Config, table: ModelTable, guards: Guards) -> EventQueue | N
     return queue
 
 
-def _feedback(config: Config, table: ModelTable) -> Feedback | None:
+def _feedback(config: Config, table: ModelTable, kept: ServedLedger | None) -> Feedback | None:
     settings = config.telemetry.feedback
     if not settings.enabled:
         return None
-    return Feedback(ServedLedger(settings.window, settings.max_ids), settings, table.health)
+    if kept is None:
+        kept = ServedLedger(settings.window, settings.max_ids)
+    return Feedback(kept, settings, table.health)
 
 
-def request_metrics(config: Config) -> RequestMetrics:
-    """The request metrics, their labels bounded by this configuration."""
-    return RequestMetrics(
-        groups=[model.name for model in config.models],
-        providers={name: provider.kind for name, provider in config.providers.items()},
-        key_labels=config.telemetry.metrics.key_labels,
-        teams=config.security.auth.teams,
-    )
+def request_metrics(config: Config, kept: RequestMetrics | None = None) -> RequestMetrics:
+    """The request metrics, their labels bounded by this configuration (`kept`: the running
+    ones, relabelled, so their counts go on)."""
+    groups = [model.name for model in config.models]
+    providers = {name: provider.kind for name, provider in config.providers.items()}
+    key_labels = config.telemetry.metrics.key_labels
+    teams = config.security.auth.teams
+    if kept is None:
+        return RequestMetrics(groups, providers, key_labels, teams)
+    kept.relabel(groups, providers, key_labels, teams)
+    return kept
 
 
 def build_state(
-    config: Config, clocks: Clocks | None = None, span_exporter: SpanExporter | None = None
+    config: Config,
+    clocks: Clocks | None = None,
+    span_exporter: SpanExporter | None = None,
+    kept: Kept | None = None,
 ) -> ProxyState:
     """Providers, model table and pipeline for `config` (`clocks`: injected for tests; and
-    `span_exporter`, where spans go instead of the configured endpoint, when tracing is on)."""
+    `span_exporter`, where spans go instead of the configured endpoint, when tracing is on).
+    `kept`: on a reload, the running state's parts to reuse (edgeproxy.carry)."""
     clocks = clocks or Clocks()
-    providers = {name: build_provider(p) for name, p in config.providers.items()}
-    table = ModelTable(config.models, providers, config.routing)
-    background = Background()
+    kept = kept or Kept()
+    providers = {
+        name: kept.providers.get(name) or build_provider(p) for name, p in config.providers.items()
+    }
+    table = ModelTable(config.models, providers, config.routing, kept.health)
+    background = kept.background or Background()
     semantic = any(m.cache_semantic for m in config.models)
-    cache = build_cache(config.cache, background, clocks.clock, semantic)
-    costing = Costing(config.security.pricing.table)  # metrics, cost header and budgets
-    guards = build_guards(config, background, costing, clock=clocks.clock)
+    cache = kept.cache or build_cache(config.cache, background, clocks.clock, semantic, kept.memory)
+    costing = kept.costing or Costing(config.security.pricing.table)  # metrics, cost, budgets
+    guards = kept.guards or build_guards(
+        config, background, costing, clock=clocks.clock, previous=kept.previous_guards
+    )
     tracing = config.telemetry.tracing
     pipeline = build_pipeline(
         table,
@@ -199,15 +222,15 @@ def build_state(
         audit=guards.audit,
         budgets=guards.budgets,
         guards=guards,
-        requests=request_metrics(config),
-        events=_events(config, table, guards),
-        feedback=_feedback(config, table),
+        requests=request_metrics(config, kept.requests),
+        events=_events(config, table, guards, kept.events),
+        feedback=_feedback(config, table, kept.served),
         incidents=build_incidents(
             config.telemetry.incidents, table, cache, background, clocks.clock
         ),
     )
-    state.tracer = build_tracer(tracing, state.redactor, span_exporter)
+    state.tracer = kept.tracer or build_tracer(tracing, state.redactor, span_exporter)
     shared_dir = config.telemetry.metrics.shared_dir
     if shared_dir is not None:
-        state.shared_metrics = SharedMetrics(shared_dir, state.requests)
+        state.shared_metrics = kept.shared_metrics or SharedMetrics(shared_dir, state.requests)
     return state

@@ -34,12 +34,13 @@ def recommender() -> Recommender:
 
 @asynccontextmanager
 async def admin(token: str | None) -> AsyncIterator[str]:
+    recommend = recommender()
     app = build_admin_app(
         lambda: True,
         dict,
         Secret(token) if token else None,
         redact=Redactor([TOKEN]),
-        recommender=recommender(),
+        recommender=lambda: recommend,
     )
     runner = web.AppRunner(app)
     await runner.setup()

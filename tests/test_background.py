@@ -61,3 +61,21 @@ async def test_a_service_runs_until_its_owner_cancels_it_and_is_not_work_to_drai
     service.cancel()
     await asyncio.wait({service})
     assert background.failed == 0
+
+
+async def test_settle_waits_for_the_work_pending_now_and_cancels_nothing() -> None:
+    background = Background()
+    done: list[str] = []
+    stuck = asyncio.Event()
+
+    async def write() -> None:
+        await asyncio.sleep(0)
+        done.append("written")
+
+    background.spawn("spend record", write())
+    background.spawn("stuck", stuck.wait())
+    await background.settle(grace=0.01)
+    assert done == ["written"]
+    assert background.pending == 1, "what outlived the grace still runs"
+    stuck.set()
+    await background.drain(grace=1.0)

@@ -304,13 +304,41 @@ def test_grace_period_covers_prestop_and_the_whole_drain(
     assert grace >= pre_stop + server.drain_delay + server.shutdown_grace + OVERRUN
 
 
-def test_config_change_rolls_the_pods(chart: helm.Chart) -> None:
-    def checksum(values: dict[str, Any] | None) -> str:
-        annotations = only(render(chart, values), "Deployment")["spec"]["template"]["metadata"]
-        return str(annotations["annotations"]["checksum/config"])
+def pod_annotations(chart: helm.Chart, values: dict[str, Any] | None) -> dict[str, str]:
+    template = only(render(chart, values), "Deployment")["spec"]["template"]
+    annotations: dict[str, str] = template["metadata"].get("annotations") or {}
+    return annotations
 
-    assert checksum(None) == checksum(None)
-    assert checksum(None) != checksum({"config": {"logging": {"level": "debug"}}})
+
+NO_RELOAD: dict[str, Any] = {"config": {"reload": {"enabled": False}}}
+DEBUG_NO_RELOAD: dict[str, Any] = {
+    "config": {"reload": {"enabled": False}, "logging": {"level": "debug"}}
+}
+
+
+def test_with_reload_on_a_config_change_leaves_the_pods_running(chart: helm.Chart) -> None:
+    debug = {"config": {"logging": {"level": "debug"}}}
+    assert "checksum/config" not in pod_annotations(chart, None)
+    assert pod_annotations(chart, None) == pod_annotations(chart, debug)
+    objects = render(chart)
+    assert edgeproxy_config(objects, pod_env(proxy(objects), {})).reload.enabled
+
+
+def test_with_reload_off_a_config_change_rolls_the_pods(chart: helm.Chart) -> None:
+    def checksum(values: dict[str, Any]) -> str:
+        return pod_annotations(chart, values)["checksum/config"]
+
+    assert checksum(NO_RELOAD) == checksum(NO_RELOAD)
+    assert checksum(NO_RELOAD) != checksum(DEBUG_NO_RELOAD)
+
+
+@pytest.mark.parametrize("values", [CHART_SECRET, {**CHART_SECRET, **NO_RELOAD}])
+def test_a_chart_made_secret_change_rolls_the_pods_whatever_reload_says(
+    chart: helm.Chart, values: dict[str, Any]
+) -> None:
+    changed = {**values, "providerSecrets": {**SECRET_DATA, "OPENAI_API_KEY": "sk-other"}}
+    before = pod_annotations(chart, values)["checksum/secret"]
+    assert before != pod_annotations(chart, changed)["checksum/secret"]
 
 
 # --- configuration and keys ----------------------------------------------------------------------

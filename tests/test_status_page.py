@@ -177,7 +177,7 @@ async def test_open_incidents_are_listed_with_their_severity_and_what_to_do(
     }
     stats = LiveStats(state.requests, state.table, state.pipeline.clock, lambda: [incident])
     app = build_admin_app(
-        lambda: True, state.routing_status, None, redact=state.redactor, stats=stats
+        lambda: True, state.routing_status, None, redact=state.redactor, stats=lambda: stats
     )
     async with serving(app) as admin:
         page = await render(

@@ -205,7 +205,8 @@ class ModelGroup:
 class ModelTable:
     """Resolves a requested model name to its group, or None when nothing serves it.
 
-    Deployments of the same name share one health record across groups.
+    Deployments of the same name share one health record across groups; `kept` gives the
+    records a configuration reload carries over (edgeproxy.carry), by deployment name.
     """
 
     __slots__ = ("_exact", "_patterns", "groups", "health")
@@ -215,6 +216,7 @@ class ModelTable:
         models: tuple[ModelConfig, ...],
         providers: Mapping[str, Provider],
         routing: RoutingConfig | None = None,
+        kept: Mapping[str, DeploymentHealth] | None = None,
     ) -> None:
         routing = routing or RoutingConfig()
         breaker = routing.breaker
@@ -225,7 +227,8 @@ class ModelTable:
         self.groups: list[ModelGroup] = []
         by_name: dict[str, ModelGroup] = {}
         for model in models:
-            group = ModelGroup(model, self._deployments(model, providers, breaker), choice)
+            deployments = self._deployments(model, providers, breaker, kept or {})
+            group = ModelGroup(model, deployments, choice)
             self.groups.append(group)
             by_name[model.name] = group
             if model.is_pattern:
@@ -245,14 +248,19 @@ class ModelTable:
             )
 
     def _deployments(
-        self, model: ModelConfig, providers: Mapping[str, Provider], breaker: BreakerSettings
+        self,
+        model: ModelConfig,
+        providers: Mapping[str, Provider],
+        breaker: BreakerSettings,
+        kept: Mapping[str, DeploymentHealth],
     ) -> tuple[Deployment, ...]:
         deployments = []
         for d in model.deployments:
             provider = providers[d.provider]
             health = self.health.get(d.name)
             if health is None:
-                health = self.health[d.name] = DeploymentHealth(d, breaker)
+                health = kept.get(d.name) or DeploymentHealth(d, breaker)
+                self.health[d.name] = health
             routes = provider.routes(model.unsupported_params)
             deployments.append(Deployment(provider, d.model, d.weight, routes, d, health))
         return tuple(deployments)

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from edgeproxy.background import Background
 from edgeproxy.config import Config
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from edgeproxy.security.keystore import RedisKeyStore
 
 log = logging.getLogger("edgeproxy.security")
+_T = TypeVar("_T")
 
 
 @dataclass(eq=False)
@@ -104,8 +105,11 @@ def build_guards(
     costing: Costing,
     wall_clock: Callable[[], float] = time.time,
     clock: Callable[[], float] = time.monotonic,
+    *,
+    previous: Guards | None = None,
 ) -> Guards:
-    """What `config` enables of tenancy and guardrails."""
+    """What `config` enables of tenancy and guardrails. `previous`: the guards a configuration
+    reload replaces, whose in-process rate-limit windows and budget spend carry over."""
     security = config.security
     auth = security.auth
     guards = Guards(redis=_shared_redis(config))
@@ -113,6 +117,8 @@ def build_guards(
         guards.keys = _key_store(config, guards.redis, clock)
     screen = _screen(config, guards, background)
     guards.limiter, guards.keep_leases = _limiter(config, guards.redis, clock)
+    if previous is not None and isinstance(guards.limiter, LocalLimiter):
+        guards.limiter = _same_kind(previous.limiter, guards.limiter)
     if guards.limiter is not None:
         teams = {name: team.limits for name, team in auth.teams.items()}
         limits = AdmitLimits(
@@ -130,11 +136,19 @@ def build_guards(
     )
     if budgeted or auth.redis_keys:
         guards.budgets = _budgets(config, guards.redis, wall_clock)
+        if previous is not None and isinstance(guards.budgets, LocalBudgets):
+            guards.budgets = _same_kind(previous.budgets, guards.budgets)
         stage = CheckBudget(guards.budgets, costing, auth.teams, background)
         guards.after_route += (stage,)
         guards.spend = stage
     guards.after_route += screen
     return guards
+
+
+def _same_kind(previous: object, built: _T) -> _T:
+    """The previous in-process store when it is of the kind just built (its windows or spend
+    go on across a reload), else the one built."""
+    return previous if isinstance(previous, type(built)) else built
 
 
 def _screen(config: Config, guards: Guards, background: Background) -> tuple[Stage, ...]:

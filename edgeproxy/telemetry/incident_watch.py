@@ -7,6 +7,7 @@ to the webhook (when one is configured) and answered by the enabled responses.
     watch.start()                   # once the event loop runs (with the other resources)
     watch.listing()                 # GET /admin/incidents
     await watch.close(grace)        # at shutdown: the last notifications, within `grace`
+    watch.stand_down()              # replaced by a reload: stopped, its responses undone
 """
 
 from __future__ import annotations
@@ -94,6 +95,16 @@ class IncidentWatch:
             await asyncio.gather(task, return_exceptions=True)
         if self._sender is not None:
             await self._sender.close(grace)
+
+    def stand_down(self) -> None:
+        """Replaced by a configuration reload's watch: stop judging now, and undo the
+        responses to incidents still open (the new watch judges afresh). `close` later sends
+        the notifications already queued."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()  # it waits for its next tick: it never judges again
+        for incident in self.manager.open_incidents:
+            self.responses.resolved(incident)
 
     async def _evaluate(self) -> None:
         while True:

@@ -22,6 +22,7 @@ from edgeproxy.telemetry.latency import L2_LOOKUP_SECONDS, SEMANTIC_LOOKUP_SECON
 if TYPE_CHECKING:
     from prometheus_client import Metric
 
+    from edgeproxy.reload import ReloadStatus
     from edgeproxy.state import ProxyState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -45,10 +46,12 @@ def _gauge(name: str, doc: str, labels: Iterable[str] = ()) -> GaugeMetricFamily
 
 
 class ProxyCollector(Collector):
-    """Cache, routing and background counters of one running proxy."""
+    """Cache, routing and background counters of one running proxy (and its configuration
+    reloads, when it serves from a file that can be reloaded)."""
 
-    def __init__(self, state: ProxyState) -> None:
+    def __init__(self, state: ProxyState, reloads: ReloadStatus | None = None) -> None:
         self._state = state
+        self._reloads = reloads
 
     def collect(self) -> Iterator[Metric]:
         shared = self._state.shared_metrics
@@ -60,6 +63,7 @@ class ProxyCollector(Collector):
         yield from self._guardrails()
         yield from self._refusals()
         yield from self._budgets()
+        yield from self._config_reloads()
         yield from L2_LOOKUP_SECONDS.collect()
         yield from SEMANTIC_LOOKUP_SECONDS.collect()
         yield from RATELIMIT_BACKEND_ERRORS.collect()
@@ -221,9 +225,33 @@ class ProxyCollector(Collector):
             errors.add_metric([operation], count)
         yield errors
 
+    def _config_reloads(self) -> Iterator[Metric]:
+        reloads = self._reloads
+        if reloads is None:
+            return
+        total = _counter(
+            "edgeproxy_config_reloads",
+            "Configuration reloads by result: success (applied), failure (refused as invalid, "
+            "or its resources would not open; the running configuration stayed), unchanged.",
+            ["result"],
+        )
+        for result, count in reloads.counts.items():
+            total.add_metric([result], count)
+        yield total
+        yield GaugeMetricFamily(
+            "edgeproxy_config_last_reload_success_timestamp_seconds",
+            "When the configuration was last loaded or reloaded with success (Unix seconds).",
+            value=reloads.last_success,
+        )
+        yield GaugeMetricFamily(
+            "edgeproxy_config_reload_failed",
+            "1 while the last reload was refused and an older configuration serves, else 0.",
+            value=0 if reloads.last_failure is None else 1,
+        )
 
-def exposition(state: ProxyState) -> bytes:
+
+def exposition(state: ProxyState, reloads: ReloadStatus | None = None) -> bytes:
     """The text a Prometheus scrape of this proxy gets."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ProxyCollector(state))
+    registry.register(ProxyCollector(state, reloads))
     return generate_latest(registry)

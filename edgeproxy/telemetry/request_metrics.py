@@ -62,10 +62,7 @@ class RequestMetrics:
         key_labels: Iterable[str] = (),
         teams: Iterable[str] = (),
     ) -> None:
-        self._groups = frozenset(groups)
-        self._providers = dict(providers)
-        self._keys = frozenset(key_labels)
-        self._teams = frozenset(teams)
+        self.relabel(groups, providers, key_labels, teams)
         self.in_flight = 0
         self.requests: defaultdict[tuple[str, str, str, str, str], int] = defaultdict(int)
         self.duration: dict[tuple[str, ...], Histogram] = {}
@@ -82,6 +79,19 @@ class RequestMetrics:
         self.token_usage: dict[tuple[str, ...], Histogram] = {}
         self.operation: dict[tuple[str, ...], Histogram] = {}
         self.first_token: dict[tuple[str, ...], Histogram] = {}
+
+    def relabel(
+        self,
+        groups: Iterable[str],
+        providers: dict[str, str],
+        key_labels: Iterable[str] = (),
+        teams: Iterable[str] = (),
+    ) -> None:
+        """Bound the labels by a (reloaded) configuration; the counts so far stay."""
+        self._groups = frozenset(groups)
+        self._providers = dict(providers)
+        self._keys = frozenset(key_labels)
+        self._teams = frozenset(teams)
 
     def observe(self, record: RequestRecord) -> None:
         group = record.group if record.group in self._groups else OTHER

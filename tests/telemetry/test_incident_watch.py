@@ -153,6 +153,25 @@ def test_responses_follow_the_incidents_the_watch_sees() -> None:
     assert health.weight_factor == 1.0
 
 
+async def test_a_watch_a_reload_replaced_undoes_the_responses_of_its_open_incidents() -> None:
+    clock = ManualClock()
+    responses = ResponseSettings(shift_weight=True)
+    watch, table = watching(replace(SETTINGS, responses=responses), clock)
+    health = table.health["primary"]
+    for i in range(40):  # one call in eight fails
+        assert health.acquire(clock(), 0)
+        if i % 8 == 0:
+            health.failed(clock())
+        else:
+            health.succeeded(clock(), 0.1)
+        health.finished(clock(), 0)
+    watch.tick(clock())
+    assert health.weight_factor == 0.1
+    watch.stand_down()
+    assert health.weight_factor == 1.0, "the health record outlives the watch: restored"
+    await watch.close(1.0)
+
+
 def test_disabled_detection_builds_nothing() -> None:
     settings = replace(SETTINGS, enabled=False)
     assert build_incidents(settings, routing_table(), None, Background(), ManualClock()) is None
