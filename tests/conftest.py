@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,17 @@ from tests.support.redis_servers import (
 from tests.support.stack import ProxyFront, Stack, start_stack, stop_stack
 
 StackFactory = Callable[..., Awaitable[Stack]]
+
+
+@pytest.fixture(autouse=True)
+def _logging_left_as_found() -> Iterator[None]:
+    """A test that sets the proxy's logging up (the CLI run in process does) leaves the root
+    logger as it found it: its handler writes to a capture stream that closes with the test."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 async def _settled(stack: ProxyFront) -> None:

@@ -10,6 +10,7 @@ format: text lines escape line breaks and other control characters, so a value a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -109,9 +110,11 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
     def flush(self) -> None:
-        with self._guard:
-            if self._held:
-                held, self._held = self._held, []
+        """Write the held lines. A stream that can no longer be written (closed under it)
+        loses them, as a record's emit would, instead of failing its caller."""
+        with self._guard, contextlib.suppress(OSError, ValueError):
+            held, self._held = self._held, []
+            if held:
                 self.stream.write("\n".join(held) + "\n")
             super().flush()
 
