@@ -1,8 +1,10 @@
-"""Command line: `edgeproxy [serve]`, `check-config PATH`, `print-default-config`, `hash-key`."""
+"""Command line: `edgeproxy [serve]`, `check-config PATH`, `print-default-config`, `schema`,
+`hash-key`."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -22,6 +24,16 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("path")
     commands.add_parser("print-default-config", help="print the embedded defaults")
+    schema = commands.add_parser(
+        "schema", help="print the configuration's JSON Schema (or its reference, or the chart's)"
+    )
+    schema.add_argument(
+        "--format",
+        choices=SCHEMA_FORMATS,
+        default="json",
+        help="json: the JSON Schema; markdown: docs/configuration.md; "
+        "helm-values: the chart's values.schema.json",
+    )
     hash_key = commands.add_parser(
         "hash-key",
         help="print the sha256 of a virtual key read from standard input, for auth.keys[].hash",
@@ -47,6 +59,20 @@ def _hash_key(new: bool) -> int:
             return 2
     print(f"sha256:{hash_key(key)}")
     return 0
+
+
+SCHEMA_FORMATS = ("json", "markdown", "helm-values")
+
+
+def schema_text(form: str) -> str:
+    """What `edgeproxy schema --format FORM` prints: the files `make config-reference` writes."""
+    from edgeproxy.config_docs import configuration_reference
+    from edgeproxy.config_schema import config_schema, helm_values_schema
+
+    if form == "markdown":
+        return configuration_reference()
+    schema = helm_values_schema() if form == "helm-values" else config_schema()
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 
 def _report(err: ConfigError) -> int:
@@ -82,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "hash-key":
         return _hash_key(args.new)
+    if args.command == "schema":
+        sys.stdout.write(schema_text(args.format))
+        return 0
     if args.command == "print-default-config":
         sys.stdout.write(default_config_text())
         return 0

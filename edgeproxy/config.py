@@ -136,7 +136,7 @@ class AwsSettings:
     """Bedrock's region and credentials; keys left out come from the standard AWS chain."""
 
     region: str = setting(
-        "", NONEMPTY_TEXT, "The AWS region (default: $AWS_REGION).", example="us-east-1"
+        "", NONEMPTY_TEXT, "The AWS region.", example="us-east-1", shown="$AWS_REGION"
     )
     access_key_id: str | None = setting(
         None, NONEMPTY_TEXT, "With secret_access_key; left out: the AWS chain.", example="AKIA..."
@@ -186,6 +186,7 @@ class ProviderConfig:
         "https://<resource>.openai.azure.com (required). Defaults: each kind's public API "
         "(bedrock: its region's endpoint).",
         example="https://api.openai.com/v1",
+        shown="per kind",
     )
     api_key: Secret | None = secret(
         "Usually ${SOME_ENV}, or api_key_file for a mounted secret. The client's own key is "
@@ -227,6 +228,7 @@ class ProviderConfig:
         choice(("max_tokens", "max_completion_tokens")),
         "openai, azure: the field a translated request uses (default max_completion_tokens "
         "for api.openai.com and azure, max_tokens for other OpenAI-compatible servers).",
+        shown="per kind and base_url",
     )
     api_version: str = setting(
         DEFAULT_AZURE_API_VERSION,
@@ -361,6 +363,7 @@ class DeploymentConfig:
         "Identifies the deployment (default provider/model): deployments of the same name in "
         "several groups share one breaker, health record and set of limits.",
         example="openai/gpt-4o",
+        shown="provider/model",
     )
     price: Price | None = optional_section(
         Price, "{input, output} in USD per million tokens (cost and hybrid strategies)."
@@ -532,7 +535,7 @@ class ModelConfig:
     )
     aliases: tuple[str, ...] = setting((), NAMES, "Other exact names for this group.")
     strategy: str = setting(
-        "weighted", _STRATEGY, "This group's strategy (default: routing.strategy)."
+        "weighted", _STRATEGY, "This group's strategy.", shown="routing.strategy"
     )
     fallbacks: tuple[str, ...] = setting(
         (), NAMES, "Groups to try, in order, when this one fails or has nothing available."
@@ -851,12 +854,12 @@ class Config:
     cache: CacheConfig = section(CacheConfig, "The exact cache, and the semantic layer.")
     providers: Mapping[str, ProviderConfig] = setting(
         {},
-        MapOf(Section(ProviderConfig), what="provider name to settings"),
+        MapOf(Section(ProviderConfig), what="provider name to settings", example_key="openai"),
         "Upstream providers, by a name of your choice.",
     )
     models: tuple[ModelConfig, ...] = setting(
         (),
-        MapOf(Section(ModelConfig), what="model name to settings"),
+        MapOf(Section(ModelConfig), what="model name to settings", example_key="gpt-4o"),
         "Public model names (or `*` patterns) and where each is served.",
     )
     disabled_providers: tuple[str, ...] = ()

@@ -102,6 +102,7 @@ class MapOf:
     key: Kind | None = None
     what: str = "name to settings"
     name_into: str = ""
+    example_key: str = "name"
 
     @property
     def name(self) -> str:
@@ -138,6 +139,7 @@ class Spec:
     nullable: bool = False
     shorthand: bool = False
     inline: bool = False
+    shown: str = ""  # the default in words, where it depends on other fields
 
 
 def setting(
@@ -149,9 +151,11 @@ def setting(
     example: Any = NO_EXAMPLE,
     nullable: bool = False,
     shorthand: bool = False,
+    shown: str = "",
 ) -> Any:
-    """A field read from YAML, with its default (`required` for one without)."""
-    spec = Spec(value, help, key, example, nullable=nullable, shorthand=shorthand)
+    """A field read from YAML, with its default (`required` for one without); `shown`: the
+    default in words where the loader works it out from other fields."""
+    spec = Spec(value, help, key, example, nullable=nullable, shorthand=shorthand, shown=shown)
     if isinstance(default, dict):
         return field(default_factory=lambda: dict(default), metadata={SPEC: spec})
     return field(default=default, metadata={SPEC: spec})
@@ -382,8 +386,9 @@ def _number(minimum: float | None = None, exclusive: float | None = None) -> dic
 
 
 _DURATION_TEXT = r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"
-_POSITIVE_DURATION_TEXT = r"^\s*(?=[0.]*[1-9])\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"
-_SIZE_TEXT = r"^\s*(?=0*[1-9])\d+\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$"
+# Without look-ahead: Helm checks values.schema.json with Go's RE2.
+_POSITIVE_DURATION_TEXT = r"^\s*(\d*[1-9]\d*(\.\d+)?|\d+\.\d*[1-9]\d*)\s*(ms|s|m|h)?\s*$"
+_SIZE_TEXT = r"^\s*0*[1-9]\d*\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$"
 
 TEXT = Kind(Reader.text, {"type": "string"}, "string", "text")
 NONEMPTY_TEXT = Kind(Reader.nonempty_text, {"type": "string", "pattern": r"\S"}, "string", "x")

@@ -183,7 +183,7 @@ class AuthConfig:
     )
     teams: Mapping[str, TeamSettings] = setting(
         {},
-        MapOf(Section(TeamSettings), NAME, "team name to settings"),
+        MapOf(Section(TeamSettings), NAME, "team name to settings", example_key="storefront"),
         "Limits and budgets per team.",
     )
     redis_keys: bool = setting(
@@ -199,7 +199,7 @@ class LimitsConfig:
 
     groups: Mapping[str, LimitSettings] = setting(
         {},
-        MapOf(Section(LimitSettings), what="model group to limits"),
+        MapOf(Section(LimitSettings), what="model group to limits", example_key="gpt-4o"),
         "Limits per model group, for every caller together.",
     )
     on_redis_error: Literal["local", "open", "closed"] = setting(
@@ -418,7 +418,9 @@ class Policy:
 class GuardrailsConfig:
     policies: Mapping[str, Policy] = setting(
         {},
-        MapOf(Section(Policy), NAME, "policy name to rules", name_into="name"),
+        MapOf(
+            Section(Policy), NAME, "policy name to rules", name_into="name", example_key="strict"
+        ),
         "Guardrail policies by name.",
     )
     default_policy: str | None = setting(
