@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from importlib import resources
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -41,13 +41,9 @@ from edgeproxy.config_spec import (
     PORT,
     POSITIVE_DURATION,
     POSITIVE_NUMBER,
-    READABLE_FILE,
     SIZE,
     STATUSES,
-    STRING_MAP,
-    TEXT,
     WHOLE,
-    Declared,
     ListOf,
     MapOf,
     Section,
@@ -62,196 +58,29 @@ from edgeproxy.config_spec import (
     secret,
     section,
     setting,
-    url,
-    yaml_only,
 )
-from edgeproxy.provider_kinds import (
-    DEFAULT_ANTHROPIC_VERSION,
-    DEFAULT_AZURE_API_VERSION,
-    KIND_NAMES,
-    KINDS,
-    Given,
-    kinds_accepting,
-    region_problem,
-)
+from edgeproxy.providers import KIND_FIELDS, RULES
+from edgeproxy.providers.settings import Given, ProviderConfig
 from edgeproxy.security.settings import SecurityConfig, parse_security
 from edgeproxy.telemetry.settings import SECTION as TELEMETRY
 from edgeproxy.telemetry.settings import TelemetryConfig, parse_telemetry
 from edgeproxy.wire.egress import Proxy, proxy_for
 from edgeproxy.wire.urls import proxy_url_problem
 
-PROVIDER_KINDS = KIND_NAMES
 LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """Upstream deadlines in seconds. `total` bounds a whole exchange; None means unbounded."""
-
-    connect: float = setting(5.0, POSITIVE_DURATION, "Connecting (TCP and TLS).")
-    first_byte: float = setting(120.0, POSITIVE_DURATION, "Until the response headers arrive.")
-    idle: float = setting(60.0, POSITIVE_DURATION, "The longest gap between stream chunks.")
-    total: float | None = setting(
-        600.0,
-        POSITIVE_DURATION,
-        "The whole exchange (null: unbounded). A timeout before the response starts is a "
-        "504; after a stream started, a final SSE error event.",
-        nullable=True,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class MockSettings:
-    """How the built-in mock provider answers: deterministic, offline, with usage."""
-
-    reply: str = setting(
-        "Hello from edgeproxy's mock provider. It answers without any network access.",
-        NONEMPTY_TEXT,
-        "The text of every answer.",
-    )
-    latency: float = setting(0.0, DURATION, "Wait before the first byte.")
-    chunk_interval: float = setting(0.0, DURATION, "Wait between stream chunks.")
-    stream_chunks: int = setting(8, COUNT, "Chunks a streamed answer is cut into.")
-    prompt_tokens: int | None = setting(
-        None, WHOLE, "Prompt tokens reported (null: estimated from the text).", example=12
-    )
-    completion_tokens: int | None = setting(
-        None, WHOLE, "Completion tokens reported (null: estimated from the text).", example=20
-    )
-    embedding_dims: int = setting(16, COUNT, "Size of the vectors it embeds into.")
-
-
-def _aws(r: Reader, raw: Any, path: str) -> AwsSettings:
-    settings = read(r, AwsSettings, raw, path)
-    region = settings.region or r.env.get("AWS_REGION") or r.env.get("AWS_DEFAULT_REGION") or ""
-    if not region:
-        r.fail(f"{path}.region", "required (or set AWS_REGION in the environment)")
-    if (settings.access_key_id is None) != (settings.secret_access_key is None):
-        r.fail(path, "give access_key_id and secret_access_key together, or neither")
-    return replace(settings, region=region)
-
-
-@dataclass(frozen=True, slots=True)
-class AwsSettings:
-    """Bedrock's region and credentials; keys left out come from the standard AWS chain."""
-
-    region: str = setting(
-        "", NONEMPTY_TEXT, "The AWS region.", example="us-east-1", shown="$AWS_REGION"
-    )
-    access_key_id: str | None = setting(
-        None, NONEMPTY_TEXT, "With secret_access_key; left out: the AWS chain.", example="AKIA..."
-    )
-    secret_access_key: Secret | None = secret("The secret of access_key_id.")
-    session_token: Secret | None = secret("A temporary session's token.")
-
-
-def _switch(r: Reader, path: str, value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    return r.choice(("true", "false", "auto"))(path, value)
-
-
-_SWITCH = custom(
-    _switch,
-    {"anyOf": [{"type": "boolean"}, {"enum": ["true", "false", "auto"]}]},
-    "true | false | auto",
-    "auto",
-)
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderConfig:
-    YAML_ONLY: ClassVar[tuple[Declared, ...]] = (
-        yaml_only(
-            "enabled",
-            "true",
-            _SWITCH,
-            "true (missing credentials are an error), false, or auto (on only when its "
-            "credentials resolve).",
-        ),
-    )
-
-    name: str
-    kind: str = required(
-        choice(KIND_NAMES),
-        "openai (and any OpenAI-compatible server, by base_url), azure (Azure OpenAI), "
-        "anthropic, gemini (Google AI), bedrock (AWS Bedrock Runtime) or mock. A client may "
-        "speak OpenAI or Anthropic to any kind: what differs is translated.",
-        example="openai",
-    )
-    base_url: str = setting(
-        "",
-        url(base=True),
-        "OpenAI-style URLs include /v1; Anthropic's do not; azure: "
-        "https://<resource>.openai.azure.com (required). Defaults: each kind's public API "
-        "(bedrock: its region's endpoint).",
-        example="https://api.openai.com/v1",
-        shown="per kind",
-    )
-    api_key: Secret | None = secret(
-        "Usually ${SOME_ENV}, or api_key_file for a mounted secret. The client's own key is "
-        "never sent upstream: this one is.",
-        example="${OPENAI_API_KEY}",
-    )
-    headers: Mapping[str, str] = setting(
-        {}, STRING_MAP, "Extra static headers sent upstream on every request."
-    )
-    max_connections: int = setting(100, COUNT, "Size of its keep-alive connection pool.")
-    timeouts: Timeouts = section(Timeouts, "Upstream deadlines.")
-    # Egress: the HTTP proxy requests go through (CONNECT for https), None to go direct; a CA
-    # bundle trusted instead of the system's; how long an idle pooled connection is kept; how
-    # long a resolved address is.
-    proxy: str | None = setting(
-        None,
-        TEXT,
-        "The HTTP proxy to reach it through, http://[user:pass@]host:port (left out: "
-        "HTTPS_PROXY, HTTP_PROXY and NO_PROXY decide; none: direct).",
-        example="http://proxy.internal:3128",
-    )
-    ca_file: str | None = setting(
-        None, READABLE_FILE, "A PEM bundle of CAs trusted instead of the system's."
-    )
-    keepalive_timeout: float = setting(
-        15.0, POSITIVE_DURATION, "How long an idle pooled connection is kept."
-    )
-    dns_ttl: float = setting(60.0, DURATION, "How long a resolved address is reused.")
-    anthropic_version: str = setting(
-        DEFAULT_ANTHROPIC_VERSION,
-        NONEMPTY_TEXT,
-        "anthropic: sent when the client sends no anthropic-version of its own.",
-    )
-    default_max_tokens: int = setting(
-        4096, COUNT, "anthropic: max_tokens sent when an OpenAI client gave none."
-    )
-    max_tokens_field: str = setting(
-        "max_tokens",
-        choice(("max_tokens", "max_completion_tokens")),
-        "openai, azure: the field a translated request uses (default max_completion_tokens "
-        "for api.openai.com and azure, max_tokens for other OpenAI-compatible servers).",
-        shown="per kind and base_url",
-    )
-    api_version: str = setting(
-        DEFAULT_AZURE_API_VERSION,
-        NONEMPTY_TEXT,
-        "azure: the api-version of deployment URLs, or v1 for Azure's v1 API.",
-    )
-    bearer_token: Secret | None = secret(
-        "azure: a Microsoft Entra ID token instead of api_key.", example="${AZURE_TOKEN}"
-    )
-    aws: AwsSettings = section(AwsSettings, "bedrock: region and credentials.", parse=_aws)
-    mock: MockSettings = section(MockSettings, "mock: how the mock answers.")
 
 
 _PROVIDER_HEAD = ("kind", "enabled", "api_key", "bearer_token")
 
 
 def _provider(r: Reader, name: str, raw: Any) -> ProviderConfig | None:
-    """Parse one provider; None when it is switched off (`enabled: false`, or `auto` sans key)."""
+    """Parse one provider by its kind's rules (`edgeproxy.providers`); None when it is
+    switched off (`enabled: false`, or `auto` without credentials)."""
     path = f"providers.{name}"
     s = check_keys(r, ProviderConfig, raw, path)
     head = read_checked(r, ProviderConfig, s, path, only=_PROVIDER_HEAD)
     kind = head["kind"] or "mock"
-    rules = KINDS[kind]
+    rules = RULES[kind]
     given = Given(s, head["api_key"] is not None, head["bearer_token"] is not None, r.env)
     if not rules.authenticated(given):
         if head["enabled"] == "auto":
@@ -260,34 +89,29 @@ def _provider(r: Reader, name: str, raw: Any) -> ProviderConfig | None:
             r.fail(f"{path}.{rules.missing[0]}", rules.missing[1])
     if head["enabled"] == "false":
         return None
-    for key in s:
-        kinds = kinds_accepting(key)
-        if kinds and kind not in kinds:
-            r.fail(f"{path}.{key}", f"only applies to kind {' or '.join(kinds)}")
+    others = tuple(key for key, kinds in KIND_FIELDS.items() if kind not in kinds)
+    for key in others:
+        if key in s:
+            r.fail(f"{path}.{key}", f"only applies to kind {' or '.join(KIND_FIELDS[key])}")
     if rules.required_url and "base_url" not in s:
         r.fail(f"{path}.base_url", rules.required_url)
-    aws = _aws(r, s.get("aws"), f"{path}.aws") if "aws" in rules.fields else AwsSettings()
-    if "aws" in rules.fields and (problem := region_problem(aws.region)):
-        r.fail(f"{path}.aws.region", problem)
+    later = ("base_url", "proxy", "max_tokens_field")
+    values = read_checked(r, ProviderConfig, s, path, skip=(*_PROVIDER_HEAD, *others, *later))
+    if rules.check is not None:
+        rules.check(r, values, path)
     reader = partial(r.url, base=True, dns_name=rules.dns_name)
-    base_url = r.get(s, path, "base_url", reader, rules.base_url(aws.region))
-    rest = read_checked(
-        r,
-        ProviderConfig,
-        s,
-        path,
-        skip=(*_PROVIDER_HEAD, "base_url", "aws", "proxy"),
-        defaults={"max_tokens_field": rules.max_tokens_field(base_url)},
-    )
+    base_url = r.get(s, path, "base_url", reader, rules.base_url(values))
+    if "max_tokens_field" not in others:
+        tokens = {"max_tokens_field": rules.max_tokens_field(base_url)}
+        values |= read_checked(r, ProviderConfig, s, path, only=tuple(tokens), defaults=tokens)
     return ProviderConfig(
         name=name,
         kind=kind,
         base_url=base_url,
         api_key=head["api_key"],
         bearer_token=head["bearer_token"],
-        aws=aws,
         proxy=_egress_proxy(r, s, path, base_url),
-        **rest,
+        **values,
     )
 
 

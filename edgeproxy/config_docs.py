@@ -52,17 +52,6 @@ Per-pod environment overrides win over the file: `EDGEPROXY_CONFIG` (which file 
 """
 
 
-class _ExampleDumper(yaml.SafeDumper):
-    """Block mappings, and lists of scalars on one line, as a person writes a config."""
-
-    def represent_list(self, data: Any) -> yaml.SequenceNode:
-        flow = all(not isinstance(item, dict | list) for item in data)
-        return self.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
-
-
-_ExampleDumper.add_representer(list, _ExampleDumper.represent_list)
-
-
 def configuration_reference() -> str:
     return "\n".join([_INTRO, *(_section(d) for d in _top_level())])
 
@@ -80,12 +69,8 @@ def _section(top: Declared) -> str:
     rows = list(_rows(top, top.key))
     table = ["| Key | Type | Default | Description |", "|---|---|---|---|"]
     table += [f"| `{path}` | {kind} | {default} | {help} |" for path, kind, default, help in rows]
-    example = yaml.dump(
-        {top.key: _example(top)},
-        sort_keys=False,
-        allow_unicode=True,
-        width=96,
-        Dumper=_ExampleDumper,
+    example = yaml.safe_dump(
+        {top.key: _example(top)}, sort_keys=False, allow_unicode=True, width=96
     )
     return "\n".join(
         [
