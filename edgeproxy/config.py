@@ -44,12 +44,12 @@ from edgeproxy.config_spec import (
     SIZE,
     STATUSES,
     WHOLE,
+    Kind,
     ListOf,
     MapOf,
     Section,
     check_keys,
     choice,
-    custom,
     optional_section,
     read,
     read_checked,
@@ -156,7 +156,7 @@ def _capabilities(r: Reader, path: str, value: Any) -> frozenset[str]:
     return frozenset(names)
 
 
-_CAPABILITY_LIST = custom(
+_CAPABILITY_LIST = Kind(
     _capabilities,
     {"type": "array", "items": {"enum": list(CAPABILITIES)}},
     "list of " + " | ".join(CAPABILITIES),
@@ -410,7 +410,7 @@ def _name_set(r: Reader, path: str, value: Any) -> frozenset[str]:
     return frozenset(r.names(path, value))
 
 
-_NAME_SET = custom(_name_set, NAMES.json, "list of names", ["temperature"], sorted)
+_NAME_SET = Kind(_name_set, NAMES.json, "list of names", ["temperature"], sorted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,7 +439,7 @@ class CacheKeySettings:
     )
     headers: tuple[str, ...] = setting(  # lower case, sorted
         ("anthropic-beta",),
-        custom(_header_names, NAMES.json, "list of header names", ["anthropic-beta"], list),
+        Kind(_header_names, NAMES.json, "list of header names", ["anthropic-beta"], list),
         "Request headers that change answers: their values are part of the key.",
     )
 
@@ -453,7 +453,7 @@ def _redis_url(r: Reader, path: str, value: Any) -> str | None:
     return text
 
 
-REDIS_URL = custom(
+REDIS_URL = Kind(
     _redis_url,
     {"type": "string", "pattern": "^((rediss?|unix)://.*)?$"},
     "Redis URL",
@@ -479,7 +479,7 @@ class RedisSettings:
     )
     cluster_nodes: tuple[str, ...] = setting(
         (),
-        custom(
+        Kind(
             _cluster_nodes,
             {"type": "array", "items": {"type": "string", "pattern": ":[0-9]+$"}},
             "list of host:port",

@@ -25,7 +25,6 @@ from edgeproxy.config_spec import (
     declared,
 )
 
-SCHEMA_ID = "https://edgeproxy.dev/schemas/edgeproxy.schema.json"
 ENV_REF = {
     "type": "string",
     "pattern": r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}",
@@ -41,7 +40,6 @@ def config_schema() -> dict[str, Any]:
     root = _object(Config, defs, names)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": SCHEMA_ID,
         "title": "edgeproxy configuration",
         "description": "Validated at load by `edgeproxy check-config`; see docs/configuration.md.",
         **root,
@@ -53,7 +51,7 @@ def helm_values_schema() -> dict[str, Any]:
     """The chart's values.schema.json: its `config` value is a configuration; the chart's other
     values stay open (its own templates check them)."""
     schema = config_schema()
-    config = {k: v for k, v in schema.items() if k not in ("$schema", "$id", "$defs", "title")}
+    config = {k: v for k, v in schema.items() if k not in ("$schema", "$defs", "title")}
     return {
         "$schema": schema["$schema"],
         "title": "edgeproxy chart values",

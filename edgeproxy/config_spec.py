@@ -474,14 +474,3 @@ def url(*, base: bool = False, dns_name: bool = False) -> Kind:
         "URL",
         "https://example.com",
     )
-
-
-def custom(
-    parse: Callable[[Reader, str, Any], Any],
-    json: Mapping[str, Any],
-    name: str,
-    example: Any,
-    literal: Callable[[Any], Any] = lambda value: value,
-) -> Kind:
-    """A kind of value of one section's own (a name, a digest, a header list...)."""
-    return Kind(parse, json, name, example, literal)

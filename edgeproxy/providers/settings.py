@@ -23,8 +23,8 @@ from edgeproxy.config_spec import (
     TEXT,
     WHOLE,
     Declared,
+    Kind,
     choice,
-    custom,
     read,
     required,
     secret,
@@ -108,7 +108,7 @@ def _switch(r: Reader, path: str, value: Any) -> str:
     return r.choice(("true", "false", "auto"))(path, value)
 
 
-_SWITCH = custom(
+_SWITCH = Kind(
     _switch,
     {"anyOf": [{"type": "boolean"}, {"enum": ["true", "false", "auto"]}]},
     "true | false | auto",

@@ -46,12 +46,12 @@ from edgeproxy.config_spec import (
     STRING_MAP,
     WHOLE,
     Declared,
+    Kind,
     ListOf,
     MapOf,
     Section,
     check_keys,
     choice,
-    custom,
     optional_section,
     read,
     read_checked,
@@ -84,9 +84,7 @@ def _named(r: Reader, path: str, value: Any) -> str:
     return text
 
 
-NAME = custom(
-    _named, {"type": "string", "pattern": "^" + _NAME.pattern + "$"}, "name", "storefront"
-)
+NAME = Kind(_named, {"type": "string", "pattern": "^" + _NAME.pattern + "$"}, "name", "storefront")
 
 
 def _digest(r: Reader, path: str, value: Any) -> str:
@@ -134,7 +132,7 @@ class KeySettings:
 
     id: str = required(NAME, "Names the caller in logs, limits and spend.", example="web")
     digest: str = required(  # 64 lower-case hex digits
-        custom(
+        Kind(
             _digest,
             {"type": "string", "pattern": "^(sha256:)?[0-9a-fA-F]{64}$"},
             "sha256 digest",
@@ -146,7 +144,7 @@ class KeySettings:
     team: str | None = setting(None, NAME, "Its team (limits, budget, cache namespace).")
     models: frozenset[str] | None = setting(  # None: every model group
         None,
-        custom(_model_names, NAMES.json, "list of model groups", ["gpt-4o-mini"], sorted),
+        Kind(_model_names, NAMES.json, "list of model groups", ["gpt-4o-mini"], sorted),
         "Model groups it may call (default: all).",
     )
     limits: LimitSettings = section(LimitSettings, "Its own rate limits.")
@@ -228,7 +226,7 @@ class BudgetsConfig:
     )
 
 
-_OVERRIDES = custom(
+_OVERRIDES = Kind(
     lambda r, path, value: value,
     {"type": "object", "additionalProperties": {"type": "object"}},
     "mapping of provider to model prices",
@@ -262,7 +260,7 @@ class SharedState:
 
     url: str | None = setting(
         None,
-        custom(
+        Kind(
             lambda r, path, value: r.text(path, value) or None,
             {"type": "string", "pattern": "^((rediss?|unix)://.*)?$"},
             "Redis URL",
@@ -295,7 +293,7 @@ class PiiRule:
     )
     kinds: tuple[str, ...] = setting(
         PII_KINDS,
-        custom(
+        Kind(
             _pii_kinds,
             {"type": "array", "items": {"enum": list(PII_KINDS)}},
             "list of " + " | ".join(PII_KINDS),
@@ -360,7 +358,7 @@ class BlocklistRule:
     )
     patterns: tuple[str, ...] = setting(
         (),
-        custom(_patterns, NAMES.json, "list of regular expressions", [r"\bACME-\d{4}\b"], list),
+        Kind(_patterns, NAMES.json, "list of regular expressions", [r"\bACME-\d{4}\b"], list),
         "Regular expressions.",
     )
 
@@ -428,7 +426,7 @@ class GuardrailsConfig:
     )
     routes: Mapping[str, str] = setting(  # operation label -> policy
         {},
-        custom(
+        Kind(
             lambda r, path, value: r.string_map(path, value),
             {"type": "object", "propertyNames": {"enum": list(OPERATION_LABELS)}},
             "mapping of route to policy",

@@ -30,7 +30,7 @@ from edgeproxy.config_spec import (
     POSITIVE_DURATION,
     STRING_MAP,
     WHOLE,
-    custom,
+    Kind,
     optional_section,
     read,
     read_values,
@@ -71,7 +71,7 @@ def _jsonl_target(r: Reader, path: str, value: Any) -> str:
 @dataclass(frozen=True, slots=True)
 class WebhookSettings:
     url: Secret = required(
-        custom(
+        Kind(
             _webhook_url,
             {"type": "string", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"},
             "URL (a secret)",
@@ -81,7 +81,7 @@ class WebhookSettings:
     )
     headers: tuple[tuple[str, Secret], ...] = setting(
         (),
-        custom(
+        Kind(
             _headers,
             STRING_MAP.json,
             "mapping of strings",
@@ -114,7 +114,7 @@ class EventsSettings:
     )
     file: str | None = setting(  # a JSONL path, or "-" for standard output
         None,
-        custom(_jsonl_target, {"type": "string", "minLength": 1}, "file path", "-"),
+        Kind(_jsonl_target, {"type": "string", "minLength": 1}, "file path", "-"),
         'A JSONL file, or "-" for standard output.',
         example="/var/log/edgeproxy/events.jsonl",
     )

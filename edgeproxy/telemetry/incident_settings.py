@@ -43,7 +43,6 @@ from edgeproxy.config_spec import (
     WHOLE,
     Kind,
     choice,
-    custom,
     read,
     secret,
     section,
@@ -70,7 +69,7 @@ def between(low: float, high: float | None = None) -> Kind:
     json: dict[str, Any] = {"type": "number", "exclusiveMinimum": low}
     if high is not None:
         json["exclusiveMaximum"] = high
-    return custom(parse, json, f"number {bound}", (low + (high or low + 2)) / 2)
+    return Kind(parse, json, f"number {bound}", (low + (high or low + 2)) / 2)
 
 
 def _webhook(r: Reader, raw: Any, path: str) -> WebhookSettings:

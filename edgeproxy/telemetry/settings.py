@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeproxy.config_reader import Reader, show
-from edgeproxy.config_spec import NAMES, TEXT, custom, optional_section, read, section, setting
+from edgeproxy.config_spec import NAMES, TEXT, Kind, optional_section, read, section, setting
 from edgeproxy.telemetry.event_settings import EventsSettings, parse_events
 from edgeproxy.telemetry.feedback_settings import FeedbackSettings, parse_feedback
 from edgeproxy.telemetry.incident_settings import IncidentSettings, parse_incidents
@@ -56,7 +56,7 @@ class MetricsSettings:
     # Where the worker processes of one pod share their request metrics (None: one process).
     shared_dir: str | None = setting(
         None,
-        custom(
+        Kind(
             lambda r, path, value: r.text(path, value) or None,
             TEXT.json,
             "directory path",

@@ -24,7 +24,7 @@ from edgeproxy.config_spec import (
     FRACTION,
     NONEMPTY_TEXT,
     STRING_MAP,
-    custom,
+    Kind,
     read,
     setting,
     url,
@@ -56,7 +56,7 @@ class TracingSettings:
     )
     headers: tuple[tuple[str, Secret], ...] = setting(  # names in lower case
         (),
-        custom(
+        Kind(
             secret_headers,
             STRING_MAP.json,
             "mapping of strings",
