@@ -9,10 +9,13 @@ process never starts half-configured and an operator sees every mistake in one g
 Each field is declared once, on its dataclass (`edgeproxy.config_spec`): YAML key, kind of
 value, default, help and example. The loader, `edgeproxy schema` (JSON Schema) and
 docs/configuration.md are derived from that; the rules relating fields to each other are the
-explicit checks below. The declarative layer is our own, about 300 lines over the existing
-`Reader`, rather than pydantic v2 or msgspec: it keeps every message as it was (all problems
-at once, field path first, units and `${VAR}` in any scalar), adds no dependency, and keeps
-import plus load of the defaults as fast as before (measured in the issue 14 report).
+explicit checks below, and each provider kind's rules live with its adapter
+(`edgeproxy.providers`). The declarative layer is our own, a few hundred lines over the
+existing `Reader`, rather than pydantic v2 or msgspec: it keeps every message as it was (all
+problems at once, field path first, units and `${VAR}` in any scalar), adds no dependency, and
+keeps start-up where it was (best of 8 to 12 runs on a loaded 2-core machine: importing this
+module 139 ms of CPU against 146 before, 177 ms of wall clock against 160 as the provider
+adapters now come with it; the first load of the defaults 46 ms against 42, later loads 43 ms).
 """
 
 from __future__ import annotations

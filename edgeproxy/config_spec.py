@@ -30,8 +30,8 @@ NO_EXAMPLE = object()
 
 
 class Value(Protocol):
-    """How one YAML value is read, what JSON Schema a literal value satisfies, and its name in
-    the reference."""
+    """How one YAML value is read, and its name in the reference (`config_schema` gives each
+    kind of value its JSON Schema)."""
 
     @property
     def name(self) -> str: ...
@@ -41,8 +41,9 @@ class Value(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Kind:
-    """A scalar (or a list of scalars) read by one parser; `env` says whether a `${VAR}` string
-    may stand for it where its literal form is not a string."""
+    """A value read by one parser (a scalar, or a list or mapping of scalars): `json` is the
+    JSON Schema of its literal form, `example` what the reference shows, and `literal` turns a
+    parsed default back into what a person writes (seconds into "30s")."""
 
     parse: Callable[[Reader, str, Any], Any]
     json: Mapping[str, Any]
@@ -79,6 +80,8 @@ def _read_default(cls: type) -> Callable[[Reader, Any, str], Any]:
 
 @dataclass(frozen=True, slots=True)
 class ListOf:
+    """A list of values, each read at `path[i]`."""
+
     item: Value
     nonempty: bool = False
 
