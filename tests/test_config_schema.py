@@ -213,12 +213,22 @@ def test_schema_rejects_a_bad_value_at_the_path_check_config_names(name: str) ->
     assert path in schema_paths(document)
 
 
-def test_schema_accepts_environment_references_wherever_a_scalar_goes() -> None:
+def test_schema_accepts_what_the_loader_accepts_beyond_literal_values(tmp_path: Path) -> None:
+    """`${VAR}` for any scalar, a secret from a file, null for a default, `cache: false`."""
+    key = tmp_path / "key"
+    key.write_text("sk-file")
     document = minimal(
         server={"port": "${PORT}", "max_body": "${MAX_BODY:-32MiB}", "access_log": "${LOG}"},
         logging={"level": "${LEVEL:-info}"},
-        cache={"redis": {"url": "${REDIS_URL:-}"}},
+        cache={"redis": {"url": "${REDIS_URL:-}"}, "skip_temperature_above": None},
+        providers={
+            "mock": {"kind": "mock", "enabled": False},
+            "o": {"kind": "openai", "api_key_file": str(key)},
+        },
+        models={"m": {"deployments": [{"provider": "o"}], "cache": False}},
     )
+    env = {"PORT": "8181", "MAX_BODY": "1MiB", "LOG": "true", "LEVEL": "debug"}
+    assert parse(document, env).server.port == 8181
     assert schema_paths(document) == set()
 
 
