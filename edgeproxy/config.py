@@ -672,6 +672,10 @@ class LoggingConfig:
 
 @dataclass(frozen=True, slots=True)
 class Config:
+    """A whole configuration. `parse` reads it section by section, in the order their rules
+    need (providers and models by their own functions: a provider switched off is dropped, a
+    kind's rules apply, models name providers); the declarations give the keys and the schema."""
+
     server: ServerConfig = section(ServerConfig, "The data listener your application talks to.")
     admin: AdminConfig = section(AdminConfig, "Probes, metrics and admin actions.")
     logging: LoggingConfig = section(LoggingConfig, "The process's log.")
