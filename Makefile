@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= configs/edgeproxy.yaml
 
-.PHONY: run test lint format typecheck bench savings check-config clean
+.PHONY: run test lint format typecheck bench savings check-config config-reference clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -38,6 +38,12 @@ format: $(VENV)/.installed-dev
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
+
+# The files derived from the configuration's declaration (tests hold them equal to it).
+config-reference: $(VENV)/.installed
+	$(BIN)/edgeproxy schema > configs/edgeproxy.schema.json
+	$(BIN)/edgeproxy schema --format markdown > docs/configuration.md
+	$(BIN)/edgeproxy schema --format helm-values > helm/edgeproxy/values.schema.json
 
 check-config: $(VENV)/.installed
 	$(BIN)/edgeproxy check-config $(CONFIG)

@@ -1,12 +1,13 @@
-"""Command line: `edgeproxy [serve]`, `check-config PATH`, `print-default-config`, `hash-key`,
-`inject` (the sidecar injection webhook, or `--dry-run` on manifests)."""
+"""Command line: `edgeproxy [serve]`, `check-config PATH`, `print-default-config`, `schema`,
+`hash-key`, `inject` (the sidecar injection webhook, or `--dry-run` on manifests)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from edgeproxy.config import default_config_text, load
 from edgeproxy.config_reader import ConfigError
@@ -24,6 +25,16 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("path")
     commands.add_parser("print-default-config", help="print the embedded defaults")
+    schema = commands.add_parser(
+        "schema", help="print the configuration's JSON Schema (or its reference, or the chart's)"
+    )
+    schema.add_argument(
+        "--format",
+        choices=SCHEMA_FORMATS,
+        default="json",
+        help="json: the JSON Schema; markdown: docs/configuration.md; "
+        "helm-values: the chart's values.schema.json",
+    )
     hash_key = commands.add_parser(
         "hash-key",
         help="print the sha256 of a virtual key read from standard input, for auth.keys[].hash",
@@ -52,6 +63,20 @@ def _hash_key(new: bool) -> int:
     return 0
 
 
+SCHEMA_FORMATS = ("json", "markdown", "helm-values")
+
+
+def schema_text(form: str) -> str:
+    """What `edgeproxy schema --format FORM` prints: the files `make config-reference` writes."""
+    from edgeproxy.config_docs import configuration_reference
+    from edgeproxy.config_schema import config_schema, helm_values_schema
+
+    if form == "markdown":
+        return configuration_reference()
+    schema = helm_values_schema() if form == "helm-values" else config_schema()
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+
+
 def _report(err: ConfigError) -> int:
     print("edgeproxy: invalid configuration:", file=sys.stderr)
     for problem in err.problems:
@@ -75,20 +100,32 @@ def _serve(path: str | None) -> int:
     return 0
 
 
+def _check_config(args: argparse.Namespace) -> int:
+    try:
+        config = load(args.path, os.environ)
+    except ConfigError as err:
+        return _report(err)
+    print(f"{args.path}: ok ({len(config.providers)} providers, {len(config.models)} models)")
+    return 0
+
+
+def _printed(text: str) -> int:
+    sys.stdout.write(text)
+    return 0
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "check-config": _check_config,
+    "hash-key": lambda args: _hash_key(args.new),
+    "inject": inject_command.run,
+    "schema": lambda args: _printed(schema_text(args.format)),
+    "print-default-config": lambda _: _printed(default_config_text()),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "check-config":
-        try:
-            config = load(args.path, os.environ)
-        except ConfigError as err:
-            return _report(err)
-        print(f"{args.path}: ok ({len(config.providers)} providers, {len(config.models)} models)")
-        return 0
-    if args.command == "hash-key":
-        return _hash_key(args.new)
-    if args.command == "inject":
-        return inject_command.run(args)
-    if args.command == "print-default-config":
-        sys.stdout.write(default_config_text())
-        return 0
-    return _serve(getattr(args, "config", None))
+    command = _COMMANDS.get(args.command)
+    if command is None:  # `serve`, the default
+        return _serve(getattr(args, "config", None))
+    return command(args)

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from edgeproxy.config import Timeouts, default_config_text, load, parse
+from edgeproxy.config import default_config_text, load, parse
 from edgeproxy.config_reader import ConfigError, Secret
+from edgeproxy.providers.settings import Timeouts
 
 REPO = Path(__file__).resolve().parents[1]
 

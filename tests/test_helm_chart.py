@@ -458,6 +458,9 @@ def test_no_secret_means_mock_only(chart: helm.Chart) -> None:
     [
         ({"secrets": {"mode": "vault"}}, r"secrets\.mode must be env or files"),
         ({"config": {"admin": {"enabled": False}}}, r"config\.admin\.enabled must stay true"),
+        # values.schema.json holds `config` to the configuration's JSON Schema
+        ({"config": {"server": {"port": "eighty"}}}, r"/config/server/port"),
+        ({"config": {"srever": {}}}, r"additional properties 'srever' not allowed"),
     ],
 )
 def test_unusable_values_are_refused(
@@ -465,6 +468,10 @@ def test_unusable_values_are_refused(
 ) -> None:
     with pytest.raises(helm.HelmError, match=message):
         render(chart, values)
+
+
+def test_values_beside_config_stay_open_to_other_features(chart: helm.Chart) -> None:
+    assert render(chart, {"a_future_feature": {"enabled": False}})
 
 
 # --- service and monitoring ----------------------------------------------------------------------

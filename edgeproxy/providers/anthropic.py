@@ -9,9 +9,14 @@ from edgeproxy.dialects.translation import BuildChat, UpstreamChat
 from edgeproxy.operations import Operation
 from edgeproxy.providers.base import OutboundRequest
 from edgeproxy.providers.http import HttpProvider
+from edgeproxy.providers.settings import KindRules, fixed_url
 
 
 class AnthropicProvider(HttpProvider):
+    rules = KindRules(
+        fixed_url("https://api.anthropic.com"),
+        frozenset({"anthropic_version", "default_max_tokens"}),
+    )
     operations = frozenset({Operation.MESSAGES, Operation.COUNT_TOKENS})
     native_chat = Operation.MESSAGES
 

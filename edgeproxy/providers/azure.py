@@ -10,13 +10,27 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from edgeproxy.config import ProviderConfig
 from edgeproxy.operations import Operation
 from edgeproxy.providers.base import OutboundRequest, path_segment
 from edgeproxy.providers.openai import OpenAIProvider
+from edgeproxy.providers.settings import Given, KindRules, ProviderConfig, fixed_url
+
+
+def _authenticated(given: Given) -> bool:
+    return given.has_key or given.has_token
 
 
 class AzureProvider(OpenAIProvider):
+    rules = KindRules(
+        fixed_url(""),
+        frozenset({"max_tokens_field", "api_version", "bearer_token", "bearer_token_file"}),
+        _authenticated,
+        ("api_key", "required for this kind (give api_key, api_key_file or bearer_token)"),
+        required_url="required for kind azure (https://<resource>.openai.azure.com)",
+        dns_name=True,
+        newer_max_tokens=True,
+    )
+
     def __init__(self, config: ProviderConfig) -> None:
         super().__init__(config)
         self._v1 = config.api_version == "v1"

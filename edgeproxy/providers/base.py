@@ -6,13 +6,12 @@ import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 from urllib.parse import quote
 
 from multidict import CIMultiDict
 
 from edgeproxy import errors
-from edgeproxy.config import ProviderConfig
 from edgeproxy.dialects import anthropic_messages, openai_chat
 from edgeproxy.dialects.neutral import ChatRequest, EmbeddingRequest
 from edgeproxy.dialects.params import UnsupportedParams
@@ -25,6 +24,7 @@ from edgeproxy.dialects.translation import (
     UpstreamChat,
 )
 from edgeproxy.operations import Operation
+from edgeproxy.providers.settings import KindRules, ProviderConfig
 
 # RFC 9110 §7.6.1 hop-by-hop headers, plus what a proxy must never pass on.
 HOP_BY_HOP = frozenset(
@@ -206,9 +206,11 @@ class Upstream(Protocol):
 
 
 class Provider(ABC):
-    """An upstream of one kind, configured once; `open` and `close` bracket its pool."""
+    """An upstream of one kind, configured once; `open` and `close` bracket its pool.
+    `rules`: what its kind asks of its configuration, checked at load."""
 
     operations: frozenset[Operation] = frozenset()
+    rules: ClassVar[KindRules]
 
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
 from edgeproxy import errors
-from edgeproxy.config import ProviderConfig
+from edgeproxy.config_reader import Reader
 from edgeproxy.dialects import bedrock
 from edgeproxy.dialects.neutral import EmbeddingRequest, EmbeddingResponse
 from edgeproxy.dialects.params import ParamPolicy, UnsupportedParams
@@ -34,6 +36,8 @@ from edgeproxy.providers.aws_auth import (
 )
 from edgeproxy.providers.base import OutboundRequest, path_segment
 from edgeproxy.providers.http import BufferedUpstream, HttpProvider, HttpUpstream
+from edgeproxy.providers.settings import Given, KindRules, ProviderConfig
+from edgeproxy.wire.urls import url_problem
 
 EMBEDDING_CALLS_IN_FLIGHT = 8  # per client request, so one large batch cannot take the pool
 
@@ -62,7 +66,40 @@ def credential_source(config: ProviderConfig) -> CredentialSource:
     raise CredentialsError("no AWS credentials in the config or the environment")
 
 
+def _endpoint(values: Mapping[str, Any]) -> str:
+    return f"https://bedrock-runtime.{values['aws'].region}.amazonaws.com"
+
+
+def _authenticated(given: Given) -> bool:
+    """Keys in the config or the environment, else botocore's standard chain (IRSA web
+    identity, profiles, instance roles) when the extra is installed."""
+    aws = given.raw.get("aws")
+    if isinstance(aws, dict) and aws.get("access_key_id"):
+        return True
+    if given.env.get("AWS_ACCESS_KEY_ID") and given.env.get("AWS_SECRET_ACCESS_KEY"):
+        return True
+    return botocore_available()
+
+
+def _check_region(r: Reader, values: Mapping[str, Any], path: str) -> None:
+    region = values["aws"].region
+    if region and url_problem(_endpoint(values), dns_name=True):
+        r.fail(f"{path}.aws.region", f"expected an AWS region such as us-east-1, got {region!r}")
+
+
 class BedrockProvider(HttpProvider):
+    rules = KindRules(
+        _endpoint,
+        frozenset({"aws"}),
+        _authenticated,
+        (
+            "aws",
+            "no AWS credentials: give aws.access_key_id and aws.secret_access_key, set "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or install edgeproxy[bedrock] for the "
+            "standard AWS chain (IRSA, profiles, instance roles)",
+        ),
+        check=_check_region,
+    )
     operations = frozenset()  # no client speaks Bedrock's dialect: everything is translated
 
     def __init__(self, config: ProviderConfig) -> None:

@@ -14,6 +14,7 @@ from edgeproxy.dialects.translation import EmbeddingTranslator, UpstreamChat
 from edgeproxy.operations import Operation
 from edgeproxy.providers.base import OutboundRequest, path_segment
 from edgeproxy.providers.http import HttpProvider
+from edgeproxy.providers.settings import KindRules, fixed_url
 
 
 def _batch(request: EmbeddingRequest) -> bool:
@@ -30,6 +31,7 @@ def _embedding_answer(body: bytes, request: EmbeddingRequest, model: str) -> Emb
 
 
 class GeminiProvider(HttpProvider):
+    rules = KindRules(fixed_url("https://generativelanguage.googleapis.com/v1beta"))
     operations = frozenset()  # no client speaks Gemini's dialect: everything is translated
 
     def auth_headers(self) -> dict[str, str]:

@@ -20,7 +20,6 @@ from collections.abc import Mapping, MutableMapping
 from urllib.parse import urlsplit
 
 from edgeproxy import errors
-from edgeproxy.config import ProviderConfig, Timeouts
 from edgeproxy.operations import Operation
 from edgeproxy.providers.base import (
     CLIENT_CHAT,
@@ -30,6 +29,7 @@ from edgeproxy.providers.base import (
     relayed_headers,
     with_trace_context,
 )
+from edgeproxy.providers.settings import ProviderConfig, Timeouts
 from edgeproxy.wire import codings
 from edgeproxy.wire.client import (
     ConnectFailed,

@@ -17,6 +17,7 @@ from edgeproxy.dialects import anthropic, openai
 from edgeproxy.dialects.neutral import ChatRequest, ChatResponse, Text, Usage, events_of
 from edgeproxy.operations import Operation
 from edgeproxy.providers.base import CLIENT_CHAT, OutboundRequest, Provider
+from edgeproxy.providers.settings import KindRules, fixed_url
 
 _JSON = {"content-type": "application/json"}
 _SSE = {"content-type": "text/event-stream; charset=utf-8"}
@@ -79,6 +80,9 @@ class MockUpstream:
 
 
 class MockProvider(Provider):
+    rules = KindRules(
+        fixed_url("http://mock.invalid"), frozenset({"mock"}), authenticated=lambda given: True
+    )
     operations = frozenset(Operation)
 
     async def send(self, request: OutboundRequest) -> MockUpstream:

@@ -8,9 +8,18 @@ from edgeproxy.dialects import openai_chat
 from edgeproxy.dialects.translation import BuildChat, UpstreamChat
 from edgeproxy.operations import Operation
 from edgeproxy.providers.http import HttpProvider
+from edgeproxy.providers.settings import OPENAI_URL, Given, KindRules, fixed_url
+
+
+def _authenticated(given: Given) -> bool:
+    """A self-hosted OpenAI-compatible server (another base URL) may need no key."""
+    return given.has_key or not str(given.raw.get("base_url", OPENAI_URL)).startswith(OPENAI_URL)
 
 
 class OpenAIProvider(HttpProvider):
+    rules = KindRules(
+        fixed_url(OPENAI_URL + "/v1"), frozenset({"max_tokens_field"}), _authenticated
+    )
     operations = frozenset({Operation.CHAT, Operation.COMPLETIONS, Operation.EMBEDDINGS})
     native_chat = Operation.CHAT
 

@@ -29,11 +29,40 @@ request needs is decided here, at load: a key's hash, its allowed model groups, 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from edgeproxy.config_reader import ConfigError, Reader, Secret, show
+from edgeproxy.config_spec import (
+    BOOLEAN,
+    COUNT,
+    FRACTION,
+    NAMES,
+    NONEMPTY_TEXT,
+    POSITIVE_DURATION,
+    POSITIVE_NUMBER,
+    READABLE_FILE,
+    STRING_MAP,
+    WHOLE,
+    Declared,
+    Kind,
+    ListOf,
+    MapOf,
+    Section,
+    check_keys,
+    choice,
+    optional_section,
+    read,
+    read_checked,
+    read_values,
+    required,
+    secret,
+    section,
+    setting,
+    url,
+    yaml_only,
+)
 from edgeproxy.extras import SEMANTIC, SEMANTIC_PACKAGES, missing
 from edgeproxy.pricing import PricingTable, load_pricing
 
@@ -47,13 +76,40 @@ _DIGEST = re.compile(r"(?:sha256:)?([0-9a-f]{64})")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 
 
+def _named(r: Reader, path: str, value: Any) -> str:
+    """A name (an id, a team, a namespace): what goes into Redis keys and log fields."""
+    text = r.nonempty_text(path, value)
+    if text and not _NAME.fullmatch(text):
+        r.fail(path, f"expected letters, digits and _.:- (at most 128), got {show(text)}")
+    return text
+
+
+NAME = Kind(_named, {"type": "string", "pattern": "^" + _NAME.pattern + "$"}, "name", "storefront")
+
+
+def _digest(r: Reader, path: str, value: Any) -> str:
+    match = _DIGEST.fullmatch(r.text(path, value).strip().lower())
+    if match is None:
+        r.fail(
+            path,
+            "expected sha256:<64 hex digits> as printed by `edgeproxy hash-key` "
+            "(the key itself never goes in the configuration)",
+        )
+        return ""
+    return match.group(1)
+
+
+def _model_names(r: Reader, path: str, value: Any) -> frozenset[str]:
+    return frozenset(r.names(path, value))
+
+
 @dataclass(frozen=True, slots=True)
 class LimitSettings:
     """Requests and tokens per minute, and requests in flight; None: no limit."""
 
-    rpm: int | None = None
-    tpm: int | None = None
-    parallel: int | None = None
+    rpm: int | None = setting(None, COUNT, "Requests per minute.", example=600)
+    tpm: int | None = setting(None, COUNT, "Tokens per minute.", example=200000)
+    parallel: int | None = setting(None, COUNT, "Requests in flight.", example=16)
 
     def __bool__(self) -> bool:
         return self.rpm is not None or self.tpm is not None or self.parallel is not None
@@ -63,8 +119,8 @@ class LimitSettings:
 class BudgetSettings:
     """US dollars per UTC day and per UTC month; None: no budget."""
 
-    daily_usd: float | None = None
-    monthly_usd: float | None = None
+    daily_usd: float | None = setting(None, POSITIVE_NUMBER, "USD per UTC day.", example=20)
+    monthly_usd: float | None = setting(None, POSITIVE_NUMBER, "USD per UTC month.", example=400)
 
     def __bool__(self) -> bool:
         return self.daily_usd is not None or self.monthly_usd is not None
@@ -74,15 +130,32 @@ class BudgetSettings:
 class KeySettings:
     """A virtual key as the operator configured it; only the SHA-256 of the key is kept."""
 
-    id: str
-    digest: str  # 64 lower-case hex digits
-    team: str | None = None
-    models: frozenset[str] | None = None  # None: every model group
-    limits: LimitSettings = LimitSettings()
-    budget: BudgetSettings = BudgetSettings()
-    cache_namespace: str | None = None
-    policy: str | None = None
-    metadata: Mapping[str, str] = field(default_factory=dict)
+    id: str = required(NAME, "Names the caller in logs, limits and spend.", example="web")
+    digest: str = required(  # 64 lower-case hex digits
+        Kind(
+            _digest,
+            {"type": "string", "pattern": "^(sha256:)?[0-9a-fA-F]{64}$"},
+            "sha256 digest",
+            "sha256:" + "0" * 64,
+        ),
+        "sha256:<64 hex digits>, printed by `edgeproxy hash-key` (never the key itself).",
+        key="hash",
+    )
+    team: str | None = setting(None, NAME, "Its team (limits, budget, cache namespace).")
+    models: frozenset[str] | None = setting(  # None: every model group
+        None,
+        Kind(_model_names, NAMES.json, "list of model groups", ["gpt-4o-mini"], sorted),
+        "Model groups it may call (default: all).",
+    )
+    limits: LimitSettings = section(LimitSettings, "Its own rate limits.")
+    budget: BudgetSettings = section(BudgetSettings, "Its own budget.")
+    cache_namespace: str | None = setting(
+        None, NAME, "Where its answers are cached (default: its team, else its id)."
+    )
+    policy: str | None = setting(
+        None, NONEMPTY_TEXT, "A guardrails policy (default: the route's).", example="strict"
+    )
+    metadata: Mapping[str, str] = setting({}, STRING_MAP, "Free-form labels.")
 
     @property
     def tenant(self) -> str:
@@ -92,16 +165,28 @@ class KeySettings:
 
 @dataclass(frozen=True, slots=True)
 class TeamSettings:
-    limits: LimitSettings = LimitSettings()
-    budget: BudgetSettings = BudgetSettings()
+    limits: LimitSettings = section(LimitSettings, "The team's rate limits, all keys together.")
+    budget: BudgetSettings = section(BudgetSettings, "The team's budget.")
 
 
 @dataclass(frozen=True, slots=True)
 class AuthConfig:
-    mode: Literal["none", "keys"] = "none"
-    keys: tuple[KeySettings, ...] = ()
-    teams: Mapping[str, TeamSettings] = field(default_factory=dict)
-    redis_keys: bool = False
+    mode: Literal["none", "keys"] = setting(
+        "none",
+        choice(AUTH_MODES),
+        "none: a trusted loopback sidecar; keys: every request needs a virtual key.",
+    )
+    keys: tuple[KeySettings, ...] = setting(
+        (), ListOf(Section(KeySettings)), "The virtual keys (with mode: keys)."
+    )
+    teams: Mapping[str, TeamSettings] = setting(
+        {},
+        MapOf(Section(TeamSettings), NAME, "team name to settings", example_key="storefront"),
+        "Limits and budgets per team.",
+    )
+    redis_keys: bool = setting(
+        False, BOOLEAN, "Also accept keys created through /admin/keys, kept in redis."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,67 +195,199 @@ class LimitsConfig:
     `local` keeps counting in this process on `local_share` of each limit, `open` lets
     requests through, `closed` refuses them."""
 
-    groups: Mapping[str, LimitSettings] = field(default_factory=dict)
-    on_redis_error: Literal["local", "open", "closed"] = "local"
-    local_share: float = 1.0
+    groups: Mapping[str, LimitSettings] = setting(
+        {},
+        MapOf(Section(LimitSettings), what="model group to limits", example_key="gpt-4o"),
+        "Limits per model group, for every caller together.",
+    )
+    on_redis_error: Literal["local", "open", "closed"] = setting(
+        "local",
+        choice(BACKEND_POLICIES),
+        "When the shared Redis fails: local (count in this process on local_share of each "
+        "limit), open (admit) or closed (refuse with a 503).",
+    )
+    local_share: float = setting(
+        1.0, FRACTION, "Share of each limit counted locally (1 / replicas keeps the total)."
+    )
     # How a request's prompt tokens are estimated for TPM: characters / 4, or counted by
     # tiktoken (installed separately; it loads its encoding at start, from its cache
     # directory, TIKTOKEN_CACHE_DIR, or the network; failing that, the heuristic applies).
-    tokenizer: Literal["heuristic", "tiktoken"] = "heuristic"
+    tokenizer: Literal["heuristic", "tiktoken"] = setting(
+        "heuristic",
+        choice(("heuristic", "tiktoken")),
+        "How prompt tokens are estimated: characters / 4, or tiktoken (pip install tiktoken).",
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class BudgetsConfig:
-    on_redis_error: Literal["open", "closed"] = "open"
+    on_redis_error: Literal["open", "closed"] = setting(
+        "open", choice(("open", "closed")), "While spend cannot be checked: admit, or refuse."
+    )
+
+
+_OVERRIDES = Kind(
+    lambda r, path, value: value,
+    {"type": "object", "additionalProperties": {"type": "object"}},
+    "mapping of provider to model prices",
+    {"openai": {"gpt-4o": {"input": 2.5, "output": 10}}},
+)
 
 
 @dataclass(frozen=True, slots=True)
 class PricingConfig:
     """The price table: the embedded one, then an operator's file, then inline entries."""
 
+    YAML_ONLY: ClassVar[tuple[Declared, ...]] = (
+        yaml_only(
+            "overrides",
+            None,
+            _OVERRIDES,
+            "Inline entries over both, per provider and model: input, output, cached_input, "
+            "cache_write (USD per million tokens), source, as_of.",
+        ),
+    )
+
     table: PricingTable = field(default_factory=load_pricing)
-    file: str | None = None
+    file: str | None = setting(
+        None, READABLE_FILE, "A price table file, over the built-in one (configs/pricing.yaml)."
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class SharedState:
     """The Redis that replicas share keys, limits and spend through (None: this process)."""
 
-    url: str | None = None
-    prefix: str = "edgeproxy"
-    timeout: float = 0.2
-    cluster: bool = False  # url names one node of a Redis Cluster
+    url: str | None = setting(
+        None,
+        Kind(
+            lambda r, path, value: r.text(path, value) or None,
+            {"type": "string", "pattern": "^((rediss?|unix)://.*)?$"},
+            "Redis URL",
+            "redis://redis:6379/0",
+        ),
+        "The shared Redis (empty: each sidecar counts alone).",
+        example="${EDGEPROXY_SHARED_REDIS_URL:-}",
+    )
+    prefix: str = setting("edgeproxy", NAME, "Prefix of every key.")
+    timeout: float = setting(
+        0.2, POSITIVE_DURATION, "Each call on the request path; then on_redis_error applies."
+    )
+    cluster: bool = setting(  # url names one node of a Redis Cluster
+        False, BOOLEAN, "url names one node of a Redis Cluster."
+    )
+
+
+def _pii_kinds(r: Reader, path: str, value: Any) -> tuple[str, ...]:
+    kinds = r.names(path, value)
+    for kind in kinds:
+        if kind not in PII_KINDS:
+            r.fail(path, f"unknown kind {show(kind)} (known: {', '.join(PII_KINDS)})")
+    return kinds
 
 
 @dataclass(frozen=True, slots=True)
 class PiiRule:
-    mode: str
-    kinds: tuple[str, ...] = PII_KINDS
+    mode: str = setting(
+        "redact", choice(("redact", "block", "monitor")), "What is done with what it finds."
+    )
+    kinds: tuple[str, ...] = setting(
+        PII_KINDS,
+        Kind(
+            _pii_kinds,
+            {"type": "array", "items": {"enum": list(PII_KINDS)}},
+            "list of " + " | ".join(PII_KINDS),
+            ["email", "phone"],
+            list,
+        ),
+        "The kinds of personal data looked for.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerPiiRule(PiiRule):
+    """Personal data in answers: redacted or monitored (by the time a stream shows a value,
+    what came before it has been sent, so an answer is never blocked)."""
+
+    mode: str = setting("redact", choice(("redact", "monitor")), "What is done with it.")
 
 
 @dataclass(frozen=True, slots=True)
 class InjectionRule:
-    mode: str
-    threshold: float = 0.5
-    classifier: bool = False  # also the embedding classifier, noted off the request path
-    remember_clean: int = 16384  # texts found clean, not screened again (0: screen every time)
+    mode: str = setting("block", choice(("block", "monitor")), "What a detection does.")
+    threshold: float = setting(0.5, FRACTION, "Score from which a prompt counts as injection.")
+    classifier: bool = setting(  # also the embedding classifier, noted off the request path
+        False,
+        BOOLEAN,
+        "Also note what an embedding classifier flags, off the request path (semantic extra).",
+    )
+    remember_clean: int = setting(  # texts found clean, not screened again (0: every time)
+        16384, WHOLE, "Texts found clean that are not screened again (0: screen every time)."
+    )
+
+
+def _injection(r: Reader, raw: Any, path: str) -> InjectionRule | None:
+    if raw is None:
+        return None
+    rule = read(r, InjectionRule, raw, path)
+    absent = missing(SEMANTIC_PACKAGES) if rule.classifier else []
+    if absent:
+        r.fail(
+            f"{path}.classifier",
+            f"needs the {SEMANTIC} extra (pip install 'edgeproxy[{SEMANTIC}]'); "
+            f"missing: {', '.join(absent)}",
+        )
+    return rule
+
+
+def _patterns(r: Reader, path: str, value: Any) -> tuple[str, ...]:
+    patterns = r.names(path, value)
+    for i, pattern in enumerate(patterns):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            r.fail(f"{path}[{i}]", f"not a valid regular expression: {exc}")
+    return patterns
 
 
 @dataclass(frozen=True, slots=True)
 class BlocklistRule:
-    mode: str
-    terms: tuple[str, ...] = ()
-    patterns: tuple[str, ...] = ()
+    mode: str = setting("block", choice(RULE_MODES), "What a match does.")
+    terms: tuple[str, ...] = setting(
+        (), NAMES, "Terms matched as words, case-insensitively.", example=["Project Falcon"]
+    )
+    patterns: tuple[str, ...] = setting(
+        (),
+        Kind(_patterns, NAMES.json, "list of regular expressions", [r"\bACME-\d{4}\b"], list),
+        "Regular expressions.",
+    )
+
+
+def _blocklist(r: Reader, raw: Any, path: str) -> BlocklistRule | None:
+    if raw is None:
+        return None
+    rule = read(r, BlocklistRule, raw, path)
+    if not rule.terms and not rule.patterns:
+        r.fail(path, "give terms, patterns or both")
+    return rule
 
 
 @dataclass(frozen=True, slots=True)
 class ShieldSettings:
-    url: str
-    token: Secret | None = None
-    timeout: float = 0.1
-    mode: str = "blocking"
-    fail_open: bool = False  # a guard that cannot answer refuses, as Envoy's ext_authz does
-    screen_output: bool = False
+    url: str = required(
+        url(), "The guard's endpoint (contract: docs/shield.md).", example="http://shield:8000/v1"
+    )
+    token: Secret | None = secret("Sent as Authorization: Bearer.")
+    timeout: float = setting(0.1, POSITIVE_DURATION, "The longest a check may take.")
+    mode: str = setting(
+        "blocking",
+        choice(SHIELD_MODES),
+        "blocking, monitoring, or audit (off the request path).",
+    )
+    fail_open: bool = setting(  # a guard that cannot answer refuses, as Envoy's ext_authz does
+        False, BOOLEAN, "Admit requests when the guard cannot answer (default: refuse)."
+    )
+    screen_output: bool = setting(False, BOOLEAN, "Also check answers.", key="output")
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,34 +395,66 @@ class Policy:
     """What one guardrail policy screens, and how: each rule blocks, redacts or monitors."""
 
     name: str
-    pii: PiiRule | None = None
-    injection: InjectionRule | None = None
-    blocklist: BlocklistRule | None = None
-    output: PiiRule | None = None
-    shield: ShieldSettings | None = None
-    max_messages: int | None = None
-    max_prompt_chars: int | None = None
+    pii: PiiRule | None = optional_section(PiiRule, "Personal data in prompts.")
+    injection: InjectionRule | None = optional_section(
+        InjectionRule, "Prompt injection.", parse=_injection
+    )
+    blocklist: BlocklistRule | None = optional_section(
+        BlocklistRule, "Terms and patterns that may not be sent.", parse=_blocklist
+    )
+    output: PiiRule | None = optional_section(AnswerPiiRule, "Personal data in answers.")
+    shield: ShieldSettings | None = optional_section(
+        ShieldSettings, "An external guard (docs/shield.md)."
+    )
+    max_messages: int | None = setting(None, COUNT, "Messages a request may hold.", example=200)
+    max_prompt_chars: int | None = setting(
+        None, COUNT, "Characters a prompt may hold.", example=400000
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class GuardrailsConfig:
-    policies: Mapping[str, Policy] = field(default_factory=dict)
-    default_policy: str | None = None
-    routes: Mapping[str, str] = field(default_factory=dict)  # operation label -> policy
-    audit_log: str | None = None  # a JSONL file, or "-" for standard output
+    policies: Mapping[str, Policy] = setting(
+        {},
+        MapOf(
+            Section(Policy), NAME, "policy name to rules", name_into="name", example_key="strict"
+        ),
+        "Guardrail policies by name.",
+    )
+    default_policy: str | None = setting(
+        None, NONEMPTY_TEXT, "The policy of requests no key or route names.", example="strict"
+    )
+    routes: Mapping[str, str] = setting(  # operation label -> policy
+        {},
+        Kind(
+            lambda r, path, value: r.string_map(path, value),
+            {"type": "object", "propertyNames": {"enum": list(OPERATION_LABELS)}},
+            "mapping of route to policy",
+            {"messages": "strict"},
+            dict,
+        ),
+        "A policy per route: " + ", ".join(OPERATION_LABELS) + ".",
+    )
+    audit_log: str | None = setting(  # a JSONL file, or "-" for standard output
+        None,
+        NONEMPTY_TEXT,
+        'A JSONL file of guardrail decisions, or "-" for standard output.',
+        example="/var/log/edgeproxy/audit.jsonl",
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class SecurityConfig:
-    auth: AuthConfig = AuthConfig()
-    limits: LimitsConfig = LimitsConfig()
-    budgets: BudgetsConfig = BudgetsConfig()
-    pricing: PricingConfig = PricingConfig()
-    guardrails: GuardrailsConfig = GuardrailsConfig()
-    redis: SharedState = SharedState()
-
-
-SECTIONS = ("auth", "limits", "budgets", "pricing", "guardrails", "redis")
+    auth: AuthConfig = section(AuthConfig, "Callers and their virtual keys.")
+    limits: LimitsConfig = section(LimitsConfig, "Rate limits per model group.")
+    budgets: BudgetsConfig = section(BudgetsConfig, "Budgets of keys and teams.")
+    pricing: PricingConfig = section(PricingConfig, "Prices per million tokens.")
+    guardrails: GuardrailsConfig = section(
+        GuardrailsConfig, "Screening requests and answers (docs/guardrails.md)."
+    )
+    redis: SharedState = section(
+        SharedState, "The Redis replicas share keys, rate limits and spend through."
+    )
 
 
 def parse_security(r: Reader, top: Mapping[str, Any], groups: frozenset[str]) -> SecurityConfig:
@@ -215,7 +464,7 @@ def parse_security(r: Reader, top: Mapping[str, Any], groups: frozenset[str]) ->
     guardrails = _guardrails(r, top.get("guardrails"))
     auth = _auth(r, top.get("auth"), groups, guardrails.policies)
     limits = _limits(r, top.get("limits"), groups)
-    budgets = _budgets(r, top.get("budgets"))
+    budgets = read(r, BudgetsConfig, top.get("budgets"), "budgets")
     if auth.redis_keys and redis.url is None:
         r.fail("auth.redis_keys", "needs redis.url (the Redis the keys are kept in)")
     return SecurityConfig(
@@ -228,107 +477,29 @@ def parse_security(r: Reader, top: Mapping[str, Any], groups: frozenset[str]) ->
     )
 
 
-def _named(r: Reader) -> Callable[[str, Any], str]:
-    """A parser of names (ids, teams, namespaces): what goes into Redis keys and log fields."""
-
-    def parse(path: str, value: Any) -> str:
-        text = r.nonempty_text(path, value)
-        if text and not _NAME.fullmatch(text):
-            r.fail(path, f"expected letters, digits and _.:- (at most 128), got {show(text)}")
-        return text
-
-    return parse
-
-
-def _mapping(r: Reader, s: dict[str, Any], path: str, key: str, what: str) -> dict[Any, Any]:
-    """`s[key]`, a mapping of `what` (empty when absent or not a mapping, which is reported)."""
-    value = s.get(key) or {}
-    if not isinstance(value, dict):
-        r.fail(f"{path}.{key}", f"expected a mapping of {what}, got {show(value)}")
-        return {}
-    return value
-
-
-def _limit_settings(r: Reader, raw: Any, path: str) -> LimitSettings:
-    s = r.section(raw, path, ("rpm", "tpm", "parallel"))
-    return LimitSettings(
-        rpm=r.get(s, path, "rpm", r.count, None),
-        tpm=r.get(s, path, "tpm", r.count, None),
-        parallel=r.get(s, path, "parallel", r.count, None),
-    )
-
-
-def _budget_settings(r: Reader, raw: Any, path: str) -> BudgetSettings:
-    s = r.section(raw, path, ("daily_usd", "monthly_usd"))
-    return BudgetSettings(
-        daily_usd=r.get(s, path, "daily_usd", r.positive_number, None),
-        monthly_usd=r.get(s, path, "monthly_usd", r.positive_number, None),
-    )
-
-
-def _digests(r: Reader) -> Callable[[str, Any], str]:
-    def parse(path: str, value: Any) -> str:
-        match = _DIGEST.fullmatch(r.text(path, value).strip().lower())
-        if match is None:
-            r.fail(
-                path,
-                "expected sha256:<64 hex digits> as printed by `edgeproxy hash-key` "
-                "(the key itself never goes in the configuration)",
-            )
-            return ""
-        return match.group(1)
-
-    return parse
-
-
 def parse_key(
     r: Reader, raw: Any, path: str, groups: frozenset[str], policies: Mapping[str, Policy]
 ) -> KeySettings | None:
     """One key at `path`: from the configuration, or created through the admin API."""
-    s = r.section(
-        raw,
-        path,
-        (
-            "id",
-            "hash",
-            "team",
-            "models",
-            "limits",
-            "budget",
-            "cache_namespace",
-            "policy",
-            "metadata",
-        ),
-    )
+    s = check_keys(r, KeySettings, raw, path)
     if not s:
         r.fail(path, f"expected a key with at least id and hash, got {show(raw)}")
         return None
-    models = r.get(s, path, "models", r.names, None)
-    for name in models or ():
+    key = KeySettings(**read_checked(r, KeySettings, s, path))
+    for name in sorted(key.models or ()):
         if name not in groups:
             r.fail(f"{path}.models", f"no model group named {show(name)}")
-    policy = r.get(s, path, "policy", r.nonempty_text, None)
-    if policy is not None and policy not in policies:
-        r.fail(f"{path}.policy", f"no guardrails policy named {show(policy)}")
-    return KeySettings(
-        id=r.get(s, path, "id", _named(r)),
-        digest=r.get(s, path, "hash", _digests(r)),
-        team=r.get(s, path, "team", _named(r), None),
-        models=frozenset(models) if models is not None else None,
-        limits=_limit_settings(r, s.get("limits"), f"{path}.limits"),
-        budget=_budget_settings(r, s.get("budget"), f"{path}.budget"),
-        cache_namespace=r.get(s, path, "cache_namespace", _named(r), None),
-        policy=policy,
-        metadata=r.get(s, path, "metadata", r.string_map, {}),
-    )
+    if key.policy is not None and key.policy not in policies:
+        r.fail(f"{path}.policy", f"no guardrails policy named {show(key.policy)}")
+    return key
 
 
 def _auth(
     r: Reader, raw: Any, groups: frozenset[str], policies: Mapping[str, Policy]
 ) -> AuthConfig:
     path = "auth"
-    s = r.section(raw, path, ("mode", "keys", "teams", "redis_keys"))
-    mode = r.get(s, path, "mode", r.choice(AUTH_MODES), "none")
+    s = check_keys(r, AuthConfig, raw, path)
+    values = read_checked(r, AuthConfig, s, path, skip=("keys",))
     items = s.get("keys") or []
     if not isinstance(items, list):
         r.fail(f"{path}.keys", f"expected a list of keys, got {show(items)}")
@@ -338,27 +509,12 @@ def _auth(
     ]
     found = tuple(k for k in keys if k is not None)
     _check_unique(r, found)
-    teams_raw = _mapping(r, s, path, "teams", "team name to settings")
-    teams = {}
-    for name, entry in teams_raw.items():
-        where = f"{path}.teams.{name}"
-        _named(r)(where, name)
-        t = r.section(entry, where, ("limits", "budget"))
-        teams[str(name)] = TeamSettings(
-            limits=_limit_settings(r, t.get("limits"), f"{where}.limits"),
-            budget=_budget_settings(r, t.get("budget"), f"{where}.budget"),
-        )
-    redis_keys = r.get(s, path, "redis_keys", r.boolean, False)
-    if mode == "keys" and not found and not redis_keys:
+    auth = AuthConfig(keys=found, **values)
+    if auth.mode == "keys" and not found and not auth.redis_keys:
         r.fail(f"{path}.keys", "mode keys needs at least one key (or redis_keys: true)")
-    if mode == "none" and (found or redis_keys):
+    if auth.mode == "none" and (found or auth.redis_keys):
         r.fail(f"{path}.mode", "keys are configured but mode is none: set mode: keys")
-    return AuthConfig(
-        mode="keys" if mode == "keys" else "none",
-        keys=found,
-        teams=teams,
-        redis_keys=redis_keys,
-    )
+    return auth
 
 
 def _check_unique(r: Reader, keys: tuple[KeySettings, ...]) -> None:
@@ -375,39 +531,21 @@ def _check_unique(r: Reader, keys: tuple[KeySettings, ...]) -> None:
 
 def _limits(r: Reader, raw: Any, groups: frozenset[str]) -> LimitsConfig:
     path = "limits"
-    s = r.section(raw, path, ("groups", "on_redis_error", "local_share", "tokenizer"))
-    per_group = _mapping(r, s, path, "groups", "model group to limits")
-    parsed = {}
-    for name, entry in per_group.items():
+    limits = read(r, LimitsConfig, raw, path)
+    for name in limits.groups:
         if name not in groups:
             r.fail(f"{path}.groups.{name}", "no model group of this name")
-        parsed[str(name)] = _limit_settings(r, entry, f"{path}.groups.{name}")
-    policy = r.get(s, path, "on_redis_error", r.choice(BACKEND_POLICIES), "local")
-    share = r.get(s, path, "local_share", r.fraction, 1.0)
-    if share == 0:
+    if limits.local_share == 0:
         r.fail(f"{path}.local_share", "must be > 0 (use on_redis_error: closed to refuse all)")
-    tokenizer = r.get(s, path, "tokenizer", r.choice(("heuristic", "tiktoken")), "heuristic")
-    if tokenizer == "tiktoken" and missing(("tiktoken",)):
+    if limits.tokenizer == "tiktoken" and missing(("tiktoken",)):
         r.fail(f"{path}.tokenizer", "tiktoken is not installed (pip install tiktoken)")
-    return LimitsConfig(
-        groups=parsed,
-        on_redis_error=policy,  # type: ignore[arg-type]
-        local_share=share,
-        tokenizer="tiktoken" if tokenizer == "tiktoken" else "heuristic",
-    )
-
-
-def _budgets(r: Reader, raw: Any) -> BudgetsConfig:
-    s = r.section(raw, "budgets", ("on_redis_error",))
-    policy = r.get(s, "budgets", "on_redis_error", r.choice(("open", "closed")), "open")
-    return BudgetsConfig(on_redis_error="closed" if policy == "closed" else "open")
+    return limits
 
 
 def _pricing(r: Reader, raw: Any) -> PricingConfig:
     """Loaded and checked now, so a bad price stops the load with its field named."""
-    s = r.section(raw, "pricing", ("file", "overrides"))
-    file = r.get(s, "pricing", "file", r.readable_file, None)
-    overrides = s.get("overrides")
+    values = read_values(r, PricingConfig, raw, "pricing")
+    file, overrides = values["file"], values["overrides"]
     if overrides is not None and not isinstance(overrides, dict):
         r.fail("pricing.overrides", f"expected a mapping of sections, got {show(overrides)}")
         overrides = None
@@ -421,136 +559,25 @@ def _pricing(r: Reader, raw: Any) -> PricingConfig:
 
 def _shared_state(r: Reader, raw: Any) -> SharedState:
     path = "redis"
-    s = r.section(raw, path, ("url", "prefix", "timeout", "cluster"))
-    url = r.get(s, path, "url", r.text, "") or None
-    if url is not None and not re.match(r"^(rediss?|unix)://", url):
+    state = read(r, SharedState, raw, path)
+    if state.url is not None and not re.match(r"^(rediss?|unix)://", state.url):
         r.fail(f"{path}.url", "expected a redis://, rediss:// or unix:// URL")
-    cluster = r.get(s, path, "cluster", r.boolean, False)
-    if cluster and url is not None and url.startswith("unix://"):
+    if state.cluster and state.url is not None and state.url.startswith("unix://"):
         r.fail(f"{path}.url", "a Redis Cluster is reached over TCP: give one node's redis:// URL")
-    return SharedState(
-        url=url,
-        prefix=r.get(s, path, "prefix", _named(r), "edgeproxy"),
-        timeout=r.get(s, path, "timeout", r.positive_duration, 0.2),
-        cluster=cluster,
-    )
-
-
-def _rule_mode(r: Reader, s: dict[str, Any], path: str, allowed: tuple[str, ...]) -> str:
-    return r.get(s, path, "mode", r.choice(allowed), allowed[0])
-
-
-def _pii(
-    r: Reader, raw: Any, path: str, modes: tuple[str, ...] = ("redact", "block", "monitor")
-) -> PiiRule | None:
-    """Personal data in prompts (redact, block or monitor), or in answers (redact or
-    monitor: by the time a stream shows a value, what came before it has been sent)."""
-    if raw is None:
-        return None
-    s = r.section(raw, path, ("mode", "kinds"))
-    kinds = r.get(s, path, "kinds", r.names, PII_KINDS)
-    for kind in kinds:
-        if kind not in PII_KINDS:
-            r.fail(f"{path}.kinds", f"unknown kind {show(kind)} (known: {', '.join(PII_KINDS)})")
-    return PiiRule(mode=_rule_mode(r, s, path, modes), kinds=kinds)
-
-
-def _injection(r: Reader, raw: Any, path: str) -> InjectionRule | None:
-    if raw is None:
-        return None
-    s = r.section(raw, path, ("mode", "threshold", "classifier", "remember_clean"))
-    classifier = r.get(s, path, "classifier", r.boolean, False)
-    absent = missing(SEMANTIC_PACKAGES) if classifier else []
-    if absent:
-        r.fail(
-            f"{path}.classifier",
-            f"needs the {SEMANTIC} extra (pip install 'edgeproxy[{SEMANTIC}]'); "
-            f"missing: {', '.join(absent)}",
-        )
-    return InjectionRule(
-        mode=_rule_mode(r, s, path, ("block", "monitor")),
-        threshold=r.get(s, path, "threshold", r.fraction, 0.5),
-        classifier=classifier,
-        remember_clean=r.get(s, path, "remember_clean", r.whole, 16384),
-    )
-
-
-def _blocklist(r: Reader, raw: Any, path: str) -> BlocklistRule | None:
-    if raw is None:
-        return None
-    s = r.section(raw, path, ("mode", "terms", "patterns"))
-    patterns = r.get(s, path, "patterns", r.names, ())
-    for i, pattern in enumerate(patterns):
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            r.fail(f"{path}.patterns[{i}]", f"not a valid regular expression: {exc}")
-    rule = BlocklistRule(
-        mode=_rule_mode(r, s, path, RULE_MODES),
-        terms=r.get(s, path, "terms", r.names, ()),
-        patterns=patterns,
-    )
-    if not rule.terms and not rule.patterns:
-        r.fail(path, "give terms, patterns or both")
-    return rule
-
-
-def _shield(r: Reader, raw: Any, path: str) -> ShieldSettings | None:
-    if raw is None:
-        return None
-    s = r.section(
-        raw, path, ("url", "token", "token_file", "timeout", "mode", "fail_open", "output")
-    )
-    return ShieldSettings(
-        url=r.get(s, path, "url", r.url),
-        token=r.secret(s, path, "token"),
-        timeout=r.get(s, path, "timeout", r.positive_duration, 0.1),
-        mode=r.get(s, path, "mode", r.choice(SHIELD_MODES), "blocking"),
-        fail_open=r.get(s, path, "fail_open", r.boolean, False),
-        screen_output=r.get(s, path, "output", r.boolean, False),
-    )
-
-
-def _policy(r: Reader, name: str, raw: Any, path: str) -> Policy:
-    s = r.section(
-        raw,
-        path,
-        ("pii", "injection", "blocklist", "output", "shield", "max_messages", "max_prompt_chars"),
-    )
-    return Policy(
-        name=name,
-        pii=_pii(r, s.get("pii"), f"{path}.pii"),
-        injection=_injection(r, s.get("injection"), f"{path}.injection"),
-        blocklist=_blocklist(r, s.get("blocklist"), f"{path}.blocklist"),
-        output=_pii(r, s.get("output"), f"{path}.output", ("redact", "monitor")),
-        shield=_shield(r, s.get("shield"), f"{path}.shield"),
-        max_messages=r.get(s, path, "max_messages", r.count, None),
-        max_prompt_chars=r.get(s, path, "max_prompt_chars", r.count, None),
-    )
+    return state
 
 
 def _guardrails(r: Reader, raw: Any) -> GuardrailsConfig:
     path = "guardrails"
-    s = r.section(raw, path, ("policies", "default_policy", "routes", "audit_log"))
-    entries = _mapping(r, s, path, "policies", "policy name to rules")
-    policies = {}
-    for name, entry in entries.items():
-        where = f"{path}.policies.{name}"
-        policies[str(name)] = _policy(r, _named(r)(where, name), entry, where)
-    default = r.get(s, path, "default_policy", r.nonempty_text, None)
-    if default is not None and default not in policies:
-        r.fail(f"{path}.default_policy", f"no policy named {show(default)}")
-    routes = r.get(s, path, "routes", r.string_map, {})
-    for label, policy in routes.items():
+    guardrails = read(r, GuardrailsConfig, raw, path)
+    policies = guardrails.policies
+    if guardrails.default_policy is not None and guardrails.default_policy not in policies:
+        r.fail(f"{path}.default_policy", f"no policy named {show(guardrails.default_policy)}")
+    for label, policy in guardrails.routes.items():
         if label not in OPERATION_LABELS:
             r.fail(
                 f"{path}.routes.{label}", f"unknown route (known: {', '.join(OPERATION_LABELS)})"
             )
         if policy not in policies:
             r.fail(f"{path}.routes.{label}", f"no policy named {show(policy)}")
-    return GuardrailsConfig(
-        policies=policies,
-        default_policy=default,
-        routes=routes,
-        audit_log=r.get(s, path, "audit_log", r.nonempty_text, None),
-    )
+    return guardrails

@@ -7,6 +7,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgeproxy.config_reader import Reader
+from edgeproxy.config_spec import (
+    BOOLEAN,
+    COUNT,
+    FRACTION,
+    NONNEGATIVE_NUMBER,
+    POSITIVE_DURATION,
+    read,
+    setting,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,29 +23,34 @@ class FeedbackSettings:
     """`telemetry.feedback`: how long and how many served ids are remembered, how many scores
     make a deployment's quality, and the bounds of the routing recommendations."""
 
-    enabled: bool = False
-    window: float = 3600.0
-    max_ids: int = 100_000
-    min_count: int = 20
-    quality_samples: int = 500
-    quality_tolerance: float = 0.02
-    latency_tolerance: float = 0.25
+    enabled: bool = setting(False, BOOLEAN, "Serve POST /v1/feedback and /admin/recommendations.")
+    window: float = setting(
+        3600.0,
+        POSITIVE_DURATION,
+        "How long a served answer may be rated; also the window of the traffic the "
+        "recommendations weigh.",
+    )
+    max_ids: int = setting(
+        100_000, COUNT, "Served answers remembered at most; past it the oldest is forgotten first."
+    )
+    min_count: int = setting(
+        20, COUNT, "Scores before a deployment's quality is used (routing and recommendations)."
+    )
+    quality_samples: int = setting(
+        500, COUNT, "A deployment's quality is the mean of its latest this many scores."
+    )
+    quality_tolerance: float = setting(
+        0.02, FRACTION, "A recommended deployment's quality is at least the best one's minus this."
+    )
+    latency_tolerance: float = setting(
+        0.25,
+        NONNEGATIVE_NUMBER,
+        "Its median time to first byte is at most the best one's times 1 + this.",
+    )
 
 
 def parse_feedback(r: Reader, raw: Any, path: str) -> FeedbackSettings:
-    s = r.section(raw, path, tuple(FeedbackSettings.__dataclass_fields__))
-    d = FeedbackSettings()
-    settings = FeedbackSettings(
-        enabled=r.get(s, path, "enabled", r.boolean, d.enabled),
-        window=r.get(s, path, "window", r.positive_duration, d.window),
-        max_ids=r.get(s, path, "max_ids", r.count, d.max_ids),
-        min_count=r.get(s, path, "min_count", r.count, d.min_count),
-        quality_samples=r.get(s, path, "quality_samples", r.count, d.quality_samples),
-        quality_tolerance=r.get(s, path, "quality_tolerance", r.fraction, d.quality_tolerance),
-        latency_tolerance=r.get(
-            s, path, "latency_tolerance", r.nonnegative_number, d.latency_tolerance
-        ),
-    )
+    settings = read(r, FeedbackSettings, raw, path)
     if settings.min_count > settings.quality_samples:
         r.fail(f"{path}.min_count", "must not exceed quality_samples (the scores averaged)")
     return settings

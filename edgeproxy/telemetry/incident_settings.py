@@ -30,23 +30,68 @@ configuration's one `Reader` so every problem names its field.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from edgeproxy.config_reader import Reader, Secret, show
+from edgeproxy.config_spec import (
+    BOOLEAN,
+    COUNT,
+    DURATION,
+    NONNEGATIVE_NUMBER,
+    POSITIVE_DURATION,
+    WHOLE,
+    Kind,
+    choice,
+    read,
+    secret,
+    section,
+    setting,
+)
 from edgeproxy.wire.urls import url_problem
 
 WEBHOOK_FORMATS = ("observatory", "slack")
 
 
+def between(low: float, high: float | None = None) -> Kind:
+    """Numbers strictly above `low` (and below `high`): one problem for a value that is not
+    one, saying what is expected here."""
+    bound = f"above {low:g}" + (f" and below {high:g}" if high is not None else "")
+
+    def parse(r: Reader, path: str, value: Any) -> float:
+        known = len(r.problems)
+        number = r.nonnegative_number(path, value)
+        if len(r.problems) > known or not (number > low and (high is None or number < high)):
+            del r.problems[known:]
+            r.fail(path, f"expected a number {bound}, got {show(value)}")
+        return number
+
+    json: dict[str, Any] = {"type": "number", "exclusiveMinimum": low}
+    if high is not None:
+        json["exclusiveMaximum"] = high
+    return Kind(parse, json, f"number {bound}", (low + (high or low + 2)) / 2)
+
+
+def _webhook(r: Reader, raw: Any, path: str) -> WebhookSettings:
+    webhook = read(r, WebhookSettings, raw, path)
+    if webhook.url is not None and (problem := url_problem(webhook.url.reveal())) is not None:
+        r.fail(f"{path}.url", problem)
+    return webhook
+
+
 @dataclass(frozen=True, slots=True)
 class WebhookSettings:
-    url: Secret | None = None  # None: incidents are only listed at /admin/incidents
-    format: Literal["observatory", "slack"] = "observatory"
-    token: Secret | None = None
-    timeout: float = 5.0
-    retries: int = 2
+    url: Secret | None = secret(  # None: incidents are only listed at /admin/incidents
+        "Where incidents are POSTed (a Slack URL is a secret: url_file reads a mount); "
+        "left out, they are only listed at /admin/incidents.",
+        example="${INCIDENT_WEBHOOK_URL}",
+    )
+    format: Literal["observatory", "slack"] = setting(
+        "observatory", choice(WEBHOOK_FORMATS), "The body's shape."
+    )
+    token: Secret | None = secret("Sent as Authorization: Bearer.")
+    timeout: float = setting(5.0, POSITIVE_DURATION, "One attempt.")
+    retries: int = setting(2, WHOLE, "Attempts after the first.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,129 +101,63 @@ class ResponseSettings:
     `open_breaker_pause` seconds; keep a troubled group's answers `cache_ttl_factor` times
     longer."""
 
-    shift_weight: bool = False
-    shift_weight_factor: float = 0.1
-    open_breaker: bool = False
-    open_breaker_pause: float = 60.0
-    extend_cache_ttl: bool = False
-    cache_ttl_factor: float = 4.0
+    shift_weight: bool = setting(
+        False, BOOLEAN, "Weigh a failing or slow deployment down.", key="shift_weight.enabled"
+    )
+    shift_weight_factor: float = setting(
+        0.1, between(0, 1), "Its weight is multiplied by this.", key="shift_weight.factor"
+    )
+    open_breaker: bool = setting(
+        False, BOOLEAN, "Open a failing deployment's breaker.", key="open_breaker.enabled"
+    )
+    open_breaker_pause: float = setting(
+        60.0, POSITIVE_DURATION, "For this long.", key="open_breaker.pause"
+    )
+    extend_cache_ttl: bool = setting(
+        False,
+        BOOLEAN,
+        "Keep a troubled group's answers longer.",
+        key="extend_cache_ttl.enabled",
+    )
+    cache_ttl_factor: float = setting(
+        4.0, between(1), "Their TTL is multiplied by this.", key="extend_cache_ttl.factor"
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class IncidentSettings:
-    enabled: bool = True
-    interval: float = 10.0
-    window: float = 300.0
-    min_requests: int = 20
-    error_rate: float = 0.05
-    ttfb_factor: float = 2.0
-    min_ttfb: float = 0.25
-    cost_factor: float = 2.0
-    min_cost_per_minute: float = 0.01
-    baseline: float = 3600.0
-    baseline_warmup: float = 900.0
-    resolve_after: int = 2
-    keep_resolved: int = 100
-    webhook: WebhookSettings = field(default_factory=WebhookSettings)
-    responses: ResponseSettings = field(default_factory=ResponseSettings)
+    enabled: bool = setting(True, BOOLEAN, "Detect incidents (/admin/incidents, the status page).")
+    interval: float = setting(10.0, POSITIVE_DURATION, "How often the windows are judged.")
+    window: float = setting(300.0, POSITIVE_DURATION, "The rolling window each detection reads.")
+    min_requests: int = setting(
+        20, COUNT, "Fewer requests (or answers timed) in the window: no verdict."
+    )
+    error_rate: float = setting(
+        0.05, between(0, 1), "Errors / requests above this opens an incident."
+    )
+    ttfb_factor: float = setting(
+        2.0, between(1), "Mean time to first byte above this times its baseline (and min_ttfb)."
+    )
+    min_ttfb: float = setting(0.25, DURATION, "... and above this.")
+    cost_factor: float = setting(
+        2.0, between(1), "Cost per minute above this times its baseline (and the minimum)."
+    )
+    min_cost_per_minute: float = setting(
+        0.01, NONNEGATIVE_NUMBER, "... and above this many US dollars."
+    )
+    baseline: float = setting(3600.0, POSITIVE_DURATION, "How slowly baselines move.")
+    baseline_warmup: float = setting(
+        900.0, DURATION, "Data a baseline needs before it is compared with."
+    )
+    resolve_after: int = setting(
+        2, COUNT, "Evaluations back to normal before an incident resolves."
+    )
+    keep_resolved: int = setting(100, WHOLE, "Resolved incidents listed at /admin/incidents.")
+    webhook: WebhookSettings = section(WebhookSettings, "Where incidents are sent.", parse=_webhook)
+    responses: ResponseSettings = section(
+        ResponseSettings, "Automated responses, each off by default."
+    )
 
 
 def parse_incidents(r: Reader, raw: Any, path: str) -> IncidentSettings:
-    s = r.section(
-        raw,
-        path,
-        (
-            "enabled",
-            "interval",
-            "window",
-            "min_requests",
-            "error_rate",
-            "ttfb_factor",
-            "min_ttfb",
-            "cost_factor",
-            "min_cost_per_minute",
-            "baseline",
-            "baseline_warmup",
-            "resolve_after",
-            "keep_resolved",
-            "webhook",
-            "responses",
-        ),
-    )
-    d = IncidentSettings()
-    return IncidentSettings(
-        enabled=r.get(s, path, "enabled", r.boolean, d.enabled),
-        interval=r.get(s, path, "interval", r.positive_duration, d.interval),
-        window=r.get(s, path, "window", r.positive_duration, d.window),
-        min_requests=r.get(s, path, "min_requests", r.count, d.min_requests),
-        error_rate=r.get(s, path, "error_rate", _between(r, 0, 1), d.error_rate),
-        ttfb_factor=r.get(s, path, "ttfb_factor", _between(r, 1), d.ttfb_factor),
-        min_ttfb=r.get(s, path, "min_ttfb", r.duration, d.min_ttfb),
-        cost_factor=r.get(s, path, "cost_factor", _between(r, 1), d.cost_factor),
-        min_cost_per_minute=r.get(
-            s, path, "min_cost_per_minute", r.nonnegative_number, d.min_cost_per_minute
-        ),
-        baseline=r.get(s, path, "baseline", r.positive_duration, d.baseline),
-        baseline_warmup=r.get(s, path, "baseline_warmup", r.duration, d.baseline_warmup),
-        resolve_after=r.get(s, path, "resolve_after", r.count, d.resolve_after),
-        keep_resolved=r.get(s, path, "keep_resolved", r.whole, d.keep_resolved),
-        webhook=_webhook(r, s.get("webhook"), f"{path}.webhook"),
-        responses=_responses(r, s.get("responses"), f"{path}.responses"),
-    )
-
-
-def _between(r: Reader, low: float, high: float | None = None) -> Callable[[str, Any], float]:
-    """A parser of numbers strictly above `low` (and below `high`): one problem for a value that
-    is not one."""
-    bound = f"above {low:g}" + (f" and below {high:g}" if high is not None else "")
-
-    def parse(path: str, value: Any) -> float:
-        known = len(r.problems)
-        number = r.nonnegative_number(path, value)
-        if len(r.problems) > known or not (number > low and (high is None or number < high)):
-            del r.problems[known:]  # one message, saying what is expected here
-            r.fail(path, f"expected a number {bound}, got {show(value)}")
-        return number
-
-    return parse
-
-
-def _webhook(r: Reader, raw: Any, path: str) -> WebhookSettings:
-    s = r.section(
-        raw, path, ("url", "url_file", "format", "token", "token_file", "timeout", "retries")
-    )
-    d = WebhookSettings()
-    url = r.secret(s, path, "url")
-    if url is not None and (problem := url_problem(url.reveal())) is not None:
-        r.fail(f"{path}.url", problem)
-    fmt = r.get(s, path, "format", r.choice(WEBHOOK_FORMATS), d.format)
-    return WebhookSettings(
-        url=url,
-        format="slack" if fmt == "slack" else "observatory",
-        token=r.secret(s, path, "token"),
-        timeout=r.get(s, path, "timeout", r.positive_duration, d.timeout),
-        retries=r.get(s, path, "retries", r.whole, d.retries),
-    )
-
-
-def _responses(r: Reader, raw: Any, path: str) -> ResponseSettings:
-    s = r.section(raw, path, ("shift_weight", "open_breaker", "extend_cache_ttl"))
-    d = ResponseSettings()
-    shift_at, pause_at, ttl_at = (
-        f"{path}.{k}" for k in ("shift_weight", "open_breaker", "extend_cache_ttl")
-    )
-    shift = r.section(s.get("shift_weight"), shift_at, ("enabled", "factor"))
-    pause = r.section(s.get("open_breaker"), pause_at, ("enabled", "pause"))
-    ttl = r.section(s.get("extend_cache_ttl"), ttl_at, ("enabled", "factor"))
-    return ResponseSettings(
-        shift_weight=r.get(shift, shift_at, "enabled", r.boolean, d.shift_weight),
-        shift_weight_factor=r.get(
-            shift, shift_at, "factor", _between(r, 0, 1), d.shift_weight_factor
-        ),
-        open_breaker=r.get(pause, pause_at, "enabled", r.boolean, d.open_breaker),
-        open_breaker_pause=r.get(
-            pause, pause_at, "pause", r.positive_duration, d.open_breaker_pause
-        ),
-        extend_cache_ttl=r.get(ttl, ttl_at, "enabled", r.boolean, d.extend_cache_ttl),
-        cache_ttl_factor=r.get(ttl, ttl_at, "factor", _between(r, 1), d.cache_ttl_factor),
-    )
+    return read(r, IncidentSettings, raw, path)

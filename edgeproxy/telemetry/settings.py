@@ -18,56 +18,75 @@ feedback, tracing, and (as it is built) incident detection.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edgeproxy.config_reader import Reader, show
+from edgeproxy.config_spec import NAMES, TEXT, Kind, optional_section, read, section, setting
 from edgeproxy.telemetry.event_settings import EventsSettings, parse_events
 from edgeproxy.telemetry.feedback_settings import FeedbackSettings, parse_feedback
 from edgeproxy.telemetry.incident_settings import IncidentSettings, parse_incidents
 from edgeproxy.telemetry.tracing_settings import TracingSettings, parse_tracing
 
-
-@dataclass(frozen=True, slots=True)
-class MetricsSettings:
-    key_labels: tuple[str, ...] = ()
-    # Where the worker processes of one pod share their request metrics (None: one process).
-    shared_dir: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TelemetryConfig:
-    metrics: MetricsSettings = field(default_factory=MetricsSettings)
-    events: EventsSettings | None = None  # telemetry events (docs/events.md)
-    feedback: FeedbackSettings = field(default_factory=FeedbackSettings)  # docs/feedback.md
-    incidents: IncidentSettings = field(default_factory=IncidentSettings)  # docs/incidents.md
-    tracing: TracingSettings = field(default_factory=TracingSettings)  # docs/observability.md
-
-
 SECTION = "telemetry"
 MAX_KEY_LABELS = 1000  # each is a series of every per-key metric
 
 
-def parse_telemetry(r: Reader, top: Mapping[str, Any]) -> TelemetryConfig:
-    s = r.section(
-        top.get(SECTION), SECTION, ("metrics", "events", "feedback", "incidents", "tracing")
-    )
-    return TelemetryConfig(
-        metrics=_metrics(r, s.get("metrics"), f"{SECTION}.metrics"),
-        events=parse_events(r, s.get("events"), f"{SECTION}.events"),
-        feedback=parse_feedback(r, s.get("feedback"), f"{SECTION}.feedback"),
-        incidents=parse_incidents(r, s.get("incidents"), f"{SECTION}.incidents"),
-        tracing=parse_tracing(r, s.get("tracing"), f"{SECTION}.tracing"),
-    )
-
-
 def _metrics(r: Reader, raw: Any, path: str) -> MetricsSettings:
-    s = r.section(raw, path, ("key_labels", "shared_dir"))
-    keys = r.get(s, path, "key_labels", r.names, ())
-    shared = r.get(s, path, "shared_dir", r.text, "") or None
-    if shared is not None and not Path(shared).is_dir():
-        r.fail(f"{path}.shared_dir", f"no directory at {show(shared)}")
-    if len(keys) > MAX_KEY_LABELS:
-        r.fail(f"{path}.key_labels", f"at most {MAX_KEY_LABELS} keys, got {show(len(keys))}")
-    return MetricsSettings(key_labels=keys, shared_dir=shared)
+    settings = read(r, MetricsSettings, raw, path)
+    if settings.shared_dir is not None and not Path(settings.shared_dir).is_dir():
+        r.fail(f"{path}.shared_dir", f"no directory at {show(settings.shared_dir)}")
+    if len(settings.key_labels) > MAX_KEY_LABELS:
+        r.fail(
+            f"{path}.key_labels",
+            f"at most {MAX_KEY_LABELS} keys, got {show(len(settings.key_labels))}",
+        )
+    return settings
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    key_labels: tuple[str, ...] = setting(
+        (),
+        NAMES,
+        "Virtual key ids that get series of their own; the others share `other`.",
+        example=["storefront-web"],
+    )
+    # Where the worker processes of one pod share their request metrics (None: one process).
+    shared_dir: str | None = setting(
+        None,
+        Kind(
+            lambda r, path, value: r.text(path, value) or None,
+            TEXT.json,
+            "directory path",
+            "/tmp/edgeproxy-metrics",
+        ),
+        "Where the worker processes of one pod share their request metrics.",
+        example="/tmp/edgeproxy-metrics",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TelemetryConfig:
+    metrics: MetricsSettings = section(
+        MetricsSettings, "What the request metrics label by key.", parse=_metrics
+    )
+    events: EventsSettings | None = optional_section(  # telemetry events (docs/events.md)
+        EventsSettings,
+        "Telemetry events for an observability platform (docs/events.md).",
+        parse=parse_events,
+    )
+    feedback: FeedbackSettings = section(  # docs/feedback.md
+        FeedbackSettings, "The apps' quality scores (docs/feedback.md).", parse=parse_feedback
+    )
+    incidents: IncidentSettings = section(  # docs/incidents.md
+        IncidentSettings, "Incident detection (docs/incidents.md).", parse=parse_incidents
+    )
+    tracing: TracingSettings = section(  # docs/observability.md
+        TracingSettings, "OpenTelemetry spans (docs/observability.md).", parse=parse_tracing
+    )
+
+
+def parse_telemetry(r: Reader, top: Mapping[str, Any]) -> TelemetryConfig:
+    return read(r, TelemetryConfig, top.get(SECTION), SECTION)

@@ -20,9 +20,29 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgeproxy.config_reader import HEADER_NAME, Reader, Secret
+from edgeproxy.config_spec import (
+    BOOLEAN,
+    FRACTION,
+    NONEMPTY_TEXT,
+    STRING_MAP,
+    Kind,
+    choice,
+    read,
+    setting,
+    url,
+)
 from edgeproxy.extras import OTEL, OTEL_PACKAGES, missing
 
 PROTOCOLS = ("http/protobuf", "http/json")  # as OTEL_EXPORTER_OTLP_PROTOCOL names them
+
+
+def secret_headers(r: Reader, path: str, value: Any) -> tuple[tuple[str, Secret], ...]:
+    """Headers whose values are credentials: names checked and lower-cased, values `Secret`."""
+    headers = r.string_map(path, value)
+    for name in headers:
+        if not HEADER_NAME(name):
+            r.fail(path, f"{name!r} is not an HTTP header name")
+    return tuple((name.lower(), Secret(value)) for name, value in headers.items())
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,36 +51,39 @@ class TracingSettings:
     grpcio, several times their size. `http/json` encodes spans in less than half the CPU
     (telemetry/otlp_json.py) for receivers that take JSON, as the Collector does."""
 
-    enabled: bool = False
-    endpoint: str = "http://localhost:4318/v1/traces"
-    service_name: str = "edgeproxy"
-    sample_ratio: float = 1.0
-    protocol: str = "http/protobuf"
-    headers: tuple[tuple[str, Secret], ...] = ()  # names in lower case
+    enabled: bool = setting(False, BOOLEAN, "Export spans (pip install 'edgeproxy[otel]').")
+    endpoint: str = setting(
+        "http://localhost:4318/v1/traces", url(), "The collector's OTLP/HTTP traces endpoint."
+    )
+    service_name: str = setting("edgeproxy", NONEMPTY_TEXT, "service.name of the spans.")
+    sample_ratio: float = setting(
+        1.0, FRACTION, "Of the traces the proxy starts; a client's sampling choice is kept."
+    )
+    protocol: str = setting(
+        "http/protobuf",
+        choice(PROTOCOLS),
+        "The OTLP/HTTP encoding; http/json costs less than half the CPU (otlp_json.py).",
+    )
+    headers: tuple[tuple[str, Secret], ...] = setting(  # names in lower case
+        (),
+        Kind(
+            secret_headers,
+            STRING_MAP.json,
+            "mapping of strings",
+            {"authorization": "Bearer ${OTLP_TOKEN}"},
+            lambda value: None,
+        ),
+        "Sent to the collector; secrets, masked everywhere.",
+    )
 
 
 def parse_tracing(r: Reader, raw: Any, path: str) -> TracingSettings:
-    s = r.section(
-        raw, path, ("enabled", "endpoint", "service_name", "sample_ratio", "protocol", "headers")
-    )
-    d = TracingSettings()
-    enabled = r.get(s, path, "enabled", r.boolean, d.enabled)
-    absent = missing(OTEL_PACKAGES) if enabled else []
+    settings = read(r, TracingSettings, raw, path)
+    absent = missing(OTEL_PACKAGES) if settings.enabled else []
     if absent:
         r.fail(
             f"{path}.enabled",
             f"needs the {OTEL} extra (pip install 'edgeproxy[{OTEL}]'); "
             f"missing: {', '.join(absent)}",
         )
-    headers = r.get(s, path, "headers", r.string_map, {})
-    for name in headers:
-        if not HEADER_NAME(name):
-            r.fail(f"{path}.headers", f"{name!r} is not an HTTP header name")
-    return TracingSettings(
-        enabled=enabled,
-        endpoint=r.get(s, path, "endpoint", r.url, d.endpoint),
-        service_name=r.get(s, path, "service_name", r.nonempty_text, d.service_name),
-        sample_ratio=r.get(s, path, "sample_ratio", r.fraction, d.sample_ratio),
-        protocol=r.get(s, path, "protocol", r.choice(PROTOCOLS), d.protocol),
-        headers=tuple((name.lower(), Secret(value)) for name, value in headers.items()),
-    )
+    return settings
