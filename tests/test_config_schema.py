@@ -116,6 +116,7 @@ def test_docs_mark_their_configuration_examples() -> None:
     assert {
         "README.md",
         "docs/configuration.md",
+        "docs/deployment.md",
         "docs/events.md",
         "docs/guardrails.md",
         "docs/incidents.md",
