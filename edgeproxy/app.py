@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from edgeproxy.cache.redis import RedisCache
     from edgeproxy.telemetry.recommend import Recommender
+    from edgeproxy.worker import WorkerRole
 
 log = logging.getLogger("edgeproxy")
 
@@ -141,6 +142,7 @@ class ProxyServer:
         config: Config,
         clocks: Clocks | None = None,
         span_exporter: SpanExporter | None = None,
+        worker: WorkerRole | None = None,
     ) -> None:
         self.config = config
         self.state = build_state(config, clocks, span_exporter)
@@ -148,6 +150,8 @@ class ProxyServer:
         handlers = build_handlers(self.state)
         self._data = HttpServer(handlers, listener_limits(server), handlers.reject)
         self._admin = self._admin_runner() if config.admin.enabled else None
+        self._worker = worker
+        self._snapshots = worker.snapshots(self._own_metrics) if worker and self._admin else None
         self.data_address: tuple[str, int] = (server.host, server.port)
         self.admin_address: tuple[str, int] | None = None
 
@@ -180,6 +184,12 @@ class ProxyServer:
             keepalive_timeout=10.0,  # reachable from the pod network: keep slow clients short
             shutdown_timeout=1.0,
         )
+
+    def _own_metrics(self) -> bytes:
+        """This process's metrics alone, masked like every admin answer (for the pod's merge)."""
+        from edgeproxy.telemetry.metrics import exposition
+
+        return self.state.redactor.bytes(exposition(self.state, own=True))
 
     def _open_incidents(self) -> Callable[[], list[dict[str, Any]]] | None:
         watch = self.state.incidents
@@ -222,19 +232,27 @@ class ProxyServer:
     async def start(self) -> None:
         server, admin = self.config.server, self.config.admin
         await open_resources(self.state)
-        self.data_address = await self._data.start(server.host, server.port)
+        worker = self._worker
+        self.data_address = await self._data.start(server.host, server.port, worker is not None)
         if self._admin is not None:
             from aiohttp import web
 
             await self._admin.setup()
-            await web.TCPSite(self._admin, admin.host, admin.port).start()
-            self.admin_address = self._admin.addresses[0][:2]
+            if worker is not None:  # the pod's admin port is the supervisor's
+                await web.UnixSite(self._admin, worker.admin_socket).start()
+            else:
+                await web.TCPSite(self._admin, admin.host, admin.port).start()
+                self.admin_address = self._admin.addresses[0][:2]
+        if self._snapshots is not None:
+            self._snapshots.start(self.state.background)
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish within the grace period, close pools."""
         self.state.draining = True
         await self._data.shutdown(self.config.server.shutdown_grace)
         await close_resources(self.state)
+        if self._snapshots is not None:
+            await self._snapshots.stop()
         if self._admin is not None:
             await self._admin.cleanup()
 
@@ -248,13 +266,14 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
-async def serve(config: Config) -> None:
-    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+async def serve(config: Config, worker: WorkerRole | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully (as one of a pod's processes
+    when `worker` says which)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    proxy = ProxyServer(config)
+    proxy = ProxyServer(config, worker=worker)
     await proxy.start()
     _freeze_startup_objects()
     log.info(

@@ -6,9 +6,17 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from edgeproxy.config import default_config_text, load
 from edgeproxy.config_reader import ConfigError
+
+
+def _count(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {text}")
+    return number
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -19,6 +27,14 @@ def _parser() -> argparse.ArgumentParser:
         "--config",
         help="YAML file (default: $EDGEPROXY_CONFIG, else the embedded defaults)",
     )
+    serve.add_argument(
+        "--workers",
+        type=_count,
+        help="processes serving the port together (default: server.workers)",
+    )
+    # How a pod's supervisor starts its workers (edgeproxy.workers); not for people.
+    serve.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--pod-dir", help=argparse.SUPPRESS)
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("path")
     commands.add_parser("print-default-config", help="print the embedded defaults")
@@ -56,18 +72,29 @@ def _report(err: ConfigError) -> int:
     return 1
 
 
-def _serve(path: str | None) -> int:
+def _serve(args: argparse.Namespace) -> int:
     import uvloop
 
     from edgeproxy.app import serve
     from edgeproxy.telemetry.logging import configure
 
+    path = getattr(args, "config", None)
     try:
         config = load(path or os.environ.get("EDGEPROXY_CONFIG") or None, os.environ)
     except ConfigError as err:
         return _report(err)
     configure(config.logging.level, config.logging.format, config.secrets())
-    uvloop.run(serve(config))
+    worker = None
+    if getattr(args, "worker_index", None) is not None:
+        from edgeproxy.worker import WorkerRole, die_with_parent
+
+        die_with_parent()
+        worker = WorkerRole(args.worker_index, Path(args.pod_dir))
+    elif (workers := getattr(args, "workers", None) or config.server.workers) > 1:
+        from edgeproxy.workers import run_pod
+
+        return run_pod(config, path, workers)
+    uvloop.run(serve(config, worker))
     return 0
 
 
@@ -85,4 +112,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "print-default-config":
         sys.stdout.write(default_config_text())
         return 0
-    return _serve(getattr(args, "config", None))
+    return _serve(args)

@@ -47,11 +47,12 @@ def _gauge(name: str, doc: str, labels: Iterable[str] = ()) -> GaugeMetricFamily
 class ProxyCollector(Collector):
     """Cache, routing and background counters of one running proxy."""
 
-    def __init__(self, state: ProxyState) -> None:
+    def __init__(self, state: ProxyState, own: bool = False) -> None:
         self._state = state
+        self._own = own
 
     def collect(self) -> Iterator[Metric]:
-        shared = self._state.shared_metrics
+        shared = None if self._own else self._state.shared_metrics
         requests = self._state.requests if shared is None else shared.merged()
         yield from requests.families()
         yield from self._cache()
@@ -222,8 +223,9 @@ class ProxyCollector(Collector):
         yield errors
 
 
-def exposition(state: ProxyState) -> bytes:
-    """The text a Prometheus scrape of this proxy gets."""
+def exposition(state: ProxyState, own: bool = False) -> bytes:
+    """The text a Prometheus scrape of this proxy gets (`own`: this process's numbers alone,
+    without the other workers' of `telemetry.metrics.shared_dir`)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ProxyCollector(state))
+    registry.register(ProxyCollector(state, own))
     return generate_latest(registry)
