@@ -17,12 +17,17 @@ Pure: no I/O, so the rules are tested on plain values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 _LARGEST = frozenset(
     {"uptime_s", "window_s", "p50", "p99", "ewma_ttfb_ms", "max_entry_bytes", "version"}
 )
 _SMALLEST = frozenset({"success_rate"})
+_NUMBER_RULES: dict[str, Callable[[list[Any]], Any]] = {
+    **dict.fromkeys(_LARGEST, max),
+    **dict.fromkeys(_SMALLEST, min),
+}
 _BREAKER_RANK = {"open": 2, "half_open": 1, "closed": 0}
 
 
@@ -63,12 +68,12 @@ def combine(values: list[Any], key: str = "") -> Any:
         return _combine_dicts(present)
     if _named_rows(present):
         return _merge_rows(present)
+    return _scalar(present, key)
+
+
+def _scalar(present: list[Any], key: str) -> Any:
     if all(_number(value) for value in present):
-        if key in _LARGEST:
-            return max(present)
-        if key in _SMALLEST:
-            return min(present)
-        return sum(present)
+        return _NUMBER_RULES.get(key, sum)(present)
     if all(isinstance(value, bool) for value in present):
         return any(present)
     if key == "breaker" and all(value in _BREAKER_RANK for value in present):

@@ -140,7 +140,8 @@ class Supervisor:
     def _stop_all(self) -> None:
         self._signalled(signal.SIGTERM)
 
-    def _command(self, index: int) -> list[str]:
+    def command(self, index: int) -> list[str]:
+        """How worker `index` is started: this command line again, in the worker's role."""
         command = [sys.executable, "-m", "edgeproxy", "serve"]
         if self._config_path is not None:
             command += ["--config", self._config_path]
@@ -151,7 +152,7 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         delay = RESTART_DELAY
         while True:
-            slot.process = await asyncio.create_subprocess_exec(*self._command(slot.index))
+            slot.process = await asyncio.create_subprocess_exec(*self.command(slot.index))
             if self._stopping is not None:  # a signal came while it started
                 slot.process.send_signal(self._stopping)
             started = loop.time()
@@ -208,9 +209,7 @@ def run_pod(config: Config, config_path: str | None, count: int) -> int:
     import uvloop
 
     if config.server.port == 0:
-        print(
-            "edgeproxy: server.port 0 cannot be shared by workers: name a port", file=sys.stderr
-        )
+        print("edgeproxy: server.port 0 cannot be shared by workers: name a port", file=sys.stderr)
         return 2
     with pod_directory(config) as directory:
         return uvloop.run(Supervisor(config, config_path, count, directory).run())

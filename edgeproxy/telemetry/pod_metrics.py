@@ -61,6 +61,8 @@ class MetricsSnapshots:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        with contextlib.suppress(OSError):
+            self.write()
 
     def write(self) -> None:
         partial = self._path.with_suffix(".tmp")
@@ -68,13 +70,9 @@ class MetricsSnapshots:
         partial.replace(self._path)
 
     async def run(self, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
-        try:
-            while True:
-                await sleep(self._interval)
-                self.write()
-        finally:
-            with contextlib.suppress(OSError):
-                self.write()
+        while True:
+            await sleep(self._interval)
+            self.write()
 
 
 def snapshots(directory: Path) -> Iterator[tuple[int, int, str]]:
@@ -99,9 +97,7 @@ class _Family:
         self.values: dict[SampleKey, float] = {}
 
 
-def merge(
-    expositions: Iterable[tuple[int, int, str]], live: Mapping[int, int]
-) -> list[Metric]:
+def merge(expositions: Iterable[tuple[int, int, str]], live: Mapping[int, int]) -> list[Metric]:
     """The pod's families from (index, pid, exposition) triples; `live` maps each running
     worker's index to its pid (see the module docstring for what is summed)."""
     families: dict[str, _Family] = {}
@@ -123,8 +119,8 @@ def merge(
         if not family.values:
             continue
         metric = Metric(name, family.documentation, family.kind)
-        for (sample_name, labels), value in family.values.items():
-            metric.add_sample(sample_name, dict(labels), value)
+        for (sample_name, label_pairs), value in family.values.items():
+            metric.add_sample(sample_name, dict(label_pairs), value)
         merged.append(metric)
     return merged
 
