@@ -10,8 +10,9 @@ A worker so started loads the configuration, logs, reloads and drains exactly li
 the kernel spreads new connections across them (edgeproxy.worker).
 
 Signals: SIGTERM and SIGINT go on to every worker, which drains as a lone process does, and
-the supervisor exits once they all have: 0 when every worker exited 0, else 1. SIGHUP goes on
-to every worker (each reloads its configuration).
+the supervisor exits once they all have: 0 when every worker exited 0 (or was ended by that
+signal before it had started serving), else 1. SIGHUP goes on to every worker (each reloads
+its configuration).
 
 A worker that exits when nobody asked is started again after a backoff (0.5 s, doubling up to
 10 s; back to 0.5 s after a worker lived a minute). A worker slot that failed `FAILURES` times
@@ -112,7 +113,10 @@ class Supervisor:
         finally:
             if admin is not None:
                 await admin.stop()
-        clean = not self._gave_up and all(slot.exit_code == 0 for slot in self.slots)
+        # A worker the stop signal reached before it could handle it had served nothing yet.
+        stopped = -self._stopping if self._stopping is not None else 0
+        clean = not self._gave_up and all(s.exit_code in (0, stopped) for s in self.slots)
+        log.info("edgeproxy pod stopped", extra={"clean": clean})
         return 0 if clean else 1
 
     def own_metrics(self) -> Iterator[Metric]:
