@@ -32,6 +32,7 @@ CONFIG = """
 server: {{port: {port}, drain_delay: 0s, shutdown_grace: 10s}}
 admin: {{host: 127.0.0.1, port: {admin}, token: {token}}}
 cache: {{enabled: true}}
+telemetry: {{metrics: {{shared_dir: "{pod_dir}"}}}}
 providers:
   mock: {{kind: mock}}
   slow: {{kind: mock, mock: {{stream_chunks: 5, chunk_interval: 200ms}}}}
@@ -102,7 +103,9 @@ def counted(pod: Pod, requests: int) -> Callable[[], Awaitable[bool]]:
 async def pod(tmp_path: Path) -> AsyncIterator[Pod]:
     port, admin = free_port(), free_port()
     config = tmp_path / "pod.yaml"
-    config.write_text(CONFIG.format(port=port, admin=admin, token=TOKEN))
+    pod_dir = tmp_path / "pod"
+    pod_dir.mkdir()
+    config.write_text(CONFIG.format(port=port, admin=admin, token=TOKEN, pod_dir=pod_dir))
     log = (tmp_path / "pod.log").open("wb")
     process = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "edgeproxy", "serve", "--config", str(config), "--workers", "2"),
@@ -205,3 +208,51 @@ def test_a_worker_slot_that_keeps_failing_stops_the_pod_with_status_1(
     supervisor = Failing(load(path, {}), str(path), 2, tmp_path)
     assert asyncio.run(supervisor.run()) == 1
     assert max(slot.restarts for slot in supervisor.slots) == workers.FAILURES - 1
+
+
+def gone(pid: int) -> bool:
+    """Whether process `pid` has ended (a zombie nobody reaped yet has ended too)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat[stat.rindex(")") + 2] == "Z"
+
+
+async def test_workers_end_when_their_supervisor_is_killed(pod: Pod) -> None:
+    pids = [pid for pid in (await pod.worker_pids()).values() if pid is not None]
+    assert len(pids) == 2
+    pod.process.kill()
+
+    async def ended() -> bool:
+        return all(gone(pid) for pid in pids)
+
+    await until(ended, "the workers of a killed supervisor to end")
+
+
+def test_a_port_of_the_kernel_s_choosing_cannot_be_shared(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "any-port.yaml"
+    path.write_text("server: {port: 0}\nadmin: {enabled: false}\n")
+    assert workers.run_pod(load(path, {}), str(path), 2) == 2
+    assert "server.port 0 cannot be shared by workers" in capsys.readouterr().err
+
+
+def test_a_configured_pod_directory_is_cleared_of_an_earlier_pod_s_files(tmp_path: Path) -> None:
+    stale = [tmp_path / "metrics-0-123.prom", tmp_path / "admin-1.sock"]
+    kept = tmp_path / "requests-123.json"
+    for path in (*stale, kept):
+        path.write_text("")
+    path = tmp_path / "pod.yaml"
+    path.write_text(f"telemetry: {{metrics: {{shared_dir: '{tmp_path}'}}}}\n")
+    with workers.pod_directory(load(path, {})) as directory:
+        assert directory == tmp_path
+        assert not any(p.exists() for p in stale) and kept.exists()
+    assert directory.exists()
+
+
+def test_a_private_pod_directory_is_removed_at_exit() -> None:
+    with workers.pod_directory(load(None, {})) as directory:
+        (directory / "metrics-0-1.prom").write_text("")
+    assert not directory.exists()
