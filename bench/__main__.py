@@ -419,7 +419,9 @@ def _soak(args: argparse.Namespace, settings: SoakSettings, pinning: Pinning) ->
 def _workers(settings: Settings) -> list[dict[str, Any]]:
     """The workers scenarios, with an upstream and two proxies of their own, nothing pinned
     (bench/workers.py); this process is unpinned for them and pinned back after."""
-    print(f"bench: {workers.NAME} (1 and {workers.WORKERS} workers) ...", file=sys.stderr)
+    print(
+        f"bench: {workers.NAME} (1 and {workers.WORKERS} workers) ...", file=sys.stderr, flush=True
+    )
     started = time.monotonic()
     pinned = os.sched_getaffinity(0)
     os.sched_setaffinity(0, workers.unpinned())

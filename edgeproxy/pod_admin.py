@@ -108,7 +108,9 @@ class PodAdmin:
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         for index in range(self._count):
-            connector = aiohttp.UnixConnector(path=str(admin_socket(self._directory, index)))
+            # A connection per request: a restarted worker's socket is a new one.
+            socket = str(admin_socket(self._directory, index))
+            connector = aiohttp.UnixConnector(path=socket, force_close=True)
             self._sessions[index] = aiohttp.ClientSession(
                 connector=connector, timeout=_WORKER_TIMEOUT
             )
