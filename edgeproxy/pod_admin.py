@@ -19,6 +19,10 @@ passes the rest on, route by route:
   lists each worker's, since each has its own breakers, in-flight counts and latencies;
 - other reads (the status page, incidents, recommendations) come from one worker.
 The workers check the admin token: each gets the request's Authorization header as sent.
+
+It runs on edgeproxy.wire (the data plane's HTTP server) and asks the workers over plain
+HTTP/1.0 on their sockets, a connection per request (a restarted worker's socket is a new
+one): the supervisor imports no aiohttp, and stays small beside its workers.
 """
 
 from __future__ import annotations
@@ -29,26 +33,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import orjson
-from aiohttp import web
 from prometheus_client.metrics_core import Metric
 
 from edgeproxy.pod_answers import combine
 from edgeproxy.telemetry.metrics import CONTENT_TYPE
 from edgeproxy.telemetry.pod_metrics import exposition, merge, snapshots
+from edgeproxy.wire.limits import Limits
+from edgeproxy.wire.server import HttpServer, Request, Response
 from edgeproxy.worker import admin_socket
 
 JSON = "application/json"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 COMBINED_READS = frozenset({"/admin/cache", "/admin/stats"})
 _FORWARDED_HEADERS = ("authorization", "content-type", "accept")
-_WORKER_TIMEOUT = aiohttp.ClientTimeout(total=10.0)
+_WORKER_TIMEOUT = 10.0
+# Reachable from the pod network: keep slow clients short, as the workers' admin app does.
+_LIMITS = Limits(max_body=1024 * 1024, keepalive_timeout=10.0, body_timeout=10.0)
 
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """One worker's answer to a forwarded request."""
+    """One worker's answer to a forwarded request (or the reason there is none)."""
 
     worker: int
     pid: int | None
@@ -68,15 +74,19 @@ class Answer:
         return {"worker": self.worker, "pid": self.pid, "status": self.status}
 
 
-def _missing(worker: int, why: str) -> Answer:
-    return Answer(worker, None, 503, orjson.dumps({"error": f"worker {worker} {why}"}))
+def _missing(worker: int, pid: int | None, why: str) -> Answer:
+    return Answer(worker, pid, 503, orjson.dumps({"error": f"worker {worker} {why}"}))
 
 
-def _json(payload: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(payload), content_type=JSON)
+def _reply(response: Response, status: int, payload: Any) -> None:
+    response.send(status, [("content-type", JSON)], orjson.dumps(payload))
 
 
-def combined(answers: list[Answer]) -> web.Response:
+def _passed(response: Response, answer: Answer) -> None:
+    response.send(answer.status, [("content-type", answer.content_type)], answer.body)
+
+
+def combined(answers: list[Answer]) -> tuple[int, dict[str, Any]]:
     """Every worker's JSON answer as one (edgeproxy.pod_answers), with each one's status."""
     succeeded = [a.json() for a in answers if 200 <= a.status < 300]
     bodies = [body for body in succeeded if isinstance(body, dict)]
@@ -84,7 +94,41 @@ def combined(answers: list[Answer]) -> web.Response:
         bodies = [body for a in answers if isinstance(body := a.json(), dict)]
     payload = combine(bodies) or {}
     payload["workers"] = [answer.row() for answer in answers]
-    return _json(payload, max(answer.status for answer in answers))
+    return max(answer.status for answer in answers), payload
+
+
+def parse_answer(worker: int, pid: int, data: bytes) -> Answer:
+    """A worker's whole HTTP/1.0 answer (read to the close) as an `Answer`."""
+    head, separator, body = data.partition(b"\r\n\r\n")
+    status_line, *fields = head.decode("latin-1").split("\r\n")
+    parts = status_line.split(" ", 2)
+    if not separator or len(parts) < 2 or not parts[1].isdigit():
+        return _missing(worker, pid, "answered something that is not HTTP")
+    content_type = JSON
+    for field in fields:
+        name, _, value = field.partition(":")
+        if name.strip().lower() == "content-type":
+            content_type = value.strip()
+    return Answer(worker, pid, int(parts[1]), body, content_type)
+
+
+async def ask(path: Path, request: Request, worker: int, pid: int) -> Answer:
+    """`request` passed on to the worker listening at `path`."""
+    lines = [f"{request.method} {request.target} HTTP/1.0", "host: worker"]
+    lines += [f"{k}: {v}" for k in _FORWARDED_HEADERS if (v := request.headers.get(k))]
+    lines.append(f"content-length: {len(request.body)}")
+    sent = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + request.body
+    try:
+        async with asyncio.timeout(_WORKER_TIMEOUT):
+            reader, writer = await asyncio.open_unix_connection(str(path))
+            try:
+                writer.write(sent)
+                data = await reader.read()
+            finally:
+                writer.close()
+    except (OSError, TimeoutError) as exc:
+        return _missing(worker, pid, f"did not answer: {exc!r}")
+    return parse_answer(worker, pid, data)
 
 
 class PodAdmin:
@@ -103,95 +147,53 @@ class PodAdmin:
         self._count = count
         self._live = live
         self._own_metrics = own_metrics
-        self._sessions: dict[int, aiohttp.ClientSession] = {}
-        self._runner: web.AppRunner | None = None
+        self._server = HttpServer(self._handle, _LIMITS)
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
-        for index in range(self._count):
-            # A connection per request: a restarted worker's socket is a new one.
-            socket = str(admin_socket(self._directory, index))
-            connector = aiohttp.UnixConnector(path=socket, force_close=True)
-            self._sessions[index] = aiohttp.ClientSession(
-                connector=connector, timeout=_WORKER_TIMEOUT
-            )
-        self._runner = web.AppRunner(
-            self.app(), access_log=None, keepalive_timeout=10.0, shutdown_timeout=1.0
-        )
-        await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
-        bound: tuple[str, int] = self._runner.addresses[0][:2]
-        return bound
+        return await self._server.start(host, port)
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-        for session in self._sessions.values():
-            await session.close()
+        await self._server.shutdown(grace=1.0)
 
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/healthz", self._healthz)
-        app.router.add_get("/readyz", self._readyz)
-        app.router.add_get("/metrics", self._metrics)
-        app.router.add_route("*", "/{tail:.*}", self._forward)
-        return app
+    async def _handle(self, request: Request, response: Response) -> None:
+        path, method = request.path, request.method
+        if path == "/healthz" and method == "GET":
+            _reply(response, 200, {"status": "ok", "workers": len(self._live())})
+        elif path == "/readyz" and method == "GET":
+            self._readyz(response, await self._ask_all(request))
+        elif path == "/metrics" and method == "GET":
+            families = [*merge(snapshots(self._directory), self._live()), *self._own_metrics()]
+            response.send(200, [("content-type", CONTENT_TYPE)], exposition(families))
+        elif path == "/admin/keys" or path.startswith("/admin/keys/"):
+            _passed(response, await self._ask_one(request))
+        elif method not in READ_METHODS or path in COMBINED_READS:
+            _reply(response, *combined(await self._ask_all(request)))
+        elif path == "/admin/routing":
+            answers = await self._ask_all(request)
+            rows = [{**a.row(), **(a.json() or {})} for a in answers]
+            _reply(response, max(a.status for a in answers), {"workers": rows})
+        else:
+            _passed(response, await self._ask_one(request))
 
-    async def _healthz(self, _: web.Request) -> web.Response:
-        return _json({"status": "ok", "workers": len(self._live())})
-
-    async def _readyz(self, request: web.Request) -> web.Response:
-        answers = await self._ask_all(request, b"")
+    @staticmethod
+    def _readyz(response: Response, answers: list[Answer]) -> None:
         ready = all(answer.status == 200 for answer in answers)
         workers = [{**(a.json() or {}), "worker": a.worker, "pid": a.pid} for a in answers]
         status = "ready" if ready else "not ready"
-        return _json({"status": status, "workers": workers}, 200 if ready else 503)
+        _reply(response, 200 if ready else 503, {"status": status, "workers": workers})
 
-    async def _metrics(self, _: web.Request) -> web.Response:
-        families = [*merge(snapshots(self._directory), self._live()), *self._own_metrics()]
-        return web.Response(body=exposition(families), headers={"content-type": CONTENT_TYPE})
-
-    async def _forward(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        path = request.path
-        if path == "/admin/keys" or path.startswith("/admin/keys/"):
-            return self._passed(await self._ask_one(request, body))
-        if request.method not in READ_METHODS or path in COMBINED_READS:
-            return combined(await self._ask_all(request, body))
-        if path == "/admin/routing":
-            answers = await self._ask_all(request, body)
-            rows = [{**a.row(), **(a.json() or {})} for a in answers]
-            return _json({"workers": rows}, max(a.status for a in answers))
-        return self._passed(await self._ask_one(request, body))
-
-    @staticmethod
-    def _passed(answer: Answer) -> web.Response:
-        return web.Response(
-            status=answer.status, body=answer.body, headers={"content-type": answer.content_type}
-        )
-
-    async def _ask_all(self, request: web.Request, body: bytes) -> list[Answer]:
-        asks = (self._ask(index, request, body) for index in range(self._count))
+    async def _ask_all(self, request: Request) -> list[Answer]:
+        asks = (self._ask(index, request) for index in range(self._count))
         return list(await asyncio.gather(*asks))
 
-    async def _ask_one(self, request: web.Request, body: bytes) -> Answer:
+    async def _ask_one(self, request: Request) -> Answer:
         live = self._live()
         if not live:
             return Answer(0, None, 503, orjson.dumps({"error": "no worker is running"}))
-        return await self._ask(min(live), request, body)
+        return await self._ask(min(live), request)
 
-    async def _ask(self, index: int, request: web.Request, body: bytes) -> Answer:
+    async def _ask(self, index: int, request: Request) -> Answer:
         pid = self._live().get(index)
         if pid is None:
-            return _missing(index, "is not running")
-        headers = {k: v for k in _FORWARDED_HEADERS if (v := request.headers.get(k)) is not None}
-        try:
-            async with self._sessions[index].request(
-                request.method,
-                f"http://worker{request.path_qs}",
-                headers=headers,
-                data=body or None,
-            ) as response:
-                content_type = response.headers.get("content-type", JSON)
-                return Answer(index, pid, response.status, await response.read(), content_type)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return _missing(index, f"did not answer: {exc!r}")
+            return _missing(index, None, "is not running")
+        return await ask(admin_socket(self._directory, index), request, index, pid)
