@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from edgeproxy.pod_admin import PodAdmin
+from edgeproxy.pod_admin import PodAdmin, parse_answer
 from edgeproxy.worker import admin_socket
 
 
@@ -127,3 +127,27 @@ async def test_routing_lists_each_worker_s_own_view(pod: Fixture) -> None:
         (0, 100, 0),
         (1, 101, 1),
     ]
+
+
+async def test_a_worker_that_does_not_answer_is_reported_as_such(
+    pod: Fixture, tmp_path: Path
+) -> None:
+    admin_socket(tmp_path, 1).unlink()  # running, says the supervisor, but not listening
+    status, body = await call("DELETE", pod.url + "/admin/cache/namespaces/n")
+    assert status == 503
+    assert body["removed"] == {"l1": 1, "l2": 0}  # what worker 0 did
+    assert [row["status"] for row in body["workers"]] == [200, 503]
+
+
+@pytest.mark.parametrize(
+    ("data", "status", "body"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<p>", 200, b"<p>"),
+        (b"HTTP/1.0 404 Not Found\r\n\r\n", 404, b""),
+        (b"", 503, b'{"error":"worker 0 answered something that is not HTTP"}'),
+        (b"garbage\r\n\r\n", 503, b'{"error":"worker 0 answered something that is not HTTP"}'),
+    ],
+)
+def test_a_worker_s_answer_is_read_to_the_close(data: bytes, status: int, body: bytes) -> None:
+    answer = parse_answer(0, 100, data)
+    assert (answer.status, answer.body) == (status, body)
