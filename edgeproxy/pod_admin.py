@@ -47,6 +47,12 @@ JSON = "application/json"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 COMBINED_READS = frozenset({"/admin/cache", "/admin/stats"})
 _FORWARDED_HEADERS = ("authorization", "content-type", "accept")
+# A worker's answer keeps its headers (the status page's Content-Security-Policy, say) but for
+# those of its own connection, which the listener writes for each of its own.
+_CONNECTION_HEADERS = frozenset(
+    {"connection", "content-length", "date", "keep-alive", "server", "transfer-encoding"}
+)
+_JSON_HEADERS = (("content-type", JSON), ("cache-control", "no-store"))
 _WORKER_TIMEOUT = 10.0
 # Reachable from the pod network: keep slow clients short, as the workers' admin app does.
 _LIMITS = Limits(max_body=1024 * 1024, keepalive_timeout=10.0, body_timeout=10.0)
@@ -60,10 +66,11 @@ class Answer:
     pid: int | None
     status: int
     body: bytes
-    content_type: str = JSON
+    headers: tuple[tuple[str, str], ...] = _JSON_HEADERS
 
     def json(self) -> Any:
-        if not self.content_type.startswith(JSON):
+        content_type = next((v for k, v in self.headers if k == "content-type"), "")
+        if not content_type.startswith(JSON):
             return None
         try:
             return orjson.loads(self.body)
@@ -79,11 +86,11 @@ def _missing(worker: int, pid: int | None, why: str) -> Answer:
 
 
 def _reply(response: Response, status: int, payload: Any) -> None:
-    response.send(status, [("content-type", JSON)], orjson.dumps(payload))
+    response.send(status, _JSON_HEADERS, orjson.dumps(payload))
 
 
 def _passed(response: Response, answer: Answer) -> None:
-    response.send(answer.status, [("content-type", answer.content_type)], answer.body)
+    response.send(answer.status, answer.headers, answer.body)
 
 
 def combined(answers: list[Answer]) -> tuple[int, dict[str, Any]]:
@@ -104,12 +111,13 @@ def parse_answer(worker: int, pid: int, data: bytes) -> Answer:
     parts = status_line.split(" ", 2)
     if not separator or len(parts) < 2 or not parts[1].isdigit():
         return _missing(worker, pid, "answered something that is not HTTP")
-    content_type = JSON
+    headers = []
     for field in fields:
         name, _, value = field.partition(":")
-        if name.strip().lower() == "content-type":
-            content_type = value.strip()
-    return Answer(worker, pid, int(parts[1]), body, content_type)
+        name = name.strip().lower()
+        if name not in _CONNECTION_HEADERS:
+            headers.append((name, value.strip()))
+    return Answer(worker, pid, int(parts[1]), body, tuple(headers))
 
 
 async def ask(path: Path, request: Request, worker: int, pid: int) -> Answer:

@@ -31,6 +31,10 @@ class FakeWorker:
                 return web.json_response(
                     {"status": "ready" if self.ready else "draining"}, status=status
                 )
+            if request.path == "/ui":
+                page = "<p>status</p>"
+                headers = {"content-security-policy": "default-src 'none'"}
+                return web.Response(text=page, content_type="text/html", headers=headers)
             if request.path == "/admin/routing":
                 return web.json_response({"deployments": [{"name": "d", "in_flight": self.index}]})
             if request.headers.get("authorization") != "Bearer t":
@@ -151,3 +155,12 @@ async def test_a_worker_that_does_not_answer_is_reported_as_such(
 def test_a_worker_s_answer_is_read_to_the_close(data: bytes, status: int, body: bytes) -> None:
     answer = parse_answer(0, 100, data)
     assert (answer.status, answer.body) == (status, body)
+
+
+async def test_a_page_from_one_worker_keeps_its_headers(pod: Fixture) -> None:
+    async with aiohttp.ClientSession() as session, session.get(pod.url + "/ui") as response:
+        assert response.status == 200
+        assert await response.text() == "<p>status</p>"
+        assert response.headers["content-security-policy"] == "default-src 'none'"
+        assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert [len(w.asked) for w in pod.workers] == [1, 0]
