@@ -173,6 +173,9 @@ def summarize(case: Case, settings: Settings, samples: list[Sample]) -> dict[str
             )
     single, pod = row["rps_single"], row["rps_pod"]
     row["rps_ratio"] = pod / single if single and pod is not None else None
+    # Throughput per core of the pod over one process's: 1.00 is linear in the cores it got.
+    one, two = row["cpu_ms_per_request_single"], row["cpu_ms_per_request_pod"]
+    row["per_core_ratio"] = one / two if one and two else None
     return row
 
 
@@ -182,10 +185,11 @@ def markdown(rows: list[dict[str, Any]], settings: Settings) -> str:
         "",
         f"**Workers: one process against a pod of {WORKERS} (bench/workers.py)**",
         "",
-        "| scenario | direct rps | 1 worker rps | 2 workers rps | 2/1 | proxy cores 1 / 2 | "
+        "| scenario | direct rps | 1 worker rps | 2 workers rps | 2/1 | per core 2/1 | "
+        "proxy cores 1 / 2 | "
         "load+upstream cores 1 / 2 | other processes' cores 1 / 2 | "
         "CPU ms/req = cores per 1,000 rps, 1 / 2 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [_line(row) for row in rows]
     errors = [
@@ -201,8 +205,10 @@ def markdown(rows: list[dict[str, Any]], settings: Settings) -> str:
         "pinned: the proxies, the cheap upstream and the raw load generator share every core, "
         "so the 2-worker pod never has 2 cores to itself and 2/1 is a floor of what 2 "
         "dedicated cores give. Cores = CPU seconds per wall second (the pod's: supervisor and "
-        "workers); other processes' cores = what the rest of the machine took meanwhile (from "
-        "/proc/stat): above 0.1 the run shared its cores with someone else.",
+        "workers); per core 2/1 = the pod's requests per CPU second over one process's (1.00: "
+        "throughput linear in the cores it got); other processes' cores = what the rest of the "
+        "machine took meanwhile (from /proc/stat): above 0.1 the run shared its cores with "
+        "someone else.",
     ]
     if errors:
         lines += ["", f"WORKERS PROBLEMS: failed requests: {', '.join(errors)}"]
@@ -215,7 +221,8 @@ def _line(row: dict[str, Any]) -> str:
 
     return (
         f"| {row['scenario']} | {_n(row['rps_direct'], 0)} | {_n(row['rps_single'], 0)} | "
-        f"{_n(row['rps_pod'], 0)} | {_n(row['rps_ratio'], 2)} | {pair('cores', 2)} | "
+        f"{_n(row['rps_pod'], 0)} | {_n(row['rps_ratio'], 2)} | {_n(row['per_core_ratio'], 2)} | "
+        f"{pair('cores', 2)} | "
         f"{pair('load_cores', 2)} | {pair('other_cores', 2)} | {pair('cpu_ms_per_request', 3)} |"
     )
 

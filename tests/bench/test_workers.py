@@ -78,5 +78,7 @@ def test_a_row_sets_the_pod_against_one_process_with_cpu_per_request() -> None:
     assert row["rps_ratio"] == pytest.approx(1.5)
     assert row["cpu_ms_per_request_single"] == pytest.approx(0.2)
     assert row["cpu_ms_per_request_pod"] == pytest.approx(0.2)
+    assert row["per_core_ratio"] == pytest.approx(1.0)
     assert row["other_cores_pod"] == 0.0
-    assert "| workers-c32 | 10,000 | 4,000 | 6,000 | 1.50 |" in workers.markdown([row], SETTINGS)
+    line = "| workers-c32 | 10,000 | 4,000 | 6,000 | 1.50 | 1.00 | 0.80 / 1.20 |"
+    assert line in workers.markdown([row], SETTINGS)
