@@ -122,7 +122,11 @@ async def pod(tmp_path: Path) -> AsyncIterator[Pod]:
             yield started
         finally:
             if process.returncode is None:
-                process.kill()
+                process.terminate()  # the pod drains and stops its workers
+                try:
+                    await asyncio.wait_for(process.wait(), 30)
+                except TimeoutError:
+                    process.kill()
             await asyncio.wait_for(process.wait(), 30)
             log.close()
 
