@@ -11,8 +11,9 @@ core, run the references its scenarios name: the bare aiohttp pass-through
 interleaved runs, since issue 11's targets are ratios to them (bench/targets.py); `--no-floor`
 and `--no-nginx` leave them out. Beside a guarded proxy runs the same proxy without its guards
 (the `plain` reference), so the guards' cost comes from the same runs; beside an observed proxy,
-the same proxy with its observability off (the `off` reference). Then the memory soak
-(bench/soak.py) and the chaos run (bench/chaos.py), each with processes of its own. Results go
+the same proxy with its observability off (the `off` reference). Then the workers scenarios (a
+pod of 2 worker processes against one, bench/workers.py), the memory soak (bench/soak.py) and
+the chaos run (bench/chaos.py), each with processes of its own. Results go
 to stdout (markdown) and bench/results/latest.jsonl; the configs and every server's log are
 left in bench/results/ for a post-mortem.
 """
@@ -36,7 +37,7 @@ from typing import Any, TypeVar
 import aiohttp
 import uvloop
 
-from bench import cached, chaos, guarded, nginx, observed, soak
+from bench import cached, chaos, guarded, nginx, observed, soak, workers
 from bench.cached import RedisPrefix
 from bench.chaos import ChaosRun, ChaosSettings
 from bench.load import Limits
@@ -127,8 +128,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--scenario",
         action="append",
-        choices=[*SCENARIOS, *GROUPS, soak.NAME, chaos.NAME],
-        help="run only this scenario (repeatable; default: all, then rss, then chaos); l1-hit "
+        choices=[*SCENARIOS, *GROUPS, workers.NAME, soak.NAME, chaos.NAME],
+        help="run only this scenario (repeatable; default: all, then workers, rss and chaos); "
+        "workers for a pod of 2 worker processes against one (bench/workers.py); l1-hit "
         "and l2-hit stand for their c=1 and c=16 scenarios, semantic-hit for "
         "semantic-hit-c1/c16 and semantic-repeat-c1/c16, data-plane for those issue 11 is "
         "judged by and rss, guarded for guarded-c16, guarded-pii-c16 and guarded-stream-c16 "
@@ -414,6 +416,25 @@ def _soak(args: argparse.Namespace, settings: SoakSettings, pinning: Pinning) ->
     return row
 
 
+def _workers(settings: Settings) -> list[dict[str, Any]]:
+    """The workers scenarios, with an upstream and two proxies of their own, nothing pinned
+    (bench/workers.py); this process is unpinned for them and pinned back after."""
+    print(
+        f"bench: {workers.NAME} (1 and {workers.WORKERS} workers) ...", file=sys.stderr, flush=True
+    )
+    started = time.monotonic()
+    pinned = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, workers.unpinned())
+    try:
+        with Children(ROOT, RESULTS) as children:
+            targets = workers.start(children, RESULTS)
+            rows = uvloop.run(_cancellable(workers.measure(targets, settings)))
+    finally:
+        os.sched_setaffinity(0, pinned)
+    print(f"bench:   done in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+    return rows
+
+
 def _chaos(settings: ChaosSettings, pinning: Pinning) -> dict[str, Any]:
     """The chaos run, with processes of its own (started before any event loop runs)."""
     about = settings.scenario.about
@@ -431,9 +452,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = _settings(parser, args)
     chaos_settings = _chaos_settings(parser, args)
-    default = FLOOR_SCENARIOS if args.floor else [*SCENARIOS, soak.NAME, chaos.NAME]
+    default = FLOOR_SCENARIOS if args.floor else [*SCENARIOS, workers.NAME, soak.NAME, chaos.NAME]
     chosen = args.scenario or default
     names = list(dict.fromkeys(n for c in chosen for n in GROUPS.get(c, (c,))))
+    if args.floor and workers.NAME in names:
+        parser.error("--floor runs no workers; leave out --scenario workers")
     if args.floor and chaos.NAME in names:
         parser.error("--floor has no routing to put under chaos; leave out --scenario chaos")
     if args.floor and any(SCENARIOS[n].cache not in (None, "l1") for n in names if n in SCENARIOS):
@@ -451,10 +474,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     rss_start_mib = None
     soak_row, chaos_row = None, None
+    worker_rows: list[dict[str, Any]] = []
     late_errors: list[RuntimeError] = []  # after some results: those are still reported
     try:
         if scenarios:
             rows, rss_start_mib = _scenarios(args, settings, scenarios, pinning, refs)
+        if workers.NAME in names:
+            worker_rows = _workers(settings)
         if soak.NAME in names:
             try:
                 soak_row = _soak(args, SoakSettings.default(args.quick), pinning)
@@ -486,13 +512,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     sections = []
     if rows:
         sections.append(markdown(rows, meta, settings, pinning))
+    if worker_rows:
+        sections.append(workers.markdown(worker_rows, settings))
     if soak_row is not None:
         sections.append(soak_markdown(soak_row, meta))
     if chaos_row is not None:
         sections.append(chaos_markdown(chaos_row, meta))
     print("\n".join(sections))
     output = RESULTS / "latest.jsonl"
-    write_jsonl(output, [*rows, *(row for row in (soak_row, chaos_row) if row)], meta)
+    others = [*worker_rows, *(row for row in (soak_row, chaos_row) if row)]
+    write_jsonl(output, [*rows, *others], meta)
     print(f"\nJSON lines: {output.relative_to(ROOT)}")
     failed = [problem for row in rows if (problem := cached.hit_problem(row))]
     for problem in failed:

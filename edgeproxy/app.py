@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from edgeproxy.security.build import Guards
     from edgeproxy.security.keystore import RedisKeyStore
     from edgeproxy.telemetry.recommend import Recommender
+    from edgeproxy.worker import WorkerRole
 
 log = logging.getLogger("edgeproxy")
 # How often a reload looks whether the replaced configuration's requests are done.
@@ -196,6 +197,7 @@ class ProxyServer:
         *,
         config_path: str | Path | None = None,
         env: Mapping[str, str] | None = None,
+        worker: WorkerRole | None = None,
     ) -> None:
         self._clocks = clocks
         self._span_exporter = span_exporter
@@ -211,6 +213,8 @@ class ProxyServer:
         self._redactor = Redactor(config.secrets())  # the admin listener's: it learns reloads'
         self._views: AdminViews | None = None
         self._admin = self._admin_runner() if config.admin.enabled else None
+        self._worker = worker
+        self._snapshots = worker.snapshots(self._own_metrics) if worker and self._admin else None
         self.data_address: tuple[str, int] = (server.host, server.port)
         self.admin_address: tuple[str, int] | None = None
         self._watching: asyncio.Task[None] | None = None
@@ -307,6 +311,12 @@ class ProxyServer:
         providers = sorted(n for n, p in state.providers.items() if kept.providers.get(n) is p)
         return (*kept.names(), *(f"provider {name}" for name in providers))
 
+    def _own_metrics(self) -> bytes:
+        """This process's metrics alone, masked like every admin answer (for the pod's merge)."""
+        from edgeproxy.telemetry.metrics import exposition
+
+        return self._redactor.bytes(exposition(self._state, self.reloader.status, own=True))
+
     async def _retire(
         self, state: ProxyState, handlers: ProxyHandlers, successor: ProxyState
     ) -> None:
@@ -352,13 +362,19 @@ class ProxyServer:
     async def start(self) -> None:
         server, admin = self.config.server, self.config.admin
         await open_resources(self.state)
-        self.data_address = await self._data.start(server.host, server.port)
+        worker = self._worker
+        self.data_address = await self._data.start(server.host, server.port, worker is not None)
         if self._admin is not None:
             from aiohttp import web
 
             await self._admin.setup()
-            await web.TCPSite(self._admin, admin.host, admin.port).start()
-            self.admin_address = self._admin.addresses[0][:2]
+            if worker is not None:  # the pod's admin port is the supervisor's
+                await web.UnixSite(self._admin, worker.admin_socket).start()
+            else:
+                await web.TCPSite(self._admin, admin.host, admin.port).start()
+                self.admin_address = self._admin.addresses[0][:2]
+        if self._snapshots is not None:
+            self._snapshots.start(self.state.background)
         self._watching = self.state.background.service("config watch", self.reloader.watch())
 
     async def stop(self, drain: Drain | None = None) -> None:
@@ -372,6 +388,8 @@ class ProxyServer:
         within = await drain.listener(self._data)
         await asyncio.gather(*self._retirements)
         await close_resources(self.state, within=within)
+        if self._snapshots is not None:
+            await self._snapshots.stop()
         if self._admin is not None:
             await self._admin.cleanup()
 
@@ -385,14 +403,17 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
-async def serve(config: Config, config_path: str | None = None) -> None:
+async def serve(
+    config: Config, config_path: str | None = None, worker: WorkerRole | None = None
+) -> None:
     """Run until SIGTERM or SIGINT, then drain (edgeproxy.drain); reload `config_path` (the
-    file `config` came from) when it changes and on SIGHUP."""
+    file `config` came from) when it changes and on SIGHUP (as one of a pod's processes when
+    `worker` says which)."""
     from edgeproxy.telemetry.logging import configure
 
     loop = asyncio.get_running_loop()
     signals = StopSignals(loop)
-    proxy = ProxyServer(config, config_path=config_path)
+    proxy = ProxyServer(config, config_path=config_path, worker=worker)
     secrets = set(config.secrets())
 
     def relog(applied: Config) -> None:  # the old configuration's secrets stay masked too

@@ -8,10 +8,18 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from edgeproxy.config import default_config_text, load
 from edgeproxy.config_reader import ConfigError
 from edgeproxy.injector import command as inject_command
+
+
+def _count(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {text}")
+    return number
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,6 +30,14 @@ def _parser() -> argparse.ArgumentParser:
         "--config",
         help="YAML file (default: $EDGEPROXY_CONFIG, else the embedded defaults)",
     )
+    serve.add_argument(
+        "--workers",
+        type=_count,
+        help="processes serving the port together (default: server.workers)",
+    )
+    # How a pod's supervisor starts its workers (edgeproxy.workers); not for people.
+    serve.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--pod-dir", help=argparse.SUPPRESS)
     check = commands.add_parser("check-config", help="validate a configuration file")
     check.add_argument("path")
     commands.add_parser("print-default-config", help="print the embedded defaults")
@@ -84,19 +100,29 @@ def _report(err: ConfigError) -> int:
     return 1
 
 
-def _serve(path: str | None) -> int:
+def _serve(args: argparse.Namespace) -> int:
     import uvloop
 
     from edgeproxy.app import serve
     from edgeproxy.telemetry.logging import configure
 
-    path = path or os.environ.get("EDGEPROXY_CONFIG") or None
+    path = getattr(args, "config", None) or os.environ.get("EDGEPROXY_CONFIG") or None
     try:
         config = load(path, os.environ)
     except ConfigError as err:
         return _report(err)
     configure(config.logging.level, config.logging.format, config.secrets())
-    uvloop.run(serve(config, path))
+    worker = None
+    if getattr(args, "worker_index", None) is not None:
+        from edgeproxy.worker import WorkerRole, die_with_parent
+
+        die_with_parent()
+        worker = WorkerRole(args.worker_index, Path(args.pod_dir))
+    elif (workers := getattr(args, "workers", None) or config.server.workers) > 1:
+        from edgeproxy.workers import run_pod
+
+        return run_pod(config, path, workers)
+    uvloop.run(serve(config, path, worker))
     return 0
 
 
@@ -127,5 +153,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = _COMMANDS.get(args.command)
     if command is None:  # `serve`, the default
-        return _serve(getattr(args, "config", None))
+        return _serve(args)
     return command(args)

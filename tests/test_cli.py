@@ -115,3 +115,39 @@ def test_sigterm_lets_an_in_flight_stream_finish_then_exits_cleanly(
     text = "".join(c.choices[0].delta.content or "" for c in [first, *rest] if c.choices)
     assert text == plain.choices[0].message.content
     assert process.wait(timeout=30) == 0
+
+
+@pytest.mark.parametrize(
+    ("configured", "flag", "pod"),
+    [(1, None, None), (3, None, 3), (3, "1", None), (1, "2", 2)],
+    ids=["one-process", "configured", "flag-wins-down", "flag-wins-up"],
+)
+def test_serve_runs_a_pod_when_workers_are_asked_for_by_config_or_flag(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    configured: int,
+    flag: str | None,
+    pod: int | None,
+) -> None:
+    from edgeproxy import app, workers
+    from edgeproxy.telemetry import logging
+
+    ran: list[object] = []
+    monkeypatch.setattr(logging, "configure", lambda *_: None)  # the test's logging stays
+
+    async def serve(config: object, path: object = None, worker: object = None) -> None:
+        ran.append(("process", worker))
+
+    monkeypatch.setattr(app, "serve", serve)
+    monkeypatch.setattr(workers, "run_pod", lambda config, path, count: ran.append(count) or 0)
+    path = tmp_path / "proxy.yaml"
+    path.write_text(f"server: {{workers: {configured}}}\n")
+    argv = ["serve", "--config", str(path), *(["--workers", flag] if flag else [])]
+    assert main(argv) == 0
+    assert ran == [pod if pod is not None else ("process", None)]
+
+
+def test_serve_refuses_fewer_than_one_worker(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["serve", "--workers", "0"])
+    assert "expected a number >= 1, got 0" in capsys.readouterr().err

@@ -49,12 +49,15 @@ class ProxyCollector(Collector):
     """Cache, routing and background counters of one running proxy (and its configuration
     reloads, when it serves from a file that can be reloaded)."""
 
-    def __init__(self, state: ProxyState, reloads: ReloadStatus | None = None) -> None:
+    def __init__(
+        self, state: ProxyState, reloads: ReloadStatus | None = None, own: bool = False
+    ) -> None:
         self._state = state
         self._reloads = reloads
+        self._own = own
 
     def collect(self) -> Iterator[Metric]:
-        shared = self._state.shared_metrics
+        shared = None if self._own else self._state.shared_metrics
         requests = self._state.requests if shared is None else shared.merged()
         yield from requests.families()
         yield from self._cache()
@@ -250,8 +253,9 @@ class ProxyCollector(Collector):
         )
 
 
-def exposition(state: ProxyState, reloads: ReloadStatus | None = None) -> bytes:
-    """The text a Prometheus scrape of this proxy gets."""
+def exposition(state: ProxyState, reloads: ReloadStatus | None = None, own: bool = False) -> bytes:
+    """The text a Prometheus scrape of this proxy gets (`own`: this process's numbers alone,
+    without the other workers' of `telemetry.metrics.shared_dir`)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ProxyCollector(state, reloads))
+    registry.register(ProxyCollector(state, reloads, own))
     return generate_latest(registry)

@@ -91,10 +91,14 @@ class HttpServer:
         """Response bytes held for clients that have not read them yet."""
         return sum(c.buffered for c in self._connections)
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
-        """Listen on host:port (port 0 picks a free one); returns the bound address."""
+    async def start(self, host: str, port: int, reuse_port: bool = False) -> tuple[str, int]:
+        """Listen on host:port (port 0 picks a free one); returns the bound address.
+        `reuse_port`: share the port with other processes (SO_REUSEPORT), the kernel
+        spreading new connections across them (edgeproxy.workers)."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: ClientConnection(self), host, port)
+        self._server = await loop.create_server(
+            lambda: ClientConnection(self), host, port, reuse_port=reuse_port or None
+        )
         bound: tuple[str, int] = self._server.sockets[0].getsockname()[:2]
         return bound
 

@@ -10,10 +10,10 @@ import pytest
 
 from edgeproxy.wire import server as server_module
 from edgeproxy.wire.limits import Limits
-from edgeproxy.wire.server import ClientGone, Reject, Request, Response
+from edgeproxy.wire.server import ClientGone, HttpServer, Reject, Request, Response
 from tests.support.poll import eventually
 from tests.wire.server.conftest import Serve, answer_ok, settle
-from tests.wire.server.raw_client import complete_responses
+from tests.wire.server.raw_client import RawClient, complete_responses
 
 GET = b"GET /%d HTTP/1.1\r\nHost: test\r\n\r\n"
 
@@ -536,3 +536,22 @@ async def test_a_connection_that_does_not_close_after_its_interrupted_stream_is_
     await eventually(lambda: stream.started == 1, "the stream to start")
     await served.server.shutdown(grace=0.01)
     assert served.server.connections == 0
+
+
+async def test_servers_with_reuse_port_share_one_port_and_both_answer() -> None:
+    first, second = HttpServer(answer_ok, Limits()), HttpServer(answer_ok, Limits())
+    _, port = await first.start("127.0.0.1", 0, reuse_port=True)
+    await second.start("127.0.0.1", port, reuse_port=True)
+    try:
+        await first.shutdown(grace=1.0)  # the port stays served by the other
+        client = await RawClient.connect(port)
+        assert (await client.exchange(get(1))).body == b"GET /1 0"
+        await client.close()
+    finally:
+        await second.shutdown(grace=1.0)
+
+
+async def test_a_port_in_use_is_refused_without_reuse_port(serve: Serve) -> None:
+    served = await serve()
+    with pytest.raises(OSError):
+        await HttpServer(answer_ok, Limits()).start("127.0.0.1", served.port)

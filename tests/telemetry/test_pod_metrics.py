@@ -1,0 +1,85 @@
+"""The pod's metrics: each worker's exposition written to a file, the files merged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from edgeproxy.background import Background
+from edgeproxy.telemetry.pod_metrics import (
+    MetricsSnapshots,
+    exposition,
+    merge,
+    snapshot_path,
+    snapshots,
+)
+
+
+def worker_text(requests: int, in_flight: int, breaker: int) -> str:
+    return f"""# HELP edgeproxy_requests_total Requests.
+# TYPE edgeproxy_requests_total counter
+edgeproxy_requests_total{{route="chat",status="200"}} {requests}
+# HELP edgeproxy_l2_seconds L2 lookups.
+# TYPE edgeproxy_l2_seconds histogram
+edgeproxy_l2_seconds_bucket{{le="0.1"}} {requests}
+edgeproxy_l2_seconds_bucket{{le="+Inf"}} {requests}
+edgeproxy_l2_seconds_count {requests}
+edgeproxy_l2_seconds_sum 0.5
+edgeproxy_l2_seconds_created 1.7e9
+# HELP edgeproxy_in_flight Requests in flight.
+# TYPE edgeproxy_in_flight gauge
+edgeproxy_in_flight {in_flight}
+# HELP edgeproxy_breaker_state 0 closed, 1 half-open, 2 open.
+# TYPE edgeproxy_breaker_state gauge
+edgeproxy_breaker_state{{deployment="d"}} {breaker}
+"""
+
+
+def samples(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text.decode())
+        for s in family.samples
+    }
+
+
+def test_counters_and_histograms_are_summed_over_every_worker_even_one_that_exited() -> None:
+    files = [
+        (0, 100, worker_text(3, 1, 0)),
+        (0, 99, worker_text(5, 7, 2)),
+        (1, 101, worker_text(4, 2, 2)),
+    ]
+    pod = samples(exposition(merge(files, live={0: 100, 1: 101})))
+    assert pod[("edgeproxy_requests_total", (("route", "chat"), ("status", "200")))] == 12
+    assert pod[("edgeproxy_l2_seconds_bucket", (("le", "+Inf"),))] == 12
+    assert pod[("edgeproxy_l2_seconds_sum", ())] == 1.5
+    assert not any(name.endswith("_created") for name, _ in pod)
+
+
+def test_gauges_come_from_live_workers_summed_or_labelled_per_worker() -> None:
+    files = [
+        (0, 100, worker_text(3, 1, 0)),
+        (0, 99, worker_text(5, 7, 2)),
+        (1, 101, worker_text(4, 2, 2)),
+    ]
+    pod = samples(exposition(merge(files, live={0: 100, 1: 101})))
+    assert pod[("edgeproxy_in_flight", ())] == 3  # the exited worker's 7 are gone with it
+    breakers = {labels: v for (name, labels), v in pod.items() if name == "edgeproxy_breaker_state"}
+    assert breakers == {
+        (("deployment", "d"), ("worker", "0")): 0,
+        (("deployment", "d"), ("worker", "1")): 2,
+    }
+
+
+async def test_a_worker_s_snapshot_is_written_at_start_and_again_when_it_stops(
+    tmp_path: Path,
+) -> None:
+    count = [1]
+    path = snapshot_path(tmp_path, 3, 1234)
+    writer = MetricsSnapshots(path, lambda: worker_text(count[0], 0, 0).encode(), interval=3600)
+    writer.start(Background())
+    assert list(snapshots(tmp_path)) == [(3, 1234, worker_text(1, 0, 0))]
+    count[0] = 2
+    await writer.stop()
+    assert list(snapshots(tmp_path)) == [(3, 1234, worker_text(2, 0, 0))]
