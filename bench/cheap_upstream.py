@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import cast
 
 import orjson
 import uvloop
+
+from bench.canned_server import CannedServer
 
 STREAM_CHUNKS = 20
 _COMPLETION = orjson.dumps(
@@ -70,33 +71,16 @@ STREAM_ANSWER = _answer(b"text/event-stream", _STREAM_BODY)
 MODELS_ANSWER = _answer(b"application/json", b'{"object":"list","data":[]}')
 
 
-class Answering(asyncio.Protocol):
+class Answering(CannedServer):
     """Answers each request of a keep-alive connection as soon as its body is in."""
 
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.received = b""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.received += data
-        while (end := self.received.find(b"\r\n\r\n")) >= 0:
-            head = self.received[:end].lower()
-            at = head.find(b"\r\ncontent-length:")
-            length = int(head[at + 17 : head.find(b"\r\n", at + 2)]) if at >= 0 else 0
-            if len(self.received) < end + 4 + length:
-                return
-            body = self.received[end + 4 : end + 4 + length]
-            self.received = self.received[end + 4 + length :]
-            if head.startswith(b"get "):
-                self.transport.write(MODELS_ANSWER)
-            elif b'"stream":true' in body.replace(b" ", b""):
-                self.transport.write(STREAM_ANSWER)
-            else:
-                self.transport.write(JSON_ANSWER)
+    def answer(self, transport: asyncio.Transport, head: bytes, body: bytes) -> None:
+        if head.startswith(b"get "):
+            transport.write(MODELS_ANSWER)
+        elif b'"stream":true' in body.replace(b" ", b""):
+            transport.write(STREAM_ANSWER)
+        else:
+            transport.write(JSON_ANSWER)
 
 
 async def _serve(port: int) -> None:

@@ -20,11 +20,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 import uvloop
 
+from bench.canned_server import CannedServer
 from edgeproxy.wire.client import UpstreamPool
 
 BODY = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"' + b"x" * 940 + b'"}]}'
@@ -49,31 +50,15 @@ DEADLINE = 30.0
 Exchange = Callable[[str], Awaitable[int]]  # one request to a path; returns chunks read
 
 
-class Answering(asyncio.Protocol):
+class Answering(CannedServer):
     """The bench's upstream: answers /json and /sse requests on keep-alive connections."""
 
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.received = b""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-
-    def data_received(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.received += data
-        while (end := self.received.find(b"\r\n\r\n")) >= 0:
-            head = self.received[:end].lower()
-            at = head.find(b"\r\ncontent-length:")
-            length = int(head[at + 17 : head.find(b"\r\n", at + 2)]) if at >= 0 else 0
-            if len(self.received) < end + 4 + length:
-                return
-            self.received = self.received[end + 4 + length :]
-            if head.split(b" ", 2)[1] == b"/sse":
-                for part in SSE_PARTS:
-                    self.transport.write(part)
-            else:
-                self.transport.write(JSON_ANSWER)
+    def answer(self, transport: asyncio.Transport, head: bytes, body: bytes) -> None:
+        if head.split(b" ", 2)[1] == b"/sse":
+            for part in SSE_PARTS:
+                transport.write(part)
+        else:
+            transport.write(JSON_ANSWER)
 
 
 async def serve() -> None:
