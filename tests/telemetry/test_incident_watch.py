@@ -10,6 +10,7 @@ from typing import Any
 
 from edgeproxy.background import Background
 from edgeproxy.config_reader import Secret
+from edgeproxy.routing.health import DeploymentHealth
 from edgeproxy.telemetry.incident_responses import Responses
 from edgeproxy.telemetry.incident_settings import (
     IncidentSettings,
@@ -132,18 +133,22 @@ async def test_the_evaluation_runs_every_interval_until_closed() -> None:
     assert set(waits) == {10.0}
 
 
-def test_responses_follow_the_incidents_the_watch_sees() -> None:
-    clock = ManualClock()
-    responses = ResponseSettings(shift_weight=True)
-    watch, table = watching(replace(SETTINGS, responses=responses), clock)
-    health = table.health["primary"]
-    for i in range(40):  # one call in eight fails
+def one_call_in_eight_fails(health: DeploymentHealth, clock: ManualClock) -> None:
+    for i in range(40):
         assert health.acquire(clock(), 0)
         if i % 8 == 0:
             health.failed(clock())
         else:
             health.succeeded(clock(), 0.1)
         health.finished(clock(), 0)
+
+
+def test_responses_follow_the_incidents_the_watch_sees() -> None:
+    clock = ManualClock()
+    responses = ResponseSettings(shift_weight=True)
+    watch, table = watching(replace(SETTINGS, responses=responses), clock)
+    health = table.health["primary"]
+    one_call_in_eight_fails(health, clock)
     (opened,) = watch.tick(clock())
     assert opened.incident.responses == ["shift_weight x0.1"]
     assert health.weight_factor == 0.1
@@ -158,13 +163,7 @@ async def test_a_watch_a_reload_replaced_undoes_the_responses_of_its_open_incide
     responses = ResponseSettings(shift_weight=True)
     watch, table = watching(replace(SETTINGS, responses=responses), clock)
     health = table.health["primary"]
-    for i in range(40):  # one call in eight fails
-        assert health.acquire(clock(), 0)
-        if i % 8 == 0:
-            health.failed(clock())
-        else:
-            health.succeeded(clock(), 0.1)
-        health.finished(clock(), 0)
+    one_call_in_eight_fails(health, clock)
     watch.tick(clock())
     assert health.weight_factor == 0.1
     watch.stand_down()
