@@ -34,6 +34,15 @@ def test_reference_config_is_the_embedded_default() -> None:
     assert (REPO / "configs" / "edgeproxy.yaml").read_text() == default_config_text()
 
 
+def test_every_value_the_reference_config_states_is_the_declared_default() -> None:
+    """The reference file's settings are the declaration's defaults: leaving a section out
+    gives the same configuration as copying it from the file (its providers and models are
+    examples, not defaults)."""
+    reference = yaml.safe_load(default_config_text())
+    examples = {name: reference[name] for name in ("providers", "models")}
+    assert parse(reference, {}) == parse(examples, {})
+
+
 def test_embedded_defaults_serve_only_the_mock_without_keys() -> None:
     config = load(None, {})
     assert sorted(config.providers) == ["mock"]
