@@ -16,7 +16,7 @@ from edgeproxy.telemetry.pod_metrics import (
 )
 
 
-def worker_text(requests: int, in_flight: int, breaker: int) -> str:
+def worker_text(requests: int, in_flight: int, breaker: int, reloaded: float = 1.7e9) -> str:
     return f"""# HELP edgeproxy_requests_total Requests.
 # TYPE edgeproxy_requests_total counter
 edgeproxy_requests_total{{route="chat",status="200"}} {requests}
@@ -33,6 +33,9 @@ edgeproxy_in_flight {in_flight}
 # HELP edgeproxy_breaker_state 0 closed, 1 half-open, 2 open.
 # TYPE edgeproxy_breaker_state gauge
 edgeproxy_breaker_state{{deployment="d"}} {breaker}
+# HELP edgeproxy_config_last_reload_success_timestamp_seconds Last reload.
+# TYPE edgeproxy_config_last_reload_success_timestamp_seconds gauge
+edgeproxy_config_last_reload_success_timestamp_seconds {reloaded}
 """
 
 
@@ -69,6 +72,16 @@ def test_gauges_come_from_live_workers_summed_or_labelled_per_worker() -> None:
     assert breakers == {
         (("deployment", "d"), ("worker", "0")): 0,
         (("deployment", "d"), ("worker", "1")): 2,
+    }
+
+
+def test_when_each_worker_last_reloaded_is_its_own_not_a_sum() -> None:
+    files = [(0, 100, worker_text(1, 0, 0, 1.8e9)), (1, 101, worker_text(1, 0, 0, 1.9e9))]
+    pod = samples(exposition(merge(files, live={0: 100, 1: 101})))
+    name = "edgeproxy_config_last_reload_success_timestamp_seconds"
+    assert {labels: v for (n, labels), v in pod.items() if n == name} == {
+        (("worker", "0"),): 1.8e9,
+        (("worker", "1"),): 1.9e9,
     }
 
 
