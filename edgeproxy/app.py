@@ -438,7 +438,7 @@ async def serve(
         },
     )
     signum = await signals.first()
-    server = config.server
+    server = proxy.config.server  # a reload may have changed the delay and the grace
     drain = Drain.after(signum, server.drain_delay, server.shutdown_grace, signals.hurry)
     log.info(
         "shutting down",
