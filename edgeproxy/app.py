@@ -386,6 +386,7 @@ class ProxyServer:
         self.state.draining = True
         drain = drain or Drain(0.0, self.config.server.shutdown_grace, never())
         within = await drain.listener(self._data)
+        await self.reloader.close()
         await asyncio.gather(*self._retirements)
         await close_resources(self.state, within=within)
         if self._snapshots is not None:

@@ -12,8 +12,9 @@ is validated whole by the normal loader, with the process environment, and then:
   change, edgeproxy.carry). Settings only a restart can change (the listeners' addresses,
   the workers, the admin listener) keep their running values and are reported as needing one.
 
-Reloads run one at a time. Without a file (the embedded defaults) there is nothing to watch;
-SIGHUP and the admin endpoint read the defaults again, which are always unchanged.
+Reloads run one at a time. Once a stopping proxy has drained its listener they fail (what
+they would open, nothing would close). Without a file (the embedded defaults) there is nothing
+to watch; SIGHUP and the admin endpoint read the defaults again, which are always unchanged.
 """
 
 from __future__ import annotations
@@ -134,6 +135,7 @@ class Reloader:
         self._wall_clock = wall_clock
         self._sleep = sleep
         self._lock = asyncio.Lock()
+        self._closed = False
         self.status = ReloadStatus(wall_clock)
         self.on_applied: list[Callable[[Config], None]] = []
         self._watch = ConfigWatch(path) if path is not None else None
@@ -146,7 +148,15 @@ class Reloader:
         _log(result)
         return result
 
+    async def close(self) -> None:
+        """Refuse every later reload, once the one running (if any) is done: the proxy is
+        closing its state, and a state swapped in now would never be closed."""
+        async with self._lock:
+            self._closed = True
+
     async def _reload(self, trigger: str) -> ReloadResult:
+        if self._closed:
+            return ReloadResult("failed", trigger, ("the proxy is stopping",))
         if self._watch is not None:
             self._watch.changed()  # these contents are now seen: the poll does not reload them
         try:  # parsing (the pricing table's YAML above all) takes tens of ms: off the loop

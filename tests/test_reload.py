@@ -286,3 +286,22 @@ def test_sighup_reloads_the_file(served: tuple[subprocess.Popen[str], str, Path]
     assert ask(url) == SECOND
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
+
+
+async def test_a_reload_while_the_proxy_stops_leaves_nothing_open(tmp_path: Path) -> None:
+    path = tmp_path / "edgeproxy.yaml"
+    path.write_text(config_text("first"))
+    proxy = ProxyServer(load(path, {}), config_path=path, env={})
+    await proxy.start()
+    stopped = proxy.state
+    flushed = asyncio.Event()
+    # Work the stop flushes after the listener has closed: the reload comes meanwhile.
+    proxy.state.background.spawn("cache write", flushed.wait())
+    stopping = asyncio.get_running_loop().create_task(proxy.stop())
+    await eventually(lambda: not stopped.pools_open, "the stop to close the resources")
+    path.write_text(config_text("second"))
+    result = await proxy.reloader.reload("admin")
+    flushed.set()
+    await asyncio.wait_for(stopping, 10)
+    assert result.result == "failed"
+    assert not proxy.state.pools_open
