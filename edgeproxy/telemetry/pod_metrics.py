@@ -9,7 +9,8 @@ supervisor answers a scrape by merging the files:
 - gauges come from live workers only, summed where the sum is the pod's figure (requests and
   deployments in flight, L1 entries and bytes, background tasks pending) and labelled with
   `worker` where each worker has its own value and a sum means nothing (a breaker's state,
-  the moving average of time to first byte: `PER_WORKER_GAUGES`);
+  the moving average of time to first byte, whether its last reload was refused and when it
+  last loaded its configuration: `PER_WORKER_GAUGES`);
 - `_created` samples are left out (a sum of timestamps is no timestamp).
 A file is at most `interval` old, so a scrape lags each worker by that much, and a worker
 that is killed loses at most its last `interval` of counts. Writing costs one exposition per
@@ -30,7 +31,14 @@ from prometheus_client.registry import Collector
 
 from edgeproxy.background import Background
 
-PER_WORKER_GAUGES = frozenset({"edgeproxy_breaker_state", "edgeproxy_deployment_ttfb_seconds"})
+PER_WORKER_GAUGES = frozenset(
+    {
+        "edgeproxy_breaker_state",
+        "edgeproxy_deployment_ttfb_seconds",
+        "edgeproxy_config_reload_failed",
+        "edgeproxy_config_last_reload_success_timestamp_seconds",
+    }
+)
 _PREFIX = "metrics-"
 _SUFFIX = ".prom"
 SampleKey = tuple[str, tuple[tuple[str, str], ...]]

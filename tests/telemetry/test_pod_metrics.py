@@ -83,3 +83,25 @@ async def test_a_worker_s_snapshot_is_written_at_start_and_again_when_it_stops(
     count[0] = 2
     await writer.stop()
     assert list(snapshots(tmp_path)) == [(3, 1234, worker_text(2, 0, 0))]
+
+
+def reload_text(failed: int, loaded_at: float) -> str:
+    return f"""# HELP edgeproxy_config_reload_failed 1 while the last reload was refused.
+# TYPE edgeproxy_config_reload_failed gauge
+edgeproxy_config_reload_failed {failed}
+# HELP edgeproxy_config_last_reload_success_timestamp_seconds When the configuration loaded.
+# TYPE edgeproxy_config_last_reload_success_timestamp_seconds gauge
+edgeproxy_config_last_reload_success_timestamp_seconds {loaded_at}
+"""
+
+
+def test_each_worker_s_reload_state_is_its_own_not_a_sum() -> None:
+    # Summed, two refusing workers read 2, and the alert `max(...) == 1` never fires.
+    files = [(0, 100, reload_text(1, 1.7e9)), (1, 101, reload_text(1, 1.8e9))]
+    pod = samples(exposition(merge(files, live={0: 100, 1: 101})))
+    assert pod == {
+        ("edgeproxy_config_reload_failed", (("worker", "0"),)): 1,
+        ("edgeproxy_config_reload_failed", (("worker", "1"),)): 1,
+        ("edgeproxy_config_last_reload_success_timestamp_seconds", (("worker", "0"),)): 1.7e9,
+        ("edgeproxy_config_last_reload_success_timestamp_seconds", (("worker", "1"),)): 1.8e9,
+    }
