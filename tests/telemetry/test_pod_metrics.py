@@ -11,6 +11,7 @@ from edgeproxy.telemetry.pod_metrics import (
     MetricsSnapshots,
     exposition,
     merge,
+    retire,
     snapshot_path,
     snapshots,
 )
@@ -105,3 +106,16 @@ def test_each_worker_s_reload_state_is_its_own_not_a_sum() -> None:
         ("edgeproxy_config_last_reload_success_timestamp_seconds", (("worker", "0"),)): 1.7e9,
         ("edgeproxy_config_last_reload_success_timestamp_seconds", (("worker", "1"),)): 1.8e9,
     }
+
+
+def test_a_slot_s_exited_processes_leave_one_file_with_all_their_counts(tmp_path: Path) -> None:
+    for pid, requests in ((97, 3), (98, 5), (100, 4)):
+        snapshot_path(tmp_path, 0, pid).write_text(worker_text(requests, 1, 0))
+    before = samples(exposition(merge(snapshots(tmp_path), live={0: 100})))
+    retire(tmp_path, 0, 97)
+    retire(tmp_path, 0, 98)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "metrics-0-0.prom",
+        "metrics-0-100.prom",
+    ]
+    assert samples(exposition(merge(snapshots(tmp_path), live={0: 100}))) == before
