@@ -422,10 +422,7 @@ async def serve(
         configure(applied.logging.level, applied.logging.format, secrets)
 
     proxy.reloader.on_applied.append(relog)
-    loop.add_signal_handler(
-        signal.SIGHUP,
-        lambda: proxy.state.background.spawn("reload on SIGHUP", proxy.reloader.reload("signal")),
-    )
+    loop.add_signal_handler(signal.SIGHUP, lambda: proxy.reloader.on_signal(proxy.state.background))
     await proxy.start()
     _freeze_startup_objects()
     log.info(

@@ -25,11 +25,14 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from edgeproxy.config import Config, load
 from edgeproxy.config_reader import ConfigError
 from edgeproxy.config_watch import ConfigWatch
+
+if TYPE_CHECKING:
+    from edgeproxy.background import Background
 
 log = logging.getLogger("edgeproxy.reload")
 
@@ -136,6 +139,7 @@ class Reloader:
         self._sleep = sleep
         self._lock = asyncio.Lock()
         self._closed = False
+        self._signal_waiting = False  # a reload for SIGHUP is queued and has not read yet
         self.status = ReloadStatus(wall_clock)
         self.on_applied: list[Callable[[Config], None]] = []
         self._watch = ConfigWatch(path) if path is not None else None
@@ -143,10 +147,19 @@ class Reloader:
     async def reload(self, trigger: str) -> ReloadResult:
         """Read, validate and apply the configuration now."""
         async with self._lock:
+            if trigger == "signal":
+                self._signal_waiting = False  # a SIGHUP from now on asks for another read
             result = await self._reload(trigger)
         self.status.record(result, self._wall_clock())
         _log(result)
         return result
+
+    def on_signal(self, background: Background) -> None:
+        """SIGHUP: a reload, unless one for an earlier SIGHUP has not read the file yet (it
+        will read what this one asks for): a burst of signals is one reload, not a queue of
+        them holding the background's places."""
+        if not self._signal_waiting:
+            self._signal_waiting = background.spawn("reload on SIGHUP", self.reload("signal"))
 
     async def close(self) -> None:
         """Refuse every later reload, once the one running (if any) is done: the proxy is

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from edgeproxy.app import ProxyServer
+from edgeproxy.background import Background
 from edgeproxy.config import load
 from edgeproxy.reload import Reloader, ReloadResult, restart_only
 from tests.support.configmap import ConfigMapVolume
@@ -305,3 +306,26 @@ async def test_a_reload_while_the_proxy_stops_leaves_nothing_open(tmp_path: Path
     await asyncio.wait_for(stopping, 10)
     assert result.result == "failed"
     assert not proxy.state.pools_open
+
+
+async def test_a_burst_of_sighups_is_one_reload_and_one_during_a_reload_another(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "edgeproxy.yaml"
+    path.write_text(config_text("first"))
+    running_config = load(path, {})
+    background = Background()
+    applied: list[object] = []
+
+    async def apply(config: object) -> tuple[str, ...]:
+        applied.append(config)
+        if len(applied) == 1:  # a signal while the first reload applies: read the file again
+            reloader.on_signal(background)
+        return ()
+
+    reloader = Reloader(path, {}, lambda: running_config, apply)
+    path.write_text(config_text("second"))
+    for _ in range(50):
+        reloader.on_signal(background)
+    await eventually(lambda: background.pending == 0, "the reloads to end")
+    assert reloader.status.counts == {"success": 2, "failure": 0, "unchanged": 0}
