@@ -198,6 +198,7 @@ class ProxyServer:
         config_path: str | Path | None = None,
         env: Mapping[str, str] | None = None,
         worker: WorkerRole | None = None,
+        seen: str | None = None,
     ) -> None:
         self._clocks = clocks
         self._span_exporter = span_exporter
@@ -209,7 +210,7 @@ class ProxyServer:
         self._retirements: set[asyncio.Task[None]] = set()
         path = Path(config_path) if config_path is not None else None
         environ = os.environ if env is None else env
-        self.reloader = Reloader(path, environ, lambda: self._state.config, self.apply)
+        self.reloader = Reloader(path, environ, lambda: self._state.config, self.apply, seen=seen)
         self._redactor = Redactor(config.secrets())  # the admin listener's: it learns reloads'
         self._views: AdminViews | None = None
         self._admin = self._admin_runner() if config.admin.enabled else None
@@ -405,16 +406,19 @@ def _freeze_startup_objects() -> None:
 
 
 async def serve(
-    config: Config, config_path: str | None = None, worker: WorkerRole | None = None
+    config: Config,
+    config_path: str | None = None,
+    worker: WorkerRole | None = None,
+    seen: str | None = None,
 ) -> None:
     """Run until SIGTERM or SIGINT, then drain (edgeproxy.drain); reload `config_path` (the
-    file `config` came from) when it changes and on SIGHUP (as one of a pod's processes when
-    `worker` says which)."""
+    file `config` came from, whose digest was `seen` before it was read) when it changes and
+    on SIGHUP (as one of a pod's processes when `worker` says which)."""
     from edgeproxy.telemetry.logging import configure
 
     loop = asyncio.get_running_loop()
     signals = StopSignals(loop)
-    proxy = ProxyServer(config, config_path=config_path, worker=worker)
+    proxy = ProxyServer(config, config_path=config_path, worker=worker, seen=seen)
     secrets = set(config.secrets())
 
     def relog(applied: Config) -> None:  # the old configuration's secrets stay masked too

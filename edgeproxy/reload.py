@@ -119,7 +119,8 @@ class Reloader:
     """Reads the configuration again on request or when the file changes, and applies it.
 
     `current` gives the running configuration, `apply` swaps in a new one and returns what it
-    kept; `on_applied` is told of each applied configuration (logging follows it)."""
+    kept; `on_applied` is told of each applied configuration (logging follows it). `seen`: the
+    digest of the file as read at start (edgeproxy.config_watch), else it is read now."""
 
     def __init__(
         self,
@@ -130,6 +131,7 @@ class Reloader:
         *,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        seen: str | None = None,
     ) -> None:
         self.path = path
         self._env = env
@@ -142,7 +144,7 @@ class Reloader:
         self._signal_waiting = False  # a reload for SIGHUP is queued and has not read yet
         self.status = ReloadStatus(wall_clock)
         self.on_applied: list[Callable[[Config], None]] = []
-        self._watch = ConfigWatch(path) if path is not None else None
+        self._watch = ConfigWatch(path, seen) if path is not None else None
 
     async def reload(self, trigger: str) -> ReloadResult:
         """Read, validate and apply the configuration now."""

@@ -20,6 +20,7 @@ import yaml
 from edgeproxy.app import ProxyServer
 from edgeproxy.background import Background
 from edgeproxy.config import load
+from edgeproxy.config_watch import digest
 from edgeproxy.reload import Reloader, ReloadResult, restart_only
 from tests.support.configmap import ConfigMapVolume
 from tests.support.poll import eventually
@@ -329,3 +330,20 @@ async def test_a_burst_of_sighups_is_one_reload_and_one_during_a_reload_another(
         reloader.on_signal(background)
     await eventually(lambda: background.pending == 0, "the reloads to end")
     assert reloader.status.counts == {"success": 2, "failure": 0, "unchanged": 0}
+
+
+async def test_a_change_between_loading_and_watching_is_applied(tmp_path: Path) -> None:
+    path = tmp_path / "edgeproxy.yaml"
+    path.write_text(config_text("first"))
+    seen = digest(path)  # what start-up read, before the configuration was built
+    config = load(path, {})
+    path.write_text(config_text("second"))  # the kubelet's swap while the proxy starts
+    proxy = ProxyServer(config, config_path=path, env={}, seen=seen)
+    await proxy.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            assert await answer(session, proxy) == FIRST
+            await eventually(lambda: proxy.reloader.status.counts["success"] == 1, "the reload")
+            assert await answer(session, proxy) == SECOND
+    finally:
+        await proxy.stop()
