@@ -198,6 +198,7 @@ class ProxyServer:
         config_path: str | Path | None = None,
         env: Mapping[str, str] | None = None,
         worker: WorkerRole | None = None,
+        seen: str | None = None,
     ) -> None:
         self._clocks = clocks
         self._span_exporter = span_exporter
@@ -209,7 +210,7 @@ class ProxyServer:
         self._retirements: set[asyncio.Task[None]] = set()
         path = Path(config_path) if config_path is not None else None
         environ = os.environ if env is None else env
-        self.reloader = Reloader(path, environ, lambda: self._state.config, self.apply)
+        self.reloader = Reloader(path, environ, lambda: self._state.config, self.apply, seen=seen)
         self._redactor = Redactor(config.secrets())  # the admin listener's: it learns reloads'
         self._views: AdminViews | None = None
         self._admin = self._admin_runner() if config.admin.enabled else None
@@ -386,6 +387,7 @@ class ProxyServer:
         self.state.draining = True
         drain = drain or Drain(0.0, self.config.server.shutdown_grace, never())
         within = await drain.listener(self._data)
+        await self.reloader.close()
         await asyncio.gather(*self._retirements)
         await close_resources(self.state, within=within)
         if self._snapshots is not None:
@@ -404,16 +406,19 @@ def _freeze_startup_objects() -> None:
 
 
 async def serve(
-    config: Config, config_path: str | None = None, worker: WorkerRole | None = None
+    config: Config,
+    config_path: str | None = None,
+    worker: WorkerRole | None = None,
+    seen: str | None = None,
 ) -> None:
     """Run until SIGTERM or SIGINT, then drain (edgeproxy.drain); reload `config_path` (the
-    file `config` came from) when it changes and on SIGHUP (as one of a pod's processes when
-    `worker` says which)."""
+    file `config` came from, whose digest was `seen` before it was read) when it changes and
+    on SIGHUP (as one of a pod's processes when `worker` says which)."""
     from edgeproxy.telemetry.logging import configure
 
     loop = asyncio.get_running_loop()
     signals = StopSignals(loop)
-    proxy = ProxyServer(config, config_path=config_path, worker=worker)
+    proxy = ProxyServer(config, config_path=config_path, worker=worker, seen=seen)
     secrets = set(config.secrets())
 
     def relog(applied: Config) -> None:  # the old configuration's secrets stay masked too
@@ -421,10 +426,7 @@ async def serve(
         configure(applied.logging.level, applied.logging.format, secrets)
 
     proxy.reloader.on_applied.append(relog)
-    loop.add_signal_handler(
-        signal.SIGHUP,
-        lambda: proxy.state.background.spawn("reload on SIGHUP", proxy.reloader.reload("signal")),
-    )
+    loop.add_signal_handler(signal.SIGHUP, lambda: proxy.reloader.on_signal(proxy.state.background))
     await proxy.start()
     _freeze_startup_objects()
     log.info(
@@ -438,7 +440,7 @@ async def serve(
         },
     )
     signum = await signals.first()
-    server = config.server
+    server = proxy.config.server  # a reload may have changed the delay and the grace
     drain = Drain.after(signum, server.drain_delay, server.shutdown_grace, signals.hurry)
     log.info(
         "shutting down",

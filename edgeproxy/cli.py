@@ -12,6 +12,7 @@ from pathlib import Path
 
 from edgeproxy.config import default_config_text, load
 from edgeproxy.config_reader import ConfigError
+from edgeproxy.config_watch import digest
 from edgeproxy.injector import command as inject_command
 
 
@@ -107,6 +108,8 @@ def _serve(args: argparse.Namespace) -> int:
     from edgeproxy.telemetry.logging import configure
 
     path = getattr(args, "config", None) or os.environ.get("EDGEPROXY_CONFIG") or None
+    # Before the read: a ConfigMap swapped while the proxy starts is then reloaded.
+    seen = digest(Path(path)) if path is not None else None
     try:
         config = load(path, os.environ)
     except ConfigError as err:
@@ -122,7 +125,7 @@ def _serve(args: argparse.Namespace) -> int:
         from edgeproxy.workers import run_pod
 
         return run_pod(config, path, workers)
-    uvloop.run(serve(config, path, worker))
+    uvloop.run(serve(config, path, worker, seen))
     return 0
 
 

@@ -30,13 +30,14 @@ def digest(path: Path) -> str | None:
 
 
 class ConfigWatch:
-    """Tells whether the file at `path` holds other contents than when last asked."""
+    """Tells whether the file at `path` holds other contents than when last asked (first:
+    than `seen`, the digest of what the running configuration was read from, if given)."""
 
     __slots__ = ("_digest", "path")
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, seen: str | None = None) -> None:
         self.path = path
-        self._digest = digest(path)
+        self._digest = digest(path) if seen is None else seen
 
     def changed(self) -> bool:
         """Whether the contents differ from those seen last (a file that became unreadable

@@ -11,8 +11,8 @@ passes the rest on, route by route:
   the supervisor's own families: workers running, restarts per worker;
 - an action that changes state (any method but GET, HEAD and OPTIONS: cache purges, reload)
   goes to every worker, since each holds its own L1 cache, breakers and configuration; the
-  answer combines theirs (edgeproxy.pod_answers) and lists each worker's status, and its
-  status is the worst of theirs;
+  answer combines theirs (edgeproxy.pod_answers) and lists each worker's status (and the
+  answer of one that failed), and its status is the worst of theirs;
 - `/admin/keys...` go to one worker: keys live in Redis, which every worker follows, and a key
   created by each worker would be N keys;
 - `GET /admin/cache` and `GET /admin/stats` combine every worker's answer; `GET /admin/routing`
@@ -100,7 +100,10 @@ def combined(answers: list[Answer]) -> tuple[int, dict[str, Any]]:
     if not bodies:
         bodies = [body for a in answers if isinstance(body := a.json(), dict)]
     payload = combine(bodies) or {}
-    payload["workers"] = [answer.row() for answer in answers]
+    # A worker that failed says why beside its status: the combination is of those that did.
+    payload["workers"] = [
+        a.row() if 200 <= a.status < 300 else {**a.row(), "answer": a.json()} for a in answers
+    ]
     return max(answer.status for answer in answers), payload
 
 

@@ -12,8 +12,9 @@ is validated whole by the normal loader, with the process environment, and then:
   change, edgeproxy.carry). Settings only a restart can change (the listeners' addresses,
   the workers, the admin listener) keep their running values and are reported as needing one.
 
-Reloads run one at a time. Without a file (the embedded defaults) there is nothing to watch;
-SIGHUP and the admin endpoint read the defaults again, which are always unchanged.
+Reloads run one at a time. Once a stopping proxy has drained its listener they fail (what
+they would open, nothing would close). Without a file (the embedded defaults) there is nothing
+to watch; SIGHUP and the admin endpoint read the defaults again, which are always unchanged.
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from edgeproxy.config import Config, load
 from edgeproxy.config_reader import ConfigError
 from edgeproxy.config_watch import ConfigWatch
+
+if TYPE_CHECKING:
+    from edgeproxy.background import Background
 
 log = logging.getLogger("edgeproxy.reload")
 
@@ -115,7 +119,8 @@ class Reloader:
     """Reads the configuration again on request or when the file changes, and applies it.
 
     `current` gives the running configuration, `apply` swaps in a new one and returns what it
-    kept; `on_applied` is told of each applied configuration (logging follows it)."""
+    kept; `on_applied` is told of each applied configuration (logging follows it). `seen`: the
+    digest of the file as read at start (edgeproxy.config_watch), else it is read now."""
 
     def __init__(
         self,
@@ -126,6 +131,7 @@ class Reloader:
         *,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        seen: str | None = None,
     ) -> None:
         self.path = path
         self._env = env
@@ -134,19 +140,38 @@ class Reloader:
         self._wall_clock = wall_clock
         self._sleep = sleep
         self._lock = asyncio.Lock()
+        self._closed = False
+        self._signal_waiting = False  # a reload for SIGHUP is queued and has not read yet
         self.status = ReloadStatus(wall_clock)
         self.on_applied: list[Callable[[Config], None]] = []
-        self._watch = ConfigWatch(path) if path is not None else None
+        self._watch = ConfigWatch(path, seen) if path is not None else None
 
     async def reload(self, trigger: str) -> ReloadResult:
         """Read, validate and apply the configuration now."""
         async with self._lock:
+            if trigger == "signal":
+                self._signal_waiting = False  # a SIGHUP from now on asks for another read
             result = await self._reload(trigger)
         self.status.record(result, self._wall_clock())
         _log(result)
         return result
 
+    def on_signal(self, background: Background) -> None:
+        """SIGHUP: a reload, unless one for an earlier SIGHUP has not read the file yet (it
+        will read what this one asks for): a burst of signals is one reload, not a queue of
+        them holding the background's places."""
+        if not self._signal_waiting:
+            self._signal_waiting = background.spawn("reload on SIGHUP", self.reload("signal"))
+
+    async def close(self) -> None:
+        """Refuse every later reload, once the one running (if any) is done: the proxy is
+        closing its state, and a state swapped in now would never be closed."""
+        async with self._lock:
+            self._closed = True
+
     async def _reload(self, trigger: str) -> ReloadResult:
+        if self._closed:
+            return ReloadResult("failed", trigger, ("the proxy is stopping",))
         if self._watch is not None:
             self._watch.changed()  # these contents are now seen: the poll does not reload them
         try:  # parsing (the pricing table's YAML above all) takes tens of ms: off the loop

@@ -43,6 +43,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from edgeproxy.config import Config
+from edgeproxy.telemetry.pod_metrics import retire
 
 log = logging.getLogger("edgeproxy")
 
@@ -167,6 +168,7 @@ class Supervisor:
             slot.exit_code = await slot.process.wait()
             if self._stopping is not None:
                 return
+            retire(self._directory, slot.index, slot.process.pid)
             now = loop.time()
             if now - started >= HEALTHY_AFTER:
                 delay = RESTART_DELAY

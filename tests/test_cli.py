@@ -135,7 +135,9 @@ def test_serve_runs_a_pod_when_workers_are_asked_for_by_config_or_flag(
     ran: list[object] = []
     monkeypatch.setattr(logging, "configure", lambda *_: None)  # the test's logging stays
 
-    async def serve(config: object, path: object = None, worker: object = None) -> None:
+    async def serve(
+        config: object, path: object = None, worker: object = None, seen: object = None
+    ) -> None:
         ran.append(("process", worker))
 
     monkeypatch.setattr(app, "serve", serve)

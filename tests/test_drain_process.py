@@ -269,3 +269,23 @@ models:
     with pytest.raises(openai.APIError, match=SHUTTING_DOWN):
         await streaming
     assert await served.exit_code() == 0
+
+
+async def test_a_drain_follows_the_reloaded_delay_and_grace(serve: Any, tmp_path: Path) -> None:
+    config = """
+server: {{port: 0, drain_delay: {delay}, shutdown_grace: {grace}}}
+admin: {{host: 127.0.0.1, port: 0}}
+reload: {{enabled: false}}
+providers:
+  mock: {{kind: mock}}
+models:
+  m: {{deployments: [{{provider: mock}}]}}
+"""
+    served: Served = await serve(config.format(delay="10m", grace="10m"))
+    (tmp_path / "proxy0.yaml").write_text(config.format(delay="0s", grace="3s"))
+    served.process.send_signal(signal.SIGHUP)
+    await served.until_logged("configuration reloaded")
+    served.process.send_signal(signal.SIGTERM)
+    assert await served.exit_code() == 0
+    [stop] = [record for record in served.records if record["msg"] == "shutting down"]
+    assert (stop["drain_delay_s"], stop["grace_s"]) == (0.0, 3.0)

@@ -39,6 +39,11 @@ class FakeWorker:
                 return web.json_response({"deployments": [{"name": "d", "in_flight": self.index}]})
             if request.headers.get("authorization") != "Bearer t":
                 return web.json_response({"error": "admin token required"}, status=401)
+            if request.path == "/admin/reload":  # a resource would not open on worker 1
+                failed = {"result": "failed", "problems": ["redis unreachable"]}
+                applied = {"result": "applied", "problems": []}
+                status = 422 if self.index == 1 else 200
+                return web.json_response(failed if self.index == 1 else applied, status=status)
             return web.json_response(
                 {"removed": {"l1": self.index + 1, "l2": 0}, "worker": self.index}
             )
@@ -164,3 +169,15 @@ async def test_a_page_from_one_worker_keeps_its_headers(pod: Fixture) -> None:
         assert response.headers["content-security-policy"] == "default-src 'none'"
         assert response.headers["content-type"] == "text/html; charset=utf-8"
     assert [len(w.asked) for w in pod.workers] == [1, 0]
+
+
+async def test_a_worker_that_failed_says_why_beside_its_status(
+    pod: Fixture, tmp_path: Path
+) -> None:
+    status, body = await call("POST", pod.url + "/admin/reload")
+    assert status == 422
+    assert body["workers"][1]["answer"] == {"result": "failed", "problems": ["redis unreachable"]}
+    admin_socket(tmp_path, 1).unlink()
+    status, body = await call("DELETE", pod.url + "/admin/cache/namespaces/n")
+    assert body["workers"][1]["answer"]["error"].startswith("worker 1 did not answer")
+    assert "answer" not in body["workers"][0]

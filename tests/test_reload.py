@@ -18,7 +18,9 @@ import pytest
 import yaml
 
 from edgeproxy.app import ProxyServer
+from edgeproxy.background import Background
 from edgeproxy.config import load
+from edgeproxy.config_watch import digest
 from edgeproxy.reload import Reloader, ReloadResult, restart_only
 from tests.support.configmap import ConfigMapVolume
 from tests.support.poll import eventually
@@ -286,3 +288,62 @@ def test_sighup_reloads_the_file(served: tuple[subprocess.Popen[str], str, Path]
     assert ask(url) == SECOND
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
+
+
+async def test_a_reload_while_the_proxy_stops_leaves_nothing_open(tmp_path: Path) -> None:
+    path = tmp_path / "edgeproxy.yaml"
+    path.write_text(config_text("first"))
+    proxy = ProxyServer(load(path, {}), config_path=path, env={})
+    await proxy.start()
+    stopped = proxy.state
+    flushed = asyncio.Event()
+    # Work the stop flushes after the listener has closed: the reload comes meanwhile.
+    proxy.state.background.spawn("cache write", flushed.wait())
+    stopping = asyncio.get_running_loop().create_task(proxy.stop())
+    await eventually(lambda: not stopped.pools_open, "the stop to close the resources")
+    path.write_text(config_text("second"))
+    result = await proxy.reloader.reload("admin")
+    flushed.set()
+    await asyncio.wait_for(stopping, 10)
+    assert result.result == "failed"
+    assert not proxy.state.pools_open
+
+
+async def test_a_burst_of_sighups_is_one_reload_and_one_during_a_reload_another(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "edgeproxy.yaml"
+    path.write_text(config_text("first"))
+    running_config = load(path, {})
+    background = Background()
+    applied: list[object] = []
+
+    async def apply(config: object) -> tuple[str, ...]:
+        applied.append(config)
+        if len(applied) == 1:  # a signal while the first reload applies: read the file again
+            reloader.on_signal(background)
+        return ()
+
+    reloader = Reloader(path, {}, lambda: running_config, apply)
+    path.write_text(config_text("second"))
+    for _ in range(50):
+        reloader.on_signal(background)
+    await eventually(lambda: background.pending == 0, "the reloads to end")
+    assert reloader.status.counts == {"success": 2, "failure": 0, "unchanged": 0}
+
+
+async def test_a_change_between_loading_and_watching_is_applied(tmp_path: Path) -> None:
+    path = tmp_path / "edgeproxy.yaml"
+    path.write_text(config_text("first"))
+    seen = digest(path)  # what start-up read, before the configuration was built
+    config = load(path, {})
+    path.write_text(config_text("second"))  # the kubelet's swap while the proxy starts
+    proxy = ProxyServer(config, config_path=path, env={}, seen=seen)
+    await proxy.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            assert await answer(session, proxy) == FIRST
+            await eventually(lambda: proxy.reloader.status.counts["success"] == 1, "the reload")
+            assert await answer(session, proxy) == SECOND
+    finally:
+        await proxy.stop()

@@ -320,3 +320,31 @@ def test_a_private_pod_directory_is_removed_at_exit() -> None:
     with workers.pod_directory(load(None, {})) as directory:
         (directory / "metrics-0-1.prom").write_text("")
     assert not directory.exists()
+
+
+async def test_a_sighup_while_a_worker_starts_does_not_end_it(tmp_path: Path) -> None:
+    port, admin = free_port(), free_port()
+    path = tmp_path / "pod.yaml"
+    path.write_text(CONFIG.format(port=port, admin=admin, token=TOKEN, pod_dir=tmp_path))
+    supervisor = workers.Supervisor(load(path, {}), str(path), 1, tmp_path)
+    running = asyncio.get_running_loop().create_task(supervisor.run())
+    slot = supervisor.slots[0]
+
+    async def spawned() -> bool:
+        return slot.process is not None
+
+    await until(spawned, "the worker to be spawned")
+    os.kill(os.getpid(), signal.SIGHUP)  # a reload asked for while the worker imports
+    async with aiohttp.ClientSession() as session:
+
+        async def ready() -> bool:
+            try:
+                async with session.get(f"http://127.0.0.1:{admin}/readyz") as response:
+                    return response.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await until(ready, "the worker to be ready")
+    supervisor._signalled(signal.SIGTERM)
+    assert await asyncio.wait_for(running, 30) == 0
+    assert slot.restarts == 0

@@ -9,8 +9,10 @@ supervisor answers a scrape by merging the files:
 - gauges come from live workers only, summed where the sum is the pod's figure (requests and
   deployments in flight, L1 entries and bytes, background tasks pending) and labelled with
   `worker` where each worker has its own value and a sum means nothing (a breaker's state,
-  the moving average of time to first byte, when it last reloaded: `PER_WORKER_GAUGES`);
+  the moving average of time to first byte, whether its last reload was refused and when it
+  last loaded its configuration: `PER_WORKER_GAUGES`);
 - `_created` samples are left out (a sum of timestamps is no timestamp).
+When a worker exits, the supervisor folds its counts into one file per worker slot (`retire`).
 A file is at most `interval` old, so a scrape lags each worker by that much, and a worker
 that is killed loses at most its last `interval` of counts. Writing costs one exposition per
 interval per worker, off the request path; nothing is added per request.
@@ -34,10 +36,8 @@ PER_WORKER_GAUGES = frozenset(
     {
         "edgeproxy_breaker_state",
         "edgeproxy_deployment_ttfb_seconds",
-        # Each worker reloads on its own: a sum of timestamps is no time, and which worker
-        # refused a file is worth knowing.
-        "edgeproxy_config_last_reload_success_timestamp_seconds",
         "edgeproxy_config_reload_failed",
+        "edgeproxy_config_last_reload_success_timestamp_seconds",
     }
 )
 _PREFIX = "metrics-"
@@ -82,6 +82,22 @@ class MetricsSnapshots:
         while True:
             await sleep(self._interval)
             self.write()
+
+
+def retire(directory: Path, index: int, pid: int) -> None:
+    """Fold the counters and histograms of worker `index`'s exited process `pid` into the
+    slot's file of exited processes (pid 0: never live), so that a worker restarted again and
+    again leaves one file for every scrape to read, not one per process. Left as it is if the
+    files cannot be rewritten: the counts stay right, only more files are read."""
+    exited = snapshot_path(directory, index, pid)
+    folded = snapshot_path(directory, index, 0)
+    with contextlib.suppress(OSError):
+        earlier = folded.read_text(encoding="utf-8") if folded.exists() else ""
+        texts = [(index, 0, earlier), (index, pid, exited.read_text(encoding="utf-8"))]
+        partial = folded.with_suffix(".tmp")
+        partial.write_bytes(exposition(merge(texts, live={})))
+        partial.replace(folded)
+        exited.unlink()
 
 
 def snapshots(directory: Path) -> Iterator[tuple[int, int, str]]:
