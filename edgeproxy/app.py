@@ -179,6 +179,15 @@ def listener_limits(server: ServerConfig) -> Limits:
     )
 
 
+def _longest_request(config: Config) -> float | None:
+    """How long a request of `config` may run: its providers' longest total deadline (None:
+    one of them sets none, and only the upstream's idle deadline ends its streams)."""
+    totals = [provider.timeouts.total for provider in config.providers.values()]
+    if not totals or None in totals:
+        return None
+    return max(total for total in totals if total is not None)
+
+
 class ProxyServer:
     """The data listener (edgeproxy.wire) and the admin listener (aiohttp), started and
     stopped together with the resources the data path uses.
@@ -321,17 +330,20 @@ class ProxyServer:
     async def _retire(
         self, state: ProxyState, handlers: ProxyHandlers, successor: ProxyState
     ) -> None:
-        """Once the requests `handlers` (and older replaced ones) took are done, and the work
-        they left in the background, or the old configuration's shutdown grace ran out, close
+        """Once the requests `handlers` (and older replaced ones) took are done, then the work
+        they left in the background (within the old configuration's shutdown grace), close
         what `state` did not hand on to its `successor` (what the successor hands on in turn
-        is closed when it is retired)."""
+        is closed when it is retired). The requests are waited for as long as they may run:
+        the grace bounds a stop, not a reload, and a long stream must not be cut by one."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + state.config.server.shutdown_grace
+        longest = _longest_request(state.config)
+        until = None if longest is None else loop.time() + longest
         older = self._retiring[: self._retiring.index(handlers) + 1]
         # Polled: a wake-up when a count reaches zero would cost every request a check.
-        while any(h.active for h in older) and loop.time() < deadline:  # noqa: ASYNC110
+        while any(h.active for h in older) and (until is None or loop.time() < until):  # noqa: ASYNC110
             await asyncio.sleep(_RETIRE_POLL)
-        await state.background.settle(deadline - loop.time())  # their work after answers
+        grace = state.config.server.shutdown_grace
+        await state.background.settle(grace)  # their work after answers
         self._retiring.remove(handlers)
         await close_resources(state, successor)
         if gc.get_freeze_count():  # serving (see serve): what start-up froze is now garbage

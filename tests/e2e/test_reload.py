@@ -26,12 +26,14 @@ CLIENTS, PER_CLIENT, SWAP_AFTER = 16, 24, 96
 UPSTREAM = "up/gpt-4o-2024-08-06"  # the deployment on the fake upstream
 
 
-def config_text(fake: FakeUpstream, chat: str, up_timeouts: dict[str, str] | None = None) -> str:
+def config_text(
+    fake: FakeUpstream, chat: str, up_timeouts: dict[str, str] | None = None, grace: str = "5s"
+) -> str:
     """`chat` on one of two mock upstreams (streams in 4 chunks 2 ms apart, so some are in
     flight at the swap); `gpt-4o` on the fake upstream."""
     mock = {"stream_chunks": 4, "chunk_interval": "2ms"}
     raw: dict[str, Any] = {
-        "server": {"host": "127.0.0.1", "port": 0, "shutdown_grace": "5s"},
+        "server": {"host": "127.0.0.1", "port": 0, "shutdown_grace": grace},
         "admin": {"host": "127.0.0.1", "port": 0},
         "reload": {"interval": "10ms"},
         "cache": {"enabled": False},
@@ -161,6 +163,27 @@ async def test_an_in_flight_stream_finishes_on_the_provider_a_reload_replaced(
         200,
         "Hello from the fake upstream.",
     )
+
+
+async def test_a_stream_longer_than_the_shutdown_grace_outlives_the_reload_that_replaced_its_provider(
+    served: Served,
+) -> None:
+    """The grace bounds a stop, not a reload: a reasoning model's long stream on a provider a
+    reload replaced runs to its end, however long (its provider's own deadlines bound it)."""
+    proxy, fake = served.proxy, served.fake
+    words = " ".join(f"w{i}" for i in range(10))
+    fake.script("chat", Reply(text=words, chunks=10, chunk_delay=0.1))
+    served.path.write_text(config_text(fake, "first", grace="200ms"))  # keeps `up`
+    await eventually(lambda: proxy.reloader.status.counts["success"] == 1, "the short grace")
+    old = proxy.state.providers["up"]
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    async with served.session.post(proxy.url + "/v1/chat/completions", json=body) as response:
+        head = await response.content.readany()
+        served.path.write_text(config_text(fake, "first", {"first_byte": "20s"}, grace="200ms"))
+        await eventually(lambda: proxy.state.providers["up"] is not old, "the reload")
+        rest = await response.read()  # a second of stream: five times the grace
+    assert streamed_text(head + rest) == words
+    await eventually(lambda: old.in_use == 0 and old._pool is None, "its close")
 
 
 async def test_a_provider_handed_on_by_one_reload_and_replaced_by_the_next_outlives_its_streams(
