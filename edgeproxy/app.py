@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgeproxy.carry import kept_from
 from edgeproxy.config import Config, ServerConfig
-from edgeproxy.drain import Drain, StopSignals, never
+from edgeproxy.drain import FLUSH_FLOOR, Drain, StopSignals, never
 from edgeproxy.handlers import ProxyHandlers
 from edgeproxy.redact import Redactor
 from edgeproxy.relay import Relay
@@ -400,8 +400,14 @@ class ProxyServer:
         drain = drain or Drain(0.0, self.config.server.shutdown_grace, never())
         within = await drain.listener(self._data)
         await self.reloader.close()
-        await asyncio.gather(*self._retirements)
-        await close_resources(self.state, within=within)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        if self._retirements:  # replaced configurations: their requests are over by now
+            _, late = await asyncio.wait(self._retirements, timeout=within)
+            for task in late:  # still settling background work: the flush below drains it
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        await close_resources(self.state, within=max(FLUSH_FLOOR, deadline - loop.time()))
         if self._snapshots is not None:
             await self._snapshots.stop()
         if self._admin is not None:
