@@ -17,7 +17,9 @@ its configuration).
 A worker that exits when nobody asked is started again after a backoff (0.5 s, doubling up to
 10 s; back to 0.5 s after a worker lived a minute). A worker slot that failed `FAILURES` times
 within `FAILURE_WINDOW` seconds (a port taken, a crash at start-up) stops the pod with exit
-status 1: restarting it forever would hide the fault from the orchestrator.
+status 1: restarting it forever would hide the fault from the orchestrator. A worker whose
+event loop stops answering its `/healthz` is killed and so restarted (edgeproxy.worker_liveness),
+as the kubelet would restart a lone process that fails its liveness probe.
 
 The pod's directory (`telemetry.metrics.shared_dir` when configured, else a private temporary
 directory removed at exit) holds each worker's admin socket and metrics file; the pod's admin
@@ -42,8 +44,10 @@ from pathlib import Path
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from edgeproxy import worker_liveness
 from edgeproxy.config import Config
 from edgeproxy.telemetry.pod_metrics import retire
+from edgeproxy.worker import admin_socket
 
 log = logging.getLogger("edgeproxy")
 
@@ -109,8 +113,9 @@ class Supervisor:
                 "pod_dir": str(self._directory),
             },
         )
+        watches = [self._watch(slot) for slot in self.slots] if admin is not None else []
         try:
-            await asyncio.gather(*(self._keep(slot) for slot in self.slots))
+            await asyncio.gather(*(self._keep(slot) for slot in self.slots), *watches)
         finally:
             if admin is not None:
                 await admin.stop()
@@ -141,6 +146,11 @@ class Supervisor:
         for slot in self.slots:
             if slot.process is not None and slot.process.returncode is None:
                 slot.process.send_signal(signum)
+
+    async def _watch(self, slot: Slot) -> None:
+        """Restart the worker of `slot` when its event loop stops answering (liveness)."""
+        socket = admin_socket(self._directory, slot.index)
+        await worker_liveness.watch(socket, lambda: slot.process, self._stopped, slot.index)
 
     def _stop_all(self) -> None:
         self._signalled(signal.SIGTERM)

@@ -165,7 +165,7 @@ async def test_an_in_flight_stream_finishes_on_the_provider_a_reload_replaced(
     )
 
 
-async def test_a_stream_longer_than_the_shutdown_grace_outlives_the_reload_that_replaced_its_provider(
+async def test_a_stream_longer_than_the_grace_outlives_the_reload_that_replaced_its_provider(
     served: Served,
 ) -> None:
     """The grace bounds a stop, not a reload: a reasoning model's long stream on a provider a
