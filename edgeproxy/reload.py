@@ -87,11 +87,15 @@ class ReloadStatus:
             self.last_failure = None
 
     def readiness(self) -> dict[str, Any]:
-        """What `/readyz` adds: the refused reload, while the old configuration serves."""
+        """What `/readyz` adds: the refused reload, while the old configuration serves. The
+        probe answers anyone, so it names the fields only: a message may quote a value of the
+        refused file (a password in a mistyped URL) that no scrubber knows yet; the log and
+        `POST /admin/reload` (token required) have the whole messages."""
         failure = self.last_failure
         if failure is None:
             return {}
-        return {"reload": {"result": failure.result, "problems": list(failure.problems)}}
+        fields = [problem.partition(": ")[0] for problem in failure.problems]
+        return {"reload": {"result": failure.result, "fields": fields}}
 
 
 def restart_only(running: Config, loaded: Config) -> tuple[Config, tuple[str, ...]]:

@@ -101,6 +101,22 @@ async def test_a_kubernetes_configmap_swap_is_applied(tmp_path: Path) -> None:
         assert await answer(s, proxy) == SECOND
 
 
+async def test_readiness_names_the_refused_fields_but_never_quotes_the_file(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "edgeproxy.yaml"
+    path.write_text(config_text("first", reload={"enabled": False}))
+    leaked = "hunter2-not-yet-a-known-secret"
+    async with running(path) as proxy, aiohttp.ClientSession() as session:
+        text = config_text("first", reload={"enabled": False})
+        path.write_text(text + f"cache: {{redis: {{url: 'redis//:{leaked}@redis:6379'}}}}\n")
+        assert (await admin_reload(session, proxy))["result"] == "invalid"
+        async with session.get(proxy.admin_url + "/readyz") as response:
+            body = await response.text()
+    assert "cache.redis.url" in body
+    assert leaked not in body
+
+
 async def test_an_invalid_file_keeps_the_running_configuration_and_says_why(
     tmp_path: Path,
 ) -> None:
@@ -114,7 +130,8 @@ async def test_an_invalid_file_keeps_the_running_configuration_and_says_why(
         assert await answer(session, proxy) == FIRST
         async with session.get(proxy.admin_url + "/readyz") as response:
             assert response.status == 200, "the running configuration still serves"
-            assert (await response.json())["reload"]["problems"] == result["problems"]
+            fields = (await response.json())["reload"]["fields"]
+            assert "models.chat.deployments[0].provider" in fields
         metrics = await scrape(session, proxy)
         assert "edgeproxy_config_reload_failed 1.0" in metrics
         assert 'edgeproxy_config_reloads_total{result="failure"} 1.0' in metrics
