@@ -161,7 +161,12 @@ def _capabilities(r: Reader, path: str, value: Any) -> frozenset[str]:
 
 _CAPABILITY_LIST = Kind(
     _capabilities,
-    {"type": "array", "items": {"enum": list(CAPABILITIES)}},
+    {
+        "anyOf": [
+            {"enum": list(CAPABILITIES)},
+            {"type": "array", "items": {"enum": list(CAPABILITIES)}},
+        ]
+    },
     "list of " + " | ".join(CAPABILITIES),
     ["tools", "streaming"],
     sorted,

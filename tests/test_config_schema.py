@@ -233,6 +233,32 @@ def test_schema_accepts_what_the_loader_accepts_beyond_literal_values(tmp_path: 
     assert schema_paths(document) == set()
 
 
+ACCEPTED_SPELLINGS = {
+    "choices in capitals": minimal(
+        logging={"level": "INFO", "format": "Text"}, routing={"strategy": "Weighted"}
+    ),
+    "provider kind and switch in capitals": minimal(
+        providers={"mock": {"kind": "Mock", "enabled": "AUTO"}}
+    ),
+    "tracing protocol in capitals": minimal(telemetry={"tracing": {"protocol": "HTTP/JSON"}}),
+    "one capability as a string": minimal(
+        models={"m": {"deployments": [{"provider": "mock", "capabilities": "streaming"}]}}
+    ),
+    "one pii kind as a string": minimal(
+        guardrails={"policies": {"p": {"pii": {"kinds": "email"}}}}
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ACCEPTED_SPELLINGS))
+def test_schema_accepts_every_spelling_the_loader_accepts(name: str) -> None:
+    """Choices are read in any case and a list of names may be one name: an editor or `helm
+    lint` flagging them would be a false alarm on a configuration that loads."""
+    document = ACCEPTED_SPELLINGS[name]
+    parse(document, {})
+    assert schema_paths(document) == set()
+
+
 def declared_paths(cls: type, prefix: str) -> Iterator[str]:
     """Every key the declaration of `cls` allows, as a dotted path."""
     for d in declared(cls):

@@ -295,7 +295,12 @@ class PiiRule:
         PII_KINDS,
         Kind(
             _pii_kinds,
-            {"type": "array", "items": {"enum": list(PII_KINDS)}},
+            {
+                "anyOf": [
+                    {"enum": list(PII_KINDS)},
+                    {"type": "array", "items": {"enum": list(PII_KINDS)}},
+                ]
+            },
             "list of " + " | ".join(PII_KINDS),
             ["email", "phone"],
             list,
