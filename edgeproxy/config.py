@@ -414,6 +414,10 @@ def _header_names(r: Reader, path: str, value: Any) -> tuple[str, ...]:
     return tuple(sorted({name.lower() for name in headers}))
 
 
+_HEADER_NAME = {"type": "string", "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"}
+_HEADER_NAMES = {"anyOf": [_HEADER_NAME, {"type": "array", "items": _HEADER_NAME}]}
+
+
 def _name_set(r: Reader, path: str, value: Any) -> frozenset[str]:
     return frozenset(r.names(path, value))
 
@@ -447,7 +451,7 @@ class CacheKeySettings:
     )
     headers: tuple[str, ...] = setting(  # lower case, sorted
         ("anthropic-beta",),
-        Kind(_header_names, NAMES.json, "list of header names", ["anthropic-beta"], list),
+        Kind(_header_names, _HEADER_NAMES, "list of header names", ["anthropic-beta"], list),
         "Request headers that change answers: their values are part of the key.",
     )
 
@@ -537,7 +541,14 @@ class SemanticSettings:
         "agreed); serve: answer from them.",
     )
     threshold: float = setting(
-        0.95, FRACTION, "Cosine similarity a match needs (at least 0.8).", example=0.95
+        0.95,
+        Kind(
+            Reader.fraction,
+            {"type": "number", "minimum": 0.8, "maximum": 1},
+            "number from 0.8 to 1",
+        ),
+        "Cosine similarity a match needs (at least 0.8).",
+        example=0.95,
     )
     budget: float = setting(
         0.05, POSITIVE_DURATION, "The longest embedding may take, else the layer is skipped."

@@ -204,6 +204,15 @@ BAD = {
         "telemetry.incidents.responses.shift_weight.factr",
     ),
     "redis url scheme": (minimal(cache={"redis": {"url": "http://r"}}), "cache.redis.url"),
+    "semantic threshold below 0.8": (
+        minimal(cache={"semantic": {"threshold": 0.5}}),
+        "cache.semantic.threshold",
+    ),
+    "no local share of limits": (minimal(limits={"local_share": 0}), "limits.local_share"),
+    "cache key header not a header name": (
+        minimal(cache={"key": {"headers": ["x-team", "x team"]}}),
+        "cache.key.headers",
+    ),
 }
 
 
