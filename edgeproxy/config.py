@@ -392,7 +392,12 @@ class ModelConfig:
         shorthand=True,
     )
     cache_ttl: float | None = setting(
-        None, POSITIVE_DURATION, "How long its answers are kept.", key="cache.ttl", example="10m"
+        None,
+        POSITIVE_DURATION,
+        "How long its answers are kept.",
+        key="cache.ttl",
+        example="10m",
+        shown="cache.ttl",
     )
     cache_semantic: bool = setting(
         False,

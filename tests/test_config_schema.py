@@ -293,3 +293,14 @@ def test_every_declared_key_is_documented_in_the_reference() -> None:
     reference = GENERATED["markdown"].read_text(encoding="utf-8")
     missing = [p for p in declared_paths(Config, "") if f"`{p}`" not in reference]
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("key", "inherited"),
+    [("models.<name>.strategy", "routing.strategy"), ("models.<name>.cache.ttl", "cache.ttl")],
+)
+def test_reference_shows_the_default_a_model_group_inherits(key: str, inherited: str) -> None:
+    """A model group left without these uses the top-level value, not none at all."""
+    reference = GENERATED["markdown"].read_text(encoding="utf-8")
+    row = next(line for line in reference.splitlines() if line.startswith(f"| `{key}` |"))
+    assert row.split(" | ")[2] == inherited
