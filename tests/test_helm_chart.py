@@ -725,6 +725,22 @@ def test_pod_disruption_budget_keeps_an_injector_up(chart: helm.Chart) -> None:
             {"injector": {"enabled": True, "nativeSidecar": "sometimes"}},
             r"injector\.nativeSidecar must be auto, true or false",
         ),
+        (
+            {"injector": {"enabled": True, "failurePolicy": "fail"}},
+            r"injector\.failurePolicy must be Ignore or Fail",
+        ),
+        (
+            {"injector": {"enabled": True, "reinvocationPolicy": "ifNeeded"}},
+            r"injector\.reinvocationPolicy must be Never or IfNeeded",
+        ),
+        (
+            {"injector": {"enabled": True, "timeoutSeconds": 60}},
+            r"injector\.timeoutSeconds must be 1 to 30",
+        ),
+        (
+            {"injector": {"enabled": True, "timeoutSeconds": 0}},
+            r"injector\.timeoutSeconds must be 1 to 30",
+        ),
     ],
 )
 def test_unusable_injector_values_are_refused(
