@@ -660,6 +660,16 @@ def test_injector_serves_https_from_its_secret_behind_its_own_service(
     assert volumes["tls"]["secret"]["secretName"] == (own or f"{INJECTOR_NAME}-tls")
 
 
+def test_a_stopping_injector_answers_until_its_endpoint_is_gone(chart: helm.Chart) -> None:
+    """The API server learns of a removed endpoint after the pod got SIGTERM: an injector that
+    stopped at once would meanwhile leave new pods without their sidecar (failurePolicy
+    Ignore) or refuse them (Fail), at every roll of the injector."""
+    deployment = named(render(chart, INJECTOR), "Deployment", INJECTOR_NAME)
+    (c,) = deployment["spec"]["template"]["spec"]["containers"]
+    command = c["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep" and int(command[1]) >= 5
+
+
 def test_cert_manager_issues_the_certificate_and_injects_its_ca(chart: helm.Chart) -> None:
     objects = render(chart, INJECTOR)
     configuration = only(objects, "MutatingWebhookConfiguration")
