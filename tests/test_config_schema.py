@@ -256,6 +256,11 @@ ACCEPTED_SPELLINGS = {
     "one pii kind as a string": minimal(
         guardrails={"policies": {"p": {"pii": {"kinds": "email"}}}}
     ),
+    "one name from the environment": minimal(
+        models={"m": {"deployments": [{"provider": "mock", "capabilities": "${CAP:-tools}"}]}},
+        cache={"key": {"headers": "${CACHE_HEADER:-x-team}"}},
+        guardrails={"policies": {"p": {"pii": {"kinds": "${PII:-email}"}}}},
+    ),
 }
 
 
