@@ -161,7 +161,12 @@ def _capabilities(r: Reader, path: str, value: Any) -> frozenset[str]:
 
 _CAPABILITY_LIST = Kind(
     _capabilities,
-    {"type": "array", "items": {"enum": list(CAPABILITIES)}},
+    {
+        "anyOf": [
+            {"enum": list(CAPABILITIES)},
+            {"type": "array", "items": {"enum": list(CAPABILITIES)}},
+        ]
+    },
     "list of " + " | ".join(CAPABILITIES),
     ["tools", "streaming"],
     sorted,
@@ -387,7 +392,12 @@ class ModelConfig:
         shorthand=True,
     )
     cache_ttl: float | None = setting(
-        None, POSITIVE_DURATION, "How long its answers are kept.", key="cache.ttl", example="10m"
+        None,
+        POSITIVE_DURATION,
+        "How long its answers are kept.",
+        key="cache.ttl",
+        example="10m",
+        shown="cache.ttl",
     )
     cache_semantic: bool = setting(
         False,
@@ -407,6 +417,10 @@ def _header_names(r: Reader, path: str, value: Any) -> tuple[str, ...]:
         if not HEADER_NAME(name):
             r.fail(path, f"{name!r} is not an HTTP header name")
     return tuple(sorted({name.lower() for name in headers}))
+
+
+_HEADER_NAME = {"type": "string", "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"}
+_HEADER_NAMES = {"anyOf": [_HEADER_NAME, {"type": "array", "items": _HEADER_NAME}]}
 
 
 def _name_set(r: Reader, path: str, value: Any) -> frozenset[str]:
@@ -442,7 +456,7 @@ class CacheKeySettings:
     )
     headers: tuple[str, ...] = setting(  # lower case, sorted
         ("anthropic-beta",),
-        Kind(_header_names, NAMES.json, "list of header names", ["anthropic-beta"], list),
+        Kind(_header_names, _HEADER_NAMES, "list of header names", ["anthropic-beta"], list),
         "Request headers that change answers: their values are part of the key.",
     )
 
@@ -532,7 +546,14 @@ class SemanticSettings:
         "agreed); serve: answer from them.",
     )
     threshold: float = setting(
-        0.95, FRACTION, "Cosine similarity a match needs (at least 0.8).", example=0.95
+        0.95,
+        Kind(
+            Reader.fraction,
+            {"type": "number", "minimum": 0.8, "maximum": 1},
+            "number from 0.8 to 1",
+        ),
+        "Cosine similarity a match needs (at least 0.8).",
+        example=0.95,
     )
     budget: float = setting(
         0.05, POSITIVE_DURATION, "The longest embedding may take, else the layer is skipped."

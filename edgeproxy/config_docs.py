@@ -40,7 +40,9 @@ reference the proxy runs with by default.
 Values:
 
 - `${VAR}` is replaced by the environment variable VAR (an error if it is unset or empty);
-  `${VAR:-fallback}` uses `fallback` instead. Any scalar may be given this way.
+  `${VAR:-fallback}` uses `fallback` instead. Any key's scalar value may be given this way,
+  and so may a list of names as one string (`capabilities: ${CAPS}` is one name); the items
+  of a list are taken as written.
 - durations: a number of seconds, or a string such as `"250ms"`, `"5s"`, `"2m"`, `"1h"`.
 - sizes: a number of bytes, or a string such as `"512KiB"`, `"32MiB"`, `"1GB"`.
 - secrets (type `secret`): the value inline (usually `${ENV}`) or `<key>_file: /path` to read

@@ -157,7 +157,8 @@ def _define(cls: type, defs: dict[str, Any], names: dict[type, str]) -> str:
 
 
 def _kind(kind: Kind) -> dict[str, Any]:
-    """A kind's literal form, or a `${VAR}` string where the literal is another scalar."""
+    """A kind's literal form, or a `${VAR}` string where a literal may be a scalar (the loader
+    substitutes a whole string value, so a list of names may come from one variable)."""
     json = dict(kind.json)
     if json == {"type": "string"} or not _scalar(json):
         return json
@@ -166,5 +167,5 @@ def _kind(kind: Kind) -> dict[str, Any]:
 
 def _scalar(json: dict[str, Any]) -> bool:
     if "anyOf" in json:
-        return all(_scalar(option) for option in json["anyOf"])
+        return any(_scalar(option) for option in json["anyOf"])
     return json.get("type") not in ("array", "object")

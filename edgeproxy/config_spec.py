@@ -461,10 +461,27 @@ SECRET = Kind(
 )
 
 
+def _literal(char: str) -> str:
+    """`char` matched as itself, escaped only where both regex dialects need it."""
+    return "\\" + char if char in ".^$*+?()[]{}|\\" else char
+
+
+def any_case(options: tuple[str, ...]) -> dict[str, Any]:
+    """The schema of `Reader.choice`, which reads an option in any case: the enum for editors
+    to offer, and a pattern (no inline flags: Helm's RE2 and editors' ECMA regexes differ on
+    them) for the other spellings."""
+    spelt = (
+        "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else _literal(c) for c in option)
+        for option in options
+    )
+    pattern = {"type": "string", "pattern": f"^({'|'.join(spelt)})$"}
+    return {"anyOf": [{"enum": list(options)}, pattern]}
+
+
 def choice(options: tuple[str, ...]) -> Kind:
     return Kind(
         lambda r, path, value: r.choice(options)(path, value),
-        {"enum": list(options)},
+        any_case(options),
         " | ".join(options),
         options[0],
     )

@@ -4,6 +4,7 @@ a bad value at the field path `check-config` names."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Iterator
@@ -17,9 +18,10 @@ import yaml
 from edgeproxy.cli import main, schema_text
 from edgeproxy.config import Config, parse
 from edgeproxy.config_docs import CONFIG_EXAMPLE
-from edgeproxy.config_reader import ConfigError
+from edgeproxy.config_reader import MISSING, ConfigError
 from edgeproxy.config_schema import config_schema
-from edgeproxy.config_spec import ListOf, MapOf, Section, declared
+from edgeproxy.config_spec import NO_EXAMPLE, Declared, Kind, ListOf, MapOf, Section, declared
+from edgeproxy.providers import KIND_FIELDS
 
 REPO = Path(__file__).resolve().parents[1]
 GENERATED = {
@@ -204,6 +206,15 @@ BAD = {
         "telemetry.incidents.responses.shift_weight.factr",
     ),
     "redis url scheme": (minimal(cache={"redis": {"url": "http://r"}}), "cache.redis.url"),
+    "semantic threshold below 0.8": (
+        minimal(cache={"semantic": {"threshold": 0.5}}),
+        "cache.semantic.threshold",
+    ),
+    "no local share of limits": (minimal(limits={"local_share": 0}), "limits.local_share"),
+    "cache key header not a header name": (
+        minimal(cache={"key": {"headers": ["x-team", "x team"]}}),
+        "cache.key.headers",
+    ),
 }
 
 
@@ -233,6 +244,37 @@ def test_schema_accepts_what_the_loader_accepts_beyond_literal_values(tmp_path: 
     assert schema_paths(document) == set()
 
 
+ACCEPTED_SPELLINGS = {
+    "choices in capitals": minimal(
+        logging={"level": "INFO", "format": "Text"}, routing={"strategy": "Weighted"}
+    ),
+    "provider kind and switch in capitals": minimal(
+        providers={"mock": {"kind": "Mock", "enabled": "AUTO"}}
+    ),
+    "tracing protocol in capitals": minimal(telemetry={"tracing": {"protocol": "HTTP/JSON"}}),
+    "one capability as a string": minimal(
+        models={"m": {"deployments": [{"provider": "mock", "capabilities": "streaming"}]}}
+    ),
+    "one pii kind as a string": minimal(
+        guardrails={"policies": {"p": {"pii": {"kinds": "email"}}}}
+    ),
+    "one name from the environment": minimal(
+        models={"m": {"deployments": [{"provider": "mock", "capabilities": "${CAP:-tools}"}]}},
+        cache={"key": {"headers": "${CACHE_HEADER:-x-team}"}},
+        guardrails={"policies": {"p": {"pii": {"kinds": "${PII:-email}"}}}},
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ACCEPTED_SPELLINGS))
+def test_schema_accepts_every_spelling_the_loader_accepts(name: str) -> None:
+    """Choices are read in any case and a list of names may be one name: an editor or `helm
+    lint` flagging them would be a false alarm on a configuration that loads."""
+    document = ACCEPTED_SPELLINGS[name]
+    parse(document, {})
+    assert schema_paths(document) == set()
+
+
 def declared_paths(cls: type, prefix: str) -> Iterator[str]:
     """Every key the declaration of `cls` allows, as a dotted path."""
     for d in declared(cls):
@@ -258,3 +300,95 @@ def test_every_declared_key_is_documented_in_the_reference() -> None:
     reference = GENERATED["markdown"].read_text(encoding="utf-8")
     missing = [p for p in declared_paths(Config, "") if f"`{p}`" not in reference]
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("key", "inherited"),
+    [("models.<name>.strategy", "routing.strategy"), ("models.<name>.cache.ttl", "cache.ttl")],
+)
+def test_reference_shows_the_default_a_model_group_inherits(key: str, inherited: str) -> None:
+    """A model group left without these uses the top-level value, not none at all."""
+    reference = GENERATED["markdown"].read_text(encoding="utf-8")
+    row = next(line for line in reference.splitlines() if line.startswith(f"| `{key}` |"))
+    assert row.split(" | ")[2] == inherited
+
+
+Where = list[str | int]  # a field's place in a document: keys, and list indexes
+
+
+def scalar_fields(cls: type, where: Where) -> Iterator[tuple[Where, Declared, Kind]]:
+    """Every field read by one parser, with where it sits (a map entry named `n`, a list's
+    first item)."""
+    for d in declared(cls):
+        value = d.spec.value
+        if d.spec.inline and isinstance(value, Section):
+            yield from scalar_fields(value.cls, where)
+            continue
+        here: Where = [*where, *d.key.split(".")]
+        if isinstance(value, Kind):
+            yield here, d, value
+        elif isinstance(value, Section):
+            yield from scalar_fields(value.cls, here)
+        elif isinstance(value, ListOf) and isinstance(value.item, Section):
+            yield from scalar_fields(value.item.cls, [*here, 0])
+        elif isinstance(value, MapOf) and isinstance(value.value, Section):
+            yield from scalar_fields(value.value.cls, [*here, "n"])
+
+
+def document_with(where: Where, value: Any) -> dict[str, Any]:
+    """A small valid configuration with `value` at `where` (a provider of a kind the field
+    applies to, a model group served by the mock)."""
+    document = minimal()
+    if where[0] == "providers":
+        kinds = KIND_FIELDS.get(str(where[2]), ("openai",))
+        document["providers"]["n"] = {"kind": kinds[0], "enabled": "auto"}
+    if where[0] == "models":
+        document["models"]["n"] = {"deployments": [{"provider": "mock"}]}
+    parent: Any = document
+    for key, after in itertools.pairwise(where):
+        if isinstance(key, int):
+            parent = parent[key]
+            continue
+        if not isinstance(parent.get(key), dict | list):
+            parent[key] = [{}] if isinstance(after, int) else {}
+        parent = parent[key]
+    parent[where[-1]] = value
+    return document
+
+
+def spellings(d: Declared, kind: Kind) -> Iterator[tuple[Any, dict[str, str]]]:
+    """Values a person may write for the field, with the environment they need: its default,
+    as `${VAR}` and `${VAR:-default}`, null, its example, a choice in capitals."""
+    yield None, {}
+    literal = kind.literal(d.fixed) if d.fixed not in (MISSING, None) else None
+    if isinstance(literal, str | int | float):
+        text = str(literal).lower() if isinstance(literal, bool) else str(literal)
+        yield literal, {}
+        yield "${VALUE}", {"VALUE": text}
+        yield f"${{VALUE:-{text}}}", {}
+    for example in (d.spec.example, kind.example):
+        if example is not NO_EXAMPLE and example is not None:
+            yield example, {}
+    if "|" in kind.name and isinstance(kind.example, str):
+        yield kind.example.upper(), {}
+
+
+SCALAR_FIELDS = {
+    "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in field[0]).lstrip("."): field
+    for field in scalar_fields(Config, [])
+}
+
+
+@pytest.mark.parametrize("path", sorted(SCALAR_FIELDS))
+def test_schema_accepts_every_value_the_loader_accepts_for_a_field(path: str) -> None:
+    """Generated from the declaration: for each field, what a person writes for it; wherever
+    the loader takes the value without a word about the field, the schema does too."""
+    where, d, kind = SCALAR_FIELDS[path]
+    for value, env in spellings(d, kind):
+        document = document_with(where, value)
+        try:
+            parse(document, env)
+        except ConfigError as err:
+            if any(problem.startswith(f"{path}:") for problem in err.problems):
+                continue
+        assert path not in schema_paths(document), f"{value!r} with {env}"

@@ -646,7 +646,9 @@ def test_injector_serves_https_from_its_secret_behind_its_own_service(
     assert args["settings"] == mounts["settings"] + "/settings.yaml"
     assert volumes["settings"]["configMap"]["name"] == INJECTOR_NAME
     assert (args["cert"], args["key"]) == (mounts["tls"] + "/tls.crt", mounts["tls"] + "/tls.key")
-    assert int(args["port"]) == port_number(c, "https") == 8443
+    # 10250: the one port besides 443 that GKE private clusters (and cert-manager's webhook)
+    # let the control plane reach on nodes; on 8443 every review would time out there.
+    assert int(args["port"]) == port_number(c, "https") == 10250
     assert c["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     assert spec["automountServiceAccountToken"] is False
@@ -658,6 +660,16 @@ def test_injector_serves_https_from_its_secret_behind_its_own_service(
         assert not other["spec"]["selector"].items() <= labels.items()
     own = values["injector"]["tls"].get("secretName") if "tls" in values["injector"] else None
     assert volumes["tls"]["secret"]["secretName"] == (own or f"{INJECTOR_NAME}-tls")
+
+
+def test_a_stopping_injector_answers_until_its_endpoint_is_gone(chart: helm.Chart) -> None:
+    """The API server learns of a removed endpoint after the pod got SIGTERM: an injector that
+    stopped at once would meanwhile leave new pods without their sidecar (failurePolicy
+    Ignore) or refuse them (Fail), at every roll of the injector."""
+    deployment = named(render(chart, INJECTOR), "Deployment", INJECTOR_NAME)
+    (c,) = deployment["spec"]["template"]["spec"]["containers"]
+    command = c["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep" and int(command[1]) >= 5
 
 
 def test_cert_manager_issues_the_certificate_and_injects_its_ca(chart: helm.Chart) -> None:
@@ -724,6 +736,22 @@ def test_pod_disruption_budget_keeps_an_injector_up(chart: helm.Chart) -> None:
         (
             {"injector": {"enabled": True, "nativeSidecar": "sometimes"}},
             r"injector\.nativeSidecar must be auto, true or false",
+        ),
+        (
+            {"injector": {"enabled": True, "failurePolicy": "fail"}},
+            r"injector\.failurePolicy must be Ignore or Fail",
+        ),
+        (
+            {"injector": {"enabled": True, "reinvocationPolicy": "ifNeeded"}},
+            r"injector\.reinvocationPolicy must be Never or IfNeeded",
+        ),
+        (
+            {"injector": {"enabled": True, "timeoutSeconds": 60}},
+            r"injector\.timeoutSeconds must be 1 to 30",
+        ),
+        (
+            {"injector": {"enabled": True, "timeoutSeconds": 0}},
+            r"injector\.timeoutSeconds must be 1 to 30",
         ),
     ],
 )

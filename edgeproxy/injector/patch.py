@@ -143,10 +143,13 @@ def _append(
 
 def _conflicts(spec: Mapping[str, Any], settings: InjectorSettings) -> list[str]:
     """What would make the injected pod fail: a port the pod already declares, the node's
-    network (two injected pods on one node would fight over the same loopback port), or a
+    network (two injected pods on one node would fight over the same loopback port), a
+    Windows pod (the API server refuses the sidecar's Linux securityContext there), or a
     pod meant to run to completion that a classic sidecar would keep running."""
     if spec.get("hostNetwork") is True:
         return ["the pod uses the host network"]
+    if _mapping(spec.get("os")).get("name") == "windows":
+        return ["the pod runs on Windows; the sidecar is a Linux container"]
     if not settings.native_sidecar and spec.get("restartPolicy") in ("Never", "OnFailure"):
         return [
             f"a classic sidecar never exits, so this pod (restartPolicy: "

@@ -24,6 +24,7 @@ from edgeproxy.config_spec import (
     WHOLE,
     Declared,
     Kind,
+    any_case,
     choice,
     read,
     required,
@@ -110,7 +111,7 @@ def _switch(r: Reader, path: str, value: Any) -> str:
 
 _SWITCH = Kind(
     _switch,
-    {"anyOf": [{"type": "boolean"}, {"enum": ["true", "false", "auto"]}]},
+    {"anyOf": [{"type": "boolean"}, *any_case(("true", "false", "auto"))["anyOf"]]},
     "true | false | auto",
     "auto",
 )

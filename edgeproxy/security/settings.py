@@ -207,7 +207,14 @@ class LimitsConfig:
         "limit), open (admit) or closed (refuse with a 503).",
     )
     local_share: float = setting(
-        1.0, FRACTION, "Share of each limit counted locally (1 / replicas keeps the total)."
+        1.0,
+        Kind(
+            Reader.fraction,
+            {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+            "number above 0, up to 1",
+            0.5,
+        ),
+        "Share of each limit counted locally (1 / replicas keeps the total).",
     )
     # How a request's prompt tokens are estimated for TPM: characters / 4, or counted by
     # tiktoken (installed separately; it loads its encoding at start, from its cache
@@ -295,7 +302,12 @@ class PiiRule:
         PII_KINDS,
         Kind(
             _pii_kinds,
-            {"type": "array", "items": {"enum": list(PII_KINDS)}},
+            {
+                "anyOf": [
+                    {"enum": list(PII_KINDS)},
+                    {"type": "array", "items": {"enum": list(PII_KINDS)}},
+                ]
+            },
             "list of " + " | ".join(PII_KINDS),
             ["email", "phone"],
             list,

@@ -312,6 +312,16 @@ def test_host_network_pods_are_left_alone() -> None:
     assert "host network" in result.warnings[0]
 
 
+def test_windows_pods_are_left_alone() -> None:
+    """The sidecar's image is Linux, and the API server refuses a Windows pod whose container
+    sets seccompProfile, capabilities, runAsUser or readOnlyRootFilesystem: injecting would
+    block the pod's creation."""
+    shape = {"containers": [app()], "os": {"name": "windows"}}
+    result = plan(pod(shape, ASKED), True, SETTINGS)
+    assert result.patch == []
+    assert "Windows" in result.warnings[0]
+
+
 def test_annotations_choose_config_map_secret_ports_and_resources() -> None:
     annotations = {
         **ASKED,
