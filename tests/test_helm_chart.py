@@ -571,7 +571,7 @@ def test_injector_settings_follow_the_config_ports_and_the_injector_values(
                 "configMap": "llm-config",
                 "secret": "",
                 "resources": {"requests": {"cpu": "20m"}, "limits": {"memory": "1Gi"}},
-                "env": {"EDGEPROXY_LOG_LEVEL": "debug"},
+                "env": {"EDGEPROXY_LOG_LEVEL": "debug", "ON": "1"},  # ON: no YAML boolean
             },
         },
     }
@@ -583,7 +583,7 @@ def test_injector_settings_follow_the_config_ports_and_the_injector_values(
         "",
     )
     assert settings.resources == Resources("20m", None, None, "1Gi")
-    assert settings.env == (("EDGEPROXY_LOG_LEVEL", "debug"),)
+    assert settings.env == (("EDGEPROXY_LOG_LEVEL", "debug"), ("ON", "1"))
 
 
 def test_a_settings_change_rolls_the_injector(chart: helm.Chart) -> None:

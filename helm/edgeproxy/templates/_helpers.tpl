@@ -239,7 +239,7 @@ probes:
 {{- with $sidecar.env }}
 env:
   {{- range $name, $value := . }}
-  {{ $name }}: {{ toString $value | quote }}
+  {{ $name | quote }}: {{ toString $value | quote }}
   {{- end }}
 {{- end }}
 {{- end }}
