@@ -22,6 +22,8 @@ from edgeproxy.config_spec import (
     Value,
     declared,
 )
+from edgeproxy.providers import KIND_FIELDS
+from edgeproxy.providers.settings import ProviderConfig
 
 # Marks a YAML block of the docs that is a configuration (tests validate each with the schema).
 CONFIG_EXAMPLE = "<!-- edgeproxy:config-example -->"
@@ -175,4 +177,9 @@ def _section_example(cls: type) -> dict[str, Any]:
         if "." in d.key:
             target = found.setdefault(d.head, {})
         target[d.leaf] = _example(d)
+    if cls is ProviderConfig:  # only the fields its example's kind accepts: it must load
+        kind = found.get("kind")
+        for field, kinds in KIND_FIELDS.items():
+            if kind not in kinds:
+                found.pop(field, None)
     return found

@@ -38,6 +38,7 @@ def config_schema() -> dict[str, Any]:
     defs: dict[str, Any] = {"env": ENV_REF}
     names: dict[type, str] = {}
     root = _object(Config, defs, names)
+    defs["ProviderConfig"]["allOf"] = _kind_only_fields()
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "edgeproxy configuration",
@@ -45,6 +46,41 @@ def config_schema() -> dict[str, Any]:
         **root,
         "$defs": dict(sorted(defs.items())),
     }
+
+
+def _spelled(kinds: tuple[str, ...]) -> str:
+    """A pattern matching any of `kinds` in any case (ECMA-262 has no case flag to give)."""
+    words = ("".join(f"[{c.lower()}{c.upper()}]" for c in kind) for kind in kinds)
+    return "^(" + "|".join(words) + ")$"
+
+
+def _kind_only_fields() -> list[dict[str, Any]]:
+    """The loader's kind rule as a schema can say it: a field only some provider kinds accept
+    (edgeproxy.providers.KIND_FIELDS) is refused beside a literal kind that is none of them
+    (a `${VAR}` kind is judged at load)."""
+    from edgeproxy.providers import KIND_FIELDS
+
+    return [
+        {
+            "if": {
+                "required": ["kind"],
+                "properties": {
+                    "kind": {
+                        "type": "string",
+                        "pattern": "^[A-Za-z]+$",
+                        "not": {"pattern": _spelled(kinds)},
+                    }
+                },
+            },
+            # `not: {}` rather than `false`: validators name the field for it, not its object.
+            "then": {
+                "properties": {
+                    field: {"not": {}, "description": "only for kind " + " or ".join(kinds)}
+                }
+            },
+        }
+        for field, kinds in KIND_FIELDS.items()
+    ]
 
 
 def helm_values_schema() -> dict[str, Any]:

@@ -215,7 +215,34 @@ BAD = {
         minimal(cache={"key": {"headers": ["x-team", "x team"]}}),
         "cache.key.headers",
     ),
+    "a field of another provider kind": (
+        minimal(providers={"mock": {"kind": "mock", "anthropic_version": "2023-06-01"}}),
+        "providers.mock.anthropic_version",
+    ),
+    "a field of another provider kind, the kind in capitals": (
+        minimal(providers={"o": {"kind": "OpenAI", "api_key": "k", "api_version": "2024-10-21"}}),
+        "providers.o.api_version",
+    ),
 }
+
+
+@pytest.mark.parametrize(
+    "provider",
+    [
+        {"kind": "anthropic", "api_key": "k", "anthropic_version": "2023-06-01"},
+        {
+            "kind": "Azure",
+            "api_key": "k",
+            "base_url": "https://r.openai.azure.com",
+            "api_version": "2024-10-21",
+            "max_tokens_field": "max_completion_tokens",
+        },
+        {"kind": "${KIND}", "api_key": "k", "anthropic_version": "2023-06-01"},
+    ],
+    ids=["its own kind", "its own kind in capitals", "a kind from the environment"],
+)
+def test_schema_accepts_a_kind_only_field_beside_its_kind(provider: dict[str, Any]) -> None:
+    assert schema_paths(minimal(providers={"p": provider})) == set()
 
 
 @pytest.mark.parametrize("name", sorted(BAD))
