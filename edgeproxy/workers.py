@@ -144,8 +144,12 @@ class Supervisor:
             self._stopping = signum
             self._stopped.set()
         for slot in self.slots:
-            if slot.process is not None and slot.process.returncode is None:
-                slot.process.send_signal(signum)
+            process = slot.process
+            if process is None or process.returncode is not None:
+                continue
+            if signum == signal.SIGHUP and not _takes_sighup(process.pid):
+                continue  # still exec'ing: it reads the file it starts with, after this
+            process.send_signal(signum)
 
     async def _watch(self, slot: Slot) -> None:
         """Restart the worker of `slot` when its event loop stops answering (liveness)."""
@@ -203,6 +207,19 @@ class Supervisor:
                 return
             slot.restarts += 1
             delay = min(delay * 2, RESTART_DELAY_MAX)
+
+
+def _takes_sighup(pid: int) -> bool:
+    """Whether process `pid` ignores or handles SIGHUP (edgeproxy/__main__.py ignores it from
+    a worker's first line until serve handles it). Before that, in the moment between fork
+    and exec, SIGHUP would end it. Unknown (no /proc): assumed so."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    bit = 1 << (signal.SIGHUP - 1)
+    return any(int(fields.get(name, "0"), 16) & bit for name in ("SigIgn", "SigCgt"))
 
 
 @contextlib.contextmanager

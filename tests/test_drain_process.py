@@ -49,22 +49,22 @@ class Served:
 
     async def until_not_ready(self) -> None:
         async with aiohttp.ClientSession(self.admin) as admin:
-            for _ in range(1000):
+
+            async def not_ready() -> bool:
                 async with admin.get("/readyz") as answer:
-                    if answer.status == 503:
-                        return
-                await asyncio.sleep(0.005)
-        raise AssertionError("readiness never turned false")
+                    return answer.status == 503
+
+            await eventually(not_ready, "readiness to turn false")
 
     async def until_in_flight(self, pattern: re.Pattern[str]) -> None:
         """Until /metrics matches `pattern`: a request has reached the upstream."""
         async with aiohttp.ClientSession(self.admin) as admin:
-            for _ in range(1000):
+
+            async def matched() -> bool:
                 async with admin.get("/metrics") as answer:
-                    if pattern.search(await answer.text()):
-                        return
-                await asyncio.sleep(0.005)
-        raise AssertionError(f"/metrics never matched {pattern.pattern}")
+                    return pattern.search(await answer.text()) is not None
+
+            await eventually(matched, f"/metrics to match {pattern.pattern}")
 
     async def exit_code(self) -> int:
         async with asyncio.timeout(30):

@@ -9,7 +9,6 @@ to edgeproxy's own parser with the environment the pod would get.
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,18 +21,17 @@ from edgeproxy.config_reader import ConfigError
 from edgeproxy.drain import OVERRUN
 from edgeproxy.injector.patch import plan
 from edgeproxy.injector.settings import InjectorSettings, Resources, parse_settings
+from tests.support.requires import unavailable
 
 try:
     import helm_python as helm
     from kubernetes_validate import utils as kube_schema
 except ImportError as exc:  # pragma: no cover - depends on the dev extras
-    reason = (
-        f"the Helm chart tests need helm-python-sdk and kubernetes-validate ({exc}); "
-        "install them with pip install -e '.[dev]'"
+    unavailable(
+        f"the Helm chart tests need helm-python-sdk and kubernetes-validate ({exc}): "
+        "pip install -e '.[dev]'",
+        module=True,
     )
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
 
 CHART = Path(__file__).resolve().parent.parent / "helm" / "edgeproxy"
 RELEASE = "demo"

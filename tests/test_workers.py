@@ -22,12 +22,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from edgeproxy import workers
 from edgeproxy.config import load
+from tests.support.poll import eventually
 from tests.support.redis_servers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "admin-token-0123456789"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
 REQUESTS = 40
+PROCESSES = 30.0  # seconds a wait on processes may take: they start and stop under load
 CONFIG = """
 server: {{port: {port}, drain_delay: 0s, shutdown_grace: 10s}}
 reload: {{enabled: false}}
@@ -41,16 +43,6 @@ models:
   m: {{deployments: [{{provider: mock}}]}}
   slow: {{deployments: [{{provider: slow}}]}}
 """
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str, within: float = 30.0) -> None:
-    """Poll `check` (a process starting or a file being rewritten has no event to await)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await check():
-        if loop.time() > deadline:
-            raise AssertionError(f"still waiting after {within}s for {what}")
-        await asyncio.sleep(0.05)
 
 
 @dataclass
@@ -132,7 +124,7 @@ async def pod(tmp_path: Path) -> AsyncIterator[Pod]:
             process, config, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{admin}", session
         )
         try:
-            await until(started.ready, "both workers to be ready")
+            await eventually(started.ready, "both workers to be ready", within=PROCESSES)
             yield started
         finally:
             if process.returncode is None:
@@ -154,7 +146,9 @@ async def test_two_workers_serve_one_port_and_the_pod_s_metrics_count_every_requ
     served = [sum(d["requests"] for d in worker["deployments"]) for worker in routing["workers"]]
     assert len({worker["pid"] for worker in routing["workers"]}) == 2
     assert all(count > 0 for count in served) and sum(served) == REQUESTS
-    await until(counted(pod, REQUESTS), f"the pod's /metrics to count {REQUESTS} requests")
+    await eventually(
+        counted(pod, REQUESTS), f"the pod's /metrics to count {REQUESTS} requests", within=PROCESSES
+    )
     assert await pod.metric("edgeproxy_cache_entries") == REQUESTS
     assert await pod.metric("edgeproxy_workers") == 2
 
@@ -216,13 +210,17 @@ async def test_sighup_to_the_supervisor_reloads_every_worker(pod: Pod) -> None:
     pids = await pod.worker_pids()
     reconfigured(pod)
     pod.process.send_signal(signal.SIGHUP)
-    await until(lambda: every_worker_answers(pod, RELOADED), "both workers to reload")
+    await eventually(
+        lambda: every_worker_answers(pod, RELOADED), "both workers to reload", within=PROCESSES
+    )
     assert await pod.worker_pids() == pids  # reloaded in place, not restarted
 
 
 async def test_a_killed_worker_is_replaced_and_the_pod_keeps_its_counts(pod: Pod) -> None:
     assert await asyncio.gather(*(pod.chat(f"before {n}") for n in range(10))) == [200] * 10
-    await until(counted(pod, 10), "the pod's /metrics to count the first 10 requests")
+    await eventually(
+        counted(pod, 10), "the pod's /metrics to count the first 10 requests", within=PROCESSES
+    )
     before = await pod.worker_pids()
     killed = before[0]
     assert killed is not None
@@ -232,12 +230,14 @@ async def test_a_killed_worker_is_replaced_and_the_pod_keeps_its_counts(pod: Pod
         pids = await pod.worker_pids()
         return pids[0] not in (None, killed) and await pod.ready()
 
-    await until(replaced, "worker 0 to be started again")
+    await eventually(replaced, "worker 0 to be started again", within=PROCESSES)
     assert (await pod.worker_pids())[1] == before[1]
     assert await pod.metric("edgeproxy_worker_restarts_total") == 1
     assert await asyncio.gather(*(pod.chat(f"after {n}") for n in range(10))) == [200] * 10
     # The killed worker's last snapshot still counts: the pod's total never goes down.
-    await until(counted(pod, 20), "the pod's /metrics to count all 20 requests")
+    await eventually(
+        counted(pod, 20), "the pod's /metrics to count all 20 requests", within=PROCESSES
+    )
 
 
 async def test_a_cache_purge_through_the_pod_admin_reaches_every_worker(pod: Pod) -> None:
@@ -291,7 +291,7 @@ async def test_workers_end_when_their_supervisor_is_killed(pod: Pod) -> None:
     async def ended() -> bool:
         return all(gone(pid) for pid in pids)
 
-    await until(ended, "the workers of a killed supervisor to end")
+    await eventually(ended, "the workers of a killed supervisor to end", within=PROCESSES)
 
 
 def test_a_port_of_the_kernel_s_choosing_cannot_be_shared(
@@ -333,7 +333,7 @@ async def test_a_sighup_while_a_worker_starts_does_not_end_it(tmp_path: Path) ->
     async def spawned() -> bool:
         return slot.process is not None
 
-    await until(spawned, "the worker to be spawned")
+    await eventually(spawned, "the worker to be spawned", within=PROCESSES)
     os.kill(os.getpid(), signal.SIGHUP)  # a reload asked for while the worker imports
     async with aiohttp.ClientSession() as session:
 
@@ -344,7 +344,22 @@ async def test_a_sighup_while_a_worker_starts_does_not_end_it(tmp_path: Path) ->
             except aiohttp.ClientError:
                 return False
 
-        await until(ready, "the worker to be ready")
+        await eventually(ready, "the worker to be ready", within=PROCESSES)
     supervisor._signalled(signal.SIGTERM)
     assert await asyncio.wait_for(running, 30) == 0
     assert slot.restarts == 0
+
+
+@pytest.mark.parametrize(("disposition", "takes"), [("SIG_DFL", False), ("SIG_IGN", True)])
+def test_sighup_is_passed_only_to_a_worker_that_takes_it(disposition: str, takes: bool) -> None:
+    code = f"import signal, sys; signal.signal(signal.SIGHUP, signal.{disposition}); "
+    code += "print(flush=True); sys.stdin.read()"
+    with subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    ) as child:
+        assert child.stdout is not None
+        child.stdout.readline()  # its disposition is set
+        try:
+            assert workers._takes_sighup(child.pid) is takes
+        finally:
+            child.kill()

@@ -9,23 +9,22 @@ from __future__ import annotations
 
 import base64
 import copy
-import os
 from typing import Any
 
 import orjson
 import pytest
 
+from tests.support.requires import unavailable
+
 try:
     import jsonpatch
     from kubernetes_validate import utils as kube_schema
 except ImportError as exc:  # pragma: no cover - depends on the dev extras
-    reason = (
-        f"the injector tests need jsonpatch and kubernetes-validate ({exc}); "
-        "pip install -e '.[dev]'"
+    unavailable(
+        f"the injector tests need jsonpatch and kubernetes-validate ({exc}): "
+        "pip install -e '.[dev]'",
+        module=True,
     )
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
 
 UID = "705ab4f5-6393-11e8-b7cc-42010a800002"
 

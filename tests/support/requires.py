@@ -16,11 +16,12 @@ from edgeproxy.cache.embed import PACKAGES
 from edgeproxy.extras import OTEL_PACKAGES, missing
 
 
-def unavailable(message: str) -> NoReturn:
-    """Skip the test with `message`, or fail it under CI."""
+def unavailable(message: str, *, module: bool = False) -> NoReturn:
+    """Skip the test (or with `module`, the module being imported) with `message`, or fail
+    it under CI."""
     if os.environ.get("CI") == "true":
         pytest.fail(f"{message} (CI=true: a missing part fails the run)", pytrace=False)
-    pytest.skip(message)
+    pytest.skip(message, allow_module_level=module)
 
 
 def require_semantic() -> None:
