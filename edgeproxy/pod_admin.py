@@ -41,7 +41,7 @@ from edgeproxy.telemetry.metrics import CONTENT_TYPE
 from edgeproxy.telemetry.pod_metrics import exposition, merge, snapshots
 from edgeproxy.wire.limits import Limits
 from edgeproxy.wire.server import HttpServer, Request, Response
-from edgeproxy.worker import admin_socket
+from edgeproxy.worker import admin_socket, ask_worker
 
 JSON = "application/json"
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -131,12 +131,7 @@ async def ask(path: Path, request: Request, worker: int, pid: int) -> Answer:
     sent = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + request.body
     try:
         async with asyncio.timeout(_WORKER_TIMEOUT):
-            reader, writer = await asyncio.open_unix_connection(str(path))
-            try:
-                writer.write(sent)
-                data = await reader.read()
-            finally:
-                writer.close()
+            data = await ask_worker(path, sent)
     except (OSError, TimeoutError) as exc:
         return _missing(worker, pid, f"did not answer: {exc!r}")
     return parse_answer(worker, pid, data)

@@ -13,6 +13,7 @@ from a process serving alone.
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import os
@@ -29,6 +30,17 @@ _PR_SET_PDEATHSIG = 1
 def admin_socket(directory: Path, index: int) -> Path:
     """Where worker `index` serves its admin app."""
     return directory / f"admin-{index}.sock"
+
+
+async def ask_worker(socket: Path, request: bytes) -> bytes:
+    """`request` (HTTP/1.0, so the worker closes after its answer) sent to the admin app at
+    `socket`; its whole answer (callers bound the wait). Raises OSError when it is not there."""
+    reader, writer = await asyncio.open_unix_connection(str(socket))
+    try:
+        writer.write(request)
+        return await reader.read()
+    finally:
+        writer.close()
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,8 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+from edgeproxy.worker import ask_worker
+
 log = logging.getLogger("edgeproxy")
 
 INTERVAL = 5.0  # seconds between checks (the kubelet's default period is 10 s)
@@ -30,15 +32,10 @@ async def answers(socket: Path) -> bool:
     """Whether the admin app at `socket` answers /healthz with a 200 in time."""
     try:
         async with asyncio.timeout(TIMEOUT):
-            reader, writer = await asyncio.open_unix_connection(str(socket))
-            try:
-                writer.write(_ASK)
-                status_line = await reader.readline()
-            finally:
-                writer.close()
+            answer = await ask_worker(socket, _ASK)
     except (OSError, TimeoutError):
         return False
-    return status_line.split(b" ", 2)[1:2] == [b"200"]
+    return answer.split(b" ", 2)[1:2] == [b"200"]
 
 
 async def watch(
