@@ -11,17 +11,9 @@ import yaml
 from edgeproxy.config import default_config_text, load, parse
 from edgeproxy.config_reader import ConfigError, Secret
 from edgeproxy.providers.settings import Timeouts
+from tests.support.configs import minimal
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def minimal(**sections: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "providers": {"mock": {"kind": "mock"}},
-        "models": {"m": {"deployments": [{"provider": "mock"}]}},
-    }
-    base.update(sections)
-    return base
 
 
 def problems(raw: Any, env: dict[str, str] | None = None) -> list[str]:

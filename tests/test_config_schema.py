@@ -22,6 +22,7 @@ from edgeproxy.config_reader import MISSING, ConfigError
 from edgeproxy.config_schema import config_schema
 from edgeproxy.config_spec import NO_EXAMPLE, Declared, Kind, ListOf, MapOf, Section, declared
 from edgeproxy.providers import KIND_FIELDS
+from tests.support.configs import minimal
 
 REPO = Path(__file__).resolve().parents[1]
 GENERATED = {
@@ -129,15 +130,6 @@ def test_docs_mark_their_configuration_examples() -> None:
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_schema_accepts_every_configuration_example_in_the_docs(name: str) -> None:
     assert schema_paths(yaml.safe_load(EXAMPLES[name])) == set()
-
-
-def minimal(**sections: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "providers": {"mock": {"kind": "mock"}},
-        "models": {"m": {"deployments": [{"provider": "mock"}]}},
-    }
-    base.update(sections)
-    return base
 
 
 BAD = {
