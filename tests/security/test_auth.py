@@ -19,6 +19,7 @@ from edgeproxy.security.auth import Keyring, hash_key, new_key, presented_key
 from edgeproxy.security.settings import KeySettings
 from tests.conftest import StackFactory
 from tests.support.fake_upstream import Reply
+from tests.support.poll import eventually
 from tests.support.redis_servers import RedisServer
 from tests.support.stack import Stack, background_done
 
@@ -316,6 +317,9 @@ async def test_a_bad_key_touches_no_limit_budget_or_cache_state_in_redis(
     stack = await make_stack(
         sections=sections, cache={"enabled": True, "redis": {"url": redis_server.url}}
     )
+    keys = stack.proxy.state.guards.keys
+    if keys is not None:  # its subscription forgets what it cached: let it come first
+        await eventually(lambda: keys.subscriptions >= 1, "the key store's subscription")
     before = commands_run(redis_server.url)
     async with openai_sdk(stack, "sk-ep-guess-0123456789") as sdk:
         for _ in range(20):
