@@ -144,15 +144,16 @@ def build_handlers(state: ProxyState) -> ProxyHandlers:
     consumers: tuple[Consumer, ...] = (AccessLog(),) if config.server.access_log else ()
     if state.events is not None:
         consumers += (request_events(state.events),)
-    endpoint = None
     if state.incidents is not None:
         consumers += (state.incidents.observe,)
     if state.feedback is not None:
         consumers += (state.feedback.ledger.served,)
+    recorder = Recorder(costing, state.requests, consumers)
+    endpoint = None
+    if state.feedback is not None:
         authenticate = state.guards.authenticate
         identify = authenticate.caller if authenticate is not None else None
-        endpoint = FeedbackEndpoint(state.feedback, identify)
-    recorder = Recorder(costing, state.requests, consumers)
+        endpoint = FeedbackEndpoint(state.feedback, identify, recorder.flush)
     relay = Relay(state.pipeline.clock, state.redactor, costing, state.requests.chunk_gaps)
     max_body = config.server.max_body_bytes
     return ProxyHandlers(
@@ -342,6 +343,7 @@ class ProxyServer:
         # Polled: a wake-up when a count reaches zero would cost every request a check.
         while any(h.active for h in older) and (until is None or loop.time() < until):  # noqa: ASYNC110
             await asyncio.sleep(_RETIRE_POLL)
+        handlers.recorder.flush()  # its last records, to consumers the close below ends
         grace = state.config.server.shutdown_grace
         await state.background.settle(grace)  # their work after answers
         self._retiring.remove(handlers)
@@ -399,6 +401,8 @@ class ProxyServer:
         self.state.draining = True
         drain = drain or Drain(0.0, self.config.server.shutdown_grace, never())
         within = await drain.listener(self._data)
+        for handlers in (*self._retiring, self._handlers):  # the drained requests' records
+            handlers.recorder.flush()
         await self.reloader.close()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within

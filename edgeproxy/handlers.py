@@ -64,11 +64,11 @@ class ProxyHandlers:
         "_feedback",
         "_max_body",
         "_pipeline",
-        "_recorder",
         "_relay",
         "_table",
         "_tracer",
         "active",
+        "recorder",
     )
 
     def __init__(
@@ -86,7 +86,7 @@ class ProxyHandlers:
         self._max_body = max_body  # a compressed body is never inflated beyond it
         self._table = table
         self._relay = relay
-        self._recorder = recorder
+        self.recorder = recorder
         self._feedback = feedback  # POST /v1/feedback, when telemetry.feedback is enabled
         self._tracer = tracer  # None: tracing is off, and no request asks anything of it
         # API calls running on this handler: a configuration reload closes what only they use
@@ -182,7 +182,7 @@ class ProxyHandlers:
         )
         if self._tracer is not None:
             exchange.trace = self._tracer.begin(exchange)
-        metrics = self._recorder.metrics
+        metrics = self.recorder.metrics
         metrics.in_flight += 1
         self.active += 1
         exchange.queued = time.monotonic() - request.received
@@ -197,6 +197,6 @@ class ProxyHandlers:
             self.active -= 1
             if not exchange.detached:
                 exchange.settle(self._pipeline.clock())
-            self._recorder.finished(exchange, time.monotonic())
+            self.recorder.finished(exchange, time.monotonic())
             if exchange.trace is not None:
                 exchange.trace.end(exchange)

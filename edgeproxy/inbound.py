@@ -7,7 +7,6 @@ MAX_JSON_DEPTH).
 
 from __future__ import annotations
 
-import random
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -15,10 +14,10 @@ from typing import Any
 import orjson
 
 from edgeproxy import errors
+from edgeproxy.ids import fresh_id
 from edgeproxy.operations import Operation
 from edgeproxy.wire import codings
 
-_random_bits = random.getrandbits
 # Levels of objects and arrays a body may nest, its own object being the first. Real requests
 # stay far below (a chat is about 5 deep; a tool's JSON schema adds 2 per nested property), but
 # the proxy encodes bodies again (a model name mapped in, a translation, a cache key), and
@@ -49,13 +48,7 @@ def request_id(headers: Mapping[str, str]) -> str:
     given = headers.get("x-request-id")
     if given and valid_request_id(given):
         return given
-    return new_request_id()
-
-
-def new_request_id() -> str:
-    """32 random hex digits. An id must be unique, not secret: the process's PRNG (seeded from
-    the OS) gives one without the system call `os.urandom` makes on every request."""
-    return _random_bits(128).to_bytes(16, "big").hex()
+    return fresh_id()
 
 
 def decoded_body(body: bytes, encoding: str, limit: int) -> bytes:

@@ -51,11 +51,12 @@ from typing import Any
 
 import orjson
 
-from edgeproxy import errors, inbound
+from edgeproxy import errors
 from edgeproxy.config import STRATEGIES
 from edgeproxy.dialects import openai
 from edgeproxy.errors import ProxyError
 from edgeproxy.exchange import Exchange, Reply, Stage
+from edgeproxy.ids import fresh_id
 from edgeproxy.operations import Operation
 from edgeproxy.relay import read_whole, readable
 from edgeproxy.routing.dispatch import Dispatch
@@ -123,7 +124,7 @@ class Pipeline:
         payload: dict[str, Any] = {"model": model, "input": texts}
         loop = asyncio.get_running_loop()
         exchange = Exchange(
-            request_id=inbound.new_request_id(),
+            request_id=fresh_id(),
             operation=Operation.EMBEDDINGS,
             headers={},
             body=orjson.dumps(payload),

@@ -101,7 +101,7 @@ async def twins(make_stack: StackFactory) -> AsyncIterator[Twins]:
 # --- what is compared ----------------------------------------------------------------------
 
 COMPARED_FIELDS = ("content-type", "x-request-id", "allow", "retry-after")
-_FRESH_ID = re.compile("[0-9a-f]{32}")  # the proxy's own request id (inbound.new_request_id)
+_FRESH_ID = re.compile("[0-9a-f]{32}")  # the proxy's own request id (ids.fresh_id)
 _RANDOM_KEYS = frozenset({"id", "request_id"})
 _TIME_KEYS = frozenset({"created", "created_at"})
 

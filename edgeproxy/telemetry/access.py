@@ -20,10 +20,6 @@ NAME = "edgeproxy.access"
 log = logging.getLogger(NAME)
 
 
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 3)
-
-
 class AccessLog:
     __slots__ = ("_handler",)
 
@@ -33,6 +29,8 @@ class AccessLog:
         )
 
     def __call__(self, record: RequestRecord) -> None:
+        cache_time, ttfb = record.cache_time, record.upstream_ttfb
+        duration, upstream = record.duration, record.upstream_wait
         fields = {
             "request_id": record.request_id,
             "key_id": record.key_id,
@@ -51,14 +49,14 @@ class AccessLog:
             "cached_tokens": record.cached_tokens,
             "cost_usd": round(record.cost_usd, 9),
             "saved_usd": round(record.saved_usd, 9),
-            "queue_ms": _ms(record.queued),
-            "cache_ms": _ms(record.cache_time),
-            "upstream_ttfb_ms": _ms(record.upstream_ttfb),
-            "upstream_ms": _ms(record.upstream_wait),
-            "overhead_ms": _ms(record.overhead),
-            "duration_ms": _ms(record.duration),
+            "queue_ms": round(record.queued * 1000, 3),
+            "cache_ms": None if cache_time is None else round(cache_time * 1000, 3),
+            "upstream_ttfb_ms": None if ttfb is None else round(ttfb * 1000, 3),
+            "upstream_ms": round(upstream * 1000, 3),
+            "overhead_ms": round(max(0.0, duration - upstream) * 1000, 3),
+            "duration_ms": round(duration * 1000, 3),
         }
         if self._handler is not None:
-            self._handler.add("info", NAME, "request", fields)
+            self._handler.add("info", NAME, "request", fields, record.wall)
         else:
             log.info("request", extra=fields)

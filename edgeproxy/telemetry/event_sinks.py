@@ -13,12 +13,12 @@ errors, timeouts, 429 and 5xx, after a capped exponential backoff with jitter or
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Protocol
 
 import orjson
 
+from edgeproxy.ids import fresh_id
 from edgeproxy.jsonl import AppendFile
 from edgeproxy.telemetry.events import SCHEMA, Event
 from edgeproxy.telemetry.json_post import JsonPoster
@@ -45,7 +45,7 @@ class WebhookSink:
         self._poster = poster
 
     async def send(self, events: Sequence[Event]) -> str | None:
-        batch = os.urandom(16).hex()
+        batch = fresh_id()
         body = orjson.dumps({"schema": SCHEMA, "batch": batch, "events": list(events)})
         return await self._poster.post(body, {"Idempotency-Key": batch})
 

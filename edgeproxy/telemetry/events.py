@@ -22,8 +22,7 @@ errors surge and the queue is under the most pressure.
 
 from __future__ import annotations
 
-import os
-
+from edgeproxy.ids import fresh_id
 from edgeproxy.jsonl import Timestamps
 from edgeproxy.security.audit import ACTIONS
 from edgeproxy.telemetry.record import RequestRecord
@@ -46,8 +45,16 @@ _stamp = Timestamps()
 
 
 def request_event(record: RequestRecord, wall: float) -> Event:
-    """`request.completed`: one request, once its answer has ended (`wall`: epoch seconds)."""
-    return _head(REQUEST_COMPLETED, wall) | {
+    """`request.completed`: one request, once its answer has ended (`wall`: epoch seconds).
+    One dict literal, built on every request's after-path: no merge of a head into it."""
+    ttfb = record.upstream_ttfb
+    duration = record.duration
+    upstream = record.upstream_wait
+    return {
+        "schema": SCHEMA,
+        "type": REQUEST_COMPLETED,
+        "time": _stamp(wall),
+        "id": fresh_id(),
         "request_id": record.request_id[:MAX_VALUE],
         "route": record.route,
         "model": record.model[:MAX_VALUE],
@@ -66,10 +73,10 @@ def request_event(record: RequestRecord, wall: float) -> Event:
         "cached_tokens": record.cached_tokens,
         "cost_usd": record.cost_usd,
         "saved_usd": record.saved_usd,
-        "duration_ms": _millis(record.duration),
-        "upstream_wait_ms": _millis(record.upstream_wait),
-        "upstream_ttfb_ms": None if record.upstream_ttfb is None else _millis(record.upstream_ttfb),
-        "overhead_ms": _millis(record.overhead),
+        "duration_ms": round(duration * 1000, 3),
+        "upstream_wait_ms": round(upstream * 1000, 3),
+        "upstream_ttfb_ms": None if ttfb is None else round(ttfb * 1000, 3),
+        "overhead_ms": round(max(0.0, duration - upstream) * 1000, 3),
     }
 
 
@@ -96,8 +103,4 @@ def guard_event(request_id: str, key_id: str | None, rule: str, action: str, wal
 
 
 def _head(kind: str, wall: float) -> Event:
-    return {"schema": SCHEMA, "type": kind, "time": _stamp(wall), "id": os.urandom(16).hex()}
-
-
-def _millis(seconds: float) -> float:
-    return round(seconds * 1000, 3)
+    return {"schema": SCHEMA, "type": kind, "time": _stamp(wall), "id": fresh_id()}

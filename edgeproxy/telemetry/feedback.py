@@ -174,13 +174,21 @@ class Feedback:
 class FeedbackEndpoint:
     """`POST /v1/feedback` apart from HTTP: the request's headers and body in, the JSON body
     of a 200 or the ProxyError to render in the client's dialect out. `identify` (with
-    virtual keys) tells who presents it, before any other work."""
+    virtual keys) tells who presents it, before any other work; `recorded` hands the ledger
+    the answers whose records still wait in a batch (telemetry.recorder), so an app can rate
+    an answer the moment it has it."""
 
-    __slots__ = ("_feedback", "_identify")
+    __slots__ = ("_feedback", "_identify", "_recorded")
 
-    def __init__(self, feedback: Feedback, identify: Identify | None = None) -> None:
+    def __init__(
+        self,
+        feedback: Feedback,
+        identify: Identify | None = None,
+        recorded: Callable[[], None] | None = None,
+    ) -> None:
         self._feedback = feedback
         self._identify = identify
+        self._recorded = recorded
 
     async def __call__(self, headers: Mapping[str, str], body: bytes) -> bytes | ProxyError:
         caller = None
@@ -192,6 +200,8 @@ class FeedbackEndpoint:
         payload = _payload(headers, body)
         if isinstance(payload, ProxyError):
             return payload
+        if self._recorded is not None:
+            self._recorded()
         answer = self._feedback.submit(
             payload.get("request_id"), payload.get("score"), payload.get("label"), caller
         )

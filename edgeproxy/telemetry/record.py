@@ -49,6 +49,7 @@ class RequestRecord:
     cost_usd: float  # what the provider charged for it
     saved_usd: float  # what a cache answer would have cost
     started: float
+    wall: float  # when its answer ended, in epoch seconds (stamps its log line and event)
     duration: float
     queued: float  # from the first byte read to the pipeline's start
     cache_time: float | None  # the cache stage's lookup, when it ran
@@ -113,7 +114,8 @@ def _fell_back(exchange: Exchange) -> bool:
     return group is not None and deployment is not None and deployment not in group.deployments
 
 
-def record_of(exchange: Exchange, costing: Costing, now: float) -> RequestRecord:
+def record_of(exchange: Exchange, costing: Costing, now: float, wall: float) -> RequestRecord:
+    """The record of `exchange`, whose answer ended at loop time `now`, epoch time `wall`."""
     usage = exchange.usage
     deployment = exchange.deployment
     caller = exchange.caller
@@ -138,6 +140,7 @@ def record_of(exchange: Exchange, costing: Costing, now: float) -> RequestRecord
         cost_usd=spent,
         saved_usd=saved,
         started=exchange.started,
+        wall=wall,
         duration=now - exchange.started,
         queued=exchange.queued,
         cache_time=exchange.cache_time,

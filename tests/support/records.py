@@ -28,6 +28,7 @@ RECORD = RequestRecord(
     cost_usd=0.0,
     saved_usd=0.0,
     started=0.0,
+    wall=1_700_000_000.0,
     duration=0.5,
     queued=0.0,
     cache_time=None,

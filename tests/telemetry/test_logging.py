@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import aiohttp
 import orjson
@@ -30,6 +31,48 @@ def test_the_formatter_masks_configured_secrets_in_json_and_text() -> None:
         assert OPENAI_KEY not in line
         assert MASK in line
     assert orjson.loads(RedactingFormatter("json", []).format(record))["level"] == "error"
+
+
+def test_a_records_own_field_named_like_the_heads_replaces_it_in_one_json_object() -> None:
+    record = logging.makeLogRecord({"msg": "hello", "levelname": "INFO", "name": "edgeproxy"})
+    record.__dict__["level"] = "custom"
+    record.__dict__["detail"] = 1
+    line = RedactingFormatter("json", []).format(record)
+    assert line.count('"level"') == 1
+    assert orjson.loads(line) | {"ts": "-"} == {
+        "ts": "-",
+        "level": "custom",
+        "logger": "edgeproxy",
+        "msg": "hello",
+        "detail": 1,
+    }
+
+
+def test_json_lines_of_one_second_share_a_head_and_keep_their_own_fields() -> None:
+    formatter = RedactingFormatter("json", [])
+    first = orjson.loads(formatter.render(100.2, "info", "edgeproxy.access", "request", {"a": 1}))
+    again = orjson.loads(formatter.render(100.7, "info", "edgeproxy.access", "request", {}))
+    other = orjson.loads(formatter.render(100.9, "warning", "edgeproxy", "else", {"b": 2}))
+    assert first == {
+        "ts": first["ts"],
+        "level": "info",
+        "logger": "edgeproxy.access",
+        "msg": "request",
+        "a": 1,
+    }
+    assert again == {
+        "ts": first["ts"],
+        "level": "info",
+        "logger": "edgeproxy.access",
+        "msg": "request",
+    }
+    assert other == {
+        "ts": first["ts"],
+        "level": "warning",
+        "logger": "edgeproxy",
+        "msg": "else",
+        "b": 2,
+    }
 
 
 def test_a_text_line_is_one_line_whatever_a_client_put_in_it() -> None:
@@ -117,7 +160,12 @@ async def test_access_log_records_usage_watched_on_streams(
         ]:
             async with session.post(stack.proxy.url + path, json=body) as response:
                 await response.read()
-    lines = [r.__dict__ for r in caplog.records if r.name == "edgeproxy.access"]
+
+    def access() -> list[dict[str, Any]]:
+        return [r.__dict__ for r in caplog.records if r.name == "edgeproxy.access"]
+
+    await eventually(lambda: len(access()) == 3, "a line per request, written in a batch")
+    lines = access()
     assert [(x["provider"], x["stream"], x["status"]) for x in lines] == [
         ("anthropic-up", True, 200),
         ("openai-up", True, 200),
@@ -172,6 +220,19 @@ async def test_access_lines_are_held_and_written_together_then_in_order_with_rec
     await eventually(lambda: "c" in configured.getvalue(), "the held line written by its timer")
 
 
+async def test_every_held_line_has_its_secrets_masked_when_the_batch_is_written(
+    configured: io.StringIO,
+) -> None:
+    handler = line_handler()
+    assert handler is not None
+    asked = [OPENAI_KEY, f"x{OPENAI_KEY}y", f"{OPENAI_KEY}{OPENAI_KEY}", "clean"]
+    for model in asked:
+        handler.add("info", "edgeproxy.access", "request", {"model": model})
+    handler.flush()
+    lines = written(configured)
+    assert [line["model"] for line in lines] == [MASK, f"x{MASK}y", MASK * 2, "clean"]
+
+
 async def test_the_access_log_writes_through_the_proxys_handler_with_every_field(
     make_stack: StackFactory, configured: io.StringIO
 ) -> None:
@@ -183,9 +244,13 @@ async def test_the_access_log_writes_through_the_proxys_handler_with_every_field
                 assert r.status == 200
     handler = line_handler()
     assert handler is not None
-    handler.flush()
-    lines = [line for line in written(configured) if line["logger"] == "edgeproxy.access"]
-    assert len(lines) == 3
+
+    def access() -> list[dict[str, Any]]:
+        handler.flush()
+        return [line for line in written(configured) if line["logger"] == "edgeproxy.access"]
+
+    await eventually(lambda: len(access()) == 3, "a line per request, written in a batch")
+    lines = access()
     assert {line["msg"] for line in lines} == {"request"}
     assert {line["model_group"] for line in lines} == {"gpt-4o"}
     assert all(line["duration_ms"] > 0 and line["status"] == 200 for line in lines)
