@@ -142,6 +142,7 @@ class SpanExporter:
 
     __slots__ = (
         "_encode",
+        "_interval",
         "_queue",
         "_queue_limit",
         "_sender",
@@ -158,9 +159,11 @@ class SpanExporter:
         headers: Mapping[str, str],
         *,
         max_queue: int = MAX_QUEUE,
+        interval: float = INTERVAL,
         timeout: float = 10.0,
     ) -> None:
         self._encode = encode
+        self._interval = interval
         self._stop = threading.Event()  # set at shutdown: send what is held, then end
         self._sender = OtlpSender(endpoint, headers, encode.content_type, self._stop, timeout)
         self._queue: deque[Span] = deque()
@@ -182,7 +185,7 @@ class SpanExporter:
     def _run(self) -> None:
         reported = 0
         while not self._stop.is_set():
-            self._wake.wait(INTERVAL)
+            self._wake.wait(self._interval)
             self._wake.clear()
             reported = self._report_drops(reported)
             self._send_all()
