@@ -37,11 +37,11 @@ def _value(value: AttributeValue) -> Json:
     return {"doubleValue": value}
 
 
-def attributes(values: Attributes) -> list[Json]:
+def _attributes(values: Attributes) -> list[Json]:
     return [{"key": key, "value": _value(value)} for key, value in values.items()]
 
 
-def _span(span: Span) -> Json:
+def _span(span: Span, attributes: list[Json]) -> Json:
     encoded: Json = {
         "traceId": f"{span.trace_id:032x}",
         "spanId": f"{span.span_id:016x}",
@@ -49,7 +49,7 @@ def _span(span: Span) -> Json:
         "kind": span.kind,
         "startTimeUnixNano": str(span.start_ns),
         "endTimeUnixNano": str(span.end_ns),
-        "attributes": attributes(span.attributes),
+        "attributes": attributes,
         "flags": HAS_IS_REMOTE | IS_REMOTE if span.parent_remote else HAS_IS_REMOTE,
         "status": (
             {"code": span.status, "message": span.status_message}
@@ -65,17 +65,35 @@ def _span(span: Span) -> Json:
 
 
 class JsonEncoder:
-    """ExportTraceServiceRequest bodies for the spans of one resource and scope."""
+    """ExportTraceServiceRequest bodies for the spans of one resource and scope. Most of a
+    span's attributes are the same from request to request (its operation, deployment, status
+    code...): each is built once and remembered, up to `remembered` of them."""
 
-    __slots__ = ("_resource", "_scope")
+    __slots__ = ("_built", "_remembered", "_resource", "_scope")
     content_type = CONTENT_TYPE
 
-    def __init__(self, resource: Attributes, scope: str) -> None:
-        self._resource = {"attributes": attributes(resource)}
+    def __init__(self, resource: Attributes, scope: str, remembered: int = 4096) -> None:
+        self._resource = {"attributes": _attributes(resource)}
         self._scope = {"name": scope}
+        self._built: dict[tuple[str, type, AttributeValue], Json] = {}
+        self._remembered = remembered
 
     def __call__(self, spans: Sequence[Span]) -> bytes:
-        scope_spans = [{"scope": self._scope, "spans": [_span(span) for span in spans]}]
+        encoded = [_span(span, self._attributes(span.attributes)) for span in spans]
+        scope_spans = [{"scope": self._scope, "spans": encoded}]
         return orjson.dumps(
             {"resourceSpans": [{"resource": self._resource, "scopeSpans": scope_spans}]}
         )
+
+    def _attributes(self, values: Attributes) -> list[Json]:
+        remembered = self._built
+        if len(remembered) > self._remembered:  # the few that vary (request ids) add up
+            remembered.clear()
+        built = []
+        for key, value in values.items():
+            known = (key, value.__class__, value)  # True == 1, but they encode apart
+            entry = remembered.get(known)
+            if entry is None:
+                entry = remembered[known] = {"key": key, "value": _value(value)}
+            built.append(entry)
+        return built

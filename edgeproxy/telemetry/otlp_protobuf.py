@@ -64,15 +64,16 @@ def _value(value: AttributeValue) -> bytes:
     return b"\x21" + _DOUBLE.pack(value)
 
 
-def _attributes(values: Attributes, field: bytes = _ATTRIBUTE) -> bytes:
-    """KeyValues, each as the field `field` (a span's attributes, by default)."""
-    return b"".join(
-        _field(field, _field(b"\x0a", key.encode()) + _field(b"\x12", _value(value)))
-        for key, value in values.items()
-    )
+def _key_value(key: str, value: AttributeValue, field: bytes) -> bytes:
+    """A KeyValue, as the field `field` of its message."""
+    return _field(field, _field(b"\x0a", key.encode()) + _field(b"\x12", _value(value)))
 
 
-def _span(span: Span) -> bytes:
+def _attributes(values: Attributes, field: bytes) -> bytes:
+    return b"".join(_key_value(key, value, field) for key, value in values.items())
+
+
+def _span(span: Span, attributes: bytes) -> bytes:
     parts = [
         _TRACE_ID,
         b"\x10",
@@ -96,7 +97,7 @@ def _span(span: Span) -> bytes:
         _FIXED64.pack(span.start_ns),
         _END,
         _FIXED64.pack(span.end_ns),
-        _attributes(span.attributes),
+        attributes,
         _field(_STATUS, status),
         _REMOTE_FLAGS if span.parent_remote else _LOCAL_FLAGS,
     )
@@ -104,19 +105,36 @@ def _span(span: Span) -> bytes:
 
 
 class ProtobufEncoder:
-    """ExportTraceServiceRequest bodies for the spans of one resource and scope."""
+    """ExportTraceServiceRequest bodies for the spans of one resource and scope. Most of a
+    span's attributes are the same from request to request (its operation, deployment, status
+    code...): each is encoded once and remembered, up to `remembered` of them."""
 
-    __slots__ = ("_head",)
+    __slots__ = ("_encoded", "_head", "_remembered")
     content_type = CONTENT_TYPE
 
-    def __init__(self, resource: Attributes, scope: str) -> None:
+    def __init__(self, resource: Attributes, scope: str, remembered: int = 4096) -> None:
         # ResourceSpans.resource, then ScopeSpans.scope: the same before every batch's spans.
         self._head = (
             _field(b"\x0a", _attributes(resource, b"\x0a")),
             _field(b"\x0a", _field(b"\x0a", scope.encode())),
         )
+        self._encoded: dict[tuple[str, type, AttributeValue], bytes] = {}
+        self._remembered = remembered
 
     def __call__(self, spans: Sequence[Span]) -> bytes:
         resource, scope = self._head
-        scope_spans = _field(b"\x12", scope + b"".join(_span(span) for span in spans))
-        return _field(b"\x0a", resource + scope_spans)
+        encoded = b"".join(_span(span, self._attributes(span.attributes)) for span in spans)
+        return _field(b"\x0a", resource + _field(b"\x12", scope + encoded))
+
+    def _attributes(self, values: Attributes) -> bytes:
+        remembered = self._encoded
+        if len(remembered) > self._remembered:  # the few that vary (request ids) add up
+            remembered.clear()
+        parts = []
+        for key, value in values.items():
+            known = (key, value.__class__, value)  # True == 1, but they encode apart
+            part = remembered.get(known)
+            if part is None:
+                part = remembered[known] = _key_value(key, value, _ATTRIBUTE)
+            parts.append(part)
+        return b"".join(parts)

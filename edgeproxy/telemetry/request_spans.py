@@ -62,11 +62,11 @@ class SpanTracer:
     """Spans for every sampled request, each handed to `sink` as it ends (the exporter's
     buffer, or a test's list)."""
 
-    __slots__ = ("_bound", "_deployments", "_redactor", "_sink", "ended")
+    __slots__ = ("_bound", "_deployments", "_sink", "ended", "text")
 
     def __init__(self, sample_ratio: float, redactor: Redactor, sink: SpanSink) -> None:
         self._bound = sampling_bound(sample_ratio)
-        self._redactor = redactor
+        self.text = redactor.text  # `text(value)`: `value` with every secret masked
         self._sink = sink
         self.ended: Ended = sink.add
         # Bounded: the configured deployments.
@@ -86,7 +86,7 @@ class SpanTracer:
         if not sampled:
             return UnsampledTrace(trace_id, flags, tracestate)
         operation = GENAI_OPERATIONS[exchange.operation.label]
-        text = self._redactor.text
+        text = self.text
         model = text(exchange.model)
         attributes: Attributes = {
             "gen_ai.operation.name": text(operation),
@@ -110,16 +110,12 @@ class SpanTracer:
         )
         return RequestSpans(self, span, operation, flags)
 
-    def text(self, value: str) -> str:
-        """`value` with every secret masked."""
-        return self._redactor.text(value)
-
     def deployment(self, deployment: Deployment) -> tuple[Attributes, Attributes]:
         """Which provider and deployment `deployment` is, and where its attempts go (its host
         and port), secrets masked: worked out once each."""
         found = self._deployments.get(deployment)
         if found is None:
-            text = self._redactor.text
+            text = self.text
             config = deployment.provider.config
             who: Attributes = {
                 "gen_ai.provider.name": text(GENAI_PROVIDERS.get(config.kind, config.kind)),
