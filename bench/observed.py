@@ -12,8 +12,8 @@ answer has a cost) with every feature on:
 - incident detection (on by default), judging its rolling windows every interval;
 - feedback (`telemetry.feedback.enabled`): every served id remembered;
 - tracing, every request sampled (`sample_ratio: 1.0`), its spans exported over OTLP/HTTP in
-  the JSON encoding (the cheaper of the two) to a local sink (bench/otlp_sink.py) that answers
-  200, on the upstream's core.
+  the JSON encoding to a local sink (bench/otlp_sink.py) that answers 200, on the upstream's
+  core.
 
 Beside it, on the same core and in the same interleaved runs, runs the same proxy with all of
 it off (the `off` reference): no access log, no events, incidents disabled, feedback and

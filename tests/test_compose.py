@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from edgeproxy.config import Config, load
-from tests.support.requires import require_otel, unavailable
+from tests.support.requires import unavailable
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = REPO / "docker-compose.yml"
@@ -71,7 +71,6 @@ def published(service: dict[str, Any]) -> dict[int, int]:
 
 
 def proxy_config(services: dict[str, Any]) -> Config:
-    require_otel()  # the image is built with EXTRAS=otel; the config traces
     proxy = services["edgeproxy"]
     env = environment(proxy)
     return load(host_file(proxy, env["EDGEPROXY_CONFIG"]), env)
@@ -96,10 +95,9 @@ def test_host_ports_do_not_collide(services: dict[str, Any]) -> None:
     assert len(host_ports) == len(set(host_ports))
 
 
-def test_proxy_is_built_from_the_dockerfile_with_tracing(services: dict[str, Any]) -> None:
+def test_proxy_is_built_from_the_dockerfile(services: dict[str, Any]) -> None:
     build = services["edgeproxy"]["build"]
     assert (REPO / build["context"] / "Dockerfile").is_file()
-    assert "otel" in build["args"]["EXTRAS"].split(",")
 
 
 def test_proxy_config_loads_and_its_listeners_are_the_published_ports(

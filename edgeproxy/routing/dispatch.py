@@ -26,7 +26,8 @@ until then nothing has reached the client, so a failure can still move on. After
 the client's, and a failure is a final SSE error event (see handlers).
 
 With tracing on, each attempt that calls a provider (every retry and hedge) has a span of its
-own (`Exchange.trace`, telemetry/otel.py), whose W3C context the provider sends upstream.
+own (`Exchange.trace`, telemetry/request_spans.py), whose W3C context the provider sends
+upstream.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ feedback, tracing, and (as it is built) incident detection.
       feedback: {enabled: true}        # POST /v1/feedback, /admin/recommendations
       incidents:                       # on by default; /admin/incidents
         webhook: {url: https://hooks.slack.example/T000/B000, format: slack}
-      tracing:                         # OpenTelemetry spans over OTLP/HTTP (the `otel` extra)
+      tracing:                         # OpenTelemetry spans over OTLP/HTTP
         enabled: true
         endpoint: http://otel-collector:4318/v1/traces
 """
@@ -27,7 +27,7 @@ from edgeproxy.config_spec import NAMES, TEXT, Kind, optional_section, read, sec
 from edgeproxy.telemetry.event_settings import EventsSettings, parse_events
 from edgeproxy.telemetry.feedback_settings import FeedbackSettings, parse_feedback
 from edgeproxy.telemetry.incident_settings import IncidentSettings, parse_incidents
-from edgeproxy.telemetry.tracing_settings import TracingSettings, parse_tracing
+from edgeproxy.telemetry.tracing_settings import TracingSettings
 
 SECTION = "telemetry"
 MAX_KEY_LABELS = 1000  # each is a series of every per-key metric
@@ -84,7 +84,7 @@ class TelemetryConfig:
         IncidentSettings, "Incident detection (docs/incidents.md).", parse=parse_incidents
     )
     tracing: TracingSettings = section(  # docs/observability.md
-        TracingSettings, "OpenTelemetry spans (docs/observability.md).", parse=parse_tracing
+        TracingSettings, "OpenTelemetry spans (docs/observability.md)."
     )
 
 

@@ -1,9 +1,9 @@
 """Tracing's seam: decided once at load, so a proxy without it asks nothing of it per request.
 
-With `telemetry.tracing` off there is no tracer at all: the handlers hold None and the cache
-stage is not wrapped, and OpenTelemetry is never imported. With it on, `build_tracer` imports
-the OpenTelemetry implementation (telemetry/otel.py, the `otel` extra; the configuration was
-refused at load if the extra is missing), and each request carries its spans on the exchange
+With `telemetry.tracing` off there is no tracer at all: the handlers hold None, the cache stage
+is not wrapped, and no tracing module is imported. With it on, `build_tracer` imports the
+proxy's own tracer (telemetry/request_spans.py, its spans exported by telemetry/span_export.py;
+no OpenTelemetry package is needed), and each request carries its spans on the exchange
 (`Exchange.trace`): handlers begin and end them, dispatch gives each upstream attempt its own,
 and the cache stage is wrapped here, so the stages' own code holds no tracing.
 """
@@ -16,8 +16,8 @@ from edgeproxy.exchange import Exchange, Reply, Stage, Trace
 from edgeproxy.redact import Redactor
 from edgeproxy.telemetry.tracing_settings import TracingSettings
 
-if TYPE_CHECKING:  # the `otel` extra: imported only when tracing is configured
-    from opentelemetry.sdk.trace.export import SpanExporter
+if TYPE_CHECKING:  # imported only when tracing is configured
+    from edgeproxy.telemetry.spans import SpanSink
 
 
 class Tracer(Protocol):
@@ -30,16 +30,18 @@ class Tracer(Protocol):
 
 
 def build_tracer(
-    settings: TracingSettings, redactor: Redactor, exporter: SpanExporter | None = None
+    settings: TracingSettings, redactor: Redactor, sink: SpanSink | None = None
 ) -> Tracer | None:
     """The tracer `settings` ask for, None when tracing is off. Every name and string attribute
-    of a span passes through `redactor`. `exporter`: where spans go instead of the configured
-    OTLP endpoint (tests keep them in memory)."""
+    of a span passes through `redactor`. `sink`: where ended spans go instead of the
+    configured OTLP endpoint (tests keep them in memory)."""
     if not settings.enabled:
         return None
-    from edgeproxy.telemetry.otel import OtelTracer
+    from edgeproxy.telemetry.request_spans import SpanTracer
+    from edgeproxy.telemetry.span_export import exporter_for
 
-    return OtelTracer(settings, redactor, exporter)
+    sink = sink if sink is not None else exporter_for(settings)
+    return SpanTracer(settings.sample_ratio, redactor, sink)
 
 
 class TracedLookup:

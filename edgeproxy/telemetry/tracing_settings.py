@@ -1,4 +1,4 @@
-"""`telemetry.tracing`: where OpenTelemetry spans go (telemetry/otel.py, the `otel` extra).
+"""`telemetry.tracing`: where the proxy's spans go (telemetry/request_spans.py), over OTLP/HTTP.
 
     telemetry:
       tracing:
@@ -10,8 +10,7 @@
         headers:                       # sent to the collector; secrets (masked everywhere)
           authorization: Bearer ${OTLP_TOKEN}
 
-Asking for tracing without the extra installed is a configuration error that says how to
-install it, found at load rather than at the first request.
+No extra is needed: the proxy encodes OTLP itself (telemetry/otlp_protobuf.py, otlp_json.py).
 """
 
 from __future__ import annotations
@@ -27,11 +26,9 @@ from edgeproxy.config_spec import (
     STRING_MAP,
     Kind,
     choice,
-    read,
     setting,
     url,
 )
-from edgeproxy.extras import OTEL, OTEL_PACKAGES, missing
 
 PROTOCOLS = ("http/protobuf", "http/json")  # as OTEL_EXPORTER_OTLP_PROTOCOL names them
 
@@ -47,11 +44,10 @@ def secret_headers(r: Reader, path: str, value: Any) -> tuple[tuple[str, Secret]
 
 @dataclass(frozen=True, slots=True)
 class TracingSettings:
-    """OTLP over HTTP: its exporter needs `requests` and protobuf, where the gRPC one needs
-    grpcio, several times their size. `http/json` encodes spans in less than half the CPU
-    (telemetry/otlp_json.py) for receivers that take JSON, as the Collector does."""
+    """OTLP over HTTP, encoded by the proxy itself: protobuf, which every receiver takes, or
+    JSON, which the Collector, Jaeger and Tempo take too."""
 
-    enabled: bool = setting(False, BOOLEAN, "Export spans (pip install 'edgeproxy[otel]').")
+    enabled: bool = setting(False, BOOLEAN, "Export spans over OTLP/HTTP.")
     endpoint: str = setting(
         "http://localhost:4318/v1/traces", url(), "The collector's OTLP/HTTP traces endpoint."
     )
@@ -62,7 +58,7 @@ class TracingSettings:
     protocol: str = setting(
         "http/protobuf",
         choice(PROTOCOLS),
-        "The OTLP/HTTP encoding; http/json costs less than half the CPU (otlp_json.py).",
+        "The OTLP/HTTP encoding: protobuf or JSON.",
     )
     headers: tuple[tuple[str, Secret], ...] = setting(  # names in lower case
         (),
@@ -75,15 +71,3 @@ class TracingSettings:
         ),
         "Sent to the collector; secrets, masked everywhere.",
     )
-
-
-def parse_tracing(r: Reader, raw: Any, path: str) -> TracingSettings:
-    settings = read(r, TracingSettings, raw, path)
-    absent = missing(OTEL_PACKAGES) if settings.enabled else []
-    if absent:
-        r.fail(
-            f"{path}.enabled",
-            f"needs the {OTEL} extra (pip install 'edgeproxy[{OTEL}]'); "
-            f"missing: {', '.join(absent)}",
-        )
-    return settings

@@ -1,21 +1,42 @@
-"""Reading what the proxy exports over OTLP/HTTP JSON back into OpenTelemetry's protobuf
-message, so tests compare it with what the SDK's own encoder builds."""
+"""What tests need to see the proxy's spans: a sink that keeps them as they end, and a local
+OTLP/HTTP receiver that decodes what was really sent, with opentelemetry-proto (a dev
+dependency: the proxy itself encodes OTLP without it)."""
 
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from aiohttp import web
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from edgeproxy.telemetry.spans import Span
+
+JSON = "application/json"
+PROTOBUF = "application/x-protobuf"
 
 
-def as_protobuf(body: bytes) -> Any:
+class KeptSpans(list[Span]):
+    """A span sink (`ProxyServer(span_sink=...)`) keeping each span as it ends, in order."""
+
+    def add(self, span: Span) -> None:
+        self.append(span)
+
+    def close(self) -> None:
+        pass
+
+
+def as_protobuf(body: bytes) -> ExportTraceServiceRequest:
     """An OTLP JSON body read back into the protobuf message: OTLP JSON writes ids in hex
     where protobuf's own JSON mapping has base64."""
     from google.protobuf import json_format
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
 
     def rebase(node: Any) -> Any:
         if isinstance(node, dict):
@@ -30,3 +51,69 @@ def as_protobuf(body: bytes) -> Any:
         return node
 
     return json_format.ParseDict(rebase(orjson.loads(body)), ExportTraceServiceRequest())
+
+
+def decoded(content_type: str, body: bytes) -> ExportTraceServiceRequest:
+    """An export request as it was sent, in either encoding."""
+    if content_type == JSON:
+        return as_protobuf(body)
+    assert content_type == PROTOBUF, content_type
+    return ExportTraceServiceRequest.FromString(body)
+
+
+@dataclass
+class Post:
+    content_type: str
+    authorization: str
+    body: bytes
+
+    @property
+    def export(self) -> ExportTraceServiceRequest:
+        return decoded(self.content_type, self.body)
+
+    @property
+    def spans(self) -> list[Any]:
+        return [
+            span
+            for resource_spans in self.export.resource_spans
+            for scope_spans in resource_spans.scope_spans
+            for span in scope_spans.spans
+        ]
+
+
+@dataclass
+class Receiver:
+    """A trace receiver on loopback: it answers the statuses queued in `statuses` (then 200)
+    and keeps each POST."""
+
+    url: str = ""
+    statuses: list[int] = field(default_factory=list)
+    posts: list[Post] = field(default_factory=list)
+
+    @property
+    def spans(self) -> list[Any]:
+        return [span for post in self.posts for span in post.spans]
+
+
+@asynccontextmanager
+async def receiver() -> AsyncIterator[Receiver]:
+    kept = Receiver()
+
+    async def collect(request: web.Request) -> web.Response:
+        authorization = request.headers.get("authorization", "")
+        kept.posts.append(Post(request.content_type, authorization, await request.read()))
+        status = kept.statuses.pop(0) if kept.statuses else 200
+        body = ExportTraceServiceResponse().SerializeToString()
+        return web.Response(body=body, status=status, content_type=PROTOBUF)
+
+    app = web.Application()
+    app.router.add_post("/v1/traces", collect)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    kept.url = f"http://{host}:{port}/v1/traces"
+    try:
+        yield kept
+    finally:
+        await runner.cleanup()

@@ -1,4 +1,4 @@
-"""What some tests need from the machine: Redis, redis-server, the `semantic` and `otel` extras.
+"""What some tests need from the machine: Redis, redis-server, the `semantic` extra.
 
 On a laptop without it such a test skips, saying what is missing; under CI=true it fails,
 since CI installs and starts everything (a run must never pass by skipping).
@@ -13,7 +13,6 @@ from typing import NoReturn
 import pytest
 
 from edgeproxy.cache.embed import PACKAGES
-from edgeproxy.extras import OTEL_PACKAGES, missing
 
 
 def unavailable(message: str, *, module: bool = False) -> NoReturn:
@@ -29,10 +28,3 @@ def require_semantic() -> None:
     missing = [name for name in PACKAGES if importlib.util.find_spec(name) is None]
     if missing:
         unavailable(f"the semantic extra is not installed (missing: {', '.join(missing)})")
-
-
-def require_otel() -> None:
-    """The `otel` extra (OpenTelemetry's SDK and its OTLP/HTTP exporter)."""
-    absent = missing(OTEL_PACKAGES)
-    if absent:
-        unavailable(f"the otel extra is not installed (missing: {', '.join(absent)})")
