@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from edgeproxy.background import Background
 from edgeproxy.telemetry.event_settings import EventsSettings
 from edgeproxy.telemetry.event_sinks import JsonlSink, Sink, WebhookSink
-from edgeproxy.telemetry.events import Event
+from edgeproxy.telemetry.events import Queued
 from edgeproxy.telemetry.json_post import Backoff, JsonPoster
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class _Lane:
         self._capacity = capacity
         self._batch = batch
         self._interval = interval
-        self._buffer: list[Event] = []
+        self._buffer: list[Queued] = []
         self._wake = asyncio.Event()
         self._closing = False
         self._failing = False
@@ -70,7 +70,7 @@ class _Lane:
     def queued(self) -> int:
         return len(self._buffer)
 
-    def put(self, event: Event) -> None:
+    def put(self, event: Queued) -> None:
         held = len(self._buffer)
         if held >= self._capacity or self._closing:
             self.counts.dropped += 1
@@ -113,7 +113,7 @@ class _Lane:
         except TimeoutError:
             return
 
-    async def _deliver(self, batch: list[Event]) -> None:
+    async def _deliver(self, batch: list[Queued]) -> None:
         try:
             problem = await self.sink.send(batch)
         except asyncio.CancelledError:
@@ -163,8 +163,9 @@ class EventQueue:
             for lane in self._lanes
         ]
 
-    def emit(self, event: Event) -> None:
-        """Queue `event` for every sink; never waits. The event must not change afterwards."""
+    def emit(self, event: Queued) -> None:
+        """Queue `event` (or a request's record, whose event its sinks make) for every sink;
+        never waits. It must not change afterwards."""
         for lane in self._lanes:
             lane.put(event)
 

@@ -20,7 +20,7 @@ import orjson
 
 from edgeproxy.ids import fresh_id
 from edgeproxy.jsonl import AppendFile
-from edgeproxy.telemetry.events import SCHEMA, Event
+from edgeproxy.telemetry.events import SCHEMA, Queued, encoded
 from edgeproxy.telemetry.json_post import JsonPoster
 
 
@@ -30,7 +30,7 @@ class Sink(Protocol):
 
     name: str
 
-    async def send(self, events: Sequence[Event]) -> str | None: ...
+    async def send(self, events: Sequence[Queued]) -> str | None: ...
 
     async def close(self) -> None: ...
 
@@ -44,9 +44,10 @@ class WebhookSink:
         self.name = "webhook"
         self._poster = poster
 
-    async def send(self, events: Sequence[Event]) -> str | None:
+    async def send(self, events: Sequence[Queued]) -> str | None:
         batch = fresh_id()
-        body = orjson.dumps({"schema": SCHEMA, "batch": batch, "events": list(events)})
+        head = orjson.dumps({"schema": SCHEMA, "batch": batch})[:-1]
+        body = b'%b,"events":[%b]}' % (head, b",".join(map(encoded, events)))
         return await self._poster.post(body, {"Idempotency-Key": batch})
 
     async def close(self) -> None:
@@ -63,8 +64,8 @@ class JsonlSink:
         self.name = "file"
         self._file = AppendFile(path)
 
-    async def send(self, events: Sequence[Event]) -> str | None:
-        lines = [orjson.dumps(event, option=orjson.OPT_APPEND_NEWLINE) for event in events]
+    async def send(self, events: Sequence[Queued]) -> str | None:
+        lines = [encoded(event, orjson.OPT_APPEND_NEWLINE) for event in events]
         try:
             if not self._file.is_open:
                 await self._file.open()

@@ -22,6 +22,8 @@ errors surge and the queue is under the most pressure.
 
 from __future__ import annotations
 
+import orjson
+
 from edgeproxy.ids import fresh_id
 from edgeproxy.jsonl import Timestamps
 from edgeproxy.security.audit import ACTIONS
@@ -40,6 +42,10 @@ MAX_VALUE = 128
 
 Value = str | int | float | bool | None
 Event = dict[str, Value]
+# What the queue holds: an event, or a request's record, made into its `request.completed`
+# event only when its sink encodes the batch. The record exists anyway; its event, a dict of
+# 26 fields, then lives only while it is encoded, never on the request path.
+Queued = Event | RequestRecord
 
 _stamp = Timestamps()
 
@@ -78,6 +84,12 @@ def request_event(record: RequestRecord, wall: float) -> Event:
         "upstream_ttfb_ms": None if ttfb is None else round(ttfb * 1000, 3),
         "overhead_ms": round(max(0.0, duration - upstream) * 1000, 3),
     }
+
+
+def encoded(item: Queued, option: int = 0) -> bytes:
+    """`item` as JSON (`option`: orjson's, such as a trailing newline)."""
+    event = request_event(item, item.wall) if isinstance(item, RequestRecord) else item
+    return orjson.dumps(event, option=option)
 
 
 def breaker_event(deployment: str, state: str, wall: float) -> Event:

@@ -11,11 +11,19 @@ import orjson
 import pytest
 
 from edgeproxy.telemetry.event_sinks import JsonlSink, WebhookSink
-from edgeproxy.telemetry.events import SCHEMA, Event, breaker_event, guard_event
+from edgeproxy.telemetry.events import (
+    SCHEMA,
+    Event,
+    Queued,
+    breaker_event,
+    guard_event,
+    request_event,
+)
 from edgeproxy.telemetry.json_post import Backoff, JsonPoster, should_retry
 from tests.support.clock import ManualClock, RecordingSleep
 from tests.support.event_schema import EVENT_SCHEMA
 from tests.support.fake_shield import BLACK_HOLE, Answer, FakeShield
+from tests.support.records import record
 from tests.support.redis_servers import free_port
 
 # Timeouts make some tests wait for a deadline: generous, and not a claim about speed.
@@ -63,6 +71,35 @@ async def test_a_batch_is_posted_as_json_under_its_schema_with_its_id_as_idempot
     assert headers["Authorization"] == "Bearer observatory-token"
     assert headers["Idempotency-Key"] == body["batch"]
     assert webhook.paths == ["/v1/events"]
+
+
+ANSWERED = record(request_id="req-2", cost_usd=0.25, wall=1738324801.25)
+
+
+def as_sent(event: dict[str, object]) -> dict[str, object]:
+    """An event without its id, which each encoding draws afresh (checked apart)."""
+    assert isinstance(event["id"], str) and len(event["id"]) == 32
+    return {k: v for k, v in event.items() if k != "id"}
+
+
+async def test_a_queued_record_is_sent_as_its_request_completed_event_by_either_sink(
+    webhook: FakeShield, sleep: RecordingSleep, tmp_path: Path
+) -> None:
+    batch: list[Queued] = [BATCH[0], ANSWERED]
+    expected = [as_sent(BATCH[0]), as_sent(request_event(ANSWERED, ANSWERED.wall))]
+    posting = sink_for(webhook.url, sleep)
+    assert await posting.send(batch) is None
+    await posting.close()
+    (body,) = webhook.bodies
+    EVENT_SCHEMA.validate(body)
+    assert [as_sent(event) for event in body["events"]] == expected
+    path = tmp_path / "events.jsonl"
+    writing = JsonlSink(str(path))
+    assert await writing.send(batch) is None
+    await writing.close()
+    lines = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    assert [as_sent(line) for line in lines] == expected
+    assert lines[1]["time"] == "2025-01-31T12:00:01.250Z"
 
 
 @pytest.mark.parametrize(
