@@ -14,6 +14,7 @@ replaces the older one (it is the answer the app is rating).
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections import OrderedDict, deque
@@ -54,7 +55,7 @@ class Traffic:
 class ServedLedger:
     """Recently served request ids, bounded by age and by count (see the module docstring)."""
 
-    __slots__ = ("_clock", "_ids", "_latencies", "_traffic", "max_ids", "window")
+    __slots__ = ("_clock", "_ids", "_latencies", "_next_expiry", "_traffic", "max_ids", "window")
 
     def __init__(
         self, window: float, max_ids: int, clock: Callable[[], float] = time.monotonic
@@ -67,6 +68,7 @@ class ServedLedger:
         self._ids: OrderedDict[str, Served] = OrderedDict()  # oldest first
         self._traffic: dict[tuple[str, str], Traffic] = {}
         self._latencies: dict[str, deque[float]] = {}
+        self._next_expiry = math.inf  # when the oldest id held leaves the window
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -77,19 +79,23 @@ class ServedLedger:
         if record.status >= 400:
             return
         now = self._clock()
-        entry = Served(record.group, record.deployment, record.key_id, now, nanos(record.cost_usd))
+        deployment = record.deployment
+        entry = Served(record.group, deployment, record.key_id, now, nanos(record.cost_usd))
         ids = self._ids
         earlier = ids.pop(record.request_id, None)
         if earlier is not None:
             self._count(earlier, -1)
+        elif not ids:
+            self._next_expiry = now + self.window
         ids[record.request_id] = entry
         self._count(entry, 1)
-        if record.deployment is not None and record.upstream_ttfb is not None:
-            samples = self._latencies.get(record.deployment)
+        if deployment is not None and record.upstream_ttfb is not None:
+            samples = self._latencies.get(deployment)
             if samples is None:
-                samples = self._latencies[record.deployment] = deque(maxlen=LATENCY_SAMPLES)
+                samples = self._latencies[deployment] = deque(maxlen=LATENCY_SAMPLES)
             samples.append(record.upstream_ttfb)
-        self._forget(now)
+        if now >= self._next_expiry or len(ids) > self.max_ids:
+            self._forget(now)
 
     def find(self, request_id: str) -> Served | None:
         """The answer served under `request_id` within the window, or None."""
@@ -123,6 +129,8 @@ class ServedLedger:
         while ids:
             request_id, entry = next(iter(ids.items()))
             if entry.at > oldest and len(ids) <= self.max_ids:
+                self._next_expiry = entry.at + self.window
                 return
             del ids[request_id]
             self._count(entry, -1)
+        self._next_expiry = math.inf
