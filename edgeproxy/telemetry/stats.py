@@ -52,6 +52,7 @@ class Reading:
 
 
 def read(metrics: RequestMetrics, at: float) -> Reading:
+    metrics.settle()
     requests = hits = misses = 0
     for (_, _, _, _, cache), count in metrics.requests.items():
         requests += count

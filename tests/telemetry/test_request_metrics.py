@@ -9,8 +9,11 @@ import aiohttp
 import pytest
 
 from edgeproxy.telemetry.histogram import Histogram
+from edgeproxy.telemetry.request_metrics import SETTLE_AT, RequestMetrics
+from edgeproxy.telemetry.stats import read
 from tests.conftest import StackFactory
 from tests.support.fake_upstream import Fail, Reply
+from tests.support.records import record
 from tests.support.stack import Stack, background_done
 from tests.telemetry.test_metrics import scrape
 
@@ -114,3 +117,31 @@ def test_histograms_merge_across_workers_by_adding() -> None:
     assert first.sum == pytest.approx(5.6)
     with pytest.raises(ValueError, match="bounds"):
         first.merge(Histogram((1.0,)))
+
+
+def test_records_still_waiting_to_be_counted_are_counted_by_every_reader() -> None:
+    def fresh() -> RequestMetrics:
+        metrics = RequestMetrics(groups=("g",), providers={"p": "openai"})
+        for request_id in ("a", "b", "c"):
+            metrics.observe(record(request_id=request_id))
+        return metrics
+
+    def scraped(metrics: RequestMetrics) -> float:
+        (family,) = [f for f in metrics.families() if f.name == "edgeproxy_requests"]
+        return sum(sample.value for sample in family.samples)
+
+    def absorbed(metrics: RequestMetrics) -> float:
+        into = metrics.empty_like()
+        into.absorb(metrics.snapshot(), live=True)
+        return sum(into.requests.values())
+
+    assert scraped(fresh()) == 3
+    assert absorbed(fresh()) == 3
+    assert read(fresh(), 0.0).requests == 3
+
+
+def test_a_full_batch_of_records_is_counted_without_a_reader() -> None:
+    metrics = RequestMetrics(groups=("g",), providers={"p": "openai"})
+    for index in range(SETTLE_AT):
+        metrics.observe(record(request_id=str(index)))
+    assert sum(metrics.requests.values()) == SETTLE_AT
