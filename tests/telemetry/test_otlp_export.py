@@ -137,9 +137,19 @@ def test_json_ids_are_hex_and_64_bit_integers_are_strings_as_otlp_json_wants() -
     assert server["status"] == {"code": 2}
 
 
+class Recorded:
+    """A span's record, as a request hands it to the exporter."""
+
+    def __init__(self, span: Span) -> None:
+        self._span = span
+
+    def span(self) -> Span:
+        return self._span
+
+
 def added(exporter: SpanExporter, count: int) -> None:
     for _ in range(count):
-        exporter.add(spans()[0])
+        exporter.add(Recorded(spans()[0]))
 
 
 @pytest.fixture

@@ -43,7 +43,8 @@ PROTOCOL_CONTENT_TYPES = {"http/protobuf": PROTOBUF, "http/json": JSON}
 TELEMETRY = Path(seam.__file__).parent
 # The modules a request's tracing runs in (the exporter's thread is not the event loop's).
 TRACING_CODE = {
-    str(TELEMETRY / name) for name in ("tracing.py", "request_spans.py", "spans.py", "w3c.py")
+    str(TELEMETRY / name)
+    for name in ("tracing.py", "request_spans.py", "span_attributes.py", "spans.py", "w3c.py")
 }
 
 
@@ -417,7 +418,15 @@ LOADED = (
 )
 TRACING_MODULES = {
     f"edgeproxy.telemetry.{name}"
-    for name in ("request_spans", "spans", "w3c", "span_export", "otlp_json", "otlp_protobuf")
+    for name in (
+        "request_spans",
+        "span_attributes",
+        "spans",
+        "w3c",
+        "span_export",
+        "otlp_json",
+        "otlp_protobuf",
+    )
 }
 
 
