@@ -38,7 +38,7 @@ from edgeproxy.exchange import Exchange, Reply, Trace
 from edgeproxy.operations import Operation
 from edgeproxy.redact import Redactor
 from edgeproxy.routing.router import Deployment, ModelGroup
-from edgeproxy.telemetry.span_attributes import Named, SpanAttributes
+from edgeproxy.telemetry.span_attributes import Described, SpanAttributes
 from edgeproxy.telemetry.spans import (
     CLIENT,
     ERROR,
@@ -185,9 +185,11 @@ class RequestSpans:
             span_id = self.span_id = new_span_id()
         return span_id
 
-    def child(self, span_id: int, kind: int, start_ns: int, end_ns: int, named: Named) -> Span:
+    def child(
+        self, span_id: int, kind: int, start_ns: int, end_ns: int, described: Described
+    ) -> Span:
         """A span of this request, under its SERVER span."""
-        name, attributes = named
+        name, shared, attributes = described
         return Span(
             self.trace_id,
             span_id,
@@ -198,12 +200,13 @@ class RequestSpans:
             tracestate=self.tracestate,
             start_ns=start_ns,
             attributes=attributes,
+            shared=shared,
             end_ns=end_ns,
-            status=ERROR if "error.type" in attributes else UNSET,
+            status=ERROR if "error.type" in shared else UNSET,
         )
 
     def span(self) -> Span:
-        name, attributes = self.tracer.attributes.request(self)
+        name, shared, attributes = self.tracer.attributes.request(self)
         return Span(
             self.trace_id,
             self.server_span_id(),
@@ -214,8 +217,9 @@ class RequestSpans:
             tracestate=self.tracestate,
             start_ns=self._begun_ns - round(self._waited * 1e9),
             attributes=attributes,
+            shared=shared,
             end_ns=self.end_ns,
-            status=ERROR if "error.type" in attributes else UNSET,
+            status=ERROR if "error.type" in shared else UNSET,
         )
 
 
@@ -235,8 +239,8 @@ class CacheLookupSpan:
 
     def span(self) -> Span:
         request = self._request
-        named = request.tracer.attributes.cache_lookup(self._status)
-        return request.child(new_span_id(), INTERNAL, self._start_ns, self._end_ns, named)
+        described = request.tracer.attributes.cache_lookup(self._status)
+        return request.child(new_span_id(), INTERNAL, self._start_ns, self._end_ns, described)
 
 
 class AttemptSpan:
@@ -309,8 +313,8 @@ class AttemptSpan:
 
     def span(self) -> Span:
         request = self.request
-        named = request.tracer.attributes.attempt(self)
-        return request.child(self.span_id, CLIENT, self.start_ns, self.end_ns, named)
+        described = request.tracer.attributes.attempt(self)
+        return request.child(self.span_id, CLIENT, self.start_ns, self.end_ns, described)
 
 
 class UnsampledTrace:

@@ -14,15 +14,15 @@ them; only the request id is masked every time.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 from edgeproxy.dialects.neutral import Usage
-from edgeproxy.operations import CLIENT_PATHS, Operation
+from edgeproxy.operations import CLIENT_PATHS
 from edgeproxy.redact import Redactor
 from edgeproxy.routing.router import Deployment
 from edgeproxy.telemetry.request_metrics import GENAI_OPERATIONS, GENAI_PROVIDERS
-from edgeproxy.telemetry.spans import Attributes
+from edgeproxy.telemetry.spans import Attributes, SharedAttributes
 
 if TYPE_CHECKING:
     from edgeproxy.telemetry.request_spans import AttemptSpan, RequestSpans
@@ -30,74 +30,73 @@ if TYPE_CHECKING:
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _ROUTES = {operation: path for path, operation in CLIENT_PATHS.items()}
 # A stream the provider accepted, then failed with its own error event before any content.
-STREAM_ERROR_EVENT = "stream_error_event"
+_STREAM_ERROR_EVENT = "stream_error_event"
 
-Named = tuple[str, Attributes]  # a span's name and attributes
+# A span's name, the attributes it shares with spans like it (remembered: the encoders encode
+# them once), and its own.
+Described = tuple[str, SharedAttributes, Attributes]
+_Shared = tuple[str, SharedAttributes]
+K = TypeVar("K")
 
 
 class SpanAttributes:
     """Names and attributes of one tracer's spans, secrets masked by `redactor` (its
     configuration's: it learns no secret later, so what it masked once stays masked)."""
 
-    __slots__ = ("_attempts", "_deployments", "_masked", "_remembered", "_requests", "_text")
+    __slots__ = ("_attempts", "_deployments", "_lookups", "_remembered", "_requests", "_text")
 
     def __init__(self, redactor: Redactor, remembered: int = 4096) -> None:
         self._text: Callable[[str], str] = redactor.text
         self._remembered = remembered
-        self._masked: dict[str, str] = {}
-        self._requests: dict[tuple[Operation, str], Named] = {}
-        self._attempts: dict[tuple[Operation, Deployment, str], Named] = {}
+        self._requests: dict[tuple[object, ...], _Shared] = {}
+        self._attempts: dict[tuple[object, ...], _Shared] = {}
+        self._lookups: dict[str | None, _Shared] = {}
         # Bounded: the configured deployments.
         self._deployments: dict[Deployment, tuple[Attributes, Attributes]] = {}
 
-    def masked(self, value: str) -> str:
-        """`value` with every secret masked (remembered: most values repeat)."""
-        found = self._masked.get(value)
+    def request(self, span: RequestSpans) -> Described:
+        """The SERVER span's name and attributes, the request over: all but its request id
+        and token counts shared with the requests like it."""
+        known = (
+            span.operation,
+            span.model,
+            span.stream,
+            span.group,
+            span.deployment,
+            span.cache_status,
+            span.status,
+            span.attempts,
+        )
+        found = self._requests.get(known)
         if found is None:
-            if len(self._masked) >= self._remembered:  # the few that vary add up
-                self._masked.clear()
-            found = self._masked[value] = self._text(value)
-        return found
-
-    def request(self, span: RequestSpans) -> Named:
-        """The SERVER span's name and attributes, the request over."""
-        name, shared = self._request_named(span.operation, span.model)
-        attributes = {
-            **shared,
-            "edgeproxy.request_id": self._text(span.request_id),
-            "edgeproxy.stream": span.stream,
-            "http.response.status_code": span.status,
-            "edgeproxy.attempts": span.attempts,
-        }
-        if span.group is not None:
-            attributes["edgeproxy.model_group"] = self.masked(span.group.name)
-        if span.cache_status is not None:
-            attributes["edgeproxy.cache.status"] = self.masked(span.cache_status)
-        if span.deployment is not None:
-            attributes.update(self.deployment(span.deployment)[0])
+            found = _remember(self._requests, known, self._request_shared(span), self._remembered)
+        own: Attributes = {"edgeproxy.request_id": self._text(span.request_id)}
         if span.usage is not None:
-            _add_usage(attributes, span.usage)
-        if span.status >= 500:  # a client's mistake (4xx) is no failure of the proxy's
-            attributes["error.type"] = str(span.status)
-        return name, attributes
+            _add_usage(own, span.usage)
+        return found[0], found[1], own
 
-    def attempt(self, span: AttemptSpan) -> Named:
-        """A CLIENT span's name and attributes, the attempt over."""
-        name, shared = self._attempt_named(span.request.operation, span.deployment, span.model)
-        attributes = dict(shared)
-        if span.status:
-            attributes["http.response.status_code"] = span.status
-        error = _attempt_error(span)
-        if error is not None:
-            attributes["error.type"] = error
+    def attempt(self, span: AttemptSpan) -> Described:
+        """A CLIENT span's name and attributes, the attempt over: all but its token counts
+        shared with the attempts like it."""
+        operation = span.request.operation
+        known = (operation, span.deployment, span.model, span.status, span.error, span.success)
+        found = self._attempts.get(known)
+        if found is None:
+            found = _remember(self._attempts, known, self._attempt_shared(span), self._remembered)
+        own: Attributes = {}
         if span.usage is not None:
-            _add_usage(attributes, span.usage)
-        return name, attributes
+            _add_usage(own, span.usage)
+        return found[0], found[1], own
 
-    def cache_lookup(self, status: str | None) -> Named:
+    def cache_lookup(self, status: str | None) -> Described:
         """The cache lookup span's name and attributes (`status`: its outcome, if any)."""
-        name = self.masked("cache lookup")
-        return name, {} if status is None else {"edgeproxy.cache.status": self.masked(status)}
+        found = self._lookups.get(status)
+        if found is None:
+            shared = {} if status is None else {"edgeproxy.cache.status": self._text(status)}
+            found = _remember(
+                self._lookups, status, (self._text("cache lookup"), shared), self._remembered
+            )
+        return found[0], found[1], {}
 
     def deployment(self, deployment: Deployment) -> tuple[Attributes, Attributes]:
         """Which provider and deployment `deployment` is, and where its attempts go (its host
@@ -119,43 +118,54 @@ class SpanAttributes:
             found = self._deployments[deployment] = (who, where)
         return found
 
-    def _request_named(self, operation: Operation, model: str) -> Named:
-        known = (operation, model)
-        found = self._requests.get(known)
-        if found is None:
-            if len(self._requests) >= self._remembered:
-                self._requests.clear()
-            name = GENAI_OPERATIONS[operation.label]
-            found = self._requests[known] = (
-                self._text(f"{name} {model}"),
-                {
-                    "gen_ai.operation.name": self._text(name),
-                    "gen_ai.request.model": self._text(model),
-                    "http.request.method": "POST",
-                    "http.route": self._text(_ROUTES[operation]),
-                },
-            )
-        return found
+    def _request_shared(self, span: RequestSpans) -> _Shared:
+        text = self._text
+        operation = GENAI_OPERATIONS[span.operation.label]
+        model = text(span.model)
+        shared: Attributes = {
+            "gen_ai.operation.name": text(operation),
+            "gen_ai.request.model": model,
+            "http.request.method": "POST",
+            "http.route": text(_ROUTES[span.operation]),
+            "edgeproxy.stream": span.stream,
+            "http.response.status_code": span.status,
+            "edgeproxy.attempts": span.attempts,
+        }
+        if span.group is not None:
+            shared["edgeproxy.model_group"] = text(span.group.name)
+        if span.cache_status is not None:
+            shared["edgeproxy.cache.status"] = text(span.cache_status)
+        if span.deployment is not None:
+            shared.update(self.deployment(span.deployment)[0])
+        if span.status >= 500:  # a client's mistake (4xx) is no failure of the proxy's
+            shared["error.type"] = str(span.status)
+        return text(f"{operation} {model}"), shared
 
-    def _attempt_named(self, operation: Operation, deployment: Deployment, model: str) -> Named:
-        known = (operation, deployment, model)
-        found = self._attempts.get(known)
-        if found is None:
-            if len(self._attempts) >= self._remembered:
-                self._attempts.clear()
-            name = GENAI_OPERATIONS[operation.label]
-            who, where = self.deployment(deployment)
-            found = self._attempts[known] = (
-                self._text(f"{name} {model}"),
-                {
-                    "gen_ai.operation.name": self._text(name),
-                    "gen_ai.request.model": self._text(model),
-                    "http.request.method": "POST",
-                    **who,
-                    **where,
-                },
-            )
-        return found
+    def _attempt_shared(self, span: AttemptSpan) -> _Shared:
+        text = self._text
+        operation = GENAI_OPERATIONS[span.request.operation.label]
+        model = text(span.model)
+        who, where = self.deployment(span.deployment)
+        shared: Attributes = {
+            "gen_ai.operation.name": text(operation),
+            "gen_ai.request.model": model,
+            "http.request.method": "POST",
+            **who,
+            **where,
+        }
+        if span.status:
+            shared["http.response.status_code"] = span.status
+        error = _attempt_error(span)
+        if error is not None:
+            shared["error.type"] = error
+        return text(f"{operation} {model}"), shared
+
+
+def _remember(remembered: dict[K, _Shared], known: K, found: _Shared, limit: int) -> _Shared:
+    if len(remembered) >= limit:  # the few that vary add up
+        remembered.clear()
+    remembered[known] = found
+    return found
 
 
 def _attempt_error(span: AttemptSpan) -> str | None:
@@ -165,7 +175,7 @@ def _attempt_error(span: AttemptSpan) -> str | None:
     if span.status >= 400:
         return str(span.status)
     if span.status and not span.success:
-        return STREAM_ERROR_EVENT
+        return _STREAM_ERROR_EVENT
     return None
 
 

@@ -12,10 +12,14 @@ record of what OTLP needs is enough. Numbers are OTLP's own (SpanKind, StatusCod
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Final, Protocol
 
 AttributeValue = str | bool | int | float
 Attributes = dict[str, AttributeValue]
+SharedAttributes = Mapping[str, AttributeValue]
+NO_ATTRIBUTES: Final[SharedAttributes] = MappingProxyType({})
 
 INTERNAL: Final = 1  # OTLP SpanKind
 SERVER: Final = 2
@@ -42,7 +46,8 @@ def new_span_id() -> int:
 
 class Span:
     """One span: its ids, name, kind, times, attributes and status. `parent_id` 0: a root
-    span."""
+    span. Its attributes are `shared` and its own `attributes`: `shared`, when given, is one
+    mapping many spans share as it is (never changed), so the encoders encode it once."""
 
     __slots__ = (
         "attributes",
@@ -51,6 +56,7 @@ class Span:
         "name",
         "parent_id",
         "parent_remote",
+        "shared",
         "span_id",
         "start_ns",
         "status",
@@ -71,6 +77,7 @@ class Span:
         tracestate: str,
         start_ns: int,
         attributes: Attributes,
+        shared: SharedAttributes = NO_ATTRIBUTES,
         end_ns: int = 0,
         status: int = UNSET,
     ) -> None:
@@ -84,6 +91,7 @@ class Span:
         self.start_ns = start_ns
         self.end_ns = end_ns
         self.attributes = attributes
+        self.shared = shared
         self.status = status
         self.status_message = ""
 

@@ -55,7 +55,8 @@ def record(name: str, kind: int, span_id: int, parent_id: int, **fields: Any) ->
 
 def spans() -> list[Span]:
     """Spans of every shape the proxy makes: a remote parent with tracestate, attributes of
-    each type, an error status with and without a message; and a root span."""
+    each type, an error status with and without a message; a root span; and two spans sharing
+    attributes besides their own."""
     attributes: Attributes = {
         "gen_ai.request.model": "gpt-4o",
         "edgeproxy.attempts": 2,
@@ -71,11 +72,21 @@ def spans() -> list[Span]:
     server = record("chat gpt-4o", SERVER, 0x1111, CLIENT_SPAN_ID, parent_remote=True)
     server.attributes = attributes
     server.status = ERROR
+    shared: Attributes = {"gen_ai.operation.name": "chat", "server.port": 443}
     return [
         record("cache lookup", INTERNAL, 0x2222, 0x1111, attributes={"c": "miss"}),
-        record("chat gpt-4o", CLIENT, 0x3333, 0x1111, status=ERROR, status_message="timeout"),
+        record(
+            "chat gpt-4o",
+            CLIENT,
+            0x3333,
+            0x1111,
+            status=ERROR,
+            status_message="timeout",
+            shared=shared,
+            attributes={"gen_ai.usage.input_tokens": 21},
+        ),
         server,
-        record("chat root", SERVER, 0x4444, 0, tracestate="", attributes={"a": 1}),
+        record("chat root", SERVER, 0x4444, 0, tracestate="", shared=shared, attributes={"a": 1}),
     ]
 
 
@@ -93,7 +104,7 @@ def sdk_span(span: Span) -> ReadableSpan:
         context=SpanContext(TRACE_ID, span.span_id, False, flags, state),
         parent=parent,
         resource=Resource(RESOURCE),
-        attributes=span.attributes,
+        attributes={**span.shared, **span.attributes},
         kind=SDK_KINDS[span.kind],
         status=Status(StatusCode(span.status), span.status_message or None),
         start_time=span.start_ns,
@@ -107,6 +118,15 @@ def test_protobuf_encoding_is_the_message_the_sdks_encoder_builds() -> None:
     assert ExportTraceServiceRequest.FromString(ours) == encode_spans(
         [sdk_span(span) for span in spans()]
     )
+
+
+@pytest.mark.parametrize("encoder", [ProtobufEncoder, JsonEncoder])
+def test_an_encoder_encodes_what_it_remembered_as_it_did_the_first_time(
+    encoder: type[ProtobufEncoder | JsonEncoder],
+) -> None:
+    encode = encoder(RESOURCE, "edgeproxy")
+    batch = spans()
+    assert encode(batch) == encode(batch) == encoder(RESOURCE, "edgeproxy")(spans())
 
 
 def test_json_encoding_is_the_same_message_as_the_protobuf_encoding() -> None:

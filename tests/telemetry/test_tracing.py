@@ -100,7 +100,8 @@ def one(spans: list[Span]) -> Span:
 
 
 def attributes(span: Span) -> dict[str, Any]:
-    return dict(span.attributes)
+    """All of the span's attributes: those it shares with spans like it, and its own."""
+    return {**span.shared, **span.attributes}
 
 
 def started(span: Span) -> int:
