@@ -199,8 +199,13 @@ class SpanExporter:
     def _send_all(self) -> None:
         queue = self._queue
         while queue:
-            batch = [queue.popleft().span() for _ in range(min(MAX_BATCH, len(queue)))]
-            self._sender.send(self._encode(batch), len(batch))
+            records = [queue.popleft() for _ in range(min(MAX_BATCH, len(queue)))]
+            try:
+                body = self._encode([record.span() for record in records])
+            except Exception:  # a bug, but not one to stop the thread: later batches still go
+                log.exception("dropped %d spans: they could not be encoded", len(records))
+                continue
+            self._sender.send(body, len(records))
 
     def _report_drops(self, reported: int) -> int:
         dropped = self.dropped

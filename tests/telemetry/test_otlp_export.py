@@ -213,6 +213,29 @@ async def test_a_full_buffer_drops_and_counts_what_does_not_fit_and_logs_it(
     assert "dropped 5 spans: the buffer of 10 was full" in caplog.text
 
 
+class Unencodable:
+    """A record whose span cannot be worked out (a bug)."""
+
+    def span(self) -> Span:
+        raise KeyError("unknown operation")
+
+
+async def test_a_batch_that_cannot_be_encoded_is_dropped_and_logged_and_the_next_is_sent(
+    exporters: list[SpanExporter], caplog: pytest.LogCaptureFixture
+) -> None:
+    async with receiver() as collector:
+        exporter = SpanExporter(
+            ProtobufEncoder(RESOURCE, "edgeproxy"), collector.url, {}, interval=60
+        )
+        exporters.append(exporter)
+        exporter.add(Unencodable())
+        added(exporter, 512)  # the first batch, with the bad record; then a batch of 1
+        with caplog.at_level(logging.ERROR, logger="edgeproxy.tracing"):
+            await asyncio.to_thread(exporter.close)
+    assert [len(post.spans) for post in collector.posts] == [1]
+    assert "dropped 512 spans: they could not be encoded" in caplog.text
+
+
 async def test_a_batch_is_retried_when_the_receiver_answers_503_then_200(
     exporters: list[SpanExporter],
 ) -> None:
