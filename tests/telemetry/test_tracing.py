@@ -6,6 +6,7 @@ loaded and no tracing code called on the request path."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import time
@@ -26,7 +27,7 @@ from edgeproxy.exchange import Exchange
 from edgeproxy.operations import Operation
 from edgeproxy.redact import MASK, Redactor
 from edgeproxy.telemetry import tracing as seam
-from edgeproxy.telemetry.spans import CLIENT, ERROR, INTERNAL, SERVER, UNSET, Span
+from edgeproxy.telemetry.spans import CLIENT, ERROR, INTERNAL, SERVER, UNSET, Span, SpanRecord
 from edgeproxy.telemetry.tracing_settings import TracingSettings
 from tests.conftest import StackFactory, _settled
 from tests.routing.test_dispatch import in_order, rig, served_by
@@ -362,6 +363,43 @@ async def test_a_hedge_and_the_attempt_it_overtook_each_have_a_client_span(
     assert attributes(hedge)["edgeproxy.provider"] == "b"
     assert "error.type" not in attributes(hedge)
     await tracer.close()
+
+
+class Records(list[SpanRecord]):
+    """A sink keeping the records themselves, as the exporter's buffer holds them."""
+
+    def add(self, record: SpanRecord) -> None:
+        self.append(record)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_requests_span_records_hold_its_values_not_its_exchange() -> None:
+    """Records wait for the exporter's next batch: they must not keep the request's bodies."""
+    records = Records()
+    tracer = seam.build_tracer(TracingSettings(enabled=True), Redactor(()), records)
+    assert tracer is not None
+    exchange = Exchange(
+        request_id="r",
+        operation=Operation.CHAT,
+        headers={},
+        body=b'{"model": "m", "messages": []}',
+        payload={"model": "m", "messages": []},
+        model="m",
+        stream=False,
+        started=time.monotonic(),
+    )
+    trace = tracer.begin(exchange)
+    trace.cache_lookup()(exchange)
+    trace.attempt(None, "m").answered(None, False)  # type: ignore[arg-type]
+    exchange.status = 502
+    trace.end(exchange)
+    assert len(records) == 3
+    for record in records:
+        held = gc.get_referents(record)
+        assert not [value for value in held if value is exchange or value is exchange.body]
+        assert not [value for value in held if value is exchange.payload]
 
 
 async def test_with_tracing_off_a_clients_trace_context_goes_upstream_as_it_is(
