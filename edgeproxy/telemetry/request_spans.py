@@ -313,7 +313,7 @@ class AttemptSpan:
 
     def span(self) -> Span:
         request = self.request
-        described = request.tracer.attributes.attempt(self)
+        described = request.tracer.attributes.attempt(self, request.operation)
         return request.child(self.span_id, CLIENT, self.start_ns, self.end_ns, described)
 
 

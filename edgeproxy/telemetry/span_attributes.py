@@ -14,18 +14,15 @@ them; only the request id is masked every time.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from edgeproxy.dialects.neutral import Usage
-from edgeproxy.operations import CLIENT_PATHS
+from edgeproxy.operations import CLIENT_PATHS, Operation
 from edgeproxy.redact import Redactor
-from edgeproxy.routing.router import Deployment
+from edgeproxy.routing.router import Deployment, ModelGroup
 from edgeproxy.telemetry.request_metrics import GENAI_OPERATIONS, GENAI_PROVIDERS
 from edgeproxy.telemetry.spans import Attributes, SharedAttributes
-
-if TYPE_CHECKING:
-    from edgeproxy.telemetry.request_spans import AttemptSpan, RequestSpans
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _ROUTES = {operation: path for path, operation in CLIENT_PATHS.items()}
@@ -37,6 +34,33 @@ _STREAM_ERROR_EVENT = "stream_error_event"
 Described = tuple[str, SharedAttributes, Attributes]
 _Shared = tuple[str, SharedAttributes]
 K = TypeVar("K")
+
+
+class RequestValues(Protocol):
+    """What a request recorded for its SERVER span (telemetry/request_spans.py's
+    RequestSpans)."""
+
+    operation: Operation
+    model: str
+    request_id: str
+    stream: bool
+    status: int
+    attempts: int
+    group: ModelGroup | None
+    cache_status: str | None
+    deployment: Deployment | None
+    usage: Usage | None
+
+
+class AttemptValues(Protocol):
+    """What an upstream attempt recorded for its CLIENT span (AttemptSpan)."""
+
+    deployment: Deployment
+    model: str
+    status: int  # the HTTP answer's, 0 when none came
+    error: str | None  # the proxy's error code, or the exception's name
+    success: bool
+    usage: Usage | None
 
 
 class SpanAttributes:
@@ -54,7 +78,7 @@ class SpanAttributes:
         # Bounded: the configured deployments.
         self._deployments: dict[Deployment, tuple[Attributes, Attributes]] = {}
 
-    def request(self, span: RequestSpans) -> Described:
+    def request(self, span: RequestValues) -> Described:
         """The SERVER span's name and attributes, the request over: all but its request id
         and token counts shared with the requests like it."""
         known = (
@@ -75,14 +99,14 @@ class SpanAttributes:
             _add_usage(own, span.usage)
         return found[0], found[1], own
 
-    def attempt(self, span: AttemptSpan) -> Described:
-        """A CLIENT span's name and attributes, the attempt over: all but its token counts
-        shared with the attempts like it."""
-        operation = span.request.operation
+    def attempt(self, span: AttemptValues, operation: Operation) -> Described:
+        """A CLIENT span's name and attributes (the attempt over, for the request's
+        `operation`): all but its token counts shared with the attempts like it."""
         known = (operation, span.deployment, span.model, span.status, span.error, span.success)
         found = self._attempts.get(known)
         if found is None:
-            found = _remember(self._attempts, known, self._attempt_shared(span), self._remembered)
+            shared = self._attempt_shared(span, operation)
+            found = _remember(self._attempts, known, shared, self._remembered)
         own: Attributes = {}
         if span.usage is not None:
             _add_usage(own, span.usage)
@@ -118,7 +142,7 @@ class SpanAttributes:
             found = self._deployments[deployment] = (who, where)
         return found
 
-    def _request_shared(self, span: RequestSpans) -> _Shared:
+    def _request_shared(self, span: RequestValues) -> _Shared:
         text = self._text
         operation = GENAI_OPERATIONS[span.operation.label]
         model = text(span.model)
@@ -141,13 +165,13 @@ class SpanAttributes:
             shared["error.type"] = str(span.status)
         return text(f"{operation} {model}"), shared
 
-    def _attempt_shared(self, span: AttemptSpan) -> _Shared:
+    def _attempt_shared(self, span: AttemptValues, operation: Operation) -> _Shared:
         text = self._text
-        operation = GENAI_OPERATIONS[span.request.operation.label]
+        name = GENAI_OPERATIONS[operation.label]
         model = text(span.model)
         who, where = self.deployment(span.deployment)
         shared: Attributes = {
-            "gen_ai.operation.name": text(operation),
+            "gen_ai.operation.name": text(name),
             "gen_ai.request.model": model,
             "http.request.method": "POST",
             **who,
@@ -158,7 +182,7 @@ class SpanAttributes:
         error = _attempt_error(span)
         if error is not None:
             shared["error.type"] = error
-        return text(f"{operation} {model}"), shared
+        return text(f"{name} {model}"), shared
 
 
 def _remember(remembered: dict[K, _Shared], known: K, found: _Shared, limit: int) -> _Shared:
@@ -168,7 +192,7 @@ def _remember(remembered: dict[K, _Shared], known: K, found: _Shared, limit: int
     return found
 
 
-def _attempt_error(span: AttemptSpan) -> str | None:
+def _attempt_error(span: AttemptValues) -> str | None:
     """What went wrong with an attempt (its `error.type`), None when nothing did."""
     if span.error is not None:  # no HTTP answer (the proxy's error code), or an exception
         return span.error
