@@ -28,7 +28,11 @@ _SCHEME_AND_TOKEN = re.compile(r"[A-Za-z][A-Za-z0-9_-]* +(\S{4,})").fullmatch
 
 
 class Redactor:
-    """Replaces each known secret, longest first (so a key's prefix never leaves a tail)."""
+    """Replaces each known secret, longest first (so a key's prefix never leaves a tail).
+
+    Read from more than one thread (the span exporter's masks spans' names and attributes):
+    `learn` replaces its lists whole and never changes one in place, so a reader masks with
+    the secrets known before it or after it, never with a list half-built."""
 
     __slots__ = ("_as_bytes", "_as_text")
 

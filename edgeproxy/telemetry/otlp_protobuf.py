@@ -23,10 +23,9 @@ import struct
 from collections.abc import Sequence
 
 from edgeproxy.telemetry.otlp_json import HAS_IS_REMOTE, IS_REMOTE
-from edgeproxy.telemetry.spans import Attributes, AttributeValue, Span
+from edgeproxy.telemetry.spans import Attributes, AttributeValue, SharedAttributes, Span
 
 CONTENT_TYPE = "application/x-protobuf"
-_FIXED64 = struct.Struct("<Q")
 _DOUBLE = struct.Struct("<d")
 _LOW_64_BITS = (1 << 64) - 1
 # Each field's key (field number << 3 | wire type): 0 varint, 1 fixed64, 2 bytes, 5 fixed32.
@@ -35,6 +34,12 @@ _KIND, _START, _END, _ATTRIBUTE, _STATUS = b"\x30", b"\x39", b"\x41", b"\x4a", b
 _FLAGS = b"\x85\x01"
 _REMOTE_FLAGS = _FLAGS + struct.pack("<I", HAS_IS_REMOTE | IS_REMOTE)
 _LOCAL_FLAGS = _FLAGS + struct.pack("<I", HAS_IS_REMOTE)
+# Fields whose key and length (or value) are the same in every span, written at once.
+_TRACE_ID_16 = _TRACE_ID + b"\x10"
+_SPAN_ID_8 = _SPAN_ID + b"\x08"
+_PARENT_ID_8 = _PARENT_ID + b"\x08"
+_TIMES = struct.Struct("<cQcQ")  # start and end, each a fixed64 after its key
+_KINDS = tuple(_KIND + bytes((kind,)) for kind in range(6))  # OTLP's SpanKind: 0 to 5
 
 
 def _varint(value: int) -> bytes:
@@ -69,36 +74,41 @@ def _key_value(key: str, value: AttributeValue, field: bytes) -> bytes:
     return _field(field, _field(b"\x0a", key.encode()) + _field(b"\x12", _value(value)))
 
 
-def _attributes(values: Attributes, field: bytes) -> bytes:
+def _attributes(values: SharedAttributes, field: bytes) -> bytes:
     return b"".join(_key_value(key, value, field) for key, value in values.items())
+
+
+def _status(code: int, message: str) -> bytes:
+    status = _field(b"\x12", message.encode()) if message else b""
+    if code:
+        status += b"\x18" + _varint(code)
+    return _field(_STATUS, status)
+
+
+_STATUSES = tuple(_status(code, "") for code in range(3))  # OTLP's StatusCode: 0 to 2
 
 
 def _span(span: Span, attributes: bytes) -> bytes:
     parts = [
-        _TRACE_ID,
-        b"\x10",
+        _TRACE_ID_16,
         span.trace_id.to_bytes(16, "big"),
-        _SPAN_ID,
-        b"\x08",
+        _SPAN_ID_8,
         span.span_id.to_bytes(8, "big"),
     ]
     if span.tracestate:
         parts.append(_field(_TRACE_STATE, span.tracestate.encode()))
     if span.parent_id:
-        parts += (_PARENT_ID, b"\x08", span.parent_id.to_bytes(8, "big"))
-    status = _field(b"\x12", span.status_message.encode()) if span.status_message else b""
-    if span.status:
-        status += b"\x18" + _varint(span.status)
+        parts += (_PARENT_ID_8, span.parent_id.to_bytes(8, "big"))
     parts += (
         _field(_NAME, span.name.encode()),
-        _KIND,
-        _varint(span.kind),
-        _START,
-        _FIXED64.pack(span.start_ns),
-        _END,
-        _FIXED64.pack(span.end_ns),
+        _KINDS[span.kind],
+        _TIMES.pack(_START, span.start_ns, _END, span.end_ns),
         attributes,
-        _field(_STATUS, status),
+        (
+            _status(span.status, span.status_message)
+            if span.status_message
+            else _STATUSES[span.status]
+        ),
         _REMOTE_FLAGS if span.parent_remote else _LOCAL_FLAGS,
     )
     return _field(b"\x12", b"".join(parts))
@@ -107,9 +117,10 @@ def _span(span: Span, attributes: bytes) -> bytes:
 class ProtobufEncoder:
     """ExportTraceServiceRequest bodies for the spans of one resource and scope. Most of a
     span's attributes are the same from request to request (its operation, deployment, status
-    code...): each is encoded once and remembered, up to `remembered` of them."""
+    code...): each is encoded once and remembered, up to `remembered` of them, and so is each
+    span's `shared` mapping, whole."""
 
-    __slots__ = ("_encoded", "_head", "_remembered")
+    __slots__ = ("_encoded", "_head", "_remembered", "_shared")
     content_type = CONTENT_TYPE
 
     def __init__(self, resource: Attributes, scope: str, remembered: int = 4096) -> None:
@@ -119,14 +130,28 @@ class ProtobufEncoder:
             _field(b"\x0a", _field(b"\x0a", scope.encode())),
         )
         self._encoded: dict[tuple[str, type, AttributeValue], bytes] = {}
+        # By the mapping's id, the mapping kept alive with its encoding (no id is reused).
+        self._shared: dict[int, tuple[SharedAttributes, bytes]] = {}
         self._remembered = remembered
 
     def __call__(self, spans: Sequence[Span]) -> bytes:
         resource, scope = self._head
-        encoded = b"".join(_span(span, self._attributes(span.attributes)) for span in spans)
+        encoded = b"".join(
+            _span(span, self._shared_attributes(span.shared) + self._attributes(span.attributes))
+            for span in spans
+        )
         return _field(b"\x0a", resource + _field(b"\x12", scope + encoded))
 
-    def _attributes(self, values: Attributes) -> bytes:
+    def _shared_attributes(self, values: SharedAttributes) -> bytes:
+        remembered = self._shared
+        found = remembered.get(id(values))
+        if found is None or found[0] is not values:
+            if len(remembered) >= self._remembered:
+                remembered.clear()
+            found = remembered[id(values)] = (values, self._attributes(values))
+        return found[1]
+
+    def _attributes(self, values: SharedAttributes) -> bytes:
         remembered = self._encoded
         if len(remembered) > self._remembered:  # the few that vary (request ids) add up
             remembered.clear()

@@ -1,4 +1,5 @@
-"""Each request's spans, as telemetry/spans.py records, sent by telemetry/span_export.py.
+"""Each request's spans, recorded as it runs and handed to a telemetry/spans.py sink as they end
+(the exporter's buffer, telemetry/span_export.py).
 
 A SERVER span per request, named `{gen_ai.operation.name} {model}` as the GenAI semantic
 conventions name operations, begun when the request's first byte was read and parented by the
@@ -6,8 +7,15 @@ client's W3C `traceparent` (and `tracestate`) when it sent one. Under it, an INT
 the cache lookup and a CLIENT span per upstream attempt (each retry and hedge its own), whose
 context goes upstream as the attempt's `traceparent`. A failed attempt's span ends with its
 outcome; the answer's stays open while it is relayed, and ends with the request's, carrying its
-token usage. Every span name and string attribute passes through the configuration's
-`Redactor`: a client's model name or request id cannot carry a credential into a trace.
+token usage.
+
+On the event loop a request records only what cannot wait: ids, the sampling decision, each
+attempt's `traceparent` (sent at once), timestamps, and the raw values the attributes come
+from (scalars and long-lived objects such as the Deployment, never the Exchange and its
+bodies). Each record's `span()` works out the rest, names and attributes with every secret
+masked (telemetry/span_attributes.py), where spans are handled a batch at a time: in the
+exporter's thread, just before they are encoded. The SERVER and INTERNAL spans' ids, needed by
+no one on the way, are drawn there too.
 
 Sampling is OpenTelemetry's ParentBased(TraceIdRatioBased(sample_ratio)): a client's sampled
 flag decides; without one, the trace id's low 64 bits against the ratio. An unsampled request
@@ -23,34 +31,29 @@ import asyncio
 import time
 from collections.abc import Callable
 from typing import Final
-from urllib.parse import urlsplit
 
 from edgeproxy.dialects.neutral import Usage
 from edgeproxy.errors import ProxyError
 from edgeproxy.exchange import Exchange, Reply, Trace
-from edgeproxy.operations import CLIENT_PATHS
+from edgeproxy.operations import Operation
 from edgeproxy.redact import Redactor
-from edgeproxy.routing.router import Deployment
-from edgeproxy.telemetry.request_metrics import GENAI_OPERATIONS, GENAI_PROVIDERS
+from edgeproxy.routing.router import Deployment, ModelGroup
+from edgeproxy.telemetry.span_attributes import Described, SpanAttributes
 from edgeproxy.telemetry.spans import (
     CLIENT,
     ERROR,
     INTERNAL,
     SERVER,
-    Attributes,
+    UNSET,
     Span,
+    SpanRecord,
     SpanSink,
     new_span_id,
     new_trace_id,
 )
 from edgeproxy.telemetry.w3c import RANDOM_TRACE_ID, SAMPLED, parent_of, traceparent
 
-Ended = Callable[[Span], None]
 _LOW_64_BITS: Final = (1 << 64) - 1
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-_ROUTES = {operation: path for path, operation in CLIENT_PATHS.items()}
-# A stream the provider accepted, then failed with its own error event before any content.
-_STREAM_ERROR_EVENT = "stream_error_event"
 
 
 def sampling_bound(ratio: float) -> int:
@@ -62,218 +65,256 @@ class SpanTracer:
     """Spans for every sampled request, each handed to `sink` as it ends (the exporter's
     buffer, or a test's list)."""
 
-    __slots__ = ("_bound", "_deployments", "_sink", "ended", "text")
+    __slots__ = ("_bound", "_sink", "attributes", "ended")
 
     def __init__(self, sample_ratio: float, redactor: Redactor, sink: SpanSink) -> None:
         self._bound = sampling_bound(sample_ratio)
-        self.text = redactor.text  # `text(value)`: `value` with every secret masked
+        self.attributes = SpanAttributes(redactor)  # read by `span()`, in the exporter's thread
         self._sink = sink
-        self.ended: Ended = sink.add
-        # Bounded: the configured deployments.
-        self._deployments: dict[Deployment, tuple[Attributes, Attributes]] = {}
+        self.ended: Callable[[SpanRecord], None] = sink.add
 
     def begin(self, exchange: Exchange) -> Trace:
         parent = parent_of(exchange.headers)
         if parent is None:
             trace_id = new_trace_id()
-            sampled = trace_id & _LOW_64_BITS < self._bound
-            flags = RANDOM_TRACE_ID | SAMPLED if sampled else RANDOM_TRACE_ID
-            parent_id, tracestate = 0, ""
-        else:
-            trace_id, parent_id, tracestate = parent.trace_id, parent.span_id, parent.tracestate
-            sampled = bool(parent.flags & SAMPLED)
-            flags = parent.flags & (RANDOM_TRACE_ID | SAMPLED)
-        if not sampled:
-            return UnsampledTrace(trace_id, flags, tracestate)
-        operation = GENAI_OPERATIONS[exchange.operation.label]
-        text = self.text
-        model = text(exchange.model)
-        attributes: Attributes = {
-            "gen_ai.operation.name": text(operation),
-            "gen_ai.request.model": model,
-            "http.request.method": "POST",
-            "http.route": text(_ROUTES[exchange.operation]),
-            "edgeproxy.request_id": text(exchange.request_id),
-            "edgeproxy.stream": exchange.stream,
-        }
-        waited = time.monotonic() - exchange.started  # since its first byte was read
-        span = Span(
-            trace_id,
-            new_span_id(),
-            text(f"{operation} {model}"),
-            SERVER,
-            parent_id=parent_id,
-            parent_remote=parent is not None,
-            tracestate=tracestate,
-            start_ns=time.time_ns() - round(waited * 1e9),
-            attributes=attributes,
+            if trace_id & _LOW_64_BITS >= self._bound:
+                return UnsampledTrace(trace_id, RANDOM_TRACE_ID, "")
+            return RequestSpans(self, exchange, trace_id, RANDOM_TRACE_ID | SAMPLED)
+        flags = parent.flags & (RANDOM_TRACE_ID | SAMPLED)
+        if not flags & SAMPLED:
+            return UnsampledTrace(parent.trace_id, flags, parent.tracestate)
+        return RequestSpans(
+            self,
+            exchange,
+            parent.trace_id,
+            flags,
+            parent_id=parent.span_id,
+            tracestate=parent.tracestate,
         )
-        return RequestSpans(self, span, operation, flags)
-
-    def deployment(self, deployment: Deployment) -> tuple[Attributes, Attributes]:
-        """Which provider and deployment `deployment` is, and where its attempts go (its host
-        and port), secrets masked: worked out once each."""
-        found = self._deployments.get(deployment)
-        if found is None:
-            text = self.text
-            config = deployment.provider.config
-            who: Attributes = {
-                "gen_ai.provider.name": text(GENAI_PROVIDERS.get(config.kind, config.kind)),
-                "edgeproxy.provider": text(config.name),
-                "edgeproxy.deployment": text(deployment.name),
-            }
-            url = urlsplit(config.base_url)
-            where: Attributes = {}
-            if url.hostname:
-                where["server.address"] = text(url.hostname)
-                where["server.port"] = url.port or _DEFAULT_PORTS.get(url.scheme, 0)
-            found = self._deployments[deployment] = (who, where)
-        return found
 
     async def close(self) -> None:
         await asyncio.to_thread(self._sink.close)
 
 
 class RequestSpans:
-    """One sampled request's SERVER span and the spans under it."""
+    """One sampled request's SERVER span, and what the spans under it share. `parent_id` 0:
+    the request began its own trace."""
 
-    __slots__ = ("_answering", "_flags", "_operation", "_span", "_tracer")
+    __slots__ = (
+        "_begun_ns",
+        "_waited",
+        "answering",
+        "attempts",
+        "cache_status",
+        "deployment",
+        "end_ns",
+        "flags",
+        "group",
+        "model",
+        "operation",
+        "parent_id",
+        "request_id",
+        "span_id",
+        "status",
+        "stream",
+        "trace_id",
+        "tracer",
+        "tracestate",
+        "usage",
+    )
 
-    def __init__(self, tracer: SpanTracer, span: Span, operation: str, flags: int) -> None:
-        self._tracer = tracer
-        self._span = span
-        self._operation = operation
-        self._flags = flags
-        self._answering: list[AttemptSpan] = []  # answers that were (or may be) relayed
+    # Learnt at the end (`end`), and read only once the span has been handed on.
+    status: int
+    attempts: int
+    group: ModelGroup | None
+    cache_status: str | None
+    deployment: Deployment | None
+    usage: Usage | None
+    end_ns: int
 
-    def _child(self, name: str, kind: int, attributes: Attributes) -> Span:
-        server = self._span
-        return Span(
-            server.trace_id,
-            new_span_id(),
-            name,
-            kind,
-            parent_id=server.span_id,
-            parent_remote=False,
-            tracestate=server.tracestate,
-            start_ns=time.time_ns(),
-            attributes=attributes,
-        )
+    def __init__(
+        self,
+        tracer: SpanTracer,
+        exchange: Exchange,
+        trace_id: int,
+        flags: int,
+        *,
+        parent_id: int = 0,
+        tracestate: str = "",
+    ) -> None:
+        self._waited = time.monotonic() - exchange.started  # since its first byte was read
+        self._begun_ns = time.time_ns()
+        self.tracer = tracer
+        self.trace_id = trace_id
+        self.span_id = 0  # drawn by `server_span_id`, when a span is worked out
+        self.parent_id = parent_id
+        self.flags = flags
+        self.tracestate = tracestate
+        self.operation: Operation = exchange.operation
+        self.model = exchange.model
+        self.request_id = exchange.request_id
+        self.stream = exchange.stream
+        # The last attempt whose answer was (or may be) relayed, each linked to the one before.
+        self.answering: AttemptSpan | None = None
 
     def cache_lookup(self) -> Callable[[Exchange], None]:
-        tracer = self._tracer
-        span = self._child(tracer.text("cache lookup"), INTERNAL, {})
-
-        def ended(exchange: Exchange) -> None:
-            if exchange.cache_status is not None:
-                span.attributes["edgeproxy.cache.status"] = tracer.text(exchange.cache_status)
-            span.end_ns = time.time_ns()
-            tracer.ended(span)
-
-        return ended
+        return CacheLookupSpan(self).ended
 
     def attempt(self, deployment: Deployment, model: str) -> AttemptSpan:
-        tracer = self._tracer
-        model = tracer.text(model)
-        who, where = tracer.deployment(deployment)
-        attributes: Attributes = {
-            "gen_ai.operation.name": tracer.text(self._operation),
-            "gen_ai.request.model": model,
-            "http.request.method": "POST",
-            **who,
-            **where,
-        }
-        span = self._child(tracer.text(f"{self._operation} {model}"), CLIENT, attributes)
-        headers = {"traceparent": traceparent(span.trace_id, span.span_id, self._flags)}
-        if span.tracestate:
-            headers["tracestate"] = span.tracestate
-        return AttemptSpan(tracer.ended, span, headers, deployment, self._answering)
+        return AttemptSpan(self, deployment, model)
 
     def end(self, exchange: Exchange) -> None:
-        span = self._span
-        status = exchange.status
-        usage = exchange.usage
-        for attempt in self._answering:
-            attempt.end(usage if attempt.deployment is exchange.deployment else None)
-        tracer = self._tracer
-        attributes = span.attributes
-        attributes["http.response.status_code"] = status
-        attributes["edgeproxy.attempts"] = exchange.attempts
-        if exchange.group is not None:
-            attributes["edgeproxy.model_group"] = tracer.text(exchange.group.name)
-        if exchange.cache_status is not None:
-            attributes["edgeproxy.cache.status"] = tracer.text(exchange.cache_status)
-        if exchange.deployment is not None:
-            attributes.update(tracer.deployment(exchange.deployment)[0])
-        if usage is not None:
-            _add_usage(attributes, usage)
-        if status >= 500:  # a client's mistake (4xx) is no failure of the proxy's
-            attributes["error.type"] = str(status)
-            span.status = ERROR
-        span.end_ns = time.time_ns()
-        tracer.ended(span)
+        end_ns = self.end_ns = time.time_ns()
+        deployment = self.deployment = exchange.deployment
+        usage = self.usage = exchange.usage
+        self.status = exchange.status
+        self.attempts = exchange.attempts
+        self.group = exchange.group
+        self.cache_status = exchange.cache_status
+        attempt = self.answering
+        while attempt is not None:
+            attempt.relayed(usage if attempt.deployment is deployment else None, end_ns)
+            attempt = attempt.answered_before
+        self.tracer.ended(self)
+
+    def server_span_id(self) -> int:
+        """The SERVER span's id, drawn the first time a span of the request is worked out
+        (only ever in one thread: the exporter's, or the loop's for a test's sink)."""
+        span_id = self.span_id
+        if not span_id:
+            span_id = self.span_id = new_span_id()
+        return span_id
+
+    def child(
+        self, span_id: int, kind: int, start_ns: int, end_ns: int, described: Described
+    ) -> Span:
+        """A span of this request, under its SERVER span."""
+        name, shared, attributes = described
+        return Span(
+            self.trace_id,
+            span_id,
+            name,
+            kind,
+            parent_id=self.server_span_id(),
+            parent_remote=False,
+            tracestate=self.tracestate,
+            start_ns=start_ns,
+            attributes=attributes,
+            shared=shared,
+            end_ns=end_ns,
+            status=ERROR if "error.type" in shared else UNSET,
+        )
+
+    def span(self) -> Span:
+        name, shared, attributes = self.tracer.attributes.request(self)
+        return Span(
+            self.trace_id,
+            self.server_span_id(),
+            name,
+            SERVER,
+            parent_id=self.parent_id,
+            parent_remote=self.parent_id != 0,
+            tracestate=self.tracestate,
+            start_ns=self._begun_ns - round(self._waited * 1e9),
+            attributes=attributes,
+            shared=shared,
+            end_ns=self.end_ns,
+            status=ERROR if "error.type" in shared else UNSET,
+        )
+
+
+class CacheLookupSpan:
+    """The cache stage's INTERNAL span."""
+
+    __slots__ = ("_end_ns", "_request", "_start_ns", "_status")
+
+    def __init__(self, request: RequestSpans) -> None:
+        self._start_ns = time.time_ns()
+        self._request = request
+
+    def ended(self, exchange: Exchange) -> None:
+        self._end_ns = time.time_ns()
+        self._status = exchange.cache_status
+        self._request.tracer.ended(self)
+
+    def span(self) -> Span:
+        request = self._request
+        described = request.tracer.attributes.cache_lookup(self._status)
+        return request.child(new_span_id(), INTERNAL, self._start_ns, self._end_ns, described)
 
 
 class AttemptSpan:
     """One upstream attempt's CLIENT span, and its context as W3C headers for the provider."""
 
-    __slots__ = ("_answering", "_ended", "_span", "deployment", "headers")
+    __slots__ = (
+        "answered_before",
+        "deployment",
+        "end_ns",
+        "error",
+        "headers",
+        "model",
+        "request",
+        "span_id",
+        "start_ns",
+        "status",
+        "success",
+        "usage",
+    )
 
-    def __init__(
-        self,
-        ended: Ended,
-        span: Span,
-        headers: dict[str, str],
-        deployment: Deployment,
-        answering: list[AttemptSpan],
-    ) -> None:
-        self._ended = ended
-        self._span = span
-        self.headers = headers
+    answered_before: AttemptSpan | None  # set when it answers: see RequestSpans.answering
+
+    def __init__(self, request: RequestSpans, deployment: Deployment, model: str) -> None:
+        self.start_ns = time.time_ns()
+        self.span_id = span_id = new_span_id()
+        context = traceparent(request.trace_id, span_id, request.flags)
+        self.headers = (
+            {"traceparent": context, "tracestate": request.tracestate}
+            if request.tracestate
+            else {"traceparent": context}
+        )
+        self.request = request
         self.deployment = deployment
-        self._answering = answering
+        self.model = model
+        self.status = 0  # the HTTP answer's, 0 when none came
+        self.error: str | None = None  # the proxy's error code, or the exception's name
+        self.success = False
+        self.usage: Usage | None = None
+        self.end_ns = 0
 
     def answered(self, reply: Reply | None, success: bool) -> None:
-        attributes = self._span.attributes
-        error = None
         if isinstance(reply, ProxyError):  # no HTTP answer: unreachable, timed out, broken
-            error = reply.code
+            self.error = reply.code
         elif reply is not None:
-            attributes["http.response.status_code"] = reply.status
-            if reply.status >= 400:
-                error = str(reply.status)
-            elif not success:
-                error = _STREAM_ERROR_EVENT
-        if error is not None:
-            attributes["error.type"] = error
-            self._span.status = ERROR
+            self.status = reply.status
+        self.success = success
         if success:
-            self._answering.append(self)
+            request = self.request
+            self.answered_before = request.answering
+            request.answering = self
         else:
-            self._end()
+            self._end(time.time_ns())
 
     def broke(self, error: BaseException) -> None:
-        self._span.attributes["error.type"] = type(error).__name__
-        self._span.status = ERROR
-        self._end()
+        if not self.end_ns:  # ended once: a later outcome changes nothing
+            self.error = type(error).__name__
+            self._end(time.time_ns())
 
-    def end(self, usage: Usage | None) -> None:
+    def relayed(self, usage: Usage | None, end_ns: int) -> None:
         """The request is over: the answer this attempt brought has been relayed (`usage`:
         its tokens), or was let go for another attempt's (None)."""
-        if usage is not None:
-            _add_usage(self._span.attributes, usage)
-        self._end()
+        if not self.end_ns:
+            self.usage = usage
+            self._end(end_ns)
 
-    def _end(self) -> None:
-        span = self._span
-        if not span.end_ns:  # ended once: a later outcome changes nothing
-            span.end_ns = time.time_ns()
-            self._ended(span)
+    def _end(self, end_ns: int) -> None:
+        if not self.end_ns:
+            self.end_ns = end_ns
+            self.request.tracer.ended(self)
 
-
-def _add_usage(attributes: Attributes, usage: Usage) -> None:
-    attributes["gen_ai.usage.input_tokens"] = usage.input_tokens
-    attributes["gen_ai.usage.output_tokens"] = usage.output_tokens
+    def span(self) -> Span:
+        request = self.request
+        described = request.tracer.attributes.attempt(self, request.operation)
+        return request.child(self.span_id, CLIENT, self.start_ns, self.end_ns, described)
 
 
 class UnsampledTrace:
@@ -291,10 +332,10 @@ class UnsampledTrace:
         return _nothing
 
     def attempt(self, deployment: Deployment, model: str) -> UnsampledAttempt:
-        headers = {"traceparent": traceparent(self._trace_id, new_span_id(), self._flags)}
+        context = traceparent(self._trace_id, new_span_id(), self._flags)
         if self._tracestate:
-            headers["tracestate"] = self._tracestate
-        return UnsampledAttempt(headers)
+            return UnsampledAttempt({"traceparent": context, "tracestate": self._tracestate})
+        return UnsampledAttempt({"traceparent": context})
 
     def end(self, exchange: Exchange) -> None:
         pass

@@ -1,14 +1,16 @@
 """Ended spans, sent over OTLP/HTTP in batches from a thread of their own (never the loop).
 
-As OpenTelemetry's BatchSpanProcessor does: an ended span joins a bounded buffer (2048; when it
-is full, spans are dropped, counted, and the drop logged), and a daemon thread sends them in
-batches of up to 512, every second or as soon as 512 wait. Each batch is one POST, encoded by
+As OpenTelemetry's BatchSpanProcessor does: an ended span's record joins a bounded buffer
+(2048; when it is full, spans are dropped, counted, and the drop logged), and a daemon thread
+sends them in batches of up to 512, every second or as soon as 512 wait. There a batch's
+records become spans (names and attributes worked out, secrets masked:
+telemetry/span_attributes.py), and the batch is one POST, encoded by
 telemetry/otlp_protobuf.py or telemetry/otlp_json.py as `protocol` says, over one kept-alive
 connection; one the receiver answers 429 or 502-504, or that fails to connect, is retried twice
 (after 0.5 s, then 1 s), then dropped and logged. At shutdown, what is held is sent, for at
 most `flush_timeout` seconds.
 
-The event loop's share is one append per span.
+The event loop's share is one append per span; the rest is the thread's, a batch at a time.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from urllib.parse import urlsplit
 from edgeproxy import __version__
 from edgeproxy.telemetry.otlp_json import JsonEncoder
 from edgeproxy.telemetry.otlp_protobuf import ProtobufEncoder
-from edgeproxy.telemetry.spans import Attributes, Span
+from edgeproxy.telemetry.spans import Attributes, Span, SpanRecord
 from edgeproxy.telemetry.tracing_settings import TracingSettings
 
 log = logging.getLogger("edgeproxy.tracing")
@@ -138,7 +140,8 @@ class OtlpSender:
 
 
 class SpanExporter:
-    """The buffer of ended spans (`add`, on the loop) and the thread that sends them."""
+    """The buffer of ended spans' records (`add`, on the loop) and the thread that turns them
+    into spans and sends them."""
 
     __slots__ = (
         "_encode",
@@ -166,19 +169,19 @@ class SpanExporter:
         self._interval = interval
         self._stop = threading.Event()  # set at shutdown: send what is held, then end
         self._sender = OtlpSender(endpoint, headers, encode.content_type, self._stop, timeout)
-        self._queue: deque[Span] = deque()
+        self._queue: deque[SpanRecord] = deque()
         self._queue_limit = max_queue
         self._wake = threading.Event()  # a batch is full, or shutdown began
         self.dropped = 0  # spans the full buffer turned away, since the start
         self._thread = threading.Thread(target=self._run, name="edgeproxy-spans", daemon=True)
         self._thread.start()
 
-    def add(self, span: Span) -> None:
+    def add(self, record: SpanRecord) -> None:
         queue = self._queue
         if len(queue) >= self._queue_limit:
             self.dropped += 1
             return
-        queue.append(span)
+        queue.append(record)
         if len(queue) == MAX_BATCH:
             self._wake.set()
 
@@ -196,8 +199,13 @@ class SpanExporter:
     def _send_all(self) -> None:
         queue = self._queue
         while queue:
-            batch = [queue.popleft() for _ in range(min(MAX_BATCH, len(queue)))]
-            self._sender.send(self._encode(batch), len(batch))
+            records = [queue.popleft() for _ in range(min(MAX_BATCH, len(queue)))]
+            try:
+                body = self._encode([record.span() for record in records])
+            except Exception:  # a bug, but not one to stop the thread: later batches still go
+                log.exception("dropped %d spans: they could not be encoded", len(records))
+                continue
+            self._sender.send(body, len(records))
 
     def _report_drops(self, reported: int) -> int:
         dropped = self.dropped

@@ -1,4 +1,6 @@
-"""A span as the proxy records it: a plain slotted record, read by the OTLP encoders.
+"""A span as OTLP sends it: a plain slotted record, read by the OTLP encoders; and what a sink
+of ended spans takes: records of a request's spans (telemetry/request_spans.py), each turned
+into its span by the sink, where spans are handled a batch at a time.
 
 OpenTelemetry's SDK makes a span out of a dozen objects (its context, bounded attributes, a
 sampling result, a lock, events and links lists), checking every attribute on the way: 70-90 µs
@@ -10,10 +12,14 @@ record of what OTLP needs is enough. Numbers are OTLP's own (SpanKind, StatusCod
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Final, Protocol
 
 AttributeValue = str | bool | int | float
 Attributes = dict[str, AttributeValue]
+SharedAttributes = Mapping[str, AttributeValue]
+NO_ATTRIBUTES: Final[SharedAttributes] = MappingProxyType({})
 
 INTERNAL: Final = 1  # OTLP SpanKind
 SERVER: Final = 2
@@ -39,8 +45,9 @@ def new_span_id() -> int:
 
 
 class Span:
-    """One span: begun with its ids, name, kind and start; ended with its end time and the
-    rest of its attributes and status. `parent_id` 0: a root span."""
+    """One span: its ids, name, kind, times, attributes and status. `parent_id` 0: a root
+    span. Its attributes are `shared` and its own `attributes`: `shared`, when given, is one
+    mapping many spans share as it is (never changed), so the encoders encode it once."""
 
     __slots__ = (
         "attributes",
@@ -49,6 +56,7 @@ class Span:
         "name",
         "parent_id",
         "parent_remote",
+        "shared",
         "span_id",
         "start_ns",
         "status",
@@ -69,6 +77,9 @@ class Span:
         tracestate: str,
         start_ns: int,
         attributes: Attributes,
+        shared: SharedAttributes = NO_ATTRIBUTES,
+        end_ns: int = 0,
+        status: int = UNSET,
     ) -> None:
         self.trace_id = trace_id
         self.span_id = span_id
@@ -78,20 +89,29 @@ class Span:
         self.name = name
         self.kind = kind
         self.start_ns = start_ns
-        self.end_ns = 0
+        self.end_ns = end_ns
         self.attributes = attributes
-        self.status = UNSET
+        self.shared = shared
+        self.status = status
         self.status_message = ""
 
     def __repr__(self) -> str:
         return f"Span({self.name!r}, kind={self.kind}, {self.trace_id:032x}/{self.span_id:016x})"
 
 
+class SpanRecord(Protocol):
+    """An ended span as its request recorded it: ids, times and the raw values its name and
+    attributes come from."""
+
+    def span(self) -> Span:
+        """The span OTLP sends, its name and attributes worked out now, secrets masked."""
+
+
 class SpanSink(Protocol):
     """Where ended spans go: the exporter (telemetry/span_export.py), or a test's list."""
 
-    def add(self, span: Span) -> None:
-        """Take `span`, ended (on the event loop: at once)."""
+    def add(self, record: SpanRecord) -> None:
+        """Take `record`, ended (on the event loop: at once)."""
 
     def close(self) -> None:
         """Send what is held, then stop (at shutdown; blocking, so called from a thread)."""

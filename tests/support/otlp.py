@@ -17,17 +17,18 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from edgeproxy.telemetry.spans import Span
+from edgeproxy.telemetry.spans import Span, SpanRecord
 
 JSON = "application/json"
 PROTOBUF = "application/x-protobuf"
 
 
 class KeptSpans(list[Span]):
-    """A span sink (`ProxyServer(span_sink=...)`) keeping each span as it ends, in order."""
+    """A span sink (`ProxyServer(span_sink=...)`) keeping each span as it ends, in order,
+    turned from its record into the span as the exporter's thread turns it."""
 
-    def add(self, span: Span) -> None:
-        self.append(span)
+    def add(self, record: SpanRecord) -> None:
+        self.append(record.span())
 
     def close(self) -> None:
         pass

@@ -55,7 +55,8 @@ def record(name: str, kind: int, span_id: int, parent_id: int, **fields: Any) ->
 
 def spans() -> list[Span]:
     """Spans of every shape the proxy makes: a remote parent with tracestate, attributes of
-    each type, an error status with and without a message; and a root span."""
+    each type, an error status with and without a message; a root span; and two spans sharing
+    attributes besides their own."""
     attributes: Attributes = {
         "gen_ai.request.model": "gpt-4o",
         "edgeproxy.attempts": 2,
@@ -71,11 +72,21 @@ def spans() -> list[Span]:
     server = record("chat gpt-4o", SERVER, 0x1111, CLIENT_SPAN_ID, parent_remote=True)
     server.attributes = attributes
     server.status = ERROR
+    shared: Attributes = {"gen_ai.operation.name": "chat", "server.port": 443}
     return [
         record("cache lookup", INTERNAL, 0x2222, 0x1111, attributes={"c": "miss"}),
-        record("chat gpt-4o", CLIENT, 0x3333, 0x1111, status=ERROR, status_message="timeout"),
+        record(
+            "chat gpt-4o",
+            CLIENT,
+            0x3333,
+            0x1111,
+            status=ERROR,
+            status_message="timeout",
+            shared=shared,
+            attributes={"gen_ai.usage.input_tokens": 21},
+        ),
         server,
-        record("chat root", SERVER, 0x4444, 0, tracestate="", attributes={"a": 1}),
+        record("chat root", SERVER, 0x4444, 0, tracestate="", shared=shared, attributes={"a": 1}),
     ]
 
 
@@ -93,7 +104,7 @@ def sdk_span(span: Span) -> ReadableSpan:
         context=SpanContext(TRACE_ID, span.span_id, False, flags, state),
         parent=parent,
         resource=Resource(RESOURCE),
-        attributes=span.attributes,
+        attributes={**span.shared, **span.attributes},
         kind=SDK_KINDS[span.kind],
         status=Status(StatusCode(span.status), span.status_message or None),
         start_time=span.start_ns,
@@ -107,6 +118,15 @@ def test_protobuf_encoding_is_the_message_the_sdks_encoder_builds() -> None:
     assert ExportTraceServiceRequest.FromString(ours) == encode_spans(
         [sdk_span(span) for span in spans()]
     )
+
+
+@pytest.mark.parametrize("encoder", [ProtobufEncoder, JsonEncoder])
+def test_an_encoder_encodes_what_it_remembered_as_it_did_the_first_time(
+    encoder: type[ProtobufEncoder | JsonEncoder],
+) -> None:
+    encode = encoder(RESOURCE, "edgeproxy")
+    batch = spans()
+    assert encode(batch) == encode(batch) == encoder(RESOURCE, "edgeproxy")(spans())
 
 
 def test_json_encoding_is_the_same_message_as_the_protobuf_encoding() -> None:
@@ -137,9 +157,19 @@ def test_json_ids_are_hex_and_64_bit_integers_are_strings_as_otlp_json_wants() -
     assert server["status"] == {"code": 2}
 
 
+class Recorded:
+    """A span's record, as a request hands it to the exporter."""
+
+    def __init__(self, span: Span) -> None:
+        self._span = span
+
+    def span(self) -> Span:
+        return self._span
+
+
 def added(exporter: SpanExporter, count: int) -> None:
     for _ in range(count):
-        exporter.add(spans()[0])
+        exporter.add(Recorded(spans()[0]))
 
 
 @pytest.fixture
@@ -181,6 +211,29 @@ async def test_a_full_buffer_drops_and_counts_what_does_not_fit_and_logs_it(
     assert exporter.dropped == 5
     assert len(collector.spans) == 10
     assert "dropped 5 spans: the buffer of 10 was full" in caplog.text
+
+
+class Unencodable:
+    """A record whose span cannot be worked out (a bug)."""
+
+    def span(self) -> Span:
+        raise KeyError("unknown operation")
+
+
+async def test_a_batch_that_cannot_be_encoded_is_dropped_and_logged_and_the_next_is_sent(
+    exporters: list[SpanExporter], caplog: pytest.LogCaptureFixture
+) -> None:
+    async with receiver() as collector:
+        exporter = SpanExporter(
+            ProtobufEncoder(RESOURCE, "edgeproxy"), collector.url, {}, interval=60
+        )
+        exporters.append(exporter)
+        exporter.add(Unencodable())
+        added(exporter, 512)  # the first batch, with the bad record; then a batch of 1
+        with caplog.at_level(logging.ERROR, logger="edgeproxy.tracing"):
+            await asyncio.to_thread(exporter.close)
+    assert [len(post.spans) for post in collector.posts] == [1]
+    assert "dropped 512 spans: they could not be encoded" in caplog.text
 
 
 async def test_a_batch_is_retried_when_the_receiver_answers_503_then_200(

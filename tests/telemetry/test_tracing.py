@@ -6,6 +6,7 @@ loaded and no tracing code called on the request path."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import time
@@ -26,7 +27,7 @@ from edgeproxy.exchange import Exchange
 from edgeproxy.operations import Operation
 from edgeproxy.redact import MASK, Redactor
 from edgeproxy.telemetry import tracing as seam
-from edgeproxy.telemetry.spans import CLIENT, ERROR, INTERNAL, SERVER, UNSET, Span
+from edgeproxy.telemetry.spans import CLIENT, ERROR, INTERNAL, SERVER, UNSET, Span, SpanRecord
 from edgeproxy.telemetry.tracing_settings import TracingSettings
 from tests.conftest import StackFactory, _settled
 from tests.routing.test_dispatch import in_order, rig, served_by
@@ -41,9 +42,11 @@ TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 CLIENT_SPAN_ID = "b7ad6b7169203331"
 PROTOCOL_CONTENT_TYPES = {"http/protobuf": PROTOBUF, "http/json": JSON}
 TELEMETRY = Path(seam.__file__).parent
-# The modules a request's tracing runs in (the exporter's thread is not the event loop's).
+# The modules a request's tracing runs in on the event loop (span_attributes.py runs in the
+# exporter's thread, but on the loop for a test's sink, as with these tests').
 TRACING_CODE = {
-    str(TELEMETRY / name) for name in ("tracing.py", "request_spans.py", "spans.py", "w3c.py")
+    str(TELEMETRY / name)
+    for name in ("tracing.py", "request_spans.py", "span_attributes.py", "spans.py", "w3c.py")
 }
 
 
@@ -99,7 +102,8 @@ def one(spans: list[Span]) -> Span:
 
 
 def attributes(span: Span) -> dict[str, Any]:
-    return dict(span.attributes)
+    """All of the span's attributes: those it shares with spans like it, and its own."""
+    return {**span.shared, **span.attributes}
 
 
 def started(span: Span) -> int:
@@ -361,6 +365,43 @@ async def test_a_hedge_and_the_attempt_it_overtook_each_have_a_client_span(
     await tracer.close()
 
 
+class Records(list[SpanRecord]):
+    """A sink keeping the records themselves, as the exporter's buffer holds them."""
+
+    def add(self, record: SpanRecord) -> None:
+        self.append(record)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_requests_span_records_hold_its_values_not_its_exchange() -> None:
+    """Records wait for the exporter's next batch: they must not keep the request's bodies."""
+    records = Records()
+    tracer = seam.build_tracer(TracingSettings(enabled=True), Redactor(()), records)
+    assert tracer is not None
+    exchange = Exchange(
+        request_id="r",
+        operation=Operation.CHAT,
+        headers={},
+        body=b'{"model": "m", "messages": []}',
+        payload={"model": "m", "messages": []},
+        model="m",
+        stream=False,
+        started=time.monotonic(),
+    )
+    trace = tracer.begin(exchange)
+    trace.cache_lookup()(exchange)
+    trace.attempt(None, "m").answered(None, False)  # type: ignore[arg-type]
+    exchange.status = 502
+    trace.end(exchange)
+    assert len(records) == 3
+    for record in records:
+        held = gc.get_referents(record)
+        assert not [value for value in held if value is exchange or value is exchange.body]
+        assert not [value for value in held if value is exchange.payload]
+
+
 async def test_with_tracing_off_a_clients_trace_context_goes_upstream_as_it_is(
     make_stack: StackFactory,
 ) -> None:
@@ -417,7 +458,15 @@ LOADED = (
 )
 TRACING_MODULES = {
     f"edgeproxy.telemetry.{name}"
-    for name in ("request_spans", "spans", "w3c", "span_export", "otlp_json", "otlp_protobuf")
+    for name in (
+        "request_spans",
+        "span_attributes",
+        "spans",
+        "w3c",
+        "span_export",
+        "otlp_json",
+        "otlp_protobuf",
+    )
 }
 
 
