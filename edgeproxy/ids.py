@@ -13,5 +13,6 @@ _random_bits = random.getrandbits
 
 
 def fresh_id() -> str:
-    """32 random hex digits."""
-    return f"{_random_bits(128):032x}"
+    """32 random hex digits (through bytes: formatting the int with a width costs twice as
+    much)."""
+    return _random_bits(128).to_bytes(16, "big").hex()

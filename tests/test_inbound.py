@@ -11,6 +11,7 @@ import pytest
 
 from edgeproxy import inbound
 from edgeproxy.errors import ProxyError
+from edgeproxy.ids import fresh_id
 from edgeproxy.inbound import MAX_JSON_DEPTH, parse_body, request_id
 from edgeproxy.operations import Operation
 
@@ -148,3 +149,9 @@ def test_a_body_is_never_inflated_beyond_the_limit() -> None:
     with pytest.raises(ProxyError) as raised:
         inbound.decoded_body(bomb, "gzip", 4096)
     assert raised.value.status == 413
+
+
+def test_a_fresh_id_is_32_hex_digits_and_never_repeats() -> None:
+    ids = {fresh_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(len(i) == 32 and int(i, 16) >= 0 and i == i.lower() for i in ids)
