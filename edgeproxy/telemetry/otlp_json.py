@@ -18,7 +18,8 @@ from typing import Any
 
 import orjson
 
-from edgeproxy.telemetry.spans import Attributes, AttributeValue, SharedAttributes, Span
+from edgeproxy.telemetry.attribute_memo import AttributeMemo
+from edgeproxy.telemetry.spans import Attributes, AttributeValue, Span
 
 CONTENT_TYPE = "application/json"
 HAS_IS_REMOTE = 0x100  # OTLP SpanFlags, as the SDK's encoder sets them
@@ -37,8 +38,12 @@ def _value(value: AttributeValue) -> Json:
     return {"doubleValue": value}
 
 
+def _key_value(key: str, value: AttributeValue) -> Json:
+    return {"key": key, "value": _value(value)}
+
+
 def _attributes(values: Attributes) -> list[Json]:
-    return [{"key": key, "value": _value(value)} for key, value in values.items()]
+    return [_key_value(key, value) for key, value in values.items()]
 
 
 def _span(span: Span, attributes: list[Json]) -> Json:
@@ -65,50 +70,26 @@ def _span(span: Span, attributes: list[Json]) -> Json:
 
 
 class JsonEncoder:
-    """ExportTraceServiceRequest bodies for the spans of one resource and scope. Most of a
-    span's attributes are the same from request to request (its operation, deployment, status
-    code...): each is built once and remembered, up to `remembered` of them, and so is each
-    span's `shared` mapping, whole."""
+    """ExportTraceServiceRequest bodies for the spans of one resource and scope, attributes
+    built once each and remembered (telemetry/attribute_memo.py)."""
 
-    __slots__ = ("_built", "_remembered", "_resource", "_scope", "_shared")
+    __slots__ = ("_attributes", "_resource", "_scope")
     content_type = CONTENT_TYPE
 
     def __init__(self, resource: Attributes, scope: str, remembered: int = 4096) -> None:
         self._resource = {"attributes": _attributes(resource)}
         self._scope = {"name": scope}
-        self._built: dict[tuple[str, type, AttributeValue], Json] = {}
-        # By the mapping's id, the mapping kept alive with what was built (no id is reused).
-        self._shared: dict[int, tuple[SharedAttributes, list[Json]]] = {}
-        self._remembered = remembered
+        self._attributes: AttributeMemo[Json, list[Json]] = AttributeMemo(
+            _key_value, list, remembered
+        )
 
     def __call__(self, spans: Sequence[Span]) -> bytes:
+        attributes = self._attributes
         encoded = [
-            _span(span, self._shared_attributes(span.shared) + self._attributes(span.attributes))
+            _span(span, attributes.shared(span.shared) + attributes(span.attributes))
             for span in spans
         ]
         scope_spans = [{"scope": self._scope, "spans": encoded}]
         return orjson.dumps(
             {"resourceSpans": [{"resource": self._resource, "scopeSpans": scope_spans}]}
         )
-
-    def _shared_attributes(self, values: SharedAttributes) -> list[Json]:
-        remembered = self._shared
-        found = remembered.get(id(values))
-        if found is None or found[0] is not values:
-            if len(remembered) >= self._remembered:
-                remembered.clear()
-            found = remembered[id(values)] = (values, self._attributes(values))
-        return found[1]
-
-    def _attributes(self, values: SharedAttributes) -> list[Json]:
-        remembered = self._built
-        if len(remembered) > self._remembered:  # the few that vary (request ids) add up
-            remembered.clear()
-        built = []
-        for key, value in values.items():
-            known = (key, value.__class__, value)  # True == 1, but they encode apart
-            entry = remembered.get(known)
-            if entry is None:
-                entry = remembered[known] = {"key": key, "value": _value(value)}
-            built.append(entry)
-        return built

@@ -22,6 +22,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
+from edgeproxy.telemetry.attribute_memo import AttributeMemo
 from edgeproxy.telemetry.otlp_json import HAS_IS_REMOTE, IS_REMOTE
 from edgeproxy.telemetry.spans import Attributes, AttributeValue, SharedAttributes, Span
 
@@ -115,12 +116,10 @@ def _span(span: Span, attributes: bytes) -> bytes:
 
 
 class ProtobufEncoder:
-    """ExportTraceServiceRequest bodies for the spans of one resource and scope. Most of a
-    span's attributes are the same from request to request (its operation, deployment, status
-    code...): each is encoded once and remembered, up to `remembered` of them, and so is each
-    span's `shared` mapping, whole."""
+    """ExportTraceServiceRequest bodies for the spans of one resource and scope, attributes
+    encoded once each and remembered (telemetry/attribute_memo.py)."""
 
-    __slots__ = ("_encoded", "_head", "_remembered", "_shared")
+    __slots__ = ("_attributes", "_head")
     content_type = CONTENT_TYPE
 
     def __init__(self, resource: Attributes, scope: str, remembered: int = 4096) -> None:
@@ -129,37 +128,19 @@ class ProtobufEncoder:
             _field(b"\x0a", _attributes(resource, b"\x0a")),
             _field(b"\x0a", _field(b"\x0a", scope.encode())),
         )
-        self._encoded: dict[tuple[str, type, AttributeValue], bytes] = {}
-        # By the mapping's id, the mapping kept alive with its encoding (no id is reused).
-        self._shared: dict[int, tuple[SharedAttributes, bytes]] = {}
-        self._remembered = remembered
+        self._attributes: AttributeMemo[bytes, bytes] = AttributeMemo(
+            _span_attribute, b"".join, remembered
+        )
 
     def __call__(self, spans: Sequence[Span]) -> bytes:
         resource, scope = self._head
+        attributes = self._attributes
         encoded = b"".join(
-            _span(span, self._shared_attributes(span.shared) + self._attributes(span.attributes))
+            _span(span, attributes.shared(span.shared) + attributes(span.attributes))
             for span in spans
         )
         return _field(b"\x0a", resource + _field(b"\x12", scope + encoded))
 
-    def _shared_attributes(self, values: SharedAttributes) -> bytes:
-        remembered = self._shared
-        found = remembered.get(id(values))
-        if found is None or found[0] is not values:
-            if len(remembered) >= self._remembered:
-                remembered.clear()
-            found = remembered[id(values)] = (values, self._attributes(values))
-        return found[1]
 
-    def _attributes(self, values: SharedAttributes) -> bytes:
-        remembered = self._encoded
-        if len(remembered) > self._remembered:  # the few that vary (request ids) add up
-            remembered.clear()
-        parts = []
-        for key, value in values.items():
-            known = (key, value.__class__, value)  # True == 1, but they encode apart
-            part = remembered.get(known)
-            if part is None:
-                part = remembered[known] = _key_value(key, value, _ATTRIBUTE)
-            parts.append(part)
-        return b"".join(parts)
+def _span_attribute(key: str, value: AttributeValue) -> bytes:
+    return _key_value(key, value, _ATTRIBUTE)
