@@ -8,7 +8,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from edgeproxy.admin import build_admin_app
 from edgeproxy.admin_feedback import asked_bounds
@@ -21,6 +20,7 @@ from edgeproxy.telemetry.feedback_settings import FeedbackSettings
 from edgeproxy.telemetry.recommend import Bounds, Recommender
 from edgeproxy.telemetry.served import ServedLedger
 from tests.support.clock import ManualClock
+from tests.support.serving import serving
 
 TOKEN = "admin-token-0123456789"
 CONFIGURED = Bounds(0.02, 0.25, 20)
@@ -42,15 +42,8 @@ async def admin(token: str | None) -> AsyncIterator[str]:
         redact=Redactor([TOKEN]),
         recommender=lambda: recommend,
     )
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}/admin/recommendations"
-    finally:
-        await runner.cleanup()
+    async with serving(app) as base:
+        yield base + "/admin/recommendations"
 
 
 async def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:

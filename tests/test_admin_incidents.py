@@ -9,7 +9,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from edgeproxy.admin import build_admin_app
 from edgeproxy.config_reader import Secret
@@ -18,6 +17,7 @@ from edgeproxy.telemetry.incident_settings import IncidentSettings
 from edgeproxy.telemetry.incidents import IncidentManager
 from tests.support.clock import ManualClock
 from tests.support.incident_table import routing_table
+from tests.support.serving import serving
 
 TOKEN = "admin-token-0123456789"
 RIGHT = {"authorization": f"Bearer {TOKEN}"}
@@ -32,14 +32,8 @@ async def admin(token: str | None, manager: IncidentManager) -> AsyncIterator[st
         redact=Redactor([TOKEN]),
         incidents=manager.listing,
     )
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}/admin/incidents"
-    finally:
-        await runner.cleanup()
+    async with serving(app) as base:
+        yield base + "/admin/incidents"
 
 
 async def get(url: str, headers: dict[str, str]) -> tuple[int, Any]:

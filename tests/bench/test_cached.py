@@ -37,6 +37,7 @@ from bench.runner import (
 from edgeproxy.cache.embed import EmbeddingsCache
 from edgeproxy.config import parse
 from tests.support.requires import require_semantic
+from tests.support.serving import serving
 
 UPSTREAM = "http://127.0.0.1:9000"
 L2 = RedisPrefix("redis://127.0.0.1:6379/0", "edgeproxy-bench-test")
@@ -262,13 +263,8 @@ async def echo() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_post("/", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield f"http://127.0.0.1:{port}/"
-    await runner.cleanup()
+    async with serving(app) as base:
+        yield base + "/"
 
 
 async def test_runs_keep_their_place_in_the_questions(echo: str) -> None:

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 import aiohttp
 import orjson
 import pytest
-from aiohttp import web
 
 from bench import floor
 from tests.support.fake_upstream import FakeUpstream, Reply
+from tests.support.serving import serving
 
 ASK = {"model": "bench-model", "messages": [{"role": "user", "content": "Hi"}], "stream": True}
 MAPPED = {**ASK, "model": "bench-upstream-model"}  # what the floor sends upstream
@@ -29,12 +29,9 @@ async def fake() -> AsyncIterator[FakeUpstream]:
 @pytest.fixture
 async def floor_url(fake: FakeUpstream) -> AsyncIterator[str]:
     # A client that leaves cancels the floor's relay, which leaves the fake's stalled stream.
-    runner = web.AppRunner(floor.build(fake.url), handler_cancellation=True, shutdown_timeout=5)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    port = runner.addresses[0][1]
-    yield f"http://127.0.0.1:{port}/v1/chat/completions"
-    await runner.cleanup()
+    app = floor.build(fake.url)
+    async with serving(app, handler_cancellation=True, shutdown_timeout=5) as base:
+        yield base + "/v1/chat/completions"
 
 
 async def _post(url: str, body: object) -> bytes:

@@ -5,8 +5,7 @@ a token set, everything else needs it; without one, nothing that changes state i
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -18,6 +17,7 @@ from edgeproxy.admin import build_admin_app
 from edgeproxy.config import Secret
 from edgeproxy.redact import MASK, Redactor
 from tests.conftest import StackFactory
+from tests.support.serving import serving
 
 TOKEN = "admin-token-0123456789"
 OPEN, READ, CHANGE, UNKNOWN = "open", "read", "change", "unknown"
@@ -75,19 +75,6 @@ async def test_each_admin_endpoint_is_guarded_by_the_token(
         await answer(guarded.proxy.admin_url + path, method, SENT["right"]),
     ]
     assert got == [without, missing, wrong, wrong, right]
-
-
-@asynccontextmanager
-async def serving(app: web.Application) -> AsyncIterator[str]:
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()
 
 
 def admin_app(token: str | None, routing: dict[str, Any], metrics: bytes) -> web.Application:

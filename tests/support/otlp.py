@@ -18,6 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from edgeproxy.telemetry.spans import Span, SpanRecord
+from tests.support.serving import serving
 
 JSON = "application/json"
 PROTOBUF = "application/x-protobuf"
@@ -109,12 +110,6 @@ async def receiver() -> AsyncIterator[Receiver]:
 
     app = web.Application()
     app.router.add_post("/v1/traces", collect)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    kept.url = f"http://{host}:{port}/v1/traces"
-    try:
+    async with serving(app) as base:
+        kept.url = base + "/v1/traces"
         yield kept
-    finally:
-        await runner.cleanup()

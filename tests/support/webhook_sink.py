@@ -10,6 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.support.serving import serving
+
 
 @dataclass
 class Sink:
@@ -32,12 +34,6 @@ async def webhook_sink(*statuses: int) -> AsyncIterator[Sink]:
 
     app = web.Application()
     app.router.add_post("/hook", take)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
-    sink.url = f"http://{host}:{port}/hook"
-    try:
+    async with serving(app) as base:
+        sink.url = base + "/hook"
         yield sink
-    finally:
-        await runner.cleanup()
