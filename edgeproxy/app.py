@@ -13,7 +13,7 @@ import gc
 import logging
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -137,8 +137,10 @@ async def close_resources(
         log_lines.flush()  # the access lines of the last requests
 
 
-def build_handlers(state: ProxyState) -> ProxyHandlers:
-    """The data listener's handler, answering through a relay built for `state`."""
+def build_handlers(state: ProxyState, recorded: Callable[[], None] | None = None) -> ProxyHandlers:
+    """The data listener's handler, answering through a relay built for `state`. `recorded`:
+    what hands every record still waiting in a batch to its consumers, this handler's and
+    those of the handlers a reload replaced (by default this handler's own)."""
     config = state.config
     costing = state.costing
     consumers: tuple[Consumer, ...] = (AccessLog(),) if config.server.access_log else ()
@@ -153,7 +155,7 @@ def build_handlers(state: ProxyState) -> ProxyHandlers:
     if state.feedback is not None:
         authenticate = state.guards.authenticate
         identify = authenticate.caller if authenticate is not None else None
-        endpoint = FeedbackEndpoint(state.feedback, identify, recorder.flush)
+        endpoint = FeedbackEndpoint(state.feedback, identify, recorded or recorder.flush)
     relay = Relay(state.pipeline.clock, state.redactor, costing, state.requests.chunk_gaps)
     max_body = config.server.max_body_bytes
     return ProxyHandlers(
@@ -214,7 +216,7 @@ class ProxyServer:
         self._span_sink = span_sink
         self._state = build_state(config, clocks, span_sink)
         server = config.server
-        self._handlers = handlers = build_handlers(self._state)
+        self._handlers = handlers = build_handlers(self._state, self._recorded)
         self._data = HttpServer(handlers, listener_limits(server), handlers.reject)
         self._retiring: list[ProxyHandlers] = []
         self._retirements: set[asyncio.Task[None]] = set()
@@ -308,7 +310,7 @@ class ProxyServer:
             running.incidents.stand_down()
         state.draining = running.draining  # a reload during shutdown keeps readiness off
         self._state = state
-        self._handlers = self._data.handler = build_handlers(state)
+        self._handlers = self._data.handler = build_handlers(state, self._recorded)
         self._data.reject = self._handlers.reject
         self._data.limits = listener_limits(config.server)  # for connections accepted now on
         if self._views is not None:
@@ -321,6 +323,12 @@ class ProxyServer:
         task.add_done_callback(self._retirements.discard)
         providers = sorted(n for n, p in state.providers.items() if kept.providers.get(n) is p)
         return (*kept.names(), *(f"provider {name}" for name in providers))
+
+    def _recorded(self) -> None:
+        """Hand every waiting record to its consumers: the current handler's, and those of
+        the handlers a reload replaced (the feedback ledger outlives a reload)."""
+        for handlers in (*self._retiring, self._handlers):
+            handlers.recorder.flush()
 
     def _own_metrics(self) -> bytes:
         """This process's metrics alone, masked like every admin answer (for the pod's merge)."""
@@ -401,8 +409,7 @@ class ProxyServer:
         self.state.draining = True
         drain = drain or Drain(0.0, self.config.server.shutdown_grace, never())
         within = await drain.listener(self._data)
-        for handlers in (*self._retiring, self._handlers):  # the drained requests' records
-            handlers.recorder.flush()
+        self._recorded()  # the drained requests' records
         await self.reloader.close()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
