@@ -6,8 +6,9 @@ proxy did and never a header, a prompt or an answer, hence never a credential.
 With the proxy's own log set up (telemetry/logging.py `configure`), lines go straight to its
 handler, which writes them in batches, their secrets masked a batch at a time; the records
 themselves come in batches (telemetry/recorder.py): about 5-6 µs a line in the proxy under
-load, where a logging record, its formatting and its write cost about 20 µs. Otherwise (the proxy used as a library, or a test
-capturing records) each line is an ordinary record of the `edgeproxy.access` logger.
+load, where a logging record, its formatting and its write cost about 20 µs. Otherwise (the
+proxy used as a library, or a test capturing records) each line is an ordinary record of the
+`edgeproxy.access` logger.
 """
 
 from __future__ import annotations
