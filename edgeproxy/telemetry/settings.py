@@ -27,7 +27,7 @@ from edgeproxy.config_spec import NAMES, TEXT, Kind, optional_section, read, sec
 from edgeproxy.telemetry.event_settings import EventsSettings, parse_events
 from edgeproxy.telemetry.feedback_settings import FeedbackSettings, parse_feedback
 from edgeproxy.telemetry.incident_settings import IncidentSettings, parse_incidents
-from edgeproxy.telemetry.tracing_settings import TracingSettings
+from edgeproxy.telemetry.tracing_settings import TracingSettings, parse_tracing
 
 SECTION = "telemetry"
 MAX_KEY_LABELS = 1000  # each is a series of every per-key metric
@@ -84,7 +84,7 @@ class TelemetryConfig:
         IncidentSettings, "Incident detection (docs/incidents.md).", parse=parse_incidents
     )
     tracing: TracingSettings = section(  # docs/observability.md
-        TracingSettings, "OpenTelemetry spans (docs/observability.md)."
+        TracingSettings, "OpenTelemetry spans (docs/observability.md).", parse=parse_tracing
     )
 
 

@@ -42,6 +42,7 @@ _ATTEMPTS = 3
 def exporter_for(settings: TracingSettings) -> SpanExporter:
     """The exporter `settings` configure: their endpoint, encoding and headers."""
     resource: Attributes = {
+        **dict(settings.resource_attributes),
         "service.name": settings.service_name,
         "telemetry.sdk.name": SCOPE,
         "telemetry.sdk.language": "python",

@@ -506,6 +506,58 @@ def test_tracing_settings_are_checked_at_load(
     assert any(line.startswith(problem) for line in raised.value.problems), raised.value
 
 
+POD_RESOURCE = "k8s.pod.name=app-7f9c,k8s.namespace.name=team%20a,service.name=from-attributes"
+
+
+@pytest.mark.parametrize(
+    ("tracing_section", "env", "service", "resource"),
+    [
+        ({}, {}, "edgeproxy", {}),
+        (
+            {},
+            {"OTEL_RESOURCE_ATTRIBUTES": POD_RESOURCE},
+            "from-attributes",
+            {"k8s.pod.name": "app-7f9c", "k8s.namespace.name": "team a"},
+        ),
+        (
+            {},
+            {"OTEL_RESOURCE_ATTRIBUTES": POD_RESOURCE, "OTEL_SERVICE_NAME": "from-env"},
+            "from-env",
+            {"k8s.pod.name": "app-7f9c", "k8s.namespace.name": "team a"},
+        ),
+        (
+            {"service_name": "from-file", "resource_attributes": {"k8s.pod.name": "mine"}},
+            {"OTEL_RESOURCE_ATTRIBUTES": POD_RESOURCE, "OTEL_SERVICE_NAME": "from-env"},
+            "from-file",
+            {"k8s.pod.name": "mine", "k8s.namespace.name": "team a"},
+        ),
+        (
+            {"resource_attributes": {"service.name": "from-file-attributes"}},
+            {"OTEL_SERVICE_NAME": "from-env"},
+            "from-file-attributes",
+            {},
+        ),
+    ],
+)
+def test_the_spans_resource_comes_from_the_file_over_opentelemetrys_environment_variables(
+    tracing_section: dict[str, Any], env: dict[str, str], service: str, resource: dict[str, str]
+) -> None:
+    config = parse({"telemetry": {"tracing": {"enabled": True, **tracing_section}}}, env)
+    tracing = config.telemetry.tracing
+    assert (tracing.service_name, dict(tracing.resource_attributes)) == (service, resource)
+
+
+@pytest.mark.parametrize("attributes", ["k8s.pod.name", "=app", "k8s.pod.name=%ff"])
+def test_a_malformed_resource_variable_is_refused_at_load_when_tracing_is_on(
+    attributes: str,
+) -> None:
+    env = {"OTEL_RESOURCE_ATTRIBUTES": attributes}
+    with pytest.raises(ConfigError) as raised:
+        parse({"telemetry": {"tracing": {"enabled": True}}}, env)
+    assert raised.value.problems[0].startswith("OTEL_RESOURCE_ATTRIBUTES: expected key=value")
+    parse({"telemetry": {"tracing": {"enabled": False}}}, env)  # off: not read at all
+
+
 def test_the_collectors_headers_are_secrets() -> None:
     token = "canary-collector-header-3e8f"
     config = parse(
@@ -529,6 +581,7 @@ async def test_spans_are_exported_over_otlp_http_with_the_configured_headers(
             "enabled": True,
             "endpoint": collector.url,
             "service_name": "edgeproxy-test",
+            "resource_attributes": {"k8s.pod.name": "app-7f9c"},
             "protocol": protocol,
             "headers": {"authorization": "Bearer collector-token-1f2e"},
         }
@@ -547,6 +600,7 @@ async def test_spans_are_exported_over_otlp_http_with_the_configured_headers(
         for resource_spans in post.export.resource_spans:
             service = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
             assert service["service.name"] == "edgeproxy-test"
+            assert service["k8s.pod.name"] == "app-7f9c"
             assert [scope.scope.name for scope in resource_spans.scope_spans] == ["edgeproxy"]
     spans = {span.name: span for span in collector.spans}
     assert sorted(spans) == ["chat gpt-4o", "chat gpt-4o-2024-08-06"]
