@@ -15,7 +15,7 @@ from typing import Protocol
 
 from edgeproxy import errors, inbound
 from edgeproxy.dialects import Dialect, anthropic, openai
-from edgeproxy.dialects.codec import codec_for
+from edgeproxy.dialects.codec import codec_for, operation_codec
 from edgeproxy.errors import ProxyError
 from edgeproxy.exchange import Exchange
 from edgeproxy.operations import CLIENT_PATHS, Operation
@@ -161,7 +161,7 @@ class ProxyHandlers:
     ) -> None:
         """One API call: the pipeline's reply relayed, the exchange settled and logged."""
         request_id = inbound.request_id(request.headers)
-        codec = codec_for(operation.dialect)
+        codec = operation_codec(operation)
         body = request.body
         try:
             if encoding := request.headers.get("content-encoding"):

@@ -35,6 +35,7 @@ _REQUIRED: dict[Operation, tuple[tuple[str, type | tuple[type, ...], str], ...]]
     Operation.CHAT: (("messages", list, "required: a list of messages"),),
     Operation.COMPLETIONS: (("prompt", (str, list), "required: a string or a list"),),
     Operation.EMBEDDINGS: (("input", (str, list), "required: a string or a list"),),
+    Operation.RESPONSES: (),  # `input` may be left out for `previous_response_id` or `prompt`
     Operation.MESSAGES: (
         ("messages", list, "required: a list of messages"),
         ("max_tokens", int, "required: an integer"),

@@ -13,6 +13,7 @@ class Operation(Enum):
     CHAT = ("chat", Dialect.OPENAI, "/chat/completions")
     COMPLETIONS = ("completions", Dialect.OPENAI, "/completions")
     EMBEDDINGS = ("embeddings", Dialect.OPENAI, "/embeddings")
+    RESPONSES = ("responses", Dialect.OPENAI, "/responses")
     MESSAGES = ("messages", Dialect.ANTHROPIC, "/v1/messages")
     COUNT_TOKENS = ("count_tokens", Dialect.ANTHROPIC, "/v1/messages/count_tokens")
 
@@ -28,13 +29,17 @@ class Operation(Enum):
     @property
     def streams(self) -> bool:
         """Whether `"stream": true` is meaningful for this operation."""
-        return self in (Operation.CHAT, Operation.COMPLETIONS, Operation.MESSAGES)
+        return self in _STREAMING
 
 
+_STREAMING = frozenset(
+    {Operation.CHAT, Operation.COMPLETIONS, Operation.MESSAGES, Operation.RESPONSES}
+)
 CLIENT_PATHS = {
     "/v1/chat/completions": Operation.CHAT,
     "/v1/completions": Operation.COMPLETIONS,
     "/v1/embeddings": Operation.EMBEDDINGS,
+    "/v1/responses": Operation.RESPONSES,
     "/v1/messages": Operation.MESSAGES,
     "/v1/messages/count_tokens": Operation.COUNT_TOKENS,
 }

@@ -297,6 +297,7 @@ _RULES: dict[Operation, dict[str, _Rule]] = {
     Operation.CHAT: _OPENAI_CHAT,
     Operation.COMPLETIONS: {"stop": _stop},
     Operation.EMBEDDINGS: {},
+    Operation.RESPONSES: {},
     Operation.MESSAGES: _ANTHROPIC,
     Operation.COUNT_TOKENS: _ANTHROPIC,
 }

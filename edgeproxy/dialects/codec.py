@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from edgeproxy.dialects import Dialect, anthropic, openai
+from edgeproxy.dialects import Dialect, anthropic, openai, openai_responses
 from edgeproxy.dialects.neutral import Usage
 from edgeproxy.errors import ProxyError
+from edgeproxy.operations import Operation
 from edgeproxy.sse import SSEEvent
 
 
@@ -19,7 +20,8 @@ class UsageWatcher(Protocol):
 
 
 class Codec(Protocol):
-    """Implemented by the modules `edgeproxy.dialects.openai` and `.anthropic`."""
+    """Implemented by the modules `edgeproxy.dialects.openai`, `.openai_responses` and
+    `.anthropic`."""
 
     @property
     def StreamUsage(self) -> Callable[[], UsageWatcher]:  # the module's class, read-only
@@ -44,7 +46,13 @@ class Codec(Protocol):
 
 
 _CODECS: dict[Dialect, Codec] = {Dialect.OPENAI: openai, Dialect.ANTHROPIC: anthropic}
+_RESPONSES: Codec = openai_responses
 
 
 def codec_for(dialect: Dialect) -> Codec:
     return _CODECS[dialect]
+
+
+def operation_codec(operation: Operation) -> Codec:
+    """The codec of one endpoint: its dialect's, but the Responses API's own usage."""
+    return _RESPONSES if operation is Operation.RESPONSES else _CODECS[operation.dialect]

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from edgeproxy.dialects.neutral import ChatResponse, Usage, split_text
-from edgeproxy.dialects.usage_body import trailing_usage
+from edgeproxy.dialects.usage_body import body_usage
 from edgeproxy.errors import ProxyError
 from edgeproxy.sse import SSEEvent
 
@@ -94,14 +94,7 @@ def read_usage(obj: dict[str, Any]) -> Usage | None:
 def usage_of_body(body: bytes) -> Usage | None:
     """Usage from a complete non-streaming response body; None if it has none or is not JSON.
     Its usage object is decoded alone when it can be found (dialects/usage_body.py)."""
-    found = trailing_usage(body)
-    if found is not None:
-        return read_usage({"usage": found})
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    return read_usage(payload) if isinstance(payload, dict) else None
+    return body_usage(body, read_usage)
 
 
 # What an event must contain for StreamUsage to learn anything from it: a usage object (not

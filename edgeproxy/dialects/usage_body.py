@@ -12,9 +12,12 @@ a second opinion.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
+
+from edgeproxy.dialects.neutral import Usage
 
 _KEY = b'"usage"'
 _SEPARATORS = b" \t\r\n:"
@@ -49,3 +52,17 @@ def _closing_brace(body: bytes, start: int) -> int:
         if end < 0 or body.count(b"{", start, end) == body.count(b"}", start, end + 1):
             return end
     return -1
+
+
+def body_usage(body: bytes, read_usage: Callable[[dict[str, Any]], Usage | None]) -> Usage | None:
+    """Usage from a complete non-streaming answer, read by the dialect's `read_usage` from the
+    object holding `usage`; None if it has none or is not JSON. The usage object is decoded
+    alone when it can be found, else the whole body."""
+    found = trailing_usage(body)
+    if found is not None:
+        return read_usage({"usage": found})
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return read_usage(payload) if isinstance(payload, dict) else None

@@ -2,7 +2,10 @@
 
 Two URL styles: the classic per-deployment one (`/openai/deployments/{deployment}/...` with an
 `api-version` query), where the deployment is the configured upstream model name, and the v1
-API (`api_version: v1`, `/openai/v1/...`, model in the body as at OpenAI). Credentials are an
+API (`api_version: v1`, `/openai/v1/...`, model in the body as at OpenAI). The Responses API
+has one URL per resource in either style (`/openai/responses?api-version=...` in the classic
+one, whose `api_version` must then be one that has it: 2025-03-01-preview or later), the
+deployment named by the body's model. Credentials are an
 `api-key` header or a Microsoft Entra ID bearer token.
 """
 
@@ -36,6 +39,7 @@ class AzureProvider(OpenAIProvider):
         self._v1 = config.api_version == "v1"
         self._deployments = config.base_url + "/openai/deployments/"
         self._query = "?api-version=" + quote(config.api_version, safe="")
+        self._responses = config.base_url + "/openai" + Operation.RESPONSES.path + self._query
         if self._v1:
             self._urls = {
                 op: config.base_url + "/openai/v1" + url.removeprefix(config.base_url)
@@ -53,6 +57,8 @@ class AzureProvider(OpenAIProvider):
         if self._v1:
             return self._urls[request.operation]
         operation = request.operation
+        if operation is Operation.RESPONSES:  # one URL for the resource, the model in the body
+            return self._responses
         path = operation.path if operation in self.operations else Operation.CHAT.path
         deployment = path_segment(request.model)
         return self._deployments + deployment + path + self._query

@@ -1,7 +1,8 @@
 """A real provider kind that answers offline: deterministic replies, usage, latency, chunking.
 
-It speaks both client dialects natively, so a newcomer can try the proxy with no key and no
-network, and load tests or an application's CI can use it as a stand-in for a paid API.
+It speaks every endpoint the proxy serves natively (the Responses API included), so a newcomer
+can try the proxy with no key and no network, and load tests or an application's CI can use it
+as a stand-in for a paid API.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from edgeproxy.dialects import anthropic, openai
+from edgeproxy.dialects import anthropic, openai, openai_responses
 from edgeproxy.dialects.neutral import ChatRequest, ChatResponse, Text, Usage, events_of
 from edgeproxy.operations import Operation
 from edgeproxy.providers.base import CLIENT_CHAT, OutboundRequest, Provider
@@ -94,7 +95,7 @@ class MockProvider(Provider):
         operation = request.operation
         prompt = _text_of(
             payload.get("messages") or payload.get("prompt") or payload.get("input") or ""
-        ) + _text_of(payload.get("system") or "")
+        ) + _text_of(payload.get("system") or payload.get("instructions") or "")
         prompt_tokens = settings.prompt_tokens or estimate_tokens(prompt)
         if operation is Operation.COUNT_TOKENS:
             return MockUpstream(anthropic.token_count(prompt_tokens), None, 0)
@@ -120,6 +121,12 @@ class MockProvider(Provider):
         pieces = self.config.mock.stream_chunks
         options = request.payload.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        if request.operation is Operation.RESPONSES:
+            payload = request.payload
+            if not request.stream:
+                return MockUpstream(openai_responses.render_response(reply, payload), None, 0)
+            frames = openai_responses.response_stream(reply, payload, pieces)
+            return MockUpstream(b"", frames, self.config.mock.chunk_interval)
         if request.operation is Operation.COMPLETIONS:
             if not request.stream:
                 return MockUpstream(openai.text_completion(reply), None, 0)

@@ -20,7 +20,9 @@ class OpenAIProvider(HttpProvider):
     rules = KindRules(
         fixed_url(OPENAI_URL + "/v1"), frozenset({"max_tokens_field"}), _authenticated
     )
-    operations = frozenset({Operation.CHAT, Operation.COMPLETIONS, Operation.EMBEDDINGS})
+    operations = frozenset(
+        {Operation.CHAT, Operation.COMPLETIONS, Operation.EMBEDDINGS, Operation.RESPONSES}
+    )
     native_chat = Operation.CHAT
 
     def auth_headers(self) -> dict[str, str]:

@@ -184,6 +184,38 @@ def _embeddings(payload: dict[str, Any], _stream: bool) -> Needs:
     return Needs(frozenset(), tally.prompt_tokens(), None)
 
 
+# Responses API input parts: text and images by their own type names.
+_RESPONSE_PARTS: dict[str, _Part] = {
+    "input_text": lambda tally, part: tally.text(part.get("text")),
+    "output_text": lambda tally, part: tally.text(part.get("text")),
+    "input_image": _image,
+}
+
+
+def _responses(payload: dict[str, Any], stream: bool) -> Needs:
+    """The Responses API: `instructions`, and `input` as a string or a list of items (messages
+    with text or parts, function calls and their outputs)."""
+    tally = _Tally()
+    tally.text(payload.get("instructions"))
+    items = payload.get("input")
+    tally.text(items)
+    for item in _dicts(items):
+        content = item.get("content")
+        tally.text(content)
+        tally.parts(content, _RESPONSE_PARTS)
+        tally.text(item.get("arguments"))
+        tally.text(item.get("output"))
+    found = tally.capabilities(stream)
+    if _declares(payload, "tools"):
+        tally.json(payload["tools"])
+        found.add("tools")
+    text = payload.get("text")
+    spec = text.get("format") if isinstance(text, dict) else None
+    if isinstance(spec, dict) and spec.get("type") in ("json_object", "json_schema"):
+        found.add("json")
+    return Needs(frozenset(found), tally.prompt_tokens(), _max_tokens(payload, "max_output_tokens"))
+
+
 def _asks_json(payload: dict[str, Any]) -> bool:
     """Structured output: the beta's top-level `output_format`, or `output_config.format`."""
     config = payload.get("output_config")
@@ -210,6 +242,7 @@ _READERS: dict[Operation, Callable[[dict[str, Any], bool], Needs]] = {
     Operation.CHAT: _chat,
     Operation.COMPLETIONS: _completions,
     Operation.EMBEDDINGS: _embeddings,
+    Operation.RESPONSES: _responses,
     Operation.MESSAGES: _messages,
     Operation.COUNT_TOKENS: _messages,
 }

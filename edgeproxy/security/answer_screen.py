@@ -10,7 +10,9 @@ data, while the values it stands for came from the client itself. A stream keeps
 and one restorer per text channel (a choice's content, a content block, a tool call's
 arguments), each holding back a bounded tail (a placeholder or a value cut between events).
 What a channel holds when the event that closes it arrives is sent in an event of its own,
-just before; so is whatever is held when the stream ends.
+just before; so is whatever is held when the stream ends. The Responses API also repeats each
+text whole once its deltas are over (a text done, a part or an item done, the final response):
+those are screened and restored whole, as an answer's are.
 """
 
 from __future__ import annotations
@@ -26,9 +28,13 @@ from edgeproxy.security.pii import Detector
 from edgeproxy.security.pii_redaction import Redaction, StreamRestorer
 from edgeproxy.security.pii_screen import Screen, ScreenMode, StreamScreen
 from edgeproxy.security.prompt_text import (
+    RESPONSES_ENDS,
     Channel,
+    TextSlot,
     answer_texts,
+    event_type,
     finished_indexes,
+    responses_whole_texts,
     stream_texts,
 )
 from edgeproxy.sse import SSEDecoder, SSEEvent, encode_event
@@ -104,6 +110,7 @@ class AnswerScreen:
         "_channels",
         "_counted",
         "_decoder",
+        "_items",
         "_label",
         "_mode",
         "_observe",
@@ -139,6 +146,8 @@ class AnswerScreen:
         self._decoder = SSEDecoder()
         # The fields an OpenAI chunk repeats, for the events a flush adds (None: none seen).
         self._template: dict[str, Any] | None = None
+        # A Responses stream's channels: the item and the event number a flush's delta takes.
+        self._items: dict[Channel, tuple[Any, Any]] = {}
         # Only placeholders to restore (no output rule, no guard reading the transcript): an
         # event with no trace of one is passed on without being decoded.
         self._restores_only = output is None and observe is None
@@ -155,16 +164,21 @@ class AnswerScreen:
             return body
         screen = Screen(self._output, self._mode) if self._output is not None else None
         for slot in answer_texts(self._label, answer):
-            text = slot.get()
-            if screen is not None:
-                text = screen.screen(text)
-            if self._transcript is not None:
-                self._transcript.add(text)
-            if self._redaction is not None:
-                text = self._redaction.restore(text, slot.json)
-            slot.set(text)
+            self._whole_text(slot, screen, self._transcript)
         self.done(screen.found if screen is not None else Counter())
         return orjson.dumps(answer)
+
+    def _whole_text(
+        self, slot: TextSlot, screen: Screen | None, transcript: Transcript | None
+    ) -> None:
+        text = slot.get()
+        if screen is not None:
+            text = screen.screen(text)
+        if transcript is not None:
+            transcript.add(text)
+        if self._redaction is not None:
+            text = self._redaction.restore(text, slot.json)
+        slot.set(text)
 
     # --- streams ---------------------------------------------------------------------------
 
@@ -217,13 +231,26 @@ class AnswerScreen:
         self._template = {k: data[k] for k in ("id", "object", "created", "model") if k in data}
         for slot in stream_texts(self._label, data):
             slot.set(self._channel(slot.channel, slot.json).feed(slot.get()))
-        before = []
-        if data.get("type") == _ANTHROPIC_END:
-            before = self._flush_all()
-        else:
-            for index in finished_indexes(self._label, data):
-                before += self._flush_index(index)
+            if self._label == "responses":
+                self._items[slot.channel] = (data.get("item_id"), data.get("sequence_number"))
+        if self._label == "responses":
+            # Counted and read by the output guard in their deltas already: not twice.
+            screen = Screen(self._output, self._mode) if self._output is not None else None
+            for whole in responses_whole_texts(data):
+                self._whole_text(whole, screen, None)
+        before = self._closed_by(data)
         return [*before, _encoded(orjson.dumps(data), event)]
+
+    def _closed_by(self, data: dict[str, Any]) -> list[bytes]:
+        """What the channels that `data` closes still hold, as events to send before it."""
+        kind = event_type(data)
+        if kind == _ANTHROPIC_END or kind in RESPONSES_ENDS:
+            return self._flush_all()
+        return [
+            event
+            for index in finished_indexes(self._label, data)
+            for event in self._flush_index(index)
+        ]
 
     def _holding(self) -> bool:
         return any(
@@ -271,6 +298,18 @@ class AnswerScreen:
             )
             payload = {"type": "content_block_delta", "index": index, "delta": delta}
             return encode_event(orjson.dumps(payload), "content_block_delta")
+        if self._label == "responses":
+            item, number = self._items.get(key, (None, None))
+            kind_name = (
+                "response.function_call_arguments.delta"
+                if kind == "arguments"
+                else "response.output_text.delta"
+            )
+            event: dict[str, Any] = {"type": kind_name, "item_id": item, "output_index": index}
+            if kind != "arguments":
+                event["content_index"] = sub
+            event |= {"delta": text, "sequence_number": number}
+            return encode_event(orjson.dumps(event), kind_name)
         if self._label == "completions":
             choice: dict[str, Any] = {"index": index, "text": text, "finish_reason": None}
         else:

@@ -268,17 +268,105 @@ def _no_stream(data: dict[str, Any]) -> Iterator[StreamSlot]:
     return iter(())
 
 
+# --- OpenAI's Responses API --------------------------------------------------------------
+
+
+def _responses_request(payload: dict[str, Any]) -> Iterator[TextSlot]:
+    """`instructions`, and `input`: a string, or items (messages with a string or parts,
+    function calls' arguments and their outputs)."""
+    if "instructions" in payload:
+        yield from _slot(payload, "instructions", "system")
+    if "input" in payload:
+        yield from _slot(payload, "input", "user")
+    for item in _objects(payload.get("input")):
+        named = item.get("role")
+        role = _CHAT_ROLES.get(named, "user") if isinstance(named, str) else "user"
+        if "content" in item:
+            yield from _slot(item, "content", role)
+        for part in _objects(item.get("content")):
+            if part.get("type") in ("input_text", "output_text") and "text" in part:
+                yield from _slot(part, "text", role)
+        if item.get("type") == "function_call" and "arguments" in item:
+            yield from _slot(item, "arguments", "assistant", json=True)
+        if item.get("type") == "function_call_output" and "output" in item:
+            yield from _slot(item, "output", "tool")
+
+
+def _responses_output(items: Any) -> Iterator[TextSlot]:
+    """A response's output items: messages' text parts, and function calls' arguments."""
+    for item in _objects(items):
+        for part in _objects(item.get("content")):
+            if part.get("type") == "output_text" and "text" in part:
+                yield from _slot(part, "text", "assistant")
+        if item.get("type") == "function_call" and "arguments" in item:
+            yield from _slot(item, "arguments", "assistant", json=True)
+
+
+def _responses_answer(body: dict[str, Any]) -> Iterator[TextSlot]:
+    yield from _responses_output(body.get("output"))
+
+
+def event_type(data: dict[str, Any]) -> str:
+    """A Responses (or Anthropic) stream event's `type`; "" when it has none that is text."""
+    kind = data.get("type")
+    return kind if isinstance(kind, str) else ""
+
+
+def _responses_stream(data: dict[str, Any]) -> Iterator[StreamSlot]:
+    """The deltas of a Responses stream: text, channelled by output item and content part,
+    and function-call arguments, by output item. The events that repeat a text whole are
+    `responses_whole_texts`'."""
+    kind = event_type(data)
+    if kind == "response.output_text.delta" and isinstance(data.get("delta"), str):
+        channel = ("text", _int(data, "output_index"), _int(data, "content_index"))
+        yield StreamSlot("assistant", data, "delta", channel=channel)
+    elif kind == "response.function_call_arguments.delta" and isinstance(data.get("delta"), str):
+        channel = ("arguments", _int(data, "output_index"), 0)
+        yield StreamSlot("assistant", data, "delta", True, channel)
+
+
+def responses_whole_texts(data: dict[str, Any]) -> Iterator[TextSlot]:
+    """The texts a Responses stream event repeats whole once its deltas are over: a text or
+    arguments done, a part or an item done, and the response's final output."""
+    kind = event_type(data)
+    if kind == "response.output_text.done" and "text" in data:
+        yield from _slot(data, "text", "assistant")
+    elif kind == "response.function_call_arguments.done" and "arguments" in data:
+        yield from _slot(data, "arguments", "assistant", json=True)
+    elif kind == "response.content_part.done":
+        yield from _responses_output([{"content": [data.get("part")]}])
+    elif kind == "response.output_item.done":
+        yield from _responses_output([data.get("item")])
+    elif kind in RESPONSES_ENDS:
+        response = data.get("response")
+        if isinstance(response, dict):
+            yield from _responses_output(response.get("output"))
+
+
+RESPONSES_ENDS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+_RESPONSES_CLOSING = frozenset(
+    {"response.output_text.done", "response.function_call_arguments.done"}
+)
+
+
+def _int(holder: dict[str, Any], key: str) -> int:
+    value = holder.get(key)
+    return value if isinstance(value, int) else 0
+
+
 _REQUESTS: dict[str, Callable[[dict[str, Any]], Iterator[TextSlot]]] = {
     "chat": _chat_request,
     "completions": _completions_request,
     "embeddings": _embeddings_request,
     "messages": _messages_request,
     "count_tokens": _messages_request,
+    "responses": _responses_request,
 }
 _ANSWERS: dict[str, Callable[[dict[str, Any]], Iterator[TextSlot]]] = {
     "chat": _chat_answer,
     "completions": _completions_answer,
     "messages": _messages_answer,
+    "responses": _responses_answer,
     "embeddings": _no_texts,
     "count_tokens": _no_texts,
 }
@@ -286,6 +374,7 @@ _STREAMS: dict[str, Callable[[dict[str, Any]], Iterator[StreamSlot]]] = {
     "chat": _chat_stream,
     "completions": _completions_stream,
     "messages": _messages_stream,
+    "responses": _responses_stream,
     "embeddings": _no_stream,
     "count_tokens": _no_stream,
 }
@@ -307,10 +396,12 @@ def stream_texts(operation: str, data: dict[str, Any]) -> list[StreamSlot]:
 
 
 def finished_indexes(operation: str, data: dict[str, Any]) -> list[int]:
-    """The indexes whose channels this stream event closes: a choice with a finish reason, or
-    an Anthropic content block that stops."""
+    """The indexes whose channels this stream event closes: a choice with a finish reason, an
+    Anthropic content block that stops, or a Responses output item's text or arguments done."""
     if operation == "messages":
         return [_index(data, 0)] if data.get("type") == "content_block_stop" else []
+    if operation == "responses":
+        return [_int(data, "output_index")] if event_type(data) in _RESPONSES_CLOSING else []
     return [
         _index(choice, position)
         for position, choice in enumerate(_objects(data.get("choices")))

@@ -71,7 +71,7 @@ BACKEND_POLICIES = ("local", "open", "closed")
 PII_KINDS = ("email", "phone", "credit_card", "iban", "ssn", "ip", "secret")
 RULE_MODES = ("block", "redact", "monitor")
 SHIELD_MODES = ("blocking", "monitoring", "audit")
-OPERATION_LABELS = ("chat", "completions", "embeddings", "messages", "count_tokens")
+OPERATION_LABELS = ("chat", "completions", "embeddings", "responses", "messages", "count_tokens")
 _DIGEST = re.compile(r"(?:sha256:)?([0-9a-f]{64})")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}")
 

@@ -31,7 +31,7 @@ class RequestRecord:
     fields set through object.__setattr__)."""
 
     request_id: str
-    route: str  # the operation: chat, completions, embeddings, messages, count_tokens
+    route: str  # the operation: chat, completions, embeddings, responses, messages, count_tokens
     model: str  # as the client asked (never a metric label: unbounded)
     group: str | None  # the model group it resolved to (bounded: the configured ones)
     provider: str | None

@@ -6,7 +6,7 @@ page's `telemetry.stats`) counts those still waiting first (`settle`), so what i
 exact. Code run back to back over a batch is cheaper than run once per request among the data
 path's code (telemetry/recorder.py measures it for its consumers); for these counts alone the
 saving was within the measurement's noise. Every label is
-bounded: routes are the five operations; model groups and providers are the configured ones
+bounded: routes are the six operations; model groups and providers are the configured ones
 (a name the configuration does not know, such as the model of a 404, is `other`); statuses
 are HTTP codes; key ids only those the operator listed (`telemetry.metrics.key_labels`), the
 rest `other`. A client sending a thousand made-up model names adds no series.
@@ -53,6 +53,7 @@ GENAI_OPERATIONS = {
     "messages": "chat",
     "completions": "text_completion",
     "embeddings": "embeddings",
+    "responses": "chat",  # OpenAI's Responses API: a chat, as the conventions name it
     "count_tokens": "count_tokens",
 }
 

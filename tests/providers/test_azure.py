@@ -66,6 +66,14 @@ def test_v1_api_urls_carry_no_deployment_and_no_version() -> None:
     assert azure.url_for(outbound(Operation.MESSAGES)) == f"{BASE}/openai/v1/chat/completions"
 
 
+def test_the_responses_api_has_one_url_per_resource_the_deployment_in_the_body() -> None:
+    classic = provider(api_key="k", api_version="2025-04-01-preview")
+    expected = f"{BASE}/openai/responses?api-version=2025-04-01-preview"
+    assert classic.url_for(outbound(Operation.RESPONSES)) == expected
+    v1 = provider(api_key="k", api_version="v1")
+    assert v1.url_for(outbound(Operation.RESPONSES)) == f"{BASE}/openai/v1/responses"
+
+
 def test_a_deployment_name_is_escaped_in_the_path() -> None:
     url = provider(api_key="k").url_for(outbound(Operation.CHAT, "a/b c"))
     assert "/deployments/a%2Fb%20c/chat/completions" in url

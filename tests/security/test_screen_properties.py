@@ -17,11 +17,14 @@ from edgeproxy.operations import Operation
 from edgeproxy.security.answer_screen import AnswerScreen
 from edgeproxy.security.pii import KINDS, Detector
 from edgeproxy.security.pii_redaction import Redaction
+from edgeproxy.security.settings import OPERATION_LABELS
 from edgeproxy.sse import encode_event
 from edgeproxy.state import build_state
 
 FIELDS = ["role", "content", "type", "text", "tool_calls", "function", "arguments", "system"]
 FIELDS += ["messages", "prompt", "input", "source", "data", "choices", "delta", "index"]
+# The Responses API's: its items, parts and stream events.
+FIELDS += ["instructions", "output", "part", "item", "response", "output_index", "content_index"]
 VALUES = st.recursive(
     st.none()
     | st.booleans()
@@ -82,7 +85,7 @@ def test_the_screen_stage_decides_on_any_request_shape(
 
 @EXAMPLES
 @given(
-    st.sampled_from(["chat", "completions", "messages", "embeddings", "count_tokens"]),
+    st.sampled_from(OPERATION_LABELS),
     VALUES,
     st.lists(VALUES, max_size=5),
 )

@@ -37,6 +37,7 @@ ROUTES = {
     ("POST", "/v1/chat/completions"): "chat",
     ("POST", "/v1/completions"): "completions",
     ("POST", "/v1/embeddings"): "embeddings",
+    ("POST", "/v1/responses"): "responses",
     ("POST", "/v1/messages"): "messages",
     ("POST", "/v1/messages/count_tokens"): "count_tokens",
     ("GET", "/v1/models"): "models",
@@ -392,7 +393,13 @@ class FakeUpstream:
         usage_out = reply.completion_tokens
         if usage_out is None:
             usage_out = max(1, len(pieces(reply.text, reply.chunks)) + len(reply.tool_calls))
-        stream = payload.get("stream") is True and route in ("chat", "completions", "messages")
+        streaming = ("chat", "completions", "messages", "responses")
+        stream = payload.get("stream") is True and route in streaming
+        if not stream and route == "responses":
+            answer = self._response_object(model, reply, usage_out, self._next_id(""))
+            return web.json_response(
+                answer, dumps=lambda v: orjson.dumps(v).decode(), headers=headers
+            )
         if not stream:
             body = self._body(route, payload, model, reply, usage_out)
             return web.Response(body=body, content_type="application/json", headers=headers)
@@ -400,6 +407,7 @@ class FakeUpstream:
             "chat": self._chat_frames,
             "completions": self._completion_frames,
             "messages": self._message_frames,
+            "responses": self._response_frames,
         }[route](payload, model, reply, usage_out)
         return await self._stream(request, frames, reply, headers, anthropic)
 
@@ -507,6 +515,75 @@ class FakeUpstream:
                 "rejected_prediction_tokens": 0,
             },
         }
+
+    def _response_object(
+        self, model: str, reply: Reply, out: int | None, suffix: str
+    ) -> dict[str, Any]:
+        """A Responses API `response`: complete with its message and usage, or (`out` None)
+        just created."""
+        message = {
+            "id": "msg_" + suffix,
+            "type": "message",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": reply.text, "annotations": []}],
+        }
+        usage = {
+            "input_tokens": reply.prompt_tokens,
+            "input_tokens_details": {"cached_tokens": reply.cached_tokens},
+            "output_tokens": out,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": reply.prompt_tokens + (out or 0),
+        }
+        return {
+            "id": "resp_" + suffix,
+            "object": "response",
+            "created_at": 1_700_000_000,
+            "status": "in_progress" if out is None else "completed",
+            "error": None,
+            "incomplete_details": None,
+            "model": model,
+            "output": [] if out is None else [message],
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "usage": None if out is None else usage,
+        }
+
+    def _response_frames(
+        self, payload: dict[str, Any], model: str, reply: Reply, out: int
+    ) -> list[bytes]:
+        suffix = self._next_id("")
+        item = "msg_" + suffix
+        at = {"item_id": item, "output_index": 0, "content_index": 0}
+        opened = {"id": item, "type": "message", "status": "in_progress", "role": "assistant"}
+        done = self._response_object(model, reply, out, suffix)
+        events: list[dict[str, Any]] = [
+            {
+                "type": "response.created",
+                "response": self._response_object(model, reply, None, suffix),
+            },
+            {
+                "type": "response.output_item.added",
+                "output_index": 0,
+                "item": {**opened, "content": []},
+            },
+            {
+                "type": "response.content_part.added",
+                **at,
+                "part": {"type": "output_text", "text": "", "annotations": []},
+            },
+            *(
+                {"type": "response.output_text.delta", **at, "delta": piece}
+                for piece in pieces(reply.text, reply.chunks)
+            ),
+            {"type": "response.output_text.done", **at, "text": reply.text},
+            {"type": "response.output_item.done", "output_index": 0, "item": done["output"][0]},
+            {"type": "response.completed", "response": done},
+        ]
+        return [
+            sse({**event, "sequence_number": n}, event["type"]) for n, event in enumerate(events)
+        ]
 
     def _anthropic_usage(self, reply: Reply, out: int) -> dict[str, Any]:
         return {
