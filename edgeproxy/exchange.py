@@ -49,6 +49,10 @@ The `Exchange` carries what the stages learn:
     detached        relay               relay: its client left mid-stream and the rest is read
                                         for requests following it, in the background, which
                                         releases the upstream and settles the exchange
+    pinned          dispatch            dispatch: the only deployment to try (the one that gave
+                                        the answer a Responses request continues)
+    answer_id       relay               handlers: the provider's id of a Responses answer,
+                                        remembered with its deployment (routing/affinity.py)
     trace           handlers (when      lookup_cache (its span, through telemetry.tracing's
                     tracing is on)      wrapper), dispatch (a span per attempt, whose context
                                         goes upstream), handlers (ends it after the answer)
@@ -193,6 +197,8 @@ class Exchange:
     status: int = 0
     detached: bool = False
     trace: Trace | None = None
+    pinned: Deployment | None = None
+    answer_id: str | None = None
 
     @property
     def upstream_model(self) -> str:

@@ -35,11 +35,13 @@ from typing import Protocol
 import orjson
 
 from edgeproxy import errors
+from edgeproxy.dialects import openai_responses
 from edgeproxy.dialects.codec import Codec
 from edgeproxy.dialects.neutral import ChatRequest, EmbeddingRequest, Usage
 from edgeproxy.dialects.translation import ChatTranslator, EmbeddingTranslator
 from edgeproxy.errors import ProxyError
 from edgeproxy.exchange import AnswerFilter, Capture, Exchange, Reply
+from edgeproxy.operations import Operation
 from edgeproxy.providers.base import Upstream
 from edgeproxy.providers.http import decoded_answer
 from edgeproxy.redact import Redactor
@@ -96,6 +98,10 @@ class Transform(Protocol):
     def failed(self) -> bool:
         """The provider's own error event was relayed as it was."""
 
+    @property
+    def answer_id(self) -> str | None:
+        """The answer's id, where a later request may name it (routing/affinity.py)."""
+
     def feed(self, chunk: bytes) -> bytes: ...
 
     def finish(self) -> bytes: ...
@@ -125,6 +131,10 @@ class PassThrough:
     @property
     def failed(self) -> bool:
         return self._watch.failed
+
+    @property
+    def answer_id(self) -> str | None:
+        return self._watch.answer_id
 
     def feed(self, chunk: bytes) -> bytes:
         whole = self._aligner.whole_events(chunk)
@@ -218,7 +228,10 @@ async def read_whole(
         headers["x-request-id"] = exchange.request_id
         mark(headers, exchange)
         if watch_usage and upstream.status == 200:
-            exchange.usage = codec.usage_of_body(readable(exchange, headers, body))
+            readable_body = readable(exchange, headers, body)
+            exchange.usage = codec.usage_of_body(readable_body)
+            if exchange.operation is Operation.RESPONSES:
+                exchange.answer_id = openai_responses.answer_id_of_body(readable_body)
         return upstream.status, headers, body
     body = readable(exchange, upstream.headers, body)
     if not 200 <= upstream.status < 300:
@@ -390,6 +403,7 @@ class Relay:
             self._cancelled(response, exchange, upstream, transform, screen)
             raise
         exchange.usage = transform.usage
+        exchange.answer_id = transform.answer_id
         if transform.failed:  # the provider's own error event, relayed masked
             exchange.status = 502
             out = self._redact.bytes(out)

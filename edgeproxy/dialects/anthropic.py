@@ -131,6 +131,7 @@ class StreamUsage:
     and an `error` event the provider sent mid-stream."""
 
     __slots__ = ("failed", "usage")
+    answer_id: str | None = None  # only the Responses API's answers are named in later requests
 
     def __init__(self) -> None:
         self.usage: Usage | None = None

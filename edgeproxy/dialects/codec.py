@@ -16,6 +16,10 @@ class UsageWatcher(Protocol):
     usage: Usage | None
     failed: bool  # the provider sent an error event in the stream
 
+    @property
+    def answer_id(self) -> str | None:
+        """The answer's id, where a later request may name it (the Responses API's)."""
+
     def observe(self, event: SSEEvent) -> None: ...
 
 

@@ -108,6 +108,7 @@ class StreamUsage:
     and for an error the provider sent in place of a chunk."""
 
     __slots__ = ("failed", "usage")
+    answer_id: str | None = None  # only the Responses API's answers are named in later requests
 
     def __init__(self) -> None:
         self.usage: Usage | None = None

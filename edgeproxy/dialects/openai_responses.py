@@ -9,6 +9,7 @@ and, in a stream, arrives inside the `response.completed` (or `.incomplete`, `.f
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +24,7 @@ __all__ = [  # a Codec: its errors are OpenAI's
     "NAME",
     "USAGE_MARKERS",
     "StreamUsage",
+    "answer_id_of_body",
     "error_event",
     "read_usage",
     "render_error",
@@ -32,9 +34,12 @@ __all__ = [  # a Codec: its errors are OpenAI's
     "usage_of_body",
 ]
 NAME = "openai"  # the dialect, as headers and logs name it
-# What an event must contain for StreamUsage to learn from it: the final response's usage, or
-# an error (an `error` event, or a response that failed).
-USAGE_MARKERS = (b'"usage":{', b'"usage": {', b'"error"')
+# What an event must contain for StreamUsage to learn from it: the response created (its id),
+# the final response's usage, or an error (an `error` event, or a response that failed).
+USAGE_MARKERS = (b'"usage":{', b'"usage": {', b'"error"', b'"response.created"')
+# The answer's own id leads its object, before any output item's (`msg_...`, `fc_...`).
+_ANSWER_ID = re.compile(rb'"id"\s*:\s*"(resp_[A-Za-z0-9_\-]{1,200})"')
+_ID_WITHIN = 1024  # bytes of a whole answer its id is looked for in
 
 
 def read_usage(obj: dict[str, Any]) -> Usage | None:
@@ -57,15 +62,22 @@ def usage_of_body(body: bytes) -> Usage | None:
     return body_usage(body, read_usage)
 
 
+def answer_id_of_body(body: bytes) -> str | None:
+    """The id of a whole Response (`resp_...`), for routing/affinity.py."""
+    found = _ANSWER_ID.search(body, 0, _ID_WITHIN)
+    return found.group(1).decode() if found is not None else None
+
+
 class StreamUsage:
-    """Watches relayed Responses events for the final response's usage, and for a failure
+    """Watches relayed Responses events for the response's id, its final usage, and a failure
     (an `error` event, or `response.failed`)."""
 
-    __slots__ = ("failed", "usage")
+    __slots__ = ("answer_id", "failed", "usage")
 
     def __init__(self) -> None:
         self.usage: Usage | None = None
         self.failed = False
+        self.answer_id: str | None = None
 
     def observe(self, event: SSEEvent) -> None:
         try:
@@ -80,6 +92,9 @@ class StreamUsage:
         response = payload.get("response")
         if isinstance(response, dict):
             self.usage = read_usage(response) or self.usage
+            answer_id = response.get("id")
+            if self.answer_id is None and isinstance(answer_id, str):
+                self.answer_id = answer_id
 
 
 def _usage_object(usage: Usage) -> dict[str, Any]:

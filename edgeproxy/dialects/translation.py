@@ -144,6 +144,7 @@ class StreamRelay:
 
     # A provider's error event raises ProxyError in `feed`: nothing is ever relayed as it was.
     failed = False
+    answer_id = None  # a translated answer is never a Responses API one
 
     def __init__(self, decoder: StreamDecoder, encoder: StreamEncoder, model: str) -> None:
         self._decoder = decoder

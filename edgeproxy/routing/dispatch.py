@@ -44,7 +44,9 @@ from edgeproxy.dialects.translation import Translator
 from edgeproxy.dialects.upstream import retry_after
 from edgeproxy.errors import ProxyError
 from edgeproxy.exchange import AttemptTrace, Exchange, Reply
+from edgeproxy.operations import Operation
 from edgeproxy.providers.base import OutboundRequest, Upstream
+from edgeproxy.routing.affinity import ResponseAffinity
 from edgeproxy.routing.health import Lease
 from edgeproxy.routing.needs import exceeds_context, missing, why_unfit
 from edgeproxy.routing.retry import RetryBudget, wait_before_retry
@@ -185,9 +187,10 @@ def outbound(
 class Dispatch:
     """The terminal stage: the upstream answer to relay, or the error to render."""
 
-    __slots__ = ("_clock", "_rng", "_sleep", "hedges")
+    __slots__ = ("_clock", "_rng", "_sleep", "affinity", "hedges")
 
     def __init__(self, clock: Clock, rng: Callable[[], float], sleep: Sleep) -> None:
+        self.affinity = ResponseAffinity()
         self._clock = clock
         self._rng = rng
         self._sleep = sleep
@@ -205,7 +208,7 @@ class Dispatch:
             exchange.upstream_wait += self._clock() - began  # attempts, backoff, hedges
 
     async def _dispatch(self, exchange: Exchange, primary: ModelGroup) -> Reply:
-        plan, unfit = self._plan(exchange, primary)
+        plan, unfit = self._pinned(exchange, primary) or self._plan(exchange, primary)
         if unfit is not None:
             return unfit
         last: Outcome | None = None
@@ -240,6 +243,22 @@ class Dispatch:
         if all(d.health.rate_limited(now) for d in fitting):
             return errors.rate_limited_everywhere(exchange.model, wait)
         return errors.no_deployment_available(exchange.model, wait)
+
+    def _pinned(
+        self, exchange: Exchange, primary: ModelGroup
+    ) -> tuple[list[ModelGroup], None] | None:
+        """A Responses request continuing an answer a deployment of its groups gave: that
+        deployment's group alone, the request pinned to it (routing/affinity.py); else None."""
+        if exchange.operation is not Operation.RESPONSES:
+            return None
+        pinned = self.affinity.owner(exchange.payload)
+        if pinned is None:
+            return None
+        holding = [g for g in (primary, *primary.fallbacks) if pinned in g.deployments]
+        if not holding:
+            return None
+        exchange.pinned = pinned
+        return holding[:1], None
 
     def _plan(
         self, exchange: Exchange, primary: ModelGroup
@@ -358,6 +377,10 @@ class Dispatch:
     def _choose(
         self, exchange: Exchange, group: ModelGroup, exclude: Set[Deployment] = frozenset()
     ) -> Deployment | None:
+        pinned = exchange.pinned
+        if pinned is not None:
+            usable = pinned not in exclude and pinned.health.available(self._clock())
+            return pinned if usable else None
         return group.choose(
             exchange.strategy or group.strategy,
             self._clock(),

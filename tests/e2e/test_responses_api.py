@@ -71,6 +71,26 @@ async def test_a_streamed_response_arrives_event_by_event_and_its_usage_is_count
     assert requests_total(metrics, route="responses", model_group="gpt-4o", status="200") == 1
 
 
+async def test_gzipped_answers_pass_through_with_their_usage_read(stack: Stack) -> None:
+    stack.fake.compress = stack.fake.compress_streams = True
+    stack.fake.default["responses"] = Reply(
+        text="Packed. " * 400, prompt_tokens=5, completion_tokens=800
+    )
+    async with async_client(stack) as sdk:
+        whole = await sdk.responses.with_raw_response.create(model="gpt-4o", input="Hi")
+        async with sdk.responses.stream(model="gpt-4o", input="Hi") as s:
+            streamed = await s.get_final_response()
+    assert whole.http_response.headers["content-encoding"] == "gzip"
+    assert whole.parse().output_text == streamed.output_text == "Packed. " * 400
+    metrics = await scrape(stack.proxy.admin_url)
+    tokens = {
+        dict(series)["type"]: value
+        for (name, series), value in metrics.items()
+        if name == "edgeproxy_tokens_total" and dict(series)["model_group"] == "gpt-4o"
+    }
+    assert (tokens["input"], tokens["output"]) == (10, 1600)
+
+
 async def test_the_mock_answers_the_responses_api_whole_and_streamed(stack: Stack) -> None:
     async with async_client(stack) as sdk:
         whole = await sdk.responses.create(model="edgeproxy-mock", input="Hello")
@@ -206,3 +226,56 @@ def test_the_texts_of_a_responses_request_are_found_for_limits_and_guards() -> N
         ("tool", "42", False),
     ]
     assert [s.get() for s in request_texts("responses", {"input": "Just text"})] == ["Just text"]
+
+
+TWO_DEPLOYMENTS = {
+    "gpt-4o": {
+        "deployments": [
+            {"provider": "openai-up", "model": "gpt-4o-east"},
+            {"provider": "openai-up", "model": "gpt-4o-west"},
+        ]
+    }
+}
+
+
+async def test_a_follow_up_goes_to_the_deployment_that_holds_the_answer_it_continues(
+    make_stack: StackFactory,
+) -> None:
+    """The provider keeps a response's state: `previous_response_id` is only known where it
+    was given, so every follow-up of a chain, streamed or not, goes to that deployment."""
+    stack = await make_stack(model_settings=TWO_DEPLOYMENTS)
+    async with async_client(stack) as sdk:
+        first = await sdk.responses.create(model="gpt-4o", input="Start")
+        holder = stack.fake.requests[-1].json["model"]
+        previous = first.id
+        for turn in range(12):
+            if turn % 2:
+                async with sdk.responses.stream(
+                    model="gpt-4o", input="Go on", previous_response_id=previous
+                ) as s:
+                    answer = await s.get_final_response()
+            else:
+                answer = await sdk.responses.create(
+                    model="gpt-4o", input="Go on", previous_response_id=previous
+                )
+            assert stack.fake.requests[-1].json["model"] == holder, f"turn {turn}"
+            assert stack.fake.requests[-1].json["previous_response_id"] == previous
+            previous = answer.id
+        fresh = {
+            (await sdk.responses.create(model="gpt-4o", input="New"), stack.fake.requests[-1])[
+                1
+            ].json["model"]
+            for _ in range(16)
+        }
+    assert fresh == {"gpt-4o-east", "gpt-4o-west"}  # requests that continue nothing spread
+
+
+async def test_a_follow_up_of_an_answer_this_proxy_never_saw_is_routed_as_usual(
+    stack: Stack,
+) -> None:
+    async with async_client(stack) as sdk:
+        answer = await sdk.responses.create(
+            model="gpt-4o", input="Go on", previous_response_id="resp_from_elsewhere"
+        )
+    assert answer.output_text
+    assert stack.fake.requests[-1].json["previous_response_id"] == "resp_from_elsewhere"

@@ -125,6 +125,22 @@ def sampled(traceparent: str) -> bool:
     return bool(int(traceparent.rsplit("-", 1)[1], 16) & 1)
 
 
+async def test_a_responses_api_call_is_traced_as_a_chat_with_its_usage(
+    traced: TracedFactory, exporter: KeptSpans
+) -> None:
+    stack = await traced()
+    stack.fake.default["responses"] = Reply(prompt_tokens=6, completion_tokens=3)
+    sdk = openai.AsyncOpenAI(base_url=stack.openai_url, api_key=CLIENT_KEY, max_retries=0)
+    async with sdk as client, client.responses.stream(model="gpt-4o", input="Hello") as stream:
+        await stream.get_final_response()
+    await background_done(stack)
+    server, client_span = one(of_kind(exporter, SERVER)), one(of_kind(exporter, CLIENT))
+    assert (server.name, client_span.name) == ("chat gpt-4o", "chat gpt-4o-2024-08-06")
+    found = attributes(server)
+    assert found["gen_ai.operation.name"] == "chat"
+    assert (found["gen_ai.usage.input_tokens"], found["gen_ai.usage.output_tokens"]) == (6, 3)
+
+
 async def test_a_request_is_a_server_span_with_a_cache_span_and_a_client_span_under_it(
     traced: TracedFactory, exporter: KeptSpans
 ) -> None:
