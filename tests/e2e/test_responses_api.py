@@ -5,6 +5,8 @@ deployment of the group speaks it; never cached."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import openai
 import orjson
 import pytest
@@ -23,6 +25,16 @@ GPT_4O = (2.50e-6, 10.00e-6)  # USD per input and output token (edgeproxy/pricin
 
 def async_client(stack: Stack) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=stack.openai_url, api_key=CLIENT_KEY, max_retries=0)
+
+
+def tokens_counted(metrics: dict[Any, float]) -> tuple[float, float]:
+    """edgeproxy_tokens_total for model group gpt-4o: input and output."""
+    tokens = {
+        dict(series)["type"]: value
+        for (name, series), value in metrics.items()
+        if name == "edgeproxy_tokens_total" and dict(series)["model_group"] == "gpt-4o"
+    }
+    return tokens["input"], tokens["output"]
 
 
 async def test_a_response_passes_through_with_the_model_mapped_and_its_usage_costed(
@@ -62,12 +74,7 @@ async def test_a_streamed_response_arrives_event_by_event_and_its_usage_is_count
     assert kinds.count("response.output_text.delta") == 4
     assert stack.fake.requests[-1].json["stream"] is True
     metrics = await scrape(stack.proxy.admin_url)
-    tokens = {
-        dict(series)["type"]: value
-        for (name, series), value in metrics.items()
-        if name == "edgeproxy_tokens_total" and dict(series)["model_group"] == "gpt-4o"
-    }
-    assert (tokens["input"], tokens["output"]) == (7, 5)
+    assert tokens_counted(metrics) == (7, 5)
     assert requests_total(metrics, route="responses", model_group="gpt-4o", status="200") == 1
 
 
@@ -82,13 +89,7 @@ async def test_gzipped_answers_pass_through_with_their_usage_read(stack: Stack) 
             streamed = await s.get_final_response()
     assert whole.http_response.headers["content-encoding"] == "gzip"
     assert whole.parse().output_text == streamed.output_text == "Packed. " * 400
-    metrics = await scrape(stack.proxy.admin_url)
-    tokens = {
-        dict(series)["type"]: value
-        for (name, series), value in metrics.items()
-        if name == "edgeproxy_tokens_total" and dict(series)["model_group"] == "gpt-4o"
-    }
-    assert (tokens["input"], tokens["output"]) == (10, 1600)
+    assert tokens_counted(await scrape(stack.proxy.admin_url)) == (10, 1600)
 
 
 async def test_the_mock_answers_the_responses_api_whole_and_streamed(stack: Stack) -> None:
