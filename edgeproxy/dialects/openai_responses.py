@@ -4,7 +4,8 @@ The proxy serves it same-dialect only: to OpenAI, Azure OpenAI's v1 API and Open
 servers, whose bytes pass through. Its usage differs from chat's in name (`input_tokens`,
 `output_tokens`, `input_tokens_details.cached_tokens`, `output_tokens_details.reasoning_tokens`)
 and, in a stream, arrives inside the `response.completed` (or `.incomplete`, `.failed`) event's
-`response` object. Errors are rendered as OpenAI's, which the SDK raises for this API too.
+`response` object. Error bodies are OpenAI's; a stream that fails after it started ends with
+the Responses API's own `error` event.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from typing import Any
 import orjson
 
 from edgeproxy.dialects.neutral import ChatResponse, Usage, split_text
-from edgeproxy.dialects.openai import error_event, render_error, status_for
+from edgeproxy.dialects.openai import error_object, render_error, status_for
 from edgeproxy.dialects.usage_body import body_usage
+from edgeproxy.errors import ProxyError
 from edgeproxy.sse import SSEEvent
 
-__all__ = [  # a Codec: its errors are OpenAI's
+__all__ = [  # a Codec: its error bodies are OpenAI's
     "NAME",
     "USAGE_MARKERS",
     "StreamUsage",
@@ -40,6 +42,21 @@ USAGE_MARKERS = (b'"usage":{', b'"usage": {', b'"error"', b'"response.created"')
 # The answer's own id leads its object, before any output item's (`msg_...`, `fc_...`).
 _ANSWER_ID = re.compile(rb'"id"\s*:\s*"(resp_[A-Za-z0-9_\-]{1,200})"')
 _ID_WITHIN = 1024  # bytes of a whole answer its id is looked for in
+
+
+def error_event(err: ProxyError) -> bytes:
+    """The last event of a stream that failed after it started: the Responses API's `error`
+    event (its `code` and `message`, as typed clients read it), carrying OpenAI's error object
+    too, on which the SDKs raise."""
+    error = error_object(err)
+    event = {
+        "type": "error",
+        "code": error["code"],
+        "message": error["message"],
+        "param": error["param"],
+        "error": error,
+    }
+    return b"event: error\ndata: " + orjson.dumps(event) + b"\n\n"
 
 
 def read_usage(obj: dict[str, Any]) -> Usage | None:

@@ -139,6 +139,24 @@ async def test_a_failed_stream_is_relayed_as_the_provider_sent_it(stack: Stack) 
                 pass
 
 
+async def test_a_stream_cut_short_upstream_ends_with_the_responses_error_event(
+    stack: Stack,
+) -> None:
+    stack.fake.default["responses"] = Reply(text="a b c d e f", chunks=6, drop_after=3)
+    async with async_client(stack) as sdk:
+        stream = await sdk.responses.create(model="gpt-4o", input="Hello", stream=True)
+        with pytest.raises(openai.APIError, match="ended the response abnormally"):
+            async for _ in stream:
+                pass
+        raw = await sdk.responses.with_raw_response.create(model="gpt-4o", input="x", stream=True)
+        body = await raw.http_response.aread()
+    head, data = body.rstrip(b"\n").rsplit(b"\n\n", 1)[1].split(b"\n")
+    event = orjson.loads(data.removeprefix(b"data: "))
+    assert head == b"event: error"
+    assert (event["type"], event["code"]) == ("error", "upstream_protocol_error")
+    assert event["error"]["type"] == "api_error"
+
+
 def test_the_responses_stream_frames_name_their_event_types() -> None:
     """The mock's frames carry `event:` lines matching each payload's type, as OpenAI's do."""
     reply = ChatResponse("abc", "m", [Text("hi there")], "stop", Usage(3, 2), 0)
