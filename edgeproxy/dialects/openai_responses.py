@@ -64,14 +64,18 @@ def read_usage(obj: dict[str, Any]) -> Usage | None:
     raw = obj.get("usage")
     if not isinstance(raw, dict):
         return None
-    input_details = raw.get("input_tokens_details") or {}
-    output_details = raw.get("output_tokens_details") or {}
     return Usage(
-        input_tokens=int(raw.get("input_tokens") or 0),
-        output_tokens=int(raw.get("output_tokens") or 0),
-        cached_tokens=int(input_details.get("cached_tokens") or 0),
-        reasoning_tokens=int(output_details.get("reasoning_tokens") or 0),
+        input_tokens=_count(raw, "input_tokens"),
+        output_tokens=_count(raw, "output_tokens"),
+        cached_tokens=_count(raw.get("input_tokens_details"), "cached_tokens"),
+        reasoning_tokens=_count(raw.get("output_tokens_details"), "reasoning_tokens"),
     )
+
+
+def _count(holder: object, name: str) -> int:
+    """A token count, 0 where a provider sent none, or something that is not one."""
+    value = holder.get(name) if isinstance(holder, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def usage_of_body(body: bytes) -> Usage | None:

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from edgeproxy.dialects.neutral import ChatResponse, Text, Usage
-from edgeproxy.dialects.openai_responses import response_stream
+from edgeproxy.dialects.openai_responses import response_stream, usage_of_body
 from edgeproxy.security.prompt_text import request_texts
 from tests.conftest import StackFactory
 from tests.support.fake_upstream import Fail, Reply
@@ -155,6 +155,20 @@ async def test_a_stream_cut_short_upstream_ends_with_the_responses_error_event(
     assert head == b"event: error"
     assert (event["type"], event["code"]) == ("error", "upstream_protocol_error")
     assert event["error"]["type"] == "api_error"
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"input_tokens": "9", "output_tokens": None, "input_tokens_details": [1]},
+        {"input_tokens": True, "output_tokens_details": "none"},
+        "not an object",
+    ],
+)
+def test_a_malformed_usage_counts_nothing_rather_than_failing(usage: object) -> None:
+    body = orjson.dumps({"id": "resp_1", "object": "response", "usage": usage})
+    found = usage_of_body(body)
+    assert found is None or (found.input_tokens, found.output_tokens) == (0, 0)
 
 
 def test_the_responses_stream_frames_name_their_event_types() -> None:
