@@ -21,6 +21,8 @@ from edgeproxy.providers.base import CLIENT_CHAT, OutboundRequest, Provider
 from edgeproxy.providers.settings import KindRules, fixed_url
 
 _JSON = {"content-type": "application/json"}
+# Answer ids as each API spells them (the Responses codec adds `resp_` and `msg_` itself).
+_ID_PREFIXES = {Operation.MESSAGES: "msg_", Operation.RESPONSES: ""}
 _SSE = {"content-type": "text/event-stream; charset=utf-8"}
 
 
@@ -102,8 +104,7 @@ class MockProvider(Provider):
         if operation is Operation.EMBEDDINGS:
             return self._embeddings(payload, model, prompt_tokens)
         reply = ChatResponse(
-            id=("msg_" if operation is Operation.MESSAGES else "chatcmpl-")
-            + request.request_id[:24],
+            id=_ID_PREFIXES.get(operation, "chatcmpl-") + request.request_id[:24],
             model=model,
             parts=[Text(settings.reply)],
             finish="stop",
