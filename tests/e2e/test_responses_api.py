@@ -100,6 +100,8 @@ async def test_the_mock_answers_the_responses_api_whole_and_streamed(stack: Stac
     assert whole.output_text == streamed.output_text
     assert whole.output_text.startswith("Hello from edgeproxy's mock provider")
     assert whole.usage is not None and whole.usage.output_tokens > 0
+    assert whole.id.startswith("resp_") and whole.output[0].id.startswith("msg_")
+    assert "chatcmpl" not in whole.id
 
 
 async def test_a_group_without_an_openai_deployment_refuses_it_in_openais_dialect(
