@@ -15,7 +15,7 @@ from edgeproxy.dialects.neutral import ChatResponse, Text, Usage
 from edgeproxy.dialects.openai_responses import response_stream, usage_of_body
 from edgeproxy.security.prompt_text import request_texts
 from tests.conftest import StackFactory
-from tests.support.fake_upstream import Fail, Reply
+from tests.support.fake_upstream import Fail, Reply, ToolCall
 from tests.support.stack import CLIENT_KEY, Stack
 from tests.telemetry.test_metrics import scrape
 from tests.telemetry.test_request_metrics import requests_total
@@ -224,6 +224,32 @@ async def test_personal_data_is_restored_in_a_whole_response(make_stack: StackFa
         )
     assert stack.fake.requests[-1].json["input"][0]["content"][0]["text"] == "I am [EMAIL_1]"
     assert answer.output_text == "Noted: ann@example.com."
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_personal_data_is_restored_in_function_call_arguments(
+    make_stack: StackFactory, stream: bool
+) -> None:
+    """A placeholder in a tool call's JSON arguments comes back as the client's own value, in
+    the deltas and in every event that repeats the arguments whole."""
+    stack = await make_stack(sections={"guardrails": REDACTING})
+    call = ToolCall("call_1", "send_mail", '{"to": "[EMAIL_1]", "body": "hi"}')
+    stack.fake.default["responses"] = Reply(text="Sending.", tool_calls=[call], chunks=5)
+    async with async_client(stack) as sdk:
+        prompt = "Mail ann@example.com"
+        if stream:
+            async with sdk.responses.stream(model="gpt-4o", input=prompt) as s:
+                deltas = [
+                    e.delta async for e in s if e.type == "response.function_call_arguments.delta"
+                ]
+                answer = await s.get_final_response()
+            assert orjson.loads("".join(deltas))["to"] == "ann@example.com"
+        else:
+            answer = await sdk.responses.create(model="gpt-4o", input=prompt)
+    sent = stack.fake.requests[-1].json["input"]
+    assert "example.com" not in sent
+    (function_call,) = [item for item in answer.output if item.type == "function_call"]
+    assert orjson.loads(function_call.arguments) == {"to": "ann@example.com", "body": "hi"}
 
 
 async def test_personal_data_an_answer_brings_is_redacted_in_every_event(

@@ -535,6 +535,7 @@ class FakeUpstream:
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": reply.prompt_tokens + (out or 0),
         }
+        calls = [self._function_call(call, call.arguments_json) for call in reply.tool_calls]
         return {
             "id": "resp_" + suffix,
             "object": "response",
@@ -543,12 +544,53 @@ class FakeUpstream:
             "error": None,
             "incomplete_details": None,
             "model": model,
-            "output": [] if out is None else [message],
+            "output": [] if out is None else [message, *calls],
             "parallel_tool_calls": True,
             "tool_choice": "auto",
             "tools": [],
             "usage": None if out is None else usage,
         }
+
+    def _function_call(self, call: ToolCall, arguments: str) -> dict[str, Any]:
+        """A Responses API function call item (`arguments` so far: "" while it streams)."""
+        status = "completed" if arguments == call.arguments_json else "in_progress"
+        return {
+            "id": "fc_" + call.id,
+            "type": "function_call",
+            "status": status,
+            "call_id": call.id,
+            "name": call.name,
+            "arguments": arguments,
+        }
+
+    def _function_call_events(self, reply: Reply) -> list[dict[str, Any]]:
+        """Each function call after the message (output 1, 2...): added, its arguments in
+        pieces, done."""
+        events: list[dict[str, Any]] = []
+        for index, call in enumerate(reply.tool_calls, start=1):
+            at = {"item_id": "fc_" + call.id, "output_index": index}
+            events += [
+                {
+                    "type": "response.output_item.added",
+                    "output_index": index,
+                    "item": self._function_call(call, ""),
+                },
+                *(
+                    {"type": "response.function_call_arguments.delta", **at, "delta": piece}
+                    for piece in pieces(call.arguments_json, reply.chunks)
+                ),
+                {
+                    "type": "response.function_call_arguments.done",
+                    **at,
+                    "arguments": call.arguments_json,
+                },
+                {
+                    "type": "response.output_item.done",
+                    "output_index": index,
+                    "item": self._function_call(call, call.arguments_json),
+                },
+            ]
+        return events
 
     def _response_frames(
         self, payload: dict[str, Any], model: str, reply: Reply, out: int
@@ -579,6 +621,7 @@ class FakeUpstream:
             ),
             {"type": "response.output_text.done", **at, "text": reply.text},
             {"type": "response.output_item.done", "output_index": 0, "item": done["output"][0]},
+            *self._function_call_events(reply),
             {"type": "response.completed", "response": done},
         ]
         return [
