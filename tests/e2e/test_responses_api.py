@@ -12,8 +12,14 @@ import orjson
 import pytest
 
 from edgeproxy.dialects.neutral import ChatResponse, Text, Usage
-from edgeproxy.dialects.openai_responses import response_stream, usage_of_body
+from edgeproxy.dialects.openai_responses import (
+    StreamUsage,
+    answer_id_of_body,
+    response_stream,
+    usage_of_body,
+)
 from edgeproxy.security.prompt_text import request_texts
+from edgeproxy.sse import SSEEvent
 from tests.conftest import StackFactory
 from tests.support.fake_upstream import Fail, Reply, ToolCall
 from tests.support.stack import CLIENT_KEY, Stack
@@ -171,6 +177,22 @@ def test_a_malformed_usage_counts_nothing_rather_than_failing(usage: object) -> 
     body = orjson.dumps({"id": "resp_1", "object": "response", "usage": usage})
     found = usage_of_body(body)
     assert found is None or (found.input_tokens, found.output_tokens) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("answer_id", "remembered"),
+    [("resp_abc-1_Z", "resp_abc-1_Z"), ("resp_" + "x" * 201, None), ("msg_1", None), (7, None)],
+)
+def test_only_an_answer_id_of_the_apis_shape_is_remembered(
+    answer_id: object, remembered: str | None
+) -> None:
+    """Ids an upstream sends are bounded before they are kept (routing/affinity.py)."""
+    watcher = StreamUsage()
+    created = {"type": "response.created", "response": {"id": answer_id, "usage": None}}
+    watcher.observe(SSEEvent(data=orjson.dumps(created), event="response.created"))
+    assert watcher.answer_id == remembered
+    body = orjson.dumps({"id": answer_id, "object": "response"})
+    assert answer_id_of_body(body) == remembered
 
 
 def test_the_responses_stream_frames_name_their_event_types() -> None:
