@@ -26,6 +26,7 @@ an edit elsewhere in the file:
                     can still be scored
     tracer          when the tracing settings and the secrets it masks are unchanged
     shared_metrics  when the shared directory is unchanged
+    affinity        always: which deployment gave each recent Responses answer, by name
 
 Incident detection is always rebuilt (it watches the model table): a reload starts its
 windows afresh.
@@ -44,7 +45,9 @@ if TYPE_CHECKING:
     from edgeproxy.cache.answer import StoredAnswer
     from edgeproxy.cache.lookup import LookupCache
     from edgeproxy.cache.memory import MemoryCache
+    from edgeproxy.pipeline import Pipeline
     from edgeproxy.providers.base import Provider
+    from edgeproxy.routing.affinity import ResponseAffinity
     from edgeproxy.routing.health import DeploymentHealth
     from edgeproxy.routing.router import ModelTable
     from edgeproxy.security.build import Guards
@@ -63,6 +66,7 @@ class Running(Protocol):
     config: Config
     providers: dict[str, Provider]
     table: ModelTable
+    pipeline: Pipeline
     background: Background
     cache: LookupCache | None
     costing: Costing
@@ -91,6 +95,7 @@ class Kept:
     served: ServedLedger | None = None
     tracer: Tracer | None = None
     shared_metrics: SharedMetrics | None = None
+    affinity: ResponseAffinity | None = None  # always kept: which deployment holds an answer
 
     def names(self) -> list[str]:
         """The kinds of part kept, for the reload's report."""
@@ -207,4 +212,5 @@ def kept_from(old: Running, config: Config) -> Kept:
         ),
         tracer=old.tracer if tracer_kept else None,
         shared_metrics=old.shared_metrics if metrics_kept else None,
+        affinity=old.pipeline.dispatch.affinity,
     )

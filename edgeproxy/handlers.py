@@ -190,7 +190,8 @@ class ProxyHandlers:
             reply = await self._pipeline.run(exchange)
             await self._relay.answer(response, exchange, reply, codec)
             if exchange.answer_id is not None and exchange.deployment is not None:
-                self._pipeline.dispatch.affinity.remember(exchange.answer_id, exchange.deployment)
+                affinity = self._pipeline.dispatch.affinity
+                affinity.remember(exchange.answer_id, exchange.deployment.name)
         except asyncio.CancelledError:
             self._relay.interrupted(response, exchange, codec)
             raise

@@ -59,6 +59,7 @@ from edgeproxy.exchange import Exchange, Reply, Stage
 from edgeproxy.ids import fresh_id
 from edgeproxy.operations import Operation
 from edgeproxy.relay import read_whole, readable
+from edgeproxy.routing.affinity import ResponseAffinity
 from edgeproxy.routing.dispatch import Dispatch
 from edgeproxy.routing.needs import needs_of
 from edgeproxy.routing.router import ModelTable
@@ -165,9 +166,10 @@ def build_pipeline(
     *,
     before_route: tuple[Stage, ...] = (),
     after_route: tuple[Stage, ...] = (),
+    affinity: ResponseAffinity | None = None,
 ) -> Pipeline:
     """The stages for `table`: those that need no model group (authenticate), route, those
     that do (limits, budgets, screening), then the cache's when it is on (cache/lookup.py,
     inside its span when tracing is on). Clock, randomness and sleep are injected for tests."""
     stages = (*before_route, Route(table), *after_route, *(() if cache is None else (cache,)))
-    return Pipeline(table, stages, Dispatch(clock, rng, sleep), clock)
+    return Pipeline(table, stages, Dispatch(clock, rng, sleep, affinity), clock)

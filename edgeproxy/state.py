@@ -206,6 +206,7 @@ def build_state(
         TracedLookup(cache) if cache is not None and tracing.enabled else cache,
         before_route=guards.before_route,
         after_route=guards.after_route,
+        affinity=kept.affinity,
     )
     if cache is not None and cache.semantic is not None:
         cache.semantic.connect(pipeline.embed)  # an embeddings group embeds through routing

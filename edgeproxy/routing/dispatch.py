@@ -189,8 +189,14 @@ class Dispatch:
 
     __slots__ = ("_clock", "_rng", "_sleep", "affinity", "hedges")
 
-    def __init__(self, clock: Clock, rng: Callable[[], float], sleep: Sleep) -> None:
-        self.affinity = ResponseAffinity()
+    def __init__(
+        self,
+        clock: Clock,
+        rng: Callable[[], float],
+        sleep: Sleep,
+        affinity: ResponseAffinity | None = None,
+    ) -> None:
+        self.affinity = affinity or ResponseAffinity()  # a reload hands the running one on
         self._clock = clock
         self._rng = rng
         self._sleep = sleep
@@ -251,14 +257,15 @@ class Dispatch:
         deployment's group alone, the request pinned to it (routing/affinity.py); else None."""
         if exchange.operation is not Operation.RESPONSES:
             return None
-        pinned = self.affinity.owner(exchange.payload)
-        if pinned is None:
+        owner = self.affinity.owner(exchange.payload)
+        if owner is None:
             return None
-        holding = [g for g in (primary, *primary.fallbacks) if pinned in g.deployments]
-        if not holding:
-            return None
-        exchange.pinned = pinned
-        return holding[:1], None
+        for group in (primary, *primary.fallbacks):
+            for deployment in group.deployments:
+                if deployment.name == owner:
+                    exchange.pinned = deployment
+                    return [group], None
+        return None
 
     def _plan(
         self, exchange: Exchange, primary: ModelGroup

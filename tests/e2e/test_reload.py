@@ -27,7 +27,11 @@ UPSTREAM = "up/gpt-4o-2024-08-06"  # the deployment on the fake upstream
 
 
 def config_text(
-    fake: FakeUpstream, chat: str, up_timeouts: dict[str, str] | None = None, grace: str = "5s"
+    fake: FakeUpstream,
+    chat: str,
+    up_timeouts: dict[str, str] | None = None,
+    grace: str = "5s",
+    gpt_4o_also: str | None = None,
 ) -> str:
     """`chat` on one of two mock upstreams (streams in 4 chunks 2 ms apart, so some are in
     flight at the swap); `gpt-4o` on the fake upstream."""
@@ -53,6 +57,8 @@ def config_text(
             "gpt-4o": {"deployments": [{"provider": "up", "model": "gpt-4o-2024-08-06"}]},
         },
     }
+    if gpt_4o_also is not None:
+        raw["models"]["gpt-4o"]["deployments"].insert(0, {"provider": "up", "model": gpt_4o_also})
     return yaml.safe_dump(raw)
 
 
@@ -214,3 +220,27 @@ async def test_a_provider_handed_on_by_one_reload_and_replaced_by_the_next_outli
             assert old.in_use == 1, "the second configuration's stream still reads from it"
             assert streamed_text(second_head + await second.read()) == words
     await eventually(lambda: old.in_use == 0 and old._pool is None, "its close")
+
+
+async def test_a_responses_follow_up_still_finds_its_deployment_after_a_reload(
+    served: Served,
+) -> None:
+    """The answers remembered for follow-ups (routing/affinity.py) outlive a reload that adds a
+    deployment beside the one that gave them."""
+    proxy, fake = served.proxy, served.fake
+    url = proxy.url + "/v1/responses"
+    async with served.session.post(url, json={"model": "gpt-4o", "input": "Start"}) as first:
+        answer_id = (await first.json())["id"]
+    served.path.write_text(config_text(fake, "first", gpt_4o_also="gpt-4o-west"))
+    await eventually(lambda: proxy.reloader.status.counts["success"] == 1, "the reload")
+    follow_up = {"model": "gpt-4o", "input": "Go on", "previous_response_id": answer_id}
+    for _ in range(12):
+        async with served.session.post(url, json=follow_up) as response:
+            assert response.status == 200
+        assert fake.requests[-1].json["model"] == "gpt-4o-2024-08-06"
+    models = set()
+    for _ in range(16):
+        async with served.session.post(url, json={"model": "gpt-4o", "input": "New"}) as response:
+            assert response.status == 200
+        models.add(fake.requests[-1].json["model"])
+    assert models == {"gpt-4o-west", "gpt-4o-2024-08-06"}  # the reload did take effect
