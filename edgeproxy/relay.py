@@ -35,13 +35,11 @@ from typing import Protocol
 import orjson
 
 from edgeproxy import errors
-from edgeproxy.dialects import openai_responses
 from edgeproxy.dialects.codec import Codec
 from edgeproxy.dialects.neutral import ChatRequest, EmbeddingRequest, Usage
 from edgeproxy.dialects.translation import ChatTranslator, EmbeddingTranslator
 from edgeproxy.errors import ProxyError
 from edgeproxy.exchange import AnswerFilter, Capture, Exchange, Reply
-from edgeproxy.operations import Operation
 from edgeproxy.providers.base import Upstream
 from edgeproxy.providers.http import decoded_answer
 from edgeproxy.redact import Redactor
@@ -230,8 +228,7 @@ async def read_whole(
         if watch_usage and upstream.status == 200:
             readable_body = readable(exchange, headers, body)
             exchange.usage = codec.usage_of_body(readable_body)
-            if exchange.operation is Operation.RESPONSES:
-                exchange.answer_id = openai_responses.answer_id_of_body(readable_body)
+            exchange.answer_id = codec.answer_id_of_body(readable_body)
         return upstream.status, headers, body
     body = readable(exchange, upstream.headers, body)
     if not 200 <= upstream.status < 300:

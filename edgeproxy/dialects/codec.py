@@ -48,6 +48,9 @@ class Codec(Protocol):
 
     def usage_of_body(self, body: bytes) -> Usage | None: ...
 
+    def answer_id_of_body(self, body: bytes) -> str | None:
+        """A whole answer's id, where a later request may name it (routing/affinity.py)."""
+
 
 _CODECS: dict[Dialect, Codec] = {Dialect.OPENAI: openai, Dialect.ANTHROPIC: anthropic}
 _RESPONSES: Codec = openai_responses

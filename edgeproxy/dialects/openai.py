@@ -91,6 +91,11 @@ def read_usage(obj: dict[str, Any]) -> Usage | None:
     )
 
 
+def answer_id_of_body(body: bytes) -> str | None:
+    """None: no later request names an answer of this API (the Responses API's are)."""
+    return None
+
+
 def usage_of_body(body: bytes) -> Usage | None:
     """Usage from a complete non-streaming response body; None if it has none or is not JSON.
     Its usage object is decoded alone when it can be found (dialects/usage_body.py)."""
