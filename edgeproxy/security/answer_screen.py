@@ -28,14 +28,13 @@ from edgeproxy.security.pii import Detector
 from edgeproxy.security.pii_redaction import Redaction, StreamRestorer
 from edgeproxy.security.pii_screen import Screen, ScreenMode, StreamScreen
 from edgeproxy.security.prompt_text import (
-    RESPONSES_ENDS,
     Channel,
     TextSlot,
     answer_texts,
-    event_type,
+    closes_every_channel,
     finished_indexes,
-    responses_whole_texts,
     stream_texts,
+    stream_whole_texts,
 )
 from edgeproxy.sse import SSEDecoder, SSEEvent, encode_event
 
@@ -46,7 +45,6 @@ _MAYBE_PLACEHOLDER = re.compile(rb'\[(?:[A-Z]|")').search
 MAX_TRANSCRIPT = 64 * 1024  # characters of an answer an output guard is sent
 # Events after which nothing more of any channel can come.
 _STREAM_ENDS = frozenset({b"[DONE]"})
-_ANTHROPIC_END = "message_stop"
 
 
 class Transcript:
@@ -233,18 +231,17 @@ class AnswerScreen:
             slot.set(self._channel(slot.channel, slot.json).feed(slot.get()))
             if self._label == "responses":
                 self._items[slot.channel] = (data.get("item_id"), data.get("sequence_number"))
-        if self._label == "responses":
-            # Counted and read by the output guard in their deltas already: not twice.
+        wholes = stream_whole_texts(self._label, data)
+        if wholes:  # counted and read by the output guard in their deltas already: not twice
             screen = Screen(self._output, self._mode) if self._output is not None else None
-            for whole in responses_whole_texts(data):
+            for whole in wholes:
                 self._whole_text(whole, screen, None)
         before = self._closed_by(data)
         return [*before, _encoded(orjson.dumps(data), event)]
 
     def _closed_by(self, data: dict[str, Any]) -> list[bytes]:
         """What the channels that `data` closes still hold, as events to send before it."""
-        kind = event_type(data)
-        if kind == _ANTHROPIC_END or kind in RESPONSES_ENDS:
+        if closes_every_channel(self._label, data):
             return self._flush_all()
         return [
             event

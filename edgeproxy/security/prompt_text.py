@@ -306,8 +306,8 @@ def _responses_answer(body: dict[str, Any]) -> Iterator[TextSlot]:
     yield from _responses_output(body.get("output"))
 
 
-def event_type(data: dict[str, Any]) -> str:
-    """A Responses (or Anthropic) stream event's `type`; "" when it has none that is text."""
+def _event_type(data: dict[str, Any]) -> str:
+    """A Responses or Anthropic stream event's `type`; "" when it has none that is text."""
     kind = data.get("type")
     return kind if isinstance(kind, str) else ""
 
@@ -315,8 +315,8 @@ def event_type(data: dict[str, Any]) -> str:
 def _responses_stream(data: dict[str, Any]) -> Iterator[StreamSlot]:
     """The deltas of a Responses stream: text, channelled by output item and content part,
     and function-call arguments, by output item. The events that repeat a text whole are
-    `responses_whole_texts`'."""
-    kind = event_type(data)
+    `stream_whole_texts`'."""
+    kind = _event_type(data)
     if kind == "response.output_text.delta" and isinstance(data.get("delta"), str):
         channel = ("text", _int(data, "output_index"), _int(data, "content_index"))
         yield StreamSlot("assistant", data, "delta", channel=channel)
@@ -325,10 +325,10 @@ def _responses_stream(data: dict[str, Any]) -> Iterator[StreamSlot]:
         yield StreamSlot("assistant", data, "delta", True, channel)
 
 
-def responses_whole_texts(data: dict[str, Any]) -> Iterator[TextSlot]:
+def _responses_whole_texts(data: dict[str, Any]) -> Iterator[TextSlot]:
     """The texts a Responses stream event repeats whole once its deltas are over: a text or
     arguments done, a part or an item done, and the response's final output."""
-    kind = event_type(data)
+    kind = _event_type(data)
     if kind == "response.output_text.done" and "text" in data:
         yield from _slot(data, "text", "assistant")
     elif kind == "response.function_call_arguments.done" and "arguments" in data:
@@ -337,13 +337,15 @@ def responses_whole_texts(data: dict[str, Any]) -> Iterator[TextSlot]:
         yield from _responses_output([{"content": [data.get("part")]}])
     elif kind == "response.output_item.done":
         yield from _responses_output([data.get("item")])
-    elif kind in RESPONSES_ENDS:
+    elif kind in _RESPONSES_ENDS:
         response = data.get("response")
         if isinstance(response, dict):
             yield from _responses_output(response.get("output"))
 
 
-RESPONSES_ENDS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+_RESPONSES_ENDS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+# Stream events after which nothing more of any channel can come, by operation.
+_STREAM_ENDS = {"messages": frozenset({"message_stop"}), "responses": _RESPONSES_ENDS}
 _RESPONSES_CLOSING = frozenset(
     {"response.output_text.done", "response.function_call_arguments.done"}
 )
@@ -395,13 +397,26 @@ def stream_texts(operation: str, data: dict[str, Any]) -> list[StreamSlot]:
     return list(_STREAMS[operation](data))
 
 
+def stream_whole_texts(operation: str, data: dict[str, Any]) -> list[TextSlot]:
+    """The texts a stream event repeats whole after their deltas (the Responses API's done
+    events and final response; no other API repeats them)."""
+    return list(_responses_whole_texts(data)) if operation == "responses" else []
+
+
+def closes_every_channel(operation: str, data: dict[str, Any]) -> bool:
+    """Whether nothing more of any text can follow this stream event (Anthropic's
+    message_stop, the Responses API's final response); `[DONE]` is the caller's to see."""
+    ends = _STREAM_ENDS.get(operation)
+    return ends is not None and _event_type(data) in ends
+
+
 def finished_indexes(operation: str, data: dict[str, Any]) -> list[int]:
     """The indexes whose channels this stream event closes: a choice with a finish reason, an
     Anthropic content block that stops, or a Responses output item's text or arguments done."""
     if operation == "messages":
         return [_index(data, 0)] if data.get("type") == "content_block_stop" else []
     if operation == "responses":
-        return [_int(data, "output_index")] if event_type(data) in _RESPONSES_CLOSING else []
+        return [_int(data, "output_index")] if _event_type(data) in _RESPONSES_CLOSING else []
     return [
         _index(choice, position)
         for position, choice in enumerate(_objects(data.get("choices")))
