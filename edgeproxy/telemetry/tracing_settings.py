@@ -20,7 +20,6 @@ file says on top.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote
@@ -107,7 +106,7 @@ def parse_tracing(r: Reader, raw: Any, path: str) -> TracingSettings:
     settings = read(r, TracingSettings, raw, path)
     if not settings.enabled:
         return settings
-    inherited = environment_resource(r, r.env)
+    inherited = _environment_resource(r)
     given = dict(settings.resource_attributes)
     service = (
         settings.service_name
@@ -120,14 +119,14 @@ def parse_tracing(r: Reader, raw: Any, path: str) -> TracingSettings:
     return replace(settings, service_name=service, resource_attributes=tuple(resource.items()))
 
 
-def environment_resource(r: Reader, env: Mapping[str, str]) -> dict[str, str]:
+def _environment_resource(r: Reader) -> dict[str, str]:
     """`OTEL_RESOURCE_ATTRIBUTES`: `key=value` pairs split by commas, values percent-encoded
     (W3C Baggage's format, as the OpenTelemetry specification reads it)."""
     attributes: dict[str, str] = {}
-    for pair in filter(
-        None, (p.strip() for p in env.get("OTEL_RESOURCE_ATTRIBUTES", "").split(","))
-    ):
-        key, equals, value = pair.partition("=")
+    for pair in r.env.get("OTEL_RESOURCE_ATTRIBUTES", "").split(","):
+        if not pair.strip():
+            continue
+        key, equals, value = pair.strip().partition("=")
         try:
             decoded = unquote(value.strip(), errors="strict")
         except UnicodeDecodeError:
