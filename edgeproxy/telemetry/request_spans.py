@@ -37,7 +37,7 @@ from edgeproxy.errors import ProxyError
 from edgeproxy.exchange import Exchange, Reply, Trace
 from edgeproxy.operations import Operation
 from edgeproxy.redact import Redactor
-from edgeproxy.routing.router import Deployment, ModelGroup
+from edgeproxy.routing.router import Deployment
 from edgeproxy.telemetry.span_attributes import Described, SpanAttributes
 from edgeproxy.telemetry.spans import (
     CLIENT,
@@ -123,15 +123,6 @@ class RequestSpans:
         "usage",
     )
 
-    # Learnt at the end (`end`), and read only once the span has been handed on.
-    status: int
-    attempts: int
-    group: ModelGroup | None
-    cache_status: str | None
-    deployment: Deployment | None
-    usage: Usage | None
-    end_ns: int
-
     def __init__(
         self,
         tracer: SpanTracer,
@@ -164,6 +155,8 @@ class RequestSpans:
         return AttemptSpan(self, deployment, model)
 
     def end(self, exchange: Exchange) -> None:
+        # What only the end knows (typed as span_attributes.RequestValues reads it), read only
+        # once the span has been handed on.
         end_ns = self.end_ns = time.time_ns()
         deployment = self.deployment = exchange.deployment
         usage = self.usage = exchange.usage
