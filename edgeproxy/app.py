@@ -25,6 +25,7 @@ from edgeproxy.redact import Redactor
 from edgeproxy.relay import Relay
 from edgeproxy.reload import Reloader
 from edgeproxy.state import Clocks, ProxyState, build_state
+from edgeproxy.stored_responses import StoredResponses
 from edgeproxy.telemetry.access import AccessLog
 from edgeproxy.telemetry.feedback import FeedbackEndpoint
 from edgeproxy.telemetry.logging import line_handler
@@ -157,6 +158,9 @@ def build_handlers(state: ProxyState, recorded: Callable[[], None] | None = None
         identify = authenticate.caller if authenticate is not None else None
         endpoint = FeedbackEndpoint(state.feedback, identify, recorded or recorder.flush)
     relay = Relay(state.pipeline.clock, state.redactor, costing, state.requests.chunk_gaps)
+    guards = state.guards
+    affinity = state.pipeline.dispatch.affinity
+    stored = StoredResponses(state.table, affinity, relay, guards.authenticate, guards.screen)
     max_body = config.server.max_body_bytes
     return ProxyHandlers(
         state.pipeline,
@@ -164,6 +168,7 @@ def build_handlers(state: ProxyState, recorded: Callable[[], None] | None = None
         relay,
         recorder,
         max_body,
+        stored=stored,
         feedback=endpoint,
         tracer=state.tracer,
     )

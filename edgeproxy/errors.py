@@ -120,6 +120,33 @@ def method_not_allowed(method: str, path: str) -> ProxyError:
     return ProxyError(405, "method_not_allowed", f"{method} is not allowed on {path}")
 
 
+def previous_response_not_found(answer_id: str) -> ProxyError:
+    """A Responses request continues an answer this caller was not given (OpenAI's own
+    refusal of an unknown `previous_response_id`, word for word in kind)."""
+    return ProxyError(
+        400,
+        "previous_response_not_found",
+        f"Previous response with id '{answer_id[:200]}' not found.",
+        param="previous_response_id",
+    )
+
+
+def background_unmetered() -> ProxyError:
+    """A background Responses request from a caller with a budget or token limits."""
+    return ProxyError(
+        400,
+        "invalid_request",
+        "Background responses cannot be charged to this key's budget or limits: their usage "
+        "is known only once they finish. Send the request without `background`.",
+        param="background",
+    )
+
+
+def stored_response_not_found(answer_id: str) -> ProxyError:
+    """A stored-response call names an answer this caller cannot reach through the proxy."""
+    return ProxyError(404, "not_found", f"Response with id '{answer_id[:200]}' not found.")
+
+
 def unknown_request_id(request_id: str, window: float) -> ProxyError:
     """Feedback names no answer this proxy remembers serving to this caller: never served,
     served to another key, failed, or older than the `window` (seconds) it remembers."""

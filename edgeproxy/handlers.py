@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from typing import Protocol
+from urllib.parse import unquote
 
 from edgeproxy import errors, inbound
 from edgeproxy.dialects import Dialect, anthropic, openai
@@ -20,34 +20,16 @@ from edgeproxy.errors import ProxyError
 from edgeproxy.exchange import Exchange
 from edgeproxy.operations import CLIENT_PATHS, Operation
 from edgeproxy.pipeline import Pipeline
-from edgeproxy.relay import JSON_TYPE, ClientResponse, Relay, error_answer
+from edgeproxy.relay import JSON_TYPE, ClientRequest, ClientResponse, Relay, error_answer
 from edgeproxy.routing.router import ModelTable
+from edgeproxy.stored_responses import StoredResponses, stored_path
 from edgeproxy.telemetry.feedback import FEEDBACK_PATH, FeedbackEndpoint
 from edgeproxy.telemetry.recorder import Recorder
 from edgeproxy.telemetry.tracing import Tracer
 
 MODELS_PATH = "/v1/models"
-
-
-class ClientRequest(Protocol):
-    """A request as the listener read it (wire.server.Request)."""
-
-    @property
-    def method(self) -> str: ...
-
-    @property
-    def path(self) -> str: ...
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        """Names in lower case."""
-
-    @property
-    def body(self) -> bytes: ...
-
-    @property
-    def received(self) -> float:
-        """When its first byte arrived (time.monotonic()): queueing counts in its latency."""
+MODEL_PREFIX = MODELS_PATH + "/"
+_READS = ("GET", "HEAD")
 
 
 def client_dialect(path: str, headers: Mapping[str, str]) -> Dialect:
@@ -65,6 +47,7 @@ class ProxyHandlers:
         "_max_body",
         "_pipeline",
         "_relay",
+        "_stored",
         "_table",
         "_tracer",
         "active",
@@ -79,6 +62,7 @@ class ProxyHandlers:
         recorder: Recorder,
         max_body: int,
         *,
+        stored: StoredResponses,
         feedback: FeedbackEndpoint | None = None,
         tracer: Tracer | None = None,
     ) -> None:
@@ -87,6 +71,7 @@ class ProxyHandlers:
         self._table = table
         self._relay = relay
         self.recorder = recorder
+        self._stored = stored  # the Responses API's calls on a stored answer
         self._feedback = feedback  # POST /v1/feedback, when telemetry.feedback is enabled
         self._tracer = tracer  # None: tracing is off, and no request asks anything of it
         # API calls running on this handler: a configuration reload closes what only they use
@@ -97,10 +82,18 @@ class ProxyHandlers:
         operation = CLIENT_PATHS.get(request.path)
         if operation is not None and request.method == "POST":
             await self.handle(request, operation, response)
-        elif request.path == MODELS_PATH and request.method in ("GET", "HEAD"):
+        elif request.path == MODELS_PATH and request.method in _READS:
             self.models(request, response)
+        elif request.path.startswith(MODEL_PREFIX) and request.method in _READS:
+            self.model(request, response)
         elif request.path == FEEDBACK_PATH and request.method == "POST" and self._feedback:
             await self.feedback(self._feedback, request, response)
+        elif (stored := stored_path(request.path)) is not None:
+            self.active += 1
+            try:
+                await self._stored(request, *stored, response)
+            finally:
+                self.active -= 1
         else:
             self.refuse(request, response)
 
@@ -130,17 +123,31 @@ class ProxyHandlers:
         )
         response.send(200, headers, body)
 
+    def model(self, request: ClientRequest, response: ClientResponse) -> None:
+        """One model (`client.models.retrieve`): a name this proxy routes, one of its public
+        names or one its patterns take; else a 404 in the client's dialect."""
+        name = unquote(request.path[len(MODEL_PREFIX) :])
+        dialect = client_dialect(request.path, request.headers)
+        request_id = inbound.request_id(request.headers)
+        if not name or self._table.resolve(name) is None:
+            err = errors.model_not_found(name[:200])
+            self._relay.fail(response, err, codec_for(dialect), request_id)
+            return
+        dialect_module = anthropic if dialect is Dialect.ANTHROPIC else openai
+        body = dialect_module.model_entry(name)
+        response.send(200, (("content-type", JSON_TYPE), ("x-request-id", request_id)), body)
+
     def refuse(self, request: ClientRequest, response: ClientResponse) -> None:
         """An unknown path (404), or a known one asked with the wrong method (405)."""
         path = request.path
         codec = codec_for(client_dialect(path, request.headers))
         request_id = inbound.request_id(request.headers)
         feedback = path == FEEDBACK_PATH and self._feedback is not None
-        known = path in CLIENT_PATHS or path == MODELS_PATH or feedback
-        if not known:
+        reads = path == MODELS_PATH or path.startswith(MODEL_PREFIX)
+        if not (path in CLIENT_PATHS or reads or feedback):
             self._relay.fail(response, errors.route_not_found(path), codec, request_id)
             return
-        allow = "GET, HEAD" if path == MODELS_PATH else "POST"
+        allow = ", ".join(_READS) if reads else "POST"
         err = errors.method_not_allowed(request.method, path)
         self._relay.fail(response, err, codec, request_id, allow=allow)
 
@@ -191,7 +198,8 @@ class ProxyHandlers:
             await self._relay.answer(response, exchange, reply, codec)
             if exchange.answer_id is not None and exchange.deployment is not None:
                 affinity = self._pipeline.dispatch.affinity
-                affinity.remember(exchange.answer_id, exchange.deployment.name)
+                key = exchange.caller.id if exchange.caller is not None else None
+                affinity.remember(exchange.answer_id, exchange.deployment.name, key)
         except asyncio.CancelledError:
             self._relay.interrupted(response, exchange, codec)
             raise

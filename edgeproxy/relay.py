@@ -29,7 +29,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from typing import Protocol
 
 import orjson
@@ -58,6 +58,31 @@ Headers = MutableMapping[str, str]
 _NO_CHOICES = re.compile(rb'"choices":\s*\[\s*\]').search
 # Statuses the official SDKs retry unless told not to (`x-should-retry: false`).
 _SDK_RETRIES = frozenset({408, 409, 429})
+
+
+class ClientRequest(Protocol):
+    """A request as the listener read it (wire.server.Request)."""
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def path(self) -> str: ...
+
+    @property
+    def query(self) -> str:
+        """Still percent-encoded."""
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Names in lower case."""
+
+    @property
+    def body(self) -> bytes: ...
+
+    @property
+    def received(self) -> float:
+        """When its first byte arrived (time.monotonic()): queueing counts in its latency."""
 
 
 class ClientResponse(Protocol):

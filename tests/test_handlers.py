@@ -6,6 +6,8 @@ import gzip
 from typing import Any
 
 import aiohttp
+import anthropic
+import openai
 import orjson
 import pytest
 from multidict import CIMultiDict
@@ -444,6 +446,32 @@ async def test_models_lists_the_configured_public_names_in_each_dialect(stack: S
     assert [m["id"] for m in listing["data"]] == names
     assert [m["id"] for m in anthropic_listing["data"]] == names
     assert anthropic_listing["data"][0]["type"] == "model"
+
+
+async def test_a_model_is_retrieved_in_each_sdks_dialect(make_stack: StackFactory) -> None:
+    """A public name, or one a pattern group takes (`claude-*`), is a model; any other name
+    is the SDK's own not-found error."""
+    stack = await make_stack(catch_all=False, model_settings={"gpt-4o": {"aliases": ["4o"]}})
+    async with openai.AsyncOpenAI(base_url=stack.openai_url, api_key="k") as sdk:
+        model = await sdk.models.retrieve("4o")
+        with pytest.raises(openai.NotFoundError) as missing:
+            await sdk.models.retrieve("gpt-nonexistent")
+    assert (model.id, model.object) == ("4o", "model")
+    assert missing.value.code == "model_not_found"
+    async with anthropic.AsyncAnthropic(base_url=stack.anthropic_url, api_key="k") as claude:
+        info = await claude.models.retrieve("claude-sonnet")
+        with pytest.raises(anthropic.NotFoundError) as absent:
+            await claude.models.retrieve("claude/../gpt-4o")
+    assert (info.id, info.type) == ("claude-sonnet", "model")
+    assert absent.value.body["error"]["type"] == "not_found_error"  # type: ignore[index]
+    assert stack.fake.requests == []
+
+
+async def test_a_model_name_with_a_slash_is_found_by_a_pattern(make_stack: StackFactory) -> None:
+    stack = await make_stack()  # with the catch-all `*`
+    async with openai.AsyncOpenAI(base_url=stack.openai_url, api_key="k") as sdk:
+        model = await sdk.models.retrieve("meta-llama/Llama-3.3-70B")
+    assert model.id == "meta-llama/Llama-3.3-70B"
 
 
 @pytest.mark.parametrize(

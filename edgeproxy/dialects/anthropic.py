@@ -160,19 +160,19 @@ def token_count(input_tokens: int) -> bytes:
     return orjson.dumps({"input_tokens": input_tokens})
 
 
+def _model(name: str) -> dict[str, Any]:
+    return {"type": "model", "id": name, "display_name": name, "created_at": "1970-01-01T00:00:00Z"}
+
+
+def model_entry(name: str) -> bytes:
+    """One model, as `GET /v1/models/{model_id}` answers."""
+    return orjson.dumps(_model(name))
+
+
 def model_list(names: list[str]) -> bytes:
-    data = [
-        {
-            "type": "model",
-            "id": n,
-            "display_name": n,
-            "created_at": "1970-01-01T00:00:00Z",
-        }
-        for n in names
-    ]
     return orjson.dumps(
         {
-            "data": data,
+            "data": [_model(n) for n in names],
             "has_more": False,
             "first_id": names[0] if names else None,
             "last_id": names[-1] if names else None,

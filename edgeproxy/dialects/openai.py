@@ -193,12 +193,14 @@ def embeddings(
     )
 
 
+def _model(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "edgeproxy"}
+
+
 def model_list(names: Sequence[str]) -> bytes:
-    return orjson.dumps(
-        {
-            "object": "list",
-            "data": [
-                {"id": n, "object": "model", "created": 0, "owned_by": "edgeproxy"} for n in names
-            ],
-        }
-    )
+    return orjson.dumps({"object": "list", "data": [_model(n) for n in names]})
+
+
+def model_entry(name: str) -> bytes:
+    """One model, as `GET /v1/models/{model}` answers."""
+    return orjson.dumps(_model(name))

@@ -41,7 +41,9 @@ NAME = "openai"  # the dialect, as headers and logs name it
 USAGE_MARKERS = (b'"usage":{', b'"usage": {', b'"error"', b'"response.created"')
 # The answer's own id leads its object, before any output item's (`msg_...`, `fc_...`).
 _ANSWER_ID = re.compile(rb'"id"\s*:\s*"(resp_[A-Za-z0-9_\-]{1,200})"')
-_ANSWER_ID_TEXT = re.compile(r"resp_[A-Za-z0-9_\-]{1,200}").fullmatch  # the same, in a stream
+# The same, alone: in a stream, and in a stored-response call's path, where it is sent as one
+# path segment as it is.
+is_answer_id = re.compile(r"resp_[A-Za-z0-9_\-]{1,200}").fullmatch
 _ID_WITHIN = 1024  # bytes of a whole answer its id is looked for in
 
 
@@ -115,7 +117,7 @@ class StreamUsage:
         if isinstance(response, dict):
             self.usage = read_usage(response) or self.usage
             answer_id = response.get("id")
-            if self.answer_id is None and isinstance(answer_id, str) and _ANSWER_ID_TEXT(answer_id):
+            if self.answer_id is None and isinstance(answer_id, str) and is_answer_id(answer_id):
                 self.answer_id = answer_id
 
 

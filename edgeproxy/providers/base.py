@@ -182,6 +182,20 @@ class OutboundRequest:
     trace_context: Mapping[str, str] | None = None
 
 
+@dataclass(slots=True, frozen=True, eq=False)
+class StoredRequest:
+    """A call on an answer a provider stored (stored_responses.py): the Responses API's
+    retrieve, delete, cancel or input items, as the client asked for it."""
+
+    request_id: str
+    method: str
+    answer_id: str  # checked: `resp_` and letters, digits, `_` and `-`, so one path segment
+    suffix: str  # what follows the id in the path: "", "/input_items" or "/cancel"
+    query: str  # as the client sent it, still percent-encoded
+    client_headers: Mapping[str, str]
+    deadline: float | None  # loop time by which the whole call must be over
+
+
 class Upstream(Protocol):
     """An upstream answer whose headers have arrived; the body is read or streamed after."""
 
@@ -256,3 +270,8 @@ class Provider(ABC):
     @abstractmethod
     async def send(self, request: OutboundRequest) -> Upstream:
         """Send `request` upstream; returns once headers arrive, raises ProxyError if not."""
+
+    async def stored(self, request: StoredRequest) -> Upstream:
+        """A call on an answer this provider stored; returns once headers arrive. Kinds
+        without the Responses API store none."""
+        raise errors.stored_response_not_found(request.answer_id)

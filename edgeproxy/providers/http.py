@@ -268,24 +268,34 @@ class HttpProvider(Provider):
         headers: dict[str, str],
         body: bytes | None = None,
     ) -> HttpUpstream:
-        """POST the request's body (or `body`) to `url` (already percent-encoded, sent as
-        it is) under its deadlines; returns once headers arrive (with the body too, unless it
-        is a stream). A redirect is neither followed nor relayed (a 502)."""
+        """POST the request's body (or `body`) to `url` under its deadlines (see `call`)."""
+        data = request.body if body is None else body
+        return await self.call("POST", url, headers, data, request.deadline)
+
+    async def call(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        data: bytes,
+        deadline: float | None,
+    ) -> HttpUpstream:
+        """Send `data` to `url` (already percent-encoded, sent as it is) before `deadline`;
+        returns once headers arrive (with the body too, unless it is a stream). A redirect is
+        neither followed nor relayed (a 502)."""
         pool = self._pool
         if pool is None:
             raise errors.upstream_unreachable(self.name, "provider pool is not open")
         timeouts = self._timeouts
-        deadline = request.deadline
         first_byte = asyncio.get_running_loop().time() + timeouts.first_byte
         phase = "first byte"
         if deadline is not None and deadline <= first_byte:
             first_byte, phase = deadline, "total"
         target = url.removeprefix(self._origin)
-        data = request.body if body is None else body
         response: UpstreamResponse | None = None
         try:
             response = await pool.request(
-                "POST", target, list(headers.items()), data, deadline=first_byte
+                method, target, list(headers.items()), data, deadline=first_byte
             )
             if 300 <= response.status < 400:
                 location = response.headers.get("location", "")

@@ -11,19 +11,24 @@ import asyncio
 import hashlib
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
+
+import orjson
 
 from edgeproxy.dialects import anthropic, openai, openai_responses
 from edgeproxy.dialects.neutral import ChatRequest, ChatResponse, Text, Usage, events_of
 from edgeproxy.operations import Operation
-from edgeproxy.providers.base import CLIENT_CHAT, OutboundRequest, Provider
-from edgeproxy.providers.settings import KindRules, fixed_url
+from edgeproxy.providers.base import CLIENT_CHAT, OutboundRequest, Provider, StoredRequest
+from edgeproxy.providers.settings import KindRules, ProviderConfig, fixed_url
 
 _JSON = {"content-type": "application/json"}
 # Answer ids as each API spells them (the Responses codec adds `resp_` and `msg_` itself).
 _ID_PREFIXES = {Operation.MESSAGES: "msg_", Operation.RESPONSES: ""}
 _SSE = {"content-type": "text/event-stream; charset=utf-8"}
+# Responses API answers kept for the stored-response calls, the newest this many.
+STORED_LIMIT = 1000
 
 
 def estimate_tokens(text: str) -> int:
@@ -55,8 +60,10 @@ class MockUpstream:
 
     __slots__ = ("_body", "_frames", "_interval", "_started", "headers", "status")
 
-    def __init__(self, body: bytes, frames: Iterator[bytes] | None, interval: float) -> None:
-        self.status = 200
+    def __init__(
+        self, body: bytes, frames: Iterator[bytes] | None, interval: float, status: int = 200
+    ) -> None:
+        self.status = status
         self.headers = dict(_SSE if frames is not None else _JSON)
         self._body = body
         self._frames = frames
@@ -87,6 +94,11 @@ class MockProvider(Provider):
         fixed_url("http://mock.invalid"), frozenset({"mock"}), authenticated=lambda given: True
     )
     operations = frozenset(Operation)
+
+    def __init__(self, config: ProviderConfig) -> None:
+        super().__init__(config)
+        # Stored Responses answers, as OpenAI keeps them: the answer and its input items.
+        self._stored: OrderedDict[str, tuple[bytes, list[dict[str, Any]]]] = OrderedDict()
 
     async def send(self, request: OutboundRequest) -> MockUpstream:
         settings = self.config.mock
@@ -124,8 +136,11 @@ class MockProvider(Provider):
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         if request.operation is Operation.RESPONSES:
             payload = request.payload
+            whole = openai_responses.render_response(reply, payload)
+            if payload.get("store") is not False:
+                self._store("resp_" + reply.id, whole, payload.get("input"))
             if not request.stream:
-                return MockUpstream(openai_responses.render_response(reply, payload), None, 0)
+                return MockUpstream(whole, None, 0)
             frames = openai_responses.response_stream(reply, payload, pieces)
             return MockUpstream(b"", frames, self.config.mock.chunk_interval)
         if request.operation is Operation.COMPLETIONS:
@@ -143,6 +158,45 @@ class MockProvider(Provider):
         frames = iter([frame for frame in encoded if frame])
         return MockUpstream(b"", frames, self.config.mock.chunk_interval)
 
+    def _store(self, answer_id: str, answer: bytes, given: Any) -> None:
+        if isinstance(given, str):
+            items: list[dict[str, Any]] = [{"type": "message", "role": "user", "content": given}]
+        elif isinstance(given, list):
+            items = [item for item in given if isinstance(item, dict)]
+        else:
+            items = []
+        items = [{"id": f"msg_{answer_id}_{n}", **item} for n, item in enumerate(items)]
+        stored = self._stored
+        stored[answer_id] = (answer, items)
+        if len(stored) > STORED_LIMIT:
+            stored.popitem(last=False)
+
+    async def stored(self, request: StoredRequest) -> MockUpstream:
+        """Retrieve, delete and input items as OpenAI answers them; cancel refused, as OpenAI
+        refuses it for an answer not made in the background (the mock makes none)."""
+        answer_id = request.answer_id
+        kept = self._stored.get(answer_id)
+        if kept is None:
+            return _refusal(404, f"Response with id '{answer_id}' not found.")
+        answer, items = kept
+        if request.suffix == "/cancel":
+            return _refusal(400, "Only responses created with background=true can be cancelled.")
+        if request.suffix == "/input_items":
+            ids = [item["id"] for item in items]
+            listing = {
+                "object": "list",
+                "data": items,
+                "first_id": ids[0] if ids else None,
+                "last_id": ids[-1] if ids else None,
+                "has_more": False,
+            }
+            return MockUpstream(orjson.dumps(listing), None, 0)
+        if request.method == "DELETE":
+            del self._stored[answer_id]
+            deleted = {"id": answer_id, "object": "response", "deleted": True}
+            return MockUpstream(orjson.dumps(deleted), None, 0)
+        return MockUpstream(answer, None, 0)
+
     def _embeddings(self, payload: dict[str, Any], model: str, tokens: int) -> MockUpstream:
         raw = payload.get("input")
         inputs = raw if isinstance(raw, list) and raw and not isinstance(raw[0], int) else [raw]
@@ -152,3 +206,8 @@ class MockProvider(Provider):
         encoding = payload.get("encoding_format") or "float"
         body = openai.embeddings(model, vectors, encoding, Usage(input_tokens=tokens))
         return MockUpstream(body, None, 0)
+
+
+def _refusal(status: int, message: str) -> MockUpstream:
+    error = {"message": message, "type": "invalid_request_error", "param": None, "code": None}
+    return MockUpstream(orjson.dumps({"error": error}), None, 0, status)

@@ -214,7 +214,7 @@ class Dispatch:
             exchange.upstream_wait += self._clock() - began  # attempts, backoff, hedges
 
     async def _dispatch(self, exchange: Exchange, primary: ModelGroup) -> Reply:
-        plan, unfit = self._pinned(exchange, primary) or self._plan(exchange, primary)
+        plan, unfit = self._responses_plan(exchange, primary) or self._plan(exchange, primary)
         if unfit is not None:
             return unfit
         last: Outcome | None = None
@@ -250,16 +250,35 @@ class Dispatch:
             return errors.rate_limited_everywhere(exchange.model, wait)
         return errors.no_deployment_available(exchange.model, wait)
 
-    def _pinned(
+    def _responses_plan(
         self, exchange: Exchange, primary: ModelGroup
-    ) -> tuple[list[ModelGroup], None] | None:
-        """A Responses request continuing an answer a deployment of its groups gave: that
-        deployment's group alone, the request pinned to it (routing/affinity.py); else None."""
+    ) -> tuple[list[ModelGroup], ProxyError | None] | None:
+        """What the Responses API's provider-kept state decides for a request: a follow-up
+        of an answer a deployment of its groups gave goes to that deployment alone (see
+        `_pinned`); one of an answer given to another key is refused, as if the answer did not
+        exist; so is a request to run in the background while its caller is charged (its
+        usage would come only with a later retrieval, which charges nothing). None: the
+        request is planned as any is."""
         if exchange.operation is not Operation.RESPONSES:
             return None
-        owner = self.affinity.owner(exchange.payload)
-        if owner is None:
+        if exchange.charges is not None and exchange.payload.get("background") is True:
+            return [], errors.background_unmetered()
+        continued = self.affinity.continued(exchange.payload)
+        if continued is None:
             return None
+        answer_id, holder = continued
+        if holder is None:
+            return None
+        caller = exchange.caller
+        if holder.key is not None and (caller is None or caller.id != holder.key):
+            return [], errors.previous_response_not_found(answer_id)
+        return self._pinned(exchange, primary, holder.deployment)
+
+    def _pinned(
+        self, exchange: Exchange, primary: ModelGroup, owner: str
+    ) -> tuple[list[ModelGroup], None] | None:
+        """The group of `primary`'s plan holding deployment `owner`, the request pinned to
+        it (routing/affinity.py); None when none does (a reload removed it)."""
         for group in (primary, *primary.fallbacks):
             for deployment in group.deployments:
                 if deployment.name == owner:

@@ -136,6 +136,14 @@ class Screen:
                 return refused
         return None
 
+    def screen_stored(self, exchange: Exchange) -> None:
+        """A stored answer read back later (stored_responses.py) is screened by the output
+        rules that screened it when it was given. Its placeholders stay: the provider kept the
+        answer as it made it, and what they stood for was the first request's alone."""
+        policy = self.policy_for(exchange)
+        if policy is not None and (policy.output is not None or policy.shield_output):
+            self._screen_answer(exchange, policy, None)
+
     def _screen_answer(
         self, exchange: Exchange, policy: CompiledPolicy, redaction: Redaction | None
     ) -> None:

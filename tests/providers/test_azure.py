@@ -10,7 +10,7 @@ from edgeproxy.config import parse
 from edgeproxy.config_reader import ConfigError
 from edgeproxy.operations import Operation
 from edgeproxy.providers.azure import AzureProvider
-from edgeproxy.providers.base import OutboundRequest
+from edgeproxy.providers.base import OutboundRequest, StoredRequest
 
 BASE = "https://contoso.openai.azure.com"
 
@@ -95,3 +95,26 @@ def test_the_credential_is_an_api_key_header_or_an_entra_bearer_token(
 def test_an_azure_provider_without_a_credential_names_the_field() -> None:
     with pytest.raises(ConfigError, match=r"providers\.az\.api_key"):
         provider()
+
+
+@pytest.mark.parametrize(
+    ("api_version", "query", "url"),
+    [
+        (
+            "2025-04-01-preview",
+            "include%5B%5D=x&api-version=1999-01-01",
+            f"{BASE}/openai/responses/resp_1?api-version=2025-04-01-preview&include%5B%5D=x",
+        ),
+        (
+            "2025-04-01-preview",
+            "",
+            f"{BASE}/openai/responses/resp_1?api-version=2025-04-01-preview",
+        ),
+        ("v1", "stream=true", f"{BASE}/openai/v1/responses/resp_1?stream=true"),
+    ],
+)
+def test_stored_answers_are_under_the_resource_with_its_own_api_version(
+    api_version: str, query: str, url: str
+) -> None:
+    call = StoredRequest("req-1", "GET", "resp_1", "", query, {}, None)
+    assert provider(api_key="k", api_version=api_version).stored_url(call) == url

@@ -3,7 +3,7 @@
 The reference of the differential test (tests/test_differential.py). `AiohttpProxy` builds the
 proxy's state, resources and handler exactly as `edgeproxy.app.ProxyServer` does and serves
 them on an aiohttp application the way the data listener did before it was replaced: aiohttp's
-request becomes a `handlers.ClientRequest`, and its `StreamResponse` serves as the relay's
+request becomes a `relay.ClientRequest`, and its `StreamResponse` serves as the relay's
 `ClientResponse`.
 """
 
@@ -23,13 +23,14 @@ from edgeproxy.state import build_state
 
 class AiohttpRequest:
     """aiohttp's request as the handler reads one: header names in lower case (see
-    `handlers.ClientRequest`), a repeated field as its first line (what aiohttp's `get` gave)."""
+    `relay.ClientRequest`), a repeated field as its first line (what aiohttp's `get` gave)."""
 
-    __slots__ = ("body", "headers", "method", "path", "received")
+    __slots__ = ("body", "headers", "method", "path", "query", "received")
 
     def __init__(self, request: web.Request, body: bytes, received: float) -> None:
         self.method = request.method
         self.path = request.path
+        self.query = request.query_string
         self.headers: dict[str, str] = {}
         for name, value in request.headers.items():
             self.headers.setdefault(name.lower(), value)

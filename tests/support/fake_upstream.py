@@ -42,6 +42,14 @@ ROUTES = {
     ("POST", "/v1/messages/count_tokens"): "count_tokens",
     ("GET", "/v1/models"): "models",
 }
+# The Responses API's calls on a stored response: method and what follows the id in the path.
+STORED_ROUTES = {
+    ("GET", ""): "responses.retrieve",
+    ("DELETE", ""): "responses.delete",
+    ("POST", "cancel"): "responses.cancel",
+    ("GET", "input_items"): "responses.input_items",
+}
+STORED_PREFIX = "/v1/responses/"
 ANTHROPIC_ROUTES = frozenset({"messages", "count_tokens"})
 OPENAI_ERRORS = {
     400: ("invalid_request_error", None, "Invalid request."),
@@ -125,6 +133,19 @@ class RecordedRequest:
 
 
 @dataclass
+class StoredResponse:
+    """A response as OpenAI keeps it (`store` was not false): its final object, the events a
+    streamed retrieval replays, its input items. A background one is `queued` until the first
+    retrieval completes it, unless it was cancelled first."""
+
+    response: dict[str, Any]
+    frames: list[bytes]
+    items: list[dict[str, Any]]
+    background: bool
+    status: str = "completed"
+
+
+@dataclass
 class Frames:
     """A streamed answer from a `Mode`: its frames and the provider's own mid-stream error."""
 
@@ -179,6 +200,27 @@ class Flap:
         return elapsed >= 0 and int(elapsed // self.period) % 2 == 0
 
 
+def _route(request: web.Request) -> str | None:
+    route = ROUTES.get((request.method, request.path))
+    if route is None and request.path.startswith(STORED_PREFIX):
+        _, _, suffix = request.path[len(STORED_PREFIX) :].partition("/")
+        route = STORED_ROUTES.get((request.method, suffix))
+    return route
+
+
+def _listing(items: list[dict[str, Any]], order: str, limit: int) -> dict[str, Any]:
+    """A page of a stored response's input items, newest first unless `order` is asc."""
+    ordered = items if order == "asc" else items[::-1]
+    page = ordered[:limit]
+    return {
+        "object": "list",
+        "data": page,
+        "first_id": page[0]["id"] if page else None,
+        "last_id": page[-1]["id"] if page else None,
+        "has_more": len(ordered) > limit,
+    }
+
+
 def pieces(text: str, count: int) -> list[str]:
     """Cut text into near-equal parts; kept apart from edgeproxy's own splitter on purpose."""
     if not text:
@@ -213,7 +255,9 @@ class FakeUpstream:
         self._counter = 0
         self.flap = flap  # opt-in: None serves as scripted, whatever the time
         self.flapped = 0  # requests failed by `flap`
-        self.default: dict[str, Reply] = {route: Reply() for route in ROUTES.values()}
+        routes = [*ROUTES.values(), *STORED_ROUTES.values()]
+        self.default: dict[str, Reply] = {route: Reply() for route in routes}
+        self.stored: dict[str, StoredResponse] = {}  # by response id
         self._scripts: dict[str, deque[Reply | Fail]] = defaultdict(deque)
         self.calls: dict[str, int] = defaultdict(int)
         self.requests: list[RecordedRequest] = []
@@ -286,7 +330,7 @@ class FakeUpstream:
 
     async def _answer(self, request: web.Request) -> web.StreamResponse:
         mode = next((m for m in self.modes if m.owns(request)), None)
-        route = mode.route(request) if mode else ROUTES.get((request.method, request.path))
+        route = mode.route(request) if mode else _route(request)
         anthropic = request.path.startswith("/v1/messages")
         if route is None:
             unknown = Fail(404, message=f"Unknown path {request.path}")
@@ -389,6 +433,8 @@ class FakeUpstream:
             await asyncio.Event().wait()
         anthropic = route in ANTHROPIC_ROUTES
         headers = self._headers(anthropic, reply.headers)
+        if route in STORED_ROUTES.values():
+            return self._stored_call(request, route, headers)
         model = payload.get("model", "unknown")
         usage_out = reply.completion_tokens
         if usage_out is None:
@@ -397,6 +443,9 @@ class FakeUpstream:
         stream = payload.get("stream") is True and route in streaming
         if not stream and route == "responses":
             answer = self._response_object(model, reply, usage_out, self._next_id(""))
+            self._store(payload, answer, self._response_events(reply, answer))
+            if payload.get("background") is True:
+                answer = {**answer, "status": "queued", "output": [], "usage": None}
             return web.json_response(
                 answer, dumps=lambda v: orjson.dumps(v).decode(), headers=headers
             )
@@ -595,16 +644,19 @@ class FakeUpstream:
     def _response_frames(
         self, payload: dict[str, Any], model: str, reply: Reply, out: int
     ) -> list[bytes]:
-        suffix = self._next_id("")
-        item = "msg_" + suffix
+        done = self._response_object(model, reply, out, self._next_id(""))
+        frames = self._response_events(reply, done)
+        self._store(payload, done, frames)
+        return frames
+
+    def _response_events(self, reply: Reply, done: dict[str, Any]) -> list[bytes]:
+        """The events of a response streamed, ending with `done`."""
+        item = done["output"][0]["id"]
         at = {"item_id": item, "output_index": 0, "content_index": 0}
         opened = {"id": item, "type": "message", "status": "in_progress", "role": "assistant"}
-        done = self._response_object(model, reply, out, suffix)
+        created = {**done, "status": "in_progress", "output": [], "usage": None}
         events: list[dict[str, Any]] = [
-            {
-                "type": "response.created",
-                "response": self._response_object(model, reply, None, suffix),
-            },
+            {"type": "response.created", "response": created},
             {
                 "type": "response.output_item.added",
                 "output_index": 0,
@@ -627,6 +679,60 @@ class FakeUpstream:
         return [
             sse({**event, "sequence_number": n}, event["type"]) for n, event in enumerate(events)
         ]
+
+    def _store(
+        self, payload: dict[str, Any], response: dict[str, Any], frames: list[bytes]
+    ) -> None:
+        if payload.get("store") is False:
+            return
+        given = payload.get("input")
+        if isinstance(given, str):
+            given = [{"role": "user", "content": [{"type": "input_text", "text": given}]}]
+        items = [
+            {"id": f"msg_{self._next_id('')}", "type": "message", **item}
+            for item in (given if isinstance(given, list) else [])
+            if isinstance(item, dict)
+        ]
+        background = payload.get("background") is True
+        self.stored[response["id"]] = StoredResponse(
+            response, frames, items, background, "queued" if background else "completed"
+        )
+
+    def _stored_call(
+        self, request: web.Request, route: str, headers: dict[str, str]
+    ) -> web.Response:
+        """Retrieve (whole, or streamed from `starting_after`), delete, cancel and input items,
+        as OpenAI answers them."""
+        answer_id = request.path[len(STORED_PREFIX) :].partition("/")[0]
+        kept = self.stored.get(answer_id)
+        if kept is None:
+            missing = Fail(404, message=f"Response with id '{answer_id}' not found.")
+            return self._error(missing, anthropic=False)
+        query = request.query
+        if route == "responses.delete":
+            del self.stored[answer_id]
+            answer: dict[str, Any] = {"id": answer_id, "object": "response", "deleted": True}
+        elif route == "responses.input_items":
+            answer = _listing(kept.items, query.get("order", "desc"), int(query.get("limit", 20)))
+        elif route == "responses.cancel" and not kept.background:
+            refused = "Only responses created with background=true can be cancelled."
+            return self._error(Fail(400, message=refused), anthropic=False)
+        else:
+            if kept.status == "queued":  # a look completes it, a cancel stops it
+                kept.status = "cancelled" if route == "responses.cancel" else "completed"
+            answer = kept.response
+            if kept.status == "cancelled":
+                answer = {**answer, "status": "cancelled", "output": [], "usage": None}
+            elif query.get("stream") == "true":
+                after = int(query.get("starting_after", "-1"))
+                body = b"".join(kept.frames[after + 1 :])
+                return web.Response(body=body, content_type="text/event-stream", headers=headers)
+        return self._json(answer, headers)
+
+    def _json(self, value: Any, headers: dict[str, str]) -> web.Response:
+        return web.Response(
+            body=orjson.dumps(value), content_type="application/json", headers=headers
+        )
 
     def _anthropic_usage(self, reply: Reply, out: int) -> dict[str, Any]:
         return {

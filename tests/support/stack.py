@@ -32,6 +32,7 @@ def proxy_config(
     admin: dict[str, Any] | None = None,
     model_settings: dict[str, dict[str, Any]] | None = None,
     provider_settings: dict[str, dict[str, Any]] | None = None,
+    more_providers: dict[str, dict[str, Any]] | None = None,
     sections: dict[str, Any] | None = None,
 ) -> Config:
     """Providers pointing at the fake upstream; public names mapped to upstream names.
@@ -39,8 +40,9 @@ def proxy_config(
     `catch_all` adds the pass-through patterns `claude-*` and `*`; without them an unknown
     model name is a 404. Retries are off unless `routing` says otherwise, so a scripted
     upstream error reaches the client as it is; the cache is off unless `cache` says
-    otherwise, so every request reaches the fake upstream. `sections`: more top-level
-    sections (auth, limits, guardrails, ...) as they are.
+    otherwise, so every request reaches the fake upstream. `more_providers`: providers beside
+    those on the fake (another fake's), as they are. `sections`: more top-level sections
+    (auth, limits, guardrails, ...) as they are.
     """
     provider_timeouts = {"connect": "2s", "first_byte": "10s", "idle": "10s", "total": "30s"}
     provider_timeouts.update(timeouts or {})
@@ -105,6 +107,7 @@ def proxy_config(
         raw["models"][name].update(settings)
     for name, settings in (provider_settings or {}).items():
         raw["providers"][name].update(settings)
+    raw["providers"].update(more_providers or {})
     raw.update(sections or {})
     if catch_all:
         raw["models"]["claude-*"] = {"deployments": [{"provider": "anthropic-up"}]}

@@ -28,6 +28,7 @@ from edgeproxy.relay import Relay
 from edgeproxy.routing.router import ModelTable
 from edgeproxy.security.auth import Authenticate, hash_key
 from edgeproxy.state import build_state
+from edgeproxy.stored_responses import StoredResponses
 from edgeproxy.telemetry.feedback import MAX_BODY, Accepted, Feedback, FeedbackEndpoint
 from edgeproxy.telemetry.feedback_settings import FeedbackSettings, parse_feedback
 from edgeproxy.telemetry.recorder import Recorder
@@ -316,12 +317,14 @@ async def make_proxy() -> AsyncIterator[ProxyFactory]:
         costing = state.costing
         gaps = state.requests.chunk_gaps
         relay = Relay(state.pipeline.clock, state.redactor, costing, gaps)
+        affinity = state.pipeline.dispatch.affinity
         handlers = ProxyHandlers(
             state.pipeline,
             state.table,
             relay,
             Recorder(costing, state.requests),
             config.server.max_body_bytes,
+            stored=StoredResponses(state.table, affinity, relay, None, None),
             feedback=FeedbackEndpoint(taken, identify) if enabled else None,
         )
         server = HttpServer(handlers, listener_limits(config.server), handlers.reject)

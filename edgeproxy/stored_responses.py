@@ -1,0 +1,175 @@
+"""The Responses API's calls on a stored answer, sent where the answer is kept.
+
+`GET /v1/responses/{id}` (whole, or replayed as a stream with `?stream=true`),
+`DELETE /v1/responses/{id}`, `POST /v1/responses/{id}/cancel` and
+`GET /v1/responses/{id}/input_items` name no model, so they cannot be routed as API calls are.
+Each goes to the provider of the deployment that gave the answer, as the proxy remembers it
+(routing/affinity.py); the client's query and forwardable headers go with it.
+
+Who may call:
+- With virtual keys, only the key the answer was given to, through this process: the provider
+  would hand any answer to anyone holding the proxy's own credential, so the proxy vouches for
+  ownership, and an answer it cannot vouch for (another key's, or given through another worker
+  or pod) does not exist for the caller (404).
+- Without keys, an answer the proxy does not know is asked of each provider that serves the
+  Responses API in turn, in configuration order, until one does not answer 404.
+
+The answer is relayed as any reply is (`Relay.answer`): errors masked and rendered in OpenAI's
+dialect, a stream passed through event by event, a client that leaves stopping the call. The
+output rules of the caller's guardrail policy screen a retrieved or cancelled answer as they
+screened it when it was given. These calls cost no tokens: they are not counted as API calls
+(metrics, access log, budgets), and their cost header says 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Mapping
+from typing import Final
+
+from edgeproxy import errors, inbound
+from edgeproxy.dialects import openai
+from edgeproxy.dialects.openai_responses import is_answer_id
+from edgeproxy.errors import ProxyError
+from edgeproxy.exchange import Exchange
+from edgeproxy.operations import Operation
+from edgeproxy.providers.base import Provider, StoredRequest, Upstream
+from edgeproxy.relay import ClientRequest, ClientResponse, Relay
+from edgeproxy.routing.affinity import ResponseAffinity
+from edgeproxy.routing.router import Deployment, ModelTable
+from edgeproxy.security.auth import Authenticate
+from edgeproxy.security.screen import Screen
+from edgeproxy.security.settings import KeySettings
+
+PREFIX: Final = "/v1/responses/"
+# What follows an answer's id in the path, and the methods each call takes.
+METHODS: Final[Mapping[str, tuple[str, ...]]] = {
+    "": ("GET", "DELETE"),
+    "/input_items": ("GET",),
+    "/cancel": ("POST",),
+}
+# The calls whose answer is a Response the output rules screen.
+_ANSWERS = frozenset({("GET", ""), ("POST", "/cancel")})
+
+
+def stored_path(path: str) -> tuple[str, str] | None:
+    """(answer id, what follows it) when `path` names a stored answer or one of its calls."""
+    if not path.startswith(PREFIX):
+        return None
+    answer_id, slash, rest = path[len(PREFIX) :].partition("/")
+    suffix = slash + rest
+    if suffix not in METHODS or not is_answer_id(answer_id):
+        return None
+    return answer_id, suffix
+
+
+class StoredResponses:
+    """The calls on stored answers, bound once to a configuration's deployments."""
+
+    __slots__ = ("_affinity", "_authenticate", "_deployments", "_providers", "_relay", "_screen")
+
+    def __init__(
+        self,
+        table: ModelTable,
+        affinity: ResponseAffinity,
+        relay: Relay,
+        authenticate: Authenticate | None,
+        screen: Screen | None,
+    ) -> None:
+        self._affinity = affinity
+        self._relay = relay
+        self._authenticate = authenticate  # None: no virtual keys
+        self._screen = screen  # None: no guardrail policy
+        self._deployments: dict[str, Deployment] = {
+            d.name: d for group in table.groups for d in group.deployments
+        }
+        # Asked in turn for an answer nobody here remembers: each provider once, in order.
+        providers = (d.provider for d in self._deployments.values())
+        self._providers = [
+            p for p in dict.fromkeys(providers) if Operation.RESPONSES in p.operations
+        ]
+
+    async def __call__(
+        self,
+        request: ClientRequest,
+        answer_id: str,
+        suffix: str,
+        response: ClientResponse,
+    ) -> None:
+        request_id = inbound.request_id(request.headers)
+        methods = METHODS[suffix]
+        if request.method not in methods:
+            err = errors.method_not_allowed(request.method, request.path)
+            self._relay.fail(response, err, openai, request_id, allow=", ".join(methods))
+            return
+        caller: KeySettings | None = None
+        if self._authenticate is not None:
+            identified = await self._authenticate.caller(request.headers)
+            if isinstance(identified, ProxyError):
+                self._relay.fail(response, identified, openai, request_id)
+                return
+            caller = identified
+        exchange = Exchange(
+            request_id=request_id,
+            operation=Operation.RESPONSES,
+            headers=request.headers,
+            body=b"",
+            payload={},
+            model="",
+            stream=False,
+            started=request.received,
+        )
+        exchange.caller = caller
+        call = StoredRequest(
+            request_id=request_id,
+            method=request.method,
+            answer_id=answer_id,
+            suffix=suffix,
+            query=request.query,
+            client_headers=request.headers,
+            deadline=None,  # each provider's own (`_ask`)
+        )
+        try:
+            reply = await self._ask(self._providers_for(answer_id, caller), call)
+            if not isinstance(reply, ProxyError):
+                exchange.stream = reply.is_event_stream
+                if self._screen is not None and (call.method, suffix) in _ANSWERS:
+                    self._screen.screen_stored(exchange)
+            await self._relay.answer(response, exchange, reply, openai)
+        except asyncio.CancelledError:
+            self._relay.interrupted(response, exchange, openai)
+            raise
+        if call.method == "DELETE" and exchange.status == 200:
+            self._affinity.forget(answer_id)
+
+    def _providers_for(self, answer_id: str, caller: KeySettings | None) -> list[Provider]:
+        """Where the answer may be: its deployment's provider when the proxy remembers it for
+        this caller; with no keys, else every provider serving the Responses API."""
+        holder = self._affinity.holder(answer_id)
+        if holder is not None:
+            if holder.key is not None and (caller is None or caller.id != holder.key):
+                return []
+            deployment = self._deployments.get(holder.deployment)
+            if deployment is not None:
+                return [deployment.provider]
+        return [] if caller is not None else self._providers
+
+    async def _ask(self, providers: list[Provider], call: StoredRequest) -> Upstream | ProxyError:
+        """The first answer that is not a 404, else the last answer or failure."""
+        last: Upstream | ProxyError = errors.stored_response_not_found(call.answer_id)
+        loop = asyncio.get_running_loop()
+        for provider in providers:
+            if not isinstance(last, ProxyError):
+                last.close()
+            total = provider.config.timeouts.total
+            deadline = None if total is None else loop.time() + total
+            try:
+                last = await provider.stored(dataclasses.replace(call, deadline=deadline))
+            except ProxyError as err:
+                last = err
+                continue
+            last.headers["x-edgeproxy-provider"] = provider.name
+            if last.status != 404:
+                return last
+        return last
