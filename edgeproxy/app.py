@@ -21,6 +21,7 @@ from edgeproxy.carry import kept_from
 from edgeproxy.config import Config, ServerConfig
 from edgeproxy.drain import FLUSH_FLOOR, Drain, StopSignals, never
 from edgeproxy.handlers import ProxyHandlers
+from edgeproxy.passthrough import Passthrough
 from edgeproxy.redact import Redactor
 from edgeproxy.relay import Relay
 from edgeproxy.reload import Reloader
@@ -161,6 +162,9 @@ def build_handlers(state: ProxyState, recorded: Callable[[], None] | None = None
     guards = state.guards
     affinity = state.pipeline.dispatch.affinity
     stored = StoredResponses(state.table, affinity, relay, guards.authenticate, guards.screen)
+    passthrough = None
+    if config.passthrough.openai or config.passthrough.anthropic:
+        passthrough = Passthrough(config.passthrough, state.providers, relay, guards.authenticate)
     max_body = config.server.max_body_bytes
     return ProxyHandlers(
         state.pipeline,
@@ -169,6 +173,7 @@ def build_handlers(state: ProxyState, recorded: Callable[[], None] | None = None
         recorder,
         max_body,
         stored=stored,
+        passthrough=passthrough,
         feedback=endpoint,
         tracer=state.tracer,
     )

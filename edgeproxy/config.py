@@ -62,6 +62,8 @@ from edgeproxy.config_spec import (
     section,
     setting,
 )
+from edgeproxy.passthrough_settings import SECTION as PASSTHROUGH
+from edgeproxy.passthrough_settings import PassthroughSettings, parse_passthrough
 from edgeproxy.providers import KIND_FIELDS, RULES
 from edgeproxy.providers.settings import Given, ProviderConfig
 from edgeproxy.security.settings import SecurityConfig, parse_security
@@ -722,6 +724,11 @@ class Config:
     telemetry: TelemetryConfig = section(
         TelemetryConfig, "Metrics, events, incidents, feedback and tracing.", key=TELEMETRY
     )
+    passthrough: PassthroughSettings = section(
+        PassthroughSettings,
+        "The API paths the proxy does not serve itself, forwarded to a provider as they are.",
+        key=PASSTHROUGH,
+    )
 
     def secrets(self) -> list[str]:
         """Every credential this configuration holds, for the log formatter to mask: each
@@ -906,6 +913,7 @@ def parse(raw: Any, env: Mapping[str, str]) -> Config:
     _check_ttls(r, cache, models)
     security = parse_security(r, top, frozenset(m.name for m in models))
     telemetry = parse_telemetry(r, top)
+    passthrough = parse_passthrough(r, top.get(PASSTHROUGH), providers, declared)
     server, logging_ = _env_overrides(r, sections["server"], sections["logging"], env)
     if r.problems:
         raise ConfigError(r.problems)
@@ -921,6 +929,7 @@ def parse(raw: Any, env: Mapping[str, str]) -> Config:
         reload=sections["reload"],
         security=security,
         telemetry=telemetry,
+        passthrough=passthrough,
     )
 
 

@@ -142,6 +142,15 @@ def background_unmetered() -> ProxyError:
     )
 
 
+def passthrough_not_allowed(key_id: str) -> ProxyError:
+    """A key not listed in `passthrough.keys` asks for a path only passed through."""
+    return ProxyError(
+        403,
+        "permission_denied",
+        f"Key {key_id} may not use the paths this proxy forwards unmetered (passthrough.keys).",
+    )
+
+
 def stored_response_not_found(answer_id: str) -> ProxyError:
     """A stored-response call names an answer this caller cannot reach through the proxy."""
     return ProxyError(404, "not_found", f"Response with id '{answer_id[:200]}' not found.")

@@ -16,13 +16,15 @@ from urllib.parse import unquote
 from edgeproxy import errors, inbound
 from edgeproxy.dialects import Dialect, anthropic, openai
 from edgeproxy.dialects.codec import codec_for, operation_codec
+from edgeproxy.dialects.openai_responses import stored_call
 from edgeproxy.errors import ProxyError
 from edgeproxy.exchange import Exchange
 from edgeproxy.operations import CLIENT_PATHS, Operation
+from edgeproxy.passthrough import Passthrough
 from edgeproxy.pipeline import Pipeline
 from edgeproxy.relay import JSON_TYPE, ClientRequest, ClientResponse, Relay, error_answer
 from edgeproxy.routing.router import ModelTable
-from edgeproxy.stored_responses import StoredResponses, stored_path
+from edgeproxy.stored_responses import StoredResponses
 from edgeproxy.telemetry.feedback import FEEDBACK_PATH, FeedbackEndpoint
 from edgeproxy.telemetry.recorder import Recorder
 from edgeproxy.telemetry.tracing import Tracer
@@ -30,6 +32,11 @@ from edgeproxy.telemetry.tracing import Tracer
 MODELS_PATH = "/v1/models"
 MODEL_PREFIX = MODELS_PATH + "/"
 _READS = ("GET", "HEAD")
+
+
+def _reads(path: str) -> bool:
+    """The paths of the models list and its entries, read with GET or HEAD."""
+    return path == MODELS_PATH or path.startswith(MODEL_PREFIX)
 
 
 def client_dialect(path: str, headers: Mapping[str, str]) -> Dialect:
@@ -45,6 +52,7 @@ class ProxyHandlers:
     __slots__ = (
         "_feedback",
         "_max_body",
+        "_passthrough",
         "_pipeline",
         "_relay",
         "_stored",
@@ -63,6 +71,7 @@ class ProxyHandlers:
         max_body: int,
         *,
         stored: StoredResponses,
+        passthrough: Passthrough | None = None,
         feedback: FeedbackEndpoint | None = None,
         tracer: Tracer | None = None,
     ) -> None:
@@ -72,6 +81,7 @@ class ProxyHandlers:
         self._relay = relay
         self.recorder = recorder
         self._stored = stored  # the Responses API's calls on a stored answer
+        self._passthrough = passthrough  # the paths forwarded as they are, when configured
         self._feedback = feedback  # POST /v1/feedback, when telemetry.feedback is enabled
         self._tracer = tracer  # None: tracing is off, and no request asks anything of it
         # API calls running on this handler: a configuration reload closes what only they use
@@ -88,14 +98,34 @@ class ProxyHandlers:
             self.model(request, response)
         elif request.path == FEEDBACK_PATH and request.method == "POST" and self._feedback:
             await self.feedback(self._feedback, request, response)
-        elif (stored := stored_path(request.path)) is not None:
+        elif (stored := stored_call(request.path)) is not None:
             self.active += 1
             try:
                 await self._stored(request, *stored, response)
             finally:
                 self.active -= 1
+        elif (passed := self._passed_through(request)) is not None:
+            self.active += 1
+            try:
+                await passed(request, client_dialect(request.path, request.headers), response)
+            finally:
+                self.active -= 1
         else:
             self.refuse(request, response)
+
+    def _passed_through(self, request: ClientRequest) -> Passthrough | None:
+        """The pass-through that takes `request`: one configured for its dialect, for a path
+        the proxy has no endpoint for (a known path asked with another method stays a 405)."""
+        passthrough = self._passthrough
+        path = request.path
+        if passthrough is None or self._known(path):
+            return None
+        dialect = client_dialect(path, request.headers)
+        return passthrough if passthrough.takes(path, dialect) else None
+
+    def _known(self, path: str) -> bool:
+        feedback = path == FEEDBACK_PATH and self._feedback is not None
+        return path in CLIENT_PATHS or _reads(path) or feedback
 
     def reject(
         self, status: int, message: str, request: ClientRequest | None
@@ -142,12 +172,10 @@ class ProxyHandlers:
         path = request.path
         codec = codec_for(client_dialect(path, request.headers))
         request_id = inbound.request_id(request.headers)
-        feedback = path == FEEDBACK_PATH and self._feedback is not None
-        reads = path == MODELS_PATH or path.startswith(MODEL_PREFIX)
-        if not (path in CLIENT_PATHS or reads or feedback):
+        if not self._known(path):
             self._relay.fail(response, errors.route_not_found(path), codec, request_id)
             return
-        allow = ", ".join(_READS) if reads else "POST"
+        allow = ", ".join(_READS) if _reads(path) else "POST"
         err = errors.method_not_allowed(request.method, path)
         self._relay.fail(response, err, codec, request_id, allow=allow)
 

@@ -56,6 +56,8 @@ _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 _RENDERED_ANEW = frozenset({"content-type", "content-encoding"})
 Headers = MutableMapping[str, str]
 _NO_CHOICES = re.compile(rb'"choices":\s*\[\s*\]').search
+# Statuses whose answers have no body.
+_NO_BODY = frozenset({204, 304})
 # Statuses the official SDKs retry unless told not to (`x-should-retry: false`).
 _SDK_RETRIES = frozenset({408, 409, 429})
 
@@ -109,6 +111,10 @@ class ClientResponse(Protocol):
 
     def end(self) -> None:
         """The streamed response is complete."""
+
+    def abort(self) -> None:
+        """Drop the connection: a started response that cannot complete is never taken for a
+        complete one."""
 
 
 class Transform(Protocol):
@@ -440,6 +446,49 @@ class Relay:
         if out:
             response.write(out)
         response.end()
+
+    async def forward(
+        self,
+        response: ClientResponse,
+        upstream: Upstream,
+        provider: str,
+        codec: Codec,
+        request_id: str,
+    ) -> None:
+        """An answer the proxy does not read (passthrough.py): its bytes as they come, in
+        the provider's coding, at the client's pace; an error answer whole, as plain text and
+        masked (a provider may quote its key). Once started, a failure drops the connection:
+        a cut body must never look whole. The upstream is released after."""
+        headers = upstream.headers
+        headers["x-request-id"] = request_id
+        status = upstream.status
+        try:
+            if status >= 400 or status in _NO_BODY:
+                body = decoded_answer(await upstream.read(), headers, provider)
+                headers.pop("content-encoding", None)
+                fields = self._redact.fields(headers.items())
+                response.send(status, fields, self._redact.bytes(body) if status >= 400 else b"")
+                return
+            response.start(status, headers.items())
+            while chunk := await upstream.next_chunk():
+                response.write(chunk)
+                await response.drain()
+            response.end()
+        except ProxyError as err:
+            if not response.started:
+                self.fail(response, err, codec, request_id)
+                return
+            log.warning(
+                "passed-through answer cut short: %s %s",
+                err.code,
+                err.detail or err.message,
+                extra={"request_id": request_id},
+            )
+            response.abort()
+        except ConnectionError:
+            return  # the client left: closing the upstream below stops the provider
+        finally:
+            upstream.close()
 
     def interrupted(self, response: ClientResponse, exchange: Exchange, codec: Codec) -> None:
         """The server cancelled the request (shutting down, its grace over) before any byte of

@@ -25,16 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Mapping
-from typing import Final
 
 from edgeproxy import errors, inbound
 from edgeproxy.dialects import openai
-from edgeproxy.dialects.openai_responses import is_answer_id
+from edgeproxy.dialects.openai_responses import STORED_CALLS
 from edgeproxy.errors import ProxyError
 from edgeproxy.exchange import Exchange
 from edgeproxy.operations import Operation
-from edgeproxy.providers.base import Provider, StoredRequest, Upstream
+from edgeproxy.providers.base import ForwardRequest, Provider, Upstream
 from edgeproxy.relay import ClientRequest, ClientResponse, Relay
 from edgeproxy.routing.affinity import ResponseAffinity
 from edgeproxy.routing.router import Deployment, ModelTable
@@ -42,26 +40,8 @@ from edgeproxy.security.auth import Authenticate
 from edgeproxy.security.screen import Screen
 from edgeproxy.security.settings import KeySettings
 
-PREFIX: Final = "/v1/responses/"
-# What follows an answer's id in the path, and the methods each call takes.
-METHODS: Final[Mapping[str, tuple[str, ...]]] = {
-    "": ("GET", "DELETE"),
-    "/input_items": ("GET",),
-    "/cancel": ("POST",),
-}
 # The calls whose answer is a Response the output rules screen.
 _ANSWERS = frozenset({("GET", ""), ("POST", "/cancel")})
-
-
-def stored_path(path: str) -> tuple[str, str] | None:
-    """(answer id, what follows it) when `path` names a stored answer or one of its calls."""
-    if not path.startswith(PREFIX):
-        return None
-    answer_id, slash, rest = path[len(PREFIX) :].partition("/")
-    suffix = slash + rest
-    if suffix not in METHODS or not is_answer_id(answer_id):
-        return None
-    return answer_id, suffix
 
 
 class StoredResponses:
@@ -98,7 +78,7 @@ class StoredResponses:
         response: ClientResponse,
     ) -> None:
         request_id = inbound.request_id(request.headers)
-        methods = METHODS[suffix]
+        methods = STORED_CALLS[suffix]
         if request.method not in methods:
             err = errors.method_not_allowed(request.method, request.path)
             self._relay.fail(response, err, openai, request_id, allow=", ".join(methods))
@@ -121,17 +101,17 @@ class StoredResponses:
             started=request.received,
         )
         exchange.caller = caller
-        call = StoredRequest(
+        call = ForwardRequest(
             request_id=request_id,
             method=request.method,
-            answer_id=answer_id,
-            suffix=suffix,
+            path=request.path,
             query=request.query,
             client_headers=request.headers,
+            body=b"",
             deadline=None,  # each provider's own (`_ask`)
         )
         try:
-            reply = await self._ask(self._providers_for(answer_id, caller), call)
+            reply = await self._ask(self._providers_for(answer_id, caller), call, answer_id)
             if not isinstance(reply, ProxyError):
                 exchange.stream = reply.is_event_stream
                 if self._screen is not None and (call.method, suffix) in _ANSWERS:
@@ -155,9 +135,11 @@ class StoredResponses:
                 return [deployment.provider]
         return [] if caller is not None else self._providers
 
-    async def _ask(self, providers: list[Provider], call: StoredRequest) -> Upstream | ProxyError:
+    async def _ask(
+        self, providers: list[Provider], call: ForwardRequest, answer_id: str
+    ) -> Upstream | ProxyError:
         """The first answer that is not a 404, else the last answer or failure."""
-        last: Upstream | ProxyError = errors.stored_response_not_found(call.answer_id)
+        last: Upstream | ProxyError = errors.stored_response_not_found(answer_id)
         loop = asyncio.get_running_loop()
         for provider in providers:
             if not isinstance(last, ProxyError):
@@ -165,7 +147,8 @@ class StoredResponses:
             total = provider.config.timeouts.total
             deadline = None if total is None else loop.time() + total
             try:
-                last = await provider.stored(dataclasses.replace(call, deadline=deadline))
+                asked = dataclasses.replace(call, deadline=deadline)
+                last = await provider.forward(asked, raw=False)
             except ProxyError as err:
                 last = err
                 continue

@@ -11,8 +11,8 @@ the Responses API's own `error` event.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
 
 import orjson
 
@@ -44,6 +44,13 @@ _ANSWER_ID = re.compile(rb'"id"\s*:\s*"(resp_[A-Za-z0-9_\-]{1,200})"')
 # The same, alone: in a stream, and in a stored-response call's path, where it is sent as one
 # path segment as it is.
 is_answer_id = re.compile(r"resp_[A-Za-z0-9_\-]{1,200}").fullmatch
+STORED_PREFIX: Final = "/v1/responses/"
+# The calls on a stored answer: what follows its id in the path, and the methods each takes.
+STORED_CALLS: Final[Mapping[str, tuple[str, ...]]] = {
+    "": ("GET", "DELETE"),
+    "/input_items": ("GET",),
+    "/cancel": ("POST",),
+}
 _ID_WITHIN = 1024  # bytes of a whole answer its id is looked for in
 
 
@@ -210,3 +217,14 @@ def response_stream(reply: ChatResponse, payload: dict[str, Any], pieces: int) -
     for number, event in enumerate(events):
         event["sequence_number"] = number
         yield b"event: " + event["type"].encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
+
+
+def stored_call(path: str) -> tuple[str, str] | None:
+    """(answer id, what follows it) when `path` names a stored answer or one of its calls."""
+    if not path.startswith(STORED_PREFIX):
+        return None
+    answer_id, slash, rest = path[len(STORED_PREFIX) :].partition("/")
+    suffix = slash + rest
+    if suffix not in STORED_CALLS or not is_answer_id(answer_id):
+        return None
+    return answer_id, suffix

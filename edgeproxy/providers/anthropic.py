@@ -7,7 +7,7 @@ from functools import partial
 from edgeproxy.dialects import anthropic_messages
 from edgeproxy.dialects.translation import BuildChat, UpstreamChat
 from edgeproxy.operations import Operation
-from edgeproxy.providers.base import OutboundRequest
+from edgeproxy.providers.base import ForwardRequest, OutboundRequest
 from edgeproxy.providers.http import HttpProvider
 from edgeproxy.providers.settings import KindRules, fixed_url
 
@@ -41,3 +41,13 @@ class AnthropicProvider(HttpProvider):
         if client is None or "anthropic-version" not in client:
             headers["anthropic-version"] = self.config.anthropic_version
         return headers
+
+    def forward_headers(self, request: ForwardRequest) -> dict[str, str]:
+        headers = super().forward_headers(request)
+        headers.setdefault("anthropic-version", self.config.anthropic_version)
+        return headers
+
+    def api_url(self, path: str, query: str) -> str:
+        """Anthropic's base URL is its host: the client's path goes on whole."""
+        url = self.config.base_url + path
+        return url + "?" + query if query else url

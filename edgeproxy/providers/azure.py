@@ -6,8 +6,7 @@ API (`api_version: v1`, `/openai/v1/...`, model in the body as at OpenAI). The R
 has one URL per resource in either style (`/openai/responses?api-version=...` in the classic
 one, whose `api_version` must then be one that has it: 2025-03-01-preview or later), the
 deployment named by the body's model; so do its stored answers (`/openai/responses/{id}`).
-Credentials are an
-`api-key` header or a Microsoft Entra ID bearer token.
+Credentials are an `api-key` header or a Microsoft Entra ID bearer token.
 """
 
 from __future__ import annotations
@@ -15,8 +14,8 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from edgeproxy.operations import Operation
-from edgeproxy.providers.base import OutboundRequest, StoredRequest, path_segment
-from edgeproxy.providers.openai import OpenAIProvider, stored_path
+from edgeproxy.providers.base import OutboundRequest, path_segment
+from edgeproxy.providers.openai import OpenAIProvider
 from edgeproxy.providers.settings import Given, KindRules, ProviderConfig, fixed_url
 
 
@@ -41,7 +40,7 @@ class AzureProvider(OpenAIProvider):
         self._deployments = config.base_url + "/openai/deployments/"
         self._query = "?api-version=" + quote(config.api_version, safe="")
         self._responses = config.base_url + "/openai" + Operation.RESPONSES.path + self._query
-        self._stored = config.base_url + ("/openai/v1" if self._v1 else "/openai")
+        self._api = config.base_url + ("/openai/v1" if self._v1 else "/openai")
         if self._v1:
             self._urls = {
                 op: config.base_url + "/openai/v1" + url.removeprefix(config.base_url)
@@ -65,11 +64,10 @@ class AzureProvider(OpenAIProvider):
         deployment = path_segment(request.model)
         return self._deployments + deployment + path + self._query
 
-    def stored_url(self, request: StoredRequest) -> str:
-        """The resource's stored answer; the classic style's `api-version` comes from the
-        configuration, never from the client's query."""
-        url = self._stored + stored_path(request)
-        query = request.query
+    def api_url(self, path: str, query: str) -> str:
+        """Under the resource's `/openai` (`/openai/v1`); the classic style's `api-version`
+        comes from the configuration, never from the client's query."""
+        url = self._api + path.removeprefix("/v1")
         if self._v1:
             return url + "?" + query if query else url
         kept = [p for p in query.split("&") if p and not p.lower().startswith("api-version=")]

@@ -75,6 +75,7 @@ NOT_FORWARDED = (
         "x-goog-api-key",
         "cookie",
         "x-request-id",
+        "expect",  # the listener answered 100-continue itself: the whole body goes at once
     }
 )
 # Upstream response headers not relayed: framing the listener recomputes, and identity of the
@@ -183,16 +184,16 @@ class OutboundRequest:
 
 
 @dataclass(slots=True, frozen=True, eq=False)
-class StoredRequest:
-    """A call on an answer a provider stored (stored_responses.py): the Responses API's
-    retrieve, delete, cancel or input items, as the client asked for it."""
+class ForwardRequest:
+    """A call forwarded as the client made it, not read: the Responses API's calls on a
+    stored answer (stored_responses.py) and the paths passed through (passthrough.py)."""
 
     request_id: str
     method: str
-    answer_id: str  # checked: `resp_` and letters, digits, `_` and `-`, so one path segment
-    suffix: str  # what follows the id in the path: "", "/input_items" or "/cancel"
-    query: str  # as the client sent it, still percent-encoded
+    path: str  # the client's, under /v1/, still percent-encoded, checked as safe to send
+    query: str  # the client's, still percent-encoded
     client_headers: Mapping[str, str]
+    body: bytes  # as the client sent it (its content coding too)
     deadline: float | None  # loop time by which the whole call must be over
 
 
@@ -271,7 +272,8 @@ class Provider(ABC):
     async def send(self, request: OutboundRequest) -> Upstream:
         """Send `request` upstream; returns once headers arrive, raises ProxyError if not."""
 
-    async def stored(self, request: StoredRequest) -> Upstream:
-        """A call on an answer this provider stored; returns once headers arrive. Kinds
-        without the Responses API store none."""
-        raise errors.stored_response_not_found(request.answer_id)
+    async def forward(self, request: ForwardRequest, *, raw: bool) -> Upstream:
+        """Forward `request` to this provider's API as it is; returns once headers arrive.
+        `raw`: the answer's bytes are relayed untouched, never decoded or read whole. Kinds
+        with no such API (the request is routed to them only by path) have none of it."""
+        raise errors.route_not_found(request.path)

@@ -23,6 +23,7 @@ from edgeproxy import errors
 from edgeproxy.operations import Operation
 from edgeproxy.providers.base import (
     CLIENT_CHAT,
+    ForwardRequest,
     OutboundRequest,
     Provider,
     forwarded_headers,
@@ -64,7 +65,8 @@ class HttpUpstream:
     """A provider's response being relayed, with the idle and total deadlines applied to reads.
 
     A body that is not an event stream arrives already read (`body`), under the same deadline
-    that covered the headers: one wait per non-streaming request instead of two.
+    that covered the headers: one wait per non-streaming request instead of two. A `raw` one
+    (passed through) is streamed whatever it is, in its content coding.
     """
 
     __slots__ = (
@@ -87,6 +89,8 @@ class HttpUpstream:
         timeouts: Timeouts,
         deadline: float | None,
         body: bytes | None = None,
+        *,
+        raw: bool = False,
     ) -> None:
         self._response = response
         self._provider = provider
@@ -98,7 +102,7 @@ class HttpUpstream:
         self._inflater: zlib._Decompress | None = None
         self.status = response.status
         self.headers = relayed_headers(response.headers)
-        if body is None and (coding := self.headers.pop("content-encoding", "")):
+        if body is None and not raw and (coding := self.headers.pop("content-encoding", "")):
             try:
                 self._inflater = codings.decoder(coding)
             except codings.UnknownCoding:
@@ -272,6 +276,32 @@ class HttpProvider(Provider):
         data = request.body if body is None else body
         return await self.call("POST", url, headers, data, request.deadline)
 
+    async def forward(self, request: ForwardRequest, *, raw: bool) -> HttpUpstream:
+        """The client's path under this provider's API root (`api_url`), with the client's
+        forwardable headers, body and its framing headers, and this provider's credential."""
+        url = self.api_url(request.path, request.query)
+        headers = self.forward_headers(request)
+        return await self.call(
+            request.method, url, headers, request.body, request.deadline, raw=raw
+        )
+
+    def forward_headers(self, request: ForwardRequest) -> dict[str, str]:
+        headers = forwarded_headers(request.client_headers, self._fixed_headers)
+        headers["x-request-id"] = request.request_id
+        client = request.client_headers
+        for name in ("content-type", "content-encoding"):  # the body is the client's
+            if name in client:
+                headers[name] = client[name]
+            elif not request.body:
+                headers.pop(name, None)
+        return headers
+
+    def api_url(self, path: str, query: str) -> str:
+        """Where a client's `/v1/...` path is under this provider (its base URL ends where the
+        client's `/v1` does, as OpenAI's)."""
+        url = self.config.base_url + path.removeprefix("/v1")
+        return url + "?" + query if query else url
+
     async def call(
         self,
         method: str,
@@ -279,10 +309,12 @@ class HttpProvider(Provider):
         headers: dict[str, str],
         data: bytes,
         deadline: float | None,
+        *,
+        raw: bool = False,
     ) -> HttpUpstream:
         """Send `data` to `url` (already percent-encoded, sent as it is) before `deadline`;
-        returns once headers arrive (with the body too, unless it is a stream). A redirect is
-        neither followed nor relayed (a 502)."""
+        returns once headers arrive (with the body too, unless it is a stream or `raw`). A
+        redirect is neither followed nor relayed (a 502)."""
         pool = self._pool
         if pool is None:
             raise errors.upstream_unreachable(self.name, "provider pool is not open")
@@ -300,8 +332,8 @@ class HttpProvider(Provider):
             if 300 <= response.status < 400:
                 location = response.headers.get("location", "")
                 raise errors.upstream_redirected(self.name, response.status, location)
-            if _media_type(response.headers) in STREAM_TYPES:
-                return HttpUpstream(response, self.name, timeouts, deadline)
+            if raw or _media_type(response.headers) in STREAM_TYPES:
+                return HttpUpstream(response, self.name, timeouts, deadline, raw=raw)
             phase = "total"
             answer = await response.read(deadline)
         except BaseException as exc:

@@ -20,7 +20,7 @@ import orjson
 from edgeproxy.dialects import anthropic, openai, openai_responses
 from edgeproxy.dialects.neutral import ChatRequest, ChatResponse, Text, Usage, events_of
 from edgeproxy.operations import Operation
-from edgeproxy.providers.base import CLIENT_CHAT, OutboundRequest, Provider, StoredRequest
+from edgeproxy.providers.base import CLIENT_CHAT, ForwardRequest, OutboundRequest, Provider
 from edgeproxy.providers.settings import KindRules, ProviderConfig, fixed_url
 
 _JSON = {"content-type": "application/json"}
@@ -171,17 +171,21 @@ class MockProvider(Provider):
         if len(stored) > STORED_LIMIT:
             stored.popitem(last=False)
 
-    async def stored(self, request: StoredRequest) -> MockUpstream:
-        """Retrieve, delete and input items as OpenAI answers them; cancel refused, as OpenAI
-        refuses it for an answer not made in the background (the mock makes none)."""
-        answer_id = request.answer_id
+    async def forward(self, request: ForwardRequest, *, raw: bool) -> MockUpstream:
+        """The calls on a stored Responses answer, as OpenAI answers them: retrieve, delete
+        and input items; cancel refused, as OpenAI refuses it for an answer not made in the
+        background (the mock makes none). It has no other path."""
+        call = openai_responses.stored_call(request.path)
+        if call is None:
+            return _refusal(404, f"Unknown path {request.path}")
+        answer_id, suffix = call
         kept = self._stored.get(answer_id)
         if kept is None:
             return _refusal(404, f"Response with id '{answer_id}' not found.")
         answer, items = kept
-        if request.suffix == "/cancel":
+        if suffix == "/cancel":
             return _refusal(400, "Only responses created with background=true can be cancelled.")
-        if request.suffix == "/input_items":
+        if suffix == "/input_items":
             ids = [item["id"] for item in items]
             listing = {
                 "object": "list",

@@ -7,8 +7,7 @@ from functools import partial
 from edgeproxy.dialects import openai_chat
 from edgeproxy.dialects.translation import BuildChat, UpstreamChat
 from edgeproxy.operations import Operation
-from edgeproxy.providers.base import StoredRequest, forwarded_headers
-from edgeproxy.providers.http import HttpProvider, HttpUpstream
+from edgeproxy.providers.http import HttpProvider
 from edgeproxy.providers.settings import OPENAI_URL, Given, KindRules, fixed_url
 
 
@@ -37,18 +36,3 @@ class OpenAIProvider(HttpProvider):
     @property
     def build_chat(self) -> BuildChat:
         return partial(openai_chat.build_chat, max_tokens_field=self.config.max_tokens_field)
-
-    async def stored(self, request: StoredRequest) -> HttpUpstream:
-        headers = forwarded_headers(request.client_headers, self._fixed_headers)
-        headers["x-request-id"] = request.request_id
-        url = self.stored_url(request)
-        return await self.call(request.method, url, headers, b"", request.deadline)
-
-    def stored_url(self, request: StoredRequest) -> str:
-        url = self.config.base_url + stored_path(request)
-        return url + "?" + request.query if request.query else url
-
-
-def stored_path(request: StoredRequest) -> str:
-    """`/responses/{id}` and what follows it."""
-    return Operation.RESPONSES.path + "/" + request.answer_id + request.suffix

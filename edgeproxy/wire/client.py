@@ -164,7 +164,7 @@ class UpstreamPool:
                 self._discard(connection)
                 raise ConnectFailed(f"{self._label}: closed before the request was sent")
         try:
-            connection.send(head, body)
+            connection.send(head, body, bodiless=method == "HEAD")
             while connection.awaiting_head:
                 await connection.wait(deadline)
         except BaseException:

@@ -8,11 +8,12 @@ response and building its header multidict costs, on one core of the development
     the same, one read per event            8.0 µs                     23.9 µs
 
 aiohttp's parser also hands each body to a StreamReader of its own. httptools leaves gaps that
-this module fills: a close-delimited body gets no end signal (EOF ends it here); a 1xx interim
-response (100, 103 Early Hints) completes a parser "message" (it is skipped, and the real
-response is parsed next); the head is not limited (capped here at MAX_HEAD_BYTES and
-MAX_HEADER_FIELDS). A 101 would switch protocols, which this client never asks for, so it is
-malformed here.
+this module fills: a close-delimited body gets no end signal (EOF ends it here); the response
+to a HEAD is not known to have no body (it ends with its head here, and the connection, whose
+parser still expects the body, is not reused); a 1xx interim response (100, 103 Early Hints)
+completes a parser "message" (it is skipped, and the real response is parsed next); the head
+is not limited (capped here at MAX_HEAD_BYTES and MAX_HEADER_FIELDS). A 101 would switch
+protocols, which this client never asks for, so it is malformed here.
 
 Body bytes wait in `chunks` until the caller takes them; past PAUSE_ABOVE buffered bytes the
 socket stops being read, so a slow consumer bounds memory instead of growing it.
@@ -51,6 +52,7 @@ class UpstreamConnection(asyncio.Protocol):
     tells the pool once that it can never be used again (EOF, loss or abort)."""
 
     __slots__ = (
+        "_bodiless",
         "_buffered",
         "_head_received",
         "_head_size",
@@ -86,6 +88,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self._parser = httptools.HttpResponseParser(self)
         self._state = _IDLE
+        self._bodiless = False
         self._waiter: asyncio.Future[bool] | None = None
         self._wait_until: float | None = None  # the deadline of the wait in progress
         self._wait_timer: asyncio.TimerHandle | None = None
@@ -109,10 +112,12 @@ class UpstreamConnection(asyncio.Protocol):
 
     # The exchange, as the pool and the response drive it.
 
-    def send(self, head: bytes, body: bytes) -> None:
+    def send(self, head: bytes, body: bytes, *, bodiless: bool = False) -> None:
+        """Write a request; `bodiless`: it is a HEAD, whose response has a head only."""
         assert self.transport is not None, "the pool lends connected connections only"
         self._state = _HEAD
         self._head_received = 0
+        self._bodiless = bodiless
         self.transport.writelines((head, body))
 
     @property
@@ -248,6 +253,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._keep_alive = self._parser.should_keep_alive()
         self._until_eof = _ends_at_close(status, headers)
         self._state = _BODY
+        if self._bodiless:  # ended here; the parser would wait for the body its head announces
+            self._state = _DONE
+            self._keep_alive = False
         self._wake()
 
     def on_body(self, body: bytes) -> None:

@@ -10,7 +10,7 @@ from edgeproxy.config import parse
 from edgeproxy.config_reader import ConfigError
 from edgeproxy.operations import Operation
 from edgeproxy.providers.azure import AzureProvider
-from edgeproxy.providers.base import OutboundRequest, StoredRequest
+from edgeproxy.providers.base import OutboundRequest
 
 BASE = "https://contoso.openai.azure.com"
 
@@ -113,8 +113,8 @@ def test_an_azure_provider_without_a_credential_names_the_field() -> None:
         ("v1", "stream=true", f"{BASE}/openai/v1/responses/resp_1?stream=true"),
     ],
 )
-def test_stored_answers_are_under_the_resource_with_its_own_api_version(
+def test_forwarded_paths_are_under_the_resource_with_its_own_api_version(
     api_version: str, query: str, url: str
 ) -> None:
-    call = StoredRequest("req-1", "GET", "resp_1", "", query, {}, None)
-    assert provider(api_key="k", api_version=api_version).stored_url(call) == url
+    forwarded = provider(api_key="k", api_version=api_version)
+    assert forwarded.api_url("/v1/responses/resp_1", query) == url

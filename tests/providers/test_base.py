@@ -41,3 +41,10 @@ def test_headers_that_rewrite_where_a_request_lands_stay_behind() -> None:
         "x-trace": "t",
         "authorization": "Bearer k",
     }
+
+
+def test_an_expectation_the_listener_met_stays_behind() -> None:
+    """The listener answered `Expect: 100-continue` and read the whole body: the provider is
+    sent it at once, with nothing to wait for."""
+    client = {"expect": "100-continue", "openai-organization": "org-1"}
+    assert forwarded_headers(client, {}) == {"openai-organization": "org-1"}

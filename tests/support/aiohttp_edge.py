@@ -81,6 +81,11 @@ class AiohttpResponse:
     def end(self) -> None:
         self.ended = True
 
+    def abort(self) -> None:
+        transport = self._request.transport
+        if transport is not None:
+            transport.abort()
+
     async def finish(self) -> web.StreamResponse:
         """The response for aiohttp to complete (a stream: its rest written, then its end)."""
         response = self.response

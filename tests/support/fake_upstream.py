@@ -2,8 +2,10 @@
 
 Tests script its behaviour per route (`script`, `default`) and read what it saw (`calls`,
 `requests`, `disconnects`). Streams can be cut into TCP writes at odd byte offsets, stalled,
-dropped or ended with the provider's own error event. Google Gemini (`fake.gemini`) and AWS
-Bedrock (`fake.bedrock`) are served by the same server as `Mode`s kept in their own modules.
+dropped or ended with the provider's own error event. Google Gemini (`fake.gemini`), AWS
+Bedrock (`fake.bedrock`) and the endpoints beside the LLM calls (`fake.other`: moderations,
+files, speech, message batches) are served by the same server as `Mode`s kept in their own
+modules.
 Also runnable on its own for benchmarks:
 `python -m tests.support.fake_upstream --port 0 --chunks 20 --split whole` (`--split events`:
 see `Reply.split`), and, with
@@ -32,6 +34,7 @@ from multidict import CIMultiDict
 if TYPE_CHECKING:
     from tests.support.fake_bedrock import FakeBedrock
     from tests.support.fake_gemini import FakeGemini
+    from tests.support.fake_other_apis import FakeOtherApis
 
 ROUTES = {
     ("POST", "/v1/chat/completions"): "chat",
@@ -261,6 +264,7 @@ class FakeUpstream:
         self._scripts: dict[str, deque[Reply | Fail]] = defaultdict(deque)
         self.calls: dict[str, int] = defaultdict(int)
         self.requests: list[RecordedRequest] = []
+        self.unrouted: list[str] = []  # requests for no path it serves, as sent (a 404)
         self.disconnects = 0
         # Opt-in: whole answers (JSON, errors) gzipped for requests that accept gzip, as
         # OpenAI's and Anthropic's servers do; `compress_streams`: event streams too.
@@ -272,10 +276,13 @@ class FakeUpstream:
         # Imported here: those modules import Reply, Fail and pieces from this one.
         from tests.support.fake_bedrock import FakeBedrock
         from tests.support.fake_gemini import FakeGemini
+        from tests.support.fake_other_apis import FakeOtherApis
 
         self.gemini: FakeGemini = FakeGemini(self._rng)
         self.bedrock: FakeBedrock = FakeBedrock(self._rng)
-        self.modes: tuple[Mode, ...] = (self.gemini, self.bedrock)
+        # Moderations, files, speech and message batches, their errors rendered as ours.
+        self.other: FakeOtherApis = FakeOtherApis(self._error)
+        self.modes: tuple[Mode, ...] = (self.gemini, self.bedrock, self.other)
         for mode in self.modes:
             self.default.update({route: Reply() for route in mode.routes})
 
@@ -288,6 +295,7 @@ class FakeUpstream:
         self._scripts.clear()
         self.calls.clear()
         self.requests.clear()
+        self.unrouted.clear()
         self.disconnects = 0
         self.flapped = 0
 
@@ -333,6 +341,7 @@ class FakeUpstream:
         route = mode.route(request) if mode else _route(request)
         anthropic = request.path.startswith("/v1/messages")
         if route is None:
+            self.unrouted.append(request.raw_path)
             unknown = Fail(404, message=f"Unknown path {request.path}")
             return mode.error(unknown, request) if mode else self._error(unknown, anthropic)
         body = await request.read()

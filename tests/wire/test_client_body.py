@@ -126,6 +126,24 @@ async def test_interim_responses_are_skipped(wire: Harness, interim: bytes) -> N
     assert pool.idle == 1
 
 
+async def test_the_answer_to_a_head_ends_with_its_head(wire: Harness) -> None:
+    """Its Content-Length announces the body a GET would get; none follows, and the answer
+    does not wait for one. The connection, its parser expecting that body, is not reused."""
+    upstream = await wire.serve(
+        keep_answering(response(b"", headers=[("content-length", "42")], length=False))
+    )
+    pool = wire.pool(upstream.origin())
+
+    answer = await pool.request(
+        "HEAD", "/", [], b"", deadline=asyncio.get_running_loop().time() + 5
+    )
+
+    assert (answer.status, answer.headers["content-length"]) == (200, "42")
+    assert await answer.read(asyncio.get_running_loop().time() + 5) == b""
+    answer.release()
+    assert pool.idle == 0
+
+
 async def test_gzip_body_comes_back_as_sent(wire: Harness) -> None:
     packed = gzip.compress(b'{"answer": 42}')
     upstream = await wire.serve(

@@ -1,0 +1,116 @@
+"""The API paths the proxy does not serve itself, forwarded to one provider as they are.
+
+An application that points its SDK at the proxy sends it every call, not only the LLM calls
+the proxy routes: moderations, images, audio, files and batches (OpenAI), message batches
+and files (Anthropic). With `passthrough.openai` or `passthrough.anthropic` naming a provider,
+such a request (any method, any path under `/v1/` the proxy has no endpoint for, in the
+dialect its headers say) goes to that provider with the provider's credential in place of the
+client's: path, query, body and its content type and coding as sent. The answer comes back
+byte for byte as it arrives (`Relay.forward`), an error answer masked.
+
+Nothing here reads the body: these calls are not routed, cached, screened, metered or charged,
+and all callers share the provider's account (its files, batches). So with virtual keys only
+the keys `passthrough.keys` lists may use them (403 for the others). A path is sent only when
+it cannot climb out of the API root: no dot segment, no encoded slash or backslash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Mapping
+from typing import Final
+from urllib.parse import unquote
+
+from edgeproxy import errors, inbound
+from edgeproxy.dialects import Dialect
+from edgeproxy.dialects.codec import codec_for
+from edgeproxy.errors import ProxyError
+from edgeproxy.passthrough_settings import PassthroughSettings
+from edgeproxy.providers.base import ForwardRequest, Provider
+from edgeproxy.relay import ClientRequest, ClientResponse, Relay
+from edgeproxy.security.auth import Authenticate
+
+API_ROOT: Final = "/v1/"
+# A path of plain segments: RFC 3986 path characters, each segment nonempty.
+_PLAIN_PATH = re.compile(r"(?:/[A-Za-z0-9\-._~!$&'()*+,;=:@%]+)+").fullmatch
+_CLIMBING = frozenset({".", ".."})
+
+
+def sendable(path: str) -> bool:
+    """Whether `path` stays under the API root wherever a server decodes it: plain segments,
+    none of them a dot segment or hiding a slash or backslash behind percent-encoding."""
+    if not path.startswith(API_ROOT) or _PLAIN_PATH(path) is None:
+        return False
+    for segment in path.split("/")[2:]:
+        decoded = unquote(segment)
+        if decoded in _CLIMBING or "/" in decoded or "\\" in decoded or "%" in decoded:
+            return False
+    return True
+
+
+class Passthrough:
+    """Forwards a dialect's other paths to its configured provider."""
+
+    __slots__ = ("_authenticate", "_keys", "_providers", "_relay")
+
+    def __init__(
+        self,
+        settings: PassthroughSettings,
+        providers: Mapping[str, Provider],
+        relay: Relay,
+        authenticate: Authenticate | None,
+    ) -> None:
+        self._providers: dict[Dialect, Provider] = {}
+        for dialect in (Dialect.OPENAI, Dialect.ANTHROPIC):
+            name = settings.provider(dialect.value)
+            if name is not None:
+                self._providers[dialect] = providers[name]
+        self._keys = frozenset(settings.keys)
+        self._relay = relay
+        self._authenticate = authenticate  # None: no virtual keys
+
+    def takes(self, path: str, dialect: Dialect) -> bool:
+        """Whether a request for `path` (one the proxy has no endpoint for) is passed on."""
+        return dialect in self._providers and path.startswith(API_ROOT)
+
+    async def __call__(
+        self, request: ClientRequest, dialect: Dialect, response: ClientResponse
+    ) -> None:
+        request_id = inbound.request_id(request.headers)
+        codec = codec_for(dialect)
+        refusal = await self._refusal(request)
+        if refusal is not None:
+            self._relay.fail(response, refusal, codec, request_id)
+            return
+        provider = self._providers[dialect]
+        total = provider.config.timeouts.total
+        forwarded = ForwardRequest(
+            request_id=request_id,
+            method=request.method,
+            path=request.path,
+            query=request.query,
+            client_headers=request.headers,
+            body=request.body,
+            deadline=None if total is None else asyncio.get_running_loop().time() + total,
+        )
+        try:
+            upstream = await provider.forward(forwarded, raw=True)
+        except ProxyError as err:
+            self._relay.fail(response, err, codec, request_id)
+            return
+        await self._relay.forward(response, upstream, provider.name, codec, request_id)
+
+    async def _refusal(self, request: ClientRequest) -> ProxyError | None:
+        """Why the request is not sent: an unsendable path (404), no key or an unknown one
+        (401), a key not allowed here (403)."""
+        if not sendable(request.path):
+            return errors.route_not_found(request.path[:200])
+        if self._authenticate is None:
+            return None
+        caller = await self._authenticate.caller(request.headers)
+        if isinstance(caller, ProxyError):
+            return caller
+        if caller.id not in self._keys:
+            return errors.passthrough_not_allowed(caller.id)
+        return None
