@@ -329,7 +329,7 @@ class HttpProvider(Provider):
             response = await pool.request(
                 method, target, list(headers.items()), data, deadline=first_byte
             )
-            if 300 <= response.status < 400:
+            if 300 <= response.status < 400 and response.status != 304:  # 304: not a redirect
                 location = response.headers.get("location", "")
                 raise errors.upstream_redirected(self.name, response.status, location)
             if raw or _media_type(response.headers) in STREAM_TYPES:

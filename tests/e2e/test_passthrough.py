@@ -58,6 +58,22 @@ async def test_a_file_upload_arrives_as_the_sdk_sent_it(passing: Stack) -> None:
     assert passing.fake.requests[-1].headers["content-type"].startswith("multipart/form-data")
 
 
+async def test_a_compressed_body_goes_on_as_sent_with_its_coding(passing: Stack) -> None:
+    packed = gzip.compress(b'{"input": "compressed"}')
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            passing.openai_url + "/moderations",
+            data=packed,
+            headers={"content-type": "application/json", "content-encoding": "gzip"},
+        ) as answer,
+    ):
+        assert answer.status == 200
+    sent = passing.fake.requests[-1]
+    assert sent.headers["content-encoding"] == "gzip"
+    assert sent.json == {"input": "compressed"}  # the fake decoded it, as OpenAI's would
+
+
 async def test_speech_streams_back_byte_for_byte(passing: Stack) -> None:
     async with (
         client(passing) as sdk,
@@ -112,6 +128,21 @@ async def test_an_error_answer_quoting_the_credential_is_masked(passing: Stack) 
         with pytest.raises(openai.InternalServerError) as failed:
             await sdk.moderations.create(input="x")
     assert OPENAI_KEY not in failed.value.response.text
+
+
+async def test_not_modified_comes_back_without_a_body(passing: Stack) -> None:
+    passing.fake.script("speech", Fail(304, headers={"etag": '"v1"'}))
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            passing.openai_url + "/audio/speech",
+            json={"model": "tts-1", "input": "Hi"},
+            headers={"if-none-match": '"v1"'},
+        ) as answer,
+    ):
+        assert (answer.status, answer.headers["etag"]) == (304, '"v1"')
+        assert await answer.read() == b""
+    assert passing.fake.requests[-1].headers["if-none-match"] == '"v1"'
 
 
 async def test_an_answer_cut_upstream_is_cut_for_the_client(passing: Stack) -> None:
