@@ -501,3 +501,21 @@ async def test_probes_report_liveness_and_readiness(make_stack: StackFactory) ->
         async with session.get(stack.proxy.admin_url + "/readyz") as response:
             assert response.status == 503
         stack.proxy.state.draining = False
+
+
+async def test_an_answer_larger_than_the_proxy_reads_is_a_502(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A whole answer is read before it is relayed: one that never ends must not take all of
+    the sidecar's memory. Past the limit, the client gets a 502 in its dialect."""
+    monkeypatch.setattr("edgeproxy.providers.http.MAX_ANSWER", 2048)
+    stack.fake.default["chat"] = Reply(text="word " * 1000)
+    async with openai.AsyncOpenAI(
+        base_url=stack.openai_url, api_key=CLIENT_KEY, max_retries=0
+    ) as sdk:
+        with pytest.raises(openai.APIStatusError) as failed:
+            await sdk.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "Talk"}]
+            )
+    assert failed.value.status_code == 502
+    assert failed.value.type == "api_error"

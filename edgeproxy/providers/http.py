@@ -43,6 +43,8 @@ from edgeproxy.wire.client import (
 STREAM_TYPES = frozenset({"text/event-stream", "application/vnd.amazon.eventstream"})
 # A provider's compressed answer is never inflated past this when the proxy reads it.
 MAX_DECODED = 256 * 1024 * 1024
+# Nor is an answer read whole past this (a body that never ends would take all memory).
+MAX_ANSWER = MAX_DECODED
 
 
 def decoded_answer(body: bytes, headers: Mapping[str, str], provider: str) -> bytes:
@@ -116,7 +118,7 @@ class HttpUpstream:
         if self._body is not None:
             return self._body
         try:
-            body = await self._response.read(self._deadline)
+            body = await self._response.read(self._deadline, MAX_ANSWER)
         except TimeoutError:
             raise self._timed_out("total") from None
         except UpstreamError as exc:
@@ -335,7 +337,7 @@ class HttpProvider(Provider):
             if raw or _media_type(response.headers) in STREAM_TYPES:
                 return HttpUpstream(response, self.name, timeouts, deadline, raw=raw)
             phase = "total"
-            answer = await response.read(deadline)
+            answer = await response.read(deadline, MAX_ANSWER)
         except BaseException as exc:
             if response is not None:
                 response.release()

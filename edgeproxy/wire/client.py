@@ -340,10 +340,17 @@ class UpstreamResponse:
         self.headers: CIMultiDict[str] = connection.headers
         self.complete = False  # the caller was handed the body's end
 
-    async def read(self, deadline: float | None) -> bytes:
-        """The whole body, which must have arrived by `deadline` (loop time)."""
+    async def read(self, deadline: float | None, limit: int | None = None) -> bytes:
+        """The whole body, which must have arrived by `deadline` (loop time); past `limit`
+        bytes the connection is dropped and ConnectionBroken raised, so an answer that never
+        ends cannot take every byte of memory."""
         parts = []
+        size = 0
         while chunk := await self.next_chunk(deadline):
+            size += len(chunk)
+            if limit is not None and size > limit:
+                self._drop()
+                raise ConnectionBroken(f"an answer over {limit} bytes")
             parts.append(chunk)
         return b"".join(parts)
 

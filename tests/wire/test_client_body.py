@@ -144,6 +144,20 @@ async def test_the_answer_to_a_head_ends_with_its_head(wire: Harness) -> None:
     assert pool.idle == 0
 
 
+async def test_a_body_past_the_limit_is_refused_and_its_connection_dropped(
+    wire: Harness,
+) -> None:
+    upstream = await wire.serve(keep_answering(response(b"x" * 100)))
+    pool = wire.pool(upstream.origin())
+
+    answer = await pool.request("GET", "/", [], b"", deadline=None)
+    with pytest.raises(ConnectionBroken, match="over 50 bytes"):
+        await answer.read(None, limit=50)
+
+    assert (pool.idle, pool.in_use) == (0, 0)
+    assert await (await pool.request("GET", "/", [], b"", deadline=None)).read(None) == b"x" * 100
+
+
 async def test_gzip_body_comes_back_as_sent(wire: Harness) -> None:
     packed = gzip.compress(b'{"answer": 42}')
     upstream = await wire.serve(
