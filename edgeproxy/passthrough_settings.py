@@ -13,8 +13,8 @@ from edgeproxy.config_spec import NAMES, NONEMPTY_TEXT, read, setting
 from edgeproxy.providers.settings import ProviderConfig
 
 SECTION: Final = "passthrough"
-# The provider kind each client dialect's other paths go to.
-KINDS: Final = {"openai": "openai", "anthropic": "anthropic"}
+# The provider kinds each client dialect's other paths may go to.
+KINDS: Final = {"openai": ("openai", "azure"), "anthropic": ("anthropic",)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,8 +24,8 @@ class PassthroughSettings:
     openai: str | None = setting(
         None,
         NONEMPTY_TEXT,
-        "Provider (kind openai) that answers the OpenAI paths the proxy does not serve itself "
-        "(moderations, images, audio, files, batches...), forwarded as they are.",
+        "Provider (kind openai or azure) that answers the OpenAI paths the proxy does not "
+        "serve itself (moderations, images, audio, files, batches...), forwarded as they are.",
         example="openai",
     )
     anthropic: str | None = setting(
@@ -53,7 +53,7 @@ def parse_passthrough(
     """The section, each provider checked: declared, of its dialect's kind. One switched off
     (its credential missing) turns its dialect's pass-through off, as it leaves its models."""
     settings = read(r, PassthroughSettings, raw, SECTION)
-    for dialect, kind in KINDS.items():
+    for dialect, kinds in KINDS.items():
         name = settings.provider(dialect)
         if name is None:
             continue
@@ -65,6 +65,6 @@ def parse_passthrough(
                 settings = replace(settings, openai=None)
             else:
                 settings = replace(settings, anthropic=None)
-        elif providers[name].kind != kind:
-            r.fail(where, f"provider {name!r} is of kind {providers[name].kind}, not {kind}")
+        elif (kind := providers[name].kind) not in kinds:
+            r.fail(where, f"provider {name!r} is of kind {kind}, not {' or '.join(kinds)}")
     return settings

@@ -20,7 +20,7 @@ from edgeproxy.passthrough import sendable
 from edgeproxy.security.auth import hash_key
 from tests.conftest import StackFactory
 from tests.support.fake_other_apis import speech
-from tests.support.fake_upstream import Fail, Reply
+from tests.support.fake_upstream import Fail, FakeUpstream, Reply
 from tests.support.stack import ANTHROPIC_KEY, CLIENT_KEY, OPENAI_KEY, Stack
 
 PASSTHROUGH = {"passthrough": {"openai": "openai-up", "anthropic": "anthropic-up"}}
@@ -275,13 +275,17 @@ async def test_with_keys_only_the_listed_keys_pass_through(make_stack: StackFact
     ("passthrough", "problem"),
     [
         ({"openai": "nowhere"}, "passthrough.openai: no provider named 'nowhere'"),
-        ({"anthropic": "oa"}, "passthrough.anthropic: provider 'oa' is of kind openai"),
+        ({"anthropic": "oa"}, "passthrough.anthropic: provider 'oa' is of kind openai, not"),
+        ({"openai": "an"}, "passthrough.openai: provider 'an' is of kind anthropic, not openai"),
         ({"gemini": "oa"}, "passthrough.gemini"),
     ],
 )
 def test_the_providers_named_are_checked_at_load(passthrough: dict[str, Any], problem: str) -> None:
     raw = {
-        "providers": {"oa": {"kind": "openai", "api_key": "k"}},
+        "providers": {
+            "oa": {"kind": "openai", "api_key": "k"},
+            "an": {"kind": "anthropic", "api_key": "k"},
+        },
         "models": {"m": {"deployments": [{"provider": "oa"}]}},
         "passthrough": passthrough,
     }
@@ -301,3 +305,31 @@ def test_a_provider_switched_off_turns_its_dialect_off() -> None:
     }
     settings = parse(raw, {}).passthrough
     assert (settings.openai, settings.anthropic) == ("oa", None)
+
+
+async def test_azure_answers_the_openai_paths_under_its_resource(
+    make_stack: StackFactory,
+) -> None:
+    """Its configured api-version, never the client's, under the resource's /openai."""
+    resource = FakeUpstream()
+    await resource.start()
+    try:
+        azure = {
+            "kind": "azure",
+            "base_url": resource.url,
+            "api_key": "az-key-0123456789",
+            "api_version": "2025-04-01-preview",
+        }
+        stack = await make_stack(
+            more_providers={"az": azure}, sections={"passthrough": {"openai": "az"}}
+        )
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                stack.openai_url + "/moderations?api-version=1999-01-01", json={"input": "x"}
+            ) as answer,
+        ):
+            assert answer.status == 404  # the fake has no Azure paths: its own answer
+    finally:
+        await resource.close()
+    assert resource.unrouted == ["/openai/moderations?api-version=2025-04-01-preview"]
