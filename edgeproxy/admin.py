@@ -31,6 +31,7 @@ from edgeproxy.admin_ui import PAGE_PATH, status_routes
 from edgeproxy.cache.tiered import RedisUnavailable, TieredCache
 from edgeproxy.config_reader import Secret
 from edgeproxy.redact import Redactor
+from edgeproxy.routing.affinity import ResponseAffinity
 from edgeproxy.telemetry.metrics import CONTENT_TYPE
 from edgeproxy.telemetry.stats import LiveStats
 
@@ -164,6 +165,7 @@ def build_admin_app(
     incidents: Callable[[], dict[str, Any] | None] | None = None,
     reload: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     readiness: Callable[[], dict[str, Any]] | None = None,
+    affinity: Callable[[], ResponseAffinity] | None = None,
 ) -> web.Application:
     """`/healthz` answers while the process runs; `/readyz` once pools are open, until draining;
     `/admin/routing` lists groups and deployments with breaker state, latency, success rate,
@@ -172,7 +174,8 @@ def build_admin_app(
     routing from the apps' feedback (edgeproxy.admin_feedback); `/ui` is the status page and
     `/admin/stats` its figures (edgeproxy.admin_ui); `/admin/incidents` lists open and recent
     incidents (edgeproxy.admin_incidents); `/metrics` is for Prometheus (open, like the
-    probes: it holds counters, never content); `POST /admin/reload` reloads the configuration.
+    probes: it holds counters, never content); `POST /admin/reload` reloads the configuration;
+    `/admin/affinity/{answer_id}` says which deployment holds a Responses answer.
 
     The sources are functions asked per request, so the routes follow a configuration reload;
     `readiness` adds details to `/readyz` (the last reload's failure)."""
@@ -216,4 +219,19 @@ def build_admin_app(
         status_routes(app, stats)
     if incidents is not None:
         incident_routes(app, incidents)
+    if affinity is not None:
+        _affinity_route(app, affinity)
     return app
+
+
+def _affinity_route(app: web.Application, affinity: Callable[[], ResponseAffinity]) -> None:
+    """`GET /admin/affinity/{answer_id}`: which deployment gave a Responses answer, and to which
+    key, as this process remembers it (the pod's other workers ask, edgeproxy.pod_affinity)."""
+
+    async def holder(request: web.Request) -> web.Response:
+        found = affinity().holder(request.match_info["answer_id"])
+        if found is None:
+            return _json({"error": "no answer with this id is remembered here"}, 404)
+        return _json({"deployment": found.deployment, "key": found.key})
+
+    app.router.add_get("/admin/affinity/{answer_id}", holder)

@@ -22,6 +22,7 @@ from edgeproxy.config import Config, ServerConfig
 from edgeproxy.drain import FLUSH_FLOOR, Drain, StopSignals, never
 from edgeproxy.handlers import ProxyHandlers
 from edgeproxy.passthrough import Passthrough
+from edgeproxy.pod_affinity import PodAffinity
 from edgeproxy.redact import Redactor
 from edgeproxy.relay import Relay
 from edgeproxy.reload import Reloader
@@ -238,6 +239,10 @@ class ProxyServer:
         self._admin = self._admin_runner() if config.admin.enabled else None
         self._worker = worker
         self._snapshots = worker.snapshots(self._own_metrics) if worker and self._admin else None
+        if worker is not None and self._admin is not None:  # the other workers know answers too
+            socket = Path(worker.admin_socket)
+            pod = PodAffinity(worker.directory, socket, config.admin.token)  # as the apps check
+            self._state.pipeline.dispatch.affinity.ask_pod = pod
         self.data_address: tuple[str, int] = (server.host, server.port)
         self.admin_address: tuple[str, int] | None = None
         self._watching: asyncio.Task[None] | None = None
@@ -298,6 +303,7 @@ class ProxyServer:
                 incidents=incidents,
                 reload=reload,
                 readiness=self.reloader.status.readiness,
+                affinity=lambda: self._state.pipeline.dispatch.affinity,
             ),
             access_log=None,
             keepalive_timeout=10.0,  # reachable from the pod network: keep slow clients short

@@ -111,7 +111,7 @@ class StoredResponses:
             deadline=None,  # each provider's own (`_ask`)
         )
         try:
-            reply = await self._ask(self._providers_for(answer_id, caller), call, answer_id)
+            reply = await self._ask(await self._providers_for(answer_id, caller), call, answer_id)
             if not isinstance(reply, ProxyError):
                 exchange.stream = reply.is_event_stream
                 if self._screen is not None and (call.method, suffix) in _ANSWERS:
@@ -123,10 +123,11 @@ class StoredResponses:
         if call.method == "DELETE" and exchange.status == 200:
             self._affinity.forget(answer_id)
 
-    def _providers_for(self, answer_id: str, caller: KeySettings | None) -> list[Provider]:
-        """Where the answer may be: its deployment's provider when the proxy remembers it for
-        this caller; with no keys, else every provider serving the Responses API."""
-        holder = self._affinity.holder(answer_id)
+    async def _providers_for(self, answer_id: str, caller: KeySettings | None) -> list[Provider]:
+        """Where the answer may be: its deployment's provider when the proxy (this worker or
+        another of its pod) remembers it for this caller; with no keys, else every provider
+        serving the Responses API."""
+        holder = await self._affinity.find(answer_id)
         if holder is not None:
             if holder.key is not None and (caller is None or caller.id != holder.key):
                 return []

@@ -7,6 +7,7 @@ reaches both workers (the chance that 40 connections all land on one is 2**-39).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -22,6 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from edgeproxy import workers
 from edgeproxy.config import load
+from edgeproxy.security.auth import hash_key
+from tests.support.fake_upstream import FakeUpstream
 from tests.support.poll import eventually
 from tests.support.redis_servers import free_port
 
@@ -102,13 +105,17 @@ def counted(pod: Pod, requests: int) -> Callable[[], Awaitable[bool]]:
     return check
 
 
-@pytest.fixture
-async def pod(tmp_path: Path) -> AsyncIterator[Pod]:
+@contextlib.asynccontextmanager
+async def running_pod(tmp_path: Path, template: str, **values: str) -> AsyncIterator[Pod]:
+    """A pod of two workers on `template` (formatted with its ports, token, directory and
+    `values`), ready; drained and stopped after."""
     port, admin = free_port(), free_port()
     config = tmp_path / "pod.yaml"
     pod_dir = tmp_path / "pod"
     pod_dir.mkdir()
-    config.write_text(CONFIG.format(port=port, admin=admin, token=TOKEN, pod_dir=pod_dir))
+    config.write_text(
+        template.format(port=port, admin=admin, token=TOKEN, pod_dir=pod_dir, **values)
+    )
     log = (tmp_path / "pod.log").open("wb")
     process = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "edgeproxy", "serve", "--config", str(config), "--workers", "2"),
@@ -135,6 +142,12 @@ async def pod(tmp_path: Path) -> AsyncIterator[Pod]:
                     process.kill()
             await asyncio.wait_for(process.wait(), 30)
             log.close()
+
+
+@pytest.fixture
+async def pod(tmp_path: Path) -> AsyncIterator[Pod]:
+    async with running_pod(tmp_path, CONFIG) as started:
+        yield started
 
 
 async def test_two_workers_serve_one_port_and_the_pod_s_metrics_count_every_request(
@@ -363,3 +376,51 @@ def test_sighup_is_passed_only_to_a_worker_that_takes_it(disposition: str, takes
             assert workers._takes_sighup(child.pid) is takes
         finally:
             child.kill()
+
+
+RESPONSES_CONFIG = """
+server: {{port: {port}, drain_delay: 0s, shutdown_grace: 10s}}
+reload: {{enabled: false}}
+admin: {{host: 127.0.0.1, port: {admin}, token: {token}}}
+telemetry: {{metrics: {{shared_dir: "{pod_dir}"}}}}
+auth: {{mode: keys, keys: [{{id: ann, hash: "{ann}"}}]}}
+providers:
+  up: {{kind: openai, base_url: "{upstream}/v1", api_key: sk-upstream-0123456789}}
+models:
+  gpt-4o: {{deployments: [{{provider: up}}]}}
+"""
+
+
+async def test_a_responses_answer_is_reachable_from_every_worker(tmp_path: Path) -> None:
+    """With virtual keys the proxy serves only the answers it vouches for: whichever worker an
+    app's next connection lands on learns from the one that relayed the answer who holds it
+    (its /admin/affinity), for a retrieval as for a follow-up."""
+    fake = FakeUpstream()
+    await fake.start()
+    ann = "sk-ann-0123456789"
+    try:
+        async with running_pod(
+            tmp_path, RESPONSES_CONFIG, upstream=fake.url, ann=hash_key(ann)
+        ) as pod:
+            headers = {"authorization": f"Bearer {ann}"}
+            body = {"model": "gpt-4o", "input": "Hello"}
+            async with pod.session.post(
+                pod.url + "/v1/responses", json=body, headers=headers
+            ) as created:
+                answer_id = (await created.json())["id"]
+            for _ in range(12):  # a new connection each: both workers are reached
+                async with pod.session.get(
+                    pod.url + f"/v1/responses/{answer_id}", headers=headers
+                ) as retrieved:
+                    assert retrieved.status == 200, await retrieved.text()
+            follow_up = {**body, "previous_response_id": answer_id}
+            for _ in range(6):
+                async with pod.session.post(
+                    pod.url + "/v1/responses", json=follow_up, headers=headers
+                ) as continued:
+                    assert continued.status == 200
+            _, routing = await pod.get("/admin/routing")
+    finally:
+        await fake.close()
+    served = [sum(d["requests"] for d in worker["deployments"]) for worker in routing["workers"]]
+    assert all(count > 0 for count in served)  # both workers relayed follow-ups

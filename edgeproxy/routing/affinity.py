@@ -15,14 +15,17 @@ another key's to continue or read only in the provider's eyes, never in the prox
 
 Bounded (`LIMIT` answers, the least recently named forgotten first), per process, and kept
 across configuration reloads (by deployment name: a deployment a reload removed owns nothing
-any more). An answer it does not know (older, or given through another pod or worker) is
-routed as any request is.
+any more). In a pod of several workers, an answer this worker does not know is asked of the
+others (`ask_pod`, edgeproxy/pod_affinity.py), since the kernel spreads an app's connections
+over them. An answer nobody here knows (older, or given through another pod) is routed as any
+request is.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Final, NamedTuple
+from collections.abc import Awaitable, Callable
+from typing import Final, NamedTuple
 
 LIMIT: Final = 10_000
 
@@ -35,14 +38,19 @@ class Holder(NamedTuple):
     key: str | None
 
 
+# Who holds an answer, as the pod's other workers remember it (None: none does).
+AskPod = Callable[[str], Awaitable["Holder | None"]]
+
+
 class ResponseAffinity:
     """Answer ids and who holds them, most recently named last."""
 
-    __slots__ = ("_holders", "_limit")
+    __slots__ = ("_holders", "_limit", "ask_pod")
 
     def __init__(self, limit: int = LIMIT) -> None:
         self._limit = limit
         self._holders: OrderedDict[str, Holder] = OrderedDict()
+        self.ask_pod: AskPod | None = None  # set in a worker of a pod
 
     def remember(self, answer_id: str, deployment: str, key: str | None) -> None:
         holders = self._holders
@@ -58,13 +66,15 @@ class ResponseAffinity:
             self._holders.move_to_end(answer_id)
         return found
 
-    def continued(self, payload: dict[str, Any]) -> tuple[str, Holder | None] | None:
-        """The answer a Responses request continues (`previous_response_id`) and who holds it;
-        None when it continues none."""
-        previous = payload.get("previous_response_id")
-        if not isinstance(previous, str):
-            return None
-        return previous, self.holder(previous)
+    async def find(self, answer_id: str) -> Holder | None:
+        """Who has the answer `answer_id`: as this process remembers it, else as another
+        worker of the pod does (then remembered here too)."""
+        found = self.holder(answer_id)
+        if found is None and self.ask_pod is not None:
+            found = await self.ask_pod(answer_id)
+            if found is not None:
+                self.remember(answer_id, found.deployment, found.key)
+        return found
 
     def forget(self, answer_id: str) -> None:
         """The answer was deleted upstream."""

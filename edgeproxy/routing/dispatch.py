@@ -40,6 +40,7 @@ import orjson
 
 from edgeproxy import errors
 from edgeproxy.dialects.neutral import ChatRequest, EmbeddingRequest
+from edgeproxy.dialects.openai_responses import is_answer_id
 from edgeproxy.dialects.translation import Translator
 from edgeproxy.dialects.upstream import retry_after
 from edgeproxy.errors import ProxyError
@@ -214,7 +215,10 @@ class Dispatch:
             exchange.upstream_wait += self._clock() - began  # attempts, backoff, hedges
 
     async def _dispatch(self, exchange: Exchange, primary: ModelGroup) -> Reply:
-        plan, unfit = self._responses_plan(exchange, primary) or self._plan(exchange, primary)
+        pinned = None
+        if exchange.operation is Operation.RESPONSES:
+            pinned = await self._responses_plan(exchange, primary)
+        plan, unfit = pinned or self._plan(exchange, primary)
         if unfit is not None:
             return unfit
         last: Outcome | None = None
@@ -250,7 +254,7 @@ class Dispatch:
             return errors.rate_limited_everywhere(exchange.model, wait)
         return errors.no_deployment_available(exchange.model, wait)
 
-    def _responses_plan(
+    async def _responses_plan(
         self, exchange: Exchange, primary: ModelGroup
     ) -> tuple[list[ModelGroup], ProxyError | None] | None:
         """What the Responses API's provider-kept state decides for a request: a follow-up
@@ -259,14 +263,12 @@ class Dispatch:
         exist; so is a request to run in the background while its caller is charged (its
         usage would come only with a later retrieval, which charges nothing). None: the
         request is planned as any is."""
-        if exchange.operation is not Operation.RESPONSES:
-            return None
         if exchange.charges is not None and exchange.payload.get("background") is True:
             return [], errors.background_unmetered()
-        continued = self.affinity.continued(exchange.payload)
-        if continued is None:
+        answer_id = exchange.payload.get("previous_response_id")
+        if not isinstance(answer_id, str) or not is_answer_id(answer_id):
             return None
-        answer_id, holder = continued
+        holder = await self.affinity.find(answer_id)
         if holder is None:
             return None
         caller = exchange.caller

@@ -303,3 +303,15 @@ async def test_a_charged_key_cannot_run_a_response_in_the_background(
         assert (await bob.responses.create(model="gpt-4o", input="Slow", background=True)).id
     assert refused.value.param == "background"
     assert stack.fake.calls["responses"] == 2
+
+
+async def test_the_admin_listener_says_who_holds_an_answer(stack: Stack) -> None:
+    """What the pod's other workers ask (edgeproxy/pod_affinity.py)."""
+    async with client(stack) as sdk:
+        created = await sdk.responses.create(model="gpt-4o", input="Hi")
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{stack.proxy.admin_url}/admin/affinity/{created.id}") as known:
+            assert known.status == 200
+            assert await known.json() == {"deployment": "openai-up/gpt-4o-2024-08-06", "key": None}
+        async with http.get(f"{stack.proxy.admin_url}/admin/affinity/resp_other") as unknown:
+            assert unknown.status == 404
