@@ -27,7 +27,7 @@ import asyncio
 import dataclasses
 
 from edgeproxy import errors, inbound
-from edgeproxy.dialects import openai
+from edgeproxy.dialects import openai_responses
 from edgeproxy.dialects.openai_responses import STORED_CALLS
 from edgeproxy.errors import ProxyError
 from edgeproxy.exchange import Exchange
@@ -40,6 +40,8 @@ from edgeproxy.security.auth import Authenticate
 from edgeproxy.security.screen import Screen
 from edgeproxy.security.settings import KeySettings
 
+# A retrieved answer is a Response, its replay the Responses API's stream (its error event).
+_CODEC = openai_responses
 # The calls whose answer is a Response the output rules screen.
 _ANSWERS = frozenset({("GET", ""), ("POST", "/cancel")})
 
@@ -81,13 +83,13 @@ class StoredResponses:
         methods = STORED_CALLS[suffix]
         if request.method not in methods:
             err = errors.method_not_allowed(request.method, request.path)
-            self._relay.fail(response, err, openai, request_id, allow=", ".join(methods))
+            self._relay.fail(response, err, _CODEC, request_id, allow=", ".join(methods))
             return
         caller: KeySettings | None = None
         if self._authenticate is not None:
             identified = await self._authenticate.caller(request.headers)
             if isinstance(identified, ProxyError):
-                self._relay.fail(response, identified, openai, request_id)
+                self._relay.fail(response, identified, _CODEC, request_id)
                 return
             caller = identified
         exchange = Exchange(
@@ -116,9 +118,9 @@ class StoredResponses:
                 exchange.stream = reply.is_event_stream
                 if self._screen is not None and (call.method, suffix) in _ANSWERS:
                     self._screen.screen_stored(exchange)
-            await self._relay.answer(response, exchange, reply, openai)
+            await self._relay.answer(response, exchange, reply, _CODEC)
         except asyncio.CancelledError:
-            self._relay.interrupted(response, exchange, openai)
+            self._relay.interrupted(response, exchange, _CODEC)
             raise
         if call.method == "DELETE" and exchange.status == 200:
             self._affinity.forget(answer_id)

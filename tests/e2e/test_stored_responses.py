@@ -93,6 +93,16 @@ async def test_a_retrieved_stream_replays_the_events_after_the_one_named(stack: 
     assert sorted(stack.fake.requests[-1].query.split("&")) == ["starting_after=2", "stream=true"]
 
 
+async def test_a_replay_cut_short_ends_with_the_responses_error_event(stack: Stack) -> None:
+    async with client(stack) as sdk:
+        created = await sdk.responses.create(model="gpt-4o", input="Count")
+        stack.fake.script("responses.retrieve", Reply(drop_after=3, split="frames"))
+        raw = await sdk.responses.with_raw_response.retrieve(created.id, stream=True)
+        body = (await raw.http_response.aread()).decode()
+    assert body.count("event: response.") == 3
+    assert body.endswith("\n\n") and "event: error\n" in body.rsplit("event: response.", 1)[1]
+
+
 async def test_input_items_are_listed_with_the_clients_query(stack: Stack) -> None:
     async with client(stack) as sdk:
         created = await sdk.responses.create(

@@ -443,7 +443,7 @@ class FakeUpstream:
         anthropic = route in ANTHROPIC_ROUTES
         headers = self._headers(anthropic, reply.headers)
         if route in STORED_ROUTES.values():
-            return self._stored_call(request, route, headers)
+            return await self._stored_call(request, route, headers, reply)
         model = payload.get("model", "unknown")
         usage_out = reply.completion_tokens
         if usage_out is None:
@@ -707,11 +707,11 @@ class FakeUpstream:
             response, frames, items, background, "queued" if background else "completed"
         )
 
-    def _stored_call(
-        self, request: web.Request, route: str, headers: dict[str, str]
-    ) -> web.Response:
-        """Retrieve (whole, or streamed from `starting_after`), delete, cancel and input items,
-        as OpenAI answers them."""
+    async def _stored_call(
+        self, request: web.Request, route: str, headers: dict[str, str], reply: Reply
+    ) -> web.StreamResponse:
+        """Retrieve (whole, or streamed from `starting_after` as `reply` scripts a stream),
+        delete, cancel and input items, as OpenAI answers them."""
         answer_id = request.path[len(STORED_PREFIX) :].partition("/")[0]
         kept = self.stored.get(answer_id)
         if kept is None:
@@ -734,8 +734,7 @@ class FakeUpstream:
                 answer = {**answer, "status": "cancelled", "output": [], "usage": None}
             elif query.get("stream") == "true":
                 after = int(query.get("starting_after", "-1"))
-                body = b"".join(kept.frames[after + 1 :])
-                return web.Response(body=body, content_type="text/event-stream", headers=headers)
+                return await self._stream(request, kept.frames[after + 1 :], reply, headers, False)
         return self._json(answer, headers)
 
     def _json(self, value: Any, headers: dict[str, str]) -> web.Response:
