@@ -146,7 +146,8 @@ def build_handlers(state: ProxyState, recorded: Callable[[], None] | None = None
     those of the handlers a reload replaced (by default this handler's own)."""
     config = state.config
     costing = state.costing
-    consumers: tuple[Consumer, ...] = (AccessLog(),) if config.server.access_log else ()
+    access = AccessLog() if config.server.access_log else None
+    consumers: tuple[Consumer, ...] = (access,) if access is not None else ()
     if state.events is not None:
         consumers += (request_events(state.events),)
     if state.incidents is not None:
@@ -162,10 +163,14 @@ def build_handlers(state: ProxyState, recorded: Callable[[], None] | None = None
     relay = Relay(state.pipeline.clock, state.redactor, costing, state.requests.chunk_gaps)
     guards = state.guards
     affinity = state.pipeline.dispatch.affinity
-    stored = StoredResponses(state.table, affinity, relay, guards.authenticate, guards.screen)
+    stored = StoredResponses(
+        state.table, affinity, relay, guards.authenticate, screen=guards.screen, access=access
+    )
     passthrough = None
     if config.passthrough.openai or config.passthrough.anthropic:
-        passthrough = Passthrough(config.passthrough, state.providers, relay, guards.authenticate)
+        passthrough = Passthrough(
+            config.passthrough, state.providers, relay, guards.authenticate, access
+        )
     max_body = config.server.max_body_bytes
     return ProxyHandlers(
         state.pipeline,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from urllib.parse import unquote
 
 from edgeproxy import errors, inbound
@@ -99,19 +99,20 @@ class ProxyHandlers:
         elif request.path == FEEDBACK_PATH and request.method == "POST" and self._feedback:
             await self.feedback(self._feedback, request, response)
         elif (stored := stored_call(request.path)) is not None:
-            self.active += 1
-            try:
-                await self._stored(request, *stored, response)
-            finally:
-                self.active -= 1
+            await self._counted(self._stored(request, *stored, response))
         elif (passed := self._passed_through(request)) is not None:
-            self.active += 1
-            try:
-                await passed(request, client_dialect(request.path, request.headers), response)
-            finally:
-                self.active -= 1
+            dialect = client_dialect(request.path, request.headers)
+            await self._counted(passed(request, dialect, response))
         else:
             self.refuse(request, response)
+
+    async def _counted(self, call: Awaitable[None]) -> None:
+        """A call that uses this handler's providers: a reload closes them only after it."""
+        self.active += 1
+        try:
+            await call
+        finally:
+            self.active -= 1
 
     def _passed_through(self, request: ClientRequest) -> Passthrough | None:
         """The pass-through that takes `request`: one configured for its dialect, for a path

@@ -18,18 +18,21 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Mapping
 from typing import Final
 from urllib.parse import unquote
 
 from edgeproxy import errors, inbound
 from edgeproxy.dialects import Dialect
-from edgeproxy.dialects.codec import codec_for
+from edgeproxy.dialects.codec import Codec, codec_for
 from edgeproxy.errors import ProxyError
 from edgeproxy.passthrough_settings import PassthroughSettings
 from edgeproxy.providers.base import ForwardRequest, Provider
 from edgeproxy.relay import ClientRequest, ClientResponse, Relay
 from edgeproxy.security.auth import Authenticate
+from edgeproxy.security.settings import KeySettings
+from edgeproxy.telemetry.access import AccessLog, Forwarded
 
 API_ROOT: Final = "/v1/"
 # A path of plain segments: RFC 3986 path characters, each segment nonempty.
@@ -50,9 +53,10 @@ def sendable(path: str) -> bool:
 
 
 class Passthrough:
-    """Forwards a dialect's other paths to its configured provider."""
+    """Forwards a dialect's other paths to its configured provider; with the access log on,
+    each call has its line (who, which path, which provider, how it ended)."""
 
-    __slots__ = ("_authenticate", "_keys", "_providers", "_relay")
+    __slots__ = ("_access", "_authenticate", "_keys", "_providers", "_relay")
 
     def __init__(
         self,
@@ -60,6 +64,7 @@ class Passthrough:
         providers: Mapping[str, Provider],
         relay: Relay,
         authenticate: Authenticate | None,
+        access: AccessLog | None = None,
     ) -> None:
         self._providers: dict[Dialect, Provider] = {}
         for dialect in (Dialect.OPENAI, Dialect.ANTHROPIC):
@@ -69,6 +74,7 @@ class Passthrough:
         self._keys = frozenset(settings.keys)
         self._relay = relay
         self._authenticate = authenticate  # None: no virtual keys
+        self._access = access  # None: server.access_log is off
 
     def takes(self, path: str, dialect: Dialect) -> bool:
         """Whether a request for `path` (one the proxy has no endpoint for) is passed on."""
@@ -79,11 +85,39 @@ class Passthrough:
     ) -> None:
         request_id = inbound.request_id(request.headers)
         codec = codec_for(dialect)
-        refusal = await self._refusal(request)
-        if refusal is not None:
-            self._relay.fail(response, refusal, codec, request_id)
-            return
-        provider = self._providers[dialect]
+        caller, refusal = await self._caller(request)
+        provider: Provider | None = None
+        status = 499  # unless the answer ends otherwise: the client left, or the proxy stopped
+        try:
+            if refusal is not None:
+                status = self._relay.fail(response, refusal, codec, request_id)
+            else:
+                provider = self._providers[dialect]
+                status = await self._forward(request, request_id, provider, codec, response)
+        finally:
+            if self._access is not None:
+                self._access.forwarded(
+                    Forwarded(
+                        request_id=request_id,
+                        key_id=caller.id if caller is not None else None,
+                        team=caller.team if caller is not None else None,
+                        endpoint="passthrough",
+                        method=request.method,
+                        path=request.path,
+                        provider=provider.name if provider is not None else None,
+                        status=status,
+                        duration=time.monotonic() - request.received,
+                    )
+                )
+
+    async def _forward(
+        self,
+        request: ClientRequest,
+        request_id: str,
+        provider: Provider,
+        codec: Codec,
+        response: ClientResponse,
+    ) -> int:
         total = provider.config.timeouts.total
         forwarded = ForwardRequest(
             request_id=request_id,
@@ -97,20 +131,19 @@ class Passthrough:
         try:
             upstream = await provider.forward(forwarded, raw=True)
         except ProxyError as err:
-            self._relay.fail(response, err, codec, request_id)
-            return
-        await self._relay.forward(response, upstream, provider.name, codec, request_id)
+            return self._relay.fail(response, err, codec, request_id)
+        return await self._relay.forward(response, upstream, provider.name, codec, request_id)
 
-    async def _refusal(self, request: ClientRequest) -> ProxyError | None:
-        """Why the request is not sent: an unsendable path (404), no key or an unknown one
-        (401), a key not allowed here (403)."""
+    async def _caller(self, request: ClientRequest) -> tuple[KeySettings | None, ProxyError | None]:
+        """The caller's key (None without virtual keys), and why the request is not sent: an
+        unsendable path (404), no key or an unknown one (401), a key not allowed here (403)."""
         if not sendable(request.path):
-            return errors.route_not_found(request.path[:200])
+            return None, errors.route_not_found(request.path[:200])
         if self._authenticate is None:
-            return None
+            return None, None
         caller = await self._authenticate.caller(request.headers)
         if isinstance(caller, ProxyError):
-            return caller
+            return None, caller
         if caller.id not in self._keys:
-            return errors.passthrough_not_allowed(caller.id)
-        return None
+            return caller, errors.passthrough_not_allowed(caller.id)
+        return caller, None

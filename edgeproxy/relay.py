@@ -302,9 +302,9 @@ class Relay:
         exchange: Exchange | None = None,
         *,
         allow: str | None = None,
-    ) -> None:
+    ) -> int:
         """`err` in the client's dialect: the one place an error is rendered (`allow`: the
-        methods a 405's path takes)."""
+        methods a 405's path takes). Returns the status sent."""
         if err.status >= 500:
             log.warning(
                 "request failed: %s %s",
@@ -319,6 +319,7 @@ class Relay:
             exchange.status = status
             mark(headers, exchange)
         response.send(status, headers.items(), self._redact.bytes(body))
+        return status
 
     async def answer(
         self, response: ClientResponse, exchange: Exchange, reply: Reply, codec: Codec
@@ -454,11 +455,12 @@ class Relay:
         provider: str,
         codec: Codec,
         request_id: str,
-    ) -> None:
+    ) -> int:
         """An answer the proxy does not read (passthrough.py): its bytes as they come, in
         the provider's coding, at the client's pace; an error answer whole, as plain text and
         masked (a provider may quote its key). Once started, a failure drops the connection:
-        a cut body must never look whole. The upstream is released after."""
+        a cut body must never look whole. The upstream is released after. Returns the status
+        the answer ended with (499: the client left)."""
         headers = upstream.headers
         headers["x-request-id"] = request_id
         status = upstream.status
@@ -468,7 +470,7 @@ class Relay:
                 headers.pop("content-encoding", None)
                 fields = self._redact.fields(headers.items())
                 response.send(status, fields, self._redact.bytes(body) if status >= 400 else b"")
-                return
+                return status
             response.start(status, headers.items())
             while chunk := await upstream.next_chunk():
                 response.write(chunk)
@@ -476,8 +478,7 @@ class Relay:
             response.end()
         except ProxyError as err:
             if not response.started:
-                self.fail(response, err, codec, request_id)
-                return
+                return self.fail(response, err, codec, request_id)
             log.warning(
                 "passed-through answer cut short: %s %s",
                 err.code,
@@ -485,10 +486,12 @@ class Relay:
                 extra={"request_id": request_id},
             )
             response.abort()
+            return err.status
         except ConnectionError:
-            return  # the client left: closing the upstream below stops the provider
+            return 499  # the client left: closing the upstream below stops the provider
         finally:
             upstream.close()
+        return status
 
     def interrupted(self, response: ClientResponse, exchange: Exchange, codec: Codec) -> None:
         """The server cancelled the request (shutting down, its grace over) before any byte of

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 
 from edgeproxy import errors, inbound
 from edgeproxy.dialects import openai_responses
@@ -39,9 +40,17 @@ from edgeproxy.routing.router import Deployment, ModelTable
 from edgeproxy.security.auth import Authenticate
 from edgeproxy.security.screen import Screen
 from edgeproxy.security.settings import KeySettings
+from edgeproxy.telemetry.access import AccessLog, Forwarded
 
 # A retrieved answer is a Response, its replay the Responses API's stream (its error event).
 _CODEC = openai_responses
+# Each call's name in the access log.
+_ENDPOINTS = {
+    ("GET", ""): "responses.retrieve",
+    ("DELETE", ""): "responses.delete",
+    ("GET", "/input_items"): "responses.input_items",
+    ("POST", "/cancel"): "responses.cancel",
+}
 # The calls whose answer is a Response the output rules screen.
 _ANSWERS = frozenset({("GET", ""), ("POST", "/cancel")})
 
@@ -49,7 +58,15 @@ _ANSWERS = frozenset({("GET", ""), ("POST", "/cancel")})
 class StoredResponses:
     """The calls on stored answers, bound once to a configuration's deployments."""
 
-    __slots__ = ("_affinity", "_authenticate", "_deployments", "_providers", "_relay", "_screen")
+    __slots__ = (
+        "_access",
+        "_affinity",
+        "_authenticate",
+        "_deployments",
+        "_providers",
+        "_relay",
+        "_screen",
+    )
 
     def __init__(
         self,
@@ -57,8 +74,11 @@ class StoredResponses:
         affinity: ResponseAffinity,
         relay: Relay,
         authenticate: Authenticate | None,
+        *,
         screen: Screen | None,
+        access: AccessLog | None = None,
     ) -> None:
+        self._access = access  # None: server.access_log is off
         self._affinity = affinity
         self._relay = relay
         self._authenticate = authenticate  # None: no virtual keys
@@ -80,18 +100,52 @@ class StoredResponses:
         response: ClientResponse,
     ) -> None:
         request_id = inbound.request_id(request.headers)
-        methods = STORED_CALLS[suffix]
-        if request.method not in methods:
-            err = errors.method_not_allowed(request.method, request.path)
-            self._relay.fail(response, err, _CODEC, request_id, allow=", ".join(methods))
-            return
         caller: KeySettings | None = None
-        if self._authenticate is not None:
-            identified = await self._authenticate.caller(request.headers)
-            if isinstance(identified, ProxyError):
-                self._relay.fail(response, identified, _CODEC, request_id)
+        status, provider = 499, None  # unless the call ends otherwise: the client left
+        try:
+            methods = STORED_CALLS[suffix]
+            if request.method not in methods:
+                err = errors.method_not_allowed(request.method, request.path)
+                allow = ", ".join(methods)
+                status = self._relay.fail(response, err, _CODEC, request_id, allow=allow)
                 return
-            caller = identified
+            if self._authenticate is not None:
+                identified = await self._authenticate.caller(request.headers)
+                if isinstance(identified, ProxyError):
+                    status = self._relay.fail(response, identified, _CODEC, request_id)
+                    return
+                caller = identified
+            status, provider = await self._call(
+                request, request_id, answer_id, suffix, caller=caller, response=response
+            )
+        finally:
+            if self._access is not None:
+                self._access.forwarded(
+                    Forwarded(
+                        request_id=request_id,
+                        key_id=caller.id if caller is not None else None,
+                        team=caller.team if caller is not None else None,
+                        endpoint=_ENDPOINTS.get((request.method, suffix), "responses"),
+                        method=request.method,
+                        path=request.path,
+                        provider=provider,
+                        status=status,
+                        duration=time.monotonic() - request.received,
+                    )
+                )
+
+    async def _call(
+        self,
+        request: ClientRequest,
+        request_id: str,
+        answer_id: str,
+        suffix: str,
+        *,
+        caller: KeySettings | None,
+        response: ClientResponse,
+    ) -> tuple[int, str | None]:
+        """The call sent where the answer is and its answer relayed: the status it ended with
+        and the provider that gave it."""
         exchange = Exchange(
             request_id=request_id,
             operation=Operation.RESPONSES,
@@ -112,8 +166,10 @@ class StoredResponses:
             body=b"",
             deadline=None,  # each provider's own (`_ask`)
         )
+        provider = None
         try:
-            reply = await self._ask(await self._providers_for(answer_id, caller), call, answer_id)
+            providers = await self._providers_for(answer_id, caller)
+            reply, provider = await self._ask(providers, call, answer_id)
             if not isinstance(reply, ProxyError):
                 exchange.stream = reply.is_event_stream
                 if self._screen is not None and (call.method, suffix) in _ANSWERS:
@@ -124,6 +180,7 @@ class StoredResponses:
             raise
         if call.method == "DELETE" and exchange.status == 200:
             self._affinity.forget(answer_id)
+        return exchange.status, provider
 
     async def _providers_for(self, answer_id: str, caller: KeySettings | None) -> list[Provider]:
         """Where the answer may be: its deployment's provider when the proxy (this worker or
@@ -140,22 +197,26 @@ class StoredResponses:
 
     async def _ask(
         self, providers: list[Provider], call: ForwardRequest, answer_id: str
-    ) -> Upstream | ProxyError:
-        """The first answer that is not a 404, else the last answer or failure."""
+    ) -> tuple[Upstream | ProxyError, str | None]:
+        """The first answer that is not a 404, else the last answer or failure; and the
+        provider that gave it."""
         last: Upstream | ProxyError = errors.stored_response_not_found(answer_id)
+        asked = None
         loop = asyncio.get_running_loop()
         for provider in providers:
             if not isinstance(last, ProxyError):
                 last.close()
+            asked = provider.name
             total = provider.config.timeouts.total
             deadline = None if total is None else loop.time() + total
             try:
-                asked = dataclasses.replace(call, deadline=deadline)
-                last = await provider.forward(asked, raw=False)
+                last = await provider.forward(
+                    dataclasses.replace(call, deadline=deadline), raw=False
+                )
             except ProxyError as err:
                 last = err
                 continue
             last.headers["x-edgeproxy-provider"] = provider.name
             if last.status != 404:
-                return last
-        return last
+                return last, asked
+        return last, asked

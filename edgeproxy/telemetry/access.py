@@ -1,7 +1,9 @@
 """One structured line per request, written only when `server.access_log` is on.
 
 Built from the request's record after its answer (never per chunk), so it holds what the
-proxy did and never a header, a prompt or an answer, hence never a credential.
+proxy did and never a header, a prompt or an answer, hence never a credential. A call the
+proxy forwards without reading it (a stored Responses answer, a path passed through) has a
+line of its own kind (`forwarded`): who, what, where to, and how it ended.
 
 With the proxy's own log set up (telemetry/logging.py `configure`), lines go straight to its
 handler, which writes them in batches, their secrets masked a batch at a time; the records
@@ -14,6 +16,9 @@ proxy used as a library, or a test capturing records) each line is an ordinary r
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass
+from typing import Any
 
 from edgeproxy.telemetry.logging import LineHandler, line_handler
 from edgeproxy.telemetry.record import RequestRecord
@@ -58,7 +63,40 @@ class AccessLog:
             "overhead_ms": round(max(0.0, duration - upstream) * 1000, 3),
             "duration_ms": round(duration * 1000, 3),
         }
+        self._write("request", fields, record.wall)
+
+    def forwarded(self, call: Forwarded) -> None:
+        fields = {
+            "request_id": call.request_id,
+            "key_id": call.key_id,
+            "team": call.team,
+            "endpoint": call.endpoint,
+            "method": call.method,
+            "path": call.path[:256],
+            "provider": call.provider,
+            "status": call.status,
+            "duration_ms": round(call.duration * 1000, 3),
+        }
+        self._write("forwarded", fields, time.time())
+
+    def _write(self, message: str, fields: dict[str, Any], wall: float) -> None:
         if self._handler is not None:
-            self._handler.add("info", NAME, "request", fields, record.wall)
+            self._handler.add("info", NAME, message, fields, wall)
         else:
-            log.info("request", extra=fields)
+            log.info(message, extra=fields)
+
+
+@dataclass(frozen=True, slots=True)
+class Forwarded:
+    """A call forwarded without being read, once its answer ended (`status` 499: the client
+    left)."""
+
+    request_id: str
+    key_id: str | None
+    team: str | None
+    endpoint: str  # "passthrough", or the stored-response call ("responses.retrieve", ...)
+    method: str
+    path: str
+    provider: str | None  # None: refused before any was asked
+    status: int
+    duration: float  # seconds, from the request's first byte

@@ -7,12 +7,14 @@ not allowed, never reach the provider."""
 from __future__ import annotations
 
 import gzip
+import logging
 from typing import Any
 
 import aiohttp
 import anthropic
 import openai
 import pytest
+from yarl import URL
 
 from edgeproxy.config import parse
 from edgeproxy.config_reader import ConfigError
@@ -216,7 +218,7 @@ async def test_a_path_that_could_leave_the_api_root_is_never_sent(
 ) -> None:
     async with (
         aiohttp.ClientSession() as http,
-        http.post(passing.proxy.url + path, json={}) as answer,
+        http.post(URL(passing.proxy.url + path, encoded=True), json={}) as answer,
     ):
         assert answer.status == 404
         assert (await answer.json())["error"]["type"] == "invalid_request_error"
@@ -333,3 +335,32 @@ async def test_azure_answers_the_openai_paths_under_its_resource(
     finally:
         await resource.close()
     assert resource.unrouted == ["/openai/moderations?api-version=2025-04-01-preview"]
+
+
+async def test_each_forwarded_call_has_an_access_line(
+    make_stack: StackFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing is read of these calls, but who made them, where they went and how they ended is
+    logged: pass-through, a stored answer's retrieval, and refusals."""
+    caplog.set_level(logging.INFO, logger="edgeproxy.access")
+    stack = await make_stack(server={"access_log": True}, sections=PASSTHROUGH)
+    async with client(stack) as sdk:
+        await sdk.moderations.create(input="x")
+        created = await sdk.responses.create(model="gpt-4o", input="Hi")
+        await sdk.responses.retrieve(created.id)
+        with pytest.raises(openai.NotFoundError):
+            await sdk.responses.retrieve("resp_unknown")
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(URL(stack.proxy.url + "/v1/%2e%2e/x", encoded=True), json={}) as refused,
+    ):
+        assert refused.status == 404
+    lines = [r.__dict__ for r in caplog.records if r.msg == "forwarded"]
+    assert [(x["endpoint"], x["method"], x["provider"], x["status"]) for x in lines] == [
+        ("passthrough", "POST", "openai-up", 200),
+        ("responses.retrieve", "GET", "openai-up", 200),
+        ("responses.retrieve", "GET", "mock", 404),  # the last of those asked in turn
+        ("passthrough", "POST", None, 404),
+    ]
+    assert lines[1]["path"] == f"/v1/responses/{created.id}"
+    assert all(x["duration_ms"] >= 0 and x["request_id"] for x in lines)
