@@ -31,6 +31,7 @@ from edgeproxy.stored_responses import StoredResponses
 from edgeproxy.telemetry.access import AccessLog
 from edgeproxy.telemetry.feedback import FeedbackEndpoint
 from edgeproxy.telemetry.logging import line_handler
+from edgeproxy.telemetry.record import Forwarded
 from edgeproxy.telemetry.recorder import Consumer, Recorder, request_events
 from edgeproxy.wire.limits import Limits
 from edgeproxy.wire.server import HttpServer
@@ -163,13 +164,20 @@ def build_handlers(state: ProxyState, recorded: Callable[[], None] | None = None
     relay = Relay(state.pipeline.clock, state.redactor, costing, state.requests.chunk_gaps)
     guards = state.guards
     affinity = state.pipeline.dispatch.affinity
+    metrics = state.requests
+
+    def forwarded(call: Forwarded) -> None:
+        metrics.count_forwarded(call)
+        if access is not None:
+            access.forwarded(call)
+
     stored = StoredResponses(
-        state.table, affinity, relay, guards.authenticate, screen=guards.screen, access=access
+        state.table, affinity, relay, guards.authenticate, screen=guards.screen, record=forwarded
     )
     passthrough = None
     if config.passthrough.openai or config.passthrough.anthropic:
         passthrough = Passthrough(
-            config.passthrough, state.providers, relay, guards.authenticate, access
+            config.passthrough, state.providers, relay, guards.authenticate, forwarded
         )
     max_body = config.server.max_body_bytes
     return ProxyHandlers(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final
 from urllib.parse import unquote
 
@@ -32,7 +32,7 @@ from edgeproxy.providers.base import ForwardRequest, Provider
 from edgeproxy.relay import ClientRequest, ClientResponse, Relay
 from edgeproxy.security.auth import Authenticate
 from edgeproxy.security.settings import KeySettings
-from edgeproxy.telemetry.access import AccessLog, Forwarded
+from edgeproxy.telemetry.record import Forwarded
 
 API_ROOT: Final = "/v1/"
 # A path of plain segments: RFC 3986 path characters, each segment nonempty.
@@ -56,7 +56,7 @@ class Passthrough:
     """Forwards a dialect's other paths to its configured provider; with the access log on,
     each call has its line (who, which path, which provider, how it ended)."""
 
-    __slots__ = ("_access", "_authenticate", "_keys", "_providers", "_relay")
+    __slots__ = ("_authenticate", "_keys", "_providers", "_record", "_relay")
 
     def __init__(
         self,
@@ -64,7 +64,7 @@ class Passthrough:
         providers: Mapping[str, Provider],
         relay: Relay,
         authenticate: Authenticate | None,
-        access: AccessLog | None = None,
+        record: Callable[[Forwarded], None] | None = None,
     ) -> None:
         self._providers: dict[Dialect, Provider] = {}
         for dialect in (Dialect.OPENAI, Dialect.ANTHROPIC):
@@ -74,7 +74,7 @@ class Passthrough:
         self._keys = frozenset(settings.keys)
         self._relay = relay
         self._authenticate = authenticate  # None: no virtual keys
-        self._access = access  # None: server.access_log is off
+        self._record = record  # told of each call once it ended (metrics, access log)
 
     def takes(self, path: str, dialect: Dialect) -> bool:
         """Whether a request for `path` (one the proxy has no endpoint for) is passed on."""
@@ -95,8 +95,8 @@ class Passthrough:
                 provider = self._providers[dialect]
                 status = await self._forward(request, request_id, provider, codec, response)
         finally:
-            if self._access is not None:
-                self._access.forwarded(
+            if self._record is not None:
+                self._record(
                     Forwarded(
                         request_id=request_id,
                         key_id=caller.id if caller is not None else None,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Callable
 
 from edgeproxy import errors, inbound
 from edgeproxy.dialects import openai_responses
@@ -40,7 +41,7 @@ from edgeproxy.routing.router import Deployment, ModelTable
 from edgeproxy.security.auth import Authenticate
 from edgeproxy.security.screen import Screen
 from edgeproxy.security.settings import KeySettings
-from edgeproxy.telemetry.access import AccessLog, Forwarded
+from edgeproxy.telemetry.record import Forwarded
 
 # A retrieved answer is a Response, its replay the Responses API's stream (its error event).
 _CODEC = openai_responses
@@ -59,11 +60,11 @@ class StoredResponses:
     """The calls on stored answers, bound once to a configuration's deployments."""
 
     __slots__ = (
-        "_access",
         "_affinity",
         "_authenticate",
         "_deployments",
         "_providers",
+        "_record",
         "_relay",
         "_screen",
     )
@@ -76,9 +77,9 @@ class StoredResponses:
         authenticate: Authenticate | None,
         *,
         screen: Screen | None,
-        access: AccessLog | None = None,
+        record: Callable[[Forwarded], None] | None = None,
     ) -> None:
-        self._access = access  # None: server.access_log is off
+        self._record = record  # told of each call once it ended (metrics, access log)
         self._affinity = affinity
         self._relay = relay
         self._authenticate = authenticate  # None: no virtual keys
@@ -119,8 +120,8 @@ class StoredResponses:
                 request, request_id, answer_id, suffix, caller=caller, response=response
             )
         finally:
-            if self._access is not None:
-                self._access.forwarded(
+            if self._record is not None:
+                self._record(
                     Forwarded(
                         request_id=request_id,
                         key_id=caller.id if caller is not None else None,

@@ -91,6 +91,17 @@ async def ask(stack: Stack, key: str, text: str, **extra: Any) -> int:
     return answer.status
 
 
+async def retrieve(stack: Stack, key: str, answer_id: str) -> int:
+    """A stored Responses answer asked for: a call forwarded, not an API request."""
+    headers = {"authorization": f"Bearer {key}"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{stack.openai_url}/responses/{answer_id}", headers=headers) as answer,
+    ):
+        await answer.read()
+    return answer.status
+
+
 async def drive(stack: Stack) -> list[int]:
     """Traffic that gives every family samples; the statuses, to show it did what it says."""
     stack.fake.default["chat"] = ONE_DOLLAR
@@ -105,6 +116,7 @@ async def drive(stack: Stack) -> list[int]:
         await ask(stack, SPENDER, "Spend more"),  # over its budget
         await ask(stack, PLAIN, "Hi", model="no-such-model"),
     ]
+    statuses.append(await retrieve(stack, PLAIN, "resp_never_given"))  # a forwarded call
     stack.fake.script("chat", Fail(500))  # gpt-4o fails: its fallback group answers
     statuses.append(await ask(stack, PLAIN, "Fall back"))
     stack.fake.script("chat", Fail(500))
@@ -133,7 +145,7 @@ def scrape() -> Iterator[Scrape]:
         )
         try:
             statuses = loop.run(drive(stack))
-            assert statuses == [200, 200, 200, 400, 200, 429, 200, 429, 404, 200, 500]
+            assert statuses == [200, 200, 200, 400, 200, 429, 200, 429, 404, 404, 200, 500]
             yield Scrape.parse(loop.run(scrape_text(stack)))
         finally:
             loop.run(stop_stack(stack))

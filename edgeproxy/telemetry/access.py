@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from edgeproxy.telemetry.logging import LineHandler, line_handler
-from edgeproxy.telemetry.record import RequestRecord
+from edgeproxy.telemetry.record import Forwarded, RequestRecord
 
 NAME = "edgeproxy.access"
 log = logging.getLogger(NAME)
@@ -84,19 +83,3 @@ class AccessLog:
             self._handler.add("info", NAME, message, fields, wall)
         else:
             log.info(message, extra=fields)
-
-
-@dataclass(frozen=True, slots=True)
-class Forwarded:
-    """A call forwarded without being read, once its answer ended (`status` 499: the client
-    left)."""
-
-    request_id: str
-    key_id: str | None
-    team: str | None
-    endpoint: str  # "passthrough", or the stored-response call ("responses.retrieve", ...)
-    method: str
-    path: str
-    provider: str | None  # None: refused before any was asked
-    status: int
-    duration: float  # seconds, from the request's first byte

@@ -61,6 +61,22 @@ class RequestRecord:
         return max(0.0, self.duration - self.upstream_wait)
 
 
+@dataclass(frozen=True, slots=True)
+class Forwarded:
+    """A call forwarded without being read, once its answer ended (`status` 499: the client
+    left)."""
+
+    request_id: str
+    key_id: str | None
+    team: str | None
+    endpoint: str  # "passthrough", or the stored-response call ("responses.retrieve", ...)
+    method: str
+    path: str
+    provider: str | None  # None: refused before any was asked
+    status: int
+    duration: float  # seconds, from the request's first byte
+
+
 class Costing:
     """Prices answers with the pricing table: a provider's answer at its deployment's price,
     a cache answer at the price of its group's first deployment (what it would have cost).

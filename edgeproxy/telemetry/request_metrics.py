@@ -29,7 +29,7 @@ from prometheus_client.core import (
 )
 
 from edgeproxy.telemetry.histogram import REQUEST_SECONDS, SHORT_SECONDS, TOKENS, Histogram
-from edgeproxy.telemetry.record import RequestRecord
+from edgeproxy.telemetry.record import Forwarded, RequestRecord
 
 if TYPE_CHECKING:
     from prometheus_client import Metric
@@ -81,6 +81,8 @@ class RequestMetrics:
         self.saved: defaultdict[str, float] = defaultdict(float)
         self.retries: defaultdict[str, int] = defaultdict(int)
         self.fallbacks: defaultdict[str, int] = defaultdict(int)
+        # Calls forwarded without being read (stored Responses answers, pass-through).
+        self.forwarded: defaultdict[tuple[str, str, str], int] = defaultdict(int)
         self.by_key: defaultdict[str, list[float]] = defaultdict(lambda: [0, 0.0])
         self.by_team: defaultdict[str, list[float]] = defaultdict(lambda: [0, 0.0])
         self.token_usage: dict[tuple[str, ...], Histogram] = {}
@@ -144,6 +146,11 @@ class RequestMetrics:
             ours[0] += 1
             ours[1] += record.cost_usd
         self._genai(record, group, provider)
+
+    def count_forwarded(self, call: Forwarded) -> None:
+        """A forwarded call, by endpoint, provider (configured names only) and status."""
+        provider = call.provider if call.provider in self._providers else NONE
+        self.forwarded[(call.endpoint, provider, str(call.status))] += 1
 
     def _genai(self, record: RequestRecord, group: str, provider: str) -> None:
         operation = GENAI_OPERATIONS.get(record.route, record.route)
@@ -215,6 +222,15 @@ class RequestMetrics:
         for labels, count in self.requests.items():
             requests.add_metric(list(labels), count)
         yield requests
+        forwarded = CounterMetricFamily(
+            "edgeproxy_forwarded_requests",
+            "Calls forwarded without being read (stored Responses answers, pass-through), by "
+            "endpoint, provider and status.",
+            labels=["endpoint", "provider", "status"],
+        )
+        for call, count in self.forwarded.items():
+            forwarded.add_metric(list(call), count)
+        yield forwarded
         yield GaugeMetricFamily(
             "edgeproxy_requests_in_flight", "API requests being answered now.", self.in_flight
         )
@@ -309,7 +325,7 @@ class RequestMetrics:
         )
 
 
-_COUNTERS = ("requests", "tokens", "cost", "saved", "retries", "fallbacks")
+_COUNTERS = ("requests", "tokens", "cost", "saved", "retries", "fallbacks", "forwarded")
 _OWNERS = ("by_key", "by_team")
 _HISTOGRAMS = ("duration", "overhead", "ttfb", "token_usage", "operation", "first_token")
 

@@ -24,6 +24,7 @@ from tests.conftest import StackFactory
 from tests.support.fake_other_apis import speech
 from tests.support.fake_upstream import Fail, FakeUpstream, Reply
 from tests.support.stack import ANTHROPIC_KEY, CLIENT_KEY, OPENAI_KEY, Stack
+from tests.telemetry.test_metrics import scrape
 
 PASSTHROUGH = {"passthrough": {"openai": "openai-up", "anthropic": "anthropic-up"}}
 ANN_KEY, BOB_KEY = "sk-ann-0123456789", "sk-bob-0123456789"
@@ -364,3 +365,34 @@ async def test_each_forwarded_call_has_an_access_line(
     ]
     assert lines[1]["path"] == f"/v1/responses/{created.id}"
     assert all(x["duration_ms"] >= 0 and x["request_id"] for x in lines)
+
+
+async def test_forwarded_calls_are_counted_by_endpoint_provider_and_status(
+    passing: Stack,
+) -> None:
+    async with client(passing) as sdk:
+        await sdk.moderations.create(input="x")
+        await sdk.moderations.create(input="y")
+        created = await sdk.responses.create(model="gpt-4o", input="Hi")
+        await sdk.responses.retrieve(created.id)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(URL(passing.proxy.url + "/v1/a/%2e%2e/b", encoded=True), json={}) as refused,
+    ):
+        assert refused.status == 404
+    forwarded = {
+        tuple(dict(labels)[n] for n in ("endpoint", "provider", "status")): value
+        for (name, labels), value in (await scrape(passing.proxy.admin_url)).items()
+        if name == "edgeproxy_forwarded_requests_total"
+    }
+    assert forwarded == {
+        ("passthrough", "openai-up", "200"): 2,
+        ("responses.retrieve", "openai-up", "200"): 1,
+        ("passthrough", "none", "404"): 1,
+    }
+    requests = [
+        n
+        for (n, labels), _ in (await scrape(passing.proxy.admin_url)).items()
+        if n == "edgeproxy_requests_total"
+    ]
+    assert len(requests) == 1  # the create only: forwarded calls are not API requests
