@@ -8,10 +8,11 @@ dialect its headers say) goes to that provider with the provider's credential in
 client's: path, query, body and its content type and coding as sent. The answer comes back
 byte for byte as it arrives (`Relay.forward`), an error answer masked.
 
-Nothing here reads the body: these calls are not routed, cached, screened, metered or charged,
-and all callers share the provider's account (its files, batches). So with virtual keys only
-the keys `passthrough.keys` lists may use them (403 for the others). A path is sent only when
-it cannot climb out of the API root: no dot segment, no encoded slash or backslash.
+Nothing here reads the body: these calls are not routed, cached, screened, metered or charged
+(each is counted and logged as a forwarded call), and all callers share the provider's
+account (its files, batches). So with virtual keys only the keys `passthrough.keys` lists may
+use them (403 for the others). A path is sent only when it cannot climb out of the API root:
+no dot segment, no encoded slash, backslash or second escape.
 """
 
 from __future__ import annotations

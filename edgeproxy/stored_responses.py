@@ -7,18 +7,20 @@ Each goes to the provider of the deployment that gave the answer, as the proxy r
 (routing/affinity.py); the client's query and forwardable headers go with it.
 
 Who may call:
-- With virtual keys, only the key the answer was given to, through this process: the provider
-  would hand any answer to anyone holding the proxy's own credential, so the proxy vouches for
-  ownership, and an answer it cannot vouch for (another key's, or given through another worker
-  or pod) does not exist for the caller (404).
+- With virtual keys, only the key the answer was given to, through this pod (a worker asks the
+  others what it does not know itself): the provider would hand any answer to anyone holding
+  the proxy's own credential, so the proxy vouches for ownership, and an answer it cannot
+  vouch for (another key's, or given through another pod) does not exist for the caller (404).
 - Without keys, an answer the proxy does not know is asked of each provider that serves the
   Responses API in turn, in configuration order, until one does not answer 404.
 
 The answer is relayed as any reply is (`Relay.answer`): errors masked and rendered in OpenAI's
 dialect, a stream passed through event by event, a client that leaves stopping the call. The
 output rules of the caller's guardrail policy screen a retrieved or cancelled answer as they
-screened it when it was given. These calls cost no tokens: they are not counted as API calls
-(metrics, access log, budgets), and their cost header says 0.
+screened it when it was given. These calls cost no tokens: they are no API calls for the
+request metrics or budgets, and their cost header says 0; each is counted and logged as a
+forwarded call (`record`: edgeproxy_forwarded_requests_total, the access log's `forwarded`
+line).
 """
 
 from __future__ import annotations
