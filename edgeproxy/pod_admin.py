@@ -15,6 +15,8 @@ passes the rest on, route by route:
   answer of one that failed), and its status is the worst of theirs;
 - `/admin/keys...` go to one worker: keys live in Redis, which every worker follows, and a key
   created by each worker would be N keys;
+- `GET /admin/affinity/{id}` asks every worker, and answers with the one that remembers the
+  Responses answer (each remembers those it relayed);
 - `GET /admin/cache` and `GET /admin/stats` combine every worker's answer; `GET /admin/routing`
   lists each worker's, since each has its own breakers, in-flight counts and latencies;
 - other reads (the status page, incidents, recommendations) come from one worker.
@@ -36,6 +38,7 @@ from typing import Any
 import orjson
 from prometheus_client.metrics_core import Metric
 
+from edgeproxy.pod_affinity import PATH as AFFINITY_PATH
 from edgeproxy.pod_answers import combine
 from edgeproxy.telemetry.metrics import CONTENT_TYPE
 from edgeproxy.telemetry.pod_metrics import exposition, merge, snapshots
@@ -91,6 +94,16 @@ def _reply(response: Response, status: int, payload: Any) -> None:
 
 def _passed(response: Response, answer: Answer) -> None:
     response.send(answer.status, answer.headers, answer.body)
+
+
+def _holding(answers: list[Answer]) -> Answer:
+    """The worker that remembers a Responses answer (each remembers those it relayed), else
+    one that says it does not, else the first answer."""
+    for status in (200, 404):
+        found = next((answer for answer in answers if answer.status == status), None)
+        if found is not None:
+            return found
+    return answers[0]
 
 
 def combined(answers: list[Answer]) -> tuple[int, dict[str, Any]]:
@@ -172,6 +185,8 @@ class PodAdmin:
             response.send(200, [("content-type", CONTENT_TYPE)], exposition(families))
         elif path == "/admin/keys" or path.startswith("/admin/keys/"):
             _passed(response, await self._ask_one(request))
+        elif path.startswith(AFFINITY_PATH) and method == "GET":
+            _passed(response, _holding(await self._ask_all(request)))
         elif method not in READ_METHODS or path in COMBINED_READS:
             _reply(response, *combined(await self._ask_all(request)))
         elif path == "/admin/routing":

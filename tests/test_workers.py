@@ -420,7 +420,9 @@ async def test_a_responses_answer_is_reachable_from_every_worker(tmp_path: Path)
                 ) as continued:
                     assert continued.status == 200
             _, routing = await pod.get("/admin/routing")
+            holder = await pod.get(f"/admin/affinity/{answer_id}")
     finally:
         await fake.close()
+    assert holder == (200, {"deployment": "up/*", "key": "ann"})  # whichever worker relayed it
     served = [sum(d["requests"] for d in worker["deployments"]) for worker in routing["workers"]]
     assert all(count > 0 for count in served)  # both workers relayed follow-ups
