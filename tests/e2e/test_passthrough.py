@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import gzip
 import logging
+import posixpath
 from typing import Any
+from urllib.parse import unquote
 
 import aiohttp
 import anthropic
 import openai
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from yarl import URL
 
 from edgeproxy.config import parse
@@ -225,6 +229,27 @@ async def test_a_path_that_could_leave_the_api_root_is_never_sent(
         assert (await answer.json())["error"]["type"] == "invalid_request_error"
     assert passing.fake.requests == []
     assert passing.fake.unrouted == []
+
+
+_SEGMENT_PIECES = st.sampled_from(
+    ["a", "files", ".", "..", "%2e", "%2E", "%2f", "%2F", "%5c", "%25", "%252e", "%", "~", ":"]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.lists(_SEGMENT_PIECES, min_size=1, max_size=4).map("".join), max_size=5))
+def test_a_sendable_path_stays_under_the_api_root_however_often_it_is_decoded(
+    segments: list[str],
+) -> None:
+    """Whatever a server does with it (decode once or twice, then resolve dot segments), a
+    path the pass-through sends stays under /v1/ with as many segments as it was sent with."""
+    path = "/v1/" + "/".join(segments)
+    if not sendable(path):
+        return
+    for decoded in (path, unquote(path), unquote(unquote(path))):
+        resolved = posixpath.normpath(decoded.replace("\\", "/"))
+        assert resolved.startswith("/v1/"), (path, decoded)
+        assert resolved.count("/") == path.count("/"), (path, decoded)
 
 
 def test_only_plain_paths_under_the_api_root_are_sendable() -> None:
