@@ -136,7 +136,7 @@ def background_unmetered() -> ProxyError:
     return ProxyError(
         400,
         "invalid_request",
-        "Background responses cannot be charged to this key's budget or limits: their usage "
+        "Background responses cannot be charged to this key's budget or token limits: their usage "
         "is known only once they finish. Send the request without `background`.",
         param="background",
     )

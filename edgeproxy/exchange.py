@@ -86,6 +86,10 @@ Stage = Callable[["Exchange"], Awaitable[Reply | None]]
 class Charge(Protocol):
     """What a stage holds against a caller's limits or budget until the answer is over."""
 
+    @property
+    def metered(self) -> bool:
+        """Whether it is settled by the answer's usage (tokens or money), not only released."""
+
     def settle(self, exchange: Exchange) -> None:
         """The exchange is over: reconcile with its usage (the tokens really used, the
         deployment that answered), free what was held. Called exactly once; never raises,

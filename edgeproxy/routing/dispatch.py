@@ -260,10 +260,12 @@ class Dispatch:
         """What the Responses API's provider-kept state decides for a request: a follow-up
         of an answer a deployment of its groups gave goes to that deployment alone (see
         `_pinned`); one of an answer given to another key is refused, as if the answer did not
-        exist; so is a request to run in the background while its caller is charged (its
-        usage would come only with a later retrieval, which charges nothing). None: the
-        request is planned as any is."""
-        if exchange.charges is not None and exchange.payload.get("background") is True:
+        exist; so is a request to run in the background while its caller's budget or token
+        limits await its usage (which would come only with a later retrieval, which charges
+        nothing). None: the request is planned as any is."""
+        charges = exchange.charges or ()
+        metered = any(charge.metered for charge in charges)
+        if metered and exchange.payload.get("background") is True:
             return [], errors.background_unmetered()
         answer_id = exchange.payload.get("previous_response_id")
         if not isinstance(answer_id, str) or not is_answer_id(answer_id):

@@ -146,6 +146,10 @@ class _Held:
         self._tokens = tokens
         self._background = background
 
+    @property
+    def metered(self) -> bool:
+        return self._tokens
+
     def settle(self, exchange: Exchange) -> None:
         used = None
         if self._tokens:

@@ -96,5 +96,9 @@ class _Charge:
         self._stage = stage
         self._scopes = scopes
 
+    @property
+    def metered(self) -> bool:
+        return True  # a budget is charged what the answer cost
+
     def settle(self, exchange: Exchange) -> None:
         self._stage.charge(exchange, self._scopes)

@@ -290,29 +290,30 @@ async def test_the_mock_keeps_its_answers_as_openai_does(stack: Stack) -> None:
     assert [item.type for item in items.data] == ["message"]
 
 
-async def test_a_charged_key_cannot_run_a_response_in_the_background(
-    make_stack: StackFactory,
+@pytest.mark.parametrize(
+    ("ann", "refused"),
+    [
+        ({"budget": {"daily_usd": 100}}, True),
+        ({"limits": {"tpm": 100_000}}, True),
+        ({"limits": {"rpm": 100}}, False),  # counts requests: no usage awaited
+    ],
+)
+async def test_a_key_metered_by_usage_cannot_run_a_response_in_the_background(
+    make_stack: StackFactory, ann: dict[str, Any], refused: bool
 ) -> None:
-    """Its usage would come only with a later retrieval, which charges nothing: a budget
-    would never see it. A key without a budget may."""
-    budgets = {"daily_usd": 100}
-    keys = {
-        "auth": {
-            "mode": "keys",
-            "keys": [
-                {"id": "ann", "hash": hash_key(ANN_KEY), "budget": budgets},
-                {"id": "bob", "hash": hash_key(BOB_KEY)},
-            ],
-        }
-    }
+    """Its usage would come only with a later retrieval, which charges nothing: its budget or
+    token limit would never see it. A key whose limits count only requests may."""
+    keys = {"auth": {"mode": "keys", "keys": [{"id": "ann", "hash": hash_key(ANN_KEY), **ann}]}}
     stack = await make_stack(sections=keys)
-    async with client(stack, ANN_KEY) as ann, client(stack, BOB_KEY) as bob:
-        with pytest.raises(openai.BadRequestError) as refused:
-            await ann.responses.create(model="gpt-4o", input="Slow", background=True)
-        assert (await ann.responses.create(model="gpt-4o", input="Now")).status == "completed"
-        assert (await bob.responses.create(model="gpt-4o", input="Slow", background=True)).id
-    assert refused.value.param == "background"
-    assert stack.fake.calls["responses"] == 2
+    async with client(stack, ANN_KEY) as sdk:
+        if refused:
+            with pytest.raises(openai.BadRequestError) as refusal:
+                await sdk.responses.create(model="gpt-4o", input="Slow", background=True)
+            assert refusal.value.param == "background"
+        else:
+            assert (await sdk.responses.create(model="gpt-4o", input="Slow", background=True)).id
+        assert (await sdk.responses.create(model="gpt-4o", input="Now")).status == "completed"
+    assert stack.fake.calls["responses"] == (1 if refused else 2)
 
 
 async def test_the_admin_listener_says_who_holds_an_answer(stack: Stack) -> None:
