@@ -166,18 +166,24 @@ def build_handlers(state: ProxyState, recorded: Callable[[], None] | None = None
     affinity = state.pipeline.dispatch.affinity
     metrics = state.requests
 
-    def forwarded(call: Forwarded) -> None:
+    def forwarded_call(call: Forwarded) -> None:
+        """A call forwarded unread ended: counted, and logged with the access log on."""
         metrics.count_forwarded(call)
         if access is not None:
             access.forwarded(call)
 
     stored = StoredResponses(
-        state.table, affinity, relay, guards.authenticate, screen=guards.screen, record=forwarded
+        state.table,
+        affinity,
+        relay,
+        guards.authenticate,
+        screen=guards.screen,
+        record=forwarded_call,
     )
     passthrough = None
     if config.passthrough.openai or config.passthrough.anthropic:
         passthrough = Passthrough(
-            config.passthrough, state.providers, relay, guards.authenticate, forwarded
+            config.passthrough, state.providers, relay, guards.authenticate, forwarded_call
         )
     max_body = config.server.max_body_bytes
     return ProxyHandlers(

@@ -17,9 +17,7 @@ no dot segment, no encoded slash, backslash or second escape.
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
 from collections.abc import Callable, Mapping
 from typing import Final
 from urllib.parse import unquote
@@ -28,8 +26,9 @@ from edgeproxy import errors, inbound
 from edgeproxy.dialects import Dialect
 from edgeproxy.dialects.codec import Codec, codec_for
 from edgeproxy.errors import ProxyError
+from edgeproxy.forwarding import forward_request, forwarded
 from edgeproxy.passthrough_settings import PassthroughSettings
-from edgeproxy.providers.base import ForwardRequest, Provider
+from edgeproxy.providers.base import Provider
 from edgeproxy.relay import ClientRequest, ClientResponse, Relay
 from edgeproxy.security.auth import Authenticate
 from edgeproxy.security.settings import KeySettings
@@ -65,7 +64,7 @@ class Passthrough:
         providers: Mapping[str, Provider],
         relay: Relay,
         authenticate: Authenticate | None,
-        record: Callable[[Forwarded], None] | None = None,
+        record: Callable[[Forwarded], None],
     ) -> None:
         self._providers: dict[Dialect, Provider] = {}
         for dialect in (Dialect.OPENAI, Dialect.ANTHROPIC):
@@ -96,20 +95,11 @@ class Passthrough:
                 provider = self._providers[dialect]
                 status = await self._forward(request, request_id, provider, codec, response)
         finally:
-            if self._record is not None:
-                self._record(
-                    Forwarded(
-                        request_id=request_id,
-                        key_id=caller.id if caller is not None else None,
-                        team=caller.team if caller is not None else None,
-                        endpoint="passthrough",
-                        method=request.method,
-                        path=request.path,
-                        provider=provider.name if provider is not None else None,
-                        status=status,
-                        duration=time.monotonic() - request.received,
-                    )
-                )
+            name = provider.name if provider is not None else None
+            call = forwarded(
+                request, request_id, caller, "passthrough", provider=name, status=status
+            )
+            self._record(call)
 
     async def _forward(
         self,
@@ -119,18 +109,9 @@ class Passthrough:
         codec: Codec,
         response: ClientResponse,
     ) -> int:
-        total = provider.config.timeouts.total
-        forwarded = ForwardRequest(
-            request_id=request_id,
-            method=request.method,
-            path=request.path,
-            query=request.query,
-            client_headers=request.headers,
-            body=request.body,
-            deadline=None if total is None else asyncio.get_running_loop().time() + total,
-        )
+        call = forward_request(request, request_id, provider, request.body)
         try:
-            upstream = await provider.forward(forwarded, raw=True)
+            upstream = await provider.forward(call, raw=True)
         except ProxyError as err:
             return self._relay.fail(response, err, codec, request_id)
         return await self._relay.forward(response, upstream, provider.name, codec, request_id)

@@ -26,8 +26,6 @@ line).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import time
 from collections.abc import Callable
 
 from edgeproxy import errors, inbound
@@ -35,8 +33,9 @@ from edgeproxy.dialects import openai_responses
 from edgeproxy.dialects.openai_responses import STORED_CALLS
 from edgeproxy.errors import ProxyError
 from edgeproxy.exchange import Exchange
+from edgeproxy.forwarding import forward_request, forwarded
 from edgeproxy.operations import Operation
-from edgeproxy.providers.base import ForwardRequest, Provider, Upstream
+from edgeproxy.providers.base import Provider, Upstream
 from edgeproxy.relay import ClientRequest, ClientResponse, Relay
 from edgeproxy.routing.affinity import ResponseAffinity
 from edgeproxy.routing.router import Deployment, ModelTable
@@ -47,15 +46,8 @@ from edgeproxy.telemetry.record import Forwarded
 
 # A retrieved answer is a Response, its replay the Responses API's stream (its error event).
 _CODEC = openai_responses
-# Each call's name in the access log.
-_ENDPOINTS = {
-    ("GET", ""): "responses.retrieve",
-    ("DELETE", ""): "responses.delete",
-    ("GET", "/input_items"): "responses.input_items",
-    ("POST", "/cancel"): "responses.cancel",
-}
 # The calls whose answer is a Response the output rules screen.
-_ANSWERS = frozenset({("GET", ""), ("POST", "/cancel")})
+_ANSWERS = frozenset({"retrieve", "cancel"})
 
 
 class StoredResponses:
@@ -79,7 +71,7 @@ class StoredResponses:
         authenticate: Authenticate | None,
         *,
         screen: Screen | None,
-        record: Callable[[Forwarded], None] | None = None,
+        record: Callable[[Forwarded], None],
     ) -> None:
         self._record = record  # told of each call once it ended (metrics, access log)
         self._affinity = affinity
@@ -105,11 +97,11 @@ class StoredResponses:
         request_id = inbound.request_id(request.headers)
         caller: KeySettings | None = None
         status, provider = 499, None  # unless the call ends otherwise: the client left
+        name = STORED_CALLS.get((request.method, suffix))
         try:
-            methods = STORED_CALLS[suffix]
-            if request.method not in methods:
+            if name is None:
                 err = errors.method_not_allowed(request.method, request.path)
-                allow = ", ".join(methods)
+                allow = ", ".join(method for method, s in STORED_CALLS if s == suffix)
                 status = self._relay.fail(response, err, _CODEC, request_id, allow=allow)
                 return
             if self._authenticate is not None:
@@ -119,36 +111,27 @@ class StoredResponses:
                     return
                 caller = identified
             status, provider = await self._call(
-                request, request_id, answer_id, suffix, caller=caller, response=response
+                request, request_id, answer_id, name, caller=caller, response=response
             )
         finally:
-            if self._record is not None:
-                self._record(
-                    Forwarded(
-                        request_id=request_id,
-                        key_id=caller.id if caller is not None else None,
-                        team=caller.team if caller is not None else None,
-                        endpoint=_ENDPOINTS.get((request.method, suffix), "responses"),
-                        method=request.method,
-                        path=request.path,
-                        provider=provider,
-                        status=status,
-                        duration=time.monotonic() - request.received,
-                    )
-                )
+            endpoint = "responses" if name is None else "responses." + name
+            call = forwarded(
+                request, request_id, caller, endpoint, provider=provider, status=status
+            )
+            self._record(call)
 
     async def _call(
         self,
         request: ClientRequest,
         request_id: str,
         answer_id: str,
-        suffix: str,
+        name: str,
         *,
         caller: KeySettings | None,
         response: ClientResponse,
     ) -> tuple[int, str | None]:
-        """The call sent where the answer is and its answer relayed: the status it ended with
-        and the provider that gave it."""
+        """The call (`name`d in STORED_CALLS) sent where the answer is and its answer relayed:
+        the status it ended with and the provider that gave it."""
         exchange = Exchange(
             request_id=request_id,
             operation=Operation.RESPONSES,
@@ -160,28 +143,19 @@ class StoredResponses:
             started=request.received,
         )
         exchange.caller = caller
-        call = ForwardRequest(
-            request_id=request_id,
-            method=request.method,
-            path=request.path,
-            query=request.query,
-            client_headers=request.headers,
-            body=b"",
-            deadline=None,  # each provider's own (`_ask`)
-        )
         provider = None
         try:
             providers = await self._providers_for(answer_id, caller)
-            reply, provider = await self._ask(providers, call, answer_id)
+            reply, provider = await self._ask(providers, request, request_id, answer_id)
             if not isinstance(reply, ProxyError):
                 exchange.stream = reply.is_event_stream
-                if self._screen is not None and (call.method, suffix) in _ANSWERS:
+                if self._screen is not None and name in _ANSWERS:
                     self._screen.screen_stored(exchange)
             await self._relay.answer(response, exchange, reply, _CODEC)
         except asyncio.CancelledError:
             self._relay.interrupted(response, exchange, _CODEC)
             raise
-        if call.method == "DELETE" and exchange.status == 200:
+        if name == "delete" and exchange.status == 200:
             self._affinity.forget(answer_id)
         return exchange.status, provider
 
@@ -199,23 +173,19 @@ class StoredResponses:
         return [] if caller is not None else self._providers
 
     async def _ask(
-        self, providers: list[Provider], call: ForwardRequest, answer_id: str
+        self, providers: list[Provider], request: ClientRequest, request_id: str, answer_id: str
     ) -> tuple[Upstream | ProxyError, str | None]:
         """The first answer that is not a 404, else the last answer or failure; and the
         provider that gave it."""
         last: Upstream | ProxyError = errors.stored_response_not_found(answer_id)
         asked = None
-        loop = asyncio.get_running_loop()
         for provider in providers:
             if not isinstance(last, ProxyError):
                 last.close()
             asked = provider.name
-            total = provider.config.timeouts.total
-            deadline = None if total is None else loop.time() + total
             try:
-                last = await provider.forward(
-                    dataclasses.replace(call, deadline=deadline), raw=False
-                )
+                call = forward_request(request, request_id, provider, b"")
+                last = await provider.forward(call, raw=False)
             except ProxyError as err:
                 last = err
                 continue

@@ -45,12 +45,14 @@ _ANSWER_ID = re.compile(rb'"id"\s*:\s*"(resp_[A-Za-z0-9_\-]{1,200})"')
 # path segment as it is.
 is_answer_id = re.compile(r"resp_[A-Za-z0-9_\-]{1,200}").fullmatch
 STORED_PREFIX: Final = "/v1/responses/"
-# The calls on a stored answer: what follows its id in the path, and the methods each takes.
-STORED_CALLS: Final[Mapping[str, tuple[str, ...]]] = {
-    "": ("GET", "DELETE"),
-    "/input_items": ("GET",),
-    "/cancel": ("POST",),
+# The calls on a stored answer, by method and what follows its id in the path.
+STORED_CALLS: Final[Mapping[tuple[str, str], str]] = {
+    ("GET", ""): "retrieve",
+    ("DELETE", ""): "delete",
+    ("GET", "/input_items"): "input_items",
+    ("POST", "/cancel"): "cancel",
 }
+_STORED_SUFFIXES = frozenset(suffix for _, suffix in STORED_CALLS)
 _ID_WITHIN = 1024  # bytes of a whole answer its id is looked for in
 
 
@@ -225,6 +227,6 @@ def stored_call(path: str) -> tuple[str, str] | None:
         return None
     answer_id, slash, rest = path[len(STORED_PREFIX) :].partition("/")
     suffix = slash + rest
-    if suffix not in STORED_CALLS or not is_answer_id(answer_id):
+    if suffix not in _STORED_SUFFIXES or not is_answer_id(answer_id):
         return None
     return answer_id, suffix

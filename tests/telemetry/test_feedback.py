@@ -324,7 +324,14 @@ async def make_proxy() -> AsyncIterator[ProxyFactory]:
             relay,
             Recorder(costing, state.requests),
             config.server.max_body_bytes,
-            stored=StoredResponses(state.table, affinity, relay, None, screen=None),
+            stored=StoredResponses(
+                state.table,
+                affinity,
+                relay,
+                None,
+                screen=None,
+                record=state.requests.count_forwarded,
+            ),
             feedback=FeedbackEndpoint(taken, identify) if enabled else None,
         )
         server = HttpServer(handlers, listener_limits(config.server), handlers.reject)
